@@ -1,0 +1,474 @@
+"""Constant matrix-vector products as shift-add graphs.
+
+A frozen layer computes ``y = W @ x`` with ``W`` a constant integer matrix. This module plans
+that product as an :class:`AdderGraph`: a list of two-operand adders/subtractors over shifted
+inputs, shared across all outputs, in which zero weights produce nothing. Two planners exist
+behind one function, :func:`plan_cmvm`:
+
+* ``"csd"``: the naive baseline. Every weight is recoded in canonical signed digits (CSD), each
+  digit is one shifted input, and each output sums its digits in a balanced tree. No sharing.
+* ``"da4ml"``: the published constant-matrix solver `da4ml` (common subexpression elimination
+  across outputs with a two-stage matrix decomposition), decoded into our graph. Solutions are
+  cached by content, because the solver takes minutes on 128x128 matrices.
+
+Whatever the planner, the graph is checked exactly against ``W`` (every output's coefficient
+vector is recomputed from the graph) before it is returned: a wrong plan is an error, never a
+silently wrong chip. This module is pure Python and never imports Amaranth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Term", "AdderGraph", "Schedule", "PlanError", "plan_cmvm", "csd_digits",
+           "signed_width", "sum_tree", "SOLVERS"]
+
+SOLVERS = ("csd", "da4ml")
+
+#: Bump when the graph encoding or the solver call changes, to invalidate cached plans.
+_CACHE_FORMAT = 1
+
+
+class PlanError(Exception):
+    """A planner produced no usable graph (bad input or a solver bug caught by the check)."""
+
+
+class Term(NamedTuple):
+    """A signed, shifted reference to a graph node: ``(-1)**neg * (node << shift)``."""
+
+    node: int
+    shift: int = 0
+    neg: bool = False
+
+    def shifted(self, by: int) -> Term:
+        return Term(self.node, self.shift + by, self.neg)
+
+    def negated(self) -> Term:
+        return Term(self.node, self.shift, not self.neg)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdderGraph:
+    """A shift-add network computing ``y = W @ x`` for a fixed integer matrix ``W``.
+
+    Nodes ``0 .. n_in-1`` are the inputs; node ``n_in + k`` is ``adds[k][0] + adds[k][1]``
+    (both :class:`Term`). Every adder reads only earlier nodes. ``outputs[j]`` is the
+    :class:`Term` giving ``y[j]``, or ``None`` where row ``j`` of ``W`` is all zero (the output
+    is the constant 0 and costs nothing). A negated output costs one extra subtractor at the
+    output, counted in :attr:`adders`.
+    """
+
+    n_in: int
+    adds: tuple[tuple[Term, Term], ...]
+    outputs: tuple[Term | None, ...]
+    solver: str = "csd"
+    solve_seconds: float = 0.0
+
+    @property
+    def n_out(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.n_in + len(self.adds)
+
+    @property
+    def negated_outputs(self) -> int:
+        return sum(1 for t in self.outputs if t is not None and t.neg)
+
+    @property
+    def adders(self) -> int:
+        """Two-operand adders and subtractors, output negations included."""
+        return len(self.adds) + self.negated_outputs
+
+    def node_depths(self) -> list[int]:
+        """Adder levels from the inputs to each node (inputs are at depth 0)."""
+        depth = [0] * self.n_nodes
+        for k, (a, b) in enumerate(self.adds):
+            depth[self.n_in + k] = 1 + max(depth[a.node], depth[b.node])
+        return depth
+
+    def output_depths(self) -> list[int]:
+        """Adder levels of each output, the output negation included (0 for zero outputs)."""
+        depth = self.node_depths()
+        return [0 if t is None else depth[t.node] + int(t.neg) for t in self.outputs]
+
+    @property
+    def depth(self) -> int:
+        """Adder levels on the longest input-to-output path."""
+        return max(self.output_depths(), default=0)
+
+    def node_coefficients(self, dtype=object) -> np.ndarray:
+        """Each node's value as an exact integer combination of the inputs, shape (nodes, n_in).
+
+        The default object dtype (Python integers) cannot overflow; ``np.int64`` is faster and
+        exact while coefficients stay below 2**63, as they do for int8 weights.
+        """
+        coef = np.zeros((self.n_nodes, self.n_in), dtype=dtype)
+        for i in range(self.n_in):
+            coef[i, i] = 1
+        for k, (a, b) in enumerate(self.adds):
+            coef[self.n_in + k] = _term_value(coef, a) + _term_value(coef, b)
+        return coef
+
+    def matrix(self) -> np.ndarray:
+        """The matrix this graph computes, shape (n_out, n_in), as Python integers."""
+        coef = self.node_coefficients()
+        rows = [np.zeros(self.n_in, dtype=object) if t is None else _term_value(coef, t)
+                for t in self.outputs]
+        return np.array(rows, dtype=object).reshape(self.n_out, self.n_in)
+
+    def check(self, weights: np.ndarray) -> None:
+        """Raise :class:`PlanError` unless this graph computes exactly ``weights @ x``."""
+        weights = np.asarray(weights)
+        if weights.shape != (self.n_out, self.n_in):
+            raise PlanError(f"plan is {self.n_out}x{self.n_in}, weights are "
+                            f"{weights.shape[0]}x{weights.shape[1]}")
+        for k, (a, b) in enumerate(self.adds):
+            for t in (a, b):
+                if not 0 <= t.node < self.n_in + k or t.shift < 0:
+                    raise PlanError(f"adder {k} has a bad operand {t}")
+        got = self.matrix()
+        bad = np.argwhere(got != weights.astype(object))
+        if len(bad):
+            j, i = bad[0]
+            raise PlanError(f"plan computes W[{j},{i}] = {got[j, i]}, expected {weights[j, i]} "
+                            f"({len(bad)} entries differ; solver {self.solver})")
+
+    def node_ranges(self, lo, hi) -> tuple[list[int], list[int]]:
+        """Exact value range of every node when input ``i`` lies in ``[lo[i], hi[i]]``."""
+        coef = self.node_coefficients(np.int64)
+        lo = np.broadcast_to(np.asarray(lo, dtype=np.int64), (self.n_in,))
+        hi = np.broadcast_to(np.asarray(hi, dtype=np.int64), (self.n_in,))
+        a, b = coef * lo, coef * hi
+        return np.minimum(a, b).sum(axis=1).tolist(), np.maximum(a, b).sum(axis=1).tolist()
+
+    def schedule(self, levels_per_stage: int) -> Schedule:
+        """Place adders into register stages of ``levels_per_stage`` adder levels each.
+
+        Stage ``s`` (1-based) is the logic between register bank ``s-1`` (bank 0 being the
+        unregistered inputs) and bank ``s``. An adder at depth ``d`` sits in stage
+        ``ceil(d / levels_per_stage)``; an output negation sits one level after its node. Every
+        output is registered at the last bank, so the latency is at least one cycle.
+        """
+        if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
+            raise ValueError(f"levels_per_stage must be a positive integer, "
+                             f"not {levels_per_stage!r}")
+        L = levels_per_stage
+        depth = self.node_depths()
+        stage = [-(-d // L) for d in depth]
+        stages = max(1, -(-self.depth // L))
+        need = [-1] * self.n_nodes  # last bank at which the node's value must be held
+        for k, (a, b) in enumerate(self.adds):
+            c = stage[self.n_in + k]
+            for t in (a, b):
+                if stage[t.node] < c:
+                    need[t.node] = max(need[t.node], c - 1)
+        neg_stage = []
+        for t in self.outputs:
+            if t is None:
+                neg_stage.append(0)
+            elif t.neg:
+                s = max(1, -(-(depth[t.node] + 1) // L))
+                neg_stage.append(s)
+                if stage[t.node] < s:
+                    need[t.node] = max(need[t.node], s - 1)
+            else:
+                neg_stage.append(0)
+                need[t.node] = stages
+        return Schedule(levels_per_stage=L, stages=stages, node_stage=stage, node_need=need,
+                        neg_stage=neg_stage)
+
+    def register_bits(self, levels_per_stage: int, lo, hi) -> int:
+        """Pipeline register bits of the scheduled graph, inputs in ``[lo, hi]``."""
+        sched = self.schedule(levels_per_stage)
+        nlo, nhi = self.node_ranges(lo, hi)
+        bits = 0
+        for n in range(self.n_nodes):
+            first = sched.node_stage[n] if n >= self.n_in else 1  # inputs arrive unregistered
+            bits += signed_width(nlo[n], nhi[n]) * max(0, sched.node_need[n] - first + 1)
+        for t, s in zip(self.outputs, sched.neg_stage, strict=True):
+            if t is not None and t.neg:
+                bits += signed_width(-nhi[t.node], -nlo[t.node]) * (sched.stages - s + 1)
+        return bits
+
+    # -- serialisation (for the plan cache) --
+
+    def to_json(self) -> dict:
+        def enc(t: Term | None):
+            return None if t is None else [t.node, t.shift, int(t.neg)]
+        return {"n_in": self.n_in, "solver": self.solver, "solve_seconds": self.solve_seconds,
+                "adds": [[enc(a), enc(b)] for a, b in self.adds],
+                "outputs": [enc(t) for t in self.outputs]}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> AdderGraph:
+        def dec(v):
+            return None if v is None else Term(int(v[0]), int(v[1]), bool(v[2]))
+        return cls(n_in=int(obj["n_in"]), solver=str(obj["solver"]),
+                   solve_seconds=float(obj["solve_seconds"]),
+                   adds=tuple((dec(a), dec(b)) for a, b in obj["adds"]),
+                   outputs=tuple(dec(t) for t in obj["outputs"]))
+
+
+class Schedule(NamedTuple):
+    """Where each node of an :class:`AdderGraph` is computed and how long it is held."""
+
+    levels_per_stage: int
+    stages: int  # register stages from input to output: the latency in cycles
+    node_stage: list[int]  # stage computing each node (0 for inputs)
+    node_need: list[int]  # last register bank each node is read from (-1: never registered)
+    neg_stage: list[int]  # stage computing each negated output (0 where none)
+
+
+def signed_width(lo: int, hi: int) -> int:
+    """Bits of the narrowest two's complement number holding every integer in [lo, hi]."""
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise ValueError(f"empty range [{lo}, {hi}]")
+    pos = hi.bit_length() + 1 if hi > 0 else 1
+    neg = (-lo - 1).bit_length() + 1 if lo < 0 else 1
+    return max(pos, neg)
+
+
+def _term_value(coef: np.ndarray, t: Term) -> np.ndarray:
+    v = coef[t.node] * (1 << t.shift)
+    return -v if t.neg else v
+
+
+class _Builder:
+    """Accumulates adders, normalising each to non-negative polarity and shift.
+
+    ``add(a, b)`` returns a :class:`Term` equal to ``a + b``. The adder node stores the
+    operands with the common shift factored out and at most one of them negated; the sign and
+    shift are carried by the returned term instead. With ``share``, an adder already built
+    with the same operands is reused (hash-consing), so no two nodes compute the same thing.
+    """
+
+    def __init__(self, n_in: int, *, share: bool):
+        self.n_in = n_in
+        self.adds: list[tuple[Term, Term]] = []
+        self._seen: dict[tuple[Term, Term], int] | None = {} if share else None
+
+    def add(self, a: Term, b: Term) -> Term:
+        shift = min(a.shift, b.shift)
+        neg = a.neg and b.neg
+        if neg:
+            a, b = a.negated(), b.negated()
+        a, b = a.shifted(-shift), b.shifted(-shift)
+        if a.neg or (not b.neg and (b.node, b.shift) < (a.node, a.shift)):
+            a, b = b, a  # the positive operand first; ties broken for canonical keys
+        key = (a, b)
+        if self._seen is not None and key in self._seen:
+            node = self._seen[key]
+        else:
+            node = self.n_in + len(self.adds)
+            self.adds.append(key)
+            if self._seen is not None:
+                self._seen[key] = node
+        return Term(node, shift, neg)
+
+    def sum(self, terms: list[Term]) -> Term | None:
+        """Sum terms in a balanced tree (depth ceil(log2(len))); None for an empty sum."""
+        if not terms:
+            return None
+        while len(terms) > 1:
+            nxt = [self.add(terms[k], terms[k + 1]) for k in range(0, len(terms) - 1, 2)]
+            if len(terms) % 2:
+                nxt.append(terms[-1])
+            terms = nxt
+        return terms[0]
+
+    def graph(self, outputs: list[Term | None], solver: str, seconds: float) -> AdderGraph:
+        return _prune(AdderGraph(self.n_in, tuple(self.adds), tuple(outputs), solver, seconds))
+
+
+def _prune(graph: AdderGraph) -> AdderGraph:
+    """Drop adders no output depends on and renumber the rest (order preserved)."""
+    live = [False] * graph.n_nodes
+    for t in graph.outputs:
+        if t is not None:
+            live[t.node] = True
+    for k in range(len(graph.adds) - 1, -1, -1):
+        if live[graph.n_in + k]:
+            for t in graph.adds[k]:
+                live[t.node] = True
+    remap = list(range(graph.n_in))
+    adds = []
+    for k, (a, b) in enumerate(graph.adds):
+        remap.append(graph.n_in + len(adds))
+        if live[graph.n_in + k]:
+            adds.append((a._replace(node=remap[a.node]), b._replace(node=remap[b.node])))
+
+    def fix(t):
+        return None if t is None else t._replace(node=remap[t.node])
+    return dataclasses.replace(graph, adds=tuple(adds), outputs=tuple(fix(t) for t in graph.outputs))
+
+
+def csd_digits(value: int) -> list[tuple[int, bool]]:
+    """Canonical signed-digit recoding: ``value == sum((-1)**neg << shift)``, fewest digits."""
+    digits = []
+    shift = 0
+    value = int(value)
+    while value:
+        if value & 1:
+            digit = 2 - (value & 3)  # +1 if value = 1 mod 4, -1 if value = 3 mod 4
+            digits.append((shift, digit < 0))
+            value -= digit
+        value >>= 1
+        shift += 1
+    return digits
+
+
+def _plan_csd(weights: np.ndarray) -> AdderGraph:
+    n_out, n_in = weights.shape
+    b = _Builder(n_in, share=False)
+    outputs = []
+    for j in range(n_out):
+        terms = [Term(i, s, neg) for i in range(n_in) for s, neg in csd_digits(weights[j, i])]
+        outputs.append(b.sum(terms))
+    return b.graph(outputs, "csd", 0.0)
+
+
+def sum_tree(n_in: int) -> AdderGraph:
+    """One output summing all ``n_in`` inputs in a balanced tree (for multiplier outputs)."""
+    b = _Builder(n_in, share=False)
+    return b.graph([b.sum([Term(i) for i in range(n_in)])], "tree", 0.0)
+
+
+def _da4ml_version() -> str:
+    from importlib.metadata import version
+    return version("da4ml")
+
+
+def _plan_da4ml(weights: np.ndarray) -> AdderGraph:
+    from da4ml.cmvm import solve  # imported lazily: only this planner needs it
+
+    n_out, n_in = weights.shape
+    if not weights.any():
+        return AdderGraph(n_in, (), (None,) * n_out, "da4ml", 0.0)
+    t0 = time.perf_counter()
+    # da4ml computes vec @ kernel, kernel shaped (n_in, n_out). Inputs are int8.
+    pipeline = solve(np.ascontiguousarray(weights.T, dtype=np.float32),
+                     qintervals=[(-128.0, 127.0, 1.0)] * n_in,
+                     search_all_decompose_dc=False)
+    seconds = time.perf_counter() - t0
+
+    b = _Builder(n_in, share=True)
+    # Each stage input is (term, exponent): the stage sees value(term) * 2**exponent.
+    stage_in: list[tuple[Term | None, int]] = [(Term(i), 0) for i in range(n_in)]
+    for sol in pipeline.solutions:
+        buf: list[tuple[Term | None, int]] = []
+        for op in sol.ops:
+            if op.opcode == -1:  # read stage input id0, scaled by 2**inp_shifts[id0]
+                term, e = stage_in[op.id0]
+                buf.append((term, e + int(sol.inp_shifts[op.id0])))
+            elif op.opcode in (0, 1):  # buf[id0] +/- buf[id1] * 2**data
+                (t0_, e0), (t1_, e1) = buf[op.id0], buf[op.id1]
+                e1 += int(op.data)
+                if t1_ is not None and op.opcode == 1:
+                    t1_ = t1_.negated()
+                if t0_ is None or t1_ is None:  # an operand is the constant 0
+                    buf.append((t1_, e1) if t0_ is None else (t0_, e0))
+                    continue
+                e = min(e0, e1)
+                buf.append((b.add(t0_.shifted(e0 - e), t1_.shifted(e1 - e)), e))
+            else:
+                raise PlanError(f"da4ml returned an operation this planner cannot map "
+                                f"(opcode {op.opcode}); only shift-add graphs are supported")
+        outs: list[tuple[Term | None, int]] = []
+        for idx, shift, neg in zip(sol.out_idxs, sol.out_shifts, sol.out_negs, strict=True):
+            if idx < 0:
+                outs.append((None, 0))
+                continue
+            term, e = buf[idx]
+            if term is not None and neg:
+                term = term.negated()
+            outs.append((term, e + int(shift)))
+        stage_in = outs
+
+    outputs: list[Term | None] = []
+    for j, (term, e) in enumerate(stage_in):
+        if term is None or not weights[j].any():
+            outputs.append(None)
+        elif term.shift + e < 0:
+            raise PlanError(f"da4ml output {j} is not an integer combination of the inputs")
+        else:
+            outputs.append(term.shifted(e))
+    return b.graph(outputs, "da4ml", seconds)
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("SEMIFREDDO_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "semifreddo-hw" / "cmvm"
+
+
+def _cache_key(weights: np.ndarray, solver: str) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": _CACHE_FORMAT, "solver": solver,
+                         "version": _da4ml_version(), "shape": list(weights.shape)}).encode())
+    h.update(np.ascontiguousarray(weights, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def plan_cmvm(weights, solver: str = "da4ml", *, cache: bool = True) -> AdderGraph:
+    """Plan ``y = weights @ x`` (``weights`` an integer matrix, shape (n_out, n_in)).
+
+    The returned graph has been checked to compute exactly ``weights``. With ``cache``, the
+    ``da4ml`` solution is stored under ``$SEMIFREDDO_CACHE_DIR`` (default
+    ``~/.cache/semifreddo-hw/cmvm``), keyed by the matrix contents and the solver version, so a
+    rebuild with the same weights solves nothing; cached plans are re-checked when loaded.
+    ``solve_seconds`` of a cached plan is the time of the original solve.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+    w = np.asarray(weights)
+    if w.ndim != 2 or 0 in w.shape:
+        raise ValueError(f"weights must be a non-empty 2-D matrix, not shape {w.shape}")
+    if not np.issubdtype(w.dtype, np.integer):
+        raise TypeError(f"weights must be integers, not {w.dtype}")
+    w = w.astype(np.int64)
+    if np.abs(w).max() >= 1 << 24:
+        raise ValueError("weights must lie within +/-2**24 (the solver computes in float32)")
+
+    if solver == "csd":
+        graph = _plan_csd(w)
+        graph.check(w)
+        return graph
+
+    path = _cache_dir() / f"{_cache_key(w, solver)}.json" if cache else None
+    if path is not None and path.is_file():
+        try:
+            graph = AdderGraph.from_json(json.loads(path.read_text()))
+            graph.check(w)
+            return graph
+        except (OSError, ValueError, KeyError, TypeError, IndexError, PlanError):
+            pass  # unreadable or stale entry: solve again and overwrite it
+    graph = _plan_da4ml(w)
+    graph.check(w)
+    if path is not None:
+        _write_atomic(path, json.dumps(graph.to_json(), separators=(",", ":")))
+    return graph
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs time, never correctness

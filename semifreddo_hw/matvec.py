@@ -1,0 +1,259 @@
+"""Matrix-vector products on int8 streams: frozen (shift-add) and configurable (multipliers).
+
+Both blocks compute ``y = W @ x`` for one int8 vector ``x`` per beat, exactly (outputs are
+as wide as their range needs), fully pipelined at one beat per clock. They differ in where
+``W`` lives:
+
+* :class:`FrozenMatVec`: ``W`` is a build-time constant, planned into a shared shift-add
+  graph (:mod:`semifreddo_hw.adder_graph`). No multipliers, no weight memory; zero weights
+  produce no logic.
+* :class:`ConfigurableMatVec`: ``W`` sits in a :class:`~semifreddo_hw.params.ParamBank`
+  written at run time, multiplied by real multipliers and summed in an adder tree.
+"""
+
+import numpy as np
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .adder_graph import SOLVERS, AdderGraph, plan_cmvm, signed_width, sum_tree
+from .params import ParamBank
+from .pipeline import Pipeline
+from .streams import vector_layout
+
+__all__ = ["FrozenMatVec", "ConfigurableMatVec", "realize_graph", "INT8_MIN", "INT8_MAX"]
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def realize_graph(m: Module, pipe: Pipeline, graph: AdderGraph, inputs, lo, hi, *,
+                  levels_per_stage: int, name: str):
+    """Build ``graph`` over ``inputs`` (values in ``[lo, hi]``) as pipelined logic.
+
+    Adders are placed by :meth:`AdderGraph.schedule`; every node is exactly as wide as its
+    value range. Returns one value per graph output, available after ``schedule.stages``
+    pipeline advances (``None`` for an output that is constantly zero).
+    """
+    sched = graph.schedule(levels_per_stage)
+    nlo, nhi = graph.node_ranges(lo, hi)
+    width = [signed_width(a, b) for a, b in zip(nlo, nhi, strict=True)]
+    comb: dict[int, Signal] = {}
+    held: dict[tuple[int, int], object] = {}
+
+    def after_bank(n, bank):  # the node's value as held by register bank `bank`
+        key = (n, bank)
+        if key not in held:
+            if n < graph.n_in and bank == 0:
+                held[key] = inputs[n]
+            elif bank == sched.node_stage[n]:
+                held[key] = pipe.stage(node_comb(n), signed(width[n]), name=f"{name}_n{n}_r")
+            else:
+                held[key] = pipe.stage(after_bank(n, bank - 1), name=f"{name}_n{n}_r{bank}")
+        return held[key]
+
+    def in_stage(n, s):  # the node's value usable by logic in stage `s`
+        if n >= graph.n_in and sched.node_stage[n] == s:
+            return node_comb(n)
+        return after_bank(n, s - 1)
+
+    def term(t, s):
+        v = in_stage(t.node, s)
+        return v << t.shift if t.shift else v
+
+    def node_comb(n):
+        if n not in comb:
+            a, b = graph.adds[n - graph.n_in]
+            s = sched.node_stage[n]
+            va, vb = term(a, s), term(b, s)
+            expr = -va if a.neg else va
+            expr = expr - vb if b.neg else expr + vb
+            comb[n] = sig = Signal(signed(width[n]), name=f"{name}_n{n}")
+            m.d.comb += sig.eq(expr)
+        return comb[n]
+
+    outputs = []
+    for j, (t, s) in enumerate(zip(graph.outputs, sched.neg_stage, strict=True)):
+        if t is None:
+            outputs.append(None)
+            continue
+        if t.neg:
+            neg = Signal(signed(signed_width(-nhi[t.node], -nlo[t.node])), name=f"{name}_neg{j}")
+            m.d.comb += neg.eq(-in_stage(t.node, s))
+            v = pipe.delay(neg, sched.stages - s + 1, name=f"{name}_neg{j}")
+        else:
+            v = after_bank(t.node, sched.stages)
+        outputs.append(v << t.shift if t.shift else v)
+    return outputs
+
+
+def _check_levels(levels_per_stage):
+    if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
+        raise ValueError(f"levels_per_stage must be a positive integer, not {levels_per_stage!r}")
+
+
+class FrozenMatVec(wiring.Component):
+    """``y = W @ x`` for a constant int8 matrix ``W`` (shape ``(n_out, n_in)``).
+
+    Built only from shifts, adders and registers: no multiplier, no memory. The adder graph
+    is shared across outputs and pipelined with ``levels_per_stage`` adder levels between
+    registers; :attr:`latency` cycles from an accepted input to its output, one beat per
+    clock when the output is not stalled. Output lanes are ``signed(out_width)``, wide enough
+    for every int8 input (the exact range of each output is in :attr:`out_ranges`).
+
+    Ports: ``i`` (stream of :func:`vector_layout` ``(signed(8), n_in)``), ``o`` (stream of
+    ``(signed(out_width), n_out)``); ``side`` bits travel with their beat.
+    """
+
+    def __init__(self, weights, *, solver: str = "da4ml", levels_per_stage: int = 2,
+                 side_width: int = 0, graph: AdderGraph | None = None):
+        w = np.asarray(weights)
+        if w.ndim != 2 or 0 in w.shape:
+            raise ValueError(f"weights must be a non-empty 2-D matrix, not shape {w.shape}")
+        if not np.issubdtype(w.dtype, np.integer):
+            raise TypeError(f"weights must be an integer array, not {w.dtype}")
+        bad = np.argwhere((w < INT8_MIN) | (w > INT8_MAX))
+        if len(bad):
+            j, i = bad[0]
+            raise ValueError(f"weight [{j},{i}] = {w[j, i]} is outside int8 [-128, 127]")
+        _check_levels(levels_per_stage)
+        self.weights = w.astype(np.int64)
+        if graph is None:
+            if solver not in SOLVERS:
+                raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
+            graph = plan_cmvm(self.weights, solver)
+        else:
+            graph.check(self.weights)
+        self.graph = graph
+        self.levels_per_stage = levels_per_stage
+        self.side_width = side_width
+        pos, neg = np.clip(self.weights, 0, None), np.clip(self.weights, None, 0)
+        self.out_ranges = list(zip((pos * INT8_MIN + neg * INT8_MAX).sum(axis=1).tolist(),
+                                   (pos * INT8_MAX + neg * INT8_MIN).sum(axis=1).tolist(),
+                                   strict=True))
+        self.out_width = max(signed_width(lo, hi) for lo, hi in self.out_ranges)
+        n_out, n_in = self.weights.shape
+        super().__init__({
+            "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
+            "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input beat's acceptance to its output beat, without stalls."""
+        return self.graph.schedule(self.levels_per_stage).stages
+
+    def report(self) -> dict:
+        """Plan estimates (not measured): weights, adders, depth, latency, register bits."""
+        g = self.graph
+        return {
+            "shape": list(self.weights.shape),
+            "weights": int(self.weights.size),
+            "nonzero_weights": int(np.count_nonzero(self.weights)),
+            "solver": g.solver,
+            "solve_seconds": round(g.solve_seconds, 3),
+            "adders": g.adders,
+            "adder_levels": g.depth,
+            "levels_per_stage": self.levels_per_stage,
+            "latency_cycles": self.latency,
+            "register_bits": g.register_bits(self.levels_per_stage, INT8_MIN, INT8_MAX),
+            "out_width": self.out_width,
+            "multipliers": 0,
+            "memory_bits": 0,
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = Pipeline(self.latency, name="mv")
+        pipe.connect(m, self.i, self.o)
+        x = self.i.payload.data
+        outs = realize_graph(m, pipe, self.graph, [x[k] for k in range(len(x))],
+                             INT8_MIN, INT8_MAX, levels_per_stage=self.levels_per_stage,
+                             name="mv")
+        for j, v in enumerate(outs):
+            m.d.comb += self.o.payload.data[j].eq(0 if v is None else v)
+        m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
+                                                      name="side"))
+        pipe.finish(m)
+        return m
+
+
+class ConfigurableMatVec(wiring.Component):
+    """``y = W @ x`` for an int8 matrix ``W`` (``n_out`` x ``n_in``) loaded at run time.
+
+    ``W`` lives in a :class:`ParamBank` (element ``j * n_in + i`` is ``W[j, i]``), written
+    through ``write`` and starting from ``init`` (default all zero). Each beat uses
+    ``n_out * n_in`` int8 multipliers (one stage), then one adder tree per output with
+    ``levels_per_stage`` adder levels per stage. Output lanes are ``signed(out_width)``, exact
+    for any int8 weights and inputs.
+
+    Ports: ``i``, ``o`` as :class:`FrozenMatVec`; ``write`` and ``select`` as
+    :class:`ParamBank` (``select`` picks one of ``sets`` weight sets).
+    """
+
+    def __init__(self, n_in: int, n_out: int, *, init=None, sets: int = 1,
+                 levels_per_stage: int = 2, side_width: int = 0):
+        for name, v in (("n_in", n_in), ("n_out", n_out)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        _check_levels(levels_per_stage)
+        if init is not None:
+            init = np.asarray(init)
+            if init.shape == (n_out, n_in):
+                init = init[None]
+            if init.ndim != 3 or init.shape[1:] != (n_out, n_in):
+                raise ValueError(f"init must have shape ({n_out}, {n_in}) or "
+                                 f"(sets, {n_out}, {n_in}), not {init.shape}")
+            init = init.reshape(init.shape[0], -1).tolist()
+        self.n_in, self.n_out = n_in, n_out
+        self.levels_per_stage = levels_per_stage
+        self.side_width = side_width
+        self.tree = sum_tree(n_in)
+        self.bank = ParamBank(signed(8), n_in * n_out, sets=sets, init=init)
+        # A product of two int8 lies in [-128 * 127, 128 * 128].
+        self.product_range = (INT8_MIN * INT8_MAX, INT8_MIN * INT8_MIN)
+        self.out_width = signed_width(n_in * self.product_range[0], n_in * self.product_range[1])
+        super().__init__({
+            "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
+            "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
+            "write": In(self.bank.signature.members["write"].signature),
+            "select": In(range(sets)),
+        })
+
+    @property
+    def latency(self) -> int:
+        return 1 + self.tree.schedule(self.levels_per_stage).stages
+
+    def report(self) -> dict:
+        return {
+            "shape": [self.n_out, self.n_in],
+            "weights": self.n_in * self.n_out,
+            "multipliers": self.n_in * self.n_out,
+            "adders": self.n_out * self.tree.adders,
+            "adder_levels": self.tree.depth,
+            "levels_per_stage": self.levels_per_stage,
+            "latency_cycles": self.latency,
+            "register_bits": self.n_in * self.n_out * 16 + self.n_out * self.tree.register_bits(
+                self.levels_per_stage, *self.product_range),
+            "memory_bits": self.bank.bits,
+            "out_width": self.out_width,
+        }
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = bank = self.bank
+        m.d.comb += [bank.write.valid.eq(self.write.valid),
+                     bank.write.payload.eq(self.write.payload),
+                     bank.select.eq(self.select)]
+        pipe = Pipeline(self.latency, name="mv")
+        pipe.connect(m, self.i, self.o)
+        x, w = self.i.payload.data, bank.data
+        for j in range(self.n_out):
+            products = [pipe.stage(x[i] * w[j * self.n_in + i], signed(16), name=f"p{j}_{i}")
+                        for i in range(self.n_in)]
+            (y,) = realize_graph(m, pipe, self.tree, products, *self.product_range,
+                                 levels_per_stage=self.levels_per_stage, name=f"sum{j}")
+            m.d.comb += self.o.payload.data[j].eq(y)
+        m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
+                                                      name="side"))
+        pipe.finish(m)
+        return m

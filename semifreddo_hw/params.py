@@ -1,0 +1,82 @@
+"""Run-time configurable parameters: weights, scales and biases that live in SRAM."""
+
+from amaranth.hdl import Const, Module, Shape, ShapeCastable, Value, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["ParamBank", "write_layout"]
+
+
+def write_layout(elem: ShapeCastable, count: int, sets: int) -> data.StructLayout:
+    """One parameter write: element ``index`` of weight set ``set`` becomes ``value``."""
+    return data.StructLayout({"set": unsigned(ceil_log2(sets)),
+                              "index": unsigned(ceil_log2(count)),
+                              "value": elem})
+
+
+class ParamBank(wiring.Component):
+    """``count`` parameters of shape ``elem``, all readable every cycle, writable one at a time.
+
+    A fully pipelined layer needs every parameter in every cycle, so the bank is one memory
+    row per weight set (``sets`` rows, one by default), ``count`` elements wide, with a
+    per-element write enable: a synthesis tool maps it to flip-flops or wide RAM as it sees
+    fit. ``init`` gives the power-up contents (an initial image), a list of ``sets`` rows.
+
+    Ports
+    -----
+    write : In(stream, always ready)
+        ``{set, index, value}``; writes with ``index >= count`` or ``set >= sets`` are ignored.
+    select : In(range(sets))
+        The weight set :attr:`data` shows (for blocks run several times per frame).
+    data : Out(ArrayLayout(elem, count))
+        The selected set, read asynchronously: a write shows from the next cycle, a new
+        ``select`` at once.
+        Write only while the block using the bank is idle, between frames.
+    """
+
+    def __init__(self, elem: ShapeCastable, count: int, *, sets: int = 1, init=None):
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer, not {count!r}")
+        if not isinstance(sets, int) or sets < 1:
+            raise ValueError(f"sets must be a positive integer, not {sets!r}")
+        shape = Shape.cast(elem)
+        lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed \
+            else (0, (1 << shape.width) - 1)
+        rows = [[0] * count for _ in range(sets)] if init is None else \
+            [[int(v) for v in row] for row in init]
+        if len(rows) != sets or any(len(r) != count for r in rows):
+            raise ValueError(f"init must be {sets} row(s) of {count} values")
+        for r, row in enumerate(rows):
+            for k, v in enumerate(row):
+                if not lo <= v <= hi:
+                    raise ValueError(f"init[{r}][{k}] = {v} does not fit {shape}")
+        self.elem, self.count, self.sets, self.init = elem, count, sets, rows
+        super().__init__({
+            "write": In(stream.Signature(write_layout(elem, count, sets), always_ready=True)),
+            "select": In(range(sets)),
+            "data": Out(data.ArrayLayout(elem, count)),
+        })
+
+    @property
+    def bits(self) -> int:
+        """Storage bits of the bank."""
+        return Shape.cast(self.elem).width * self.count * self.sets
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(
+            shape=data.ArrayLayout(self.elem, self.count), depth=self.sets, init=self.init)
+        wr = mem.write_port(granularity=1)
+        rd = mem.read_port(domain="comb")
+        req = self.write.payload
+        m.d.comb += [
+            wr.addr.eq(req.set),
+            wr.data.eq(Value.cast(req.value).replicate(self.count)),
+            rd.addr.eq(self.select),
+        ]
+        with m.If(self.write.valid & (req.set < self.sets)):
+            # One-hot element enable; an index >= count shifts out of range: no write.
+            m.d.comb += wr.en.eq(Const(1, 1) << req.index)
+        m.d.comb += self.data.eq(rd.data)
+        return m
