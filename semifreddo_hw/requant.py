@@ -1,0 +1,98 @@
+"""Requantization: wide accumulators back to int8, per channel, as ``docs/numerics.md`` §4.
+
+``y = clamp((acc * scale + bias + round) >> shift, lo, 127)`` with ``round = 2**(shift-1)``
+(round half up; none when ``shift == 0``), ``lo = 0`` with ReLU and ``-128`` without. ``scale``
+and ``bias`` are per channel and configurable at run time (the frozen core's batch norm stays
+trainable); ``shift`` and ReLU are build-time constants.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .adder_graph import signed_width
+from .params import ParamBank
+from .pipeline import Pipeline
+from .streams import vector_layout
+
+__all__ = ["Requantizer"]
+
+
+class Requantizer(wiring.Component):
+    """Per-channel scale, bias, shift, round half up, saturate to int8, optional ReLU.
+
+    Exact: every intermediate is as wide as its range, so nothing wraps. Two pipeline stages
+    (multiply; add, shift, clamp): :attr:`latency` is 2.
+
+    Parameters
+    ----------
+    channels : int
+        Lanes per beat.
+    acc_width : int
+        Width of the signed input lanes.
+    shift : int
+        Right shift after scaling, 0..62.
+    relu : bool
+        Clamp at 0 instead of -128.
+    scale_bits, bias_bits : int
+        Widths of the signed per-channel scale and bias (defaults 16 and 32).
+    scale_init, bias_init : list of int
+        Power-up values (default scale 1, bias 0).
+
+    Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``scale_write``
+    and ``bias_write`` (:class:`ParamBank` writes, element index = channel).
+    """
+
+    def __init__(self, channels: int, acc_width: int, *, shift: int, relu: bool = False,
+                 scale_bits: int = 16, bias_bits: int = 32, scale_init=None, bias_init=None,
+                 side_width: int = 0):
+        for name, v, lo in (("channels", channels, 1), ("acc_width", acc_width, 1),
+                            ("scale_bits", scale_bits, 2), ("bias_bits", bias_bits, 2)):
+            if not isinstance(v, int) or v < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
+        if not isinstance(shift, int) or not 0 <= shift <= 62:
+            raise ValueError(f"shift must be an integer in 0..62, not {shift!r}")
+        self.channels, self.acc_width, self.shift, self.relu = channels, acc_width, shift, relu
+        self.scale_bits, self.bias_bits = scale_bits, bias_bits
+        self.scales = ParamBank(signed(scale_bits), channels,
+                                init=[scale_init if scale_init is not None else [1] * channels])
+        self.biases = ParamBank(signed(bias_bits), channels,
+                                init=[bias_init if bias_init is not None else [0] * channels])
+        super().__init__({
+            "i": In(stream.Signature(vector_layout(signed(acc_width), channels, side_width))),
+            "o": Out(stream.Signature(vector_layout(signed(8), channels, side_width))),
+            "scale_write": In(self.scales.signature.members["write"].signature),
+            "bias_write": In(self.biases.signature.members["write"].signature),
+        })
+
+    latency = 2
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.scales = scales = self.scales
+        m.submodules.biases = biases = self.biases
+        for bank, port in ((scales, self.scale_write), (biases, self.bias_write)):
+            m.d.comb += [bank.write.valid.eq(port.valid), bank.write.payload.eq(port.payload)]
+
+        pipe = Pipeline(self.latency, name="rq")
+        pipe.connect(m, self.i, self.o)
+        a_lo, a_hi = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
+        s_lo, s_hi = -(1 << (self.scale_bits - 1)), (1 << (self.scale_bits - 1)) - 1
+        b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
+        p_lo, p_hi = min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo
+        rnd = (1 << self.shift) >> 1
+        t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
+        lo = 0 if self.relu else -128
+        for c in range(self.channels):
+            prod = pipe.stage(self.i.payload.data[c] * scales.data[c],
+                              signed(signed_width(p_lo, p_hi)), name=f"prod{c}")
+            t = Signal(signed(t_width), name=f"t{c}")
+            r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
+            # The bias is read straight from its bank: it only changes between frames.
+            m.d.comb += [t.eq(prod + biases.data[c] + rnd), r.eq(t >> self.shift)]
+            y = pipe.stage(Mux(r > 127, 127, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
+            m.d.comb += self.o.payload.data[c].eq(y)
+        m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
+                                                      name="side"))
+        pipe.finish(m)
+        return m
