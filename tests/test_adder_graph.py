@@ -1,0 +1,141 @@
+"""The shift-add planner: exactness, zero weights, sharing, schedule, cache."""
+
+import json
+
+import numpy as np
+import pytest
+
+from semifreddo_hw import adder_graph
+from semifreddo_hw.adder_graph import (AdderGraph, PlanError, Term, csd_digits, plan_cmvm,
+                                       signed_width, sum_tree)
+
+
+def gaussian_int8(rng, n_out, n_in, zeros=0.0):
+    """Per-output-channel quantised Gaussian weights, as a trained layer would give."""
+    w = rng.normal(size=(n_out, n_in))
+    q = np.round(w / (np.abs(w).max(axis=1, keepdims=True) / 127)).astype(np.int64)
+    q[rng.random(q.shape) < zeros] = 0
+    return q
+
+
+@pytest.mark.parametrize("value", list(range(-300, 301)) + [2**20 - 1, -(2**20) + 3])
+def test_csd_digits_reconstruct_and_are_canonical(value):
+    digits = csd_digits(value)
+    assert sum((-1 if neg else 1) << s for s, neg in digits) == value
+    shifts = [s for s, _ in digits]
+    assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:], strict=False)), "adjacent digits"
+
+
+def test_signed_width_is_minimal():
+    for lo in range(-70, 70):
+        for hi in range(lo, 70):
+            w = signed_width(lo, hi)
+            assert -(1 << (w - 1)) <= lo and hi < 1 << (w - 1)
+            assert w == 1 or not (-(1 << (w - 2)) <= lo and hi < 1 << (w - 2))
+
+
+@pytest.mark.parametrize("solver", ["csd", "da4ml"])
+@pytest.mark.parametrize("shape,zeros", [((1, 1), 0), ((1, 9), 0.3), ((9, 1), 0.5),
+                                         ((5, 7), 0.6), ((16, 16), 0.9), ((32, 24), 0.3)])
+def test_plans_are_exact(solver, shape, zeros):
+    rng = np.random.default_rng(hash((shape, zeros)) % 2**32)
+    w = gaussian_int8(rng, *shape, zeros)
+    g = plan_cmvm(w, solver, cache=False)
+    g.check(w)  # plan_cmvm checks too; this makes the test independent of that
+    assert np.array_equal(g.matrix().astype(np.int64), w)
+
+
+@pytest.mark.parametrize("solver", ["csd", "da4ml"])
+def test_extreme_and_degenerate_matrices(solver):
+    for w in (np.full((6, 6), -128), np.full((6, 6), 127), np.zeros((4, 3), int),
+              np.array([[0, -128, 127, 0], [0, 0, 0, 0], [1, -1, 64, -64]])):
+        g = plan_cmvm(w, solver, cache=False)
+        assert np.array_equal(g.matrix().astype(np.int64), w)
+        for j in range(w.shape[0]):
+            assert (g.outputs[j] is None) == (not w[j].any())
+    assert plan_cmvm(np.zeros((4, 3), int), solver, cache=False).adders == 0
+
+
+@pytest.mark.parametrize("solver", ["csd", "da4ml"])
+def test_zero_weights_add_no_adders(solver):
+    rng = np.random.default_rng(7)
+    w = gaussian_int8(rng, 12, 10, 0.4)
+    # Interleave all-zero rows and columns: the plan must cost exactly the same.
+    padded = np.zeros((20, 17), np.int64)
+    rows = np.sort(rng.choice(20, size=12, replace=False))
+    cols = np.sort(rng.choice(17, size=10, replace=False))
+    padded[np.ix_(rows, cols)] = w
+    assert plan_cmvm(padded, solver, cache=False).adders == \
+        plan_cmvm(w, solver, cache=False).adders
+    # CSD: adders are exactly (signed digits - 1) per nonzero row, whatever the zeros.
+    if solver == "csd":
+        digits = [sum(len(csd_digits(v)) for v in row) for row in w]
+        assert plan_cmvm(w, "csd").adders == sum(d - 1 for d in digits if d)
+
+
+def test_da4ml_shares_and_beats_naive_on_trained_like_weights():
+    w = gaussian_int8(np.random.default_rng(1), 32, 32)
+    naive, shared = plan_cmvm(w, "csd"), plan_cmvm(w, "da4ml", cache=False)
+    assert shared.adders < 0.7 * naive.adders
+
+
+def test_wrong_plans_are_caught():
+    w = np.array([[3, 5]])
+    g = plan_cmvm(w, "csd")
+    with pytest.raises(PlanError, match=r"W\[0,"):
+        g.check(np.array([[3, 4]]))
+    bad = AdderGraph(2, ((Term(0), Term(5)),), (Term(2),))
+    with pytest.raises(PlanError, match="bad operand"):
+        bad.check(np.array([[1, 1]]))
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="2-D"):
+        plan_cmvm(np.zeros(3, int))
+    with pytest.raises(TypeError, match="integers"):
+        plan_cmvm(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="solver"):
+        plan_cmvm(np.zeros((2, 2), int), "magic")
+
+
+def test_schedule_and_register_bits_match_hand_count():
+    # y0 = x0 + x1 + x2 + x3 (depth 2), y1 = x0 (depth 0), y2 = -(x0 + x1)
+    g = sum_tree(4)
+    assert g.depth == 2 and g.adders == 3
+    s = g.schedule(1)
+    assert s.stages == 2
+    # bank 1: x0+x1 (9 bits), x2+x3 (9 bits); bank 2: the sum (10 bits)
+    assert g.register_bits(1, -128, 127) == 9 + 9 + 10
+    # one stage of two levels: only the output register
+    assert g.schedule(2).stages == 1 and g.register_bits(2, -128, 127) == 10
+    with pytest.raises(ValueError, match="levels_per_stage"):
+        g.schedule(0)
+
+
+def test_cache_reuses_solutions_and_survives_corruption(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMIFREDDO_CACHE_DIR", str(tmp_path))
+    w = gaussian_int8(np.random.default_rng(3), 8, 8)
+    first = plan_cmvm(w)
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+
+    def no_solver(_w):
+        raise AssertionError("solver called despite a cached plan")
+    monkeypatch.setattr(adder_graph, "_plan_da4ml", no_solver)
+    assert plan_cmvm(w) == first
+
+    # A cached plan that computes something else is never used.
+    obj = json.loads(files[0].read_text())
+    obj["outputs"][0] = [0, 0, 0]
+    files[0].write_text(json.dumps(obj))
+    monkeypatch.undo()
+    monkeypatch.setenv("SEMIFREDDO_CACHE_DIR", str(tmp_path))
+    assert np.array_equal(plan_cmvm(w).matrix().astype(np.int64), w)
+    files[0].write_text("not json")
+    assert np.array_equal(plan_cmvm(w).matrix().astype(np.int64), w)
+
+
+def test_plans_are_deterministic():
+    w = gaussian_int8(np.random.default_rng(5), 24, 24, 0.2)
+    assert plan_cmvm(w, cache=False).to_json() | {"solve_seconds": 0} == \
+        plan_cmvm(w, cache=False).to_json() | {"solve_seconds": 0}
