@@ -7,6 +7,8 @@ from amaranth.utils import ceil_log2
 
 __all__ = ["ParamBank", "write_layout"]
 
+_CHUNK = 256  # elements per memory
+
 
 def write_layout(elem: ShapeCastable, count: int, sets: int) -> data.StructLayout:
     """One parameter write: element ``index`` of weight set ``set`` becomes ``value``."""
@@ -21,7 +23,7 @@ class ParamBank(wiring.Component):
     A fully pipelined layer needs every parameter in every cycle, so the bank is one memory
     row per weight set (``sets`` rows, one by default), ``count`` elements wide, with a
     per-element write enable: a synthesis tool maps it to flip-flops or wide RAM as it sees
-    fit. ``init`` gives the power-up contents (an initial image), a list of ``sets`` rows.
+    fit (the row is split over memories of at most 256 elements). ``init`` gives the power-up contents (an initial image), a list of ``sets`` rows.
 
     Ports
     -----
@@ -65,18 +67,25 @@ class ParamBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = memory.Memory(
-            shape=data.ArrayLayout(self.elem, self.count), depth=self.sets, init=self.init)
-        wr = mem.write_port(granularity=1)
-        rd = mem.read_port(domain="comb")
+        width = Shape.cast(self.elem).width
         req = self.write.payload
-        m.d.comb += [
-            wr.addr.eq(req.set),
-            wr.data.eq(Value.cast(req.value).replicate(self.count)),
-            rd.addr.eq(self.select),
-        ]
-        with m.If(self.write.valid & (req.set < self.sets)):
-            # One-hot element enable; an index >= count shifts out of range: no write.
-            m.d.comb += wr.en.eq(Const(1, 1) << req.index)
-        m.d.comb += self.data.eq(rd.data)
+        write_ok = self.write.valid & (req.set < self.sets)
+        # Memories of at most _CHUNK elements each: narrower arrays map better onto RAM
+        # blocks, and keep the emitted Verilog within simulator line limits.
+        for base in range(0, self.count, _CHUNK):
+            n = min(_CHUNK, self.count - base)
+            mem = memory.Memory(shape=data.ArrayLayout(self.elem, n), depth=self.sets,
+                                init=[row[base:base + n] for row in self.init])
+            m.submodules[f"mem{base // _CHUNK}"] = mem
+            wr = mem.write_port(granularity=1)
+            rd = mem.read_port(domain="comb")
+            m.d.comb += [
+                wr.addr.eq(req.set),
+                wr.data.eq(Value.cast(req.value).replicate(n)),
+                rd.addr.eq(self.select),
+                Value.cast(self.data)[base * width:(base + n) * width].eq(rd.data),
+            ]
+            with m.If(write_ok & (req.index >= base) & (req.index < base + n)):
+                # One-hot element enable within this memory.
+                m.d.comb += wr.en.eq(Const(1, 1) << (req.index - base).as_unsigned())
         return m

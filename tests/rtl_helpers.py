@@ -20,6 +20,6 @@ def int8_stimulus(rng, beats, lanes):
 
 def writes_for(dut, port, values, *, set_=0):
     """Always-ready parameter writes loading ``values`` (flat) into ``dut.<port>``."""
-    layout = dut.signature.members[port].signature.payload_shape
+    layout = dut.signature.members[port].signature.members["payload"].shape
     return [(port, struct_word(layout, set=set_, index=k, value=int(v)))
             for k, v in enumerate(np.asarray(values).ravel())]
