@@ -12,11 +12,12 @@ from amaranth.sim import Simulator
 __all__ = ["run_stream_pysim"]
 
 
-def run_stream_pysim(dut, inputs, expected, *, writes=(), in_stall=0.3, out_stall=0.3,
-                     seed=0, in_port="i", out_port="o", max_cycles=None):
+def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0.3,
+                     out_stall=0.3, seed=0, in_port="i", out_port="o", max_cycles=None):
     """Stream ``inputs`` (lane lists) through ``dut``; assert outputs equal ``expected``.
 
-    ``writes`` are ``(port_name, {field: value})`` applied before streaming, one per cycle.
+    ``writes`` are ``(port_name, {field: value})`` applied before streaming, one per cycle;
+    ``statics`` are ``(port_name, value)`` held for the whole run (``("select", 1)``, say).
     Returns the number of cycles from the first offered input to the last output.
     """
     rng = random.Random(seed)
@@ -25,6 +26,8 @@ def run_stream_pysim(dut, inputs, expected, *, writes=(), in_stall=0.3, out_stal
     result = {}
 
     async def bench(ctx):
+        for port, value in statics:
+            ctx.set(getattr(dut, port), value)
         for port, fields in writes:
             p = getattr(dut, port)
             ctx.set(p.valid, 1)

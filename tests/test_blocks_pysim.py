@@ -1,0 +1,121 @@
+"""Fast sweeps of the arithmetic blocks in Amaranth's simulator (many small random designs),
+and the structural promises: no multipliers or memories in frozen blocks, zero weights free,
+plan estimates equal to what is built."""
+
+import collections
+import re
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from semifreddo_hw.emit import ports_of
+from semifreddo_hw.matvec import ConfigurableMatVec, FrozenMatVec
+from semifreddo_hw.requant import Requantizer
+from sim.golden.primitives import matvec, requantize
+from sim.pysim import run_stream_pysim
+from tests.rtl_helpers import int8_stimulus
+from tests.test_adder_graph import gaussian_int8
+
+
+def rtlil_cells(dut):
+    """Cell type -> (count, total WIDTH parameter) in the component's RTLIL netlist."""
+    text = rtlil.convert(dut, ports=ports_of(dut), emit_src=False)
+    cells = collections.defaultdict(lambda: [0, 0])
+    for kind, body in re.findall(r"^\s*cell \\?(\$\w+) \S+\n(.*?)^\s*end$", text, re.M | re.S):
+        cells[kind][0] += 1
+        width = re.search(r"parameter \\WIDTH (\d+)", body)
+        cells[kind][1] += int(width.group(1)) if width else 0
+    return cells
+
+
+def adder_cells(cells):
+    return sum(cells[k][0] for k in ("$add", "$sub", "$neg"))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_frozen_matvec_random_sweep(seed):
+    rng = np.random.default_rng(seed)
+    n_out, n_in = rng.integers(1, 13, size=2)
+    w = gaussian_int8(rng, n_out, n_in, rng.choice([0, 0.3, 0.6, 0.9]))
+    dut = FrozenMatVec(w, solver=["csd", "da4ml"][seed % 2],
+                       levels_per_stage=int(rng.integers(1, 5)))
+    x = int8_stimulus(rng, 40, n_in)
+    run_stream_pysim(dut, x, matvec(w, x), seed=seed,
+                     in_stall=rng.uniform(0, 0.8), out_stall=rng.uniform(0, 0.8))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_configurable_matvec_random_sweep(seed):
+    rng = np.random.default_rng(100 + seed)
+    n_out, n_in = (int(v) for v in rng.integers(1, 9, size=2))
+    init = rng.integers(-128, 128, size=(2, n_out, n_in))
+    dut = ConfigurableMatVec(n_in, n_out, init=init, sets=2,
+                             levels_per_stage=int(rng.integers(1, 4)))
+    x = int8_stimulus(rng, 30, n_in)
+    run_stream_pysim(dut, x, matvec(init[1], x), statics=[("select", 1)], seed=seed)
+    w = rng.integers(-128, 128, size=(n_out, n_in))
+    writes = [("write", {"set": 0, "index": k, "value": int(v)}) for k, v in enumerate(w.flat)]
+    run_stream_pysim(dut, x, matvec(w, x), writes=writes, seed=seed)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_requantizer_random_sweep(seed):
+    rng = np.random.default_rng(200 + seed)
+    c, acc_width, shift = int(rng.integers(1, 6)), int(rng.integers(2, 28)), int(rng.integers(0, 20))
+    relu = bool(seed % 2)
+    scale = rng.integers(-2**15, 2**15, size=c)
+    bias = rng.integers(-2**31, 2**31, size=c) >> int(rng.integers(0, 31))
+    dut = Requantizer(c, acc_width, shift=shift, relu=relu, scale_init=scale.tolist(),
+                      bias_init=bias.tolist())
+    acc = rng.integers(-(1 << (acc_width - 1)), 1 << (acc_width - 1), size=(40, c))
+    run_stream_pysim(dut, acc, requantize(acc, scale, bias, shift, relu), seed=seed)
+
+
+def test_frozen_block_has_no_multiplier_or_memory():
+    w = gaussian_int8(np.random.default_rng(0), 12, 10, 0.4)
+    for solver in ("csd", "da4ml"):
+        dut = FrozenMatVec(w, solver=solver)
+        cells = rtlil_cells(dut)
+        assert not [k for k in cells if k == "$mul" or k.startswith("$mem")], dict(cells)
+        assert adder_cells(cells) == dut.graph.adders
+    # The checks can see multipliers and memories where they exist:
+    cells = rtlil_cells(ConfigurableMatVec(3, 2))
+    assert cells["$mul"][0] == 6 and any(k.startswith("$mem") for k in cells)
+
+
+def test_zero_weights_generate_no_logic():
+    rng = np.random.default_rng(4)
+    w = gaussian_int8(rng, 6, 5, 0.2)
+    padded = np.zeros((9, 11), np.int64)
+    padded[np.ix_([0, 2, 3, 5, 7, 8], [1, 2, 4, 8, 10])] = w
+    for solver in ("csd", "da4ml"):
+        small, big = FrozenMatVec(w, solver=solver), FrozenMatVec(padded, solver=solver)
+        assert adder_cells(rtlil_cells(big)) == adder_cells(rtlil_cells(small)) == \
+            small.graph.adders
+    assert adder_cells(rtlil_cells(FrozenMatVec(np.zeros((3, 4), int)))) == 0
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_plan_register_bits_equal_built_registers(levels):
+    w = gaussian_int8(np.random.default_rng(levels), 10, 9, 0.3)
+    dut = FrozenMatVec(w, levels_per_stage=levels)
+    dff_bits = rtlil_cells(dut)["$dff"][1]
+    assert dff_bits == dut.report()["register_bits"] + dut.latency  # + one valid bit a stage
+    cdut = ConfigurableMatVec(4, 3, levels_per_stage=levels)
+    assert rtlil_cells(cdut)["$dff"][1] == cdut.report()["register_bits"] + cdut.latency
+
+
+def test_parameters_are_checked():
+    with pytest.raises(ValueError, match=r"weight \[0,1\] = 128"):
+        FrozenMatVec(np.array([[1, 128]]))
+    with pytest.raises(TypeError, match="integer"):
+        FrozenMatVec(np.array([[0.5]]))
+    with pytest.raises(ValueError, match="levels_per_stage"):
+        FrozenMatVec(np.array([[1]]), levels_per_stage=0)
+    with pytest.raises(ValueError, match="n_in"):
+        ConfigurableMatVec(0, 3)
+    with pytest.raises(ValueError, match="init"):
+        ConfigurableMatVec(2, 3, init=np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="shift"):
+        Requantizer(4, 16, shift=-1)
