@@ -311,7 +311,8 @@ def _prune(graph: AdderGraph) -> AdderGraph:
 
     def fix(t):
         return None if t is None else t._replace(node=remap[t.node])
-    return dataclasses.replace(graph, adds=tuple(adds), outputs=tuple(fix(t) for t in graph.outputs))
+    outputs = tuple(fix(t) for t in graph.outputs)
+    return dataclasses.replace(graph, adds=tuple(adds), outputs=outputs)
 
 
 def csd_digits(value: int) -> list[tuple[int, bool]]:

@@ -15,7 +15,7 @@ def ports_of(component: wiring.Component) -> list:
     Directions are left to Amaranth, which infers them from what drives each signal.
     """
     ports = []
-    for path, member, value in component.signature.flatten(component):
+    for path, _member, value in component.signature.flatten(component):
         if isinstance(value, ValueCastable):
             value = value.as_value()
         if not isinstance(value, Value) or isinstance(value, Const):

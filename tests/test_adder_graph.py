@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from semifreddo_hw import adder_graph
-from semifreddo_hw.adder_graph import (AdderGraph, PlanError, Term, csd_digits, plan_cmvm,
-                                       signed_width, sum_tree)
+from semifreddo_hw.adder_graph import (
+    AdderGraph,
+    PlanError,
+    Term,
+    csd_digits,
+    plan_cmvm,
+    signed_width,
+    sum_tree,
+)
 
 
 def gaussian_int8(rng, n_out, n_in, zeros=0.0):

@@ -62,7 +62,8 @@ def test_configurable_matvec_random_sweep(seed):
 @pytest.mark.parametrize("seed", range(8))
 def test_requantizer_random_sweep(seed):
     rng = np.random.default_rng(200 + seed)
-    c, acc_width, shift = int(rng.integers(1, 6)), int(rng.integers(2, 28)), int(rng.integers(0, 20))
+    c, acc_width = int(rng.integers(1, 6)), int(rng.integers(2, 28))
+    shift = int(rng.integers(0, 20))
     relu = bool(seed % 2)
     scale = rng.integers(-2**15, 2**15, size=c)
     bias = rng.integers(-2**31, 2**31, size=c) >> int(rng.integers(0, 31))

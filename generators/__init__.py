@@ -1,0 +1,1 @@
+"""Build flow: weight files in; Verilog, memory images and reports out."""

@@ -1,0 +1,110 @@
+"""``python -m generators.build --freeze FILE``: frozen weights in, Verilog and reports out.
+
+Exit codes: 0 built; 2 bad input (one line on stderr naming the problem, nothing written);
+1 internal error. The output directory appears whole or not at all.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from semifreddo_hw.adder_graph import SOLVERS
+from weights.io import WeightFileError
+
+from . import steps
+
+
+class BuildError(Exception):
+    """Bad input other than the weight file itself (an argument)."""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m generators.build",
+                                description="Build SemifreddoNets gateware from weights.")
+    p.add_argument("--freeze", required=True, metavar="FILE",
+                   help="frozen weight file (.npz, docs/weights-format.md)")
+    p.add_argument("--out", default="build/out", metavar="DIR",
+                   help="output directory, replaced atomically (default: build/out)")
+    p.add_argument("--top", default="semifreddo", metavar="NAME",
+                   help="Verilog module name prefix (default: semifreddo)")
+    p.add_argument("--solver", choices=SOLVERS, default="da4ml",
+                   help="adder-graph planner (default: da4ml; csd is the unshared baseline)")
+    p.add_argument("--levels-per-stage", type=int, default=2, metavar="N",
+                   help="adder levels between pipeline registers (default: 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p.parse_args(argv)
+
+
+def _write_atomically(out: Path, files: dict[str, str]) -> None:
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def build(args, log=print) -> Path:
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", args.top):
+        raise BuildError(f"--top {args.top!r} is not a Verilog identifier")
+    if args.levels_per_stage < 1:
+        raise BuildError("--levels-per-stage must be at least 1")
+    source = Path(args.freeze)
+    t0 = time.perf_counter()
+
+    def step(k, name):
+        log(f"[{k}/5] {name} ({time.perf_counter() - t0:.1f} s)")
+
+    step(1, f"load {source}")
+    arrays = steps.load(source)
+    step(2, "validate")
+    layers = steps.validate(source, arrays)
+    step(3, f"plan {len(layers)} layer(s) with {args.solver}")
+    steps.plan(layers, args.solver)
+    step(4, "elaborate")
+    steps.elaborate(layers, args.levels_per_stage)
+    step(5, "emit Verilog and reports")
+    files = steps.emit(layers, args.top)
+    files["report.json"], files["report.md"] = steps.report(layers, source.name)
+    _write_atomically(Path(args.out), files)
+    log(f"wrote {args.out}: {len(files)} files ({time.perf_counter() - t0:.1f} s)")
+    return Path(args.out)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    try:
+        build(args, log)
+    except (WeightFileError, BuildError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - one readable line, never a traceback
+        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

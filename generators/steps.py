@@ -1,0 +1,113 @@
+"""The build as ordered steps, each a plain function that can be run and checked alone:
+
+    load -> validate -> plan -> elaborate -> emit
+
+This first flow builds the frozen pointwise layers of a frozen weight file (format
+``semifreddo-frozen`` version 1, ``docs/weights-format.md``) into one Verilog module per
+layer. The backbone, the trainable part and the head join the same steps later.
+"""
+
+import dataclasses
+import json
+import re
+
+import numpy as np
+
+from semifreddo_hw.adder_graph import AdderGraph, plan_cmvm
+from semifreddo_hw.emit import to_verilog
+from semifreddo_hw.matvec import FrozenMatVec
+from weights.io import WeightFileError, check_int_range, load_npz
+
+__all__ = ["FrozenLayer", "load", "validate", "plan", "elaborate", "emit", "report"]
+
+FORMAT, VERSION = "semifreddo-frozen", 1
+_LAYER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.weight$")
+
+
+@dataclasses.dataclass
+class FrozenLayer:
+    name: str
+    weights: np.ndarray  # (C_out, C_in) int64 within int8
+    graph: AdderGraph | None = None
+    component: FrozenMatVec | None = None
+
+
+def load(path) -> dict[str, np.ndarray]:
+    return load_npz(path)
+
+
+def validate(path, arrays: dict[str, np.ndarray]) -> list[FrozenLayer]:
+    """Check the header and every layer; layers come back in name order."""
+    arrays = dict(arrays)
+    fmt = arrays.pop("format", None)
+    if fmt is None or fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
+        raise WeightFileError(f"{path}: 'format' must be the string {FORMAT!r}")
+    version = arrays.pop("version", None)
+    if version is None or version.shape != () or version.dtype.kind not in "iu":
+        raise WeightFileError(f"{path}: 'version' must be an integer scalar")
+    if int(version) != VERSION:
+        raise WeightFileError(f"{path}: format version {int(version)} is not supported "
+                              f"(this build reads version {VERSION})")
+    layers = []
+    for name in sorted(arrays):
+        m = _LAYER.match(name)
+        if not m:
+            raise WeightFileError(f"{path}: unexpected entry {name!r} (layers are "
+                                  f"'<layer>.weight')")
+        a = arrays[name]
+        if a.ndim == 4 and a.shape[2:] == (1, 1):
+            a = a[:, :, 0, 0]
+        if a.ndim != 2 or 0 in a.shape:
+            raise WeightFileError(f"{path}: {name} has shape {a.shape}, expected "
+                                  f"(C_out, C_in) or (C_out, C_in, 1, 1)")
+        layers.append(FrozenLayer(m.group(1), check_int_range(path, name, a, -128, 127)))
+    if not layers:
+        raise WeightFileError(f"{path}: no '<layer>.weight' entries")
+    return layers
+
+
+def plan(layers: list[FrozenLayer], solver: str) -> None:
+    for layer in layers:
+        layer.graph = plan_cmvm(layer.weights, solver)
+
+
+def elaborate(layers: list[FrozenLayer], levels_per_stage: int) -> None:
+    for layer in layers:
+        layer.component = FrozenMatVec(layer.weights, graph=layer.graph,
+                                       levels_per_stage=levels_per_stage)
+
+
+def emit(layers: list[FrozenLayer], top: str) -> dict[str, str]:
+    """File name -> Verilog text, one module ``<top>_<layer>`` per layer."""
+    return {f"{top}_{layer.name}.v": to_verilog(layer.component, f"{top}_{layer.name}")
+            for layer in layers}
+
+
+def report(layers: list[FrozenLayer], source: str) -> tuple[str, str]:
+    """``report.json`` and ``report.md`` texts. Plan estimates only; nothing timed, so that
+    identical inputs give identical reports."""
+    rows = []
+    for layer in layers:
+        r = layer.component.report()
+        r.pop("solve_seconds")
+        rows.append({"layer": layer.name, **r})
+    keys = ("weights", "nonzero_weights", "adders", "register_bits", "multipliers",
+            "memory_bits")
+    total = {k: sum(r[k] for r in rows) for k in keys}
+    data = {"format": "semifreddo-report", "version": 1, "source": source,
+            "kind": "estimates (plan), not measurements", "layers": rows, "total": total}
+    md = [f"# Build report: {source}", "",
+          "Plan estimates (not post-synthesis measurements).", "",
+          "| layer | shape | nonzero / weights | adders | adders per nonzero | adder levels "
+          "| latency (cycles) | register bits | multipliers | memory bits |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        per = r["adders"] / r["nonzero_weights"] if r["nonzero_weights"] else 0.0
+        md.append(f"| {r['layer']} | {r['shape'][0]}x{r['shape'][1]} | "
+                  f"{r['nonzero_weights']} / {r['weights']} | {r['adders']} | {per:.3f} | "
+                  f"{r['adder_levels']} | {r['latency_cycles']} | {r['register_bits']} | "
+                  f"{r['multipliers']} | {r['memory_bits']} |")
+    md += ["", f"Total: {total['nonzero_weights']} nonzero of {total['weights']} frozen "
+               f"weights, {total['adders']} adders, {total['register_bits']} register bits, "
+               f"{total['multipliers']} multipliers, {total['memory_bits']} memory bits.", ""]
+    return json.dumps(data, indent=2, sort_keys=True) + "\n", "\n".join(md)

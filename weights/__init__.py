@@ -1,0 +1,1 @@
+"""Weight files: safe loading, validation, example weights."""
