@@ -15,14 +15,7 @@ from semifreddo_hw.adder_graph import (
     signed_width,
     sum_tree,
 )
-
-
-def gaussian_int8(rng, n_out, n_in, zeros=0.0):
-    """Per-output-channel quantised Gaussian weights, as a trained layer would give."""
-    w = rng.normal(size=(n_out, n_in))
-    q = np.round(w / (np.abs(w).max(axis=1, keepdims=True) / 127)).astype(np.int64)
-    q[rng.random(q.shape) < zeros] = 0
-    return q
+from weights.synthetic import gaussian_int8
 
 
 @pytest.mark.parametrize("value", list(range(-300, 301)) + [2**20 - 1, -(2**20) + 3])

@@ -15,7 +15,7 @@ from semifreddo_hw.requant import Requantizer
 from sim.golden.primitives import matvec, requantize
 from sim.pysim import run_stream_pysim
 from tests.rtl_helpers import int8_stimulus
-from tests.test_adder_graph import gaussian_int8
+from weights.synthetic import gaussian_int8
 
 
 def rtlil_cells(dut):

@@ -7,7 +7,7 @@ from semifreddo_hw.matvec import FrozenMatVec
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
 from tests.rtl_helpers import int8_stimulus
-from tests.test_adder_graph import gaussian_int8
+from weights.synthetic import gaussian_int8
 
 
 def _extremes(rng, n_out, n_in):
