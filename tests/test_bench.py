@@ -1,0 +1,24 @@
+"""The benchmark scripts run and write the records the docs quote (numbers are not checked
+here: they live in the benchmark output, not in tests)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_adders_bench_writes_records(tmp_path):
+    out = tmp_path / "adders.json"
+    r = subprocess.run([sys.executable, "bench/adders.py", "--sizes", "8", "--json", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    records = json.loads(out.read_text())
+    assert [rec["name"] for rec in records] == ["gauss8x8", "gauss8x8_zeros50"]
+    for rec in records:
+        for key in ("name", "shape", "nonzero", "naive_adders", "planner_adders",
+                    "planner_seconds"):
+            assert key in rec
+        assert rec["planner_adders"] <= rec["naive_adders"]
+    assert "gauss8x8" in r.stdout
