@@ -50,12 +50,12 @@ def run(sizes, seed, cache):
     return records
 
 
-_HEAD = (f"{'matrix':<18} {'nonzero':>7} {'naive':>7} {'/nz':>6} {'planner':>7} {'/nz':>6} "
+_HEAD = (f"{'matrix':<20} {'nonzero':>7} {'naive':>7} {'/nz':>6} {'planner':>7} {'/nz':>6} "
          f"{'ratio':>6} {'depth n/p':>9} {'seconds':>8}")
 
 
 def _row(r):
-    return (f"{r['name']:<18} {r['nonzero']:>7} {r['naive_adders']:>7} "
+    return (f"{r['name']:<20} {r['nonzero']:>7} {r['naive_adders']:>7} "
             f"{r['naive_per_nonzero']:>6.3f} {r['planner_adders']:>7} "
             f"{r['planner_per_nonzero']:>6.3f} {r['ratio_planner_to_naive']:>6.3f} "
             f"{r['naive_depth']:>4}/{r['planner_depth']:<4} {r['planner_seconds']:>8.2f}")

@@ -9,8 +9,8 @@ Typical use, once per test module (a Verilator build costs seconds, so share it)
 under random valid/ready stalls, checks every output beat against ``expected`` in order, and
 raises :class:`AssertionError` naming the first mismatching beat (expected vs got, per lane).
 
-Set ``SEMIFREDDO_WAVES=1`` to record an FST waveform next to each test's results
-(``<build dir>/<test>/dump.fst``; the path is printed on failure).
+Set ``SEMIFREDDO_WAVES=1`` to record a VCD waveform next to each test's results
+(``<build dir>/<test>/dump.vcd``; the folder is named on failure).
 """
 
 from __future__ import annotations
