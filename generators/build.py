@@ -23,6 +23,19 @@ class BuildError(Exception):
     """Bad input other than the weight file itself (an argument)."""
 
 
+#: Marks a directory as written by this tool: only such a directory is ever replaced.
+MARKER = ".semifreddo-build"
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace anything but an earlier build output."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BuildError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and not (out / MARKER).is_file():
+        raise BuildError(f"--out {out} exists and is not a build output directory "
+                         f"(no {MARKER}); refusing to replace it")
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m generators.build",
                                 description="Build SemifreddoNets gateware from weights.")
@@ -50,6 +63,8 @@ def _write_atomically(out: Path, files: dict[str, str]) -> None:
     try:
         for name, text in files.items():
             (tmp / name).write_text(text)
+        (tmp / MARKER).write_text("written by python -m generators.build; replaced on rebuild\n")
+        _check_out(out)  # again: something may have appeared there during the build
         old = None
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -68,6 +83,7 @@ def build(args, log=print) -> Path:
     if args.levels_per_stage < 1:
         raise BuildError("--levels-per-stage must be at least 1")
     source = Path(args.freeze)
+    _check_out(Path(args.out))
     t0 = time.perf_counter()
 
     def step(k, name):

@@ -63,6 +63,12 @@ def validate(path, arrays: dict[str, np.ndarray]) -> list[FrozenLayer]:
         layers.append(FrozenLayer(m.group(1), check_int_range(path, name, a, -128, 127)))
     if not layers:
         raise WeightFileError(f"{path}: no '<layer>.weight' entries")
+    seen = {}
+    for layer in layers:  # output files must not collide on case-insensitive file systems
+        other = seen.setdefault(layer.name.lower(), layer.name)
+        if other != layer.name:
+            raise WeightFileError(f"{path}: layer names {other!r} and {layer.name!r} differ "
+                                  f"only in case")
     return layers
 
 

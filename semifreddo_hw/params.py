@@ -1,6 +1,6 @@
 """Run-time configurable parameters: weights, scales and biases that live in SRAM."""
 
-from amaranth.hdl import Const, Module, Shape, ShapeCastable, Value, unsigned
+from amaranth.hdl import Const, Module, Mux, Shape, ShapeCastable, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -31,7 +31,8 @@ class ParamBank(wiring.Component):
     write : In(stream, always ready)
         ``{set, index, value}``; writes with ``index >= count`` or ``set >= sets`` are ignored.
     select : In(range(sets))
-        The weight set :attr:`data` shows (for blocks run several times per frame).
+        The weight set :attr:`data` shows (for blocks run several times per frame); a
+        value past the last set shows set 0.
     data : Out(ArrayLayout(elem, count))
         The selected set, read asynchronously: a write shows from the next cycle, a new
         ``select`` at once.
@@ -83,7 +84,8 @@ class ParamBank(wiring.Component):
             m.d.comb += [
                 wr.addr.eq(req.set),
                 wr.data.eq(Value.cast(req.value).replicate(n)),
-                rd.addr.eq(self.select),
+                # A select past the last set reads set 0, not undefined memory.
+                rd.addr.eq(Mux(self.select < self.sets, self.select, 0)),
                 Value.cast(self.data)[base * width:(base + n) * width].eq(rd.data),
             ]
             with m.If(write_ok & (req.index >= base) & (req.index < base + n)):

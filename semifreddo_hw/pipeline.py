@@ -32,6 +32,7 @@ class Pipeline:
         self.en = Signal(name=f"{name}_en")
         self._regs: list[tuple[Signal, Value]] = []
         self.register_bits = 0  # data register bits created so far (valid bits excluded)
+        self._finished = False
 
     def connect(self, m: Module, i, o) -> None:
         """Drive ``i.ready``, ``o.valid`` and the enable; ``i``/``o`` are stream interfaces."""
@@ -47,6 +48,8 @@ class Pipeline:
 
     def stage(self, value: Value, shape=None, *, name: str) -> Signal:
         """A register that takes ``value`` whenever the pipeline advances."""
+        if self._finished:
+            raise RuntimeError("Pipeline.stage() after finish(): the register would be undriven")
         reg = Signal(value.shape() if shape is None else shape, name=name)
         self._regs.append((reg, value))
         self.register_bits += len(reg)
@@ -60,7 +63,10 @@ class Pipeline:
 
     def finish(self, m: Module) -> None:
         """Emit all stage registers under the enable; call once at the end of ``elaborate``."""
+        if self._finished:
+            raise RuntimeError("Pipeline.finish() called twice")
         if self._regs:
             with m.If(self.en):
                 m.d.sync += [reg.eq(value) for reg, value in self._regs]
         self._regs = []
+        self._finished = True

@@ -40,7 +40,8 @@ class Requantizer(wiring.Component):
         Power-up values (default scale 1, bias 0).
 
     Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``scale_write``
-    and ``bias_write`` (:class:`ParamBank` writes, element index = channel).
+    and ``bias_write`` (:class:`ParamBank` writes, element index = channel). A beat reads its
+    scale in stage 1 and its bias in stage 2: change them only while the block is idle.
     """
 
     def __init__(self, channels: int, acc_width: int, *, shift: int, relu: bool = False,

@@ -13,15 +13,19 @@ __all__ = ["run_stream_pysim"]
 
 
 def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0.3,
-                     out_stall=0.3, seed=0, in_port="i", out_port="o", max_cycles=None):
+                     out_stall=0.3, seed=0, in_port="i", out_port="o", max_cycles=None,
+                     drain_cycles=64):
     """Stream ``inputs`` (lane lists) through ``dut``; assert outputs equal ``expected``.
 
     ``writes`` are ``(port_name, {field: value})`` applied before streaming, one per cycle;
     ``statics`` are ``(port_name, value)`` held for the whole run (``("select", 1)``, say).
+    Where the payload has ``side`` bits, every beat gets random ones, checked on the way out.
     Returns the number of cycles from the first offered input to the last output.
     """
     rng = random.Random(seed)
     i, o = getattr(dut, in_port), getattr(dut, out_port)
+    side_width = len(i.payload.side) if hasattr(i.payload, "side") else 0
+    sides = [rng.getrandbits(side_width) if side_width else 0 for _ in inputs]
     limit = max_cycles or 200 + 20 * (len(inputs) + len(expected))
     result = {}
 
@@ -42,6 +46,8 @@ def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0
             if not offering and sent < len(inputs) and rng.random() >= in_stall:
                 offering = True
                 ctx.set(i.payload.data, [int(v) for v in inputs[sent]])
+                if side_width:
+                    ctx.set(i.payload.side, sides[sent])
             ctx.set(i.valid, int(offering))
             ready = rng.random() >= out_stall
             ctx.set(o.ready, int(ready))
@@ -52,6 +58,13 @@ def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0
             if ready and ctx.get(o.valid):
                 got = [int(v) for v in ctx.get(o.payload.data)]
                 exp = [int(v) for v in expected[received]]
+                if len(got) != len(exp):
+                    raise AssertionError(f"output beat {received} has {len(got)} lanes, "
+                                         f"expected {len(exp)}")
+                if side_width and ctx.get(o.payload.side) != sides[received]:
+                    raise AssertionError(f"output beat {received}: side bits "
+                                         f"{ctx.get(o.payload.side):#x}, expected "
+                                         f"{sides[received]:#x}")
                 if got != exp:
                     bad = [j for j in range(len(exp)) if got[j] != exp[j]]
                     raise AssertionError(
@@ -66,7 +79,7 @@ def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0
             await ctx.tick()
         ctx.set(i.valid, 0)
         ctx.set(o.ready, 1)
-        for _ in range(8):  # a duplicated beat would show up while draining
+        for _ in range(drain_cycles):  # a duplicated beat would show up while draining
             await ctx.delay(1e-9)
             if ctx.get(o.valid):
                 raise AssertionError("extra output beat after all expected ones")

@@ -23,6 +23,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from amaranth.hdl import Shape
+
 from semifreddo_hw.emit import to_verilog
 
 __all__ = ["VerilatorDesign", "Lanes", "pack", "unpack", "struct_word", "waves_enabled"]
@@ -85,6 +87,10 @@ def struct_word(layout, **fields) -> int:
     for name, field in layout:
         width = field.width
         value = int(fields.pop(name, 0))
+        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if Shape.cast(field.shape).signed \
+            else (0, (1 << width) - 1)
+        if not lo <= value <= hi:
+            raise ValueError(f"field {name} = {value} does not fit {field.shape}")
         word |= (value & ((1 << width) - 1)) << field.offset
     if fields:
         raise ValueError(f"no such field(s): {', '.join(fields)}")

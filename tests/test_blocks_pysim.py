@@ -39,7 +39,7 @@ def test_frozen_matvec_random_sweep(seed):
     n_out, n_in = rng.integers(1, 13, size=2)
     w = gaussian_int8(rng, n_out, n_in, rng.choice([0, 0.3, 0.6, 0.9]))
     dut = FrozenMatVec(w, solver=["csd", "da4ml"][seed % 2],
-                       levels_per_stage=int(rng.integers(1, 5)))
+                       levels_per_stage=int(rng.integers(1, 5)), side_width=seed % 4)
     x = int8_stimulus(rng, 40, n_in)
     run_stream_pysim(dut, x, matvec(w, x), seed=seed,
                      in_stall=rng.uniform(0, 0.8), out_stall=rng.uniform(0, 0.8))
@@ -57,6 +57,14 @@ def test_configurable_matvec_random_sweep(seed):
     w = rng.integers(-128, 128, size=(n_out, n_in))
     writes = [("write", {"set": 0, "index": k, "value": int(v)}) for k, v in enumerate(w.flat)]
     run_stream_pysim(dut, x, matvec(w, x), writes=writes, seed=seed)
+
+
+def test_param_bank_select_past_last_set_reads_set_zero():
+    init = np.arange(3 * 2 * 2).reshape(3, 2, 2) - 6
+    dut = ConfigurableMatVec(2, 2, init=init, sets=3)
+    x = int8_stimulus(np.random.default_rng(0), 10, 2)
+    run_stream_pysim(dut, x, matvec(init[2], x), statics=[("select", 2)])
+    run_stream_pysim(dut, x, matvec(init[0], x), statics=[("select", 3)])
 
 
 @pytest.mark.parametrize("seed", range(8))

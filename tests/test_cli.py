@@ -34,7 +34,7 @@ def example_build(tmp_path_factory):
 
 def test_example_builds_with_report(example_build):
     names = sorted(p.name for p in example_build.iterdir())
-    assert names == ["report.json", "report.md", "semifreddo_stage1_proj.v",
+    assert names == [".semifreddo-build", "report.json", "report.md", "semifreddo_stage1_proj.v",
                      "semifreddo_stage1_pw.v"]
     rep = json.loads((example_build / "report.json").read_text())
     assert [r["layer"] for r in rep["layers"]] == ["stage1_proj", "stage1_pw"]
@@ -96,11 +96,16 @@ def bad_files(tmp):
     with zipfile.ZipFile(tmp / "evil.npz", "w") as z:
         z.writestr("../evil.npy", good.read_bytes())
     yield "not a valid name|not a readable", tmp / "evil.npz"
+    with zipfile.ZipFile(tmp / "raw.npz", "w") as z:
+        z.writestr("format", b"semifreddo-frozen")
+    yield "'format' is not a NumPy array", tmp / "raw.npz"
+    yield "differ only in case", _save(tmp / "case.npz", **_good(
+        **{"A.weight": np.ones((3, 4), np.int8)}))
 
 
 def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path):
     cases = list(bad_files(tmp_path))
-    assert len(cases) >= 12
+    assert len(cases) >= 14
     for expect, path in cases:
         out = tmp_path / f"out_{path.stem}"
         r = run_cli("--freeze", path, "--out", out, "--quiet")
@@ -110,6 +115,29 @@ def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path):
         assert re.search(expect, lines[0]), (path.name, lines[0])
         assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out_")]
+
+
+def test_out_never_replaces_what_it_did_not_write(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    r = run_cli("--freeze", EXAMPLE, "--out", precious, "--quiet")
+    assert r.returncode == 2 and "refusing to replace it" in r.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
+    afile = tmp_path / "afile"
+    afile.write_text("keep me too")
+    r = run_cli("--freeze", EXAMPLE, "--out", afile, "--quiet")
+    assert r.returncode == 2 and "not a directory" in r.stderr
+    assert afile.read_text() == "keep me too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "precious"]
+
+
+def test_rebuild_replaces_an_earlier_build(tmp_path):
+    out = tmp_path / "o"
+    for _ in range(2):
+        assert run_cli("--freeze", EXAMPLE, "--out", out, "--quiet").returncode == 0
+    assert (out / "report.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
 
 
 def test_bad_arguments_exit_2(tmp_path):

@@ -54,6 +54,15 @@ def test_requantize_matches_spec(shift, relu):
             assert got[r, c] == min(127, max(lo, spec_round(t))), (r, c)
 
 
+def test_requantize_at_int64_scale():
+    # Products near 2**63 must be computed, not wrapped, or refused.
+    assert g.requantize([2**32], [2**30], [0], 62).tolist() == [1]
+    assert g.requantize([2**32], [2**30 - 1], [0], 0).tolist() == [127]
+    assert g.requantize([-(2**32)], [2**30], [0], 0).tolist() == [-128]
+    with pytest.raises(OverflowError):
+        g.requantize([2**33], [2**31], [0], 60)
+
+
 def test_alpha_blend_exact_cases():
     rng = np.random.default_rng(0)
     xf = rng.integers(-128, 128, size=(100, 8))

@@ -34,12 +34,16 @@ def load_npz(path) -> dict[str, np.ndarray]:
                 if not _NAME.match(name):
                     raise WeightFileError(f"{path}: entry name {name!r} is not a valid name")
                 try:
-                    arrays[name] = f[name]
+                    value = f[name]
                 except ValueError as e:
                     if "allow_pickle" in str(e):
                         raise WeightFileError(f"{path}: entry {name!r} holds Python objects "
                                               f"(pickled data is refused)") from None
                     raise WeightFileError(f"{path}: entry {name!r} is unreadable: {e}") from None
+                if not isinstance(value, np.ndarray):
+                    raise WeightFileError(f"{path}: entry {name!r} is not a NumPy array "
+                                          f"(a raw file in the archive)")
+                arrays[name] = value
     except WeightFileError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:

@@ -55,9 +55,10 @@ def requantize(acc, scale, bias, shift, relu=False):
     ``scale`` and ``bias`` are per channel (last axis); the rounding term is 0 for shift 0.
     """
     acc, scale, bias = _ints(acc, "acc"), _ints(scale, "scale"), _ints(bias, "bias")
-    bound = np.abs(acc).max(initial=0) * np.abs(scale).max(initial=0) + \
-        np.abs(bias).max(initial=0) + (1 << shift)
-    if bound >= 1 << 62:
+    def mag(a):  # largest magnitude, as a Python int (np.abs(INT64_MIN) would overflow)
+        return max((abs(int(v)) for v in (a.min(initial=0), a.max(initial=0))), default=0)
+    bound = mag(acc) * mag(scale) + mag(bias) + ((1 << shift) >> 1)
+    if bound >= 1 << 63:
         raise OverflowError("requantize intermediates exceed int64")
     t = _round_shift(acc * scale + bias, shift)
     return np.clip(t, 0 if relu else INT8_MIN, INT8_MAX)
@@ -87,7 +88,7 @@ def global_avg_pool(frame, mult, shift):
     """§6: per channel, ``clamp((sum over all pixels * mult + 2**(shift-1)) >> shift)`` to int8.
 
     ``frame`` has shape (height, width, channels); ``mult / 2**shift`` approximates
-    ``1 / (height * width)`` (see :func:`pool_constants` in the spec).
+    ``1 / (height * width)`` (numerics §6 says how the generator picks them).
     """
     f = _int8(frame, "frame")
     total = f.reshape(-1, f.shape[-1]).sum(axis=0)
