@@ -94,7 +94,7 @@ def build(args, log=print) -> Path:
     step(2, "validate")
     layers = steps.validate(source, arrays)
     step(3, f"plan {len(layers)} layer(s) with {args.solver}")
-    steps.plan(layers, args.solver)
+    steps.plan(layers, args.solver, log)
     step(4, "elaborate")
     steps.elaborate(layers, args.levels_per_stage)
     step(5, "emit Verilog and reports")

@@ -10,6 +10,7 @@ layer. The backbone, the trainable part and the head join the same steps later.
 import dataclasses
 import json
 import re
+import time
 
 import numpy as np
 
@@ -72,9 +73,16 @@ def validate(path, arrays: dict[str, np.ndarray]) -> list[FrozenLayer]:
     return layers
 
 
-def plan(layers: list[FrozenLayer], solver: str) -> None:
+def plan(layers: list[FrozenLayer], solver: str, log=lambda _: None) -> None:
+    """Plan every layer's adder graph (cached by content: see ``plan_cmvm``)."""
     for layer in layers:
-        layer.graph = plan_cmvm(layer.weights, solver)
+        t0 = time.perf_counter()
+        layer.graph = g = plan_cmvm(layer.weights, solver)
+        wall = time.perf_counter() - t0
+        nz = int(np.count_nonzero(layer.weights))
+        how = (f"solved in {wall:.1f} s" if wall >= 0.5 * g.solve_seconds
+               else f"from cache, first solved in {g.solve_seconds:.1f} s")
+        log(f"      {layer.name}: {nz} nonzero weights, {g.adders} adders, {how}")
 
 
 def elaborate(layers: list[FrozenLayer], levels_per_stage: int) -> None:
