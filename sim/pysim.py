@@ -14,18 +14,23 @@ __all__ = ["run_stream_pysim"]
 
 def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0.3,
                      out_stall=0.3, seed=0, in_port="i", out_port="o", max_cycles=None,
-                     drain_cycles=64):
+                     drain_cycles=64, in_sides=None, out_sides=None):
     """Stream ``inputs`` (lane lists) through ``dut``; assert outputs equal ``expected``.
 
     ``writes`` are ``(port_name, {field: value})`` applied before streaming, one per cycle;
     ``statics`` are ``(port_name, value)`` held for the whole run (``("select", 1)``, say).
-    Where the payload has ``side`` bits, every beat gets random ones, checked on the way out.
+    Where the payload has ``side`` bits, they are ``in_sides`` and are checked against
+    ``out_sides``; by default every beat gets random ones, expected back unchanged.
     Returns the number of cycles from the first offered input to the last output.
     """
     rng = random.Random(seed)
     i, o = getattr(dut, in_port), getattr(dut, out_port)
     side_width = len(i.payload.side) if hasattr(i.payload, "side") else 0
-    sides = [rng.getrandbits(side_width) if side_width else 0 for _ in inputs]
+    if in_sides is None:
+        in_sides = [rng.getrandbits(side_width) if side_width else 0 for _ in inputs]
+        out_sides = in_sides if out_sides is None else out_sides
+    elif out_sides is None:
+        raise ValueError("in_sides given without out_sides")
     limit = max_cycles or 200 + 20 * (len(inputs) + len(expected))
     result = {}
 
@@ -47,7 +52,7 @@ def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0
                 offering = True
                 ctx.set(i.payload.data, [int(v) for v in inputs[sent]])
                 if side_width:
-                    ctx.set(i.payload.side, sides[sent])
+                    ctx.set(i.payload.side, in_sides[sent])
             ctx.set(i.valid, int(offering))
             ready = rng.random() >= out_stall
             ctx.set(o.ready, int(ready))
@@ -61,10 +66,10 @@ def run_stream_pysim(dut, inputs, expected, *, writes=(), statics=(), in_stall=0
                 if len(got) != len(exp):
                     raise AssertionError(f"output beat {received} has {len(got)} lanes, "
                                          f"expected {len(exp)}")
-                if side_width and ctx.get(o.payload.side) != sides[received]:
+                if side_width and ctx.get(o.payload.side) != out_sides[received]:
                     raise AssertionError(f"output beat {received}: side bits "
                                          f"{ctx.get(o.payload.side):#x}, expected "
-                                         f"{sides[received]:#x}")
+                                         f"{out_sides[received]:#x}")
                 if got != exp:
                     bad = [j for j in range(len(exp)) if got[j] != exp[j]]
                     raise AssertionError(

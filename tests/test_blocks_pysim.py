@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Fast sweeps of the arithmetic blocks in Amaranth's simulator (many small random designs),
 and the structural promises: no multipliers or memories in frozen blocks, zero weights free,
 plan estimates equal to what is built."""
@@ -115,8 +116,6 @@ def test_plan_register_bits_equal_built_registers(levels):
     assert rtlil_cells(cdut)["$dff"][1] == cdut.report()["register_bits"] + cdut.latency
 
 
-# A component whose constructor raises was still created: Amaranth warns it was never used.
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match=r"weight \[0,1\] = 128"):
         FrozenMatVec(np.array([[1, 128]]))

@@ -1,0 +1,151 @@
+"""3x3 sliding window over a raster-scan pixel stream (the line buffer of every 3x3 layer).
+
+Pixels arrive in raster order, one beat per pixel (all channels), with end-of-line and
+end-of-frame markers in the ``side`` bits (:data:`EOL`, :data:`EOF`). For every output
+position the block emits the full 3x3 neighbourhood, zero-padded at all four borders,
+for stride 1 (every pixel) or stride 2 (even rows and columns: ``ceil(W/2) x ceil(H/2)``).
+
+How it works: two rows of history sit in one memory (depth ``width``, one word = the two
+previous rows of a column), read one cycle ahead; a 3x3 register window shifts one column
+per step. The window centred on pixel ``n - (width + 1)`` is complete when pixel ``n``
+arrives, so after the last pixel of a frame the block runs ``width + 1`` flush steps on its
+own (input not ready) with zeros as the padding row. Cycles per frame without stalls:
+``width * height + width + 1``.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .streams import vector_layout
+
+__all__ = ["SlidingWindow", "EOL", "EOF", "MARKER_BITS"]
+
+#: ``side`` bits of pixel streams: end of line (last pixel of a row), end of frame.
+EOL, EOF = 1, 2
+MARKER_BITS = 2
+
+
+class SlidingWindow(wiring.Component):
+    """3x3 windows of a ``width`` x ``height`` frame of ``channels`` int8 channels.
+
+    Output lane ``(ky * 3 + kx) * channels + c`` is channel ``c`` of the pixel at row offset
+    ``ky - 1`` and column offset ``kx - 1`` from the window centre (0 outside the frame).
+    Output beats carry their own :data:`EOL`/:data:`EOF` markers. Input markers are checked
+    against the fixed frame size: a mismatch sets the sticky ``framing_error`` output.
+
+    Any valid/ready pattern is tolerated; with ``o.ready`` high the block takes one pixel per
+    clock within a frame.
+    """
+
+    def __init__(self, channels: int, width: int, height: int, *, stride: int = 1):
+        for name, v in (("channels", channels), ("width", width), ("height", height)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        self.channels, self.width, self.height, self.stride = channels, width, height, stride
+        self.out_width = -(-width // stride)
+        self.out_height = -(-height // stride)
+        super().__init__({
+            "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
+            "o": Out(stream.Signature(vector_layout(signed(8), 9 * channels, MARKER_BITS))),
+            "framing_error": Out(1),
+        })
+
+    @property
+    def frame_cycles(self) -> int:
+        """Cycles per frame with no stalls: every pixel, then the flush steps."""
+        return self.width * self.height + self.width + 1
+
+    @property
+    def memory_bits(self) -> int:
+        return self.width * 2 * self.channels * 8
+
+    @property
+    def register_bits(self) -> int:
+        """Window and output-flag registers (counters excluded)."""
+        return 9 * self.channels * 8 + 7
+
+    def elaborate(self, platform):
+        m = Module()
+        C, W, H, S = self.channels, self.width, self.height, self.stride
+        pixel = data.ArrayLayout(signed(8), C)
+        m.submodules.lines = lines = memory.Memory(
+            shape=data.ArrayLayout(pixel, 2), depth=W, init=[])
+        wr = lines.write_port()
+        rd = lines.read_port(transparent_for=(wr,))  # W == 1 reads what it just wrote
+
+        # Step position (y, x): y < H reads input pixels; rows H and H+1 are the flush.
+        x = Signal(range(W), name="x")
+        y = Signal(range(H + 2), name="y")
+        flushing = Signal()
+        m.d.comb += flushing.eq(y >= H)
+        last_step = (y == H + 1)  # the single step of row H + 1 (x == 0)
+
+        out_free = ~self.o.valid | self.o.ready
+        step = Signal()
+        m.d.comb += [
+            step.eq(out_free & (flushing | self.i.valid)),
+            self.i.ready.eq(out_free & ~flushing),
+        ]
+        x_next = Mux(x == W - 1, 0, x + 1)
+        m.d.comb += rd.addr.eq(Mux(step, x_next, x))  # read one step ahead
+
+        # The window centred on the pixel W + 1 steps back.
+        cx = Signal(range(W + 1), name="cx")  # + 1: at least one bit, for cx[0]
+        cy = Signal(range(H + 1), name="cy")
+        started = Signal(name="started")  # at least W + 1 steps into the frame
+        m.d.comb += [
+            cx.eq(Mux(x == 0, W - 1, x - 1)),
+            cy.eq(Mux(x == 0, y - 2, y - 1)),
+            started.eq((y >= 2) | ((y == 1) & (x != 0))),
+        ]
+        emit = started
+        if S == 2:
+            emit = started & ~cx[0] & ~cy[0]
+        last_cx, last_cy = (W - 1) - (W - 1) % S, (H - 1) - (H - 1) % S
+
+        new_pixel = Mux(flushing, 0, self.i.payload.data.as_value())
+        column = [rd.data[0], rd.data[1], new_pixel]  # rows y-2, y-1, y at column x
+        win = [[Signal(pixel, name=f"win{ky}{kx}") for kx in range(3)] for ky in range(3)]
+        mask_top, mask_bottom, mask_left, mask_right = (Signal(name=n) for n in
+                                                        ("pad_top", "pad_bottom",
+                                                         "pad_left", "pad_right"))
+        with m.If(step):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(x),
+                         wr.data.eq(Cat(rd.data[1].as_value(), new_pixel))]
+            for ky in range(3):
+                m.d.sync += [win[ky][0].eq(win[ky][1]), win[ky][1].eq(win[ky][2]),
+                             win[ky][2].eq(column[ky])]
+            m.d.sync += [
+                mask_top.eq(cy == 0), mask_bottom.eq(cy == H - 1),
+                mask_left.eq(cx == 0), mask_right.eq(cx == W - 1),
+                self.o.valid.eq(emit),
+                self.o.payload.side.eq(Cat(cx == last_cx,
+                                           (cx == last_cx) & (cy == last_cy))),
+                x.eq(x_next),
+            ]
+            with m.If(last_step):
+                m.d.sync += [x.eq(0), y.eq(0)]
+            with m.Elif(x == W - 1):
+                m.d.sync += y.eq(y + 1)
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+
+        # Padding: zero the rows and columns of the window that lie outside the frame.
+        out = self.o.payload.data
+        for ky in range(3):
+            for kx in range(3):
+                pad = {0: mask_top, 2: mask_bottom}.get(ky, 0) | \
+                    {0: mask_left, 2: mask_right}.get(kx, 0)
+                for c in range(C):
+                    m.d.comb += out[(ky * 3 + kx) * C + c].eq(Mux(pad, 0, win[ky][kx][c]))
+
+        # Input markers must agree with the fixed frame size.
+        with m.If(self.i.valid & self.i.ready):
+            side = self.i.payload.side
+            eol, eof = x == W - 1, (x == W - 1) & (y == H - 1)
+            with m.If((side[0] != eol) | (side[1] != eof)):
+                m.d.sync += self.framing_error.eq(1)
+        return m

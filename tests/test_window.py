@@ -1,0 +1,136 @@
+# amaranth: UnusedElaboratable=no
+"""SlidingWindow (3x3 line buffer): golden twin, pysim sweep, Verilator with stalls."""
+
+import numpy as np
+import pytest
+
+from semifreddo_hw.window import SlidingWindow
+from sim.frames import frames_to_beats
+from sim.golden.layers import window3x3
+from sim.pysim import run_stream_pysim
+from sim.rtl import Lanes, VerilatorDesign
+
+
+def _frames(rng, n, h, w, c, extremes=True):
+    frames = [rng.integers(-128, 128, size=(h, w, c)) for _ in range(n)]
+    if extremes:
+        frames[0][::2, ::2] = -128
+        frames[-1][1::2] = 127
+    return frames
+
+
+def _vectors(frames, stride):
+    x, xs = frames_to_beats(frames)
+    y, ys = frames_to_beats([window3x3(f, stride) for f in frames])
+    return x, xs, y, ys
+
+
+def test_golden_window_small_case():
+    f = np.arange(1, 7).reshape(2, 3, 1)  # [[1 2 3] [4 5 6]]
+    w = window3x3(f)
+    assert w.shape == (2, 3, 9)
+    assert w[0, 0].tolist() == [0, 0, 0, 0, 1, 2, 0, 4, 5]
+    assert w[1, 2].tolist() == [2, 3, 0, 5, 6, 0, 0, 0, 0]
+    assert window3x3(f, 2).shape == (1, 2, 9)
+
+
+# (width, height, channels, stride): odd and even sizes, 1-pixel-high and 1-pixel-wide
+SIZES = [(5, 3, 2, 1), (5, 3, 2, 2), (13, 7, 3, 1), (13, 7, 3, 2), (1, 1, 1, 1), (1, 1, 2, 2),
+         (1, 5, 1, 1), (1, 5, 2, 2), (6, 1, 1, 1), (7, 1, 2, 2), (8, 6, 1, 2), (2, 2, 4, 1)]
+
+
+@pytest.mark.parametrize("w,h,c,s", SIZES)
+def test_window_pysim(w, h, c, s):
+    rng = np.random.default_rng(w * 100 + h * 10 + c + s)
+    dut = SlidingWindow(c, w, h, stride=s)
+    x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, seed=w + h,
+                     in_stall=0.4, out_stall=0.4)
+
+
+RTL_CASES = {"13x7_c3_s1": (13, 7, 3, 1), "13x7_c3_s2": (13, 7, 3, 2),
+             "5x3_c64_s1": (5, 3, 64, 1), "1x1_c2_s1": (1, 1, 2, 1),
+             "9x1_c1_s2": (9, 1, 1, 2), "1x6_c5_s2": (1, 6, 5, 2), "10x4_c8_s2": (10, 4, 8, 2)}
+
+
+@pytest.fixture(scope="module")
+def designs(rtl_build_dir):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            w, h, c, s = RTL_CASES[name]
+            dut = SlidingWindow(c, w, h, stride=s)
+            cache[name] = dut, VerilatorDesign.build(dut, f"win_{name}", rtl_build_dir)
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", list(RTL_CASES))
+def test_window_rtl_bit_exact(designs, name):
+    w, h, c, s = RTL_CASES[name]
+    dut, design = designs(name)
+    rng = np.random.default_rng(len(name))
+    x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
+    for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.6), (0.6, 0.0)]):
+        design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=stalls[0],
+                          out_stall=stalls[1], seed=k, test_name=f"stall{k}",
+                          in_lanes=Lanes(c, 8, side_width=2),
+                          out_lanes=Lanes(9 * c, 8, side_width=2))
+
+
+def test_window_throughput(designs):
+    """No stalls: one pixel per clock within a frame, ``width + 1`` flush steps per frame."""
+    dut, design = designs("13x7_c3_s1")
+    rng = np.random.default_rng(9)
+    frames = _frames(rng, 4, 7, 13, 3, extremes=False)
+    x, xs, y, ys = _vectors(frames, 1)
+    stats = design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=0, out_stall=0,
+                              test_name="throughput", in_lanes=Lanes(3, 8, side_width=2),
+                              out_lanes=Lanes(27, 8, side_width=2))
+    assert dut.frame_cycles == 13 * 7 + 14
+    # The last window leaves one cycle after the last flush step.
+    assert stats["cycles"] == len(frames) * dut.frame_cycles + 1
+
+
+def test_window_reports_line_buffer_for_640_wide_frames():
+    dut = SlidingWindow(32, 640, 480)
+    assert dut.memory_bits == 640 * 2 * 32 * 8
+    assert dut.register_bits == 9 * 32 * 8 + 7
+
+
+@pytest.mark.parametrize("corrupt", [None, "eol", "eof"])
+def test_window_flags_markers_that_disagree_with_the_frame_size(corrupt):
+    from amaranth.sim import Simulator
+
+    dut = SlidingWindow(1, 3, 2)
+    x, xs = frames_to_beats([np.zeros((2, 3, 1), int)])
+    if corrupt == "eol":
+        xs[1] |= 1  # end of line one pixel early
+    elif corrupt == "eof":
+        xs[2] |= 2  # end of frame on the first line
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        for lanes, side in zip(x, xs, strict=True):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload.data, lanes)
+            ctx.set(dut.i.payload.side, side)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        seen["error"] = ctx.get(dut.framing_error)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["error"] == (corrupt is not None)
+
+
+def test_window_parameters_are_checked():
+    with pytest.raises(ValueError, match="stride"):
+        SlidingWindow(1, 4, 4, stride=3)
+    with pytest.raises(ValueError, match="width"):
+        SlidingWindow(1, 0, 4)
