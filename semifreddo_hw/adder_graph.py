@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = ["Term", "AdderGraph", "Schedule", "PlanError", "plan_cmvm", "csd_digits",
-           "signed_width", "sum_tree", "SOLVERS"]
+           "signed_width", "sum_tree", "plan_depthwise", "SOLVERS"]
 
 SOLVERS = ("csd", "da4ml")
 
@@ -339,6 +339,39 @@ def _plan_csd(weights: np.ndarray) -> AdderGraph:
         terms = [Term(i, s, neg) for i in range(n_in) for s, neg in csd_digits(weights[j, i])]
         outputs.append(b.sum(terms))
     return b.graph(outputs, "csd", 0.0)
+
+
+def plan_depthwise(kernels, solver: str = "da4ml", *, cache: bool = True) -> AdderGraph:
+    """Plan a depthwise layer: ``kernels`` is ``(channels, taps)``; output ``c`` is
+    ``sum_k kernels[c, k] * x[k * channels + c]`` (inputs ordered tap-major, as the sliding
+    window emits them). Channels share no inputs, so each is planned alone and the graphs are
+    placed side by side; the result is the block-structured ``(channels, taps * channels)``
+    matrix, checked like any plan."""
+    k = np.asarray(kernels)
+    if k.ndim != 2 or 0 in k.shape:
+        raise ValueError(f"kernels must have shape (channels, taps), not {k.shape}")
+    channels, taps = k.shape
+    n_in = channels * taps
+    adds: list[tuple[Term, Term]] = []
+    outputs: list[Term | None] = []
+    seconds = 0.0
+    for c in range(channels):
+        g = plan_cmvm(k[c:c + 1], solver, cache=cache)
+        seconds += g.solve_seconds
+        base = n_in + len(adds)
+
+        def move(t, g=g, base=base, c=c):  # channel-local node -> merged node
+            if t.node < g.n_in:
+                return t._replace(node=t.node * channels + c)
+            return t._replace(node=base + t.node - g.n_in)
+        adds += [(move(a), move(b)) for a, b in g.adds]
+        outputs.append(None if g.outputs[0] is None else move(g.outputs[0]))
+    graph = AdderGraph(n_in, tuple(adds), tuple(outputs), solver, seconds)
+    matrix = np.zeros((channels, n_in), dtype=np.int64)
+    for c in range(channels):
+        matrix[c, np.arange(taps) * channels + c] = k[c]
+    graph.check(matrix)
+    return graph
 
 
 def sum_tree(n_in: int) -> AdderGraph:

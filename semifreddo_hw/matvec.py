@@ -143,7 +143,8 @@ class FrozenMatVec(wiring.Component):
         return self.graph.schedule(self.levels_per_stage).stages
 
     def report(self) -> dict:
-        """Plan estimates (not measured): weights, adders, depth, latency, register bits."""
+        """Plan estimates (not measured): weights, adders, depth, latency, register bits
+        (data and side bits; the one valid bit per stage is not counted)."""
         g = self.graph
         return {
             "shape": list(self.weights.shape),
@@ -155,7 +156,8 @@ class FrozenMatVec(wiring.Component):
             "adder_levels": g.depth,
             "levels_per_stage": self.levels_per_stage,
             "latency_cycles": self.latency,
-            "register_bits": g.register_bits(self.levels_per_stage, INT8_MIN, INT8_MAX),
+            "register_bits": g.register_bits(self.levels_per_stage, INT8_MIN, INT8_MAX)
+            + self.latency * self.side_width,
             "out_width": self.out_width,
             "multipliers": 0,
             "memory_bits": 0,
@@ -233,7 +235,7 @@ class ConfigurableMatVec(wiring.Component):
             "levels_per_stage": self.levels_per_stage,
             "latency_cycles": self.latency,
             "register_bits": self.n_in * self.n_out * 16 + self.n_out * self.tree.register_bits(
-                self.levels_per_stage, *self.product_range),
+                self.levels_per_stage, *self.product_range) + self.latency * self.side_width,
             "memory_bits": self.bank.bits,
             "out_width": self.out_width,
         }

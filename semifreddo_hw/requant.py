@@ -55,6 +55,7 @@ class Requantizer(wiring.Component):
             raise ValueError(f"shift must be an integer in 0..62, not {shift!r}")
         self.channels, self.acc_width, self.shift, self.relu = channels, acc_width, shift, relu
         self.scale_bits, self.bias_bits = scale_bits, bias_bits
+        self.side_width = side_width
         self.scales = ParamBank(signed(scale_bits), channels,
                                 init=[scale_init if scale_init is not None else [1] * channels])
         self.biases = ParamBank(signed(bias_bits), channels,
@@ -68,6 +69,18 @@ class Requantizer(wiring.Component):
 
     latency = 2
 
+    @property
+    def register_bits(self) -> int:
+        """Data register bits (products, results, side bits; valid bits excluded)."""
+        return self.channels * (self._product_width + 8) + 2 * self.side_width
+
+    @property
+    def _product_width(self) -> int:
+        a, s = self.acc_width, self.scale_bits
+        a_lo, a_hi, s_lo, s_hi = -(1 << (a - 1)), (1 << (a - 1)) - 1, -(1 << (s - 1)), \
+            (1 << (s - 1)) - 1
+        return signed_width(min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo)
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.scales = scales = self.scales
@@ -80,13 +93,13 @@ class Requantizer(wiring.Component):
         a_lo, a_hi = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
         s_lo, s_hi = -(1 << (self.scale_bits - 1)), (1 << (self.scale_bits - 1)) - 1
         b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
-        p_lo, p_hi = min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo
+        p_lo, p_hi = min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo  # as in _product_width
         rnd = (1 << self.shift) >> 1
         t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
         lo = 0 if self.relu else -128
         for c in range(self.channels):
             prod = pipe.stage(self.i.payload.data[c] * scales.data[c],
-                              signed(signed_width(p_lo, p_hi)), name=f"prod{c}")
+                              signed(self._product_width), name=f"prod{c}")
             t = Signal(signed(t_width), name=f"t{c}")
             r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
             # The bias is read straight from its bank: it only changes between frames.

@@ -109,10 +109,10 @@ def test_zero_weights_generate_no_logic():
 @pytest.mark.parametrize("levels", [1, 2, 3])
 def test_plan_register_bits_equal_built_registers(levels):
     w = gaussian_int8(np.random.default_rng(levels), 10, 9, 0.3)
-    dut = FrozenMatVec(w, levels_per_stage=levels)
+    dut = FrozenMatVec(w, levels_per_stage=levels, side_width=levels - 1)
     dff_bits = rtlil_cells(dut)["$dff"][1]
     assert dff_bits == dut.report()["register_bits"] + dut.latency  # + one valid bit a stage
-    cdut = ConfigurableMatVec(4, 3, levels_per_stage=levels)
+    cdut = ConfigurableMatVec(4, 3, levels_per_stage=levels, side_width=levels)
     assert rtlil_cells(cdut)["$dff"][1] == cdut.report()["register_bits"] + cdut.latency
 
 

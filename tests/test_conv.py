@@ -1,0 +1,114 @@
+# amaranth: UnusedElaboratable=no
+"""Frozen convolution layers (pointwise, depthwise 3x3, full 3x3 stem) against the golden
+model: pysim sweeps and Verilator with random stalls, several frames, odd sizes."""
+
+import numpy as np
+import pytest
+
+from semifreddo_hw.conv import FrozenConv
+from sim.frames import frames_to_beats
+from sim.golden.layers import conv3x3, depthwise3x3, pointwise
+from sim.golden.primitives import requantize
+from sim.pysim import run_stream_pysim
+from sim.rtl import Lanes, VerilatorDesign
+from tests.rtl_helpers import writes_for
+from tests.test_blocks_pysim import rtlil_cells
+from weights.synthetic import trained_like_int8
+
+
+def make_layer(rng, kind, c_in, c_out, extremes=False):
+    taps = {"pointwise": c_in, "depthwise": 9, "full": 9 * c_in}[kind]
+    rows = c_in if kind == "depthwise" else c_out
+    w = trained_like_int8(rng, rows, taps, pruned=0.3)
+    if extremes:
+        w = rng.choice([-128, 127, 0], size=w.shape)
+    shape = {"pointwise": (c_out, c_in), "depthwise": (c_in, 3, 3),
+             "full": (c_out, 3, 3, c_in)}[kind]
+    w = w.reshape(shape)
+    if kind == "full":
+        w = w.transpose(0, 3, 1, 2)  # (C_out, C_in, 3, 3)
+    n = c_in if kind == "depthwise" else c_out
+    scale = rng.integers(1, 1 << 12, size=n)
+    bias = rng.integers(-(1 << 18), 1 << 18, size=n)
+    return w, scale, bias
+
+
+def golden(kind, w, frame, stride, scale, bias, shift, relu):
+    acc = {"pointwise": lambda: pointwise(frame, w),
+           "depthwise": lambda: depthwise3x3(frame, w, stride),
+           "full": lambda: conv3x3(frame, w, stride)}[kind]()
+    return requantize(acc, scale, bias, shift, relu)
+
+
+def vectors(rng, kind, w, size, c_in, stride, scale, bias, shift, relu, frames=2):
+    h, wd = size
+    fr = [rng.integers(-128, 128, size=(h, wd, c_in)) for _ in range(frames)]
+    fr[0][0] = -128
+    x, xs = frames_to_beats(fr)
+    y, ys = frames_to_beats([golden(kind, w, f, stride, scale, bias, shift, relu) for f in fr])
+    return x, xs, y, ys
+
+
+# kind, (height, width), c_in, c_out, stride
+SWEEP = [("pointwise", (3, 5), 4, 6, 1), ("pointwise", (1, 1), 1, 1, 1),
+         ("depthwise", (7, 13), 3, 3, 1), ("depthwise", (7, 13), 2, 2, 2),
+         ("depthwise", (1, 6), 4, 4, 2), ("depthwise", (5, 1), 1, 1, 1),
+         ("full", (7, 13), 3, 8, 2), ("full", (4, 4), 1, 4, 2), ("full", (3, 5), 4, 2, 1)]
+
+
+@pytest.mark.parametrize("kind,size,c_in,c_out,stride", SWEEP)
+def test_conv_pysim(kind, size, c_in, c_out, stride):
+    rng = np.random.default_rng([c_in, c_out, stride, *size])
+    w, scale, bias = make_layer(rng, kind, c_in, c_out)
+    relu = bool(rng.integers(2))
+    dut = FrozenConv(kind, w, height=size[0], width=size[1], stride=stride, shift=12,
+                     relu=relu, scale_init=scale.tolist(), bias_init=bias.tolist())
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 12, relu)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+
+
+RTL = {"stem_13x7_c3_s2": ("full", (7, 13), 3, 32, 2, False),
+       "dw_13x7_c16_s1": ("depthwise", (7, 13), 16, 16, 1, True),
+       "dw_9x5_c24_s2": ("depthwise", (5, 9), 24, 24, 2, False),
+       "pw_5x3_c32_to_48": ("pointwise", (3, 5), 32, 48, 1, True)}
+
+
+@pytest.mark.parametrize("name", list(RTL))
+def test_conv_rtl_bit_exact(rtl_build_dir, name):
+    kind, size, c_in, c_out, stride, extremes = RTL[name]
+    rng = np.random.default_rng(len(name))
+    w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes)
+    dut = FrozenConv(kind, w, height=size[0], width=size[1], stride=stride, shift=11,
+                     relu=True)
+    design = VerilatorDesign.build(dut, f"conv_{name}", rtl_build_dir)
+    writes = writes_for(dut, "scale_write", scale) + writes_for(dut, "bias_write", bias)
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
+    for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.0)]):
+        design.run_stream(x, y, in_sides=xs, out_sides=ys, writes=writes, seed=k,
+                          in_stall=stalls[0], out_stall=stalls[1], test_name=f"run{k}",
+                          in_lanes=Lanes(c_in, 8, side_width=2),
+                          out_lanes=Lanes(dut.c_out, 8, side_width=2))
+
+
+def test_conv_report_matches_netlist():
+    rng = np.random.default_rng(0)
+    w, scale, bias = make_layer(rng, "pointwise", 6, 5)
+    dut = FrozenConv("pointwise", w, shift=4)
+    r = dut.report()
+    assert r["multipliers"] == 0
+    valid_bits = dut.product.latency + dut.requant.latency
+    assert rtlil_cells(dut)["$dff"][1] == r["register_bits"] + valid_bits
+    dw = FrozenConv("depthwise", make_layer(rng, "depthwise", 3, 3)[0], width=640, height=480)
+    assert dw.report()["weights"] == 27
+    assert dw.report()["line_buffer_bits"] == 640 * 2 * 3 * 8
+
+
+def test_conv_parameters_are_checked():
+    with pytest.raises(ValueError, match="kind"):
+        FrozenConv("dilated", np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match=r"\(C, 3, 3\)"):
+        FrozenConv("depthwise", np.zeros((2, 2), int))
+    with pytest.raises(ValueError, match="int8"):
+        FrozenConv("pointwise", np.full((2, 2), 200))
+    with pytest.raises(ValueError, match="stride"):
+        FrozenConv("pointwise", np.zeros((2, 2), int), stride=2)
