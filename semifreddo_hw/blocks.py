@@ -1,0 +1,171 @@
+"""Simplified ShuffleNetV2 blocks (DESIGN.md §2, paper Fig. 4), frozen variants.
+
+* :class:`RegularBlock` (stride 1): split the channels in half; the first half passes
+  through, the second goes depthwise 3x3 (requantized, no ReLU) then pointwise (requantized,
+  ReLU); concatenate; two-group channel shuffle.
+* :class:`DownsamplingBlock` (stride 2): both branches take all channels through depthwise
+  3x3 stride 2 then pointwise; concatenate (twice the channels); channel shuffle.
+
+Each layer's requantizer is described by a dict ``{"scale": [...], "bias": [...],
+"shift": int}`` (scale and bias are the power-up values; they stay writable through the
+block's ``<layer>_scale_write`` / ``<layer>_bias_write`` ports).
+"""
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .conv import FrozenConv
+from .streams import fork, join, shuffle_lanes, vector_layout
+from .window import MARKER_BITS
+
+__all__ = ["RegularBlock", "DownsamplingBlock"]
+
+
+def _conv(kind, weights, quant, relu, **kw):
+    return FrozenConv(kind, weights, shift=quant["shift"], relu=relu,
+                      scale_init=list(quant["scale"]), bias_init=list(quant["bias"]), **kw)
+
+
+def _branch_beats(dw: FrozenConv, pw: FrozenConv) -> int:
+    """Most beats a depthwise -> pointwise branch holds between taking a pixel and giving
+    back the corresponding output: the window's lag and output register, plus one beat per
+    pipeline stage."""
+    return (dw.window.width + 2 + dw.product.latency + dw.requant.latency
+            + pw.product.latency + pw.requant.latency)
+
+
+class _Block(wiring.Component):
+    """Shared parts: the pixel-stream ports, per-layer parameter ports, the branch chains."""
+
+    def __init__(self, c_in, c_out, layers: dict[str, FrozenConv]):
+        self.layers = layers
+        members = {
+            "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
+            "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
+            "framing_error": Out(1),
+        }
+        for name, layer in layers.items():
+            for port in ("scale_write", "bias_write"):
+                members[f"{name}_{port}"] = In(layer.signature.members[port].signature)
+        super().__init__(members)
+
+    def report(self) -> dict:
+        return {name: layer.report() for name, layer in self.layers.items()}
+
+    def _add_layers(self, m):
+        for name, layer in self.layers.items():
+            m.submodules[name] = layer
+            for port in ("scale_write", "bias_write"):
+                src, dst = getattr(self, f"{name}_{port}"), getattr(layer, port)
+                m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload)]
+
+    @staticmethod
+    def _chain(m, first, second):
+        wiring.connect(m, first.o, second.i)
+
+
+class RegularBlock(_Block):
+    """Stride-1 block on a ``width`` x ``height`` frame of ``channels`` (even) channels.
+
+    ``dw``: ``(channels/2, 3, 3)``, ``pw``: ``(channels/2, channels/2)`` int8 weights;
+    ``dw_quant``, ``pw_quant``: requantizer dicts. The pass-through half waits in a FIFO as
+    deep as the conv branch can fall behind, so the block takes one pixel per clock.
+    """
+
+    def __init__(self, channels, width, height, *, dw, dw_quant, pw, pw_quant,
+                 solver="da4ml", levels_per_stage=2):
+        if not isinstance(channels, int) or channels < 2 or channels % 2:
+            raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
+        self.channels, self.width, self.height = channels, width, height
+        kw = dict(solver=solver, levels_per_stage=levels_per_stage)
+        layers = {"dw": _conv("depthwise", dw, dw_quant, False, width=width, height=height,
+                              **kw),
+                  "pw": _conv("pointwise", pw, pw_quant, True, **kw)}
+        for name, layer in layers.items():
+            if layer.c_out != channels // 2 or layer.c_in != channels // 2:
+                raise ValueError(f"{name} weights must map {channels // 2} channels to "
+                                 f"{channels // 2}, not {layer.c_in} to {layer.c_out}")
+        self.bypass_depth = _branch_beats(layers["dw"], layers["pw"]) + 2
+        super().__init__(channels, channels, layers)
+
+    def elaborate(self, platform):
+        m = Module()
+        self._add_layers(m)
+        dw, pw = self.layers["dw"], self.layers["pw"]
+        half = self.channels // 2
+        m.submodules.bypass = bypass = fifo.SyncFIFOBuffered(
+            width=half * 8, depth=self.bypass_depth)
+        m.d.comb += self.framing_error.eq(dw.framing_error)
+
+        # Fork: first half into the bypass FIFO, second half (and markers) into the branch.
+        x = self.i.payload.data
+        fork(m, self.i, bypass.w_stream, dw.i)
+        m.d.comb += [bypass.w_data.eq(x.as_value()[:half * 8]),
+                     dw.i.payload.data.eq(x.as_value()[half * 8:]),
+                     dw.i.payload.side.eq(self.i.payload.side)]
+        self._chain(m, dw, pw)
+
+        # Join: concatenate [bypass, branch] and shuffle; markers come from the branch.
+        join(m, [bypass.r_stream, pw.o], self.o)
+        cat = [bypass.r_data[k * 8:(k + 1) * 8] for k in range(half)] + \
+            [pw.o.payload.data[k] for k in range(half)]
+        for k, src in enumerate(shuffle_lanes(self.channels)):
+            m.d.comb += self.o.payload.data[k].eq(cat[src])
+        m.d.comb += self.o.payload.side.eq(pw.o.payload.side)
+        return m
+
+
+class DownsamplingBlock(_Block):
+    """Stride-2 block: ``channels`` in, ``2 * channels`` out, half the width and height
+    (rounded up). ``branches`` is two dicts ``{"dw", "dw_quant", "pw", "pw_quant"}`` with
+    ``dw`` ``(channels, 3, 3)`` and ``pw`` ``(channels, channels)``. The branch with fewer
+    pipeline stages gets a FIFO at its end so that neither stalls the other."""
+
+    def __init__(self, channels, width, height, *, branches, solver="da4ml",
+                 levels_per_stage=2):
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive integer, not {channels!r}")
+        if len(branches) != 2:
+            raise ValueError("a downsampling block has exactly two branches")
+        self.channels, self.width, self.height = channels, width, height
+        kw = dict(solver=solver, levels_per_stage=levels_per_stage)
+        layers = {}
+        for b, br in enumerate(branches):
+            layers[f"b{b}_dw"] = _conv("depthwise", br["dw"], br["dw_quant"], False,
+                                       width=width, height=height, stride=2, **kw)
+            layers[f"b{b}_pw"] = _conv("pointwise", br["pw"], br["pw_quant"], True, **kw)
+        for name, layer in layers.items():
+            if layer.c_out != channels or layer.c_in != channels:
+                raise ValueError(f"{name} weights must map {channels} channels to "
+                                 f"{channels}, not {layer.c_in} to {layer.c_out}")
+        beats = [_branch_beats(layers[f"b{b}_dw"], layers[f"b{b}_pw"]) for b in range(2)]
+        self.skew_depth = max(beats) - min(beats) + 2
+        super().__init__(channels, 2 * channels, layers)
+
+    def elaborate(self, platform):
+        m = Module()
+        self._add_layers(m)
+        ends = []
+        for b in range(2):
+            dw, pw = self.layers[f"b{b}_dw"], self.layers[f"b{b}_pw"]
+            m.d.comb += [dw.i.payload.eq(self.i.payload)]
+            self._chain(m, dw, pw)
+            # Each branch ends in a small FIFO that absorbs the difference in pipeline depth.
+            q = fifo.SyncFIFOBuffered(width=len(pw.o.payload.as_value()),
+                                      depth=self.skew_depth)
+            m.submodules[f"b{b}_skew"] = q
+            m.d.comb += [q.w_en.eq(pw.o.valid), q.w_data.eq(pw.o.payload),
+                         pw.o.ready.eq(q.w_rdy)]
+            ends.append((q, pw.o.payload.shape()))
+        fork(m, self.i, self.layers["b0_dw"].i, self.layers["b1_dw"].i)
+        m.d.comb += self.framing_error.eq(self.layers["b0_dw"].framing_error |
+                                          self.layers["b1_dw"].framing_error)
+        join(m, [q.r_stream for q, _ in ends], self.o)
+        views = [layout(q.r_data) for q, layout in ends]
+        cat = [views[0].data[k] for k in range(self.channels)] + \
+            [views[1].data[k] for k in range(self.channels)]
+        for k, src in enumerate(shuffle_lanes(2 * self.channels)):
+            m.d.comb += self.o.payload.data[k].eq(cat[src])
+        m.d.comb += self.o.payload.side.eq(views[0].side)
+        return m

@@ -1,0 +1,112 @@
+# amaranth: UnusedElaboratable=no
+"""Regular and downsampling blocks (frozen) against the golden model."""
+
+import numpy as np
+import pytest
+
+from semifreddo_hw.blocks import DownsamplingBlock, RegularBlock
+from sim.frames import frames_to_beats
+from sim.golden.blocks import channel_shuffle, downsampling_block, regular_block
+from sim.pysim import run_stream_pysim
+from sim.rtl import Lanes, VerilatorDesign
+from weights.synthetic import trained_like_int8
+
+
+def quant(rng, n):
+    return {"scale": rng.integers(1, 1 << 11, size=n).tolist(),
+            "bias": rng.integers(-(1 << 16), 1 << 16, size=n).tolist(), "shift": 10}
+
+
+def branch(rng, c):
+    return dict(dw=trained_like_int8(rng, c, 9).reshape(c, 3, 3), dw_quant=quant(rng, c),
+                pw=trained_like_int8(rng, c, c), pw_quant=quant(rng, c))
+
+
+def regular(rng, c, w, h):
+    p = branch(rng, c // 2)
+    return RegularBlock(c, w, h, **p), lambda f: regular_block(f, **p)
+
+
+def downsampling(rng, c, w, h):
+    br = [branch(rng, c), branch(rng, c)]
+    return DownsamplingBlock(c, w, h, branches=br), \
+        lambda f: downsampling_block(f, branches=br)
+
+
+def vectors(rng, ref, c, w, h, frames):
+    fr = [rng.integers(-128, 128, size=(h, w, c)) for _ in range(frames)]
+    fr[0][0, 0] = -128
+    fr[-1][-1] = 127
+    x, xs = frames_to_beats(fr)
+    y, ys = frames_to_beats([ref(f) for f in fr])
+    return x, xs, y, ys
+
+
+def test_golden_channel_shuffle():
+    f = np.arange(6).reshape(1, 1, 6)
+    assert channel_shuffle(f).ravel().tolist() == [0, 3, 1, 4, 2, 5]
+
+
+@pytest.mark.parametrize("make", [regular, downsampling])
+@pytest.mark.parametrize("c,w,h", [(2, 5, 3), (4, 13, 7), (6, 1, 4), (8, 6, 1), (2, 1, 1)])
+def test_block_pysim(make, c, w, h):
+    rng = np.random.default_rng([c, w, h])
+    dut, ref = make(rng, c, w, h)
+    x, xs, y, ys = vectors(rng, ref, c, w, h, 2)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.4, out_stall=0.4)
+
+
+RTL = {"regular_13x7_c16": (regular, 16, 13, 7), "down_13x7_c8": (downsampling, 8, 13, 7),
+       "regular_6x1_c4": (regular, 4, 6, 1)}
+
+
+@pytest.fixture(scope="module")
+def designs(rtl_build_dir):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            make, c, w, h = RTL[name]
+            rng = np.random.default_rng(len(name))
+            dut, ref = make(rng, c, w, h)
+            cache[name] = dut, ref, VerilatorDesign.build(dut, f"blk_{name}", rtl_build_dir)
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", list(RTL))
+def test_block_rtl_bit_exact(designs, name):
+    _, c, w, h = RTL[name]
+    dut, ref, design = designs(name)
+    x, xs, y, ys = vectors(np.random.default_rng(1), ref, c, w, h, 3)
+    c_out = len(y[0])
+    for k, stalls in enumerate([(0.3, 0.3), (0.6, 0.1), (0.1, 0.6)]):
+        design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=stalls[0],
+                          out_stall=stalls[1], seed=k, test_name=f"run{k}",
+                          in_lanes=Lanes(c, 8, side_width=2),
+                          out_lanes=Lanes(c_out, 8, side_width=2))
+
+
+def test_regular_block_one_pixel_per_clock(designs):
+    """Without stalls, each extra frame costs exactly width*height pixels + width+1 flush
+    cycles: the block keeps up with its window."""
+    _, c, w, h = RTL["regular_13x7_c16"]
+    dut, ref, design = designs("regular_13x7_c16")
+    cycles = []
+    for frames in (1, 3):
+        x, xs, y, ys = vectors(np.random.default_rng(frames), ref, c, w, h, frames)
+        stats = design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=0, out_stall=0,
+                                  test_name=f"tp{frames}", in_lanes=Lanes(c, 8, side_width=2),
+                                  out_lanes=Lanes(c, 8, side_width=2))
+        cycles.append(stats["cycles"])
+    assert cycles[1] - cycles[0] == 2 * (w * h + w + 1)
+
+
+def test_block_parameters_are_checked():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="even"):
+        RegularBlock(3, 4, 4, **branch(rng, 1))
+    with pytest.raises(ValueError, match="map 2 channels"):
+        RegularBlock(4, 4, 4, **branch(rng, 3))
+    with pytest.raises(ValueError, match="two branches"):
+        DownsamplingBlock(2, 4, 4, branches=[branch(rng, 2)])
