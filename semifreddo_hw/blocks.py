@@ -15,7 +15,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .conv import FrozenConv
+from .conv import Conv
 from .streams import fork, join, shuffle_lanes, vector_layout
 from .window import MARKER_BITS
 
@@ -23,11 +23,11 @@ __all__ = ["RegularBlock", "DownsamplingBlock"]
 
 
 def _conv(kind, weights, quant, relu, **kw):
-    return FrozenConv(kind, weights, shift=quant["shift"], relu=relu,
+    return Conv(kind, weights, shift=quant["shift"], relu=relu,
                       scale_init=list(quant["scale"]), bias_init=list(quant["bias"]), **kw)
 
 
-def _branch_beats(dw: FrozenConv, pw: FrozenConv) -> int:
+def _branch_beats(dw: Conv, pw: Conv) -> int:
     """Most beats a depthwise -> pointwise branch holds between taking a pixel and giving
     back the corresponding output: the window's lag and output register, plus one beat per
     pipeline stage."""
@@ -38,7 +38,7 @@ def _branch_beats(dw: FrozenConv, pw: FrozenConv) -> int:
 class _Block(wiring.Component):
     """Shared parts: the pixel-stream ports, per-layer parameter ports, the branch chains."""
 
-    def __init__(self, c_in, c_out, layers: dict[str, FrozenConv]):
+    def __init__(self, c_in, c_out, layers: dict[str, Conv]):
         self.layers = layers
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),

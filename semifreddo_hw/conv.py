@@ -1,4 +1,4 @@
-"""Frozen convolution layers on pixel streams: window, shift-add product, requantizer.
+"""Convolution layers on pixel streams: window, product (frozen or configurable), requantizer.
 
 Three kinds, all with int8 pixel streams in and out (``side`` = :data:`~.window.EOL` /
 :data:`~.window.EOF` markers):
@@ -7,8 +7,10 @@ Three kinds, all with int8 pixel streams in and out (``side`` = :data:`~.window.
 * ``depthwise``: 3x3 per channel, ``weights`` ``(C, 3, 3)``, stride 1 or 2;
 * ``full``: 3x3 over all input channels (the stem), ``weights`` ``(C_out, C_in, 3, 3)``.
 
-The weights are constants (a :class:`~.matvec.FrozenMatVec`); the requantizer's scale and
-bias stay configurable at run time.
+Frozen weights are constants (a :class:`~.matvec.FrozenMatVec`: shift-add, no multiplier);
+configurable ones sit in SRAM (a :class:`~.matvec.ConfigurableMatVec` with multipliers, only
+for the weights the kind has). Either way the requantizer's scale and bias stay
+configurable at run time.
 """
 
 import numpy as np
@@ -17,34 +19,39 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .adder_graph import plan_cmvm, plan_depthwise
-from .matvec import INT8_MAX, INT8_MIN, FrozenMatVec
+from .matvec import INT8_MAX, INT8_MIN, ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
 from .streams import vector_layout
 from .window import MARKER_BITS, SlidingWindow
 
-__all__ = ["FrozenConv", "KINDS"]
+__all__ = ["Conv", "KINDS"]
 
 KINDS = ("pointwise", "depthwise", "full")
 
 
-class FrozenConv(wiring.Component):
-    """One frozen convolution layer: [3x3 window ->] constant product -> requantizer.
+class Conv(wiring.Component):
+    """One convolution layer: [3x3 window ->] product -> requantizer.
 
     Parameters
     ----------
     kind : "pointwise", "depthwise" or "full"
-    weights : int8 array shaped for ``kind`` (see the module docstring)
+    weights : int8 array shaped for ``kind`` (see the module docstring); for a
+        configurable layer, the power-up image
+    configurable : weights in SRAM with multipliers (written through ``weight_write``,
+        element :meth:`weight_index`) instead of constants
     width, height : frame size at the layer input (3x3 kinds only need them)
     stride : 1 or 2 (3x3 kinds)
     shift, relu, scale_init, bias_init : the requantizer's (``docs/numerics.md`` §4)
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
+    ``weight_write`` (configurable only),
     ``framing_error`` (3x3 kinds: the window saw markers that disagree with the frame size).
     """
 
     def __init__(self, kind: str, weights, *, width: int = 1, height: int = 1,
                  stride: int = 1, shift: int = 0, relu: bool = False, scale_init=None,
-                 bias_init=None, solver: str = "da4ml", levels_per_stage: int = 2):
+                 bias_init=None, solver: str = "da4ml", levels_per_stage: int = 2,
+                 configurable: bool = False):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         w = np.asarray(weights)
@@ -60,40 +67,69 @@ class FrozenConv(wiring.Component):
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
         self.kind, self.weights, self.stride = kind, w.astype(np.int64), stride
-        if kind == "pointwise":
-            c_in, c_out = w.shape[1], w.shape[0]
-            matrix = self.weights
-            graph = plan_cmvm(matrix, solver)
-            self.window = None
-        else:
-            c_out = w.shape[0]
-            c_in = c_out if kind == "depthwise" else w.shape[1]
-            self.window = SlidingWindow(c_in, width, height, stride=stride)
-            if kind == "depthwise":
-                taps = self.weights.reshape(c_out, 9)
-                graph = plan_depthwise(taps, solver)
-                matrix = np.zeros((c_out, 9 * c_out), dtype=np.int64)
-                for k in range(9):
-                    matrix[np.arange(c_out), k * c_out + np.arange(c_out)] = taps[:, k]
-            else:  # window lane (ky * 3 + kx) * C_in + ci  <->  weights[co, ci, ky, kx]
-                matrix = self.weights.transpose(0, 2, 3, 1).reshape(c_out, 9 * c_in)
-                graph = plan_cmvm(matrix, solver)
+        self.configurable = configurable
+        c_out = w.shape[0]
+        c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
-        self.product = FrozenMatVec(matrix, graph=graph, levels_per_stage=levels_per_stage,
-                                    side_width=MARKER_BITS)
+        self.window = None if kind == "pointwise" else \
+            SlidingWindow(c_in, width, height, stride=stride)
+        # The product's matrix over the window's lanes: lane (ky * 3 + kx) * C_in + ci.
+        if kind == "pointwise":
+            matrix, mask = self.weights, np.ones(w.shape, bool)
+        elif kind == "depthwise":
+            taps = self.weights.reshape(c_out, 9)
+            mask = np.zeros((c_out, 9 * c_out), bool)
+            for k in range(9):
+                mask[np.arange(c_out), k * c_out + np.arange(c_out)] = True
+            matrix = np.zeros(mask.shape, dtype=np.int64)
+            for k in range(9):
+                matrix[np.arange(c_out), k * c_out + np.arange(c_out)] = taps[:, k]
+        else:
+            matrix = self.weights.transpose(0, 2, 3, 1).reshape(c_out, 9 * c_in)
+            mask = np.ones(matrix.shape, bool)
+        if configurable:
+            # Bank element of each weight, in the shape of ``weights``.
+            rank = np.full(mask.shape, -1)
+            rank[mask] = np.arange(int(mask.sum()))
+            if kind == "pointwise":
+                self._elements = rank
+            elif kind == "depthwise":
+                self._elements = np.stack([rank[np.arange(c_out), k * c_out + np.arange(c_out)]
+                                           for k in range(9)], axis=1).reshape(c_out, 3, 3)
+            else:
+                self._elements = rank.reshape(c_out, 3, 3, c_in).transpose(0, 3, 1, 2)
+            self.product = ConfigurableMatVec(matrix.shape[1], c_out, mask=mask, init=matrix,
+                                              levels_per_stage=levels_per_stage,
+                                              side_width=MARKER_BITS)
+        else:
+            graph = plan_depthwise(taps, solver) if kind == "depthwise" else \
+                plan_cmvm(matrix, solver)
+            self.product = FrozenMatVec(matrix, graph=graph, levels_per_stage=levels_per_stage,
+                                        side_width=MARKER_BITS)
         self.requant = Requantizer(c_out, self.product.out_width, shift=shift, relu=relu,
                                    scale_init=scale_init, bias_init=bias_init,
                                    side_width=MARKER_BITS)
-        super().__init__({
+        members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
             "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
             "scale_write": In(self.requant.signature.members["scale_write"].signature),
             "bias_write": In(self.requant.signature.members["bias_write"].signature),
             "framing_error": Out(1),
-        })
+        }
+        if configurable:
+            members["weight_write"] = In(self.product.signature.members["write"].signature)
+        super().__init__(members)
+
+    def weight_index(self, *index) -> int:
+        """The ``weight_write`` element holding ``weights[index]`` (index as for the
+        ``weights`` array: ``(co, ci)``, ``(c, ky, kx)`` or ``(co, ci, ky, kx)``)."""
+        if not self.configurable:
+            raise ValueError("a frozen layer has no weight memory")
+        return int(self._elements[index])
 
     def report(self) -> dict:
-        r = {"kind": self.kind, "stride": self.stride, **self.product.report()}
+        r = {"kind": self.kind, "stride": self.stride, "configurable": self.configurable,
+             **self.product.report()}
         r["weights"] = int(self.weights.size)  # not the depthwise block matrix's size
         r["latency_cycles"] += self.requant.latency  # plus, for 3x3 kinds, the window's lag
         r["memory_bits"] += self.requant.scales.bits + self.requant.biases.bits
@@ -117,7 +153,9 @@ class FrozenConv(wiring.Component):
             wiring.connect(m, wiring.flipped(self.i), product.i)
         wiring.connect(m, product.o, requant.i)
         wiring.connect(m, requant.o, wiring.flipped(self.o))
-        for port in ("scale_write", "bias_write"):
-            src, dst = getattr(self, port), getattr(requant, port)
+        ports = [(self.scale_write, requant.scale_write), (self.bias_write, requant.bias_write)]
+        if self.configurable:
+            ports.append((self.weight_write, product.write))
+        for src, dst in ports:
             m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload)]
         return m

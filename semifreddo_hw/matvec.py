@@ -182,22 +182,30 @@ class FrozenMatVec(wiring.Component):
 class ConfigurableMatVec(wiring.Component):
     """``y = W @ x`` for an int8 matrix ``W`` (``n_out`` x ``n_in``) loaded at run time.
 
-    ``W`` lives in a :class:`ParamBank` (element ``j * n_in + i`` is ``W[j, i]``), written
-    through ``write`` and starting from ``init`` (default all zero). Each beat uses
-    ``n_out * n_in`` int8 multipliers (one stage), then one adder tree per output with
-    ``levels_per_stage`` adder levels per stage. Output lanes are ``signed(out_width)``, exact
+    ``mask`` (boolean, ``(n_out, n_in)``, default all true) says which weights exist: a
+    depthwise layer, say, has nine per output. The existing weights live in a
+    :class:`ParamBank`, row-major over the mask (:meth:`index` gives an entry's element),
+    written through ``write`` and starting from ``init`` (a full matrix, zero outside the
+    mask; default all zero). Each beat uses one int8 multiplier per existing weight (one
+    stage), then per output an adder tree with ``levels_per_stage`` adder levels per stage;
+    shorter trees are delayed to the longest. Output lanes are ``signed(out_width)``, exact
     for any int8 weights and inputs.
 
     Ports: ``i``, ``o`` as :class:`FrozenMatVec`; ``write`` and ``select`` as
     :class:`ParamBank` (``select`` picks one of ``sets`` weight sets).
     """
 
-    def __init__(self, n_in: int, n_out: int, *, init=None, sets: int = 1,
+    def __init__(self, n_in: int, n_out: int, *, mask=None, init=None, sets: int = 1,
                  levels_per_stage: int = 2, side_width: int = 0):
         for name, v in (("n_in", n_in), ("n_out", n_out)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         _check_levels(levels_per_stage)
+        mask = np.ones((n_out, n_in), bool) if mask is None else np.asarray(mask, bool)
+        if mask.shape != (n_out, n_in):
+            raise ValueError(f"mask must have shape ({n_out}, {n_in}), not {mask.shape}")
+        if not mask.any():
+            raise ValueError("mask selects no weights")
         if init is not None:
             init = np.asarray(init)
             if init.shape == (n_out, n_in):
@@ -205,15 +213,20 @@ class ConfigurableMatVec(wiring.Component):
             if init.ndim != 3 or init.shape[1:] != (n_out, n_in):
                 raise ValueError(f"init must have shape ({n_out}, {n_in}) or "
                                  f"(sets, {n_out}, {n_in}), not {init.shape}")
-            init = init.reshape(init.shape[0], -1).tolist()
-        self.n_in, self.n_out = n_in, n_out
+            if np.any(init[:, ~mask]):
+                raise ValueError("init has nonzero weights outside the mask")
+            init = init[:, mask].tolist()
+        self.n_in, self.n_out, self.mask = n_in, n_out, mask
         self.levels_per_stage = levels_per_stage
         self.side_width = side_width
-        self.tree = sum_tree(n_in)
-        self.bank = ParamBank(signed(8), n_in * n_out, sets=sets, init=init)
+        self.taps = [np.flatnonzero(mask[j]).tolist() for j in range(n_out)]
+        self.trees = {n: sum_tree(n) for n in sorted({len(t) for t in self.taps if t})}
+        self.bank = ParamBank(signed(8), int(mask.sum()), sets=sets, init=init)
         # A product of two int8 lies in [-128 * 127, 128 * 128].
         self.product_range = (INT8_MIN * INT8_MAX, INT8_MIN * INT8_MIN)
-        self.out_width = signed_width(n_in * self.product_range[0], n_in * self.product_range[1])
+        widest = max(self.trees)
+        self.out_width = signed_width(widest * self.product_range[0],
+                                      widest * self.product_range[1])
         super().__init__({
             "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
             "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
@@ -221,21 +234,37 @@ class ConfigurableMatVec(wiring.Component):
             "select": In(range(sets)),
         })
 
+    def index(self, j: int, i: int) -> int:
+        """The bank element holding ``W[j, i]``."""
+        if not self.mask[j, i]:
+            raise ValueError(f"W[{j},{i}] is outside the mask")
+        return int(self.mask[:j].sum()) + self.taps[j].index(i)
+
+    def _stages(self, n: int) -> int:
+        return self.trees[n].schedule(self.levels_per_stage).stages
+
     @property
     def latency(self) -> int:
-        return 1 + self.tree.schedule(self.levels_per_stage).stages
+        return 1 + max(self._stages(n) for n in self.trees)
 
     def report(self) -> dict:
+        lo, hi = self.product_range
+        weights = int(self.mask.sum())
+        regs = 16 * weights + self.latency * self.side_width
+        for t in self.taps:
+            if t:
+                n = len(t)
+                regs += self.trees[n].register_bits(self.levels_per_stage, lo, hi)
+                regs += signed_width(n * lo, n * hi) * (self.latency - 1 - self._stages(n))
         return {
             "shape": [self.n_out, self.n_in],
-            "weights": self.n_in * self.n_out,
-            "multipliers": self.n_in * self.n_out,
-            "adders": self.n_out * self.tree.adders,
-            "adder_levels": self.tree.depth,
+            "weights": weights,
+            "multipliers": weights,
+            "adders": sum(self.trees[len(t)].adders for t in self.taps if t),
+            "adder_levels": max(g.depth for g in self.trees.values()),
             "levels_per_stage": self.levels_per_stage,
             "latency_cycles": self.latency,
-            "register_bits": self.n_in * self.n_out * 16 + self.n_out * self.tree.register_bits(
-                self.levels_per_stage, *self.product_range) + self.latency * self.side_width,
+            "register_bits": regs,
             "memory_bits": self.bank.bits,
             "out_width": self.out_width,
         }
@@ -249,11 +278,18 @@ class ConfigurableMatVec(wiring.Component):
         pipe = Pipeline(self.latency, name="mv")
         pipe.connect(m, self.i, self.o)
         x, w = self.i.payload.data, bank.data
-        for j in range(self.n_out):
-            products = [pipe.stage(x[i] * w[j * self.n_in + i], signed(16), name=f"p{j}_{i}")
-                        for i in range(self.n_in)]
-            (y,) = realize_graph(m, pipe, self.tree, products, *self.product_range,
-                                 levels_per_stage=self.levels_per_stage, name=f"sum{j}")
+        k = 0
+        for j, taps in enumerate(self.taps):
+            if not taps:
+                m.d.comb += self.o.payload.data[j].eq(0)
+                continue
+            products = [pipe.stage(x[i] * w[k + n], signed(16), name=f"p{j}_{i}")
+                        for n, i in enumerate(taps)]
+            k += len(taps)
+            (y,) = realize_graph(m, pipe, self.trees[len(taps)], products,
+                                 *self.product_range, levels_per_stage=self.levels_per_stage,
+                                 name=f"sum{j}")
+            y = pipe.delay(y, self.latency - 1 - self._stages(len(taps)), name=f"sum{j}_bal")
             m.d.comb += self.o.payload.data[j].eq(y)
         m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
                                                       name="side"))

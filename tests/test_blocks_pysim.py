@@ -60,6 +60,26 @@ def test_configurable_matvec_random_sweep(seed):
     run_stream_pysim(dut, x, matvec(w, x), writes=writes, seed=seed)
 
 
+@pytest.mark.parametrize("levels", [1, 2])
+def test_configurable_matvec_with_irregular_mask(levels):
+    rng = np.random.default_rng(levels)
+    mask = rng.random((7, 11)) < 0.4
+    mask[2] = False  # a row with no weights: output 0
+    mask[5] = True  # the widest row
+    w = np.where(mask, rng.integers(-128, 128, size=mask.shape), 0)
+    dut = ConfigurableMatVec(11, 7, mask=mask, init=w, levels_per_stage=levels, side_width=1)
+    x = int8_stimulus(rng, 30, 11)
+    run_stream_pysim(dut, x, matvec(w, x))
+    assert dut.report()["multipliers"] == mask.sum()
+    assert rtlil_cells(dut)["$dff"][1] == dut.report()["register_bits"] + dut.latency
+    w2 = np.where(mask, rng.integers(-128, 128, size=mask.shape), 0)
+    writes = [("write", {"index": dut.index(j, i), "value": int(w2[j, i])})
+              for j, i in zip(*np.nonzero(mask), strict=True)]
+    run_stream_pysim(dut, x, matvec(w2, x), writes=writes)
+    with pytest.raises(ValueError, match="outside the mask"):
+        ConfigurableMatVec(11, 7, mask=mask, init=np.ones((7, 11), int))
+
+
 def test_param_bank_select_past_last_set_reads_set_zero():
     init = np.arange(3 * 2 * 2).reshape(3, 2, 2) - 6
     dut = ConfigurableMatVec(2, 2, init=init, sets=3)

@@ -5,7 +5,7 @@ model: pysim sweeps and Verilator with random stalls, several frames, odd sizes.
 import numpy as np
 import pytest
 
-from semifreddo_hw.conv import FrozenConv
+from semifreddo_hw.conv import Conv
 from sim.frames import frames_to_beats
 from sim.golden.layers import conv3x3, depthwise3x3, pointwise
 from sim.golden.primitives import requantize
@@ -61,10 +61,28 @@ def test_conv_pysim(kind, size, c_in, c_out, stride):
     rng = np.random.default_rng([c_in, c_out, stride, *size])
     w, scale, bias = make_layer(rng, kind, c_in, c_out)
     relu = bool(rng.integers(2))
-    dut = FrozenConv(kind, w, height=size[0], width=size[1], stride=stride, shift=12,
+    dut = Conv(kind, w, height=size[0], width=size[1], stride=stride, shift=12,
                      relu=relu, scale_init=scale.tolist(), bias_init=bias.tolist())
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 12, relu)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+
+
+@pytest.mark.parametrize("kind,size,c_in,c_out,stride", SWEEP[::2])
+@pytest.mark.parametrize("image", [True, False])
+def test_configurable_conv_pysim(kind, size, c_in, c_out, stride, image):
+    """Weights from the power-up image, or written through ``weight_write`` over zeros."""
+    rng = np.random.default_rng([c_in, c_out, stride, *size, image])
+    w, scale, bias = make_layer(rng, kind, c_in, c_out)
+    dut = Conv(kind, w if image else np.zeros_like(w), height=size[0], width=size[1],
+               stride=stride, shift=12, relu=False, scale_init=scale.tolist(),
+               bias_init=bias.tolist(), configurable=True)
+    writes = [] if image else [("weight_write", {"index": dut.weight_index(*idx),
+                                                 "value": int(w[idx])})
+                               for idx in np.ndindex(w.shape)]
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 12, False)
+    run_stream_pysim(dut, x, y, writes=writes, in_sides=xs, out_sides=ys)
+    r = dut.report()
+    assert r["multipliers"] == w.size and r["configurable"]
 
 
 RTL = {"stem_13x7_c3_s2": ("full", (7, 13), 3, 32, 2, False),
@@ -73,15 +91,21 @@ RTL = {"stem_13x7_c3_s2": ("full", (7, 13), 3, 32, 2, False),
        "pw_5x3_c32_to_48": ("pointwise", (3, 5), 32, 48, 1, True)}
 
 
-@pytest.mark.parametrize("name", list(RTL))
+@pytest.mark.parametrize("name", list(RTL) + ["cfg_dw_11x5_c8_s2", "cfg_stem_9x6_c2_s2"])
 def test_conv_rtl_bit_exact(rtl_build_dir, name):
-    kind, size, c_in, c_out, stride, extremes = RTL[name]
+    configurable = name.startswith("cfg_")
+    kind, size, c_in, c_out, stride, extremes = RTL[name] if not configurable else \
+        {"cfg_dw_11x5_c8_s2": ("depthwise", (5, 11), 8, 8, 2, True),
+         "cfg_stem_9x6_c2_s2": ("full", (6, 9), 2, 16, 2, False)}[name]
     rng = np.random.default_rng(len(name))
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes)
-    dut = FrozenConv(kind, w, height=size[0], width=size[1], stride=stride, shift=11,
-                     relu=True)
+    dut = Conv(kind, np.zeros_like(w) if configurable else w, height=size[0], width=size[1],
+               stride=stride, shift=11, relu=True, configurable=configurable)
     design = VerilatorDesign.build(dut, f"conv_{name}", rtl_build_dir)
     writes = writes_for(dut, "scale_write", scale) + writes_for(dut, "bias_write", bias)
+    if configurable:  # load the weights at run time, in the bank's element order
+        order = np.argsort([dut.weight_index(*idx) for idx in np.ndindex(w.shape)])
+        writes += writes_for(dut, "weight_write", w.reshape(-1)[order])
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
     for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.0)]):
         design.run_stream(x, y, in_sides=xs, out_sides=ys, writes=writes, seed=k,
@@ -93,22 +117,22 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
 def test_conv_report_matches_netlist():
     rng = np.random.default_rng(0)
     w, scale, bias = make_layer(rng, "pointwise", 6, 5)
-    dut = FrozenConv("pointwise", w, shift=4)
+    dut = Conv("pointwise", w, shift=4)
     r = dut.report()
     assert r["multipliers"] == 0
     valid_bits = dut.product.latency + dut.requant.latency
     assert rtlil_cells(dut)["$dff"][1] == r["register_bits"] + valid_bits
-    dw = FrozenConv("depthwise", make_layer(rng, "depthwise", 3, 3)[0], width=640, height=480)
+    dw = Conv("depthwise", make_layer(rng, "depthwise", 3, 3)[0], width=640, height=480)
     assert dw.report()["weights"] == 27
     assert dw.report()["line_buffer_bits"] == 640 * 2 * 3 * 8
 
 
 def test_conv_parameters_are_checked():
     with pytest.raises(ValueError, match="kind"):
-        FrozenConv("dilated", np.zeros((2, 2), int))
+        Conv("dilated", np.zeros((2, 2), int))
     with pytest.raises(ValueError, match=r"\(C, 3, 3\)"):
-        FrozenConv("depthwise", np.zeros((2, 2), int))
+        Conv("depthwise", np.zeros((2, 2), int))
     with pytest.raises(ValueError, match="int8"):
-        FrozenConv("pointwise", np.full((2, 2), 200))
+        Conv("pointwise", np.full((2, 2), 200))
     with pytest.raises(ValueError, match="stride"):
-        FrozenConv("pointwise", np.zeros((2, 2), int), stride=2)
+        Conv("pointwise", np.zeros((2, 2), int), stride=2)
