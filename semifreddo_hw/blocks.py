@@ -1,4 +1,4 @@
-"""Simplified ShuffleNetV2 blocks (DESIGN.md §2, paper Fig. 4), frozen variants.
+"""Simplified ShuffleNetV2 blocks (DESIGN.md §2, paper Fig. 4), frozen or configurable.
 
 * :class:`RegularBlock` (stride 1): split the channels in half; the first half passes
   through, the second goes depthwise 3x3 (requantized, no ReLU) then pointwise (requantized,
@@ -8,7 +8,10 @@
 
 Each layer's requantizer is described by a dict ``{"scale": [...], "bias": [...],
 "shift": int}`` (scale and bias are the power-up values; they stay writable through the
-block's ``<layer>_scale_write`` / ``<layer>_bias_write`` ports).
+block's ``<layer>_scale_write`` / ``<layer>_bias_write`` ports). With ``configurable``, the
+conv weights are power-up images in SRAM, writable through ``<layer>_weight_write``
+(elements as :meth:`Conv.weight_index <semifreddo_hw.conv.Conv.weight_index>` of
+``block.layers[name]``).
 """
 
 from amaranth.hdl import Module, signed
@@ -46,17 +49,21 @@ class _Block(wiring.Component):
             "framing_error": Out(1),
         }
         for name, layer in layers.items():
-            for port in ("scale_write", "bias_write"):
+            for port in self._param_ports(layer):
                 members[f"{name}_{port}"] = In(layer.signature.members[port].signature)
         super().__init__(members)
 
     def report(self) -> dict:
         return {name: layer.report() for name, layer in self.layers.items()}
 
+    @staticmethod
+    def _param_ports(layer):
+        return ("scale_write", "bias_write") + (("weight_write",) if layer.configurable else ())
+
     def _add_layers(self, m):
         for name, layer in self.layers.items():
             m.submodules[name] = layer
-            for port in ("scale_write", "bias_write"):
+            for port in self._param_ports(layer):
                 src, dst = getattr(self, f"{name}_{port}"), getattr(layer, port)
                 m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload)]
 
@@ -74,11 +81,11 @@ class RegularBlock(_Block):
     """
 
     def __init__(self, channels, width, height, *, dw, dw_quant, pw, pw_quant,
-                 solver="da4ml", levels_per_stage=2):
+                 solver="da4ml", levels_per_stage=2, configurable=False):
         if not isinstance(channels, int) or channels < 2 or channels % 2:
             raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
         self.channels, self.width, self.height = channels, width, height
-        kw = dict(solver=solver, levels_per_stage=levels_per_stage)
+        kw = dict(solver=solver, levels_per_stage=levels_per_stage, configurable=configurable)
         layers = {"dw": _conv("depthwise", dw, dw_quant, False, width=width, height=height,
                               **kw),
                   "pw": _conv("pointwise", pw, pw_quant, True, **kw)}
@@ -123,13 +130,13 @@ class DownsamplingBlock(_Block):
     pipeline stages gets a FIFO at its end so that neither stalls the other."""
 
     def __init__(self, channels, width, height, *, branches, solver="da4ml",
-                 levels_per_stage=2):
+                 levels_per_stage=2, configurable=False):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         if len(branches) != 2:
             raise ValueError("a downsampling block has exactly two branches")
         self.channels, self.width, self.height = channels, width, height
-        kw = dict(solver=solver, levels_per_stage=levels_per_stage)
+        kw = dict(solver=solver, levels_per_stage=levels_per_stage, configurable=configurable)
         layers = {}
         for b, br in enumerate(branches):
             layers[f"b{b}_dw"] = _conv("depthwise", br["dw"], br["dw_quant"], False,

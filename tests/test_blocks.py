@@ -9,6 +9,7 @@ from sim.frames import frames_to_beats
 from sim.golden.blocks import channel_shuffle, downsampling_block, regular_block
 from sim.pysim import run_stream_pysim
 from sim.rtl import Lanes, VerilatorDesign
+from tests.rtl_helpers import writes_for
 from weights.synthetic import trained_like_int8
 
 
@@ -22,14 +23,15 @@ def branch(rng, c):
                 pw=trained_like_int8(rng, c, c), pw_quant=quant(rng, c))
 
 
-def regular(rng, c, w, h):
+def regular(rng, c, w, h, configurable=False):
     p = branch(rng, c // 2)
-    return RegularBlock(c, w, h, **p), lambda f: regular_block(f, **p)
+    return RegularBlock(c, w, h, **p, configurable=configurable), \
+        lambda f: regular_block(f, **p)
 
 
-def downsampling(rng, c, w, h):
+def downsampling(rng, c, w, h, configurable=False):
     br = [branch(rng, c), branch(rng, c)]
-    return DownsamplingBlock(c, w, h, branches=br), \
+    return DownsamplingBlock(c, w, h, branches=br, configurable=configurable), \
         lambda f: downsampling_block(f, branches=br)
 
 
@@ -48,16 +50,18 @@ def test_golden_channel_shuffle():
 
 
 @pytest.mark.parametrize("make", [regular, downsampling])
-@pytest.mark.parametrize("c,w,h", [(2, 5, 3), (4, 13, 7), (6, 1, 4), (8, 6, 1), (2, 1, 1)])
-def test_block_pysim(make, c, w, h):
+@pytest.mark.parametrize("c,w,h,configurable", [(2, 5, 3, False), (4, 13, 7, False),
+                                                (6, 1, 4, True), (8, 6, 1, False),
+                                                (2, 1, 1, True), (4, 7, 5, True)])
+def test_block_pysim(make, c, w, h, configurable):
     rng = np.random.default_rng([c, w, h])
-    dut, ref = make(rng, c, w, h)
+    dut, ref = make(rng, c, w, h, configurable)
     x, xs, y, ys = vectors(rng, ref, c, w, h, 2)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.4, out_stall=0.4)
 
 
 RTL = {"regular_13x7_c16": (regular, 16, 13, 7), "down_13x7_c8": (downsampling, 8, 13, 7),
-       "regular_6x1_c4": (regular, 4, 6, 1)}
+       "regular_6x1_c4": (regular, 4, 6, 1), "cfg_regular_9x5_c8": (regular, 8, 9, 5)}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def designs(rtl_build_dir):
         if name not in cache:
             make, c, w, h = RTL[name]
             rng = np.random.default_rng(len(name))
-            dut, ref = make(rng, c, w, h)
+            dut, ref = make(rng, c, w, h, name.startswith("cfg_"))
             cache[name] = dut, ref, VerilatorDesign.build(dut, f"blk_{name}", rtl_build_dir)
         return cache[name]
     return get
@@ -85,6 +89,25 @@ def test_block_rtl_bit_exact(designs, name):
                           out_stall=stalls[1], seed=k, test_name=f"run{k}",
                           in_lanes=Lanes(c, 8, side_width=2),
                           out_lanes=Lanes(c_out, 8, side_width=2))
+
+
+def test_configurable_block_takes_new_weights(designs):
+    """Overwrite the power-up weights of both layers through the write ports."""
+    _, c, w, h = RTL["cfg_regular_9x5_c8"]
+    dut, _, design = designs("cfg_regular_9x5_c8")
+    rng = np.random.default_rng(7)
+    p = branch(rng, c // 2)
+    writes = []
+    for name in ("dw", "pw"):
+        layer = dut.layers[name]
+        order = np.argsort([layer.weight_index(*i) for i in np.ndindex(p[name].shape)])
+        writes += writes_for(dut, f"{name}_weight_write", p[name].reshape(-1)[order])
+        q = p[f"{name}_quant"]
+        writes += writes_for(dut, f"{name}_scale_write", q["scale"])
+        writes += writes_for(dut, f"{name}_bias_write", q["bias"])
+    x, xs, y, ys = vectors(rng, lambda f: regular_block(f, **p), c, w, h, 2)
+    design.run_stream(x, y, in_sides=xs, out_sides=ys, writes=writes, test_name="rewrite",
+                      in_lanes=Lanes(c, 8, side_width=2), out_lanes=Lanes(c, 8, side_width=2))
 
 
 def test_regular_block_one_pixel_per_clock(designs):
