@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """Regular and downsampling blocks (frozen) against the golden model."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -66,15 +68,12 @@ RTL = {"regular_13x7_c16": (regular, 16, 13, 7), "down_13x7_c8": (downsampling, 
 
 @pytest.fixture(scope="module")
 def designs(rtl_build_dir):
-    cache = {}
-
+    @functools.cache
     def get(name):
-        if name not in cache:
-            make, c, w, h = RTL[name]
-            rng = np.random.default_rng(len(name))
-            dut, ref = make(rng, c, w, h, name.startswith("cfg_"))
-            cache[name] = dut, ref, VerilatorDesign.build(dut, f"blk_{name}", rtl_build_dir)
-        return cache[name]
+        make, c, w, h = RTL[name]
+        rng = np.random.default_rng(len(name))
+        dut, ref = make(rng, c, w, h, name.startswith("cfg_"))
+        return dut, ref, VerilatorDesign.build(dut, f"blk_{name}", rtl_build_dir)
     return get
 
 

@@ -1,5 +1,7 @@
 """ConfigurableMatVec in Verilator: SRAM weights, initial image and run-time writes."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -11,18 +13,14 @@ from tests.rtl_helpers import int8_stimulus, writes_for
 
 @pytest.fixture(scope="module")
 def designs(rtl_build_dir):
-    cache = {}
-
+    @functools.cache
     def get(n_out, n_in, levels=2, side=0):
-        key = (n_out, n_in, levels, side)
-        if key not in cache:
-            rng = np.random.default_rng(n_out * 1000 + n_in)
-            init = rng.integers(-128, 128, size=(n_out, n_in))
-            dut = ConfigurableMatVec(n_in, n_out, init=init, levels_per_stage=levels,
-                                     side_width=side)
-            design = VerilatorDesign.build(dut, f"cmv_{n_out}x{n_in}_l{levels}", rtl_build_dir)
-            cache[key] = (init, dut, design)
-        return cache[key]
+        rng = np.random.default_rng(n_out * 1000 + n_in)
+        init = rng.integers(-128, 128, size=(n_out, n_in))
+        dut = ConfigurableMatVec(n_in, n_out, init=init, levels_per_stage=levels,
+                                 side_width=side)
+        design = VerilatorDesign.build(dut, f"cmv_{n_out}x{n_in}_l{levels}", rtl_build_dir)
+        return init, dut, design
     return get
 
 

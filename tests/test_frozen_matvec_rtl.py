@@ -1,5 +1,6 @@
 """FrozenMatVec in Verilator: every output beat bit-exact against the golden model."""
 
+import functools
 import zlib
 
 import numpy as np
@@ -41,16 +42,13 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def designs(rtl_build_dir):
-    cache = {}
-
+    @functools.cache
     def get(name):
-        if name not in cache:
-            make, solver, levels, side = CASES[name]
-            rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable across runs
-            w = make(rng)
-            dut = FrozenMatVec(w, solver=solver, levels_per_stage=levels, side_width=side)
-            cache[name] = (w, dut, VerilatorDesign.build(dut, f"fmv_{name}", rtl_build_dir))
-        return cache[name]
+        make, solver, levels, side = CASES[name]
+        rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable across runs
+        w = make(rng)
+        dut = FrozenMatVec(w, solver=solver, levels_per_stage=levels, side_width=side)
+        return w, dut, VerilatorDesign.build(dut, f"fmv_{name}", rtl_build_dir)
     return get
 
 

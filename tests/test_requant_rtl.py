@@ -1,5 +1,7 @@
 """Requantizer in Verilator at its rounding and saturation edges."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -17,15 +19,12 @@ CASES = {  # name: (channels, acc_width, shift, relu, scale_bits, bias_bits)
 
 @pytest.fixture(scope="module")
 def designs(rtl_build_dir):
-    cache = {}
-
+    @functools.cache
     def get(name):
-        if name not in cache:
-            c, a, s, r, sb, bb = CASES[name]
-            dut = Requantizer(c, a, shift=s, relu=r, scale_bits=sb, bias_bits=bb,
-                              side_width=1)
-            cache[name] = dut, VerilatorDesign.build(dut, f"rq_{name}", rtl_build_dir)
-        return cache[name]
+        c, a, s, r, sb, bb = CASES[name]
+        dut = Requantizer(c, a, shift=s, relu=r, scale_bits=sb, bias_bits=bb,
+                          side_width=1)
+        return dut, VerilatorDesign.build(dut, f"rq_{name}", rtl_build_dir)
     return get
 
 

@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """SlidingWindow (3x3 line buffer): golden twin, pysim sweep, Verilator with stalls."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -55,14 +57,11 @@ RTL_CASES = {"13x7_c3_s1": (13, 7, 3, 1), "13x7_c3_s2": (13, 7, 3, 2),
 
 @pytest.fixture(scope="module")
 def designs(rtl_build_dir):
-    cache = {}
-
+    @functools.cache
     def get(name):
-        if name not in cache:
-            w, h, c, s = RTL_CASES[name]
-            dut = SlidingWindow(c, w, h, stride=s)
-            cache[name] = dut, VerilatorDesign.build(dut, f"win_{name}", rtl_build_dir)
-        return cache[name]
+        w, h, c, s = RTL_CASES[name]
+        dut = SlidingWindow(c, w, h, stride=s)
+        return dut, VerilatorDesign.build(dut, f"win_{name}", rtl_build_dir)
     return get
 
 
