@@ -22,3 +22,14 @@ def test_adders_bench_writes_records(tmp_path):
             assert key in rec
         assert rec["planner_adders"] <= rec["naive_adders"]
     assert "gauss8x8" in r.stdout
+
+
+def test_layers_bench_reports_line_buffers(tmp_path):
+    out = tmp_path / "layers.json"
+    r = subprocess.run([sys.executable, "bench/layers.py", "--json", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    records = {rec["layer"]: rec for rec in json.loads(out.read_text())}
+    assert records["stem"]["line_buffer_bits"] == 640 * 2 * 3 * 8
+    assert records["stem"]["frame_cycles"] == 640 * 480 + 641
+    assert records["regular.pw"]["line_buffer_bits"] == 0
