@@ -8,9 +8,12 @@ for stride 1 (every pixel) or stride 2 (even rows and columns: ``ceil(W/2) x cei
 How it works: two rows of history sit in one memory (depth ``width``, one word = the two
 previous rows of a column), read one cycle ahead; a 3x3 register window shifts one column
 per step. The window centred on pixel ``n - (width + 1)`` is complete when pixel ``n``
-arrives, so after the last pixel of a frame the block runs ``width + 1`` flush steps on its
-own (input not ready) with zeros as the padding row. Cycles per frame without stalls:
-``width * height + width + 1``.
+arrives, so a frame's last ``width + 1`` windows need ``width + 1`` more steps. If the next
+frame is already arriving, its first pixels provide those steps (its first row enters the
+line buffer while the previous frame's bottom row, padded, leaves): back-to-back frames take
+``width * height`` cycles each. If no pixel is waiting at the end of a frame, the block
+flushes on its own with zeros (``width + 1`` cycles, input not ready), so no window is ever
+held back waiting for a next frame.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
@@ -55,8 +58,14 @@ class SlidingWindow(wiring.Component):
 
     @property
     def frame_cycles(self) -> int:
-        """Cycles per frame with no stalls: every pixel, then the flush steps."""
-        return self.width * self.height + self.width + 1
+        """Cycles per frame, frames back to back with no stalls (frames 1 pixel high flush
+        after every frame: ``width + 1`` more)."""
+        return self.width * self.height + (0 if self.height >= 2 else self.width + 1)
+
+    @property
+    def flush_cycles(self) -> int:
+        """Cycles to finish a frame when no next frame follows at once."""
+        return self.width + 1
 
     @property
     def memory_bits(self) -> int:
@@ -76,37 +85,57 @@ class SlidingWindow(wiring.Component):
         wr = lines.write_port()
         rd = lines.read_port(transparent_for=(wr,))  # W == 1 reads what it just wrote
 
-        # Step position (y, x): y < H reads input pixels; rows H and H+1 are the flush.
+        # Step position (y, x) in the frame being read; rows H and H + 1 (one step) are the
+        # flush that completes the previous frame's last windows. When the next frame's first
+        # pixel is already waiting, its first row and a step stand in for the flush instead
+        # (`pending` marks a frame whose last windows are still to come); otherwise the
+        # flush runs on zeros with the input not ready. Overlap needs H >= 2, so that one
+        # frame's flush ends before the next frame's own last row.
+        overlap = H >= 2
         x = Signal(range(W), name="x")
         y = Signal(range(H + 2), name="y")
-        flushing = Signal()
-        m.d.comb += flushing.eq(y >= H)
-        last_step = (y == H + 1)  # the single step of row H + 1 (x == 0)
+        pending = Signal(name="pending")
+        flushing = Signal(name="flushing")
+        flush_start = Signal(name="flush_start")  # no pixel waiting: start the zero flush
+        m.d.comb += [
+            flushing.eq(y >= H),
+            flush_start.eq(pending & (y == 0) & (x == 0) & ~self.i.valid),
+        ]
+        zero_step = flushing | flush_start
+        ey = Mux(flush_start, H, y)  # the row this step stands for
 
         out_free = ~self.o.valid | self.o.ready
         step = Signal()
         m.d.comb += [
-            step.eq(out_free & (flushing | self.i.valid)),
+            step.eq(out_free & (self.i.valid | zero_step)),
             self.i.ready.eq(out_free & ~flushing),
         ]
-        x_next = Mux(x == W - 1, 0, x + 1)
+        last_pixel = ~zero_step & (y == H - 1) & (x == W - 1)
+        flush_end = ey == H + 1  # the zero flush's last step
+        # The previous frame's last window: at the zero flush's end, or overlapped at (1, 0).
+        last_flush = flush_end | (pending & (ey == 1) & (x == 0))
+        x_next = Mux(flush_end | (x == W - 1), 0, x + 1)
+        y_next = Mux(x == W - 1, ey + 1, ey)
+        y_next = Mux(flush_end | (last_pixel if overlap else 0), 0,
+                     Mux(last_pixel, H, y_next) if not overlap else y_next)
         m.d.comb += rd.addr.eq(Mux(step, x_next, x))  # read one step ahead
 
-        # The window centred on the pixel W + 1 steps back.
+        # The window centred on the pixel W + 1 steps back, in virtual row vy of its frame.
+        vy = Mux(pending & (ey < 2), ey + H, ey) if overlap else ey
         cx = Signal(range(W + 1), name="cx")  # + 1: at least one bit, for cx[0]
         cy = Signal(range(H + 1), name="cy")
         started = Signal(name="started")  # at least W + 1 steps into the frame
         m.d.comb += [
             cx.eq(Mux(x == 0, W - 1, x - 1)),
-            cy.eq(Mux(x == 0, y - 2, y - 1)),
-            started.eq((y >= 2) | ((y == 1) & (x != 0))),
+            cy.eq(Mux(x == 0, vy - 2, vy - 1)),
+            started.eq((vy >= 2) | ((vy == 1) & (x != 0))),
         ]
         emit = started
         if S == 2:
             emit = started & ~cx[0] & ~cy[0]
         last_cx, last_cy = (W - 1) - (W - 1) % S, (H - 1) - (H - 1) % S
 
-        new_pixel = Mux(flushing, 0, self.i.payload.data.as_value())
+        new_pixel = Mux(zero_step, 0, self.i.payload.data.as_value())
         column = [rd.data[0], rd.data[1], new_pixel]  # rows y-2, y-1, y at column x
         win = [[Signal(pixel, name=f"win{ky}{kx}") for kx in range(3)] for ky in range(3)]
         mask_top, mask_bottom, mask_left, mask_right = (Signal(name=n) for n in
@@ -125,11 +154,13 @@ class SlidingWindow(wiring.Component):
                 self.o.payload.side.eq(Cat(cx == last_cx,
                                            (cx == last_cx) & (cy == last_cy))),
                 x.eq(x_next),
+                y.eq(y_next),
             ]
-            with m.If(last_step):
-                m.d.sync += [x.eq(0), y.eq(0)]
-            with m.Elif(x == W - 1):
-                m.d.sync += y.eq(y + 1)
+            if overlap:
+                with m.If(last_pixel):
+                    m.d.sync += pending.eq(1)
+                with m.Elif(last_flush):
+                    m.d.sync += pending.eq(0)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
