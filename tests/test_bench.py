@@ -33,3 +33,12 @@ def test_layers_bench_reports_line_buffers(tmp_path):
     assert records["stem"]["line_buffer_bits"] == 640 * 2 * 3 * 8
     assert records["stem"]["frame_cycles"] == 640 * 480
     assert records["regular.pw"]["line_buffer_bits"] == 0
+
+
+def test_throughput_bench_shows_one_pixel_per_clock(tmp_path):
+    out = tmp_path / "throughput.json"
+    r = subprocess.run([sys.executable, "bench/throughput.py", "--json", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for rec in json.loads(out.read_text()):
+        assert rec["cycles_per_extra_frame"] == rec["pixels"], rec
