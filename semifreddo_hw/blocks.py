@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Simplified ShuffleNetV2 blocks (DESIGN.md §2, paper Fig. 4), frozen or configurable.
 
 * :class:`RegularBlock` (stride 1): split the channels in half; the first half passes

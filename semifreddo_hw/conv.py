@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Convolution layers on pixel streams: window, product (frozen or configurable), requantizer.
 
 Three kinds, all with int8 pixel streams in and out (``side`` = :data:`~.window.EOL` /

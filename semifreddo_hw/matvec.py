@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Matrix-vector products on int8 streams: frozen (shift-add) and configurable (multipliers).
 
 Both blocks compute ``y = W @ x`` for one int8 vector ``x`` per beat, exactly (outputs are

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Requantization: wide accumulators back to int8, per channel, as ``docs/numerics.md`` §4.
 
 ``y = clamp((acc * scale + bias + round) >> shift, lo, 127)`` with ``round = 2**(shift-1)``
