@@ -116,8 +116,10 @@ class SlidingWindow(wiring.Component):
         last_flush = flush_end | (pending & (ey == 1) & (x == 0))
         x_next = Mux(flush_end | (x == W - 1), 0, x + 1)
         y_next = Mux(x == W - 1, ey + 1, ey)
-        y_next = Mux(flush_end | (last_pixel if overlap else 0), 0,
-                     Mux(last_pixel, H, y_next) if not overlap else y_next)
+        if overlap:  # after a frame's last pixel, the next frame (or the flush) starts at 0
+            y_next = Mux(flush_end | last_pixel, 0, y_next)
+        else:  # after a frame's last pixel, flush at once
+            y_next = Mux(flush_end, 0, Mux(last_pixel, H, y_next))
         m.d.comb += rd.addr.eq(Mux(step, x_next, x))  # read one step ahead
 
         # The window centred on the pixel W + 1 steps back, in virtual row vy of its frame.

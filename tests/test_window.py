@@ -38,7 +38,8 @@ def test_golden_window_small_case():
 
 # (width, height, channels, stride): odd and even sizes, 1-pixel-high and 1-pixel-wide
 SIZES = [(5, 3, 2, 1), (5, 3, 2, 2), (13, 7, 3, 1), (13, 7, 3, 2), (1, 1, 1, 1), (1, 1, 2, 2),
-         (1, 5, 1, 1), (1, 5, 2, 2), (6, 1, 1, 1), (7, 1, 2, 2), (8, 6, 1, 2), (2, 2, 4, 1)]
+         (1, 5, 1, 1), (1, 5, 2, 2), (6, 1, 1, 1), (7, 1, 2, 2), (8, 6, 1, 2), (2, 2, 4, 1),
+         (1, 2, 3, 1), (3, 2, 1, 2)]
 
 
 @pytest.mark.parametrize("w,h,c,s", SIZES)
