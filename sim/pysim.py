@@ -9,6 +9,7 @@ common one-in, one-out case.
 
 import random
 
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 __all__ = ["run_stream_pysim", "run_streams_pysim"]
@@ -109,7 +110,12 @@ def run_streams_pysim(dut, inputs: dict, outputs: dict, *, writes=(), statics=()
             await ctx.tick()
         result["cycles"] = cycles
 
-    sim = Simulator(dut)
+    # A clock domain for the bench even where the design is purely combinational.
+    top = Module()
+    top.submodules.dut = dut
+    tick = Signal()
+    top.d.sync += tick.eq(~tick)
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
