@@ -1,6 +1,6 @@
 """Payload layouts shared by the streaming blocks."""
 
-from amaranth.hdl import Cat, ShapeCastable, unsigned
+from amaranth.hdl import Cat, ShapeCastable, Signal, unsigned
 from amaranth.lib import data
 
 __all__ = ["vector_layout", "fork", "join", "shuffle_lanes"]
@@ -19,12 +19,22 @@ def vector_layout(elem: ShapeCastable, count: int, side_width: int = 0) -> data.
 
 
 def fork(m, src, *dsts) -> None:
-    """Give every beat of stream ``src`` to all of ``dsts`` at once: it moves only in a cycle
-    where every destination is ready (no destination ever sees a beat twice or misses one)."""
-    m.d.comb += src.ready.eq(Cat(*(d.ready for d in dsts)).all())
-    for k, d in enumerate(dsts):
-        others = [o.ready for j, o in enumerate(dsts) if j != k]
-        m.d.comb += d.valid.eq(src.valid & (Cat(*others).all() if others else 1))
+    """Give every beat of stream ``src`` to all of ``dsts``.
+
+    Each destination takes the beat when it is ready (a flag remembers who has it), and
+    ``src`` moves on once all have: nothing is lost or duplicated under any valid/ready
+    pattern. No ``valid`` depends on a ``ready``, so a fork may feed a :func:`join`
+    (whose ``ready`` depends on ``valid``) without a combinational loop.
+    """
+    taken = [Signal(name=f"fork_taken{k}") for k in range(len(dsts))]
+    done = [t | d.ready for t, d in zip(taken, dsts, strict=True)]
+    m.d.comb += src.ready.eq(Cat(*done).all())
+    for t, d in zip(taken, dsts, strict=True):
+        m.d.comb += d.valid.eq(src.valid & ~t)
+        with m.If(src.valid & src.ready):
+            m.d.sync += t.eq(0)
+        with m.Elif(d.valid & d.ready):
+            m.d.sync += t.eq(1)
 
 
 def join(m, srcs, dst) -> None:

@@ -4,12 +4,18 @@ stalls on every stream."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Cat, Module, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from semifreddo_hw.blend import AlphaBlend, CoreShuffle
+from semifreddo_hw.streams import fork, join, vector_layout
+from semifreddo_hw.window import MARKER_BITS
 from sim.frames import frames_to_beats
 from sim.golden.backbone import core_shuffle
 from sim.golden.primitives import alpha_blend
 from sim.pysim import run_streams_pysim
+from sim.rtl import Lanes, VerilatorDesign
 
 
 def _frames(rng, c, n=2, h=3, w=5):
@@ -85,3 +91,50 @@ def test_parameters_are_checked():
         AlphaBlend(2, alpha_init=[0, 129])
     with pytest.raises(ValueError, match="even"):
         CoreShuffle(3)
+
+
+class _PairHarness(wiring.Component):
+    """For Verilator: one stream of 2C lanes (first C for one input, last C for the other)
+    forked into a two-input block, and its output(s) joined back into one stream."""
+
+    def __init__(self, block, c, out_lanes):
+        self.block, self.c = block, c
+        super().__init__({
+            "i": In(stream.Signature(vector_layout(signed(8), 2 * c, MARKER_BITS))),
+            "o": Out(stream.Signature(vector_layout(signed(8), out_lanes, MARKER_BITS))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.block = blk = self.block
+        ins = [blk.f, blk.t] if isinstance(blk, AlphaBlend) else [blk.a, blk.b]
+        outs = [blk.o] if isinstance(blk, AlphaBlend) else [blk.a_o, blk.b_o]
+        fork(m, self.i, *ins)
+        x = self.i.payload.data.as_value()
+        for k, s in enumerate(ins):
+            m.d.comb += [s.payload.data.eq(x[k * 8 * self.c:(k + 1) * 8 * self.c]),
+                         s.payload.side.eq(self.i.payload.side)]
+        join(m, outs, self.o)
+        m.d.comb += [self.o.payload.data.eq(Cat(*(s.payload.data.as_value() for s in outs))),
+                     self.o.payload.side.eq(outs[0].payload.side)]
+        return m
+
+
+def test_blend_and_shuffle_in_verilator(rtl_build_dir):
+    rng = np.random.default_rng(11)
+    c = 16
+    codes = rng.integers(0, 129, size=c)
+    codes[:3] = [0, 64, 128]
+    fa, fb = _frames(rng, c, n=3, h=5, w=7), _frames(rng, c, n=3, h=5, w=7)
+    a, sides = frames_to_beats(fa)
+    b, _ = frames_to_beats(fb)
+    x = [p + q for p, q in zip(a, b, strict=True)]
+    cases = {"blend": (_PairHarness(AlphaBlend(c, alpha_init=codes.tolist()), c, c),
+                       [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)]),
+             "shuffle": (_PairHarness(CoreShuffle(c), c, 2 * c),
+                         np.concatenate(core_shuffle(np.array(a), np.array(b), 0), axis=-1))}
+    for name, (dut, y) in cases.items():
+        design = VerilatorDesign.build(dut, f"pair_{name}", rtl_build_dir)
+        design.run_stream(x, np.asarray(y).tolist(), in_sides=sides, out_sides=sides,
+                          in_lanes=Lanes(2 * c, 8, side_width=2),
+                          out_lanes=Lanes(len(y[0]), 8, side_width=2))
