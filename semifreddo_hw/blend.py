@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import ParamBank
 from .pipeline import Pipeline
-from .streams import fork, join, vector_layout
+from .streams import fork, forward, join, vector_layout
 from .window import MARKER_BITS
 
 __all__ = ["AlphaBlend", "CoreShuffle", "ALPHA_ONE"]
@@ -54,8 +54,7 @@ class AlphaBlend(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.alphas = alphas = self.alphas
-        m.d.comb += [alphas.write.valid.eq(self.alpha_write.valid),
-                     alphas.write.payload.eq(self.alpha_write.payload)]
+        forward(m, self.alpha_write, alphas.write)
         both = stream.Signature(self.f.payload.shape()).create()
         join(m, [self.f, self.t], both)
         pipe = Pipeline(self.latency, name="blend")

@@ -20,7 +20,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .conv import Conv
-from .streams import fork, join, shuffle_lanes, vector_layout
+from .streams import fork, forward, join, shuffle_lanes, vector_layout
 from .window import MARKER_BITS
 
 __all__ = ["RegularBlock", "DownsamplingBlock"]
@@ -66,11 +66,7 @@ class _Block(wiring.Component):
             m.submodules[name] = layer
             for port in self._param_ports(layer):
                 src, dst = getattr(self, f"{name}_{port}"), getattr(layer, port)
-                m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload)]
-
-    @staticmethod
-    def _chain(m, first, second):
-        wiring.connect(m, first.o, second.i)
+                forward(m, src, dst)
 
 
 class RegularBlock(_Block):
@@ -112,7 +108,7 @@ class RegularBlock(_Block):
         m.d.comb += [bypass.w_data.eq(x.as_value()[:half * 8]),
                      dw.i.payload.data.eq(x.as_value()[half * 8:]),
                      dw.i.payload.side.eq(self.i.payload.side)]
-        self._chain(m, dw, pw)
+        wiring.connect(m, dw.o, pw.i)
 
         # Join: concatenate [bypass, branch] and shuffle; markers come from the branch.
         join(m, [bypass.r_stream, pw.o], self.o)
@@ -158,7 +154,7 @@ class DownsamplingBlock(_Block):
         for b in range(2):
             dw, pw = self.layers[f"b{b}_dw"], self.layers[f"b{b}_pw"]
             m.d.comb += [dw.i.payload.eq(self.i.payload)]
-            self._chain(m, dw, pw)
+            wiring.connect(m, dw.o, pw.i)
             # Each branch ends in a small FIFO that absorbs the difference in pipeline depth.
             q = fifo.SyncFIFOBuffered(width=len(pw.o.payload.as_value()),
                                       depth=self.skew_depth)

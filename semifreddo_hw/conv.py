@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from .adder_graph import plan_cmvm, plan_depthwise
 from .matvec import INT8_MAX, INT8_MIN, ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
-from .streams import vector_layout
+from .streams import forward, vector_layout
 from .window import MARKER_BITS, SlidingWindow
 
 __all__ = ["Conv", "KINDS"]
@@ -158,5 +158,5 @@ class Conv(wiring.Component):
         if self.configurable:
             ports.append((self.weight_write, product.write))
         for src, dst in ports:
-            m.d.comb += [dst.valid.eq(src.valid), dst.payload.eq(src.payload)]
+            forward(m, src, dst)
         return m

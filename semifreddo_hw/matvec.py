@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from .adder_graph import SOLVERS, AdderGraph, plan_cmvm, signed_width, sum_tree
 from .params import ParamBank
 from .pipeline import Pipeline
-from .streams import vector_layout
+from .streams import forward, vector_layout
 
 __all__ = ["FrozenMatVec", "ConfigurableMatVec", "realize_graph", "INT8_MIN", "INT8_MAX"]
 
@@ -273,9 +273,8 @@ class ConfigurableMatVec(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.bank = bank = self.bank
-        m.d.comb += [bank.write.valid.eq(self.write.valid),
-                     bank.write.payload.eq(self.write.payload),
-                     bank.select.eq(self.select)]
+        forward(m, self.write, bank.write)
+        m.d.comb += bank.select.eq(self.select)
         pipe = Pipeline(self.latency, name="mv")
         pipe.connect(m, self.i, self.o)
         x, w = self.i.payload.data, bank.data

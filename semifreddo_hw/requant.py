@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from .adder_graph import signed_width
 from .params import ParamBank
 from .pipeline import Pipeline
-from .streams import vector_layout
+from .streams import forward, vector_layout
 
 __all__ = ["Requantizer"]
 
@@ -76,25 +76,28 @@ class Requantizer(wiring.Component):
         return self.channels * (self._product_width + 8) + 2 * self.side_width
 
     @property
-    def _product_width(self) -> int:
+    def _product_range(self) -> tuple[int, int]:
+        """Range of ``acc * scale`` over all signed inputs and scales."""
         a, s = self.acc_width, self.scale_bits
         a_lo, a_hi, s_lo, s_hi = -(1 << (a - 1)), (1 << (a - 1)) - 1, -(1 << (s - 1)), \
             (1 << (s - 1)) - 1
-        return signed_width(min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo)
+        return min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo
+
+    @property
+    def _product_width(self) -> int:
+        return signed_width(*self._product_range)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.scales = scales = self.scales
         m.submodules.biases = biases = self.biases
         for bank, port in ((scales, self.scale_write), (biases, self.bias_write)):
-            m.d.comb += [bank.write.valid.eq(port.valid), bank.write.payload.eq(port.payload)]
+            forward(m, port, bank.write)
 
         pipe = Pipeline(self.latency, name="rq")
         pipe.connect(m, self.i, self.o)
-        a_lo, a_hi = -(1 << (self.acc_width - 1)), (1 << (self.acc_width - 1)) - 1
-        s_lo, s_hi = -(1 << (self.scale_bits - 1)), (1 << (self.scale_bits - 1)) - 1
         b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
-        p_lo, p_hi = min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo  # as in _product_width
+        p_lo, p_hi = self._product_range
         rnd = (1 << self.shift) >> 1
         t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
         lo = 0 if self.relu else -128

@@ -3,7 +3,7 @@
 from amaranth.hdl import Cat, ShapeCastable, Signal, unsigned
 from amaranth.lib import data
 
-__all__ = ["vector_layout", "fork", "join", "shuffle_lanes"]
+__all__ = ["vector_layout", "fork", "forward", "join", "shuffle_lanes"]
 
 
 def vector_layout(elem: ShapeCastable, count: int, side_width: int = 0) -> data.StructLayout:
@@ -35,6 +35,13 @@ def fork(m, src, *dsts) -> None:
             m.d.sync += t.eq(0)
         with m.Elif(d.valid & d.ready):
             m.d.sync += t.eq(1)
+
+
+def forward(m, outer, inner) -> None:
+    """Pass an always-ready stream port of a component (``outer``) to the same port of a
+    sub-component (``inner``). ``wiring.connect`` refuses this case: both ``ready`` members
+    are the constant 1."""
+    m.d.comb += [inner.valid.eq(outer.valid), inner.payload.eq(outer.payload)]
 
 
 def join(m, srcs, dst) -> None:

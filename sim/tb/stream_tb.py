@@ -15,22 +15,12 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-
-def _lanes(word, lanes):
-    width, count = lanes["width"], lanes["count"]
-    mask = (1 << width) - 1
-    vals = []
-    for k in range(count):
-        v = (word >> (k * width)) & mask
-        if lanes["signed"] and v >> (width - 1):
-            v -= 1 << width
-        vals.append(v)
-    return vals, word >> (count * width)
+from sim.lanes import Lanes, unpack
 
 
 def _describe(k, exp, got, lanes):
-    ev, es = _lanes(exp, lanes)
-    gv, gs = _lanes(got, lanes)
+    ev, es = unpack(exp, lanes)
+    gv, gs = unpack(got, lanes)
     diff = [j for j in range(len(ev)) if ev[j] != gv[j]]
     shown = diff[:8]
     text = (f"output beat {k}: {len(diff)} of {len(ev)} lanes differ; "
@@ -49,6 +39,7 @@ async def stream(dut):
     i_payload = getattr(dut, f"{ip}__payload")
     o_valid, o_ready = getattr(dut, f"{op}__valid"), getattr(dut, f"{op}__ready")
     o_payload = getattr(dut, f"{op}__payload")
+    out_lanes = Lanes(**spec["out_lanes"])
     inputs = [int(h, 16) for h in spec["inputs"]]
     expected = [int(h, 16) for h in spec["expected"]]
 
@@ -90,8 +81,7 @@ async def stream(dut):
                 raise AssertionError(f"extra output beat {received} (only {len(expected)} "
                                      f"expected): {got:#x}")
             if got != expected[received]:
-                raise AssertionError(_describe(received, expected[received], got,
-                                               spec["out_lanes"]))
+                raise AssertionError(_describe(received, expected[received], got, out_lanes))
             if first_out is None:
                 first_out = cycles
             received += 1
