@@ -61,7 +61,7 @@ class AlphaBlend(wiring.Component):
         pipe.connect(m, both, self.o)
         xf, xt = self.f.payload.data, self.t.payload.data
         for c in range(self.channels):
-            code = alphas.data[c]
+            code = alphas.element(c)
             a = Signal(range(ALPHA_ONE + 1), name=f"a{c}")
             m.d.comb += a.eq(Mux(code > ALPHA_ONE, ALPHA_ONE, code))
             # |a * x| <= 128 * 128: each product fits signed(16), their sum signed(17).

@@ -277,13 +277,13 @@ class ConfigurableMatVec(wiring.Component):
         m.d.comb += bank.select.eq(self.select)
         pipe = Pipeline(self.latency, name="mv")
         pipe.connect(m, self.i, self.o)
-        x, w = self.i.payload.data, bank.data
+        x = self.i.payload.data
         k = 0
         for j, taps in enumerate(self.taps):
             if not taps:
                 m.d.comb += self.o.payload.data[j].eq(0)
                 continue
-            products = [pipe.stage(x[i] * w[k + n], signed(16), name=f"p{j}_{i}")
+            products = [pipe.stage(x[i] * bank.element(k + n), signed(16), name=f"p{j}_{i}")
                         for n, i in enumerate(taps)]
             k += len(taps)
             (y,) = realize_graph(m, pipe, self.trees[len(taps)], products,

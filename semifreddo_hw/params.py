@@ -33,9 +33,11 @@ class ParamBank(wiring.Component):
     select : In(range(sets))
         The weight set :attr:`data` shows (for blocks run several times per frame); a
         value past the last set shows set 0.
-    data : Out(ArrayLayout(elem, count))
+    data : Out(ArrayLayout(elem, 256)).array(chunks)
         The selected set, read asynchronously: a write shows from the next cycle, a new
-        ``select`` at once.
+        ``select`` at once. Element ``k`` is :meth:`element` ``(k)``; the row comes in
+        chunks of 256 because Amaranth caps one signal at 65,536 bits (a 128x128
+        layer's weights are 131,072). Lanes past ``count`` read 0.
         Write only while the block using the bank is idle, between frames.
     """
 
@@ -59,8 +61,14 @@ class ParamBank(wiring.Component):
         super().__init__({
             "write": In(stream.Signature(write_layout(elem, count, sets), always_ready=True)),
             "select": In(range(sets)),
-            "data": Out(data.ArrayLayout(elem, count)),
+            "data": Out(data.ArrayLayout(elem, _CHUNK)).array(-(-count // _CHUNK)),
         })
+
+    def element(self, k: int):
+        """Element ``k`` of the selected set (a value of shape ``elem``)."""
+        if not 0 <= k < self.count:
+            raise IndexError(f"element {k} out of range for {self.count} parameters")
+        return self.data[k // _CHUNK][k % _CHUNK]
 
     @property
     def bits(self) -> int:
@@ -86,7 +94,7 @@ class ParamBank(wiring.Component):
                 wr.data.eq(Value.cast(req.value).replicate(n)),
                 # A select past the last set reads set 0, not undefined memory.
                 rd.addr.eq(Mux(self.select < self.sets, self.select, 0)),
-                Value.cast(self.data)[base * width:(base + n) * width].eq(rd.data),
+                Value.cast(self.data[base // _CHUNK])[:n * width].eq(rd.data),
             ]
             with m.If(write_ok & (req.index >= base) & (req.index < base + n)):
                 # One-hot element enable within this memory.

@@ -102,12 +102,12 @@ class Requantizer(wiring.Component):
         t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
         lo = 0 if self.relu else -128
         for c in range(self.channels):
-            prod = pipe.stage(self.i.payload.data[c] * scales.data[c],
+            prod = pipe.stage(self.i.payload.data[c] * scales.element(c),
                               signed(self._product_width), name=f"prod{c}")
             t = Signal(signed(t_width), name=f"t{c}")
             r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
             # The bias is read straight from its bank: it only changes between frames.
-            m.d.comb += [t.eq(prod + biases.data[c] + rnd), r.eq(t >> self.shift)]
+            m.d.comb += [t.eq(prod + biases.element(c) + rnd), r.eq(t >> self.shift)]
             y = pipe.stage(Mux(r > 127, 127, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
             m.d.comb += self.o.payload.data[c].eq(y)
         m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,

@@ -1,14 +1,26 @@
 """The network description: topology of a SemifreddoNet backbone (DESIGN.md §2, paper
 Table 1), the single source of truth for the golden model and the generator.
 
-Pure Python (no Amaranth, no hardware code), so the golden model can use it. This first part
-holds topology only: frame size, channel plan, per-stage strides and repeats of the frozen
-and trainable cores, which cores exist. Weights and the Semifreddo module wiring build on it.
+Pure Python and numpy (no Amaranth, no hardware code), so the golden model can use it:
+frame size, channel plan, per-stage strides and repeats of the frozen and trainable cores,
+which cores exist; the flat list of its convolutions and blends, by name
+(:meth:`Network.convs`, :meth:`Network.blends`); and the integer parameters that go with
+them (:class:`ConvParams`, :func:`check_params`).
+
+Names: cores are ``frozen``, ``a`` and ``b``; ``<core>.stem``; ``<core>.m<i>.<j>.<layer>``
+for layer ``dw``/``pw`` of block ``j`` (from 0) of Semifreddo module ``i`` (from 1), or
+``b0_dw``/``b0_pw``/``b1_dw``/``b1_pw`` for the two branches of a downsampling block; and
+``<core>.m<i>.alpha`` for the blend in front of a trainable core's stage ``i``.
 """
 
 import dataclasses
 
-__all__ = ["BlockSpec", "StageSpec", "Network", "PRESETS", "preset"]
+import numpy as np
+
+__all__ = ["BlockSpec", "StageSpec", "Network", "ConvSpec", "BlendSpec", "ConvParams",
+           "check_params", "PRESETS", "preset", "CORES"]
+
+CORES = ("frozen", "a", "b")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +98,138 @@ class Network:
         if not self.trainable_cores:
             return 0
         return self.stem_weights + sum(b.weights for s in self.stages for b in s.trainable)
+
+
+    @property
+    def cores(self) -> tuple[str, ...]:
+        """The cores present, in order: ``frozen`` (if any), then ``a``, ``b``."""
+        return (("frozen",) if self.frozen_core else ()) + ("a", "b")[:self.trainable_cores]
+
+    @property
+    def blended(self) -> bool:
+        """Trainable stages read alpha blends (there is a frozen core to blend with)."""
+        return self.frozen_core and self.trainable_cores > 0
+
+    def blocks(self, core: str, module: int) -> tuple[BlockSpec, ...]:
+        """Blocks of ``core`` in Semifreddo module ``module`` (from 1)."""
+        stage = self.stages[module - 1]
+        return stage.frozen if core == "frozen" else stage.trainable
+
+    def convs(self) -> list["ConvSpec"]:
+        """Every convolution, core by core, in stream order."""
+        out = []
+        for core in self.cores:
+            frozen = core == "frozen"
+            out.append(ConvSpec(f"{core}.stem", "full", self.channels_in, self.stem_channels,
+                                2, True, self.width, self.height, frozen))
+            for i in range(1, len(self.stages) + 1):
+                for j, blk in enumerate(self.blocks(core, i)):
+                    pre = f"{core}.m{i}.{j}."
+                    c, w, h = blk.channels_in, blk.width_in, blk.height_in
+                    if blk.stride == 2:
+                        w2, h2 = -(-w // 2), -(-h // 2)
+                        for br in ("b0_", "b1_"):
+                            out += [ConvSpec(pre + br + "dw", "depthwise", c, c, 2, False,
+                                             w, h, frozen),
+                                    ConvSpec(pre + br + "pw", "pointwise", c, c, 1, True,
+                                             w2, h2, frozen)]
+                    else:
+                        out += [ConvSpec(pre + "dw", "depthwise", c // 2, c // 2, 1, False,
+                                         w, h, frozen),
+                                ConvSpec(pre + "pw", "pointwise", c // 2, c // 2, 1, True,
+                                         w, h, frozen)]
+        return out
+
+    def blends(self) -> list["BlendSpec"]:
+        """Every alpha blend (none without a frozen core or without trainable cores)."""
+        if not self.blended:
+            return []
+        return [BlendSpec(f"{core}.m{i}.alpha", s.frozen[0].channels_in if s.frozen else
+                          s.trainable[0].channels_in)
+                for core in self.cores if core != "frozen"
+                for i, s in enumerate(self.stages, 1)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+    """One convolution: ``kind`` full/depthwise/pointwise, channels, stride, whether a ReLU
+    follows, the frame size at its input, and whether its weights are frozen."""
+
+    name: str
+    kind: str
+    c_in: int
+    c_out: int
+    stride: int
+    relu: bool
+    width: int
+    height: int
+    frozen: bool
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return {"full": (self.c_out, self.c_in, 3, 3), "depthwise": (self.c_out, 3, 3),
+                "pointwise": (self.c_out, self.c_in)}[self.kind]
+
+
+@dataclasses.dataclass(frozen=True)
+class BlendSpec:
+    """One per-channel alpha blend (codes 0..128, ``docs/numerics.md`` §5)."""
+
+    name: str
+    channels: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ConvParams:
+    """Integer parameters of one convolution (``docs/numerics.md`` §3-4): int8 ``weight``,
+    per-output-channel int16 ``scale`` and int32 ``bias`` (run-time values, also in the
+    frozen core), and the build-time ``shift`` (0..62)."""
+
+    weight: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+    shift: int
+
+    def quant(self) -> dict:
+        """The requantizer as the hardware blocks and golden twins take it."""
+        return {"scale": self.scale, "bias": self.bias, "shift": self.shift}
+
+
+_RANGES = {"weight": (-128, 127), "scale": (-(1 << 15), (1 << 15) - 1),
+           "bias": (-(1 << 31), (1 << 31) - 1), "alpha": (0, 128)}
+
+
+def _check_array(name, value, shape, lo, hi):
+    a = np.asarray(value)
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name}: integers expected, not {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name}: shape {a.shape}, expected {shape}")
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise ValueError(f"{name}: values must lie in [{lo}, {hi}], found "
+                         f"[{a.min()}, {a.max()}]")
+
+
+def check_params(net: Network, params: dict) -> None:
+    """Raise ``ValueError`` naming the first entry of ``params`` that does not fit ``net``:
+    a missing or extra name, a wrong type, shape or dtype, a value out of range."""
+    wanted = {c.name: c for c in net.convs()} | {b.name: b for b in net.blends()}
+    for name in sorted(set(params) - set(wanted)):
+        raise ValueError(f"{name}: no such layer in network {net.name!r}")
+    for name, spec in wanted.items():
+        if name not in params:
+            raise ValueError(f"{name}: missing")
+        p = params[name]
+        if isinstance(spec, BlendSpec):
+            _check_array(name, p, (spec.channels,), *_RANGES["alpha"])
+            continue
+        if not isinstance(p, ConvParams):
+            raise ValueError(f"{name}: ConvParams expected, not {type(p).__name__}")
+        _check_array(f"{name}.weight", p.weight, spec.weight_shape, *_RANGES["weight"])
+        for field in ("scale", "bias"):
+            _check_array(f"{name}.{field}", getattr(p, field), (spec.c_out,), *_RANGES[field])
+        if not isinstance(p.shift, int) or not 0 <= p.shift <= 62:
+            raise ValueError(f"{name}.shift: an integer in 0..62 expected, not {p.shift!r}")
 
 
 def _build(name, width, height, channels_in, stem_channels, plan, **options):

@@ -4,7 +4,7 @@ and so more signed digits, than a trained layer."""
 
 import numpy as np
 
-__all__ = ["gaussian_int8", "trained_like_int8"]
+__all__ = ["gaussian_int8", "trained_like_int8", "random_params"]
 
 
 def _per_channel_int8(w):
@@ -28,3 +28,27 @@ def trained_like_int8(rng, n_out, n_in, pruned=0.25):
     q = _per_channel_int8(w)
     q[np.abs(w) < np.quantile(np.abs(w), pruned)] = 0
     return q
+
+
+def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
+    """Parameters for every layer of ``net`` (a :class:`weights.network.Network`):
+    trained-like weights, per-channel scales that keep activations near the input's
+    magnitude (``scale / 2**shift ~ 1 / (row rms * sqrt(nonzeros))``, jittered), small
+    biases, and random alpha codes (or all ``alpha`` when given)."""
+    from weights.network import ConvParams  # synthetic stays importable on its own
+
+    params = {}
+    for spec in net.convs():
+        shape = spec.weight_shape
+        rows = trained_like_int8(rng, shape[0], int(np.prod(shape[1:])))
+        w = rows.reshape(shape)
+        nz = np.maximum((rows != 0).sum(axis=1), 1)
+        rms = np.sqrt((rows.astype(float) ** 2).sum(axis=1) / nz)
+        gain = rng.uniform(0.7, 1.3, size=shape[0]) / (np.maximum(rms, 1) * np.sqrt(nz))
+        scale = np.clip(np.round(gain * (1 << shift)), -(1 << 15), (1 << 15) - 1)
+        bias = np.round(rng.normal(0, 4, size=shape[0]) * (1 << shift))
+        params[spec.name] = ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
+    for blend in net.blends():
+        params[blend.name] = (np.full(blend.channels, alpha, dtype=np.int64) if alpha is not None
+                              else rng.integers(0, 129, size=blend.channels))
+    return params
