@@ -20,7 +20,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .conv import Conv
-from .streams import fork, forward, join, shuffle_lanes, vector_layout
+from .streams import StreamFIFO, fork, forward, join, shuffle_lanes, vector_layout
 from .window import MARKER_BITS
 
 __all__ = ["RegularBlock", "DownsamplingBlock"]
@@ -35,8 +35,7 @@ def _branch_beats(dw: Conv, pw: Conv) -> int:
     """Most beats a depthwise -> pointwise branch holds between taking a pixel and giving
     back the corresponding output: the window's lag and output register, plus one beat per
     pipeline stage."""
-    return (dw.window.width + 2 + dw.product.latency + dw.requant.latency
-            + pw.product.latency + pw.requant.latency)
+    return dw.lag[1] + pw.lag[1]
 
 
 class _Block(wiring.Component):
@@ -56,6 +55,17 @@ class _Block(wiring.Component):
 
     def report(self) -> dict:
         return {name: layer.report() for name, layer in self.layers.items()}
+
+    @property
+    def lag(self) -> tuple[int, int]:
+        """Fewest and most output beats the block holds while frames stream through (see
+        :attr:`SlidingWindow.lag <semifreddo_hw.window.SlidingWindow.lag>`)."""
+        lo, _ = self._window.lag
+        return lo, self._window.lag[1] + self.pipe_beats
+
+    @property
+    def _window(self):
+        return next(layer.window for layer in self.layers.values() if layer.window)
 
     @staticmethod
     def _param_ports(layer):
@@ -92,6 +102,12 @@ class RegularBlock(_Block):
                                  f"{channels // 2}, not {layer.c_in} to {layer.c_out}")
         self.bypass_depth = _branch_beats(layers["dw"], layers["pw"]) + 2
         super().__init__(channels, channels, layers)
+
+    @property
+    def pipe_beats(self) -> int:
+        """Most beats the block holds past its window: the branch's pipelines (the bypass
+        FIFO holds the same pixels, beside it)."""
+        return self.layers["dw"].pipe_beats + self.layers["pw"].pipe_beats
 
     def elaborate(self, platform):
         m = Module()
@@ -147,6 +163,13 @@ class DownsamplingBlock(_Block):
         self.skew_depth = max(beats) - min(beats) + 2
         super().__init__(channels, 2 * channels, layers)
 
+    @property
+    def pipe_beats(self) -> int:
+        """Most beats the block holds past its windows: the deeper branch's pipelines and
+        its skew FIFO."""
+        return max(self.layers[f"b{b}_dw"].pipe_beats + self.layers[f"b{b}_pw"].pipe_beats
+                   for b in range(2)) + self.skew_depth
+
     def elaborate(self, platform):
         m = Module()
         self._add_layers(m)
@@ -156,20 +179,17 @@ class DownsamplingBlock(_Block):
             m.d.comb += [dw.i.payload.eq(self.i.payload)]
             wiring.connect(m, dw.o, pw.i)
             # Each branch ends in a small FIFO that absorbs the difference in pipeline depth.
-            q = fifo.SyncFIFOBuffered(width=len(pw.o.payload.as_value()),
-                                      depth=self.skew_depth)
+            q = StreamFIFO(pw.o.payload.shape(), self.skew_depth)
             m.submodules[f"b{b}_skew"] = q
-            m.d.comb += [q.w_en.eq(pw.o.valid), q.w_data.eq(pw.o.payload),
-                         pw.o.ready.eq(q.w_rdy)]
-            ends.append((q, pw.o.payload.shape()))
+            wiring.connect(m, pw.o, q.i)
+            ends.append(q.o)
         fork(m, self.i, self.layers["b0_dw"].i, self.layers["b1_dw"].i)
         m.d.comb += self.framing_error.eq(self.layers["b0_dw"].framing_error |
                                           self.layers["b1_dw"].framing_error)
-        join(m, [q.r_stream for q, _ in ends], self.o)
-        views = [layout(q.r_data) for q, layout in ends]
-        cat = [views[0].data[k] for k in range(self.channels)] + \
-            [views[1].data[k] for k in range(self.channels)]
+        join(m, ends, self.o)
+        cat = [ends[0].payload.data[k] for k in range(self.channels)] + \
+            [ends[1].payload.data[k] for k in range(self.channels)]
         for k, src in enumerate(shuffle_lanes(2 * self.channels)):
             m.d.comb += self.o.payload.data[k].eq(cat[src])
-        m.d.comb += self.o.payload.side.eq(views[0].side)
+        m.d.comb += self.o.payload.side.eq(ends[0].payload.side)
         return m

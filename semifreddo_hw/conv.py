@@ -121,6 +121,18 @@ class Conv(wiring.Component):
             members["weight_write"] = In(self.product.signature.members["write"].signature)
         super().__init__(members)
 
+    @property
+    def pipe_beats(self) -> int:
+        """Beats the product and requantizer pipelines hold (one per register stage)."""
+        return self.product.latency + self.requant.latency
+
+    @property
+    def lag(self) -> tuple[int, int]:
+        """Fewest and most output beats the layer holds while frames stream through: the
+        window's lag (3x3 kinds) plus, at most, a full pipeline."""
+        lo, hi = self.window.lag if self.window is not None else (0, 0)
+        return lo, hi + self.pipe_beats
+
     def weight_index(self, *index) -> int:
         """The ``weight_write`` element holding ``weights[index]`` (index as for the
         ``weights`` array: ``(co, ci)``, ``(c, ky, kx)`` or ``(co, ci, ky, kx)``)."""

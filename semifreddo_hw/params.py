@@ -1,6 +1,6 @@
 """Run-time configurable parameters: weights, scales and biases that live in SRAM."""
 
-from amaranth.hdl import Const, Module, Mux, Shape, ShapeCastable, Value, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, ShapeCastable, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -96,7 +96,8 @@ class ParamBank(wiring.Component):
                 rd.addr.eq(Mux(self.select < self.sets, self.select, 0)),
                 Value.cast(self.data[base // _CHUNK])[:n * width].eq(rd.data),
             ]
-            with m.If(write_ok & (req.index >= base) & (req.index < base + n)):
-                # One-hot element enable within this memory.
-                m.d.comb += wr.en.eq(Const(1, 1) << (req.index - base).as_unsigned())
+            # One-hot element enable within this memory: a decoder of equality tests (a
+            # variable shift of a one-bit constant makes Amaranth's netlist checks slow down
+            # with the square of the element count).
+            m.d.comb += wr.en.eq(Cat(write_ok & (req.index == base + e) for e in range(n)))
         return m

@@ -1,9 +1,11 @@
 """Payload layouts shared by the streaming blocks."""
 
-from amaranth.hdl import Cat, ShapeCastable, Signal, unsigned
-from amaranth.lib import data
+from amaranth.hdl import Cat, Module, Shape, ShapeCastable, Signal, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["vector_layout", "fork", "forward", "join", "shuffle_lanes"]
+__all__ = ["vector_layout", "fork", "forward", "join", "shuffle_lanes", "SkidBuffer",
+           "StreamFIFO"]
 
 
 def vector_layout(elem: ShapeCastable, count: int, side_width: int = 0) -> data.StructLayout:
@@ -60,3 +62,55 @@ def shuffle_lanes(channels: int) -> list[int]:
         raise ValueError(f"channel shuffle needs an even channel count, not {channels}")
     half = channels // 2
     return [k // 2 + (half if k % 2 else 0) for k in range(channels)]
+
+
+class SkidBuffer(wiring.Component):
+    """A register slice: ``o`` is driven from flip-flops and ``i.ready`` is a flip-flop, so
+    neither ``valid`` nor ``ready`` passes combinationally from one side to the other. Holds
+    up to two beats (:attr:`beats`) and passes one per clock when ``o`` is always ready."""
+
+    beats = 2
+
+    def __init__(self, layout: ShapeCastable):
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload, name="skid")
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            # The output register is free: refill it from the skid register, else the input.
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            # Output stalled: the beat accepted this cycle (ready was high) parks in the skid.
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
+class StreamFIFO(wiring.Component):
+    """A first-in first-out queue of ``depth`` beats of ``layout`` (``SyncFIFOBuffered``:
+    ``i.ready`` and ``o.valid`` come from flip-flops). Used to delay-balance branches."""
+
+    def __init__(self, layout: ShapeCastable, depth: int):
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"depth must be an integer >= 2, not {depth!r}")
+        self.depth = depth
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @property
+    def bits(self) -> int:
+        return self.depth * Shape.cast(self.i.payload.shape()).width
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.q = q = fifo.SyncFIFOBuffered(
+            width=Shape.cast(self.i.payload.shape()).width, depth=self.depth)
+        m.d.comb += [q.w_en.eq(self.i.valid), q.w_data.eq(self.i.payload),
+                     self.i.ready.eq(q.w_rdy),
+                     self.o.valid.eq(q.r_rdy), self.o.payload.eq(q.r_data),
+                     q.r_en.eq(self.o.ready)]
+        return m

@@ -68,6 +68,17 @@ class SlidingWindow(wiring.Component):
         return self.width + 1
 
     @property
+    def lag(self) -> tuple[int, int]:
+        """Fewest and most output beats the window holds (pixels taken whose window has not
+        been given) inside a stream of frames: a stride-1 centre waits for the pixel below
+        and to its right, ``width + 1`` pixels later, and one window waits in the output
+        register. A frame's tail flushes without input when none follows: the fewest
+        applies while the next pixel is arriving. Stride 2 counts in output beats (half a
+        row each way) and promises no least lag."""
+        w_out = -(-self.width // self.stride)
+        return (self.width + 1, self.width + 2) if self.stride == 1 else (0, w_out + 3)
+
+    @property
     def memory_bits(self) -> int:
         return self.width * 2 * self.channels * 8
 

@@ -33,8 +33,8 @@ def trained_like_int8(rng, n_out, n_in, pruned=0.25):
 def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
     """Parameters for every layer of ``net`` (a :class:`weights.network.Network`):
     trained-like weights, per-channel scales that keep activations near the input's
-    magnitude (``scale / 2**shift ~ 1 / (row rms * sqrt(nonzeros))``, jittered), small
-    biases, and random alpha codes (or all ``alpha`` when given)."""
+    magnitude through the ReLUs (``scale / 2**shift ~ 1.6 / (row rms * sqrt(nonzeros))``,
+    jittered), small biases, and random alpha codes (or all ``alpha`` when given)."""
     from weights.network import ConvParams  # synthetic stays importable on its own
 
     params = {}
@@ -44,7 +44,7 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
         w = rows.reshape(shape)
         nz = np.maximum((rows != 0).sum(axis=1), 1)
         rms = np.sqrt((rows.astype(float) ** 2).sum(axis=1) / nz)
-        gain = rng.uniform(0.7, 1.3, size=shape[0]) / (np.maximum(rms, 1) * np.sqrt(nz))
+        gain = rng.uniform(1.1, 2.1, size=shape[0]) / (np.maximum(rms, 1) * np.sqrt(nz))
         scale = np.clip(np.round(gain * (1 << shift)), -(1 << 15), (1 << 15) - 1)
         bias = np.round(rng.normal(0, 4, size=shape[0]) * (1 << shift))
         params[spec.name] = ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
