@@ -5,9 +5,11 @@ Typical use, once per test module (a Verilator build costs seconds, so share it)
     design = VerilatorDesign.build(component, "frozen_mv_16x16", build_root)
     design.run_stream(inputs=[...], expected=[...], in_lanes=..., out_lanes=...)
 
-:meth:`VerilatorDesign.run_stream` drives the design's input stream with the given beats
-under random valid/ready stalls, checks every output beat against ``expected`` in order, and
-raises :class:`AssertionError` naming the first mismatching beat (expected vs got, per lane).
+:meth:`VerilatorDesign.run_streams` drives any number of input streams under random valid
+stalls and output streams under random ready stalls, checks every output beat against the
+expected ones in order, and raises :class:`AssertionError` naming the first mismatching beat
+(port, expected vs got, per lane); :meth:`VerilatorDesign.run_stream` is the one-in,
+one-out case.
 
 Set ``SEMIFREDDO_WAVES=1`` to record a VCD waveform next to each test's results
 (``<build dir>/<test>/dump.vcd``; the folder is named on failure).
@@ -31,11 +33,14 @@ from sim.lanes import Lanes, pack, unpack
 __all__ = ["VerilatorDesign", "Lanes", "pack", "unpack", "struct_word", "waves_enabled"]
 
 _REPO = Path(__file__).resolve().parent.parent
-# Build time dominates these short simulations, so optimise neither the model nor its C++:
-# on a 64x64 frozen block (4.5k adders) Verilator -O0 converts in 7 s instead of 55 s, and
-# g++ -O0 compiles in ~20 s instead of ~70 s; simulation runs ~3x slower, which costs
-# under a second here. SEMIFREDDO_VERILATOR_OPT overrides the make flags for long runs.
-_EXTRA_ARGS = ["-O0"]
+# Build time dominates these short simulations. cocotb's runner makes every signal public
+# (--public-flat-rw), which keeps Verilator from optimising anything away and fills the symbol
+# table: the testbench only touches top-level ports, so only those stay public. Verilator's
+# own optimisations then shrink the C++ (small backbone: 122 MB -> 47 MB), so they stay on;
+# g++ runs at -O0 (compile time, not run time, dominates here). SEMIFREDDO_VERILATOR_ARGS
+# adds Verilator arguments and SEMIFREDDO_VERILATOR_OPT overrides the make flags.
+_EXTRA_ARGS = ["--no-public-flat-rw", "--public-depth", "1",
+               *os.environ.get("SEMIFREDDO_VERILATOR_ARGS", "").split()]
 _MAKE_OPT = os.environ.get("SEMIFREDDO_VERILATOR_OPT", "OPT_FAST=-O0 OPT_SLOW=-O0")
 
 
@@ -121,26 +126,47 @@ class VerilatorDesign:
 
     def run_stream(self, inputs, expected, *, in_lanes: Lanes, out_lanes: Lanes,
                    in_port: str = "i", out_port: str = "o", in_sides=None, out_sides=None,
-                   writes=(), in_stall: float = 0.3, out_stall: float = 0.3, seed: int = 0,
-                   test_name: str = "stream", max_cycles: int | None = None) -> dict:
-        """Stream ``inputs`` (lane lists) through the design and compare with ``expected``.
-
-        ``writes`` are ``(port, payload)`` pairs applied before streaming, one per cycle, to
-        always-ready write ports; build ``payload`` with :func:`struct_word`.
-        Stall probabilities apply per cycle to the input's valid and the output's ready.
-        Returns the testbench's statistics (cycles, beats).
-        """
+                   in_stall: float = 0.3, out_stall: float = 0.3, **kw) -> dict:
+        """Stream ``inputs`` (lane lists) through the design and compare with ``expected``:
+        the one-in, one-out case of :meth:`run_streams` (same keywords). Returns the
+        statistics with ``first_output_cycle`` of the output stream."""
         in_sides = in_sides if in_sides is not None else [0] * len(inputs)
         out_sides = out_sides if out_sides is not None else [0] * len(expected)
+        stats = self.run_streams(
+            {in_port: (inputs, in_sides, in_lanes, in_stall)},
+            {out_port: (expected, out_sides, out_lanes, out_stall)}, **kw)
+        stats["first_output_cycle"] = stats["first_output_cycle"][out_port]
+        return stats
+
+    def run_streams(self, inputs: dict, outputs: dict, *, writes=(), statics=(), flags=(),
+                    seed: int = 0, test_name: str = "stream", max_cycles: int | None = None,
+                    drain_cycles: int = 20) -> dict:
+        """Drive input streams and check output streams, under random stalls.
+
+        ``inputs`` maps a port to ``(beats, sides, lanes, stall)`` and ``outputs`` a port to
+        ``(expected beats, expected sides, lanes, stall)``; ``stall`` is the probability per
+        cycle that an input withholds its next beat or an output its ready. ``writes`` are
+        ``(port, payload)`` pairs applied first, one per cycle, to always-ready write ports
+        (build ``payload`` with :func:`struct_word`); ``statics`` are ``(port, value)`` held
+        for the whole run; ``flags`` are sticky error outputs that must be low at the end.
+        Returns the testbench's statistics (cycles, beats per port, first output cycle per
+        output).
+        """
+        n_beats = sum(len(v[0]) for v in inputs.values()) + \
+            sum(len(v[0]) for v in outputs.values())
         spec = {
-            "in_port": in_port, "out_port": out_port,
-            "inputs": [hex(pack(v, in_lanes, s)) for v, s in zip(inputs, in_sides, strict=True)],
-            "expected": [hex(pack(v, out_lanes, s))
-                         for v, s in zip(expected, out_sides, strict=True)],
-            "in_lanes": dataclasses.asdict(in_lanes), "out_lanes": dataclasses.asdict(out_lanes),
+            "inputs": {port: {"beats": [hex(pack(v, lanes, s))
+                                        for v, s in zip(beats, sides, strict=True)],
+                              "stall": stall}
+                       for port, (beats, sides, lanes, stall) in inputs.items()},
+            "outputs": {port: {"expected": [hex(pack(v, lanes, s))
+                                            for v, s in zip(beats, sides, strict=True)],
+                               "lanes": dataclasses.asdict(lanes), "stall": stall}
+                        for port, (beats, sides, lanes, stall) in outputs.items()},
             "writes": [[port, int(p)] for port, p in writes],
-            "in_stall": in_stall, "out_stall": out_stall, "seed": seed,
-            "max_cycles": max_cycles or 200 + 20 * (len(inputs) + len(expected)),
+            "statics": [[port, int(v)] for port, v in statics],
+            "flags": list(flags), "seed": seed, "drain_cycles": drain_cycles,
+            "max_cycles": max_cycles or 200 + 20 * n_beats,
         }
         test_dir = self.build_dir / test_name
         if test_dir.exists():

@@ -1,10 +1,11 @@
-"""cocotb testbench: one stream in, one stream out, every output beat checked in order.
+"""cocotb testbench: any number of streams in and out, every output beat checked in order.
 
-Driven by :meth:`sim.rtl.VerilatorDesign.run_stream`, which passes a JSON spec through
+Driven by :meth:`sim.rtl.VerilatorDesign.run_streams`, which passes a JSON spec through
 ``SEMIFREDDO_TB_SPEC``. Handshakes follow ``amaranth.lib.stream``: a beat moves on a rising
 edge where valid and ready are both high; the source holds valid and payload until then.
 Inputs are driven after each falling edge and handshakes sampled in the read-only phase just
-before the next rising edge, so the check sees exactly what the flip-flops will see.
+before the next rising edge, so the check sees exactly what the flip-flops will see. Each
+input stalls and each output withholds ready at random, independently.
 """
 
 import json
@@ -18,34 +19,91 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from sim.lanes import Lanes, unpack
 
 
-def _describe(k, exp, got, lanes):
+def _describe(port, k, exp, got, lanes):
     ev, es = unpack(exp, lanes)
     gv, gs = unpack(got, lanes)
     diff = [j for j in range(len(ev)) if ev[j] != gv[j]]
     shown = diff[:8]
-    text = (f"output beat {k}: {len(diff)} of {len(ev)} lanes differ; "
+    text = (f"{port}: output beat {k}: {len(diff)} of {len(ev)} lanes differ; "
             + ", ".join(f"lane {j}: expected {ev[j]} got {gv[j]}" for j in shown))
     if es != gs:
         text += f"; side: expected {es:#x} got {gs:#x}"
     return text
 
 
+class _Source:
+    def __init__(self, dut, port, spec, rng):
+        self.valid = getattr(dut, f"{port}__valid")
+        self.ready = getattr(dut, f"{port}__ready")
+        self.payload = getattr(dut, f"{port}__payload")
+        self.beats = [int(h, 16) for h in spec["beats"]]
+        self.stall, self.rng = spec["stall"], rng
+        self.sent, self.offering = 0, False
+        self.valid.value = 0
+
+    def drive(self):
+        if not self.offering and self.sent < len(self.beats) and \
+                self.rng.random() >= self.stall:
+            self.offering = True
+            self.payload.value = self.beats[self.sent]
+        self.valid.value = int(self.offering)
+
+    def sample(self):
+        if self.offering and int(self.ready.value):
+            self.offering = False
+            self.sent += 1
+
+    @property
+    def done(self):
+        return self.sent == len(self.beats)
+
+
+class _Sink:
+    def __init__(self, dut, port, spec, rng):
+        self.port = port
+        self.valid = getattr(dut, f"{port}__valid")
+        self.ready = getattr(dut, f"{port}__ready")
+        self.payload = getattr(dut, f"{port}__payload")
+        self.expected = [int(h, 16) for h in spec["expected"]]
+        self.lanes = Lanes(**spec["lanes"])
+        self.stall, self.rng = spec["stall"], rng
+        self.received, self.taking = 0, False
+        self.first = None
+        self.ready.value = 0
+
+    def drive(self, draining):
+        self.taking = draining or self.rng.random() >= self.stall
+        self.ready.value = int(self.taking)
+
+    def sample(self, cycle):
+        if not (self.taking and int(self.valid.value)):
+            return
+        got = int(self.payload.value)
+        k = self.received
+        if k >= len(self.expected):
+            raise AssertionError(f"{self.port}: extra output beat {k} (only "
+                                 f"{len(self.expected)} expected): {got:#x}")
+        if got != self.expected[k]:
+            raise AssertionError(_describe(self.port, k, self.expected[k], got, self.lanes))
+        if self.first is None:
+            self.first = cycle
+        self.received += 1
+
+    @property
+    def done(self):
+        return self.received == len(self.expected)
+
+
 @cocotb.test()
 async def stream(dut):
     spec = json.loads(open(os.environ["SEMIFREDDO_TB_SPEC"]).read())
     rng = random.Random(spec["seed"])
-    ip, op = spec["in_port"], spec["out_port"]
-    i_valid, i_ready = getattr(dut, f"{ip}__valid"), getattr(dut, f"{ip}__ready")
-    i_payload = getattr(dut, f"{ip}__payload")
-    o_valid, o_ready = getattr(dut, f"{op}__valid"), getattr(dut, f"{op}__ready")
-    o_payload = getattr(dut, f"{op}__payload")
-    out_lanes = Lanes(**spec["out_lanes"])
-    inputs = [int(h, 16) for h in spec["inputs"]]
-    expected = [int(h, 16) for h in spec["expected"]]
+    sources = [_Source(dut, p, s, rng) for p, s in spec["inputs"].items()]
+    sinks = [_Sink(dut, p, s, rng) for p, s in spec["outputs"].items()]
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    i_valid.value = 0
-    o_ready.value = 0
+    for port, value in spec["statics"]:
+        getattr(dut, port).value = value
     dut.rst.value = 1
     for _ in range(3):
         await RisingEdge(dut.clk)
@@ -59,42 +117,37 @@ async def stream(dut):
         getattr(dut, f"{port}__valid").value = 0
     await FallingEdge(dut.clk)
 
-    sent = received = cycles = 0
-    drain = 0
-    offering = False
-    first_out = None
+    cycles = drain = 0
     while True:
-        if not offering and sent < len(inputs) and rng.random() >= spec["in_stall"]:
-            offering = True
-            i_payload.value = inputs[sent]
-        i_valid.value = int(offering)
-        done = sent == len(inputs) and received == len(expected)
-        ready = done or rng.random() >= spec["out_stall"]  # draining: always ready
-        o_ready.value = int(ready)
+        done = all(s.done for s in sources) and all(s.done for s in sinks)
+        for s in sources:
+            s.drive()
+        for s in sinks:
+            s.drive(draining=done)  # draining: always ready, so extra beats show up
         await ReadOnly()
-        if offering and int(i_ready.value):
-            offering = False
-            sent += 1
-        if ready and int(o_valid.value):
-            got = int(o_payload.value)
-            if received >= len(expected):
-                raise AssertionError(f"extra output beat {received} (only {len(expected)} "
-                                     f"expected): {got:#x}")
-            if got != expected[received]:
-                raise AssertionError(_describe(received, expected[received], got, out_lanes))
-            if first_out is None:
-                first_out = cycles
-            received += 1
+        for s in sources:
+            s.sample()
+        for s in sinks:
+            s.sample(cycles)
         cycles += 1
         if cycles > spec["max_cycles"]:
-            raise AssertionError(f"timeout after {cycles} cycles: sent {sent} of "
-                                 f"{len(inputs)} beats, received {received} of {len(expected)}")
+            raise AssertionError(
+                f"timeout after {cycles} cycles: sent "
+                + ", ".join(f"{p} {s.sent}/{len(s.beats)}" for p, s in
+                            zip(spec["inputs"], sources, strict=True))
+                + "; received " + ", ".join(f"{s.port} {s.received}/{len(s.expected)}"
+                                            for s in sinks))
         if done:
-            drain += 1  # keep going a while: a duplicated beat would show up here
-            if drain > 20:
+            drain += 1
+            if drain > spec["drain_cycles"]:
                 break
         await FallingEdge(dut.clk)
 
+    for flag in spec["flags"]:  # sticky error outputs that must still be low
+        if int(getattr(dut, flag).value):
+            raise AssertionError(f"{flag} is set")
     with open(os.environ["SEMIFREDDO_TB_STATS"], "w") as f:
-        json.dump({"cycles": cycles - drain, "sent": sent, "received": received,
-                   "first_output_cycle": first_out}, f)
+        json.dump({"cycles": cycles - drain,
+                   "sent": {p: s.sent for p, s in zip(spec["inputs"], sources, strict=True)},
+                   "received": {s.port: s.received for s in sinks},
+                   "first_output_cycle": {s.port: s.first for s in sinks}}, f)

@@ -1,0 +1,56 @@
+"""Shared by the backbone end-to-end tests: build a preset's backbone in Verilator, run it
+against the golden model, derive new run-time parameters."""
+
+import dataclasses
+
+import numpy as np
+
+from semifreddo_hw.backbone import Backbone
+from sim.backbone import PARAM_PORT, backbone_streams
+from sim.rtl import VerilatorDesign, struct_word
+from weights.network import ConvParams, preset
+from weights.synthetic import random_params
+
+FLAGS = ("framing_error", "marker_mismatch")
+
+
+@dataclasses.dataclass
+class Built:
+    net: object
+    params: dict
+    dut: Backbone
+    design: VerilatorDesign
+
+    def writes(self, addr_values):
+        layout = self.dut.signature.members[PARAM_PORT].signature.members["payload"].shape
+        return [(PARAM_PORT, struct_word(layout, addr=a, value=v)) for a, v in addr_values]
+
+    def run(self, params, frames, *, shuffle=False, writes=(), test_name, **kw):
+        inputs, outputs = backbone_streams(self.net, params, frames, shuffle=shuffle, **kw)
+        statics = [("shuffle", int(shuffle))] if self.net.core_shuffle else []
+        return self.design.run_streams(inputs, outputs, writes=self.writes(writes),
+                                       statics=statics, flags=FLAGS, test_name=test_name,
+                                       seed=len(test_name))
+
+
+def build(name, build_root, seed=1) -> Built:
+    net = preset(name)
+    params = random_params(net, np.random.default_rng(seed))
+    dut = Backbone(net, params)
+    return Built(net, params, dut, VerilatorDesign.build(dut, f"bb_{name}", build_root))
+
+
+def retrained(net, params, rng, **kw):
+    """New run-time parameters for the same hardware: fresh trainable weights, scales,
+    biases and alphas; the frozen core keeps its wired-in weights and shifts."""
+    new = random_params(net, rng, **kw)
+    for spec in net.convs():
+        old = params[spec.name]
+        if spec.frozen:
+            p = new[spec.name]
+            new[spec.name] = ConvParams(old.weight, p.scale, p.bias, old.shift)
+    return new
+
+
+def with_alpha(net, params, code):
+    return {**params, **{b.name: np.full(b.channels, code) for b in net.blends()}}

@@ -1,0 +1,126 @@
+# amaranth: UnusedElaboratable=no
+"""The whole backbone end to end in Verilator against the golden model: every beat of all
+three core outputs, random stalls on every stream, random weights and alphas, the exact
+alphas 0, 0.5 and 1, core shuffle on and off, parameters reloaded at run time, alpha = 0
+independence of the trainable cores, one pixel per clock.
+
+The five Table 3 configurations have their own module (tests/test_backbone_configs.py), so
+that the two Verilator builds run on different workers.
+"""
+
+import numpy as np
+import pytest
+
+from semifreddo_hw.backbone import Backbone
+from sim.backbone import random_frames
+from sim.golden.backbone import backbone
+from tests.backbone_helpers import build, retrained, with_alpha
+from weights.network import ConvParams, check_params, preset
+from weights.synthetic import random_params
+
+
+@pytest.fixture(scope="module")
+def main(rtl_build_dir):
+    return build("two_cores_shuffle", rtl_build_dir)
+
+
+def test_as_built_with_shuffle_under_stalls(main):
+    frames = random_frames(main.net, np.random.default_rng(10), 2)
+    main.run(main.params, frames, shuffle=True, test_name="as_built", in_stall=0.3,
+             out_stall=0.5)
+
+
+def test_parameters_reloaded_at_run_time(main):
+    """Every run-time parameter rewritten through param_write (trainable weights, all
+    scales and biases, alphas), shuffle off."""
+    rng = np.random.default_rng(11)
+    new = retrained(main.net, main.params, rng)
+    frames = random_frames(main.net, rng, 2)
+    main.run(new, frames, shuffle=False, writes=main.dut.param_writes(new),
+             test_name="reloaded")
+
+
+@pytest.mark.parametrize("code", [0, 64, 128], ids=["alpha0", "alpha_half", "alpha1"])
+def test_exact_alphas(main, code):
+    rng = np.random.default_rng(12 + code)
+    new = with_alpha(main.net, main.params, code)
+    alphas = [(a, v) for a, v in main.dut.param_writes(new)
+              if a >= next(r.base for r in main.dut.address_map if r.field == "alpha")]
+    main.run(new, random_frames(main.net, rng, 2), shuffle=bool(code % 128), writes=alphas,
+             test_name=f"alpha{code}")
+
+
+def test_alpha_zero_trainable_cores_ignore_the_frozen_core(main):
+    """With every alpha 0, silencing the frozen core (all its scales and biases 0, so its
+    features are all 0) changes its output but not the trainable cores' outputs."""
+    net = main.net
+    base = with_alpha(net, main.params, 0)
+    silenced = dict(base)
+    for spec in net.convs():
+        if spec.frozen:
+            p = base[spec.name]
+            silenced[spec.name] = ConvParams(p.weight, 0 * p.scale, 0 * p.bias, p.shift)
+    frames = random_frames(net, np.random.default_rng(13), 2)
+    for f in frames:  # the golden model agrees before the hardware is asked
+        g0 = backbone(net, base, f, shuffle=True)
+        g1 = backbone(net, silenced, f, shuffle=True)
+        assert not np.array_equal(g0["frozen"], g1["frozen"])
+        for core in ("a", "b"):
+            assert np.array_equal(g0[core], g1[core])
+    main.run(silenced, frames, shuffle=True, writes=main.dut.param_writes(silenced),
+             test_name="alpha0_silenced")
+
+
+def test_one_pixel_per_clock(main):
+    """No stalls: each extra back-to-back frame costs exactly width * height cycles, so no
+    balancing FIFO ever runs dry or full."""
+    cycles = []
+    for n in (1, 3):
+        frames = random_frames(main.net, np.random.default_rng(14), n)
+        stats = main.run(main.params, frames, shuffle=True, test_name=f"tp{n}", in_stall=0,
+                         out_stall=0)
+        cycles.append(stats["cycles"])
+    assert cycles[1] - cycles[0] == 2 * main.net.width * main.net.height
+
+
+def test_address_map_is_contiguous_and_complete(main):
+    net, dut = main.net, main.dut
+    regions = dut.address_map
+    assert regions[0].base == 0
+    for a, b in zip(regions, regions[1:], strict=False):
+        assert b.base == a.base + a.count
+    fields = {(r.layer, r.field) for r in regions}
+    for spec in net.convs():
+        assert (spec.name, "scale") in fields and (spec.name, "bias") in fields
+        assert ((spec.name, "weight") in fields) == (not spec.frozen)
+    assert {r.layer for r in regions if r.field == "alpha"} == {b.name for b in net.blends()}
+    writes = dut.param_writes(main.params)
+    assert [a for a, _ in writes] == list(range(regions[-1].base + regions[-1].count))
+
+
+def test_report_counts(main):
+    r = main.dut.report()
+    net = main.net
+    assert r["frozen_weights"] == net.frozen_weights
+    assert r["configurable_weights"] == 2 * net.trainable_weights_per_core
+    assert r["multipliers"] == r["configurable_weights"]
+    assert all(b["trainable"] > 0 for b in r["balance"])
+
+
+def test_bad_parameters_are_named():
+    net = preset("small")
+    params = random_params(net, np.random.default_rng(0))
+    bad = dict(params)
+    del bad["a.m2.alpha"]
+    with pytest.raises(ValueError, match="a.m2.alpha: missing"):
+        check_params(net, bad)
+    p = params["frozen.m1.0.b0_pw"]
+    bad = {**params, "frozen.m1.0.b0_pw": ConvParams(p.weight[:, :3], p.scale, p.bias, 16)}
+    with pytest.raises(ValueError, match=r"frozen.m1.0.b0_pw.weight: shape \(4, 3\)"):
+        Backbone(net, bad)
+    bad = {**params, "b.m4.alpha": np.full(16, 129)}
+    with pytest.raises(ValueError, match="b.m4.alpha: values must lie in"):
+        check_params(net, bad)
+    bad = {**params, "frozen.m9.0.dw": p}
+    with pytest.raises(ValueError, match="no such layer"):
+        check_params(net, bad)
