@@ -22,6 +22,7 @@ the alpha codes) are written through one always-ready ``param_write`` stream of
 """
 
 import dataclasses
+import multiprocessing
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Shape, signed, unsigned
@@ -37,7 +38,7 @@ from .conv import Conv
 from .streams import SkidBuffer, StreamFIFO, fork, vector_layout
 from .window import MARKER_BITS
 
-__all__ = ["Backbone", "Region", "BALANCE_MARGIN"]
+__all__ = ["Backbone", "Region", "BALANCE_MARGIN", "plan_frozen"]
 
 #: Beats added to every balancing FIFO beyond the lag bounds' difference.
 BALANCE_MARGIN = 4
@@ -56,6 +57,34 @@ class Region:
     count: int
     width: int
     signed: bool
+
+
+_PLAN_JOBS: list = []
+
+
+def _plan_one(k: int) -> None:
+    spec, p, solver = _PLAN_JOBS[k]
+    Conv(spec.kind, p.weight, width=spec.width, height=spec.height, stride=spec.stride,
+         shift=p.shift, solver=solver)
+
+
+def plan_frozen(net: Network, params: dict, *, solver: str = "da4ml", jobs: int = 1) -> None:
+    """Plan every frozen convolution of ``net`` in ``jobs`` forked worker processes, largest
+    first, filling the plan cache (:func:`~.adder_graph.plan_cmvm`) so that building the
+    :class:`Backbone` afterwards only reads it. The plans are the same as one process
+    would make."""
+    frozen = [c for c in net.convs() if c.frozen]
+    frozen.sort(key=lambda c: -int(np.prod(c.weight_shape)))
+    _PLAN_JOBS[:] = [(c, params[c.name], solver) for c in frozen]
+    try:
+        if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                pool.map(_plan_one, range(len(frozen)), chunksize=1)
+        else:
+            for k in range(len(frozen)):
+                _plan_one(k)
+    finally:
+        _PLAN_JOBS.clear()
 
 
 class Backbone(wiring.Component):
@@ -152,6 +181,12 @@ class Backbone(wiring.Component):
                 for j, block in enumerate(stage):
                     for name, conv in block.layers.items():
                         yield f"{core}.m{i}.{j}.{name}", block, f"{name}_", conv
+
+    def parts(self, name: str) -> dict:
+        """Every convolution as a part for :func:`~.emit.to_verilog_parts`, keyed by its
+        module name (``<name>__<layer, dots as underscores>``)."""
+        return {f"{name}__{layer.replace('.', '_')}": conv
+                for layer, _owner, _prefix, conv in self.layers()}
 
     def _stage_bounds(self, core, i) -> tuple[int, int]:
         """Fewest and most beats stage ``i`` of ``core`` holds, past its first block's

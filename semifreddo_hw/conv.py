@@ -164,6 +164,8 @@ class Conv(wiring.Component):
             m.d.comb += self.framing_error.eq(window.framing_error)
         else:
             wiring.connect(m, wiring.flipped(self.i), product.i)
+            # Driven, so that the port is an output when the layer is emitted on its own.
+            m.d.comb += self.framing_error.eq(0)
         wiring.connect(m, product.o, requant.i)
         wiring.connect(m, requant.o, wiring.flipped(self.o))
         ports = [(self.scale_write, requant.scale_write), (self.bias_write, requant.bias_write)]

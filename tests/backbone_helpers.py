@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 
 from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import PARAM_PORT, backbone_streams
 from sim.rtl import VerilatorDesign, struct_word
 from weights.network import ConvParams, preset
@@ -37,7 +38,10 @@ def build(name, build_root, seed=1) -> Built:
     net = preset(name)
     params = random_params(net, np.random.default_rng(seed))
     dut = Backbone(net, params)
-    return Built(net, params, dut, VerilatorDesign.build(dut, f"bb_{name}", build_root))
+    top = f"bb_{name}"
+    # Emitted in parts, as the build command does.
+    text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)
+    return Built(net, params, dut, VerilatorDesign.from_verilog(text, top, build_root))
 
 
 def retrained(net, params, rng, **kw):

@@ -1,0 +1,162 @@
+"""What a whole backbone costs to build and what it contains.
+
+    python bench/scale.py --preset paper --json bench/scale_paper.json
+
+For each mode (``cold``: an empty plan cache; ``warm``: the cache the cold run filled), a fresh
+process plans every frozen layer (``--jobs`` workers), builds the :class:`Backbone`, and emits
+its Verilog in parts (``--jobs`` workers). Reported: frozen / configurable / pruned weights,
+adders, multipliers, memory bits (parameters, line buffers, balancing FIFOs), Verilog size,
+and per step the wall time and the peak memory of the whole process tree (the sum of the
+resident sizes of this process and its workers, sampled every 0.1 s).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+
+class TreeMemory:
+    """Peak summed resident memory of this process and all its descendants (Linux /proc)."""
+
+    def __init__(self, interval=0.1):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    @staticmethod
+    def _tree_rss() -> int:
+        parents, rss = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/statm") as f:
+                    pages = int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents[int(entry)] = int(stat[1])
+            rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+        me = os.getpid()
+        total = 0
+        for pid, size in rss.items():
+            p = pid
+            while p in parents and p != me:
+                p = parents[p]
+            if p == me:
+                total += size
+        return total
+
+    def _run(self, interval):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self._stop.wait(interval)
+
+    def __enter__(self):
+        self.peak = self._tree_rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._tree_rss())
+
+
+def measure(preset_name: str, jobs: int, seed: int) -> dict:
+    """One build in this process: plan, construct, emit. Returns counts and costs."""
+    import numpy as np
+
+    from semifreddo_hw.backbone import Backbone, plan_frozen
+    from semifreddo_hw.emit import to_verilog_parts
+    from weights.network import preset
+    from weights.synthetic import random_params
+
+    net = preset(preset_name)
+    params = random_params(net, np.random.default_rng(seed))
+    steps = {}
+
+    def step(name, fn):
+        t = time.perf_counter()
+        with TreeMemory() as mem:
+            result = fn()
+        steps[name] = {"seconds": round(time.perf_counter() - t, 1),
+                       "peak_memory_mb": round(mem.peak / 2**20)}
+        return result
+
+    step("plan", lambda: plan_frozen(net, params, jobs=jobs))
+    dut = step("elaborate", lambda: Backbone(net, params))
+    text = step("emit", lambda: to_verilog_parts(dut, "semifreddo_backbone",
+                                                 dut.parts("semifreddo_backbone"), jobs=jobs))
+    r = dut.report()
+    return {
+        "preset": preset_name, "jobs": jobs,
+        "frozen_weights": r["frozen_weights"],
+        "frozen_pruned_weights": r["frozen_weights"] - r["frozen_nonzero_weights"],
+        "configurable_weights": r["configurable_weights"],
+        "alpha_codes": r["alpha_codes"],
+        "adders": r["adders"], "multipliers": r["multipliers"],
+        "parameter_memory_bits": r["parameter_memory_bits"],
+        "line_buffer_bits": r["line_buffer_bits"],
+        "balance_fifo_bits": r["balance_fifo_bits"],
+        "verilog_lines": text.count("\n"), "verilog_mb": round(len(text) / 2**20, 1),
+        "steps": steps,
+        "total_seconds": round(sum(s["seconds"] for s in steps.values()), 1),
+        "peak_memory_mb": max(s["peak_memory_mb"] for s in steps.values()),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--modes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child run
+    args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args.preset, args.jobs, args.seed)))
+        return 0
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="semifreddo-scale-") as cache:
+        for mode in args.modes:  # a cold run first fills the cache a warm run reads
+            env = dict(os.environ, SEMIFREDDO_CACHE_DIR=cache)
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", "--preset", args.preset,
+                 "--jobs", str(args.jobs), "--seed", str(args.seed)],
+                env=env, check=True, capture_output=True, text=True).stdout
+            rows.append({"mode": mode, **json.loads(out.strip().splitlines()[-1])})
+    first = rows[0]
+    print(f"preset {args.preset}: frozen weights {first['frozen_weights']:,} "
+          f"({first['frozen_pruned_weights']:,} pruned), configurable weights "
+          f"{first['configurable_weights']:,}, alpha codes {first['alpha_codes']:,}")
+    print(f"adders {first['adders']:,}, multipliers {first['multipliers']:,}, memory bits: "
+          f"parameters {first['parameter_memory_bits']:,}, line buffers "
+          f"{first['line_buffer_bits']:,}, balancing FIFOs {first['balance_fifo_bits']:,}; "
+          f"Verilog {first['verilog_lines']:,} lines ({first['verilog_mb']} MB)")
+    print(f"{'mode':6} {'plan s':>8} {'elab s':>8} {'emit s':>8} {'total s':>8} "
+          f"{'peak MB':>8}   (jobs {args.jobs})")
+    for r in rows:
+        s = r["steps"]
+        print(f"{r['mode']:6} {s['plan']['seconds']:8.1f} {s['elaborate']['seconds']:8.1f} "
+              f"{s['emit']['seconds']:8.1f} {r['total_seconds']:8.1f} {r['peak_memory_mb']:8}")
+    if args.json:
+        args.json.write_text(json.dumps({"preset": args.preset, "runs": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
