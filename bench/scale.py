@@ -2,9 +2,9 @@
 
     python bench/scale.py --preset paper --json bench/scale_paper.json
 
-For each mode (``cold``: an empty plan cache; ``warm``: the cache the cold run filled), a fresh
-process plans every frozen layer (``--jobs`` workers), builds the :class:`Backbone`, and emits
-its Verilog in parts (``--jobs`` workers). Reported: frozen / configurable / pruned weights,
+For each mode (``cold``: empty caches; ``warm``: the plan and Verilog-part caches the cold
+run filled), a fresh process plans every frozen layer (``--jobs`` workers), builds the
+:class:`Backbone`, and emits its Verilog in parts (``--jobs`` workers). Reported: frozen / configurable / pruned weights,
 adders, multipliers, memory bits (parameters, line buffers, balancing FIFOs), Verilog size,
 and per step the wall time and the peak memory of the whole process tree (the sum of the
 resident sizes of this process and its workers, sampled every 0.1 s).
@@ -98,7 +98,8 @@ def measure(preset_name: str, jobs: int, seed: int) -> dict:
     step("plan", lambda: plan_frozen(net, params, jobs=jobs))
     dut = step("elaborate", lambda: Backbone(net, params))
     text = step("emit", lambda: to_verilog_parts(dut, "semifreddo_backbone",
-                                                 dut.parts("semifreddo_backbone"), jobs=jobs))
+                                                 dut.parts("semifreddo_backbone"), jobs=jobs,
+                                                 cache=True))
     r = dut.report()
     return {
         "preset": preset_name, "jobs": jobs,

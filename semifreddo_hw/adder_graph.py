@@ -533,7 +533,7 @@ def plan_cmvm(weights, solver: str = "da4ml", *, cache: bool = True) -> AdderGra
 def _write_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)

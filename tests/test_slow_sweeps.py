@@ -1,5 +1,10 @@
 """Long sweeps, deselected by default: run with ``pytest -m slow``."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +16,7 @@ from tests.rtl_helpers import int8_stimulus
 from weights.synthetic import gaussian_int8, trained_like_int8
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("zeros", [0.0, 0.5])
@@ -34,3 +40,15 @@ def test_frozen_matvec_long_random_sweep(seed):
     x = int8_stimulus(rng, 30, n_in)
     run_stream_pysim(dut, x, matvec(w, x), seed=seed,
                      in_stall=rng.uniform(0, 0.9), out_stall=rng.uniform(0, 0.9))
+
+
+def test_paper_preset_elaborates_to_verilog(tmp_path):
+    """The paper network (Table 1, 640x480x3) plans, builds and emits (about ten minutes on
+    two cores with an empty plan cache; ``bench/scale.py`` times it)."""
+    out = tmp_path / "scale.json"
+    r = subprocess.run([sys.executable, "bench/scale.py", "--preset", "paper", "--modes",
+                        "cold", "--json", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["frozen_weights"] == 137152 and run["configurable_weights"] == 2 * 52576
+    assert run["multipliers"] == run["configurable_weights"] and run["verilog_lines"] > 0
