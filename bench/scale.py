@@ -4,10 +4,11 @@
 
 For each mode (``cold``: empty caches; ``warm``: the plan and Verilog-part caches the cold
 run filled), a fresh process plans every frozen layer (``--jobs`` workers), builds the
-:class:`Backbone`, and emits its Verilog in parts (``--jobs`` workers). Reported: frozen / configurable / pruned weights,
-adders, multipliers, memory bits (parameters, line buffers, balancing FIFOs), Verilog size,
-and per step the wall time and the peak memory of the whole process tree (the sum of the
-resident sizes of this process and its workers, sampled every 0.1 s).
+:class:`Backbone`, and emits its Verilog in parts (``--jobs`` workers). Reported: frozen,
+configurable and pruned weights, adders, multipliers, memory bits (parameters, line buffers,
+balancing FIFOs), Verilog size, and per step the wall time and the peak memory of the whole
+process tree (the sum of the resident sizes of this process and its workers, sampled every
+0.1 s).
 """
 
 import argparse

@@ -138,3 +138,30 @@ def test_blend_and_shuffle_in_verilator(rtl_build_dir):
         design.run_stream(x, np.asarray(y).tolist(), in_sides=sides, out_sides=sides,
                           in_lanes=Lanes(2 * c, 8, side_width=2),
                           out_lanes=Lanes(len(y[0]), 8, side_width=2))
+
+
+def test_shuffle_multi_stream_testbench_catches_a_wrong_beat(rtl_build_dir):
+    """The cocotb testbench drives two inputs and checks two outputs, each with its own
+    random stalls, with ``enable`` held as a static input; a wrong expected beat on one
+    output fails the run, naming the port and the beat."""
+    rng = np.random.default_rng(12)
+    c = 8
+    fa, fb = _frames(rng, c, n=2, h=3, w=5), _frames(rng, c, n=2, h=3, w=5)
+    a, sides = frames_to_beats(fa)
+    b, _ = frames_to_beats(fb)
+    ya, yb = core_shuffle(np.array(a), np.array(b), 1)
+    lanes = Lanes(c, 8, side_width=2)
+    design = VerilatorDesign.build(CoreShuffle(c), "shuffle_streams", rtl_build_dir)
+
+    def run(yb, name):
+        return design.run_streams({"a": (a, sides, lanes, 0.3), "b": (b, sides, lanes, 0.5)},
+                                  {"a_o": (ya.tolist(), sides, lanes, 0.4),
+                                   "b_o": (yb.tolist(), sides, lanes, 0.2)},
+                                  statics=[("enable", 1)], test_name=name, seed=3)
+
+    stats = run(yb, "ok")
+    assert stats["received"] == {"a_o": len(a), "b_o": len(b)}
+    bad = yb.copy()
+    bad[17, 5] = (bad[17, 5] + 1) % 128
+    with pytest.raises(AssertionError, match="b_o: output beat 17: 1 of 8 lanes differ"):
+        run(bad, "wrong")
