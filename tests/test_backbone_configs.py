@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
-"""The five configurations of paper Table 3 at the small size, each built and run end to
-end in Verilator against the golden model (random weights and alphas, shuffle on where the
-hardware has it, random stalls on every stream)."""
+"""The five configurations of paper Table 3 at a small size (32x24x3, channels / 16), each
+built and run end to end in Verilator against the golden model (random weights and alphas,
+shuffle on where the hardware has it, random stalls on every stream)."""
 
 import numpy as np
 import pytest
@@ -12,11 +12,11 @@ from tests.backbone_helpers import build
 CONFIGS = ["two_cores_shuffle", "two_cores", "one_core", "frozen_only", "trainable_only"]
 
 
-@pytest.mark.parametrize("name", CONFIGS[1:])
+@pytest.mark.parametrize("name", CONFIGS)
 def test_table3_configuration_end_to_end(name, rtl_build_dir):
-    """(two_cores_shuffle is tests/test_backbone.py's main design.)"""
     built = build(name, rtl_build_dir, seed=CONFIGS.index(name))
-    assert built.net.cores == {"two_cores": ("frozen", "a", "b"),
+    assert built.net.cores == {"two_cores_shuffle": ("frozen", "a", "b"),
+                               "two_cores": ("frozen", "a", "b"),
                                "one_core": ("frozen", "a"),
                                "frozen_only": ("frozen",),
                                "trainable_only": ("a", "b")}[name]

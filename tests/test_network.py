@@ -52,3 +52,15 @@ def test_descriptions_are_checked():
                 core_shuffle=False)
     with pytest.raises(ValueError, match="no preset"):
         preset("huge")
+
+
+def test_stages_must_start_alike():
+    """The backbone balances a frozen and a trainable stage from their first blocks on, which
+    read the same pixels: both must start with the same stride and end the same size."""
+    from weights.network import _build
+
+    with pytest.raises(ValueError, match="same stride"):
+        _build("x", 32, 24, 3, 4, (((1, 2), (2,)),))
+    with pytest.raises(ValueError, match="same stride"):
+        _build("x", 32, 24, 3, 4, (((2, 1), (2, 2)),))
+    assert _build("x", 32, 24, 3, 4, (((2, 1), (2,)),)).stages[0].trainable[0].stride == 2
