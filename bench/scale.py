@@ -94,6 +94,7 @@ def measure(preset_name: str, jobs: int, seed: int) -> dict:
             result = fn()
         steps[name] = {"seconds": round(time.perf_counter() - t, 1),
                        "peak_memory_mb": round(mem.peak / 2**20)}
+        print(f"  {preset_name} {name}: {steps[name]}", file=sys.stderr, flush=True)
         return result
 
     step("plan", lambda: plan_frozen(net, params, jobs=jobs))
@@ -139,7 +140,7 @@ def main(argv=None):
             out = subprocess.run(
                 [sys.executable, __file__, "--one", "--preset", args.preset,
                  "--jobs", str(args.jobs), "--seed", str(args.seed)],
-                env=env, check=True, capture_output=True, text=True).stdout
+                env=env, check=True, stdout=subprocess.PIPE, text=True).stdout  # progress: stderr
             rows.append({"mode": mode, **json.loads(out.strip().splitlines()[-1])})
     first = rows[0]
     print(f"preset {args.preset}: frozen weights {first['frozen_weights']:,} "
