@@ -36,9 +36,12 @@ _REPO = Path(__file__).resolve().parent.parent
 # Build time dominates these short simulations. cocotb's runner makes every signal public
 # (--public-flat-rw), which keeps Verilator from optimising anything away and fills the symbol
 # table: the testbench only touches top-level ports, so only those stay public. Verilator's
-# own optimisations then shrink the C++ (small backbone: 122 MB -> 47 MB), so they stay on;
-# g++ runs at -O0 (compile time, not run time, dominates here). SEMIFREDDO_VERILATOR_ARGS
-# adds Verilator arguments and SEMIFREDDO_VERILATOR_OPT overrides the make flags.
+# own optimisations pay off on a whole backbone (small preset: 338 s -> 130 s to build, the
+# C++ shrinks from 122 MB to 47 MB) but not on one big arithmetic block (a 64x64 frozen
+# block converts in 7 s at -O0, 55 s optimised; a 64x64 configurable block's test took 415 s
+# optimised against ~220 s at -O0): ``optimize`` chooses, -O0 by default. g++ runs at -O0
+# (compile time, not run time, dominates here). SEMIFREDDO_VERILATOR_ARGS adds Verilator
+# arguments and SEMIFREDDO_VERILATOR_OPT overrides the make flags.
 _EXTRA_ARGS = ["--no-public-flat-rw", "--public-depth", "1",
                *os.environ.get("SEMIFREDDO_VERILATOR_ARGS", "").split()]
 _MAKE_OPT = os.environ.get("SEMIFREDDO_VERILATOR_OPT", "OPT_FAST=-O0 OPT_SLOW=-O0")
@@ -85,13 +88,17 @@ class VerilatorDesign:
     verilog: Path
 
     @classmethod
-    def build(cls, component, name: str, build_root: Path) -> VerilatorDesign:
+    def build(cls, component, name: str, build_root: Path, *,
+              optimize: bool = False) -> VerilatorDesign:
         """Emit ``component`` as module ``name`` and compile it under ``build_root/name``."""
-        return cls.from_verilog(to_verilog(component, name), name, build_root)
+        return cls.from_verilog(to_verilog(component, name), name, build_root,
+                                optimize=optimize)
 
     @classmethod
-    def from_verilog(cls, text: str, name: str, build_root: Path) -> VerilatorDesign:
-        """Compile Verilog ``text`` whose top module is ``name`` under ``build_root/name``."""
+    def from_verilog(cls, text: str, name: str, build_root: Path, *,
+                     optimize: bool = False) -> VerilatorDesign:
+        """Compile Verilog ``text`` whose top module is ``name`` under ``build_root/name``
+        (``optimize``: Verilator's optimisations on, for whole networks)."""
         from cocotb_tools.runner import get_runner
 
         _ensure_verilator_on_path()
@@ -111,7 +118,8 @@ class VerilatorDesign:
             runner.build(
                 sources=[verilog], hdl_toplevel=name, build_dir=build_dir,
                 # Amaranth's Verilog trips Verilator's width lint warnings; not errors.
-                build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", *_EXTRA_ARGS],
+                build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", *_EXTRA_ARGS,
+                            *([] if optimize else ["-O0"])],
                 waves=waves_enabled(), log_file=build_dir / "build.log",
             )
         except RuntimeError as e:

@@ -8,7 +8,7 @@ import numpy as np
 
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
-from sim.backbone import PARAM_PORT, backbone_streams
+from sim.backbone import PARAM_PORT, backbone_streams, random_frames
 from sim.rtl import VerilatorDesign, struct_word
 from weights.network import ConvParams, preset
 from weights.synthetic import random_params
@@ -42,7 +42,8 @@ def build(name, build_root, seed=1) -> Built:
     top = f"bb_{name}"
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)
-    return Built(net, params, dut, VerilatorDesign.from_verilog(text, top, build_root))
+    return Built(net, params, dut,
+                 VerilatorDesign.from_verilog(text, top, build_root, optimize=True))
 
 
 def retrained(net, params, rng, **kw):
@@ -59,3 +60,20 @@ def retrained(net, params, rng, **kw):
 
 def with_alpha(net, params, code):
     return {**params, **{b.name: np.full(b.channels, code) for b in net.blends()}}
+
+
+#: The five configurations of paper Table 3 (presets of weights.network).
+CONFIGS = ["two_cores_shuffle", "two_cores", "one_core", "frozen_only", "trainable_only"]
+
+
+def check_configuration(name, rtl_build_dir):
+    """Build one Table 3 configuration and run two frames end to end under stalls."""
+    built = build(name, rtl_build_dir, seed=CONFIGS.index(name))
+    assert built.net.cores == {"two_cores_shuffle": ("frozen", "a", "b"),
+                               "two_cores": ("frozen", "a", "b"),
+                               "one_core": ("frozen", "a"),
+                               "frozen_only": ("frozen",),
+                               "trainable_only": ("a", "b")}[name]
+    frames = random_frames(built.net, np.random.default_rng(20), 2)
+    built.run(built.params, frames, shuffle=built.net.core_shuffle, test_name="e2e",
+              in_stall=0.25, out_stall=0.4)
