@@ -25,6 +25,8 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from semifreddo_hw.parallel import cpu_jobs  # noqa: E402 (after the path set-up)
+
 
 class TreeMemory:
     """Peak summed resident memory of this process and all its descendants (Linux /proc)."""
@@ -123,7 +125,7 @@ def measure(preset_name: str, jobs: int, seed: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="small")
-    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--jobs", type=int, default=cpu_jobs())
     ap.add_argument("--modes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)

@@ -23,7 +23,6 @@ the alpha codes) are written through one always-ready ``param_write`` stream of
 """
 
 import dataclasses
-import multiprocessing
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Shape, signed, unsigned
@@ -36,6 +35,7 @@ from weights.network import Network, check_params
 from .blend import AlphaBlend, CoreShuffle
 from .blocks import DownsamplingBlock, RegularBlock
 from .conv import Conv
+from .parallel import fork_map
 from .streams import SkidBuffer, StreamFIFO, fork, vector_layout
 from .window import MARKER_BITS
 
@@ -60,11 +60,8 @@ class Region:
     signed: bool
 
 
-_PLAN_JOBS: list = []
-
-
-def _plan_one(k: int) -> None:
-    spec, p, solver = _PLAN_JOBS[k]
+def _plan_one(job) -> None:
+    spec, p, solver = job
     Conv(spec.kind, p.weight, width=spec.width, height=spec.height, stride=spec.stride,
          shift=p.shift, solver=solver)
 
@@ -74,18 +71,9 @@ def plan_frozen(net: Network, params: dict, *, solver: str = "da4ml", jobs: int 
     first, filling the plan cache (:func:`~.adder_graph.plan_cmvm`) so that building the
     :class:`Backbone` afterwards only reads it. The plans are the same as one process
     would make."""
-    frozen = [c for c in net.convs() if c.frozen]
-    frozen.sort(key=lambda c: -int(np.prod(c.weight_shape)))
-    _PLAN_JOBS[:] = [(c, params[c.name], solver) for c in frozen]
-    try:
-        if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                pool.map(_plan_one, range(len(frozen)), chunksize=1)
-        else:
-            for k in range(len(frozen)):
-                _plan_one(k)
-    finally:
-        _PLAN_JOBS.clear()
+    frozen = sorted((c for c in net.convs() if c.frozen),
+                    key=lambda c: -int(np.prod(c.weight_shape)))
+    fork_map(_plan_one, [(c, params[c.name], solver) for c in frozen], jobs)
 
 
 class Backbone(wiring.Component):
@@ -132,15 +120,14 @@ class Backbone(wiring.Component):
         self.balance = self._balance()
         self.address_map = self._address_map()
 
-        self._in_layout = vector_layout(signed(8), net.channels_in, MARKER_BITS)
-        out = net.stages[-1]
-        c_out = (out.frozen or out.trainable)[-1].channels_out
-        self._out_layout = vector_layout(signed(8), c_out, MARKER_BITS)
+        in_layout = vector_layout(signed(8), net.channels_in, MARKER_BITS)
+        out_layout = vector_layout(signed(8), self._stage_channels(len(net.stages)),
+                                   MARKER_BITS)
         top = self.address_map[-1]
         self.address_width = max(1, ceil_log2(top.base + top.count))
         members = {
-            "i": In(stream.Signature(self._in_layout)),
-            **{f"o_{core}": Out(stream.Signature(self._out_layout)) for core in net.cores},
+            "i": In(stream.Signature(in_layout)),
+            **{f"o_{core}": Out(stream.Signature(out_layout)) for core in net.cores},
             "param_write": In(stream.Signature(data.StructLayout(
                 {"addr": unsigned(self.address_width), "value": _VALUE}), always_ready=True)),
             "framing_error": Out(1),

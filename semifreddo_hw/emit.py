@@ -8,7 +8,6 @@ and memory grow with its size; parts bound both by the largest part instead.
 
 import hashlib
 import importlib.metadata
-import multiprocessing
 import os
 import re
 from pathlib import Path
@@ -18,8 +17,9 @@ from amaranth.hdl import ClockSignal, Const, Instance, ResetSignal, Value, Value
 from amaranth.lib import wiring
 
 from .adder_graph import _cache_dir, _write_atomic
+from .parallel import fork_map
 
-__all__ = ["ports_of", "to_verilog", "to_verilog_parts", "code_fingerprint", "cpu_jobs"]
+__all__ = ["ports_of", "to_verilog", "to_verilog_parts", "code_fingerprint"]
 
 
 def ports_of(component: wiring.Component) -> list:
@@ -58,9 +58,6 @@ def _instance(component, module: str) -> Instance:
     return Instance(module, i_clk=ClockSignal(), i_rst=ResetSignal(), **ports)
 
 
-_PARTS: list = []  # what forked workers emit, by index
-
-
 def _check_outputs(component, name: str, text: str) -> None:
     """Every output of ``component`` must be an output of its module: Amaranth turns an
     undriven output member into an input, which the parent's instance would leave floating."""
@@ -70,8 +67,8 @@ def _check_outputs(component, name: str, text: str) -> None:
             raise ValueError(f"part {name}: output {port} is not driven inside it")
 
 
-def _emit_part(k: int) -> str:
-    component, name, path = _PARTS[k]
+def _emit_part(job) -> str:
+    component, name, path = job
     text = to_verilog(component, name)
     _check_outputs(component, name, text)
     if path is not None:
@@ -105,8 +102,6 @@ def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
     With ``cache``, a part that has a ``fingerprint()`` (a digest of everything it is built
     from) is stored under the plan cache's ``verilog/`` folder, keyed by its module name,
     fingerprint and :func:`code_fingerprint`, and read back instead of converted again."""
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
     items = list(parts.items())
     # While the top is converted, each part elaborates to an instance of its own module: an
     # attribute on the object shadows the class's ``elaborate`` for that conversion only.
@@ -130,21 +125,7 @@ def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
             except OSError:
                 pass
         todo.append((part, module, path))
-    _PARTS[:] = todo
-    try:
-        if jobs == 1 or len(todo) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            made = [_emit_part(k) for k in range(len(todo))]
-        else:
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(todo))) as pool:
-                made = pool.map(_emit_part, range(len(todo)), chunksize=1)
-    finally:
-        _PARTS.clear()
+    made = fork_map(_emit_part, todo, jobs)
     fresh = iter(made)
     texts = [t if t is not None else next(fresh) for t in texts]
     return "\n".join([top, *texts])
-
-
-def cpu_jobs() -> int:
-    """Worker processes to use by default: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
