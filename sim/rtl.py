@@ -36,12 +36,13 @@ _REPO = Path(__file__).resolve().parent.parent
 # Build time dominates these short simulations. cocotb's runner makes every signal public
 # (--public-flat-rw), which keeps Verilator from optimising anything away and fills the symbol
 # table: the testbench only touches top-level ports, so only those stay public. Verilator's
-# own optimisations pay off on a whole backbone (small preset: 338 s -> 130 s to build, the
-# C++ shrinks from 122 MB to 47 MB) but not on one big arithmetic block (a 64x64 frozen
-# block converts in 7 s at -O0, 55 s optimised; a 64x64 configurable block's test took 415 s
-# optimised against ~220 s at -O0): ``optimize`` chooses, -O0 by default. g++ runs at -O0
-# (compile time, not run time, dominates here). SEMIFREDDO_VERILATOR_ARGS adds Verilator
-# arguments and SEMIFREDDO_VERILATOR_OPT overrides the make flags.
+# own optimisations pay off on a whole backbone but not on one big arithmetic block: in the
+# suite's durations (`CI=true bash .ci/run`, which prints the ten slowest) the 64x64
+# configurable block's initial-image test took 415.7 s optimised and 167.0 s at -O0, while the
+# small backbone builds in 130 s optimised against 338 s at -O0 (two hand-run builds of the
+# same Verilog, recorded in the issue 4 note). ``optimize`` chooses, -O0 by default. g++ runs
+# at -O0 (compile time, not run time, dominates here). SEMIFREDDO_VERILATOR_ARGS adds
+# Verilator arguments and SEMIFREDDO_VERILATOR_OPT overrides the make flags.
 _EXTRA_ARGS = ["--no-public-flat-rw", "--public-depth", "1",
                *os.environ.get("SEMIFREDDO_VERILATOR_ARGS", "").split()]
 _MAKE_OPT = os.environ.get("SEMIFREDDO_VERILATOR_OPT", "OPT_FAST=-O0 OPT_SLOW=-O0")
