@@ -17,7 +17,7 @@ import numpy as np
 from semifreddo_hw.adder_graph import AdderGraph, plan_cmvm
 from semifreddo_hw.emit import to_verilog
 from semifreddo_hw.matvec import FrozenMatVec
-from weights.io import WeightFileError, check_int_range, load_npz
+from weights.io import WeightFileError, check_header, check_int_range, load_npz
 
 __all__ = ["FrozenLayer", "load", "validate", "plan", "elaborate", "emit", "report"]
 
@@ -40,15 +40,7 @@ def load(path) -> dict[str, np.ndarray]:
 def validate(path, arrays: dict[str, np.ndarray]) -> list[FrozenLayer]:
     """Check the header and every layer; layers come back in name order."""
     arrays = dict(arrays)
-    fmt = arrays.pop("format", None)
-    if fmt is None or fmt.shape != () or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
-        raise WeightFileError(f"{path}: 'format' must be the string {FORMAT!r}")
-    version = arrays.pop("version", None)
-    if version is None or version.shape != () or version.dtype.kind not in "iu":
-        raise WeightFileError(f"{path}: 'version' must be an integer scalar")
-    if int(version) != VERSION:
-        raise WeightFileError(f"{path}: format version {int(version)} is not supported "
-                              f"(this build reads version {VERSION})")
+    check_header(path, arrays, FORMAT, (VERSION,))
     layers = []
     for name in sorted(arrays):
         m = _LAYER.match(name)

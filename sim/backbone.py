@@ -9,9 +9,10 @@ from sim.frames import frames_to_beats
 from sim.golden.backbone import backbone
 from sim.lanes import Lanes
 
-__all__ = ["random_frames", "backbone_streams", "PARAM_PORT"]
+__all__ = ["random_frames", "backbone_streams", "run_backbone", "PARAM_PORT", "FLAGS"]
 
 PARAM_PORT = "param_write"
+FLAGS = ("framing_error", "marker_mismatch")  # the backbone's sticky error outputs
 _MARKER_BITS = 2
 
 
@@ -37,3 +38,15 @@ def backbone_streams(net, params, frames, *, shuffle=False, in_stall=0.3, out_st
         lanes = Lanes(int(np.shape(golden[0][core])[-1]), 8, side_width=_MARKER_BITS)
         outputs[f"o_{core}"] = (y, ys, lanes, out_stall)
     return inputs, outputs
+
+
+def run_backbone(design, net, params, frames, *, shuffle=False, writes=(), test_name, seed,
+                 **stalls) -> dict:
+    """Run ``frames`` through a Verilator build of the backbone of ``net`` (``design``, a
+    :class:`sim.rtl.VerilatorDesign`) after the ``writes`` (``(PARAM_PORT, payload)``), and
+    compare every beat of every output with the golden model under ``params``; both sticky
+    error flags must stay low. Raises ``AssertionError`` naming the first wrong beat."""
+    inputs, outputs = backbone_streams(net, params, frames, shuffle=shuffle, **stalls)
+    statics = [("shuffle", int(shuffle))] if net.core_shuffle else []
+    return design.run_streams(inputs, outputs, writes=writes, statics=statics, flags=FLAGS,
+                              test_name=test_name, seed=seed)

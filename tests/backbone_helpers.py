@@ -8,12 +8,13 @@ import numpy as np
 
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
-from sim.backbone import PARAM_PORT, backbone_streams, random_frames
+from sim.backbone import FLAGS, PARAM_PORT, random_frames, run_backbone
 from sim.rtl import VerilatorDesign, struct_word
 from weights.network import ConvParams, preset
 from weights.synthetic import random_params
 
-FLAGS = ("framing_error", "marker_mismatch")
+__all__ = ["FLAGS", "Built", "build", "retrained", "with_alpha", "CONFIGS",
+           "check_configuration"]
 
 
 @dataclasses.dataclass
@@ -28,11 +29,9 @@ class Built:
         return [(PARAM_PORT, struct_word(layout, addr=a, value=v)) for a, v in addr_values]
 
     def run(self, params, frames, *, shuffle=False, writes=(), test_name, **kw):
-        inputs, outputs = backbone_streams(self.net, params, frames, shuffle=shuffle, **kw)
-        statics = [("shuffle", int(shuffle))] if self.net.core_shuffle else []
-        return self.design.run_streams(inputs, outputs, writes=self.writes(writes),
-                                       statics=statics, flags=FLAGS, test_name=test_name,
-                                       seed=zlib.crc32(test_name.encode()))
+        return run_backbone(self.design, self.net, params, frames, shuffle=shuffle,
+                            writes=self.writes(writes), test_name=test_name,
+                            seed=zlib.crc32(test_name.encode()), **kw)
 
 
 def build(name, build_root, seed=1) -> Built:

@@ -5,13 +5,21 @@ name, shape, dtype or value, and every problem becomes one :class:`WeightFileErr
 message names the file and the offending entry.
 """
 
+import io
+import os
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WeightFileError", "load_npz", "check_int_range"]
+__all__ = ["WeightFileError", "load_npz", "save_npz", "check_header", "check_int_range",
+           "MAX_ENTRY_BYTES"]
+
+#: No entry of a weight file may unpack to more (the paper's largest layer is 16 KB): a
+#: zip bomb is refused before it is read.
+MAX_ENTRY_BYTES = 256 << 20
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
@@ -26,6 +34,12 @@ def load_npz(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise WeightFileError(f"{path}: no such file")
     try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.file_size > MAX_ENTRY_BYTES:
+                    raise WeightFileError(f"{path}: entry {info.filename!r} unpacks to "
+                                          f"{info.file_size} bytes (at most "
+                                          f"{MAX_ENTRY_BYTES})")
         with np.load(path, allow_pickle=False) as f:
             if not isinstance(f, np.lib.npyio.NpzFile):
                 raise WeightFileError(f"{path}: not an .npz archive (a bare .npy array?)")
@@ -66,3 +80,42 @@ def check_int_range(path, name: str, a: np.ndarray, lo: int, hi: int) -> np.ndar
             raise WeightFileError(f"{path}: {name}{list(idx)} = {a[idx]} is outside "
                                   f"[{lo}, {hi}]")
     return a.astype(np.int64)
+
+
+def check_header(path, arrays: dict, fmt: str, versions: tuple[int, ...]) -> int:
+    """Pop and check ``format`` (must be ``fmt``) and ``version`` (one of ``versions``)."""
+    f = arrays.pop("format", None)
+    if f is None or f.shape != () or f.dtype.kind != "U" or str(f) != fmt:
+        raise WeightFileError(f"{path}: 'format' must be the string {fmt!r}")
+    v = arrays.pop("version", None)
+    if v is None or v.shape != () or v.dtype.kind not in "iu":
+        raise WeightFileError(f"{path}: 'version' must be an integer scalar")
+    if int(v) not in versions:
+        raise WeightFileError(f"{path}: format version {int(v)} is not supported (this build "
+                              f"reads {fmt} version {', '.join(map(str, versions))})")
+    return int(v)
+
+
+def save_npz(path, arrays: dict) -> None:
+    """Write ``arrays`` as an ``.npz`` that ``numpy.load`` reads, byte-identical for equal
+    arrays (sorted entries, fixed timestamps; ``numpy.savez`` stamps the current time), and
+    atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(arrays):
+            data = io.BytesIO()
+            np.lib.format.write_array(data, np.asarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data.getvalue())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

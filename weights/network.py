@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 __all__ = ["BlockSpec", "StageSpec", "Network", "ConvSpec", "BlendSpec", "ConvParams",
-           "check_params", "PRESETS", "preset", "CORES"]
+           "check_params", "PRESETS", "preset", "CORES", "network_from_dict"]
 
 CORES = ("frozen", "a", "b")
 
@@ -99,6 +99,20 @@ class Network:
             return 0
         return self.stem_weights + sum(b.weights for s in self.stages for b in s.trainable)
 
+
+    @property
+    def plan(self) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+        """Per stage, the strides of the frozen and of the trainable blocks."""
+        return tuple((tuple(b.stride for b in s.frozen), tuple(b.stride for b in s.trainable))
+                     for s in self.stages)
+
+    def to_dict(self) -> dict:
+        """The description as plain JSON-able data; :func:`network_from_dict` reads it."""
+        return {"name": self.name, "width": self.width, "height": self.height,
+                "channels_in": self.channels_in, "stem_channels": self.stem_channels,
+                "plan": [[list(f), list(t)] for f, t in self.plan],
+                "trainable_cores": self.trainable_cores, "frozen_core": self.frozen_core,
+                "core_shuffle": self.core_shuffle}
 
     @property
     def cores(self) -> tuple[str, ...]:
@@ -278,6 +292,62 @@ PRESETS = {
     "trainable_only": lambda: _build("trainable_only", 32, 24, 3, 2, _PAPER_PLAN,
                                      frozen_core=False),
 }
+
+
+_DICT_KEYS = {"name": str, "width": int, "height": int, "channels_in": int,
+              "stem_channels": int, "plan": list, "trainable_cores": int, "frozen_core": bool,
+              "core_shuffle": bool}
+_MAX_SIDE, _MAX_CHANNELS = 8192, 4096  # far past any real sensor or layer; bounds the build
+
+
+def network_from_dict(d) -> Network:
+    """A :class:`Network` from :meth:`Network.to_dict`'s data, or from ``{"preset": name}``
+    (optionally with ``"name"``). Every key, type and value is checked: a ``ValueError``
+    names the first that is wrong."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a network description is a JSON object, not {type(d).__name__}")
+    if "preset" in d:
+        extra = sorted(set(d) - {"preset"})
+        if extra:
+            raise ValueError(f"network: 'preset' cannot be combined with {extra[0]!r}")
+        if not isinstance(d["preset"], str):
+            raise ValueError("network: 'preset' must be a string")
+        return preset(d["preset"])
+    for key in sorted(set(d) - set(_DICT_KEYS)):
+        raise ValueError(f"network: unknown key {key!r}")
+    for key, kind in _DICT_KEYS.items():
+        if key not in d:
+            raise ValueError(f"network: missing key {key!r}")
+        v = d[key]
+        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise ValueError(f"network: {key!r} must be {kind.__name__}, not {v!r}")
+    for key, top in (("width", _MAX_SIDE), ("height", _MAX_SIDE),
+                     ("stem_channels", _MAX_CHANNELS)):
+        if not 1 <= d[key] <= top:
+            raise ValueError(f"network: {key!r} must lie in 1..{top}, not {d[key]}")
+    if d["stem_channels"] % 2:
+        raise ValueError("network: 'stem_channels' must be even (blocks split channels)")
+    plan = []
+    for i, stage in enumerate(d["plan"], 1):
+        if not (isinstance(stage, list) and len(stage) == 2 and
+                all(isinstance(s, list) for s in stage)):
+            raise ValueError(f"network: plan stage {i} must be [frozen strides, trainable "
+                             f"strides]")
+        for strides in stage:
+            if any(s not in (1, 2) or isinstance(s, bool) for s in strides):
+                raise ValueError(f"network: plan stage {i}: strides must be 1 or 2")
+        if not stage[0] or (d["trainable_cores"] and not stage[1]):
+            raise ValueError(f"network: plan stage {i} needs at least one block per core")
+        plan.append((tuple(stage[0]), tuple(stage[1])))
+    if not plan:
+        raise ValueError("network: 'plan' has no stages")
+    channels = d["stem_channels"] * 2 ** sum(f.count(2) for f, _ in plan)
+    if channels > _MAX_CHANNELS:
+        raise ValueError(f"network: the plan reaches {channels} channels (at most "
+                         f"{_MAX_CHANNELS})")
+    return _build(d["name"], d["width"], d["height"], d["channels_in"], d["stem_channels"],
+                  tuple(plan), trainable_cores=d["trainable_cores"],
+                  frozen_core=d["frozen_core"], core_shuffle=d["core_shuffle"])
 
 
 def preset(name: str) -> Network:

@@ -4,7 +4,7 @@ and so more signed digits, than a trained layer."""
 
 import numpy as np
 
-__all__ = ["gaussian_int8", "trained_like_int8", "random_params"]
+__all__ = ["gaussian_int8", "trained_like_int8", "random_params", "random_float_params"]
 
 
 def _per_channel_int8(w):
@@ -51,4 +51,39 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
     for blend in net.blends():
         params[blend.name] = (np.full(blend.channels, alpha, dtype=np.int64) if alpha is not None
                               else rng.integers(0, 129, size=blend.channels))
+    return params
+
+
+def random_float_params(net, rng, pixels) -> dict:
+    """Float parameters for every layer of ``net``, shaped like a trained network's:
+    heavy-tailed conv weights with the smallest quarter pruned, batch norms whose mean and
+    variance are the statistics of their own inputs over ``pixels`` (uint8 frames, as
+    training would have left them) with gamma in [0.5, 1.5] and small betas, and blend
+    logits around 0 (alpha near 0.5)."""
+    from sim.golden.backbone import forward  # synthetic stays importable on its own
+    from weights.quantize import FloatConv, conv_float
+
+    specs = {c.name: c for c in net.convs()}
+    params = {}
+
+    def conv(name, x):
+        spec = specs[name]
+        shape = spec.weight_shape
+        w = rng.standard_t(df=5, size=shape) * np.sqrt(2 / np.prod(shape[1:]))
+        w[np.abs(w) < np.quantile(np.abs(w), 0.25)] = 0
+        y = conv_float(spec.kind, x, w, spec.stride)
+        axes = tuple(range(y.ndim - 1))
+        p = FloatConv(w, rng.uniform(0.5, 1.5, shape[0]), rng.normal(0, 0.2, shape[0]),
+                      y.mean(axis=axes), y.var(axis=axes))
+        params[name] = p
+        gain, offset = p.folded()
+        y = y * gain + offset
+        return np.maximum(y, 0) if spec.relu else y
+
+    def blend(name, xf, xt):
+        params[name] = rng.normal(0, 1.5, xf.shape[-1])
+        a = 1 / (1 + np.exp(-params[name]))
+        return a * xf + (1 - a) * xt
+
+    forward(net, (np.asarray(pixels, float) - 128) / 128, conv, blend)
     return params

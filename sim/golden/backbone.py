@@ -6,11 +6,11 @@ The alpha blend itself is :func:`sim.golden.primitives.alpha_blend`.
 
 import numpy as np
 
-from .blocks import downsampling_block, regular_block
-from .layers import conv3x3
+from .blocks import channel_shuffle
+from .layers import conv3x3, depthwise3x3, pointwise
 from .primitives import alpha_blend, requantize
 
-__all__ = ["core_shuffle", "backbone"]
+__all__ = ["core_shuffle", "forward", "backbone", "int_conv"]
 
 
 def core_shuffle(a, b, enable):
@@ -25,45 +25,64 @@ def core_shuffle(a, b, enable):
             np.concatenate([b[..., :h], a[..., h:]], axis=-1))
 
 
-def _stage(net, params, core, module, x):
-    for j, blk in enumerate(net.blocks(core, module)):
-        pre = f"{core}.m{module}.{j}."
-        if blk.stride == 2:
-            branches = [{"dw": params[pre + br + "dw"].weight,
-                         "dw_quant": params[pre + br + "dw"].quant(),
-                         "pw": params[pre + br + "pw"].weight,
-                         "pw_quant": params[pre + br + "pw"].quant()} for br in ("b0_", "b1_")]
-            x = downsampling_block(x, branches=branches)
-        else:
-            x = regular_block(x, dw=params[pre + "dw"].weight, dw_quant=params[pre + "dw"].quant(),
-                              pw=params[pre + "pw"].weight, pw_quant=params[pre + "pw"].quant())
-    return x
-
-
-def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
-    """Outputs of every core of ``net`` for one int8 ``frame`` (height, width, channels):
-    ``{"frozen": ..., "a": ..., "b": ...}`` (the cores ``net`` has), each (h, w, c).
+def forward(net, frame, conv, blend, *, shuffle: bool = False) -> dict:
+    """The backbone's dataflow over any number type: ``{core: output}`` for the cores of
+    ``net``, where ``conv(name, x)`` applies convolution ``name`` (with its requantizer or
+    batch norm, and ReLU where the layer has one) and ``blend(name, frozen, own)`` the alpha
+    blend ``name``. Arrays are (..., height, width, channels).
 
     Each core starts with its own stem; before each trainable stage, core ``k`` reads
-    ``alpha_blend(params["k.m<i>.alpha"], frozen features, its own features)`` (when there
-    is a frozen core), then, with ``shuffle``, the two blended streams swap the second half
-    of their channels.
-    """
-    x = np.asarray(frame, dtype=np.int64)
-    if x.shape != (net.height, net.width, net.channels_in):
-        raise ValueError(f"frame shape {x.shape}, expected "
-                         f"{(net.height, net.width, net.channels_in)}")
-    feats = {}
-    for core in net.cores:
-        p = params[f"{core}.stem"]
-        feats[core] = requantize(conv3x3(x, p.weight, 2), p.scale, p.bias, p.shift, relu=True)
+    ``blend("k.m<i>.alpha", frozen features, its own features)`` (when there is a frozen
+    core), then, with ``shuffle``, the two blended streams swap the second half of their
+    channels. A regular block convolves the second half of its channels and keeps the
+    first; a downsampling block runs two branches on all of them; both end in a channel
+    shuffle."""
+    feats = {core: conv(f"{core}.stem", frame) for core in net.cores}
     trainable = [c for c in net.cores if c != "frozen"]
     for i in range(1, len(net.stages) + 1):
         inputs = dict(feats)
         if net.blended:
             for k in trainable:
-                inputs[k] = alpha_blend(params[f"{k}.m{i}.alpha"], feats["frozen"], feats[k])
+                inputs[k] = blend(f"{k}.m{i}.alpha", feats["frozen"], feats[k])
         if net.core_shuffle:
             inputs["a"], inputs["b"] = core_shuffle(inputs["a"], inputs["b"], shuffle)
-        feats = {core: _stage(net, params, core, i, inputs[core]) for core in net.cores}
+        for core in net.cores:
+            x = inputs[core]
+            for j, blk in enumerate(net.blocks(core, i)):
+                pre = f"{core}.m{i}.{j}."
+                if blk.stride == 2:
+                    parts = [conv(pre + br + "pw", conv(pre + br + "dw", x))
+                             for br in ("b0_", "b1_")]
+                else:
+                    half = x.shape[-1] // 2
+                    parts = [x[..., :half], conv(pre + "pw", conv(pre + "dw", x[..., half:]))]
+                x = channel_shuffle(np.concatenate(parts, axis=-1))
+            feats[core] = x
     return feats
+
+
+def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
+    """Outputs of every core of ``net`` for one int8 ``frame`` (height, width, channels):
+    ``{"frozen": ..., "a": ..., "b": ...}`` (the cores ``net`` has), each (h, w, c), with the
+    integer parameters ``params`` (see :func:`forward` for the dataflow)."""
+    x = np.asarray(frame, dtype=np.int64)
+    if x.shape != (net.height, net.width, net.channels_in):
+        raise ValueError(f"frame shape {x.shape}, expected "
+                         f"{(net.height, net.width, net.channels_in)}")
+    return forward(net, x, int_conv(net, params),
+                   lambda name, xf, xt: alpha_blend(params[name], xf, xt), shuffle=shuffle)
+
+
+def int_conv(net, params):
+    """``conv(name, x)`` for :func:`forward`: layer ``name`` of ``net`` on one int8 frame,
+    exact accumulation then the requantizer (``docs/numerics.md`` §3-4)."""
+    specs = {c.name: c for c in net.convs()}
+
+    def conv(name, x):
+        spec, p = specs[name], params[name]
+        acc = {"full": lambda: conv3x3(x, p.weight, spec.stride),
+               "depthwise": lambda: depthwise3x3(x, p.weight, spec.stride),
+               "pointwise": lambda: pointwise(x, p.weight)}[spec.kind]()
+        return requantize(acc, p.scale, p.bias, p.shift, relu=spec.relu)
+
+    return conv

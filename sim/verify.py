@@ -1,0 +1,131 @@
+"""``python -m sim.verify --build DIR``: run a build's Verilog in Verilator and compare every
+output beat with the golden model; what to run after every build.
+
+The build directory (``python -m generators.build``) holds everything needed: the Verilog,
+``network.json`` and the quantized weights the hardware was built from (``frozen.npz``,
+``trainable.npz``). Frames are random (``--frames``, ``--seed``) or given (``--input``, a
+``.npz`` with ``frames``, uint8 ``(N, H, W, C)``); inputs and outputs stall at random; with
+a core shuffle, both settings run. The build directory is only read.
+
+Exit codes: 0 every beat matched; 1 a mismatch or a raised error flag (the first wrong beat
+is named); 2 bad input (one line).
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from sim.backbone import random_frames, run_backbone
+from weights.files import load_weights
+from weights.io import WeightFileError, load_npz
+from weights.network import network_from_dict
+
+__all__ = ["main", "verify"]
+
+
+class VerifyError(Exception):
+    """A build directory or argument that cannot be verified."""
+
+
+def _load_build(build: Path):
+    if not (build / "report.json").is_file():
+        raise VerifyError(f"{build}: not a build directory (no report.json); build it with "
+                          f"python -m generators.build")
+    try:
+        report = json.loads((build / "report.json").read_text())
+        net = network_from_dict(json.loads((build / "network.json").read_text()))
+        top = report["top"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise VerifyError(f"{build}: unreadable build description ({e})") from None
+    verilog = build / f"{top}.v"
+    if not verilog.is_file():
+        raise VerifyError(f"{build}: {verilog.name} is missing")
+    weights = load_weights(build / "frozen.npz", build / "trainable.npz", net,
+                           str(build / "network.json"))
+    return net, weights.params, top, verilog
+
+
+def _frames(args, net):
+    if args.input is None:
+        return random_frames(net, np.random.default_rng(args.seed), args.frames)
+    f = load_npz(args.input).get("frames")
+    want = (net.height, net.width, net.channels_in)
+    if f is None or f.ndim != 4 or f.shape[1:] != want or f.dtype != np.uint8:
+        raise VerifyError(f"--input {args.input}: needs 'frames', uint8 (N, {want[0]}, "
+                          f"{want[1]}, {want[2]})")
+    return [fr.astype(np.int64) - 128 for fr in f]
+
+
+def verify(args, log) -> list[str]:
+    """Build the simulation, run it, return the summary lines; raises AssertionError on a
+    mismatch."""
+    from sim.rtl import VerilatorDesign  # needs cocotb and Verilator: only when simulating
+
+    build = Path(args.build)
+    net, params, top, verilog = _load_build(build)
+    frames = _frames(args, net)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="semifreddo-verify-"))
+    t0 = time.perf_counter()
+    log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
+    design = VerilatorDesign.from_verilog(verilog.read_text(), top, work, optimize=True)
+    settings = [False, True] if net.core_shuffle else [False]
+    lines = []
+    for shuffle in settings:
+        name = f"verify_shuffle{int(shuffle)}"
+        log(f"[2/2] {len(frames)} frame(s), shuffle {'on' if shuffle else 'off'} "
+            f"({time.perf_counter() - t0:.0f} s)")
+        stats = run_backbone(design, net, params, frames, shuffle=shuffle, test_name=name,
+                             seed=zlib.crc32(f"{args.seed}{name}".encode()),
+                             in_stall=args.stall, out_stall=args.stall)
+        beats = ", ".join(f"{p} {n}" for p, n in sorted(stats["received"].items()))
+        lines.append(f"shuffle {'on ' if shuffle else 'off'}: {len(frames)} frame(s), "
+                     f"every output beat matched ({beats} beats), {stats['cycles']} cycles "
+                     f"under stalls, error flags low")
+    return lines
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.verify", description=__doc__.split("\n")[0])
+    p.add_argument("--build", required=True, metavar="DIR",
+                   help="a build directory written by python -m generators.build")
+    p.add_argument("--frames", type=int, default=2, help="random frames (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--input", metavar="FILE", help="frames to run instead: .npz with "
+                   "'frames' uint8 (N, H, W, C)")
+    p.add_argument("--stall", type=float, default=0.3,
+                   help="probability per cycle that an input or output stalls (default 0.3)")
+    p.add_argument("--work", metavar="DIR", help="simulation build directory (default: a "
+                   "fresh temporary one)")
+    p.add_argument("--quiet", action="store_true", help="only the verdict")
+    args = p.parse_args(argv)
+    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    try:
+        if args.frames < 1 or not 0 <= args.stall < 1:
+            raise VerifyError("--frames must be >= 1 and --stall in [0, 1)")
+        lines = verify(args, log)
+    except (VerifyError, WeightFileError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except AssertionError as e:
+        print(f"FAIL {args.build}: {str(e).splitlines()[0]}")
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 1
+    except Exception as e:  # noqa: BLE001 - one readable line, never a traceback
+        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"PASS {args.build}")
+    for line in lines:
+        print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
