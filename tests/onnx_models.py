@@ -1,0 +1,125 @@
+"""ONNX models of float backbones, built with ``onnx.helper`` the way a framework exports
+them (NCHW, Conv + BatchNormalization + Relu, Split/Concat, Reshape-Transpose-Reshape
+channel shuffles, Sigmoid/Mul/Sub/Add blends), for the importer's tests.
+
+Written from the network description independently of ``weights.onnx_import``, which reads
+the graph backwards; ``mutate`` lets a test break one thing to see the importer name it.
+"""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+__all__ = ["backbone_onnx", "OPSET"]
+
+OPSET = 17
+
+
+class _Builder:
+    def __init__(self, mutate):
+        self.nodes, self.inits, self.n = [], [], 0
+        self.mutate = mutate or {}
+
+    def name(self, stem):
+        self.n += 1
+        return f"{stem}_{self.n}"
+
+    def const(self, stem, value, dtype=np.float32):
+        name = self.name(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def op(self, op_type, inputs, n_out=1, **attrs):
+        outs = [self.name(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type),
+                                           **attrs))
+        return outs if n_out > 1 else outs[0]
+
+    def conv(self, x, name, spec, p):
+        w = np.asarray(p.weight, np.float32)
+        group = 1
+        if spec.kind == "depthwise":
+            w, group = w[:, None], spec.c_in
+        elif spec.kind == "pointwise":
+            w = w[:, :, None, None]
+        k = w.shape[-1]
+        stride = self.mutate.get("stride", {}).get(name, spec.stride)
+        y = self.op("Conv", [x, self.const("w", w)], kernel_shape=[k, k],
+                    strides=[stride] * 2, pads=[k // 2] * 4, group=group)
+        y = self.op("BatchNormalization", [y, *(self.const(f, getattr(p, f)) for f in
+                                                ("gamma", "beta", "mean", "var"))],
+                    epsilon=float(p.eps))
+        relu = spec.relu != (name in self.mutate.get("flip_relu", ()))
+        return self.op("Relu", [y]) if relu else y
+
+    def halves(self, x, c):
+        return self.op("Split", [x, self.const("split", [c // 2, c // 2], np.int64)], 2, axis=1)
+
+    def channel_shuffle(self, x, c, h, w):
+        groups = self.mutate.get("shuffle_groups", 2)
+        y = self.op("Reshape", [x, self.const("s", [1, groups, c // groups, h, w], np.int64)])
+        y = self.op("Transpose", [y], perm=[0, 2, 1, 3, 4])
+        return self.op("Reshape", [y, self.const("s", [1, c, h, w], np.int64)])
+
+
+def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProto:
+    """The float backbone of ``net`` with ``fparams`` as an ONNX model: input ``image``
+    (1, C, H, W), one output per core (frozen, a, b). ``mutate`` breaks it on purpose:
+    ``{"stride": {conv: s}}``, ``{"flip_relu": [conv]}``, ``{"shuffle_groups": 4}``,
+    ``{"head": True}`` (a pooling + Gemm head on the last core), ``{"swap_blend": True}``
+    (the blends' frozen and own inputs exchanged)."""
+    b = _Builder(mutate)
+    specs = {c.name: c for c in net.convs()}
+
+    def conv(x, name):
+        return b.conv(x, name, specs[name], fparams[name])
+
+    feats = {core: conv("image", f"{core}.stem") for core in net.cores}
+    trainable = [c for c in net.cores if c != "frozen"]
+    for i in range(1, len(net.stages) + 1):
+        first = net.blocks(net.cores[0], i)[0]
+        c = first.channels_in
+        inputs = dict(feats)
+        if net.blended:
+            for k in trainable:
+                w = np.asarray(fparams[f"{k}.m{i}.alpha"], np.float32).reshape(1, c, 1, 1)
+                s = b.op("Sigmoid", [b.const("alpha", w)])
+                one_minus = b.op("Sub", [b.const("one", 1.0), s])
+                f, t = (feats[k], feats["frozen"]) if b.mutate.get("swap_blend") else \
+                    (feats["frozen"], feats[k])
+                inputs[k] = b.op("Add", [b.op("Mul", [s, f]), b.op("Mul", [one_minus, t])])
+        if net.core_shuffle and shuffle:
+            a0, a1 = b.halves(inputs["a"], c)
+            b0, b1 = b.halves(inputs["b"], c)
+            inputs["a"] = b.op("Concat", [a0, b1], axis=1)
+            inputs["b"] = b.op("Concat", [b0, a1], axis=1)
+        for core in net.cores:
+            x = inputs[core]
+            for j, blk in enumerate(net.blocks(core, i)):
+                pre = f"{core}.m{i}.{j}."
+                if blk.stride == 2:
+                    parts = [conv(conv(x, pre + br + "dw"), pre + br + "pw")
+                             for br in ("b0_", "b1_")]
+                    h, w = -(-blk.height_in // 2), -(-blk.width_in // 2)
+                else:
+                    keep, rest = b.halves(x, blk.channels_in)
+                    parts = [keep, conv(conv(rest, pre + "dw"), pre + "pw")]
+                    h, w = blk.height_in, blk.width_in
+                x = b.channel_shuffle(b.op("Concat", parts, axis=1), blk.channels_out, h, w)
+            feats[core] = x
+    outs = [feats[core] for core in net.cores]
+    if b.mutate.get("head"):
+        pooled = b.op("Flatten", [b.op("GlobalAveragePool", [outs[-1]])])
+        c_last = int(net.to_dict()["stem_channels"]) * 2 ** sum(
+            f.count(2) for f, _ in net.plan)
+        outs[-1] = b.op("Gemm", [pooled, b.const("fc", np.ones((10, c_last)))], transB=1)
+    graph = helper.make_graph(
+        b.nodes, "backbone",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                       [1, net.channels_in, net.height, net.width])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None] * 4) for o in outs],
+        b.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8  # onnxruntime reads IR 8 with opset 17
+    onnx.checker.check_model(model)
+    return model
