@@ -59,7 +59,7 @@ def parse_args(argv):
                           "format)")
     p.add_argument("--calib", metavar="FILE",
                    help="calibration frames for float weights: .npz with 'frames' uint8 "
-                        "(N, H, W, C) (default: 4 deterministic random frames)")
+                        "(N, H, W, C) (default: 8 deterministic random frames)")
     p.add_argument("--jobs", type=int, default=cpu_jobs(), metavar="N",
                    help="worker processes for planning and Verilog emission "
                         "(default: the CPUs available)")

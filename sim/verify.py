@@ -65,12 +65,18 @@ def _frames(args, net):
 def verify(args, log) -> list[str]:
     """Build the simulation, run it, return the summary lines; raises AssertionError on a
     mismatch."""
-    from sim.rtl import VerilatorDesign  # needs cocotb and Verilator: only when simulating
-
     build = Path(args.build)
     net, params, top, verilog = _load_build(build)
     frames = _frames(args, net)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="semifreddo-verify-"))
+    if args.work is None:
+        with tempfile.TemporaryDirectory(prefix="semifreddo-verify-") as work:
+            return _simulate(args, net, params, top, verilog, frames, Path(work), log)
+    return _simulate(args, net, params, top, verilog, frames, Path(args.work), log)
+
+
+def _simulate(args, net, params, top, verilog, frames, work, log) -> list[str]:
+    from sim.rtl import VerilatorDesign  # needs cocotb and Verilator: only when simulating
+
     t0 = time.perf_counter()
     log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
     design = VerilatorDesign.from_verilog(verilog.read_text(), top, work, optimize=True)

@@ -62,7 +62,7 @@ def _network_entry(path, arrays) -> Network | None:
 
 def _differs(a: Network, b: Network) -> str:
     da, db = a.to_dict(), b.to_dict()
-    key = next(k for k in da if da[k] != db[k])
+    key = next(k for k in da if k != "name" and da[k] != db[k])
     return f"{key} {da[key]!r} vs {db[key]!r}"
 
 

@@ -90,7 +90,7 @@ def float_forward(net: Network, fparams: dict, x, *, shuffle=False, record=None)
     return forward(net, np.asarray(x, float), conv, blend, shuffle=shuffle)
 
 
-def calibration_frames(net: Network, count: int = 4, seed: int = 0) -> np.ndarray:
+def calibration_frames(net: Network, count: int = 8, seed: int = 0) -> np.ndarray:
     """``count`` uint8 pixel frames, uniformly random (deterministic): the default when no
     calibration images are given. Real images calibrate a trained network better."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,204 @@
+"""Weight files (frozen v2, trainable v1), network descriptions and quantization, without
+hardware: round trips, determinism, every check's message, and the quantizer's promises."""
+
+import json
+
+import numpy as np
+import pytest
+
+from sim.golden.backbone import backbone
+from weights.files import load_weights, save_frozen, save_trainable
+from weights.io import WeightFileError, save_npz
+from weights.network import PRESETS, check_params, network_from_dict, preset
+from weights.quantize import (
+    FloatConv,
+    _scale_keys,
+    calibration_frames,
+    error_report,
+    float_forward,
+    quantize,
+)
+from weights.synthetic import random_float_params, random_params
+
+TINY = {"name": "tiny", "width": 12, "height": 8, "channels_in": 3, "stem_channels": 2,
+        "plan": [[[2, 1], [2]], [[2], [2]]], "trainable_cores": 2, "frozen_core": True,
+        "core_shuffle": True}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_network_dict_round_trip(name):
+    net = preset(name)
+    assert network_from_dict(json.loads(json.dumps(net.to_dict()))) == net
+    assert network_from_dict({"preset": name}) == net
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"width": 0}, "'width' must lie in 1..8192"),
+    ({"width": "32"}, "'width' must be int"),
+    ({"frozen_core": 1}, "'frozen_core' must be bool"),
+    ({"stem_channels": 3}, "must be even"),
+    ({"plan": []}, "'plan' has no stages"),
+    ({"plan": [[[3], [2]]]}, "strides must be 1 or 2"),
+    ({"plan": [[[2, 1], []]]}, "needs at least one block per core"),
+    ({"plan": [[[2], [1]]]}, "same stride"),
+    ({"plan": [[[2]] * 2] * 12}, "reaches 8192 channels"),
+    ({"colour": 1}, "unknown key 'colour'"),
+    ({"width": None}, "'width' must be int"),
+    ({"core_shuffle": True, "trainable_cores": 1}, "core shuffle needs two"),
+])
+def test_network_dict_errors(change, message):
+    d = {**TINY, **change}
+    with pytest.raises(ValueError, match=message):
+        network_from_dict(d)
+
+
+def test_network_dict_missing_key_and_preset_mix():
+    d = dict(TINY)
+    del d["height"]
+    with pytest.raises(ValueError, match="missing key 'height'"):
+        network_from_dict(d)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        network_from_dict({"preset": "small", "width": 3})
+    with pytest.raises(ValueError, match="no preset 'big'"):
+        network_from_dict({"preset": "big"})
+
+
+def _int_pair(tmp_path, net, seed=0):
+    params = random_params(net, np.random.default_rng(seed))
+    save_frozen(tmp_path / "f.npz", net, params)
+    save_trainable(tmp_path / "t.npz", net, params)
+    return params
+
+
+@pytest.mark.parametrize("name", ["small", "trainable_only", "frozen_only"])
+def test_int8_files_round_trip(tmp_path, name):
+    net = preset(name)
+    params = _int_pair(tmp_path, net)
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert w.net == net and w.form == "int8" and w.trainable
+    for k, p in params.items():
+        q = w.params[k]
+        if isinstance(p, np.ndarray):
+            assert np.array_equal(p, q)
+        else:
+            assert all(np.array_equal(getattr(p, f), getattr(q, f))
+                       for f in ("weight", "scale", "bias")) and p.shift == q.shift
+
+
+def test_files_are_byte_identical(tmp_path):
+    net = preset("small")
+    _int_pair(tmp_path, net)
+    first = [(tmp_path / n).read_bytes() for n in ("f.npz", "t.npz")]
+    _int_pair(tmp_path, net)
+    assert [(tmp_path / n).read_bytes() for n in ("f.npz", "t.npz")] == first
+
+
+def test_without_trainable_file_everything_runtime_is_zero(tmp_path):
+    net = preset("small")
+    params = _int_pair(tmp_path, net)
+    w = load_weights(tmp_path / "f.npz")
+    assert not w.trainable
+    check_params(net, w.params)
+    for c in net.convs():
+        p = w.params[c.name]
+        assert np.array_equal(p.weight, params[c.name].weight if c.frozen else 0 * p.weight)
+        assert not p.scale.any() and not p.bias.any() and p.shift == 16
+
+
+def test_float_files_round_trip(tmp_path):
+    net = network_from_dict(TINY)
+    fp = random_float_params(net, np.random.default_rng(0), calibration_frames(net))
+    save_frozen(tmp_path / "f.npz", net, fp)
+    save_trainable(tmp_path / "t.npz", net, fp)
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert w.form == "float" and w.net == net
+    for c in net.convs():
+        a, b = fp[c.name], w.fparams[c.name]
+        assert np.allclose(a.weight, b.weight, rtol=1e-6) and np.allclose(a.var, b.var)
+    with pytest.raises(WeightFileError, match="float weights need a trainable file"):
+        load_weights(tmp_path / "f.npz")
+
+
+def test_network_sources_must_agree(tmp_path):
+    net = preset("small")
+    _int_pair(tmp_path, net)
+    with pytest.raises(WeightFileError, match=r"differs .*\(width 32 vs 12\)"):
+        load_weights(tmp_path / "f.npz", tmp_path / "t.npz", network_from_dict(TINY))
+    assert load_weights(tmp_path / "f.npz", None, preset("small")).net == net
+    arrays = {"format": np.array("semifreddo-frozen"), "version": np.array(2)}
+    save_npz(tmp_path / "bare.npz", arrays)
+    with pytest.raises(WeightFileError, match="no network description"):
+        load_weights(tmp_path / "bare.npz")
+
+
+# -- quantization -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_float():
+    net = network_from_dict(TINY)
+    frames = calibration_frames(net)
+    return net, random_float_params(net, np.random.default_rng(0), frames), frames
+
+
+def test_quantized_parameters_fit_the_hardware(tiny_float):
+    net, fp, frames = tiny_float
+    params, scales = quantize(net, fp, frames)
+    check_params(net, params)
+    for c in net.convs():
+        p = params[c.name]
+        # Weights: per output channel, the largest magnitude becomes 127 exactly.
+        rows = np.abs(p.weight.reshape(p.weight.shape[0], -1)).max(axis=1)
+        assert set(rows.tolist()) <= {0, 127}
+        # The shift is the largest that keeps scales in int16: one more would overflow.
+        m = np.abs(p.scale).max()
+        assert m <= 32767 and (p.shift == 62 or 2 * m + 1 > 32767 or
+                               2 * np.abs(p.bias).max() + 1 > 2 ** 31 - 1)
+    for b in net.blends():
+        w = 1 / (1 + np.exp(-np.asarray(fp[b.name])))
+        assert np.array_equal(params[b.name], np.floor(128 * w + 0.5).astype(int))
+
+
+def test_joined_tensors_share_one_scale(tiny_float):
+    net, _fp, _frames = tiny_float
+    keys = _scale_keys(net)
+    # Every core's stem meets the others at the first blend; a downsampling block's two
+    # branches join in one tensor; the cores meet again after each stage.
+    assert {keys[f"{c}.stem"][1] for c in net.cores} == {"g0"}
+    for core in net.cores:
+        assert keys[f"{core}.m1.0.b0_pw"][1] == keys[f"{core}.m1.0.b1_pw"][1] == "g1.1"
+        assert keys[f"{core}.m2.0.b0_dw"][0] == "g1.1"
+    assert keys["frozen.m1.1.dw"] == ("g1.1", "frozen.m1.1.dw")  # regular: input = output
+    assert keys["frozen.m1.1.pw"][1] == "g1.1"
+
+
+def test_quantized_network_tracks_the_float_one(tiny_float):
+    net, fp, frames = tiny_float
+    # Max calibration on a 12x8 frame needs many frames to see the extremes of later layers.
+    params, scales = quantize(net, fp, calibration_frames(net, 64))
+    rows = error_report(net, fp, params, scales, calibration_frames(net, 8, seed=5))
+    assert [r["layer"] for r in rows] == [c.name for c in net.convs()]
+    # On frames other than the calibration ones, 8 bits all the way through: a few percent
+    # at the stems, growing with depth; a wrong scale anywhere gives errors near 1.
+    for r in rows:
+        assert r["rel_rms"] < (0.02 if r["layer"].endswith("stem") else 0.3), r
+    assert np.median([r["rel_rms"] for r in rows]) < 0.08
+    # And the integer outputs are exactly what the golden model computes from them.
+    px = calibration_frames(net, 1, seed=5)[0].astype(np.int64) - 128
+    ref = float_forward(net, fp, (px + 0.0) / 128)
+    out = backbone(net, params, px)
+    for core in net.cores:
+        last = [c.name for c in net.convs() if c.name.startswith(f"{core}.")][-1]
+        scale = scales[last]  # a core's output is its last conv's output
+        err = np.abs(out[core] * scale - ref[core]).max()
+        assert err < 0.25 * np.abs(ref[core]).max(), core
+
+
+def test_float_conv_folding_matches_batch_norm():
+    rng = np.random.default_rng(3)
+    p = FloatConv(np.ones((2, 3)), rng.uniform(0.5, 2, 2), rng.normal(size=2),
+                  rng.normal(size=2), rng.uniform(0.1, 2, 2), eps=1e-3)
+    x = rng.normal(size=(5, 2))
+    gain, offset = p.folded()
+    assert np.allclose(gain * x + offset, (x - p.mean) / np.sqrt(p.var + p.eps) * p.gamma
+                       + p.beta)
