@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from sim.golden.backbone import backbone
+from tests.malformed.make_corpus import TINY
 from weights.files import load_weights, save_frozen, save_trainable
 from weights.io import WeightFileError, save_npz
 from weights.network import PRESETS, check_params, network_from_dict, preset
@@ -19,10 +20,6 @@ from weights.quantize import (
     quantize,
 )
 from weights.synthetic import random_float_params, random_params
-
-TINY = {"name": "tiny", "width": 12, "height": 8, "channels_in": 3, "stem_channels": 2,
-        "plan": [[[2, 1], [2]], [[2], [2]]], "trainable_cores": 2, "frozen_core": True,
-        "core_shuffle": True}
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -34,6 +34,12 @@ def load_npz(path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise WeightFileError(f"{path}: no such file")
     try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                bare = f.read(6) == b"\x93NUMPY"
+            raise WeightFileError(f"{path}: not an .npz archive (a bare .npy array)" if bare
+                                  else f"{path}: not a readable .npz file (not a complete zip "
+                                  f"archive)")
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 if info.file_size > MAX_ENTRY_BYTES:

@@ -1,0 +1,162 @@
+"""The whole-backbone build command end to end: the malformed-file corpus, an ONNX model
+imported, quantized, built (twice, byte-identical) and verified in Verilator by
+``python -m sim.verify``, which must also catch a build that does not match its weights."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from generators.build import main as build_main
+from tests.malformed.make_corpus import TINY
+from tests.onnx_models import backbone_onnx
+from weights.io import load_npz, save_npz
+from weights.network import network_from_dict
+from weights.quantize import calibration_frames
+from weights.synthetic import random_float_params
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO / "tests" / "malformed"
+CASES = json.loads((CORPUS / "cases.json").read_text())
+
+
+def run(module, *args, cwd=REPO, env=None):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=900,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def test_corpus_is_large_and_distinct():
+    assert len(CASES) >= 20
+    assert len({c["name"] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_malformed_file_exits_2_with_one_line(case, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--freeze", str(CORPUS / case["frozen"]), "--out", str(out), "--quiet",
+            *case["args"]]
+    if case["trainable"]:
+        argv += ["--trainable", str(CORPUS / case["trainable"])]
+    assert build_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert re.search(case["expect"], err[0]), (case["expect"], err[0])
+    assert list(tmp_path.iterdir()) == []  # no output directory, no leftovers
+
+
+def test_malformed_through_the_real_command(tmp_path):
+    """The same, as a user runs it: a fresh interpreter, no traceback."""
+    for name in ("pickled", "nan_weight", "network_mismatch"):
+        case = next(c for c in CASES if c["name"] == name)
+        args = ["--freeze", CORPUS / case["frozen"], "--out", tmp_path / "o"]
+        if case["trainable"]:
+            args += ["--trainable", CORPUS / case["trainable"]]
+        r = run("generators.build", *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert re.search(case["expect"], r.stderr.strip().splitlines()[-1])
+        assert not (tmp_path / "o").exists()
+
+
+def test_good_corpus_files_load():
+    from weights.files import load_weights
+
+    w = load_weights(CORPUS / "good_frozen.npz", CORPUS / "good_trainable.npz")
+    assert w.net == network_from_dict(TINY) and w.form == "int8"
+    w = load_weights(CORPUS / "good_float_frozen.npz", CORPUS / "good_float_trainable.npz")
+    assert w.form == "float"
+
+
+def test_entry_size_limit(tmp_path, monkeypatch):
+    import weights.io
+
+    monkeypatch.setattr(weights.io, "MAX_ENTRY_BYTES", 1000)
+    save_npz(tmp_path / "big.npz", {"x": np.zeros(1000)})
+    with pytest.raises(weights.io.WeightFileError, match="'x.npy' unpacks to 8128 bytes"):
+        weights.io.load_npz(tmp_path / "big.npz")
+
+
+# -- ONNX -> float files -> build -> verify ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx_build")
+    net = network_from_dict(TINY)
+    fp = random_float_params(net, np.random.default_rng(7), calibration_frames(net))
+    onnx.save(backbone_onnx(net, fp, shuffle=True), root / "tiny.onnx")
+    (root / "tiny.json").write_text(json.dumps(TINY))
+    r = run("weights.onnx_import", root / "tiny.onnx", "--config", root / "tiny.json",
+            "--frozen", root / "f.npz", "--trainable", root / "t.npz")
+    assert r.returncode == 0, r.stderr
+    assert "core shuffle on" in r.stderr
+    r = run("generators.build", "--freeze", root / "f.npz", "--trainable", root / "t.npz",
+            "--out", root / "build", "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    return root, r.stderr
+
+
+def test_build_writes_every_file_and_reports_progress(onnx_build):
+    root, log = onnx_build
+    names = sorted(p.name for p in (root / "build").iterdir())
+    assert names == sorted([".semifreddo-build", "semifreddo.v", "network.json", "frozen.npz",
+                            "trainable.npz", "param_writes.hex", "address_map.json",
+                            "report.json", "report.md"])
+    assert [line[:5] for line in log.splitlines() if line.startswith("[")] == \
+        [f"[{k}/6]" for k in range(1, 7)]
+    rep = json.loads((root / "build" / "report.json").read_text())
+    assert rep["weights_form"] == "float" and rep["cores"] == ["frozen", "a", "b"]
+    assert rep["multipliers"] == rep["configurable_weights"] > 0 and rep["adders"] > 0
+    assert len(rep["quantization"]) == len(network_from_dict(TINY).convs())
+    # The parameter image holds one write per address of the map, in order.
+    writes = (root / "build" / "param_writes.hex").read_text().splitlines()
+    assert [int(w.split()[0], 16) for w in writes] == list(range(rep["parameter_addresses"]))
+    # The build's quantized files are valid input for a rebuild.
+    assert load_npz(root / "build" / "frozen.npz")["version"] == 2
+
+
+def test_identical_input_gives_identical_build(onnx_build, tmp_path):
+    root, _ = onnx_build
+    # Another job count and an empty cache: nothing is read back from the first build.
+    r = run("generators.build", "--freeze", root / "f.npz", "--trainable", root / "t.npz",
+            "--out", tmp_path / "again", "--jobs", "1", "--quiet",
+            env={"SEMIFREDDO_CACHE_DIR": str(tmp_path / "cache")})
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    first = sorted(p.name for p in (root / "build").iterdir())
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == first
+    for name in first:
+        assert (tmp_path / "again" / name).read_bytes() == \
+            (root / "build" / name).read_bytes(), name
+
+
+def test_verify_passes_on_the_build(onnx_build):
+    root, _ = onnx_build
+    r = run("sim.verify", "--build", root / "build", "--frames", "2", "--quiet")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("PASS") and "shuffle on : 2 frame(s), every output beat " \
+        "matched (o_a 4, o_b 4, o_frozen 4 beats)" in r.stdout, r.stdout
+
+
+def test_verify_fails_on_a_build_that_does_not_match_its_weights(onnx_build, tmp_path):
+    root, _ = onnx_build
+    bad = tmp_path / "bad"
+    shutil.copytree(root / "build", bad)
+    t = dict(load_npz(bad / "trainable.npz"))
+    t["b.m2.0.b1_pw.bias"] = t["b.m2.0.b1_pw.bias"] + (1 << 20)  # the hardware has the old
+    save_npz(bad / "trainable.npz", t)
+    r = run("sim.verify", "--build", bad, "--frames", "1", "--quiet")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.match(r"FAIL .*o_b: output beat \d+", r.stdout), r.stdout
+
+
+def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
+    r = run("sim.verify", "--build", tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and \
+        "not a build directory" in r.stderr and "Traceback" not in r.stderr
