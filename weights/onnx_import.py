@@ -215,8 +215,11 @@ class _Reader:
         want = np.empty(channels, int)
         want[0::2], want[1::2] = np.arange(channels // 2), np.arange(channels // 2, channels)
         if order != want.tolist():
-            raise OnnxImportError(f"nodes {_label(r1)}, {_label(tr)}, {_label(r2)}: not the "
-                                  f"two-group channel shuffle of {channels} channels")
+            found = f" (the graph has {s2[1]} there)" if len(s2) > 1 and s2[1] > 0 and \
+                s2[1] != channels else ""
+            raise OnnxImportError(f"{what}: nodes {_label(r1)}, {_label(tr)}, {_label(r2)} are "
+                                  f"not the two-group channel shuffle of {channels} "
+                                  f"channels{found}")
         return list(cat.input)
 
     def stage(self, tensor, core, i):
