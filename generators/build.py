@@ -23,6 +23,7 @@ from weights.io import WeightFileError, load_npz
 from weights.network import PRESETS
 
 from . import flow, steps
+from .cli import run_command
 
 
 class BuildError(Exception):
@@ -182,19 +183,11 @@ def _build_layers(args, log) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    try:
-        build(args, log)
-    except (WeightFileError, BuildError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - one readable line, never a traceback
-        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    return 0
 
+    def body():
+        build(args, log)
+
+    return run_command(body, (WeightFileError, BuildError))
 
 if __name__ == "__main__":
     sys.exit(main())

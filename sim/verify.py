@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from generators.cli import run_command
 from sim.backbone import random_frames, run_backbone
 from weights.files import load_weights
 from weights.io import WeightFileError, load_npz
@@ -111,27 +112,21 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="only the verdict")
     args = p.parse_args(argv)
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    try:
+
+    def body():
         if args.frames < 1 or not 0 <= args.stall < 1:
             raise VerifyError("--frames must be >= 1 and --stall in [0, 1)")
-        lines = verify(args, log)
-    except (VerifyError, WeightFileError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except AssertionError as e:
-        print(f"FAIL {args.build}: {str(e).splitlines()[0]}")
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - one readable line, never a traceback
-        print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    print(f"PASS {args.build}")
-    for line in lines:
-        print(f"  {line}")
-    return 0
+        try:
+            lines = verify(args, log)
+        except AssertionError as e:
+            print(f"FAIL {args.build}: {str(e).splitlines()[0]}")
+            return 1
+        print(f"PASS {args.build}")
+        for line in lines:
+            print(f"  {line}")
+        return 0
 
+    return run_command(body, (VerifyError, WeightFileError))
 
 if __name__ == "__main__":
     sys.exit(main())

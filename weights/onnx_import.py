@@ -365,6 +365,7 @@ def import_onnx(model, net: Network) -> tuple[dict, bool]:
 
 
 def main(argv=None) -> int:
+    from generators.cli import run_command
     from generators.flow import cli_network
 
     from .files import save_frozen, save_trainable
@@ -379,18 +380,16 @@ def main(argv=None) -> int:
     p.add_argument("--trainable", required=True, metavar="FILE",
                    help="trainable file to write")
     args = p.parse_args(argv)
-    try:
+
+    def body():
         net = cli_network(args.preset, args.config)
         params, shuffle = import_onnx(args.model, net)
         save_frozen(args.frozen, net, params)
         save_trainable(args.trainable, net, params)
-    except (OnnxImportError, WeightFileError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"imported {args.model}: network {net.name}, {len(params)} layers and blends, "
-          f"core shuffle {'on' if shuffle else 'off'}", file=sys.stderr)
-    return 0
+        print(f"imported {args.model}: network {net.name}, {len(params)} layers and blends, "
+              f"core shuffle {'on' if shuffle else 'off'}", file=sys.stderr)
 
+    return run_command(body, (OnnxImportError, WeightFileError, OSError))
 
 if __name__ == "__main__":
     sys.exit(main())
