@@ -199,3 +199,17 @@ def test_float_conv_folding_matches_batch_norm():
     gain, offset = p.folded()
     assert np.allclose(gain * x + offset, (x - p.mean) / np.sqrt(p.var + p.eps) * p.gamma
                        + p.beta)
+
+
+def test_shipped_examples_load_and_regenerate_identically(tmp_path):
+    from weights.examples.make_examples import HERE
+    from weights.examples.make_examples import main as make_examples
+
+    small = load_weights(HERE / "small_frozen.npz", HERE / "small_trainable.npz")
+    assert small.net == preset("small") and small.form == "float"
+    paper = load_weights(HERE / "paper_frozen.npz", HERE / "paper_trainable.npz")
+    assert paper.net == preset("paper") and paper.form == "int8"
+    check_params(paper.net, paper.params)
+    make_examples(tmp_path)
+    for p in sorted(tmp_path.iterdir()):
+        assert p.read_bytes() == (HERE / p.name).read_bytes(), p.name

@@ -29,21 +29,22 @@ from weights.synthetic import random_float_params, random_params, trained_like_i
 HERE = Path(__file__).resolve().parent
 
 
-def main():
+def main(out: Path = HERE):
+    """Write the examples into ``out``."""
     net = preset("small")
     fp = random_float_params(net, np.random.default_rng(2020), calibration_frames(net, 8))
-    save_frozen(HERE / "small_frozen.npz", net, fp)
-    save_trainable(HERE / "small_trainable.npz", net, fp)
+    save_frozen(out / "small_frozen.npz", net, fp)
+    save_trainable(out / "small_trainable.npz", net, fp)
     net = preset("paper")
     params = random_params(net, np.random.default_rng(2020))
-    save_frozen(HERE / "paper_frozen.npz", net, params)
-    save_trainable(HERE / "paper_trainable.npz", net, params)
+    save_frozen(out / "paper_frozen.npz", net, params)
+    save_trainable(out / "paper_trainable.npz", net, params)
     rng = np.random.default_rng(2020)
-    save_npz(HERE / "frozen_pointwise.npz", {
+    save_npz(out / "frozen_pointwise.npz", {
         "format": np.array("semifreddo-frozen"), "version": np.array(1),
         "stage1_pw.weight": trained_like_int8(rng, 32, 32).astype(np.int8),
         "stage1_proj.weight": trained_like_int8(rng, 16, 32).astype(np.int8)})
-    print(f"wrote the examples in {HERE}")
+    print(f"wrote the examples in {out}")
 
 
 if __name__ == "__main__":
