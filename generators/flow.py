@@ -113,7 +113,6 @@ def _report(b: Build) -> dict:
     for layer in r["layers"].values():
         layer.pop("solve_seconds", None)  # a timing: would make reports differ run to run
     net = b.weights.net
-    latency = max(layer["latency_cycles"] for layer in r["layers"].values())
     r = {"format": "semifreddo-report", "version": 2,
          "kind": "plan estimates, not post-synthesis measurements",
          "top": b.top, "weights_form": b.weights.form,
@@ -121,7 +120,7 @@ def _report(b: Build) -> dict:
          "throughput": {"pixels_per_cycle": 1, "cycles_per_frame": net.width * net.height,
                         "frames_per_second_at_100MHz": round(100e6 / (net.width * net.height),
                                                              2)},
-         "deepest_layer_pipeline_cycles": latency, **r}
+         **r}
     if b.quant_errors is not None:
         r["quantization"] = b.quant_errors
     return r

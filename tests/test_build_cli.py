@@ -138,7 +138,8 @@ def test_identical_input_gives_identical_build(onnx_build, tmp_path):
 
 def test_verify_passes_on_the_build(onnx_build):
     root, _ = onnx_build
-    r = run("sim.verify", "--build", root / "build", "--frames", "2", "--quiet")
+    r = run("sim.verify", "--build", root / "build", "--frames", "2", "--quiet",
+            "--work", root / "sim")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.startswith("PASS") and "shuffle on : 2 frame(s), every output beat " \
         "matched (o_a 4, o_b 4, o_frozen 4 beats)" in r.stdout, r.stdout
@@ -151,8 +152,11 @@ def test_verify_fails_on_a_build_that_does_not_match_its_weights(onnx_build, tmp
     t = dict(load_npz(bad / "trainable.npz"))
     t["b.m2.0.b1_pw.bias"] = t["b.m2.0.b1_pw.bias"] + (1 << 20)  # the hardware has the old
     save_npz(bad / "trainable.npz", t)
-    r = run("sim.verify", "--build", bad, "--frames", "1", "--quiet")
+    stamp = root / "sim" / "semifreddo" / ".semifreddo-stamp"
+    built = stamp.stat().st_mtime_ns  # the passing run's simulation build
+    r = run("sim.verify", "--build", bad, "--frames", "1", "--quiet", "--work", root / "sim")
     assert r.returncode == 1, r.stdout + r.stderr
+    assert stamp.stat().st_mtime_ns == built  # same Verilog: the simulation was reused
     assert re.match(r"FAIL .*o_b: output beat \d+", r.stdout), r.stdout
 
 
