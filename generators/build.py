@@ -8,7 +8,6 @@ Exit codes: 0 built; 2 bad input (one line on stderr naming the problem, nothing
 1 internal error. The output directory appears whole or not at all.
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ from weights.io import WeightFileError, load_npz
 from weights.network import PRESETS
 
 from . import flow, steps
-from .cli import run_command
+from .cli import Parser, run_command
 
 
 class BuildError(Exception):
@@ -44,7 +43,7 @@ def _check_out(out: Path) -> None:
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m generators.build",
+    p = Parser(prog="python -m generators.build",
                                 description="Build SemifreddoNets gateware from weights.")
     p.add_argument("--freeze", required=True, metavar="FILE",
                    help="frozen weight file (.npz, docs/weights-format.md)")

@@ -3,9 +3,19 @@
 Exit codes: 0 done; 2 bad input (``error: ...``); 1 interrupted or an internal error.
 """
 
+import argparse
 import sys
 
-__all__ = ["run_command"]
+__all__ = ["run_command", "Parser"]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line too (``error: ...``, exit code 2);
+    ``--help`` still shows the usage."""
+
+    def error(self, message):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def run_command(body, bad_input: tuple[type[BaseException], ...]) -> int:

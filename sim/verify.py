@@ -11,7 +11,6 @@ Exit codes: 0 every beat matched; 1 a mismatch or a raised error flag (the first
 is named); 2 bad input (one line).
 """
 
-import argparse
 import json
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.cli import run_command
+from generators.cli import Parser, run_command
 from sim.backbone import random_frames, run_backbone
 from weights.files import load_weights
 from weights.io import WeightFileError, load_npz
@@ -98,7 +97,7 @@ def _simulate(args, net, params, top, verilog, frames, work, log) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.verify", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m sim.verify", description=__doc__.split("\n")[0])
     p.add_argument("--build", required=True, metavar="DIR",
                    help="a build directory written by python -m generators.build")
     p.add_argument("--frames", type=int, default=2, help="random frames (default 2)")

@@ -164,3 +164,38 @@ def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
     r = run("sim.verify", "--build", tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and \
         "not a build directory" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--out", "x"], "the following arguments are required: --freeze"),
+    (["--freeze", "f.npz", "--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
+    (["--freeze", "f.npz", "--preset", "small", "--config", "c.json"], "not allowed with"),
+    (["--freeze", str(CORPUS / "good_frozen.npz"), "--top", "9x"], "not a Verilog identifier"),
+    (["--freeze", str(CORPUS / "good_frozen.npz"), "--jobs", "0"], "--jobs must be at least 1"),
+    (["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
+     "--config missing.json: No such file"),
+])
+def test_bad_arguments_give_one_line(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = build_main([*argv, "--quiet"])
+    except SystemExit as e:  # argparse's own checks
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_calibration_frames_are_checked(tmp_path):
+    from generators.flow import calibration
+
+    net = network_from_dict(TINY)
+    save_npz(tmp_path / "c.npz", {"frames": np.zeros((2, 8, 12, 3), np.float32)})
+    with pytest.raises(Exception, match="dtype float32, expected uint8"):
+        calibration(tmp_path / "c.npz", net)
+    save_npz(tmp_path / "c.npz", {"frames": np.zeros((2, 12, 8, 3), np.uint8)})
+    with pytest.raises(Exception, match=r"shape \(2, 12, 8, 3\), expected \(N, 8, 12, 3\)"):
+        calibration(tmp_path / "c.npz", net)
+    save_npz(tmp_path / "c.npz", {"frames": np.zeros((2, 8, 12, 3), np.uint8)})
+    assert calibration(tmp_path / "c.npz", net).shape == (2, 8, 12, 3)

@@ -26,7 +26,6 @@ output, so node and tensor names do not matter, only the dataflow:
 node and what was expected there.
 """
 
-import argparse
 import sys
 
 import numpy as np
@@ -365,12 +364,12 @@ def import_onnx(model, net: Network) -> tuple[dict, bool]:
 
 
 def main(argv=None) -> int:
-    from generators.cli import run_command
+    from generators.cli import Parser, run_command
     from generators.flow import cli_network
 
     from .files import save_frozen, save_trainable
 
-    p = argparse.ArgumentParser(prog="python -m weights.onnx_import",
+    p = Parser(prog="python -m weights.onnx_import",
                                 description="ONNX float backbone -> float-form weight files")
     p.add_argument("model", help="ONNX model (NCHW; outputs: frozen, a, b core features)")
     net_args = p.add_mutually_exclusive_group(required=True)
