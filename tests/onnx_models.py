@@ -44,11 +44,16 @@ class _Builder:
             w = w[:, :, None, None]
         k = w.shape[-1]
         stride = self.mutate.get("stride", {}).get(name, spec.stride)
-        y = self.op("Conv", [x, self.const("w", w)], kernel_shape=[k, k],
-                    strides=[stride] * 2, pads=[k // 2] * 4, group=group)
-        y = self.op("BatchNormalization", [y, *(self.const(f, getattr(p, f)) for f in
-                                                ("gamma", "beta", "mean", "var"))],
-                    epsilon=float(p.eps))
+        conv = dict(kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4, group=group)
+        if self.mutate.get("fold_bn"):  # as an exporter in inference mode does
+            gain, offset = p.folded()
+            y = self.op("Conv", [x, self.const("w", w * gain.reshape(-1, 1, 1, 1)),
+                                 self.const("b", offset)], **conv)
+        else:
+            y = self.op("Conv", [x, self.const("w", w)], **conv)
+            y = self.op("BatchNormalization", [y, *(self.const(f, getattr(p, f)) for f in
+                                                    ("gamma", "beta", "mean", "var"))],
+                        epsilon=float(p.eps))
         relu = spec.relu != (name in self.mutate.get("flip_relu", ()))
         return self.op("Relu", [y]) if relu else y
 
@@ -67,7 +72,8 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
     (1, C, H, W), one output per core (frozen, a, b). ``mutate`` breaks it on purpose:
     ``{"stride": {conv: s}}``, ``{"flip_relu": [conv]}``, ``{"shuffle_groups": 4}``,
     ``{"head": True}`` (a pooling + Gemm head on the last core), ``{"swap_blend": True}``
-    (the blends' frozen and own inputs exchanged)."""
+    (the blends' frozen and own inputs exchanged). ``{"fold_bn": True}`` is no error: batch
+    norms folded into conv weights and biases, as exporters in inference mode do."""
     b = _Builder(mutate)
     specs = {c.name: c for c in net.convs()}
 

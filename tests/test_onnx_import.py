@@ -95,3 +95,22 @@ def test_cli_writes_float_files_or_one_line(tmp_path, capsys):
     assert import_main([str(tmp_path / "m.onnx"), "--preset", "small", *args[2:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "channel shuffle of 32 channels (the graph has 8" in err[0], err
+
+
+def test_batch_norm_folded_by_the_exporter(tmp_path):
+    """Convs with biases and no BatchNormalization import to the same network, and the
+    files written from them load back."""
+    from weights.files import load_weights, save_frozen, save_trainable
+
+    net, fp = _float_net("tiny")
+    got, _ = import_onnx(backbone_onnx(net, fp, mutate={"fold_bn": True}), net)
+    x = (calibration_frames(net, 1, seed=2).astype(np.float64) - 128) / 128
+    a, b = float_forward(net, fp, x), float_forward(net, got, x)
+    for core in net.cores:
+        assert np.allclose(a[core], b[core], rtol=1e-4, atol=1e-4)
+    save_frozen(tmp_path / "f.npz", net, got)
+    save_trainable(tmp_path / "t.npz", net, got)
+    back = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    c = float_forward(net, back.fparams, x)
+    for core in net.cores:
+        assert np.allclose(a[core], c[core], rtol=1e-4, atol=1e-4)

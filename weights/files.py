@@ -168,8 +168,9 @@ def load_weights(frozen_path, trainable_path=None, net: Network | None = None,
             eps = 1e-5
             if f"{n}.bn_eps" in ta:
                 eps = float(_array(tp, ta, f"{n}.bn_eps", (), form))
-                if eps <= 0:
-                    raise WeightFileError(f"{tp}: {n}.bn_eps must be > 0")
+            if eps < 0 or not (bn[3] + eps > 0).all():
+                raise WeightFileError(f"{tp}: {n}.bn_eps must be >= 0 and bn_var + bn_eps > 0 "
+                                      f"(eps {eps})")
             out[n] = FloatConv(weights[n], *bn, eps=eps)
         else:
             scale = _array(tp, ta, f"{n}.scale", (c.c_out,), form, -(1 << 15), (1 << 15) - 1)

@@ -151,6 +151,9 @@ class _Reader:
             gamma, beta, mean, var = (np.asarray(g.const(i, f"batch norm of {name}"),
                                                  np.float64) for i in bn.input[1:5])
             eps = float(g.attrs(bn).get("epsilon", 1e-5))
+            if np.shape(var) == (spec.c_out,) and not (var + eps > 0).all():
+                raise OnnxImportError(f"batch norm of {name} ({_label(bn)}): variance + "
+                                      f"epsilon must be > 0")
             p = FloatConv(weight, gamma, beta, mean - bias, var, eps=eps)
         for field in ("gamma", "beta", "mean", "var"):
             if np.shape(getattr(p, field)) != (spec.c_out,):
