@@ -122,12 +122,12 @@ class Conv(wiring.Component):
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
             "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
-            "scale_write": In(self.requant.signature.members["scale_write"].signature),
-            "bias_write": In(self.requant.signature.members["bias_write"].signature),
+            "scale_write": self.requant.signature.members["scale_write"],
+            "bias_write": self.requant.signature.members["bias_write"],
             "framing_error": Out(1),
         }
         if configurable:
-            members["weight_write"] = In(self.product.signature.members["write"].signature)
+            members["weight_write"] = self.product.signature.members["write"]
         super().__init__(members)
 
     def fingerprint(self) -> str:

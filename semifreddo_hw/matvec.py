@@ -201,7 +201,7 @@ class ConfigurableMatVec(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
             "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
-            "write": In(self.bank.signature.members["write"].signature),
+            "write": self.bank.signature.members["write"],
             "select": In(range(sets)),
         })
 
