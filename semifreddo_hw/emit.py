@@ -19,7 +19,7 @@ from amaranth.lib import wiring
 from .adder_graph import _cache_dir, _write_atomic
 from .parallel import fork_map
 
-__all__ = ["ports_of", "to_verilog", "to_verilog_parts", "code_fingerprint"]
+__all__ = ["ports_of", "port_members", "to_verilog", "to_verilog_parts", "code_fingerprint"]
 
 
 def ports_of(component: wiring.Component) -> list:
@@ -29,14 +29,15 @@ def ports_of(component: wiring.Component) -> list:
     the constant is part of the contract and the generated module simply has no such input.
     Directions are left to Amaranth, which infers them from what drives each signal.
     """
-    return [(name, value, None) for name, value, _flow in _port_members(component)]
+    return [(name, Value.cast(value), None) for name, value, _flow in port_members(component)]
 
 
-def _port_members(component):
+def port_members(component: wiring.Component):
+    """``(name, value, flow)`` for each port of ``component`` (see :func:`ports_of`): the
+    value as the component holds it (a ``Value``, or a ``data.View`` with its layout)."""
     for path, member, value in component.signature.flatten(component):
-        if isinstance(value, ValueCastable):
-            value = value.as_value()
-        if not isinstance(value, Value) or isinstance(value, Const):
+        v = value.as_value() if isinstance(value, ValueCastable) else value
+        if not isinstance(v, Value) or isinstance(v, Const):
             continue
         yield "__".join(map(str, path)), value, member.flow
 
@@ -53,15 +54,15 @@ def to_verilog(component: wiring.Component, name: str) -> str:
 def _instance(component, module: str) -> Instance:
     """An instance of ``module`` (``component`` emitted by :func:`to_verilog`) wired to
     ``component``'s own ports."""
-    ports = {("i_" if flow == wiring.In else "o_") + name: value
-             for name, value, flow in _port_members(component)}
+    ports = {("i_" if flow == wiring.In else "o_") + name: Value.cast(value)
+             for name, value, flow in port_members(component)}
     return Instance(module, i_clk=ClockSignal(), i_rst=ResetSignal(), **ports)
 
 
 def _check_outputs(component, name: str, text: str) -> None:
     """Every output of ``component`` must be an output of its module: Amaranth turns an
     undriven output member into an input, which the parent's instance would leave floating."""
-    for port, _value, flow in _port_members(component):
+    for port, _value, flow in port_members(component):
         if flow == wiring.Out and not re.search(rf"^\s*output\b[^;]*\b{port}\s*;", text,
                                                 re.MULTILINE):
             raise ValueError(f"part {name}: output {port} is not driven inside it")

@@ -134,6 +134,12 @@ class FrozenMatVec(wiring.Component):
             "memory_bits": 0,
         }
 
+    def verilog(self, module: str) -> str:
+        """This block as Verilog module ``module``, written directly (fast for big graphs):
+        a drop-in for ``to_verilog(self, module)`` (:mod:`.verilog_text`)."""
+        from .verilog_text import frozen_matvec  # it imports this module
+        return frozen_matvec(self, module)
+
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(self.latency, name="mv")
@@ -239,6 +245,12 @@ class ConfigurableMatVec(wiring.Component):
             "memory_bits": self.bank.bits,
             "out_width": self.out_width,
         }
+
+    def verilog(self, module: str) -> str:
+        """This block as Verilog module ``module``, written directly (fast for big layers):
+        a drop-in for ``to_verilog(self, module)`` (:mod:`.verilog_text`)."""
+        from .verilog_text import configurable_matvec  # it imports this module
+        return configurable_matvec(self, module)
 
     def elaborate(self, platform):
         m = Module()
