@@ -140,6 +140,11 @@ class Conv(wiring.Component):
             h.update(json.dumps([g.n_in, g.adds, g.outputs]).encode())
         return h.hexdigest()
 
+    def verilog_parts(self) -> dict:
+        """Emitted as a part (:func:`~.emit.to_verilog_parts`), the product is a module of
+        its own, written by its ``verilog`` method rather than converted by Amaranth."""
+        return {"product": self.product}
+
     @property
     def pipe_beats(self) -> int:
         """Beats the product and requantizer pipelines hold (one per register stage)."""
