@@ -15,15 +15,16 @@ Deliberate differences from Amaranth's text, none visible in a stream's beats:
 * Only the valid bits of the pipeline are reset (synchronously by ``rst``, as Amaranth's
   sync domain does) and start at 0. Data registers have no reset and no initial value: they
   are only read out with a valid bit set, by which time they hold the beat's value.
-  Verilator starts them at zero (its ``--x-initial`` default); a synthesis tool saves the
-  reset logic.
+  Verilator gives them its power-up value (zero, unless randomised at run time with
+  ``+verilator+rand+reset``); a synthesis tool saves the reset logic.
 * The :class:`~.params.ParamBank` of a configurable block is one Verilog array of
   ``sets * count`` elements with one write port and an asynchronous read per element (a
   write shows from the next cycle, ``select`` at once; a ``select`` past the last set
   reads set 0; writes with ``set >= sets`` or ``index >= count`` are ignored). Its power-up
-  image is an ``initial`` block: Verilator runs it at time 0, and FPGA synthesis (Yosys,
-  Vivado, Quartus) takes it as the registers' initial contents, as it does Amaranth's
-  memory initialisers; the array is not reset by ``rst``, like Amaranth's memories.
+  image is an ``initial`` block: Verilator runs it at time 0, and Yosys maps the array to
+  flip-flops with those initial values (what FPGA flows load at configuration; an ASIC flow
+  ignores them, as it does Amaranth's memory initialisers). ``rst`` does not reset the
+  array, as it does not reset Amaranth's memories.
 * Every value is a ``signed`` wire or register exactly as wide as its range, so Verilog's
   expression rules (operands sign-extended to the assignment's width, arithmetic modulo that
   width) compute each adder exactly.
@@ -31,6 +32,7 @@ Deliberate differences from Amaranth's text, none visible in a stream's beats:
 
 from amaranth.hdl import Shape, Value
 from amaranth.lib import data, wiring
+from amaranth.utils import ceil_log2
 
 from .adder_graph import Pipelined, signed_width
 from .emit import port_members
@@ -64,15 +66,23 @@ class _Module:
         self.body: list[str] = []
         self.regs: list[str] = []  # "target <= source;" under the enable
 
-    def port_field(self, port: str, *path) -> tuple[int, int]:
-        """Offset and width of a field of port ``port``'s layout (``path``: field names and
+    def port_field(self, port: str, *path) -> tuple[int, Shape]:
+        """Offset and shape of a field of port ``port``'s layout (``path``: field names and
         array indices), as Amaranth packs the layout."""
         layout, offset = None, 0
         for key in path:
             field = (layout or self.layouts[port])[key]
             offset += field.offset
             layout = field.shape
-        return offset, Shape.cast(layout).width
+        return offset, Shape.cast(layout)
+
+    def port_wire(self, name: str, port: str, *path) -> str | None:
+        """A wire ``name`` for a field of a port's layout (``None`` if it has no bits)."""
+        offset, shape = self.port_field(port, *path)
+        if not shape.width:
+            return None
+        return self.wire(name, shape.width, _slice(port, offset, shape.width),
+                         signed=shape.signed)
 
     def wire(self, name: str, width: int, expr: str, *, signed: bool = True) -> str:
         self.body.append(f"  wire {'signed ' if signed else ''}{_range(width)}{name} = {expr};")
@@ -124,28 +134,24 @@ class _Module:
                 for o in plan.outputs]
 
     def lanes_in(self, count: int) -> list[str]:
-        """Signed wires ``x<k>`` for the ``count`` data lanes of ``i``."""
-        out = []
-        for k in range(count):
-            offset, width = self.port_field("i__payload", "data", k)
-            out.append(self.wire(f"x{k}", width, _slice("i__payload", offset, width)))
-        return out
+        """Wires ``x<k>`` for the ``count`` data lanes of ``i``."""
+        return [self.port_wire(f"x{k}", "i__payload", "data", k) for k in range(count)]
 
     def lanes_out(self, values: list[str | None]) -> None:
         """Drive the data lanes of ``o`` (signed values, sign-extended; ``None``: zero)."""
         for k, v in enumerate(values):
-            offset, width = self.port_field("o__payload", "data", k)
-            self.body.append(f"  assign {_slice('o__payload', offset, width)} = "
+            offset, shape = self.port_field("o__payload", "data", k)
+            self.body.append(f"  assign {_slice('o__payload', offset, shape.width)} = "
                              f"{'0' if v is None else v};")
 
     def side(self, latency: int) -> None:
         """The ``side`` bits of ``i``, ``latency`` pipeline advances later on ``o``."""
-        offset, width = self.port_field("i__payload", "side")
-        if width:
-            d = self.delay(_slice("i__payload", offset, width), width, latency, "side",
-                           signed=False)
+        offset, shape = self.port_field("i__payload", "side")
+        if shape.width:
+            d = self.delay(_slice("i__payload", offset, shape.width), shape.width, latency,
+                           "side", signed=False)
             out, _ = self.port_field("o__payload", "side")
-            self.body.append(f"  assign {_slice('o__payload', out, width)} = {d};")
+            self.body.append(f"  assign {_slice('o__payload', out, shape.width)} = {d};")
 
     def text(self) -> str:
         names = ["clk", "rst", *self.ports]
@@ -172,41 +178,42 @@ def frozen_matvec(mv: FrozenMatVec, module: str) -> str:
     return m.text()
 
 
-def configurable_matvec(mv: ConfigurableMatVec, module: str) -> str:
-    """Verilog module ``module`` for ``mv``."""
-    bank = mv.bank
-    m = _Module(mv, module, f"ConfigurableMatVec {mv.n_out}x{mv.n_in}, "
-                            f"{bank.count} weights x {bank.sets} set(s)")
-    m.handshake(mv.latency)
+def _param_bank(m: _Module, bank) -> str:
+    """Write :class:`~.params.ParamBank` ``bank`` (ports ``write`` and ``select``) as the
+    array ``mv_w``; returns the prefix of an element's index in the selected set."""
     width = Shape.cast(bank.elem).width
     cells = bank.sets * bank.count
-    body = m.body
-    body += [f"  reg signed {_range(width)}mv_w [0:{cells - 1}];", "  integer mv_k;",
-             "  initial begin",
-             f"    for (mv_k = 0; mv_k < {cells}; mv_k = mv_k + 1) mv_w[mv_k] = 0;"]
-    body += [f"    mv_w[{s * bank.count + k}] = {_hex(v, width)};"
-             for s, row in enumerate(bank.init) for k, v in enumerate(row) if v]
-    body.append("  end")
-    # Parameter writes: {set, index, value} of the write layout.
+    m.body += [f"  reg signed {_range(width)}mv_w [0:{cells - 1}];", "  integer mv_k;",
+               "  initial begin",
+               f"    for (mv_k = 0; mv_k < {cells}; mv_k = mv_k + 1) mv_w[mv_k] = 0;"]
+    m.body += [f"    mv_w[{s * bank.count + k}] = {_hex(v, width)};"
+               for s, row in enumerate(bank.init) for k, v in enumerate(row) if v]
+    m.body.append("  end")
+    # A write {set, index, value}; fields of zero width (one set, one element) are absent.
     write_ok, addr = ["write__valid"], []
     for field, limit in (("set", bank.sets), ("index", bank.count)):
-        offset, bits = m.port_field("write__payload", field)
-        if bits:
-            name = m.wire(f"mv_wr_{field}", bits, _slice("write__payload", offset, bits),
-                          signed=False)
-            if limit < 1 << bits:
+        name = m.port_wire(f"mv_wr_{field}", "write__payload", field)
+        if name is not None:
+            if limit < 1 << m.port_field("write__payload", field)[1].width:
                 write_ok.append(f"{name} < {limit}")
             addr.append(f"{name} * {bank.count}" if field == "set" else name)
-    offset, bits = m.port_field("write__payload", "value")
-    value = m.wire("mv_wr_value", bits, _slice("write__payload", offset, bits))
-    body += ["  always @(posedge clk)", f"    if ({' && '.join(write_ok)})",
-             f"      mv_w[{' + '.join(addr) or '0'}] <= {value};"]
+    value = m.port_wire("mv_wr_value", "write__payload", "value")
+    m.body += ["  always @(posedge clk)", f"    if ({' && '.join(write_ok)})",
+               f"      mv_w[{' + '.join(addr) or '0'}] <= {value};"]
+    if bank.sets == 1:
+        return ""
     # The selected set's first element; a select past the last set reads set 0.
-    row = ""
-    if bank.sets > 1:
-        m.wire("mv_row", len(mv.select) + bank.count.bit_length(),
-               f"(select < {bank.sets} ? select : 0) * {bank.count}", signed=False)
-        row = "mv_row + "
+    m.wire("mv_row", ceil_log2(cells), f"(select < {bank.sets} ? select : 0) * {bank.count}",
+           signed=False)
+    return "mv_row + "
+
+
+def configurable_matvec(mv: ConfigurableMatVec, module: str) -> str:
+    """Verilog module ``module`` for ``mv``."""
+    m = _Module(mv, module, f"ConfigurableMatVec {mv.n_out}x{mv.n_in}, "
+                            f"{mv.bank.count} weights x {mv.bank.sets} set(s)")
+    m.handshake(mv.latency)
+    row = _param_bank(m, mv.bank)
     x = m.lanes_in(mv.n_in)
     plans = {n: tree.pipelined(mv.levels_per_stage, *mv.product_range)
              for n, tree in mv.trees.items()}
