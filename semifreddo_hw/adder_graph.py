@@ -30,8 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Term", "AdderGraph", "Schedule", "PlanError", "plan_cmvm", "csd_digits",
-           "signed_width", "sum_tree", "plan_depthwise", "SOLVERS"]
+__all__ = ["Term", "AdderGraph", "Schedule", "PipeOp", "Pipelined", "PlanError", "plan_cmvm",
+           "csd_digits", "signed_width", "sum_tree", "plan_depthwise", "SOLVERS"]
 
 SOLVERS = ("csd", "da4ml")
 
@@ -189,6 +189,61 @@ class AdderGraph:
         return Schedule(levels_per_stage=L, stages=stages, node_stage=stage, node_need=need,
                         neg_stage=neg_stage)
 
+    def pipelined(self, levels_per_stage: int, lo, hi) -> Pipelined:
+        """The graph as pipelined logic, inputs in ``[lo, hi]``: every value a hardware
+        backend builds (adders, output negations, stage registers), each exactly as wide as
+        its range, placed by :meth:`schedule`. Outputs are available after ``stages``
+        pipeline advances."""
+        sched = self.schedule(levels_per_stage)
+        nlo, nhi = self.node_ranges(lo, hi)
+        width = [signed_width(a, b) for a, b in zip(nlo, nhi, strict=True)]
+        ops = [PipeOp("in", f"in{n}", width[n], (n,)) for n in range(self.n_in)]
+        comb: dict[int, int] = {}
+        held: dict[tuple[int, int], int] = {}
+
+        def new(kind, name, w, args) -> int:
+            ops.append(PipeOp(kind, name, w, args))
+            return len(ops) - 1
+
+        def after_bank(n, bank):  # the node's value as held by register bank `bank`
+            key = (n, bank)
+            if key not in held:
+                if n < self.n_in and bank == 0:
+                    held[key] = n
+                elif bank == sched.node_stage[n]:
+                    held[key] = new("reg", f"n{n}_r", width[n], (node_comb(n),))
+                else:
+                    held[key] = new("reg", f"n{n}_r{bank}", width[n], (after_bank(n, bank - 1),))
+            return held[key]
+
+        def in_stage(n, s):  # the node's value usable by logic in stage `s`
+            if n >= self.n_in and sched.node_stage[n] == s:
+                return node_comb(n)
+            return after_bank(n, s - 1)
+
+        def node_comb(n):
+            if n not in comb:
+                a, b = self.adds[n - self.n_in]
+                s = sched.node_stage[n]
+                args = tuple((in_stage(t.node, s), t.shift, t.neg) for t in (a, b))
+                comb[n] = new("add", f"n{n}", width[n], args)
+            return comb[n]
+
+        outputs: list[tuple[int, int] | None] = []
+        for j, (t, s) in enumerate(zip(self.outputs, sched.neg_stage, strict=True)):
+            if t is None:
+                outputs.append(None)
+                continue
+            if t.neg:
+                v = new("neg", f"neg{j}", signed_width(-nhi[t.node], -nlo[t.node]),
+                        (in_stage(t.node, s),))
+                for k in range(sched.stages - s + 1):
+                    v = new("reg", f"neg{j}_d{k + 1}", ops[v].width, (v,))
+            else:
+                v = after_bank(t.node, sched.stages)
+            outputs.append((v, t.shift))
+        return Pipelined(sched.stages, ops, outputs)
+
     def register_bits(self, levels_per_stage: int, lo, hi) -> int:
         """Pipeline register bits of the scheduled graph, inputs in ``[lo, hi]``."""
         sched = self.schedule(levels_per_stage)
@@ -229,6 +284,29 @@ class Schedule(NamedTuple):
     node_stage: list[int]  # stage computing each node (0 for inputs)
     node_need: list[int]  # last register bank each node is read from (-1: never registered)
     neg_stage: list[int]  # stage computing each negated output (0 where none)
+
+
+class PipeOp(NamedTuple):
+    """One value of a :class:`Pipelined` graph, named ``name`` (unique within the graph).
+
+    ``kind`` says what it is: ``"in"``, graph input ``args[0]`` (ops ``0 .. n_in-1``, in
+    order); ``"add"``, the sum of ``args[0]`` and ``args[1]``, each ``(op, shift, neg)``
+    meaning ``(-1)**neg * (op << shift)``; ``"neg"``, ``-args[0]``; ``"reg"``, ``args[0]``
+    one pipeline advance later. Operands are indices of earlier ops. ``width``: signed bits.
+    """
+
+    kind: str
+    name: str
+    width: int
+    args: tuple
+
+
+class Pipelined(NamedTuple):
+    """An :class:`AdderGraph` laid out in register stages (:meth:`AdderGraph.pipelined`)."""
+
+    stages: int  # pipeline advances from the inputs to the outputs
+    ops: list[PipeOp]  # every operand before its user
+    outputs: list[tuple[int, int] | None]  # (op, left shift) per output; None: constant 0
 
 
 def signed_width(lo: int, hi: int) -> int:

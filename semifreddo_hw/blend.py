@@ -47,7 +47,7 @@ class AlphaBlend(wiring.Component):
             "f": In(stream.Signature(layout)),
             "t": In(stream.Signature(layout)),
             "o": Out(stream.Signature(layout)),
-            "alpha_write": In(self.alphas.signature.members["write"].signature),
+            "alpha_write": self.alphas.signature.members["write"],
             "marker_mismatch": Out(1),
         })
 

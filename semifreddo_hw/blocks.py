@@ -50,7 +50,7 @@ class _Block(wiring.Component):
         }
         for name, layer in layers.items():
             for port in self._param_ports(layer):
-                members[f"{name}_{port}"] = In(layer.signature.members[port].signature)
+                members[f"{name}_{port}"] = layer.signature.members[port]
         super().__init__(members)
 
     def report(self) -> dict:

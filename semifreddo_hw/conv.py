@@ -122,12 +122,12 @@ class Conv(wiring.Component):
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
             "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
-            "scale_write": In(self.requant.signature.members["scale_write"].signature),
-            "bias_write": In(self.requant.signature.members["bias_write"].signature),
+            "scale_write": self.requant.signature.members["scale_write"],
+            "bias_write": self.requant.signature.members["bias_write"],
             "framing_error": Out(1),
         }
         if configurable:
-            members["weight_write"] = In(self.product.signature.members["write"].signature)
+            members["weight_write"] = self.product.signature.members["write"]
         super().__init__(members)
 
     def fingerprint(self) -> str:
@@ -139,6 +139,11 @@ class Conv(wiring.Component):
             g = self.product.graph
             h.update(json.dumps([g.n_in, g.adds, g.outputs]).encode())
         return h.hexdigest()
+
+    def verilog_parts(self) -> dict:
+        """Emitted as a part (:func:`~.emit.to_verilog_parts`), the product is a module of
+        its own, written by its ``verilog`` method rather than converted by Amaranth."""
+        return {"product": self.product}
 
     @property
     def pipe_beats(self) -> int:

@@ -4,6 +4,14 @@ Large designs are emitted in parts (:func:`to_verilog_parts`): chosen sub-compon
 modules of their own, converted separately (in parallel worker processes when asked) and
 instantiated by name from their parent. Amaranth converts a design as one netlist whose time
 and memory grow with its size; parts bound both by the largest part instead.
+
+A part may go further, through two optional methods:
+
+* ``verilog_parts()``: ``{key: sub-component}``, sub-components emitted as modules of their
+  own, named ``<part's module>__<key>`` and instantiated from the part (a convolution's
+  matrix-vector product, say);
+* ``verilog(module)``: the component's Verilog text as module ``module``, written without
+  Amaranth (:mod:`.verilog_text`), a drop-in for ``to_verilog(component, module)``.
 """
 
 import hashlib
@@ -19,7 +27,8 @@ from amaranth.lib import wiring
 from .adder_graph import _cache_dir, _write_atomic
 from .parallel import fork_map
 
-__all__ = ["ports_of", "to_verilog", "to_verilog_parts", "code_fingerprint"]
+__all__ = ["ports_of", "port_members", "to_verilog", "to_verilog_parts",
+           "part_text", "code_fingerprint"]
 
 
 def ports_of(component: wiring.Component) -> list:
@@ -29,14 +38,15 @@ def ports_of(component: wiring.Component) -> list:
     the constant is part of the contract and the generated module simply has no such input.
     Directions are left to Amaranth, which infers them from what drives each signal.
     """
-    return [(name, value, None) for name, value, _flow in _port_members(component)]
+    return [(name, Value.cast(value), None) for name, value, _flow in port_members(component)]
 
 
-def _port_members(component):
+def port_members(component: wiring.Component):
+    """``(name, value, flow)`` for each port of ``component`` (see :func:`ports_of`): the
+    value as the component holds it (a ``Value``, or a ``data.View`` with its layout)."""
     for path, member, value in component.signature.flatten(component):
-        if isinstance(value, ValueCastable):
-            value = value.as_value()
-        if not isinstance(value, Value) or isinstance(value, Const):
+        v = value.as_value() if isinstance(value, ValueCastable) else value
+        if not isinstance(v, Value) or isinstance(v, Const):
             continue
         yield "__".join(map(str, path)), value, member.flow
 
@@ -53,24 +63,53 @@ def to_verilog(component: wiring.Component, name: str) -> str:
 def _instance(component, module: str) -> Instance:
     """An instance of ``module`` (``component`` emitted by :func:`to_verilog`) wired to
     ``component``'s own ports."""
-    ports = {("i_" if flow == wiring.In else "o_") + name: value
-             for name, value, flow in _port_members(component)}
+    ports = {("i_" if flow == wiring.In else "o_") + name: Value.cast(value)
+             for name, value, flow in port_members(component)}
     return Instance(module, i_clk=ClockSignal(), i_rst=ResetSignal(), **ports)
 
 
 def _check_outputs(component, name: str, text: str) -> None:
     """Every output of ``component`` must be an output of its module: Amaranth turns an
     undriven output member into an input, which the parent's instance would leave floating."""
-    for port, _value, flow in _port_members(component):
+    for port, _value, flow in port_members(component):
         if flow == wiring.Out and not re.search(rf"^\s*output\b[^;]*\b{port}\s*;", text,
                                                 re.MULTILINE):
             raise ValueError(f"part {name}: output {port} is not driven inside it")
 
 
+def _with_instances(component, name: str, parts: dict) -> str:
+    """``to_verilog(component, name)`` with each of ``parts`` (``{module: sub-component}``)
+    an instance of its module instead of its logic."""
+    # An attribute on the object shadows the class's ``elaborate`` for this conversion only.
+    for module, part in parts.items():
+        part.elaborate = lambda platform, part=part, module=module: _instance(part, module)
+    try:
+        return to_verilog(component, name)
+    finally:
+        for part in parts.values():
+            del part.elaborate
+
+
+def part_text(component, name: str) -> str:
+    """Verilog for ``component`` as module ``name`` (from its ``verilog`` method if it has
+    one, else from Amaranth), followed by its ``verilog_parts`` as modules of their own,
+    recursively, in their order."""
+    subs = {f"{name}__{key}": sub for key, sub in component.verilog_parts().items()} \
+        if hasattr(component, "verilog_parts") else {}
+    if hasattr(component, "verilog"):
+        if subs:
+            raise TypeError(f"part {name}: a component with its own verilog() text cannot "
+                            f"have verilog_parts()")
+        text = component.verilog(name)
+    else:
+        text = _with_instances(component, name, subs)
+    _check_outputs(component, name, text)
+    return "\n".join([text, *(part_text(sub, module) for module, sub in subs.items())])
+
+
 def _emit_part(job) -> str:
     component, name, path = job
-    text = to_verilog(component, name)
-    _check_outputs(component, name, text)
+    text = part_text(component, name)
     if path is not None:
         _write_atomic(path, text)
     return text
@@ -94,24 +133,18 @@ def code_fingerprint() -> str:
 def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
                      jobs: int = 1, cache: bool = False) -> str:
     """Verilog for ``component`` as module ``name``, with each sub-component in ``parts``
-    (a dict ``{module name: component}``) emitted as a module of its own and instantiated
-    where it sits. ``jobs`` worker processes convert the parts (forked, so they see the
-    elaborated objects). The text is the same for any ``jobs``: the top module first, then
-    the parts in ``parts`` order.
+    (a dict ``{module name: component}``) emitted as a module of its own by
+    :func:`part_text` (with its own nested parts) and instantiated where it sits. ``jobs``
+    worker processes convert the parts (forked, so they see the elaborated objects). The
+    text is the same for any ``jobs``: the top module first, then the parts in ``parts``
+    order, each followed by its nested parts.
 
     With ``cache``, a part that has a ``fingerprint()`` (a digest of everything it is built
-    from) is stored under the plan cache's ``verilog/`` folder, keyed by its module name,
-    fingerprint and :func:`code_fingerprint`, and read back instead of converted again."""
+    from, nested parts included) is stored under the plan cache's ``verilog/`` folder with
+    its nested parts, keyed by its module name, fingerprint and :func:`code_fingerprint`, and
+    read back instead of converted again."""
     items = list(parts.items())
-    # While the top is converted, each part elaborates to an instance of its own module: an
-    # attribute on the object shadows the class's ``elaborate`` for that conversion only.
-    for module, part in items:
-        part.elaborate = lambda platform, part=part, module=module: _instance(part, module)
-    try:
-        top = to_verilog(component, name)
-    finally:
-        for _, part in items:
-            del part.elaborate
+    top = _with_instances(component, name, parts)
     texts, todo = [None] * len(items), []
     code = code_fingerprint() if cache else ""
     for k, (module, part) in enumerate(items):

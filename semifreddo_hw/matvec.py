@@ -31,60 +31,30 @@ def realize_graph(m: Module, pipe: Pipeline, graph: AdderGraph, inputs, lo, hi, 
                   levels_per_stage: int, name: str):
     """Build ``graph`` over ``inputs`` (values in ``[lo, hi]``) as pipelined logic.
 
-    Adders are placed by :meth:`AdderGraph.schedule`; every node is exactly as wide as its
-    value range. Returns one value per graph output, available after ``schedule.stages``
-    pipeline advances (``None`` for an output that is constantly zero).
+    The logic is :meth:`AdderGraph.pipelined`'s, registers clocked by ``pipe``; every node is
+    exactly as wide as its value range. Returns one value per graph output, available after
+    ``schedule.stages`` pipeline advances (``None`` for an output that is constantly zero).
     """
-    sched = graph.schedule(levels_per_stage)
-    nlo, nhi = graph.node_ranges(lo, hi)
-    width = [signed_width(a, b) for a, b in zip(nlo, nhi, strict=True)]
-    comb: dict[int, Signal] = {}
-    held: dict[tuple[int, int], object] = {}
-
-    def after_bank(n, bank):  # the node's value as held by register bank `bank`
-        key = (n, bank)
-        if key not in held:
-            if n < graph.n_in and bank == 0:
-                held[key] = inputs[n]
-            elif bank == sched.node_stage[n]:
-                held[key] = pipe.stage(node_comb(n), signed(width[n]), name=f"{name}_n{n}_r")
-            else:
-                held[key] = pipe.stage(after_bank(n, bank - 1), name=f"{name}_n{n}_r{bank}")
-        return held[key]
-
-    def in_stage(n, s):  # the node's value usable by logic in stage `s`
-        if n >= graph.n_in and sched.node_stage[n] == s:
-            return node_comb(n)
-        return after_bank(n, s - 1)
-
-    def term(t, s):
-        v = in_stage(t.node, s)
-        return v << t.shift if t.shift else v
-
-    def node_comb(n):
-        if n not in comb:
-            a, b = graph.adds[n - graph.n_in]
-            s = sched.node_stage[n]
-            va, vb = term(a, s), term(b, s)
-            expr = -va if a.neg else va
-            expr = expr - vb if b.neg else expr + vb
-            comb[n] = sig = Signal(signed(width[n]), name=f"{name}_n{n}")
-            m.d.comb += sig.eq(expr)
-        return comb[n]
-
-    outputs = []
-    for j, (t, s) in enumerate(zip(graph.outputs, sched.neg_stage, strict=True)):
-        if t is None:
-            outputs.append(None)
-            continue
-        if t.neg:
-            neg = Signal(signed(signed_width(-nhi[t.node], -nlo[t.node])), name=f"{name}_neg{j}")
-            m.d.comb += neg.eq(-in_stage(t.node, s))
-            v = pipe.delay(neg, sched.stages - s + 1, name=f"{name}_neg{j}")
+    plan = graph.pipelined(levels_per_stage, lo, hi)
+    vals = []
+    for op in plan.ops:
+        if op.kind == "in":
+            v = inputs[op.args[0]]
+        elif op.kind == "reg":
+            v = pipe.stage(vals[op.args[0]], signed(op.width), name=f"{name}_{op.name}")
         else:
-            v = after_bank(t.node, sched.stages)
-        outputs.append(v << t.shift if t.shift else v)
-    return outputs
+            if op.kind == "add":
+                (a, sa, na), (b, sb, nb) = op.args
+                va, vb = vals[a] << sa if sa else vals[a], vals[b] << sb if sb else vals[b]
+                expr = -va if na else va
+                expr = expr - vb if nb else expr + vb
+            else:  # "neg"
+                expr = -vals[op.args[0]]
+            v = Signal(signed(op.width), name=f"{name}_{op.name}")
+            m.d.comb += v.eq(expr)
+        vals.append(v)
+    return [None if o is None else vals[o[0]] << o[1] if o[1] else vals[o[0]]
+            for o in plan.outputs]
 
 
 def _check_levels(levels_per_stage):
@@ -164,6 +134,12 @@ class FrozenMatVec(wiring.Component):
             "memory_bits": 0,
         }
 
+    def verilog(self, module: str) -> str:
+        """This block as Verilog module ``module``, written directly (fast for big graphs):
+        a drop-in for ``to_verilog(self, module)`` (:mod:`.verilog_text`)."""
+        from .verilog_text import frozen_matvec  # it imports this module
+        return frozen_matvec(self, module)
+
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(self.latency, name="mv")
@@ -231,7 +207,7 @@ class ConfigurableMatVec(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
             "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
-            "write": In(self.bank.signature.members["write"].signature),
+            "write": self.bank.signature.members["write"],
             "select": In(range(sets)),
         })
 
@@ -269,6 +245,12 @@ class ConfigurableMatVec(wiring.Component):
             "memory_bits": self.bank.bits,
             "out_width": self.out_width,
         }
+
+    def verilog(self, module: str) -> str:
+        """This block as Verilog module ``module``, written directly (fast for big layers):
+        a drop-in for ``to_verilog(self, module)`` (:mod:`.verilog_text`)."""
+        from .verilog_text import configurable_matvec  # it imports this module
+        return configurable_matvec(self, module)
 
     def elaborate(self, platform):
         m = Module()

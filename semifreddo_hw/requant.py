@@ -64,8 +64,8 @@ class Requantizer(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(vector_layout(signed(acc_width), channels, side_width))),
             "o": Out(stream.Signature(vector_layout(signed(8), channels, side_width))),
-            "scale_write": In(self.scales.signature.members["write"].signature),
-            "bias_write": In(self.biases.signature.members["write"].signature),
+            "scale_write": self.scales.signature.members["write"],
+            "bias_write": self.biases.signature.members["write"],
         })
 
     latency = 2

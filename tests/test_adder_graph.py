@@ -112,6 +112,34 @@ def test_schedule_and_register_bits_match_hand_count():
         g.schedule(0)
 
 
+@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("solver", ["csd", "da4ml"])
+def test_pipelined_logic_follows_the_schedule(levels, solver):
+    """What a backend builds: operands before users, the registers register_bits counts,
+    unique names, every output after ``stages`` register banks on every path."""
+    w = gaussian_int8(np.random.default_rng(levels), 9, 7, 0.4)
+    w[3] = 0
+    w[5] = -w[5]
+    g = plan_cmvm(w, solver)
+    plan = g.pipelined(levels, -128, 127)
+    assert plan.stages == g.schedule(levels).stages
+    assert [op.kind for op in plan.ops[:g.n_in]] == ["in"] * g.n_in
+    banks = []  # register banks between the inputs and each value
+    for k, op in enumerate(plan.ops):
+        srcs = [a[0] for a in op.args] if op.kind == "add" else \
+            [] if op.kind == "in" else [op.args[0]]
+        assert all(src < k for src in srcs)
+        assert len({banks[src] for src in srcs}) <= 1  # operands of the same beat
+        banks.append((banks[srcs[0]] if srcs else 0) + (op.kind == "reg"))
+    assert sum(op.width for op in plan.ops if op.kind == "reg") == \
+        g.register_bits(levels, -128, 127)
+    assert len({op.name for op in plan.ops}) == len(plan.ops)
+    for j, out in enumerate(plan.outputs):
+        assert (out is None) == (not w[j].any())
+        if out is not None:
+            assert banks[out[0]] == plan.stages
+
+
 def test_cache_reuses_solutions_and_survives_corruption(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMIFREDDO_CACHE_DIR", str(tmp_path))
     w = gaussian_int8(np.random.default_rng(3), 8, 8)

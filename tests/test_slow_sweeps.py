@@ -43,8 +43,8 @@ def test_frozen_matvec_long_random_sweep(seed):
 
 
 def test_paper_preset_elaborates_to_verilog(tmp_path):
-    """The paper network (Table 1, 640x480x3) plans, builds and emits (about ten minutes on
-    two cores with an empty plan cache; ``bench/scale.py`` times it)."""
+    """The paper network (Table 1, 640x480x3) plans, builds and emits (260 s on two cores
+    with an empty plan cache in ``bench/scale_paper.json``; ``bench/scale.py`` times it)."""
     out = tmp_path / "scale.json"
     r = subprocess.run([sys.executable, "bench/scale.py", "--preset", "paper", "--modes",
                         "cold", "--json", str(out)], cwd=REPO, capture_output=True, text=True)
