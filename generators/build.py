@@ -141,7 +141,7 @@ def _build_backbone(args, log) -> Path:
     flow.elaborate(b, args.solver, args.levels_per_stage)
     step(5, f"emit Verilog: {len(b.backbone.parts(args.top))} layer modules, "
             f"{args.jobs} job(s)")
-    flow.emit(b, args.jobs)
+    flow.emit(b, args.jobs, log)
     step(6, "write outputs")
     _write_atomically(Path(args.out), lambda d: flow.outputs(b, d))
     log(f"wrote {args.out} ({time.perf_counter() - t0:.1f} s)")

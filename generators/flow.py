@@ -10,6 +10,7 @@ the reports. Nothing here is timed into an output: identical inputs give identic
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,9 +104,21 @@ def elaborate(b: Build, solver: str, levels_per_stage: int) -> None:
                           levels_per_stage=levels_per_stage)
 
 
-def emit(b: Build, jobs: int) -> None:
+def emit(b: Build, jobs: int, log=lambda _: None) -> None:
+    """The Verilog, parts from the cache where they are there; ``log`` hears how far the
+    conversion has got every few seconds."""
     dut = b.backbone
-    b.verilog = to_verilog_parts(dut, b.top, dut.parts(b.top), jobs=jobs, cache=True)
+    t0 = last = time.perf_counter()
+
+    def progress(done, total):
+        nonlocal last
+        now = time.perf_counter()
+        if done == total or now - last >= 5:
+            log(f"      {done}/{total} layer modules converted ({now - t0:.0f} s)")
+            last = now
+
+    b.verilog = to_verilog_parts(dut, b.top, dut.parts(b.top), jobs=jobs, cache=True,
+                                 progress=progress)
 
 
 def _report(b: Build) -> dict:

@@ -131,7 +131,7 @@ def code_fingerprint() -> str:
 
 
 def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
-                     jobs: int = 1, cache: bool = False) -> str:
+                     jobs: int = 1, cache: bool = False, progress=None) -> str:
     """Verilog for ``component`` as module ``name``, with each sub-component in ``parts``
     (a dict ``{module name: component}``) emitted as a module of its own by
     :func:`part_text` (with its own nested parts) and instantiated where it sits. ``jobs``
@@ -142,7 +142,8 @@ def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
     With ``cache``, a part that has a ``fingerprint()`` (a digest of everything it is built
     from, nested parts included) is stored under the plan cache's ``verilog/`` folder with
     its nested parts, keyed by its module name, fingerprint and :func:`code_fingerprint`, and
-    read back instead of converted again."""
+    read back instead of converted again. ``progress(done, total)`` follows the parts
+    converted (those not read from the cache)."""
     items = list(parts.items())
     top = _with_instances(component, name, parts)
     texts, todo = [None] * len(items), []
@@ -158,7 +159,7 @@ def to_verilog_parts(component: wiring.Component, name: str, parts: dict, *,
             except OSError:
                 pass
         todo.append((part, module, path))
-    made = fork_map(_emit_part, todo, jobs)
+    made = fork_map(_emit_part, todo, jobs, progress)
     fresh = iter(made)
     texts = [t if t is not None else next(fresh) for t in texts]
     return "\n".join([top, *texts])
