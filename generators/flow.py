@@ -159,6 +159,9 @@ def _report_md(r: dict, net) -> str:
            f"{t['cycles_per_frame']:,} cycles per frame, "
            f"{t['frames_per_second_at_100MHz']} frames/s at 100 MHz |", "",
            "## Layers", "",
+           "Latency: cycles through a layer's product and requantizer, without its line "
+           "buffer's rows. The whole pipeline's latency and rate, measured without stalls, "
+           "are printed by `python -m sim.verify --build DIR`.", "",
            "| layer | kind | frozen | weights | adders | multipliers | latency (cycles) "
            "| register bits | memory bits |", "|---|---|---|---|---|---|---|---|---|"]
     for name, x in r["layers"].items():

@@ -104,7 +104,8 @@ class VerilatorDesign:
         from cocotb_tools.runner import get_runner
 
         _ensure_verilator_on_path()
-        build_dir = Path(build_root) / name
+        # absolute: the simulation runs in its own directory and reads the spec from here
+        build_dir = Path(build_root).resolve() / name
         verilog = build_dir / f"{name}.v"
         build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", *_EXTRA_ARGS,
                       *([] if optimize else ["-O0"])]

@@ -93,6 +93,26 @@ def _simulate(args, net, params, top, verilog, frames, work, log) -> list[str]:
         lines.append(f"shuffle {'on ' if shuffle else 'off'}: {len(frames)} frame(s), "
                      f"every output beat matched ({beats} beats), {stats['cycles']} cycles "
                      f"under stalls, error flags low")
+    log(f"[2/2] timing: {len(frames)} frame(s) without stalls "
+        f"({time.perf_counter() - t0:.0f} s)")
+    stats = run_backbone(design, net, params, frames, test_name="verify_timing",
+                         seed=args.seed, in_stall=0.0, out_stall=0.0)
+    lines += timing_lines(stats, len(frames) * net.height * net.width)
+    return lines
+
+
+def timing_lines(stats: dict, pixels: int) -> list[str]:
+    """What a stall-free run measured: the input rate (pixels taken per clock between the
+    first and the last) and, per output, the cycles from the first input pixel to its first
+    beat and from the last input pixel to its last beat."""
+    first_in, last_in = stats["input_cycles"]["i"]
+    rate = pixels / (last_in - first_in + 1)
+    lines = [f"timing without stalls: {pixels} input pixels in {last_in - first_in + 1} "
+             f"cycles ({rate:.3f} pixel/clock)"]
+    for port in sorted(stats["first_output_cycle"]):
+        first, last = stats["first_output_cycle"][port], stats["last_output_cycle"][port]
+        lines.append(f"  {port}: first beat {first - first_in} cycles after the first pixel, "
+                     f"last beat {last - last_in} cycles after the last pixel")
     return lines
 
 

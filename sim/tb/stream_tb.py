@@ -39,6 +39,7 @@ class _Source:
         self.beats = [int(h, 16) for h in spec["beats"]]
         self.stall, self.rng = spec["stall"], rng
         self.sent, self.offering = 0, False
+        self.first = self.last = None  # cycles of the first and last beat taken
         self.valid.value = 0
 
     def drive(self):
@@ -48,10 +49,12 @@ class _Source:
             self.payload.value = self.beats[self.sent]
         self.valid.value = int(self.offering)
 
-    def sample(self):
+    def sample(self, cycle):
         if self.offering and int(self.ready.value):
             self.offering = False
             self.sent += 1
+            self.first = cycle if self.first is None else self.first
+            self.last = cycle
 
     @property
     def done(self):
@@ -68,7 +71,7 @@ class _Sink:
         self.lanes = Lanes(**spec["lanes"])
         self.stall, self.rng = spec["stall"], rng
         self.received, self.taking = 0, False
-        self.first = None
+        self.first = self.last = None  # cycles of the first and last beat received
         self.ready.value = 0
 
     def drive(self, draining):
@@ -85,8 +88,8 @@ class _Sink:
                                  f"{len(self.expected)} expected): {got:#x}")
         if got != self.expected[k]:
             raise AssertionError(_describe(self.port, k, self.expected[k], got, self.lanes))
-        if self.first is None:
-            self.first = cycle
+        self.first = cycle if self.first is None else self.first
+        self.last = cycle
         self.received += 1
 
     @property
@@ -126,7 +129,7 @@ async def stream(dut):
             s.drive(draining=done)  # draining: always ready, so extra beats show up
         await ReadOnly()
         for s in sources:
-            s.sample()
+            s.sample(cycles)
         for s in sinks:
             s.sample(cycles)
         cycles += 1
@@ -150,4 +153,8 @@ async def stream(dut):
         json.dump({"cycles": cycles - drain,
                    "sent": {p: s.sent for p, s in zip(spec["inputs"], sources, strict=True)},
                    "received": {s.port: s.received for s in sinks},
-                   "first_output_cycle": {s.port: s.first for s in sinks}}, f)
+                   "first_output_cycle": {s.port: s.first for s in sinks},
+                   "last_output_cycle": {s.port: s.last for s in sinks},
+                   "input_cycles": {p: [s.first, s.last]
+                                    for p, s in zip(spec["inputs"], sources, strict=True)}},
+                  f)
