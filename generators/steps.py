@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from semifreddo_hw.adder_graph import AdderGraph, plan_cmvm
-from semifreddo_hw.emit import to_verilog
+from semifreddo_hw.emit import part_text
 from semifreddo_hw.matvec import FrozenMatVec
 from weights.io import WeightFileError, check_header, check_int_range, load_npz
 
@@ -84,8 +84,9 @@ def elaborate(layers: list[FrozenLayer], levels_per_stage: int) -> None:
 
 
 def emit(layers: list[FrozenLayer], top: str) -> dict[str, str]:
-    """File name -> Verilog text, one module ``<top>_<layer>`` per layer."""
-    return {f"{top}_{layer.name}.v": to_verilog(layer.component, f"{top}_{layer.name}")
+    """File name -> Verilog text, one module ``<top>_<layer>`` per layer (the products'
+    own text writer, as in whole-backbone builds)."""
+    return {f"{top}_{layer.name}.v": part_text(layer.component, f"{top}_{layer.name}")
             for layer in layers}
 
 
