@@ -9,7 +9,6 @@ Exit codes: 0 built; 2 bad input (one line on stderr naming the problem, nothing
 """
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from semifreddo_hw.adder_graph import SOLVERS
+from semifreddo_hw.emit import is_module_name
 from semifreddo_hw.parallel import cpu_jobs
 from weights.io import WeightFileError, load_npz
 from weights.network import PRESETS
@@ -34,12 +34,25 @@ MARKER = ".semifreddo-build"
 
 
 def _check_out(out: Path) -> None:
-    """Refuse to replace anything but an earlier build output."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise BuildError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and not (out / MARKER).is_file():
-        raise BuildError(f"--out {out} exists and is not a build output directory "
-                         f"(no {MARKER}); refusing to replace it")
+    """Refuse to replace anything but an earlier build output, and a place where nothing can
+    be written (checked before the build, not after it)."""
+    try:
+        if len(out.name) > 200:  # room for the temporary directory's suffix
+            raise BuildError(f"--out {out}: the name is too long (at most 200 characters)")
+        if out.is_symlink() or (out.exists() and not out.is_dir()):
+            raise BuildError(f"--out {out} exists and is not a directory")
+        if out.is_dir() and not (out / MARKER).is_file():
+            raise BuildError(f"--out {out} exists and is not a build output directory "
+                             f"(no {MARKER}); refusing to replace it")
+        parent = out.resolve().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise BuildError(f"--out {out}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BuildError(f"--out {out}: {parent} is not writable")
+    except OSError as e:
+        raise BuildError(f"--out {out}: {e.strerror or e}") from None
 
 
 def parse_args(argv):
@@ -79,8 +92,13 @@ def _write_atomically(out: Path, write) -> None:
     """``write(directory)`` fills a fresh temporary directory beside ``out``, which then
     replaces ``out`` in one rename (an earlier build is removed after)."""
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    made = [d for d in reversed(out.parents) if not d.exists()]  # removed again on failure
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    except OSError as e:
+        _remove_empty(made)
+        raise BuildError(f"--out {out}: cannot create it ({e.strerror or e})") from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should not be
@@ -97,7 +115,17 @@ def _write_atomically(out: Path, write) -> None:
             shutil.rmtree(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(made)
         raise
+
+
+def _remove_empty(dirs) -> None:
+    """Remove the directories ``dirs`` (outermost first) created for an output that failed."""
+    for d in reversed(dirs):
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _version(path) -> int:
@@ -107,8 +135,9 @@ def _version(path) -> int:
 
 
 def build(args, log=print) -> Path:
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", args.top):
-        raise BuildError(f"--top {args.top!r} is not a Verilog identifier")
+    if not is_module_name(args.top):
+        raise BuildError(f"--top {args.top!r} is not a Verilog identifier of at most 64 "
+                         f"characters (and not a keyword)")
     if args.levels_per_stage < 1:
         raise BuildError("--levels-per-stage must be at least 1")
     if args.jobs < 1:
@@ -129,6 +158,9 @@ def _build_backbone(args, log) -> Path:
     b = flow.load(args.freeze, args.trainable,
                   flow.cli_network(args.preset, args.config), args.top)
     net = b.weights.net
+    if args.calib is not None and b.weights.form != "float":
+        raise BuildError(f"--calib {args.calib}: the weights are already int8; calibration "
+                         f"frames only serve to quantize float weights")
     if not b.weights.trainable:
         log("warning: no --trainable file: every run-time parameter (trainable weights, "
             f"scales, biases, alphas) powers up as 0 and every shift is {flow.DEFAULT_SHIFT}")

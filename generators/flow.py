@@ -18,7 +18,7 @@ import numpy as np
 from semifreddo_hw.backbone import Backbone, plan_frozen
 from semifreddo_hw.emit import to_verilog_parts
 from weights.files import DEFAULT_SHIFT, Weights, load_weights, save_frozen, save_trainable
-from weights.io import WeightFileError, load_npz
+from weights.io import WeightFileError, load_npz, read_json
 from weights.network import network_from_dict, preset
 from weights.quantize import calibration_frames, error_report, quantize
 
@@ -48,12 +48,7 @@ def cli_network(preset_name: str | None, config: str | None):
         except ValueError as e:
             raise WeightFileError(f"--preset: {e}") from None
     if config is not None:
-        try:
-            d = json.loads(Path(config).read_text())
-        except OSError as e:
-            raise WeightFileError(f"--config {config}: {e.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise WeightFileError(f"--config {config}: not valid JSON ({e})") from None
+        d = read_json(config, f"--config {config}")
         try:
             return network_from_dict(d)
         except ValueError as e:

@@ -22,7 +22,7 @@ from weights.io import WeightFileError, check_header, check_int_range, load_npz
 __all__ = ["FrozenLayer", "load", "validate", "plan", "elaborate", "emit", "report"]
 
 FORMAT, VERSION = "semifreddo-frozen", 1
-_LAYER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.weight$")
+_LAYER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})\.weight$")  # names reach file names
 
 
 @dataclasses.dataclass
@@ -43,7 +43,7 @@ def validate(path, arrays: dict[str, np.ndarray]) -> list[FrozenLayer]:
     check_header(path, arrays, FORMAT, (VERSION,))
     layers = []
     for name in sorted(arrays):
-        m = _LAYER.match(name)
+        m = _LAYER.fullmatch(name)
         if not m:
             raise WeightFileError(f"{path}: unexpected entry {name!r} (layers are "
                                   f"'<layer>.weight')")

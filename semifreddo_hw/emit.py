@@ -27,7 +27,7 @@ from amaranth.lib import wiring
 from .adder_graph import _cache_dir, _write_atomic
 from .parallel import fork_map
 
-__all__ = ["ports_of", "port_members", "to_verilog", "to_verilog_parts",
+__all__ = ["ports_of", "port_members", "to_verilog", "to_verilog_parts", "is_module_name",
            "part_text", "code_fingerprint"]
 
 
@@ -49,6 +49,27 @@ def port_members(component: wiring.Component):
         if not isinstance(v, Value) or isinstance(v, Const):
             continue
         yield "__".join(map(str, path)), value, member.flow
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+#: Verilog-2005 keywords (and ``logic``): not usable as plain module names.
+_KEYWORDS = frozenset("""always and assign automatic begin buf bufif0 bufif1 case casex casez
+cell cmos config deassign default defparam design disable edge else end endcase endconfig
+endfunction endgenerate endmodule endprimitive endspecify endtable endtask event for force
+forever fork function generate genvar highz0 highz1 if ifnone incdir include initial inout
+input instance integer join large liblist library localparam logic macromodule medium module
+nand negedge nmos nor noshowcancelled not notif0 notif1 or output parameter pmos posedge
+primitive pull0 pull1 pulldown pullup pulsestyle_ondetect pulsestyle_onevent rcmos real
+realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1 scalared showcancelled signed
+small specify specparam strong0 strong1 supply0 supply1 table task time tran tranif0 tranif1
+tri tri0 tri1 triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire
+wor xnor xor""".split())
+
+
+def is_module_name(name: str) -> bool:
+    """Whether ``name`` can name a top module: a plain Verilog identifier of at most 64
+    characters (it also names files) that is not a keyword."""
+    return bool(_MODULE_NAME.fullmatch(name)) and name not in _KEYWORDS
 
 
 def to_verilog(component: wiring.Component, name: str) -> str:

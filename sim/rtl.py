@@ -186,7 +186,7 @@ class VerilatorDesign:
             "writes": [[port, int(p)] for port, p in writes],
             "statics": [[port, int(v)] for port, v in statics],
             "flags": list(flags), "seed": seed, "drain_cycles": drain_cycles,
-            "max_cycles": max_cycles or 200 + 20 * n_beats,
+            "max_cycles": max_cycles or _cycle_limit(n_beats, inputs, outputs),
         }
         test_dir = self.build_dir / test_name
         if test_dir.exists():
@@ -212,6 +212,16 @@ class VerilatorDesign:
             pass  # the runner exits when a test fails; the results file says how
         _raise_on_failure(test_dir / "results.xml", test_dir)
         return json.loads(stats_path.read_text())
+
+
+def _cycle_limit(n_beats: int, inputs: dict, outputs: dict) -> int:
+    """Cycles after which a run counts as hung: generous for the beats and the stalls (an
+    input that stalls with probability p sends a beat every 1 / (1 - p) cycles on average,
+    and so on through each stalling output)."""
+    slow = 1.0
+    for *_, stall in (*inputs.values(), *outputs.values()):
+        slow = max(slow, 1 / (1 - stall))
+    return int((200 + 20 * n_beats) * slow * slow)
 
 
 def _raise_on_failure(results: Path, test_dir: Path) -> None:

@@ -11,7 +11,6 @@ Exit codes: 0 every beat matched; 1 a mismatch or a raised error flag (the first
 is named); 2 bad input (one line).
 """
 
-import json
 import sys
 import tempfile
 import time
@@ -21,12 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from generators.cli import Parser, run_command
+from semifreddo_hw.emit import is_module_name
 from sim.backbone import random_frames, run_backbone
 from weights.files import load_weights
-from weights.io import WeightFileError, load_npz
+from weights.io import WeightFileError, load_npz, read_json
 from weights.network import network_from_dict
 
 __all__ = ["main", "verify"]
+
+
+#: Stalls beyond this make a run hundreds of times longer and test nothing new.
+MAX_STALL = 0.9
 
 
 class VerifyError(Exception):
@@ -37,12 +41,15 @@ def _load_build(build: Path):
     if not (build / "report.json").is_file():
         raise VerifyError(f"{build}: not a build directory (no report.json); build it with "
                           f"python -m generators.build")
+    report = read_json(build / "report.json")
     try:
-        report = json.loads((build / "report.json").read_text())
-        net = network_from_dict(json.loads((build / "network.json").read_text()))
-        top = report["top"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise VerifyError(f"{build}: unreadable build description ({e})") from None
+        net = network_from_dict(read_json(build / "network.json"))
+    except ValueError as e:
+        raise VerifyError(f"{build / 'network.json'}: {e}") from None
+    top = report.get("top") if isinstance(report, dict) else None
+    # The name becomes a directory under --work that is replaced: nothing but a module name.
+    if not isinstance(top, str) or not is_module_name(top):
+        raise VerifyError(f"{build / 'report.json'}: 'top' is not a module name")
     verilog = build / f"{top}.v"
     if not verilog.is_file():
         raise VerifyError(f"{build}: {verilog.name} is missing")
@@ -56,9 +63,9 @@ def _frames(args, net):
         return random_frames(net, np.random.default_rng(args.seed), args.frames)
     f = load_npz(args.input).get("frames")
     want = (net.height, net.width, net.channels_in)
-    if f is None or f.ndim != 4 or f.shape[1:] != want or f.dtype != np.uint8:
+    if f is None or f.ndim != 4 or f.shape[1:] != want or f.dtype != np.uint8 or not len(f):
         raise VerifyError(f"--input {args.input}: needs 'frames', uint8 (N, {want[0]}, "
-                          f"{want[1]}, {want[2]})")
+                          f"{want[1]}, {want[2]}) with N >= 1")
     return [fr.astype(np.int64) - 128 for fr in f]
 
 
@@ -68,6 +75,11 @@ def verify(args, log) -> list[str]:
     build = Path(args.build)
     net, params, top, verilog = _load_build(build)
     frames = _frames(args, net)
+    if args.work is not None:
+        try:
+            Path(args.work).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise VerifyError(f"--work {args.work}: {e.strerror or e}") from None
     if args.work is None:
         with tempfile.TemporaryDirectory(prefix="semifreddo-verify-") as work:
             return _simulate(args, net, params, top, verilog, frames, Path(work), log)
@@ -79,7 +91,10 @@ def _simulate(args, net, params, top, verilog, frames, work, log) -> list[str]:
 
     t0 = time.perf_counter()
     log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
-    design = VerilatorDesign.from_verilog(verilog.read_text(), top, work, optimize=True)
+    try:
+        design = VerilatorDesign.from_verilog(verilog.read_text(), top, work, optimize=True)
+    except RuntimeError as e:  # the build directory's Verilog, not this tool, is at fault
+        raise VerifyError(f"{verilog}: {str(e).splitlines()[0]}") from None
     settings = [False, True] if net.core_shuffle else [False]
     lines = []
     for shuffle in settings:
@@ -125,7 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--input", metavar="FILE", help="frames to run instead: .npz with "
                    "'frames' uint8 (N, H, W, C)")
     p.add_argument("--stall", type=float, default=0.3,
-                   help="probability per cycle that an input or output stalls (default 0.3)")
+                   help="probability per cycle that an input or output stalls, at most "
+                        f"{MAX_STALL} (default 0.3)")
     p.add_argument("--work", metavar="DIR", help="simulation build directory (default: a "
                    "fresh temporary one)")
     p.add_argument("--quiet", action="store_true", help="only the verdict")
@@ -133,8 +149,9 @@ def main(argv=None) -> int:
     log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
 
     def body():
-        if args.frames < 1 or not 0 <= args.stall < 1:
-            raise VerifyError("--frames must be >= 1 and --stall in [0, 1)")
+        if args.frames < 1 or args.seed < 0 or not 0 <= args.stall <= MAX_STALL:
+            raise VerifyError(f"--frames must be >= 1, --seed >= 0 and --stall in "
+                              f"[0, {MAX_STALL}]")
         try:
             lines = verify(args, log)
         except AssertionError as e:

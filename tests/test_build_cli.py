@@ -178,7 +178,10 @@ def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
     (["--freeze", str(CORPUS / "good_frozen.npz"), "--top", "9x"], "not a Verilog identifier"),
     (["--freeze", str(CORPUS / "good_frozen.npz"), "--jobs", "0"], "--jobs must be at least 1"),
     (["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
-     "--config missing.json: No such file"),
+     "--config missing.json: no such file"),
+    (["--freeze", str(CORPUS / "good_frozen.npz"), "--out", str(CORPUS / "good_frozen.npz")
+      + "/sub"], "is not a directory"),
+    (["--freeze", str(CORPUS / "good_frozen.npz"), "--out", "o" * 240], "name is too long"),
 ])
 def test_bad_arguments_give_one_line(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -204,3 +207,65 @@ def test_calibration_frames_are_checked(tmp_path):
         calibration(tmp_path / "c.npz", net)
     save_npz(tmp_path / "c.npz", {"frames": np.zeros((2, 8, 12, 3), np.uint8)})
     assert calibration(tmp_path / "c.npz", net).shape == (2, 8, 12, 3)
+
+
+def test_inputs_that_are_not_regular_files_are_refused(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # reading it would block forever
+    good = CORPUS / "good_frozen.npz"
+    for args, message in ((["--freeze", fifo], f"{fifo}: not a regular file"),
+                          (["--freeze", good, "--config", fifo], "not a regular file"),
+                          (["--freeze", tmp_path], "not a regular file")):
+        r = run("generators.build", *args, "--out", tmp_path / "o", "--quiet")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    (tmp_path / "twice.json").write_text('{"preset": "tiny", "preset": "small"}')
+    for name, message in (("deep.json", "nested too deeply"),
+                          ("twice.json", "key 'preset' appears twice")):
+        r = run("generators.build", "--freeze", good, "--config", tmp_path / name,
+                "--out", tmp_path / "o", "--quiet")
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.json", "fifo", "twice.json"]
+
+
+def test_a_failed_write_leaves_no_directories_behind(tmp_path):
+    from generators.build import _write_atomically
+
+    def fail(d):
+        (d / "half.v").write_text("module")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        _write_atomically(tmp_path / "a" / "b" / "out", fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_refuses_bad_arguments_before_simulating(onnx_build, tmp_path):
+    root, _ = onnx_build
+    build = root / "build"
+    save_npz(tmp_path / "none.npz", {"frames": np.zeros((0, 8, 12, 3), np.uint8)})
+    (tmp_path / "file").write_text("")
+    for args, message in ((["--seed", "-1"], "--seed >= 0"),
+                          (["--stall", "0.95"], "--stall in [0, 0.9]"),
+                          (["--input", tmp_path / "none.npz"], "with N >= 1"),
+                          (["--work", tmp_path / "file"], f"--work {tmp_path / 'file'}: ")):
+        r = run("sim.verify", "--build", build, *args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr \
+            and r.stderr.count("\n") == 1, (args, r.stderr)
+
+
+def test_verify_takes_only_a_module_name_from_the_report(onnx_build, tmp_path):
+    # A report naming a path would make the simulation replace that directory.
+    root, _ = onnx_build
+    bad = tmp_path / "bad"
+    shutil.copytree(root / "build", bad)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    (tmp_path / "victim.v").write_text((bad / "semifreddo.v").read_text())
+    report = json.loads((bad / "report.json").read_text())
+    for top in (str(victim), "../victim", "wire", 7):
+        (bad / "report.json").write_text(json.dumps({**report, "top": top}))
+        r = run("sim.verify", "--build", bad, "--work", tmp_path)
+        assert r.returncode == 2 and "'top' is not a module name" in r.stderr, r.stderr
+    assert (victim / "keep.txt").read_text() == "precious"

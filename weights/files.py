@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from .io import WeightFileError, check_header, check_int_range, load_npz, save_npz
+from .io import WeightFileError, check_header, check_int_range, load_npz, parse_json, save_npz
 from .network import ConvParams, Network, network_from_dict
 from .quantize import FloatConv
 
@@ -49,11 +49,7 @@ def _network_entry(path, arrays) -> Network | None:
         return None
     if a.shape != () or a.dtype.kind != "U":
         raise WeightFileError(f"{path}: 'network' must be a string (JSON)")
-    try:
-        d = json.loads(str(a))
-    except json.JSONDecodeError as e:
-        raise WeightFileError(f"{path}: 'network' is not valid JSON ({e.msg} at "
-                              f"character {e.pos})") from None
+    d = parse_json(str(a), f"{path}: 'network'")
     try:
         return network_from_dict(d)
     except ValueError as e:

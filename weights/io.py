@@ -6,6 +6,7 @@ message names the file and the offending entry.
 """
 
 import io
+import json
 import os
 import re
 import tempfile
@@ -15,11 +16,14 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["WeightFileError", "load_npz", "save_npz", "check_header", "check_int_range",
-           "MAX_ENTRY_BYTES"]
+           "parse_json", "read_json", "MAX_ENTRY_BYTES", "MAX_JSON_BYTES"]
 
 #: No entry of a weight file may unpack to more (the paper's largest layer is 16 KB): a
 #: zip bomb is refused before it is read.
 MAX_ENTRY_BYTES = 256 << 20
+
+#: JSON inputs (network descriptions, build reports) are small; a larger file is refused.
+MAX_JSON_BYTES = 1 << 20
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
@@ -29,10 +33,15 @@ class WeightFileError(Exception):
 
 
 def load_npz(path) -> dict[str, np.ndarray]:
-    """All arrays of ``path``, loaded without pickle, as a name -> array dict."""
+    """All arrays of ``path``, loaded without pickle, as a name -> array dict.
+
+    Each entry is read by itself: its name checked, its ``.npy`` header parsed and its
+    size computed from the header's shape before anything is allocated."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise WeightFileError(f"{path}: not a regular file")
     try:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as f:
@@ -40,33 +49,17 @@ def load_npz(path) -> dict[str, np.ndarray]:
             raise WeightFileError(f"{path}: not an .npz archive (a bare .npy array)" if bare
                                   else f"{path}: not a readable .npz file (not a complete zip "
                                   f"archive)")
+        arrays = {}
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
-                if info.file_size > MAX_ENTRY_BYTES:
-                    raise WeightFileError(f"{path}: entry {info.filename!r} unpacks to "
-                                          f"{info.file_size} bytes (at most "
-                                          f"{MAX_ENTRY_BYTES})")
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise WeightFileError(f"{path}: not an .npz archive (a bare .npy array?)")
-            arrays = {}
-            for name in f.files:
-                if not _NAME.match(name):
-                    raise WeightFileError(f"{path}: entry name {name!r} is not a valid name")
-                try:
-                    value = f[name]
-                except ValueError as e:
-                    if "allow_pickle" in str(e):
-                        raise WeightFileError(f"{path}: entry {name!r} holds Python objects "
-                                              f"(pickled data is refused)") from None
-                    raise WeightFileError(f"{path}: entry {name!r} is unreadable: {e}") from None
-                if not isinstance(value, np.ndarray):
-                    raise WeightFileError(f"{path}: entry {name!r} is not a NumPy array "
-                                          f"(a raw file in the archive)")
-                arrays[name] = value
+                name = info.filename.removesuffix(".npy")
+                if name in arrays:
+                    raise WeightFileError(f"{path}: entry {name!r} appears twice")
+                arrays[name] = _entry(path, z, info, name)
     except WeightFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError,
+            NotImplementedError, MemoryError) as e:
         raise WeightFileError(f"{path}: not a readable .npz file ({type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
     if not arrays:
@@ -74,9 +67,95 @@ def load_npz(path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _entry(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> np.ndarray:
+    """One archive entry as an array: a ``.npy`` of plain data within :data:`MAX_ENTRY_BYTES`."""
+    if not _NAME.fullmatch(name):
+        raise WeightFileError(f"{path}: entry name {name!r} is not a valid name")
+    if info.file_size > MAX_ENTRY_BYTES:
+        raise WeightFileError(f"{path}: entry {info.filename!r} unpacks to {info.file_size} "
+                              f"bytes (at most {MAX_ENTRY_BYTES})")
+    if info.flag_bits & 1:
+        raise WeightFileError(f"{path}: entry {name!r} is encrypted")
+    try:
+        with z.open(info) as f:
+            data = f.read(MAX_ENTRY_BYTES + 1)
+    except NotImplementedError:
+        raise WeightFileError(f"{path}: entry {name!r} uses a compression method this tool "
+                              f"does not read (method {info.compress_type}; use deflate or "
+                              f"none, as numpy.savez does)") from None
+    if not info.filename.endswith(".npy") or not data.startswith(b"\x93NUMPY"):
+        raise WeightFileError(f"{path}: entry {name!r} is not a NumPy array (a raw file in "
+                              f"the archive)")
+    buf = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+        else:
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+    except ValueError as e:
+        raise WeightFileError(f"{path}: entry {name!r} has an unreadable .npy header "
+                              f"({str(e).splitlines()[0]})") from None
+    if dtype.hasobject:
+        raise WeightFileError(f"{path}: entry {name!r} holds Python objects (pickled data is "
+                              f"refused)")
+    size = dtype.itemsize * int(np.prod(shape, dtype=object))
+    if size > MAX_ENTRY_BYTES:
+        raise WeightFileError(f"{path}: entry {name!r} declares shape {tuple(shape)} of "
+                              f"{dtype}, {size} bytes (at most {MAX_ENTRY_BYTES})")
+    buf.seek(0)
+    try:
+        return np.lib.format.read_array(buf, allow_pickle=False)
+    except ValueError as e:
+        raise WeightFileError(f"{path}: entry {name!r} is unreadable "
+                              f"({str(e).splitlines()[0]})") from None
+
+
+def parse_json(text: str, what: str):
+    """``text`` parsed as strict JSON (no repeated keys, no NaN or Infinity, bounded
+    nesting); ``what`` names it in the error."""
+    def pairs(items):
+        d = {}
+        for k, v in items:
+            if k in d:
+                raise WeightFileError(f"{what}: key {k!r} appears twice")
+            d[k] = v
+        return d
+
+    def constant(c):
+        raise WeightFileError(f"{what}: {c} is not a JSON number")
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise WeightFileError(f"{what} is not valid JSON ({e.msg} at character "
+                              f"{e.pos})") from None
+    except RecursionError:
+        raise WeightFileError(f"{what} is not valid JSON (nested too deeply)") from None
+
+
+def read_json(path, what: str | None = None):
+    """The JSON in the regular file ``path`` (at most :data:`MAX_JSON_BYTES`, UTF-8)."""
+    path = Path(path)
+    what = what or str(path)
+    try:
+        if not path.exists():
+            raise WeightFileError(f"{what}: no such file")
+        if not path.is_file():
+            raise WeightFileError(f"{what}: not a regular file")
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise WeightFileError(f"{what}: larger than {MAX_JSON_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise WeightFileError(f"{what} is not valid JSON (not UTF-8: {e.reason})") from None
+    except OSError as e:
+        raise WeightFileError(f"{what}: {e.strerror or e}") from None
+    return parse_json(text, what)
+
+
 def check_int_range(path, name: str, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """``a`` as int64 if it is an integer array within ``[lo, hi]``, else an error."""
-    if not np.issubdtype(a.dtype, np.integer):
+    if a.dtype.kind not in "iu":  # not timedelta64 or bool, which numpy calls integers
         raise WeightFileError(f"{path}: {name} has dtype {a.dtype}, expected integers "
                               f"(quantized weights)")
     if a.size:

@@ -14,6 +14,7 @@ for layer ``dw``/``pw`` of block ``j`` (from 0) of Semifreddo module ``i`` (from
 """
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -297,6 +298,8 @@ PRESETS = {
 _DICT_KEYS = {"name": str, "width": int, "height": int, "channels_in": int,
               "stem_channels": int, "plan": list, "trainable_cores": int, "frozen_core": bool,
               "core_shuffle": bool}
+# The name reaches reports and file contents: plain printable text only.
+_NETWORK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _MAX_SIDE, _MAX_CHANNELS = 8192, 4096  # far past any real sensor or layer; bounds the build
 
 
@@ -321,6 +324,9 @@ def network_from_dict(d) -> Network:
         v = d[key]
         if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
             raise ValueError(f"network: {key!r} must be {kind.__name__}, not {v!r}")
+    if not _NETWORK_NAME.fullmatch(d["name"]):
+        raise ValueError(f"network: 'name' must be 1 to 64 letters, digits, '_', '-' or '.', "
+                         f"starting with a letter, not {d['name']!r}")
     for key, top in (("width", _MAX_SIDE), ("height", _MAX_SIDE),
                      ("stem_channels", _MAX_CHANNELS)):
         if not 1 <= d[key] <= top:
@@ -334,7 +340,7 @@ def network_from_dict(d) -> Network:
             raise ValueError(f"network: plan stage {i} must be [frozen strides, trainable "
                              f"strides]")
         for strides in stage:
-            if any(s not in (1, 2) or isinstance(s, bool) for s in strides):
+            if any(type(s) is not int or s not in (1, 2) for s in strides):
                 raise ValueError(f"network: plan stage {i}: strides must be 1 or 2")
         if not stage[0] or (d["trainable_cores"] and not stage[1]):
             raise ValueError(f"network: plan stage {i} needs at least one block per core")

@@ -25,6 +25,7 @@ import numpy as np
 
 from sim.golden.backbone import forward, int_conv
 from sim.golden.primitives import alpha_blend, alpha_code
+from weights.io import WeightFileError
 from weights.network import ConvParams, Network
 
 __all__ = ["FloatConv", "conv_float", "float_forward", "quantize", "calibration_frames",
@@ -84,7 +85,7 @@ def float_forward(net: Network, fparams: dict, x, *, shuffle=False, record=None)
         return y
 
     def blend(name, xf, xt):
-        a = 1 / (1 + np.exp(-np.asarray(fparams[name], float)))
+        a = sigmoid(fparams[name])
         return a * xf + (1 - a) * xt
 
     return forward(net, np.asarray(x, float), conv, blend, shuffle=shuffle)
@@ -125,12 +126,24 @@ def _scale_keys(net: Network) -> dict[str, tuple[str, str]]:
     return keys
 
 
+def sigmoid(logits) -> np.ndarray:
+    """The blend weight of a logit, without overflow for any finite logit."""
+    return 0.5 * (1 + np.tanh(np.asarray(logits, float) / 2))
+
+
 def quantize(net: Network, fparams: dict, calib_pixels) -> tuple[dict, dict]:
     """Integer parameters for ``net`` (as :func:`weights.network.check_params` wants) from
     float ones, and the activation scale of every convolution's output (for
     :func:`error_report`). ``calib_pixels``: uint8 frames (N, H, W, C)."""
     record = {}
-    float_forward(net, fparams, (np.asarray(calib_pixels, float) - 128) / 128, record=record)
+    with np.errstate(all="ignore"):  # overflow is reported below, by layer
+        float_forward(net, fparams, (np.asarray(calib_pixels, float) - 128) / 128,
+                      record=record)
+    for name, y in record.items():
+        if not np.isfinite(y).all():
+            raise WeightFileError(f"{name}: the float network overflows on the calibration "
+                                  f"frames (outputs reach inf or NaN); check its weights and "
+                                  f"batch-norm statistics")
     keys = _scale_keys(net)
     peak = {"in": 1.0}
     for name, y in record.items():
@@ -146,9 +159,13 @@ def quantize(net: Network, fparams: dict, calib_pixels) -> tuple[dict, dict]:
         s_w = np.abs(rows).max(axis=1) / 127
         s_w = np.where(s_w > 0, s_w, 1.0)
         q = np.clip(np.round(rows / s_w[:, None]), -128, 127).astype(np.int64).reshape(w.shape)
-        gain, offset = p.folded()
         s_x, s_y = act[keys[spec.name][0]], act[keys[spec.name][1]]
-        mult, add = gain * s_w * s_x / s_y, offset / s_y
+        with np.errstate(all="ignore"):
+            gain, offset = p.folded()
+            mult, add = gain * s_w * s_x / s_y, offset / s_y
+        if not (np.isfinite(mult).all() and np.isfinite(add).all()):
+            raise WeightFileError(f"{spec.name}: its folded batch norm overflows (gain or "
+                                  f"offset not finite); check gamma, var and eps")
         shift = _SHIFT_MAX
         m_max, b_max = float(np.abs(mult).max()), float(np.abs(add).max())
         while shift > 0 and (m_max * 2 ** shift > _SCALE_MAX or
@@ -159,7 +176,7 @@ def quantize(net: Network, fparams: dict, calib_pixels) -> tuple[dict, dict]:
         params[spec.name] = ConvParams(q, scale.astype(np.int64), bias.astype(np.int64), shift)
     for blend in net.blends():
         logits = np.asarray(fparams[blend.name], float)
-        params[blend.name] = alpha_code(1 / (1 + np.exp(-logits)))
+        params[blend.name] = alpha_code(sigmoid(logits))
     return params, {spec.name: act[keys[spec.name][1]] for spec in net.convs()}
 
 

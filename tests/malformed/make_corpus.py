@@ -6,6 +6,7 @@ in one way. Deterministic: rerunning rewrites the same bytes."""
 
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -144,7 +145,70 @@ def main():
     case("float_without_trainable", "float weights need a trainable file", f=good_ff, t=False)
     case("preset_disagrees", r"differs from that of .*\(width 12 vs 32\)",
          args=["--preset", "small"])
+    # Archive-level tricks: each entry is read by itself, its header before its data.
+    def duplicate(path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+            _zip(path, [("format.npy", _npy(np.array("semifreddo-frozen"))),
+                        ("format.npy", _npy(np.array("semifreddo-frozen")))])
+
+    case("duplicate_entry", "entry 'format' appears twice", f=duplicate)
+    def huge(path):
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            head, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 12,)})
+        _zip(path, [("format.npy", head.getvalue() + bytes(64))])
+
+    case("huge_declared_shape", r"declares shape \(1000000000000,\)", f=huge)
+    case("unknown_compression", "entry 'format' uses a compression method this tool",
+         f=lambda p: _patched_zip(p, good_f, method=99))
+    case("encrypted_entry", "entry 'format' is encrypted",
+         f=lambda p: _patched_zip(p, good_f, flags=1))
+    case("timedelta_weights", f"{w0} has dtype timedelta64",
+         f=edit(frozen, **{w0: np.zeros((2, 3, 3), "m8[s]")}))
+    # Network descriptions: strict JSON, exact types, printable names.
+    case("network_float_stride", "strides must be 1 or 2",
+         f=edit(frozen, network=np.array(json.dumps(
+             {**TINY, "plan": [[[2.0, 1], [2]], [[2], [2]]]}))))
+    case("network_bad_name", "'name' must be 1 to 64 letters",
+         f=edit(frozen, network=np.array(json.dumps({**TINY, "name": "\ud800"}))))
+    case("network_deep", r"'network' is not valid JSON \(nested too deeply\)",
+         f=edit(frozen, network=np.array("[" * 100000 + "]" * 100000)))
+    case("network_duplicate_key", "key 'width' appears twice",
+         f=edit(frozen, network=np.array(json.dumps(TINY)[:-1] + ', "width": 999}')))
+    case("network_nan", "NaN is not a JSON number",
+         f=edit(frozen, network=np.array(json.dumps(TINY)[:-1] + ', "x": NaN}')))
+    # Float weights whose folded batch norms overflow through the network.
+    huge_bn = dict(ftrainable)
+    for c in net.convs():
+        huge_bn[f"{c.name}.bn_gamma"] = np.full(c.c_out, 3e38, np.float32)
+        huge_bn[f"{c.name}.bn_var"] = np.full(c.c_out, 1e-30, np.float32)
+        huge_bn[f"{c.name}.bn_eps"] = np.array(0, np.float32)
+    case("float_overflow", "overflow", f=good_ff, t=huge_bn)
+    # Arguments that do not fit the files.
+    case("calib_for_int8", "the weights are already int8", args=["--calib", "frames.npz"])
+    case("top_newline", "is not a Verilog identifier", args=["--top", "top\n"])
+    case("top_keyword", "is not a Verilog identifier", args=["--top", "wire"])
+    case("top_too_long", "at most 64 characters", args=["--top", "t" * 65])
     (HERE / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
+
+
+def _npy(a) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, a)
+    return buf.getvalue()
+
+
+def _patched_zip(path, source, *, method=None, flags=None):
+    """``source``'s archive with its first entry's compression method or flag bits changed
+    in both the local and the central header."""
+    data = bytearray(Path(source).read_bytes())
+    local, central = 0, data.index(b"PK\x01\x02")
+    for offset, value in ((6, flags), (8, method)):
+        if value is not None:
+            data[local + offset:local + offset + 2] = value.to_bytes(2, "little")
+            data[central + offset + 2:central + offset + 4] = value.to_bytes(2, "little")
+    path.write_bytes(bytes(data))
 
 
 if __name__ == "__main__":
