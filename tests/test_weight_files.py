@@ -90,6 +90,13 @@ def test_files_are_byte_identical(tmp_path):
     assert [(tmp_path / n).read_bytes() for n in ("f.npz", "t.npz")] == first
 
 
+def test_saved_bytes_do_not_depend_on_memory_layout(tmp_path):
+    a = np.arange(12, dtype=np.int8).reshape(3, 4)
+    save_npz(tmp_path / "c.npz", {"a": a, "s": np.array(3)})
+    save_npz(tmp_path / "f.npz", {"a": np.asfortranarray(a), "s": np.array(3)})
+    assert (tmp_path / "c.npz").read_bytes() == (tmp_path / "f.npz").read_bytes()
+
+
 def test_without_trainable_file_everything_runtime_is_zero(tmp_path):
     net = preset("small")
     params = _int_pair(tmp_path, net)

@@ -190,7 +190,9 @@ def save_npz(path, arrays: dict) -> None:
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name in sorted(arrays):
             data = io.BytesIO()
-            np.lib.format.write_array(data, np.asarray(arrays[name]), allow_pickle=False)
+            # C order always: equal values give equal bytes whatever layout they came in
+            np.lib.format.write_array(data, np.asarray(arrays[name], order="C"),
+                                      allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
