@@ -24,10 +24,22 @@ class _Builder:
         self.n += 1
         return f"{stem}_{self.n}"
 
-    def const(self, stem, value, dtype=np.float32):
+    def const(self, stem, value, dtype=np.float32, key=None):
+        """An initializer; ``mutate["init"][key]`` (an array, or a function of the array
+        that returns one) replaces its value, dtype and shape included."""
         name = self.name(stem)
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
-        return name
+        value = np.asarray(value, dtype)
+        new = self.mutate.get("init", {}).get(key)
+        if new is not None:
+            value = np.asarray(new(value) if callable(new) else new)
+        self.inits.append(numpy_helper.from_array(value, name))
+        return self.through(name) if value.dtype.kind == "f" else name
+
+    def through(self, x):
+        """``x``, or ``x`` through the node ``mutate["look_through"]`` (Identity, Dropout),
+        which the importer must look through."""
+        op = self.mutate.get("look_through")
+        return self.op(op, [x]) if op else x
 
     def op(self, op_type, inputs, n_out=1, **attrs):
         outs = [self.name(op_type.lower()) for _ in range(n_out)]
@@ -47,24 +59,31 @@ class _Builder:
         conv = dict(kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4, group=group)
         if self.mutate.get("fold_bn"):  # as an exporter in inference mode does
             gain, offset = p.folded()
-            y = self.op("Conv", [x, self.const("w", w * gain.reshape(-1, 1, 1, 1)),
-                                 self.const("b", offset)], **conv)
+            y = self.op("Conv", [x, self.const("w", w * gain.reshape(-1, 1, 1, 1),
+                                               key=f"{name}.weight"),
+                                 self.const("b", offset, key=f"{name}.bias")], **conv)
         else:
-            y = self.op("Conv", [x, self.const("w", w)], **conv)
-            y = self.op("BatchNormalization", [y, *(self.const(f, getattr(p, f)) for f in
-                                                    ("gamma", "beta", "mean", "var"))],
-                        epsilon=float(p.eps))
+            y = self.op("Conv", [x, self.const("w", w, key=f"{name}.weight")], **conv)
+            eps = self.mutate.get("eps", {}).get(name, p.eps)
+            y = self.op("BatchNormalization", [y, *(self.const(f, getattr(p, f),
+                                                               key=f"{name}.{f}")
+                                                    for f in ("gamma", "beta", "mean", "var"))],
+                        epsilon=float(eps))
+        y = self.through(y)
         relu = spec.relu != (name in self.mutate.get("flip_relu", ()))
         return self.op("Relu", [y]) if relu else y
 
     def halves(self, x, c):
-        return self.op("Split", [x, self.const("split", [c // 2, c // 2], np.int64)], 2, axis=1)
+        parts = self.op("Split", [x, self.const("split", [c // 2, c // 2], np.int64,
+                                                key="split")], 2, axis=1)
+        return [self.through(t) for t in parts]
 
     def channel_shuffle(self, x, c, h, w):
         groups = self.mutate.get("shuffle_groups", 2)
-        y = self.op("Reshape", [x, self.const("s", [1, groups, c // groups, h, w], np.int64)])
+        y = self.op("Reshape", [x, self.const("s", [1, groups, c // groups, h, w], np.int64,
+                                              key="shape1")])
         y = self.op("Transpose", [y], perm=[0, 2, 1, 3, 4])
-        return self.op("Reshape", [y, self.const("s", [1, c, h, w], np.int64)])
+        return self.op("Reshape", [y, self.const("s", [1, c, h, w], np.int64, key="shape2")])
 
 
 def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProto:
@@ -72,8 +91,15 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
     (1, C, H, W), one output per core (frozen, a, b). ``mutate`` breaks it on purpose:
     ``{"stride": {conv: s}}``, ``{"flip_relu": [conv]}``, ``{"shuffle_groups": 4}``,
     ``{"head": True}`` (a pooling + Gemm head on the last core), ``{"swap_blend": True}``
-    (the blends' frozen and own inputs exchanged). ``{"fold_bn": True}`` is no error: batch
-    norms folded into conv weights and biases, as exporters in inference mode do."""
+    (the blends' frozen and own inputs exchanged), ``{"init": {key: value}}`` (an
+    initializer's array replaced, dtype and shape included, by ``value`` or by ``value(array)``
+    when it is callable; keys ``CONV.weight``, ``CONV.bias`` (with ``fold_bn``),
+    ``CONV.gamma`` / ``beta`` / ``mean`` / ``var``, ``CORE.mI.alpha``, and ``split``,
+    ``shape1``, ``shape2`` for every Split's sizes and channel shuffle's shapes),
+    ``{"eps": {conv: value}}`` (a batch norm's epsilon). No errors: ``{"fold_bn": True}``
+    (batch norms folded into conv weights and biases, as exporters in inference mode do) and
+    ``{"look_through": "Identity"}`` (or ``"Dropout"``: such a node after every float
+    initializer, batch norm, Split output and Sigmoid)."""
     b = _Builder(mutate)
     specs = {c.name: c for c in net.convs()}
 
@@ -89,7 +115,7 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
         if net.blended:
             for k in trainable:
                 w = np.asarray(fparams[f"{k}.m{i}.alpha"], np.float32).reshape(1, c, 1, 1)
-                s = b.op("Sigmoid", [b.const("alpha", w)])
+                s = b.through(b.op("Sigmoid", [b.const("alpha", w, key=f"{k}.m{i}.alpha")]))
                 one_minus = b.op("Sub", [b.const("one", 1.0), s])
                 f, t = (feats[k], feats["frozen"]) if b.mutate.get("swap_blend") else \
                     (feats["frozen"], feats[k])

@@ -2,6 +2,11 @@
 imported float network computes what onnxruntime computes, and graphs that do not fit the
 topology are refused with the node named."""
 
+import json
+import os
+import re
+import warnings
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -114,3 +119,209 @@ def test_batch_norm_folded_by_the_exporter(tmp_path):
     c = float_forward(net, back.fparams, x)
     for core in net.cores:
         assert np.allclose(a[core], c[core], rtol=1e-4, atol=1e-4)
+
+
+def _nan_at_0(a):
+    a = np.array(a)
+    a.reshape(-1)[0] = np.nan
+    return a
+
+
+def _set_0(value):
+    def f(a):
+        a = np.array(a)
+        a.reshape(-1)[0] = value
+        return a
+    return f
+
+
+@pytest.mark.parametrize("mutate, message", [
+    # values: every float the importer reads is finite (and fits the float32 files)
+    ({"init": {"a.m1.0.b1_pw.weight": _nan_at_0}},
+     r"conv a.m1.0.b1_pw weight: initializer 'w_\d+'\[0, 0, 0, 0\] is nan \(not finite\)"),
+    ({"init": {"frozen.m1.1.pw.var": _set_0(np.inf)}},
+     r"batch norm of frozen.m1.1.pw .* var: initializer 'var_\d+'\[0\] is inf \(not finite\)"),
+    ({"init": {"b.m2.0.b0_dw.gamma": _nan_at_0}},
+     r"batch norm of b.m2.0.b0_dw .* gamma: initializer 'gamma_\d+'\[0\] is nan"),
+    ({"init": {"a.m2.alpha": _nan_at_0}},
+     r"blend a.m2.alpha weight: initializer 'alpha_\d+'\[0, 0, 0, 0\] is nan \(not finite\)"),
+    ({"init": {"a.stem.beta": lambda a: np.full(a.shape, 1e300)}},
+     r"batch norm of a.stem .* beta: initializer 'beta_\d+'\[0\] is 1e\+300 \(beyond the "
+     r"float32 range\)"),
+    ({"eps": {"b.m1.0.b1_pw": -0.5}},
+     r"batch norm of b.m1.0.b1_pw .*: epsilon -0.5 must be a finite number >= 0"),
+    ({"init": {"frozen.stem.var": _set_0(-1.0)}},
+     r"batch norm of frozen.stem .*: variance 'var_\d+'\[0\] is -1.0 with epsilon .*; variance "
+     r"must be >= 0"),
+    ({"eps": {"a.m1.0.b0_pw": 0.0}, "init": {"a.m1.0.b0_pw.var": np.zeros_like}},
+     r"batch norm of a.m1.0.b0_pw .*: variance .* is 0.0 with epsilon 0.0; .*variance \+ "
+     r"epsilon > 0"),
+    # types: real floats for parameters, integers for sizes and shapes
+    ({"init": {"frozen.m1.1.dw.weight": lambda a: a.astype(np.complex64)}},
+     r"conv frozen.m1.1.dw weight: initializer 'w_\d+' has type complex64, expected real floats"),
+    ({"init": {"frozen.stem.weight": lambda a: np.full(a.shape, "0.5", object)}},
+     r"conv frozen.stem weight: initializer 'w_\d+' has type string, expected real floats"),
+    ({"init": {"b.m2.0.b1_pw.mean": lambda a: a.astype(np.int32)}},
+     r"batch norm of b.m2.0.b1_pw .* mean: initializer 'mean_\d+' has type int32, expected real "
+     r"floats"),
+    ({"init": {"shape1": lambda a: a.astype(np.float32)}},
+     r"the shape of Reshape 'Reshape_\d+': initializer 's_\d+' has type float, expected "
+     r"integers"),
+    # shapes: checked (and named) before any arithmetic
+    ({"fold_bn": True, "init": {"frozen.m1.1.pw.bias": lambda a: a[:1]}},
+     r"conv frozen.m1.1.pw bias \('Conv_\d+'\): initializer 'b_\d+' has shape \(1,\), expected "
+     r"\(\d+,\)"),
+    ({"init": {"frozen.m2.0.b1_dw.mean": lambda a: np.concatenate([a, a])}},
+     r"batch norm of frozen.m2.0.b1_dw .* mean: initializer 'mean_\d+' has shape \(\d+,\), "
+     r"expected \(\d+,\)"),
+    ({"init": {"shape2": lambda a: np.int64(4)}},
+     r"the shape of Reshape 'Reshape_\d+': initializer 's_\d+' has shape \(\), expected a 1-D "
+     r"list of integers"),
+    ({"init": {"split": lambda a: np.int64(a[0])}},
+     r"the sizes of Split 'Split_\d+': initializer 'split_\d+' has shape \(\), expected a 1-D "
+     r"list of integers"),
+])
+def test_bad_values_types_and_shapes_are_refused(tmp_path, capsys, mutate, message):
+    """Refused naming the initializer, with no warning, both by import_onnx and by the
+    command (exit code 2, one line, no file written)."""
+    net, fp = _float_net("tiny")
+    model = backbone_onnx(net, fp, shuffle=True, mutate=mutate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy ComplexWarning, RuntimeWarning would raise
+        with pytest.raises(OnnxImportError, match=message):
+            import_onnx(model, net)
+    onnx.save(model, tmp_path / "m.onnx")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    before = sorted(tmp_path.iterdir())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = import_main([str(tmp_path / "m.onnx"), "--config", str(tmp_path / "tiny.json"),
+                            "--frozen", str(tmp_path / "f.npz"),
+                            "--trainable", str(tmp_path / "t.npz")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    assert re.search(message, err[0]), err
+    assert sorted(tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("name, op", [("tiny", "Identity"), ("tiny", "Dropout"),
+                                      ("small", "Identity")])
+def test_identity_and_dropout_are_looked_through(name, op):
+    """An Identity (Dropout) after every initializer, batch norm, Split output (between a
+    Split and its Concat, the core shuffle's included) and Sigmoid: the same network."""
+    net, fp = _float_net(name)
+    plain, shuffle = import_onnx(backbone_onnx(net, fp, shuffle=True), net)
+    model = backbone_onnx(net, fp, shuffle=True, mutate={"look_through": op})
+    assert sum(n.op_type == op for n in model.graph.node) > 10
+    got, got_shuffle = import_onnx(model, net)
+    assert got_shuffle == shuffle
+    assert sorted(got) == sorted(plain)
+    for k, p in plain.items():
+        if isinstance(p, np.ndarray):
+            assert np.array_equal(p, got[k]), k
+        else:
+            for f in ("weight", "gamma", "beta", "mean", "var", "eps"):
+                assert np.array_equal(getattr(p, f), getattr(got[k], f)), (k, f)
+    x = (calibration_frames(net, 1, seed=3).astype(np.float64) - 128) / 128
+    outs = onnxruntime.InferenceSession(model.SerializeToString()).run(
+        None, {"image": x[0].transpose(2, 0, 1)[None].astype(np.float32)})
+    ref = float_forward(net, got, x[0], shuffle=shuffle)
+    for core, o in zip(net.cores, outs, strict=True):
+        r = ref[core].transpose(2, 0, 1)[None]
+        assert np.abs(o - r).max() <= 1e-4 * max(1.0, np.abs(r).max()), core
+
+
+def _cli_setup(tmp_path):
+    net, fp = _float_net("tiny")
+    onnx.save(backbone_onnx(net, fp), tmp_path / "m.onnx")
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    return str(tmp_path / "m.onnx"), ["--config", str(tmp_path / "tiny.json")]
+
+
+def _one_error(capsys, code, pattern):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), (code, err)
+    assert re.search(pattern, err[0]), err
+
+
+def test_cli_output_paths_are_checked_before_writing(tmp_path, capsys):
+    model, net_args = _cli_setup(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "link.onnx").symlink_to(tmp_path / "m.onnx")
+    os.link(tmp_path / "m.onnx", tmp_path / "hard.onnx")
+    model_bytes = (tmp_path / "m.onnx").read_bytes()
+    f, t = str(tmp_path / "f.npz"), str(tmp_path / "t.npz")
+    cases = [
+        (f, str(tmp_path / "missing" / "t.npz"), r"--trainable .*: directory .*missing' does "
+                                                 r"not exist"),
+        (str(tmp_path / "a_file" / "f.npz"), t, r"--frozen .*: directory .*a_file' is not a "
+                                                r"directory"),
+        (f, f, r"--frozen and --trainable are the same file"),
+        (f, str(tmp_path / "a_dir" / ".." / "f.npz"), r"--frozen and --trainable are the same "
+                                                      r"file"),
+        (model, t, r"--frozen .*m.onnx: is the input model"),
+        (f, str(tmp_path / "link.onnx"), r"--trainable .*link.onnx: is the input model"),
+        (str(tmp_path / "hard.onnx"), t, r"--frozen .*hard.onnx: is the input model"),
+        (str(tmp_path / "tiny.json"), t, r"--frozen .*tiny.json: is the --config file"),
+        (str(tmp_path / "a_dir"), t, r"--frozen .*a_dir: exists and is not a regular file"),
+    ]
+    before = sorted(tmp_path.rglob("*"))
+    for frozen, trainable, pattern in cases:
+        code = import_main([model, *net_args, "--frozen", frozen, "--trainable", trainable])
+        _one_error(capsys, code, pattern)
+        assert sorted(tmp_path.rglob("*")) == before, (frozen, trainable)
+        assert (tmp_path / "m.onnx").read_bytes() == model_bytes
+
+
+def test_cli_write_failure_leaves_neither_file(tmp_path, capsys, monkeypatch):
+    import weights.files
+
+    model, net_args = _cli_setup(tmp_path)
+    f, t = tmp_path / "f.npz", tmp_path / "t.npz"
+    args = [model, *net_args, "--frozen", str(f), "--trainable", str(t)]
+    before = sorted(tmp_path.iterdir())
+
+    def full(*_):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(weights.files, "save_trainable", full)
+        _one_error(capsys, import_main(args), r"--trainable .*t.npz: cannot write \(No space "
+                                              r"left on device\)")
+    assert sorted(tmp_path.iterdir()) == before
+    replace = os.replace
+
+    def fail_last(src, dst):  # the trainable file's rename, after the frozen one's
+        if str(dst) == str(t):
+            raise OSError(13, "Permission denied")
+        replace(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", fail_last)
+        _one_error(capsys, import_main(args), r"--trainable .*t.npz: cannot write")
+    assert sorted(tmp_path.iterdir()) == before
+    assert import_main(args) == 0 and f.is_file() and t.is_file()
+
+
+def test_cli_model_must_be_a_regular_file_of_bounded_size(tmp_path, capsys, monkeypatch):
+    import weights.onnx_import
+
+    model, net_args = _cli_setup(tmp_path)
+    out = ["--frozen", str(tmp_path / "f.npz"), "--trainable", str(tmp_path / "t.npz")]
+    os.mkfifo(tmp_path / "fifo.onnx")  # onnx.load would block on it
+    (tmp_path / "dir.onnx").mkdir()
+    for path, pattern in [(tmp_path / "fifo.onnx", r"fifo.onnx: not a regular file"),
+                          (tmp_path / "dir.onnx", r"dir.onnx: not a regular file"),
+                          (tmp_path / "none.onnx", r"none.onnx: no such file")]:
+        _one_error(capsys, import_main([str(path), *net_args, *out]), pattern)
+    monkeypatch.setattr(weights.onnx_import, "MAX_MODEL_BYTES", 1000)
+    _one_error(capsys, import_main([model, *net_args, *out]),
+               r"m.onnx: \d+ bytes, more than an ONNX model may have \(1000\)")
+    monkeypatch.undo()
+    net, fp = _float_net("tiny")
+    onnx.save(backbone_onnx(net, fp), tmp_path / "ext.onnx", save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
+    _one_error(capsys, import_main([str(tmp_path / "ext.onnx"), *net_args, *out]),
+               r"initializer '\w+' is stored in an external data file")
+    assert not (tmp_path / "f.npz").exists() and not (tmp_path / "t.npz").exists()
