@@ -121,7 +121,7 @@ class VerilatorDesign:
         stamp_file = build_dir / ".semifreddo-stamp"
         if stamp_file.is_file() and stamp_file.read_text() == stamp:
             return cls(name, build_dir, verilog)
-        if build_dir.is_symlink() or build_dir.exists():
+        if os.path.lexists(build_dir):
             # Only a directory this method made is replaced, never someone else's.
             if build_dir.is_symlink() or not (build_dir / _MARKER).is_file():
                 raise FileExistsError(f"{build_dir} exists and is not a simulation build "

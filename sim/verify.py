@@ -55,9 +55,13 @@ def _load_build(build: Path):
     verilog = build / f"{top}.v"
     if not verilog.is_file():
         raise VerifyError(f"{build}: {verilog.name} is missing")
+    try:
+        text = verilog.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise VerifyError(f"{verilog}: unreadable ({e})") from None
     weights = load_weights(build / "frozen.npz", build / "trainable.npz", net,
                            str(build / "network.json"))
-    return net, weights.params, top, verilog
+    return net, weights.params, top, verilog, text
 
 
 def _frames(args, net):
@@ -79,7 +83,7 @@ def verify(args, log) -> list[str]:
     """Build the simulation, run it, return the summary lines; raises AssertionError on a
     mismatch."""
     build = Path(args.build)
-    net, params, top, verilog = _load_build(build)
+    net, params, top, verilog, text = _load_build(build)
     frames = _frames(args, net)
     if args.work is not None:
         try:
@@ -88,19 +92,15 @@ def verify(args, log) -> list[str]:
             raise VerifyError(f"--work {args.work}: {e.strerror or e}") from None
     if args.work is None:
         with tempfile.TemporaryDirectory(prefix="semifreddo-verify-") as work:
-            return _simulate(args, net, params, top, verilog, frames, Path(work), log)
-    return _simulate(args, net, params, top, verilog, frames, Path(args.work), log)
+            return _simulate(args, net, params, top, verilog, text, frames, Path(work), log)
+    return _simulate(args, net, params, top, verilog, text, frames, Path(args.work), log)
 
 
-def _simulate(args, net, params, top, verilog, frames, work, log) -> list[str]:
+def _simulate(args, net, params, top, verilog, text, frames, work, log) -> list[str]:
     from sim.rtl import VerilatorDesign  # needs cocotb and Verilator: only when simulating
 
     t0 = time.perf_counter()
     log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
-    try:
-        text = verilog.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise VerifyError(f"{verilog}: unreadable ({e})") from None
     try:
         design = VerilatorDesign.from_verilog(text, top, work, optimize=True)
     except RuntimeError as e:  # the build directory's Verilog, not this tool, is at fault

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["WeightFileError", "load_npz", "save_npz", "check_header", "check_int_range",
-           "parse_json", "read_json", "MAX_ENTRY_BYTES", "MAX_JSON_BYTES"]
+           "parse_json", "read_json", "regular_file", "MAX_ENTRY_BYTES", "MAX_JSON_BYTES"]
 
 #: No entry of a weight file may unpack to more (the paper's largest layer is 16 KB): a
 #: zip bomb is refused before it is read.
@@ -32,16 +32,27 @@ class WeightFileError(Exception):
     """A weight file that cannot be used; the message says what and where."""
 
 
+def regular_file(path, what: str | None = None) -> int:
+    """The size of ``path`` if it is a regular file (``what`` names it in the error): a FIFO
+    or a device would block a reader or never end."""
+    what = what or str(path)
+    try:
+        if not os.path.lexists(path):
+            raise WeightFileError(f"{what}: no such file")
+        if not Path(path).is_file():
+            raise WeightFileError(f"{what}: not a regular file")
+        return Path(path).stat().st_size
+    except OSError as e:
+        raise WeightFileError(f"{what}: {e.strerror or e}") from None
+
+
 def load_npz(path) -> dict[str, np.ndarray]:
     """All arrays of ``path``, loaded without pickle, as a name -> array dict.
 
     Each entry is read by itself: its name checked, its ``.npy`` header parsed and its
     size computed from the header's shape before anything is allocated."""
     path = Path(path)
-    if not path.exists():
-        raise WeightFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise WeightFileError(f"{path}: not a regular file")
+    regular_file(path)
     try:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as f:
@@ -138,13 +149,9 @@ def read_json(path, what: str | None = None):
     """The JSON in the regular file ``path`` (at most :data:`MAX_JSON_BYTES`, UTF-8)."""
     path = Path(path)
     what = what or str(path)
+    if regular_file(path, what) > MAX_JSON_BYTES:
+        raise WeightFileError(f"{what}: larger than {MAX_JSON_BYTES} bytes")
     try:
-        if not path.exists():
-            raise WeightFileError(f"{what}: no such file")
-        if not path.is_file():
-            raise WeightFileError(f"{what}: not a regular file")
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise WeightFileError(f"{what}: larger than {MAX_JSON_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise WeightFileError(f"{what} is not valid JSON (not UTF-8: {e.reason})") from None

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import WeightFileError
+from .io import WeightFileError, regular_file
 from .network import Network
 from .quantize import FloatConv
 
@@ -444,11 +444,7 @@ def import_onnx(model, net: Network) -> tuple[dict, bool]:
     import onnx
 
     if not isinstance(model, onnx.ModelProto):
-        path = Path(model)
-        if not path.is_file():  # a FIFO or a device would block or never end
-            raise OnnxImportError(f"{model}: " + ("not a regular file" if path.exists() else
-                                                  "no such file"))
-        size = path.stat().st_size
+        size = regular_file(model)
         if size > MAX_MODEL_BYTES:
             raise OnnxImportError(f"{model}: {size} bytes, more than an ONNX model may have "
                                   f"({MAX_MODEL_BYTES})")
