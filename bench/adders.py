@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from semifreddo_hw.adder_graph import plan_cmvm  # noqa: E402
+from semifreddo_hw.cmvm import plan_cmvm  # noqa: E402
 from weights.synthetic import gaussian_int8  # noqa: E402
 
 
@@ -35,30 +35,41 @@ def run(sizes, seed, cache):
             t0 = time.perf_counter()
             planned = plan_cmvm(w, "da4ml", cache=cache)
             wall = time.perf_counter() - t0
-            records.append({
-                "name": f"gauss{n}x{n}" + ("_zeros50" if zeros else ""),
-                "shape": [n, n], "seed": seed, "zeros_fraction": zeros, "nonzero": nz,
-                "naive_adders": naive.adders, "planner_adders": planned.adders,
-                "naive_per_nonzero": round(naive.adders / nz, 4),
-                "planner_per_nonzero": round(planned.adders / nz, 4),
-                "ratio_planner_to_naive": round(planned.adders / naive.adders, 4),
-                "naive_depth": naive.depth, "planner_depth": planned.depth,
-                "planner": planned.solver,
-                "planner_seconds": round(planned.solve_seconds if cache else wall, 3),
-            })
+            records.append(
+                {
+                    "name": f"gauss{n}x{n}" + ("_zeros50" if zeros else ""),
+                    "shape": [n, n],
+                    "seed": seed,
+                    "zeros_fraction": zeros,
+                    "nonzero": nz,
+                    "naive_adders": naive.adders,
+                    "planner_adders": planned.adders,
+                    "naive_per_nonzero": round(naive.adders / nz, 4),
+                    "planner_per_nonzero": round(planned.adders / nz, 4),
+                    "ratio_planner_to_naive": round(planned.adders / naive.adders, 4),
+                    "naive_depth": naive.depth,
+                    "planner_depth": planned.depth,
+                    "planner": planned.solver,
+                    "planner_seconds": round(planned.solve_seconds if cache else wall, 3),
+                }
+            )
             print(_row(records[-1]), flush=True)
     return records
 
 
-_HEAD = (f"{'matrix':<20} {'nonzero':>7} {'naive':>7} {'/nz':>6} {'planner':>7} {'/nz':>6} "
-         f"{'ratio':>6} {'depth n/p':>9} {'seconds':>8}")
+_HEAD = (
+    f"{'matrix':<20} {'nonzero':>7} {'naive':>7} {'/nz':>6} {'planner':>7} {'/nz':>6} "
+    f"{'ratio':>6} {'depth n/p':>9} {'seconds':>8}"
+)
 
 
 def _row(r):
-    return (f"{r['name']:<20} {r['nonzero']:>7} {r['naive_adders']:>7} "
-            f"{r['naive_per_nonzero']:>6.3f} {r['planner_adders']:>7} "
-            f"{r['planner_per_nonzero']:>6.3f} {r['ratio_planner_to_naive']:>6.3f} "
-            f"{r['naive_depth']:>4}/{r['planner_depth']:<4} {r['planner_seconds']:>8.2f}")
+    return (
+        f"{r['name']:<20} {r['nonzero']:>7} {r['naive_adders']:>7} "
+        f"{r['naive_per_nonzero']:>6.3f} {r['planner_adders']:>7} "
+        f"{r['planner_per_nonzero']:>6.3f} {r['ratio_planner_to_naive']:>6.3f} "
+        f"{r['naive_depth']:>4}/{r['planner_depth']:<4} {r['planner_seconds']:>8.2f}"
+    )
 
 
 def main(argv=None):

@@ -27,8 +27,12 @@ def _quant(n):
 
 
 def _branch(rng, c):
-    return dict(dw=trained_like_int8(rng, c, 9).reshape(c, 3, 3), dw_quant=_quant(c),
-                pw=trained_like_int8(rng, c, c), pw_quant=_quant(c))
+    return dict(
+        dw=trained_like_int8(rng, c, 9).reshape(c, 3, 3),
+        dw_quant=_quant(c),
+        pw=trained_like_int8(rng, c, c),
+        pw_quant=_quant(c),
+    )
 
 
 def layers(rng):
@@ -42,8 +46,14 @@ def layers(rng):
         yield f"regular.{name}", "160x120x64", layer
 
 
-KEYS = ("line_buffer_bits", "register_bits", "memory_bits", "adders", "latency_cycles",
-        "frame_cycles")
+KEYS = (
+    "line_buffer_bits",
+    "register_bits",
+    "memory_bits",
+    "adders",
+    "latency_cycles",
+    "frame_cycles",
+)
 
 
 def main(argv=None):

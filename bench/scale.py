@@ -25,7 +25,7 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from semifreddo_hw.parallel import cpu_jobs  # noqa: E402 (after the path set-up)
+from common.parallel import cpu_jobs  # noqa: E402 (after the path set-up)
 
 
 class TreeMemory:
@@ -81,41 +81,53 @@ def measure(preset_name: str, jobs: int, seed: int) -> dict:
     """One build in this process: plan, construct, emit. Returns counts and costs."""
     import numpy as np
 
-    from semifreddo_hw.backbone import Backbone, plan_frozen
-    from semifreddo_hw.emit import to_verilog_parts
-    from weights.network import preset
+    from generators import steps as build_steps
+    from generators.backbone_build import BackboneDesign
+    from generators.design import BuildConfig
+    from spec.network import preset
+    from weights.files import Weights
     from weights.synthetic import random_params
 
     net = preset(preset_name)
     params = random_params(net, np.random.default_rng(seed))
+    design = BackboneDesign(Weights(net, "int8", params=params), params=params)
+    b = build_steps.Build(
+        BuildConfig(freeze=Path("-"), top="semifreddo_backbone", jobs=jobs),
+        log=lambda _: None,
+        design=design,
+    )
     steps = {}
 
     def step(name, fn):
         t = time.perf_counter()
         with TreeMemory() as mem:
             result = fn()
-        steps[name] = {"seconds": round(time.perf_counter() - t, 1),
-                       "peak_memory_mb": round(mem.peak / 2**20)}
+        steps[name] = {
+            "seconds": round(time.perf_counter() - t, 1),
+            "peak_memory_mb": round(mem.peak / 2**20),
+        }
         print(f"  {preset_name} {name}: {steps[name]}", file=sys.stderr, flush=True)
         return result
 
-    step("plan", lambda: plan_frozen(net, params, jobs=jobs))
-    dut = step("elaborate", lambda: Backbone(net, params))
-    text = step("emit", lambda: to_verilog_parts(dut, "semifreddo_backbone",
-                                                 dut.parts("semifreddo_backbone"), jobs=jobs,
-                                                 cache=True))
-    r = dut.report()
+    for s in build_steps.STEPS:  # the build's own steps, on synthetic weights
+        if s.name in ("plan", "elaborate", "emit"):
+            step(s.name, lambda s=s: s.run(b))
+    text = b.files["semifreddo_backbone.v"]
+    r = design.hardware.report()
     return {
-        "preset": preset_name, "jobs": jobs,
+        "preset": preset_name,
+        "jobs": jobs,
         "frozen_weights": r["frozen_weights"],
         "frozen_pruned_weights": r["frozen_weights"] - r["frozen_nonzero_weights"],
         "configurable_weights": r["configurable_weights"],
         "alpha_codes": r["alpha_codes"],
-        "adders": r["adders"], "multipliers": r["multipliers"],
+        "adders": r["adders"],
+        "multipliers": r["multipliers"],
         "parameter_memory_bits": r["parameter_memory_bits"],
         "line_buffer_bits": r["line_buffer_bits"],
         "balance_fifo_bits": r["balance_fifo_bits"],
-        "verilog_lines": text.count("\n"), "verilog_mb": round(len(text) / 2**20, 1),
+        "verilog_lines": text.count("\n"),
+        "verilog_mb": round(len(text) / 2**20, 1),
         "steps": steps,
         "total_seconds": round(sum(s["seconds"] for s in steps.values()), 1),
         "peak_memory_mb": max(s["peak_memory_mb"] for s in steps.values()),
@@ -140,24 +152,45 @@ def main(argv=None):
         for mode in args.modes:  # a cold run first fills the cache a warm run reads
             env = dict(os.environ, SEMIFREDDO_CACHE_DIR=cache)
             out = subprocess.run(
-                [sys.executable, __file__, "--one", "--preset", args.preset,
-                 "--jobs", str(args.jobs), "--seed", str(args.seed)],
-                env=env, check=True, stdout=subprocess.PIPE, text=True).stdout  # progress: stderr
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    "--preset",
+                    args.preset,
+                    "--jobs",
+                    str(args.jobs),
+                    "--seed",
+                    str(args.seed),
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            ).stdout  # progress: stderr
             rows.append({"mode": mode, **json.loads(out.strip().splitlines()[-1])})
     first = rows[0]
-    print(f"preset {args.preset}: frozen weights {first['frozen_weights']:,} "
-          f"({first['frozen_pruned_weights']:,} pruned), configurable weights "
-          f"{first['configurable_weights']:,}, alpha codes {first['alpha_codes']:,}")
-    print(f"adders {first['adders']:,}, multipliers {first['multipliers']:,}, memory bits: "
-          f"parameters {first['parameter_memory_bits']:,}, line buffers "
-          f"{first['line_buffer_bits']:,}, balancing FIFOs {first['balance_fifo_bits']:,}; "
-          f"Verilog {first['verilog_lines']:,} lines ({first['verilog_mb']} MB)")
-    print(f"{'mode':6} {'plan s':>8} {'elab s':>8} {'emit s':>8} {'total s':>8} "
-          f"{'peak MB':>8}   (jobs {args.jobs})")
+    print(
+        f"preset {args.preset}: frozen weights {first['frozen_weights']:,} "
+        f"({first['frozen_pruned_weights']:,} pruned), configurable weights "
+        f"{first['configurable_weights']:,}, alpha codes {first['alpha_codes']:,}"
+    )
+    print(
+        f"adders {first['adders']:,}, multipliers {first['multipliers']:,}, memory bits: "
+        f"parameters {first['parameter_memory_bits']:,}, line buffers "
+        f"{first['line_buffer_bits']:,}, balancing FIFOs {first['balance_fifo_bits']:,}; "
+        f"Verilog {first['verilog_lines']:,} lines ({first['verilog_mb']} MB)"
+    )
+    print(
+        f"{'mode':6} {'plan s':>8} {'elab s':>8} {'emit s':>8} {'total s':>8} "
+        f"{'peak MB':>8}   (jobs {args.jobs})"
+    )
     for r in rows:
         s = r["steps"]
-        print(f"{r['mode']:6} {s['plan']['seconds']:8.1f} {s['elaborate']['seconds']:8.1f} "
-              f"{s['emit']['seconds']:8.1f} {r['total_seconds']:8.1f} {r['peak_memory_mb']:8}")
+        print(
+            f"{r['mode']:6} {s['plan']['seconds']:8.1f} {s['elaborate']['seconds']:8.1f} "
+            f"{s['emit']['seconds']:8.1f} {r['total_seconds']:8.1f} {r['peak_memory_mb']:8}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"preset": args.preset, "runs": rows}, indent=2) + "\n")
     return 0

@@ -1,42 +1,32 @@
-"""Constant matrix-vector products as shift-add graphs.
+"""Shift-add graphs: constant matrix-vector products as adders over shifted inputs.
 
-A frozen layer computes ``y = W @ x`` with ``W`` a constant integer matrix. This module plans
-that product as an :class:`AdderGraph`: a list of two-operand adders/subtractors over shifted
-inputs, shared across all outputs, in which zero weights produce nothing. Two planners exist
-behind one function, :func:`plan_cmvm`:
-
-* ``"csd"``: the naive baseline. Every weight is recoded in canonical signed digits (CSD), each
-  digit is one shifted input, and each output sums its digits in a balanced tree. No sharing.
-* ``"da4ml"``: the published constant-matrix solver `da4ml` (greedy common subexpression
-  elimination across outputs, with a two-stage matrix decomposition), decoded into our graph.
-  Up to 64x64 it runs eight times (two cost models, four input/output orders) and keeps the
-  fewest adders. Solutions are cached by content: a 128x128 solve takes about a minute.
-
-Whatever the planner, the graph is checked exactly against ``W`` (every output's coefficient
-vector is recomputed from the graph) before it is returned: a wrong plan is an error, never a
-silently wrong chip. This module is pure Python and never imports Amaranth.
+A frozen layer computes ``y = W @ x`` with ``W`` a constant integer matrix. An
+:class:`AdderGraph` is that product as a list of two-operand adders/subtractors over shifted
+inputs, shared across all outputs, in which zero weights produce nothing; the planners that
+make one are in :mod:`.cmvm`. A graph knows the matrix it computes (:meth:`AdderGraph.check`),
+the range of every node, and how it is laid out in pipeline stages
+(:meth:`AdderGraph.pipelined`), which both hardware backends (Amaranth and the Verilog text
+writer) build. Pure Python: no Amaranth here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
-import tempfile
-import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Term", "AdderGraph", "Schedule", "PipeOp", "Pipelined", "PlanError", "plan_cmvm",
-           "csd_digits", "signed_width", "sum_tree", "plan_depthwise", "SOLVERS"]
-
-SOLVERS = ("csd", "da4ml")
-
-#: Bump when the graph encoding or the solver call changes, to invalidate cached plans.
-_CACHE_FORMAT = 2
+__all__ = [
+    "Term",
+    "AdderGraph",
+    "Schedule",
+    "PipeOp",
+    "Pipelined",
+    "PlanError",
+    "GraphBuilder",
+    "signed_width",
+    "sum_tree",
+]
 
 
 class PlanError(Exception):
@@ -124,16 +114,20 @@ class AdderGraph:
     def matrix(self) -> np.ndarray:
         """The matrix this graph computes, shape (n_out, n_in), as Python integers."""
         coef = self.node_coefficients()
-        rows = [np.zeros(self.n_in, dtype=object) if t is None else _term_value(coef, t)
-                for t in self.outputs]
+        rows = [
+            np.zeros(self.n_in, dtype=object) if t is None else _term_value(coef, t)
+            for t in self.outputs
+        ]
         return np.array(rows, dtype=object).reshape(self.n_out, self.n_in)
 
     def check(self, weights: np.ndarray) -> None:
         """Raise :class:`PlanError` unless this graph computes exactly ``weights @ x``."""
         weights = np.asarray(weights)
         if weights.shape != (self.n_out, self.n_in):
-            raise PlanError(f"plan is {self.n_out}x{self.n_in}, weights are "
-                            f"{weights.shape[0]}x{weights.shape[1]}")
+            raise PlanError(
+                f"plan is {self.n_out}x{self.n_in}, weights are "
+                f"{weights.shape[0]}x{weights.shape[1]}"
+            )
         for k, (a, b) in enumerate(self.adds):
             for t in (a, b):
                 if not 0 <= t.node < self.n_in + k or t.shift < 0:
@@ -142,8 +136,10 @@ class AdderGraph:
         bad = np.argwhere(got != weights.astype(object))
         if len(bad):
             j, i = bad[0]
-            raise PlanError(f"plan computes W[{j},{i}] = {got[j, i]}, expected {weights[j, i]} "
-                            f"({len(bad)} entries differ; solver {self.solver})")
+            raise PlanError(
+                f"plan computes W[{j},{i}] = {got[j, i]}, expected {weights[j, i]} "
+                f"({len(bad)} entries differ; solver {self.solver})"
+            )
 
     def node_ranges(self, lo, hi) -> tuple[list[int], list[int]]:
         """Exact value range of every node when input ``i`` lies in ``[lo[i], hi[i]]``."""
@@ -162,8 +158,9 @@ class AdderGraph:
         output is registered at the last bank, so the latency is at least one cycle.
         """
         if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
-            raise ValueError(f"levels_per_stage must be a positive integer, "
-                             f"not {levels_per_stage!r}")
+            raise ValueError(
+                f"levels_per_stage must be a positive integer, not {levels_per_stage!r}"
+            )
         L = levels_per_stage
         depth = self.node_depths()
         stage = [-(-d // L) for d in depth]
@@ -186,8 +183,9 @@ class AdderGraph:
             else:
                 neg_stage.append(0)
                 need[t.node] = stages
-        return Schedule(levels_per_stage=L, stages=stages, node_stage=stage, node_need=need,
-                        neg_stage=neg_stage)
+        return Schedule(
+            levels_per_stage=L, stages=stages, node_stage=stage, node_need=need, neg_stage=neg_stage
+        )
 
     def pipelined(self, levels_per_stage: int, lo, hi) -> Pipelined:
         """The graph as pipelined logic, inputs in ``[lo, hi]``: every value a hardware
@@ -235,8 +233,12 @@ class AdderGraph:
                 outputs.append(None)
                 continue
             if t.neg:
-                v = new("neg", f"neg{j}", signed_width(-nhi[t.node], -nlo[t.node]),
-                        (in_stage(t.node, s),))
+                v = new(
+                    "neg",
+                    f"neg{j}",
+                    signed_width(-nhi[t.node], -nlo[t.node]),
+                    (in_stage(t.node, s),),
+                )
                 for k in range(sched.stages - s + 1):
                     v = new("reg", f"neg{j}_d{k + 1}", ops[v].width, (v,))
             else:
@@ -244,36 +246,32 @@ class AdderGraph:
             outputs.append((v, t.shift))
         return Pipelined(sched.stages, ops, outputs)
 
-    def register_bits(self, levels_per_stage: int, lo, hi) -> int:
-        """Pipeline register bits of the scheduled graph, inputs in ``[lo, hi]``."""
-        sched = self.schedule(levels_per_stage)
-        nlo, nhi = self.node_ranges(lo, hi)
-        bits = 0
-        for n in range(self.n_nodes):
-            first = sched.node_stage[n] if n >= self.n_in else 1  # inputs arrive unregistered
-            bits += signed_width(nlo[n], nhi[n]) * max(0, sched.node_need[n] - first + 1)
-        for t, s in zip(self.outputs, sched.neg_stage, strict=True):
-            if t is not None and t.neg:
-                bits += signed_width(-nhi[t.node], -nlo[t.node]) * (sched.stages - s + 1)
-        return bits
-
-    # -- serialisation (for the plan cache) --
+    # -- serialisation (for the plan cache and worker processes) --
 
     def to_json(self) -> dict:
         def enc(t: Term | None):
             return None if t is None else [t.node, t.shift, int(t.neg)]
-        return {"n_in": self.n_in, "solver": self.solver, "solve_seconds": self.solve_seconds,
-                "adds": [[enc(a), enc(b)] for a, b in self.adds],
-                "outputs": [enc(t) for t in self.outputs]}
+
+        return {
+            "n_in": self.n_in,
+            "solver": self.solver,
+            "solve_seconds": self.solve_seconds,
+            "adds": [[enc(a), enc(b)] for a, b in self.adds],
+            "outputs": [enc(t) for t in self.outputs],
+        }
 
     @classmethod
     def from_json(cls, obj: dict) -> AdderGraph:
         def dec(v):
             return None if v is None else Term(int(v[0]), int(v[1]), bool(v[2]))
-        return cls(n_in=int(obj["n_in"]), solver=str(obj["solver"]),
-                   solve_seconds=float(obj["solve_seconds"]),
-                   adds=tuple((dec(a), dec(b)) for a, b in obj["adds"]),
-                   outputs=tuple(dec(t) for t in obj["outputs"]))
+
+        return cls(
+            n_in=int(obj["n_in"]),
+            solver=str(obj["solver"]),
+            solve_seconds=float(obj["solve_seconds"]),
+            adds=tuple((dec(a), dec(b)) for a, b in obj["adds"]),
+            outputs=tuple(dec(t) for t in obj["outputs"]),
+        )
 
 
 class Schedule(NamedTuple):
@@ -308,6 +306,11 @@ class Pipelined(NamedTuple):
     ops: list[PipeOp]  # every operand before its user
     outputs: list[tuple[int, int] | None]  # (op, left shift) per output; None: constant 0
 
+    @property
+    def register_bits(self) -> int:
+        """Bits of all pipeline registers (the ``"reg"`` ops)."""
+        return sum(op.width for op in self.ops if op.kind == "reg")
+
 
 def signed_width(lo: int, hi: int) -> int:
     """Bits of the narrowest two's complement number holding every integer in [lo, hi]."""
@@ -324,7 +327,7 @@ def _term_value(coef: np.ndarray, t: Term) -> np.ndarray:
     return -v if t.neg else v
 
 
-class _Builder:
+class GraphBuilder:
     """Accumulates adders, normalising each to non-negative polarity and shift.
 
     ``add(a, b)`` returns a :class:`Term` equal to ``a + b``. The adder node stores the
@@ -368,6 +371,8 @@ class _Builder:
         return terms[0]
 
     def graph(self, outputs: list[Term | None], solver: str, seconds: float) -> AdderGraph:
+        """The graph of the adders built, with ``outputs``; adders no output needs are
+        dropped."""
         return _prune(AdderGraph(self.n_in, tuple(self.adds), tuple(outputs), solver, seconds))
 
 
@@ -390,230 +395,12 @@ def _prune(graph: AdderGraph) -> AdderGraph:
 
     def fix(t):
         return None if t is None else t._replace(node=remap[t.node])
+
     outputs = tuple(fix(t) for t in graph.outputs)
     return dataclasses.replace(graph, adds=tuple(adds), outputs=outputs)
 
 
-def csd_digits(value: int) -> list[tuple[int, bool]]:
-    """Canonical signed-digit recoding: ``value == sum((-1)**neg << shift)``, fewest digits."""
-    digits = []
-    shift = 0
-    value = int(value)
-    while value:
-        if value & 1:
-            digit = 2 - (value & 3)  # +1 if value = 1 mod 4, -1 if value = 3 mod 4
-            digits.append((shift, digit < 0))
-            value -= digit
-        value >>= 1
-        shift += 1
-    return digits
-
-
-def _plan_csd(weights: np.ndarray) -> AdderGraph:
-    n_out, n_in = weights.shape
-    b = _Builder(n_in, share=False)
-    outputs = []
-    for j in range(n_out):
-        terms = [Term(i, s, neg) for i in range(n_in) for s, neg in csd_digits(weights[j, i])]
-        outputs.append(b.sum(terms))
-    return b.graph(outputs, "csd", 0.0)
-
-
-def plan_depthwise(kernels, solver: str = "da4ml", *, cache: bool = True) -> AdderGraph:
-    """Plan a depthwise layer: ``kernels`` is ``(channels, taps)``; output ``c`` is
-    ``sum_k kernels[c, k] * x[k * channels + c]`` (inputs ordered tap-major, as the sliding
-    window emits them). Channels share no inputs, so each is planned alone and the graphs are
-    placed side by side; the result is the block-structured ``(channels, taps * channels)``
-    matrix, checked like any plan."""
-    k = np.asarray(kernels)
-    if k.ndim != 2 or 0 in k.shape:
-        raise ValueError(f"kernels must have shape (channels, taps), not {k.shape}")
-    channels, taps = k.shape
-    n_in = channels * taps
-    adds: list[tuple[Term, Term]] = []
-    outputs: list[Term | None] = []
-    seconds = 0.0
-    for c in range(channels):
-        g = plan_cmvm(k[c:c + 1], solver, cache=cache)
-        seconds += g.solve_seconds
-        base = n_in + len(adds)
-
-        def move(t, g=g, base=base, c=c):  # channel-local node -> merged node
-            if t.node < g.n_in:
-                return t._replace(node=t.node * channels + c)
-            return t._replace(node=base + t.node - g.n_in)
-        adds += [(move(a), move(b)) for a, b in g.adds]
-        outputs.append(None if g.outputs[0] is None else move(g.outputs[0]))
-    graph = AdderGraph(n_in, tuple(adds), tuple(outputs), solver, seconds)
-    matrix = np.zeros((channels, n_in), dtype=np.int64)
-    for c in range(channels):
-        matrix[c, np.arange(taps) * channels + c] = k[c]
-    graph.check(matrix)
-    return graph
-
-
 def sum_tree(n_in: int) -> AdderGraph:
     """One output summing all ``n_in`` inputs in a balanced tree (for multiplier outputs)."""
-    b = _Builder(n_in, share=False)
+    b = GraphBuilder(n_in, share=False)
     return b.graph([b.sum([Term(i) for i in range(n_in)])], "tree", 0.0)
-
-
-def _da4ml_version() -> str:
-    from importlib.metadata import version
-    return version("da4ml")
-
-
-#: da4ml tries for matrices of at most this many weights: its greedy pair selection breaks
-#: ties by index order, so a few input/output orders and both cost models ("mc" counts
-#: adders, "wmc" weighs them by width) give a spread of about 1 %; the fewest adders win.
-#: Larger matrices get one solve, as each takes a minute or more at 128x128.
-_PORTFOLIO_MAX_WEIGHTS = 64 * 64
-_PORTFOLIO = [(method, order) for order in range(4) for method in ("mc", "wmc")]
-
-
-def _plan_da4ml(weights: np.ndarray) -> AdderGraph:
-    n_out, n_in = weights.shape
-    if not weights.any():
-        return AdderGraph(n_in, (), (None,) * n_out, "da4ml", 0.0)
-    t0 = time.perf_counter()
-    # Only nonzero rows and columns go to the solver: an all-zero output or unused input
-    # then cannot change the plan, not even through tie-breaking.
-    rows = np.flatnonzero(weights.any(axis=1))
-    cols = np.flatnonzero(weights.any(axis=0))
-    size = len(rows) * len(cols)
-    tries = _PORTFOLIO if size <= _PORTFOLIO_MAX_WEIGHTS else _PORTFOLIO[:1]
-    best = None
-    for method, order in tries:
-        if order == 0:
-            perm_in, perm_out = cols, rows
-        else:  # a fixed, seeded reordering: plans stay deterministic
-            rng = np.random.default_rng(order)
-            perm_in, perm_out = rng.permutation(cols), rng.permutation(rows)
-        graph = _solve_da4ml(weights, method, perm_in, perm_out)
-        if best is None or graph.adders < best.adders:
-            best = graph
-    return dataclasses.replace(best, solve_seconds=time.perf_counter() - t0)
-
-
-def _solve_da4ml(weights, method, perm_in, perm_out) -> AdderGraph:
-    """One da4ml solve of ``weights[perm_out][:, perm_in]`` (index arrays selecting and
-    ordering rows and columns), decoded into a graph over all of ``weights``' inputs and
-    outputs in their original numbering; outputs not in ``perm_out`` are zero."""
-    from da4ml.cmvm import solve  # imported lazily: only this planner needs it
-
-    n_out, n_in = weights.shape
-    sub = weights[np.ix_(perm_out, perm_in)]
-    # da4ml computes vec @ kernel, kernel shaped (n_in, n_out). Inputs are int8.
-    pipeline = solve(np.ascontiguousarray(sub.T, dtype=np.float32), method0=method,
-                     qintervals=[(-128.0, 127.0, 1.0)] * len(perm_in),
-                     search_all_decompose_dc=False)
-
-    b = _Builder(n_in, share=True)
-    # Each stage input is (term, exponent): the stage sees value(term) * 2**exponent.
-    stage_in: list[tuple[Term | None, int]] = [(Term(int(i)), 0) for i in perm_in]
-    for sol in pipeline.solutions:
-        buf: list[tuple[Term | None, int]] = []
-        for op in sol.ops:
-            if op.opcode == -1:  # read stage input id0, scaled by 2**inp_shifts[id0]
-                term, e = stage_in[op.id0]
-                buf.append((term, e + int(sol.inp_shifts[op.id0])))
-            elif op.opcode in (0, 1):  # buf[id0] +/- buf[id1] * 2**data
-                (t0_, e0), (t1_, e1) = buf[op.id0], buf[op.id1]
-                e1 += int(op.data)
-                if t1_ is not None and op.opcode == 1:
-                    t1_ = t1_.negated()
-                if t0_ is None or t1_ is None:  # an operand is the constant 0
-                    buf.append((t1_, e1) if t0_ is None else (t0_, e0))
-                    continue
-                e = min(e0, e1)
-                buf.append((b.add(t0_.shifted(e0 - e), t1_.shifted(e1 - e)), e))
-            else:
-                raise PlanError(f"da4ml returned an operation this planner cannot map "
-                                f"(opcode {op.opcode}); only shift-add graphs are supported")
-        outs: list[tuple[Term | None, int]] = []
-        for idx, shift, neg in zip(sol.out_idxs, sol.out_shifts, sol.out_negs, strict=True):
-            if idx < 0:
-                outs.append((None, 0))
-                continue
-            term, e = buf[idx]
-            if term is not None and neg:
-                term = term.negated()
-            outs.append((term, e + int(shift)))
-        stage_in = outs
-
-    outputs: list[Term | None] = [None] * n_out
-    for k, (term, e) in enumerate(stage_in):
-        j = int(perm_out[k])
-        if term is None or not weights[j].any():
-            continue
-        if term.shift + e < 0:
-            raise PlanError(f"da4ml output {j} is not an integer combination of the inputs")
-        outputs[j] = term.shifted(e)
-    return b.graph(outputs, "da4ml", 0.0)
-
-
-def _cache_dir() -> Path:
-    env = os.environ.get("SEMIFREDDO_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "semifreddo-hw" / "cmvm"
-
-
-def _cache_key(weights: np.ndarray, solver: str) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"format": _CACHE_FORMAT, "solver": solver,
-                         "version": _da4ml_version(), "shape": list(weights.shape)}).encode())
-    h.update(np.ascontiguousarray(weights, dtype="<i8").tobytes())
-    return h.hexdigest()
-
-
-def plan_cmvm(weights, solver: str = "da4ml", *, cache: bool = True) -> AdderGraph:
-    """Plan ``y = weights @ x`` (``weights`` an integer matrix, shape (n_out, n_in)).
-
-    The returned graph has been checked to compute exactly ``weights``. With ``cache``, the
-    ``da4ml`` solution is stored under ``$SEMIFREDDO_CACHE_DIR`` (default
-    ``~/.cache/semifreddo-hw/cmvm``), keyed by the matrix contents and the solver version, so a
-    rebuild with the same weights solves nothing; cached plans are re-checked when loaded.
-    ``solve_seconds`` of a cached plan is the time of the original solve.
-    """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")
-    w = np.asarray(weights)
-    if w.ndim != 2 or 0 in w.shape:
-        raise ValueError(f"weights must be a non-empty 2-D matrix, not shape {w.shape}")
-    if not np.issubdtype(w.dtype, np.integer):
-        raise TypeError(f"weights must be integers, not {w.dtype}")
-    w = w.astype(np.int64)
-    if np.abs(w).max() >= 1 << 24:
-        raise ValueError("weights must lie within +/-2**24 (the solver computes in float32)")
-
-    if solver == "csd":
-        graph = _plan_csd(w)
-        graph.check(w)
-        return graph
-
-    path = _cache_dir() / f"{_cache_key(w, solver)}.json" if cache else None
-    if path is not None and path.is_file():
-        try:
-            graph = AdderGraph.from_json(json.loads(path.read_text()))
-            graph.check(w)
-            return graph
-        except (OSError, ValueError, KeyError, TypeError, IndexError, PlanError):
-            pass  # unreadable or stale entry: solve again and overwrite it
-    graph = _plan_da4ml(w)
-    graph.check(w)
-    if path is not None:
-        _write_atomic(path, json.dumps(graph.to_json(), separators=(",", ":")))
-    return graph
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs time, never correctness

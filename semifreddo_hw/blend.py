@@ -13,14 +13,14 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import ParamBank
+from spec.formats import ALPHA_BITS, ALPHA_ONE
+from spec.stream import MARKER_BITS
+
+from .param_bank import ParamBank
 from .pipeline import Pipeline
 from .streams import fork, forward, join, vector_layout
-from .window import MARKER_BITS
 
-__all__ = ["AlphaBlend", "CoreShuffle", "ALPHA_ONE"]
-
-ALPHA_ONE = 128  # the alpha code meaning 1.0
+__all__ = ["AlphaBlend", "CoreShuffle"]
 
 
 class AlphaBlend(wiring.Component):
@@ -39,17 +39,19 @@ class AlphaBlend(wiring.Component):
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         init = [0] * channels if alpha_init is None else [int(a) for a in alpha_init]
         if len(init) != channels or any(not 0 <= a <= ALPHA_ONE for a in init):
-            raise ValueError(f"alpha_init must be {channels} codes in 0..128")
+            raise ValueError(f"alpha_init must be {channels} codes in 0..{ALPHA_ONE}")
         self.channels = channels
-        self.alphas = ParamBank(unsigned(8), channels, init=[init])
+        self.alphas = ParamBank(unsigned(ALPHA_BITS), channels, init=[init])
         layout = vector_layout(signed(8), channels, MARKER_BITS)
-        super().__init__({
-            "f": In(stream.Signature(layout)),
-            "t": In(stream.Signature(layout)),
-            "o": Out(stream.Signature(layout)),
-            "alpha_write": self.alphas.signature.members["write"],
-            "marker_mismatch": Out(1),
-        })
+        super().__init__(
+            {
+                "f": In(stream.Signature(layout)),
+                "t": In(stream.Signature(layout)),
+                "o": Out(stream.Signature(layout)),
+                "alpha_write": self.alphas.signature.members["write"],
+                "marker_mismatch": Out(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -71,8 +73,9 @@ class AlphaBlend(wiring.Component):
             m.d.comb += total.eq(pf + pt + 64)
             y = pipe.stage(total >> 7, signed(8), name=f"y{c}")
             m.d.comb += self.o.payload.data[c].eq(y)
-        m.d.comb += self.o.payload.side.eq(pipe.delay(self.f.payload.side, self.latency,
-                                                      name="side"))
+        m.d.comb += self.o.payload.side.eq(
+            pipe.delay(self.f.payload.side, self.latency, name="side")
+        )
         with m.If(both.valid & both.ready & (self.f.payload.side != self.t.payload.side)):
             m.d.sync += self.marker_mismatch.eq(1)
         pipe.finish(m)
@@ -82,9 +85,11 @@ class AlphaBlend(wiring.Component):
 class CoreShuffle(wiring.Component):
     """Swap the second half of the channels between streams ``a`` and ``b`` when ``enable``.
 
-    Beats of ``a`` and ``b`` are taken together and given to ``a_o`` and ``b_o`` together,
-    in the same cycle (no registers: latency 0). ``enable`` is a run-time setting; change it
-    only between frames.
+    Beats of ``a`` and ``b`` are taken together (a join) and given to ``a_o`` and ``b_o``
+    (a fork): each output takes the pair's beat when it is ready, possibly in different
+    cycles, and the next pair is taken once both have. No registers (latency 0), no valid
+    that depends on a ready. ``enable`` is a run-time setting; change it only between
+    frames.
     """
 
     def __init__(self, channels: int):
@@ -92,11 +97,15 @@ class CoreShuffle(wiring.Component):
             raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
         self.channels = channels
         layout = vector_layout(signed(8), channels, MARKER_BITS)
-        super().__init__({
-            "a": In(stream.Signature(layout)), "b": In(stream.Signature(layout)),
-            "a_o": Out(stream.Signature(layout)), "b_o": Out(stream.Signature(layout)),
-            "enable": In(1),
-        })
+        super().__init__(
+            {
+                "a": In(stream.Signature(layout)),
+                "b": In(stream.Signature(layout)),
+                "a_o": Out(stream.Signature(layout)),
+                "b_o": Out(stream.Signature(layout)),
+                "enable": In(1),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -107,11 +116,14 @@ class CoreShuffle(wiring.Component):
         a, b = self.a.payload.data, self.b.payload.data
         for c in range(self.channels):
             if c < half:
-                m.d.comb += [self.a_o.payload.data[c].eq(a[c]),
-                             self.b_o.payload.data[c].eq(b[c])]
+                m.d.comb += [self.a_o.payload.data[c].eq(a[c]), self.b_o.payload.data[c].eq(b[c])]
             else:
-                m.d.comb += [self.a_o.payload.data[c].eq(Mux(self.enable, b[c], a[c])),
-                             self.b_o.payload.data[c].eq(Mux(self.enable, a[c], b[c]))]
-        m.d.comb += [self.a_o.payload.side.eq(self.a.payload.side),
-                     self.b_o.payload.side.eq(self.b.payload.side)]
+                m.d.comb += [
+                    self.a_o.payload.data[c].eq(Mux(self.enable, b[c], a[c])),
+                    self.b_o.payload.data[c].eq(Mux(self.enable, a[c], b[c])),
+                ]
+        m.d.comb += [
+            self.a_o.payload.side.eq(self.a.payload.side),
+            self.b_o.payload.side.eq(self.b.payload.side),
+        ]
         return m

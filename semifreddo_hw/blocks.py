@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""Simplified ShuffleNetV2 blocks (DESIGN.md §2, paper Fig. 4), frozen or configurable.
+"""Simplified ShuffleNetV2 blocks (paper Fig. 4, ``docs/layers.md``), frozen or configurable.
 
 * :class:`RegularBlock` (stride 1): split the channels in half; the first half passes
   through, the second goes depthwise 3x3 (requantized, no ReLU) then pointwise (requantized,
@@ -12,23 +12,47 @@ Each layer's requantizer is described by a dict ``{"scale": [...], "bias": [...]
 block's ``<layer>_scale_write`` / ``<layer>_bias_write`` ports). With ``configurable``, the
 conv weights are power-up images in SRAM, writable through ``<layer>_weight_write``
 (elements as :meth:`Conv.weight_index <semifreddo_hw.conv.Conv.weight_index>` of
-``block.layers[name]``).
+``block.layers[name]``). Layers are named as :mod:`spec.names` says (``dw``, ``pw``; ``b0_dw``,
+``b0_pw``, ``b1_dw``, ``b1_pw``); ``graphs`` optionally maps a frozen layer's name to its
+planned adder graph (:func:`~.conv.plan_conv`).
 """
 
 from amaranth.hdl import Module, signed
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spec import names
+from spec.stream import MARKER_BITS
+
 from .conv import Conv
 from .streams import StreamFIFO, fork, forward, join, shuffle_lanes, vector_layout
-from .window import MARKER_BITS
 
 __all__ = ["RegularBlock", "DownsamplingBlock"]
 
 
-def _conv(kind, weights, quant, relu, **kw):
-    return Conv(kind, weights, shift=quant["shift"], relu=relu,
-                      scale_init=list(quant["scale"]), bias_init=list(quant["bias"]), **kw)
+def _branch(layer_names, dw, dw_quant, pw, pw_quant, graphs, *, width, height, stride, **kw):
+    """The depthwise and pointwise layers of one branch, named ``layer_names``."""
+    (dw_name, pw_name), graphs = layer_names, graphs or {}
+
+    def conv(kind, weights, quant, relu, name, **geometry):
+        return Conv(
+            kind,
+            weights,
+            shift=quant["shift"],
+            relu=relu,
+            scale_init=list(quant["scale"]),
+            bias_init=list(quant["bias"]),
+            graph=graphs.get(name),
+            **geometry,
+            **kw,
+        )
+
+    return {
+        dw_name: conv(
+            "depthwise", dw, dw_quant, False, dw_name, width=width, height=height, stride=stride
+        ),
+        pw_name: conv("pointwise", pw, pw_quant, True, pw_name),
+    }
 
 
 def _branch_beats(dw: Conv, pw: Conv) -> int:
@@ -39,10 +63,13 @@ def _branch_beats(dw: Conv, pw: Conv) -> int:
 
 
 class _Block(wiring.Component):
-    """Shared parts: the pixel-stream ports, per-layer parameter ports, the branch chains."""
+    """Shared parts: the pixel-stream ports, per-layer parameter ports, the branch chains
+    (:attr:`branches`: ``(dw, pw)`` layer pairs)."""
 
     def __init__(self, c_in, c_out, layers: dict[str, Conv]):
         self.layers = layers
+        pairs = list(layers.values())
+        self.branches = list(zip(pairs[0::2], pairs[1::2], strict=True))
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
             "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
@@ -52,9 +79,6 @@ class _Block(wiring.Component):
             for port in self._param_ports(layer):
                 members[f"{name}_{port}"] = layer.signature.members[port]
         super().__init__(members)
-
-    def report(self) -> dict:
-        return {name: layer.report() for name, layer in self.layers.items()}
 
     @property
     def lag(self) -> tuple[int, int]:
@@ -87,49 +111,79 @@ class RegularBlock(_Block):
     deep as the conv branch can fall behind, so the block takes one pixel per clock.
     """
 
-    def __init__(self, channels, width, height, *, dw, dw_quant, pw, pw_quant,
-                 solver="da4ml", levels_per_stage=2, configurable=False):
+    def __init__(
+        self,
+        channels,
+        width,
+        height,
+        *,
+        dw,
+        dw_quant,
+        pw,
+        pw_quant,
+        solver="da4ml",
+        levels_per_stage=2,
+        configurable=False,
+        graphs=None,
+    ):
         if not isinstance(channels, int) or channels < 2 or channels % 2:
             raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
         self.channels, self.width, self.height = channels, width, height
-        kw = dict(solver=solver, levels_per_stage=levels_per_stage, configurable=configurable)
-        layers = {"dw": _conv("depthwise", dw, dw_quant, False, width=width, height=height,
-                              **kw),
-                  "pw": _conv("pointwise", pw, pw_quant, True, **kw)}
+        layers = _branch(
+            names.REGULAR_LAYERS,
+            dw,
+            dw_quant,
+            pw,
+            pw_quant,
+            graphs,
+            width=width,
+            height=height,
+            stride=1,
+            solver=solver,
+            levels_per_stage=levels_per_stage,
+            configurable=configurable,
+        )
         for name, layer in layers.items():
             if layer.c_out != channels // 2 or layer.c_in != channels // 2:
-                raise ValueError(f"{name} weights must map {channels // 2} channels to "
-                                 f"{channels // 2}, not {layer.c_in} to {layer.c_out}")
-        self.bypass_depth = _branch_beats(layers["dw"], layers["pw"]) + 2
+                raise ValueError(
+                    f"{name} weights must map {channels // 2} channels to "
+                    f"{channels // 2}, not {layer.c_in} to {layer.c_out}"
+                )
         super().__init__(channels, channels, layers)
+        self.bypass_depth = _branch_beats(*self.branches[0]) + 2
 
     @property
     def pipe_beats(self) -> int:
         """Most beats the block holds past its window: the branch's pipelines (the bypass
         FIFO holds the same pixels, beside it)."""
-        return self.layers["dw"].pipe_beats + self.layers["pw"].pipe_beats
+        ((dw, pw),) = self.branches
+        return dw.pipe_beats + pw.pipe_beats
 
     def elaborate(self, platform):
         m = Module()
         self._add_layers(m)
-        dw, pw = self.layers["dw"], self.layers["pw"]
+        ((dw, pw),) = self.branches
         half = self.channels // 2
         m.submodules.bypass = bypass = fifo.SyncFIFOBuffered(
-            width=half * 8, depth=self.bypass_depth)
+            width=half * 8, depth=self.bypass_depth
+        )
         m.d.comb += self.framing_error.eq(dw.framing_error)
 
         # Fork: first half into the bypass FIFO, second half (and markers) into the branch.
         x = self.i.payload.data
         fork(m, self.i, bypass.w_stream, dw.i)
-        m.d.comb += [bypass.w_data.eq(x.as_value()[:half * 8]),
-                     dw.i.payload.data.eq(x.as_value()[half * 8:]),
-                     dw.i.payload.side.eq(self.i.payload.side)]
+        m.d.comb += [
+            bypass.w_data.eq(x.as_value()[: half * 8]),
+            dw.i.payload.data.eq(x.as_value()[half * 8 :]),
+            dw.i.payload.side.eq(self.i.payload.side),
+        ]
         wiring.connect(m, dw.o, pw.i)
 
         # Join: concatenate [bypass, branch] and shuffle; markers come from the branch.
         join(m, [bypass.r_stream, pw.o], self.o)
-        cat = [bypass.r_data[k * 8:(k + 1) * 8] for k in range(half)] + \
-            [pw.o.payload.data[k] for k in range(half)]
+        cat = [bypass.r_data[k * 8 : (k + 1) * 8] for k in range(half)] + [
+            pw.o.payload.data[k] for k in range(half)
+        ]
         for k, src in enumerate(shuffle_lanes(self.channels)):
             m.d.comb += self.o.payload.data[k].eq(cat[src])
         m.d.comb += self.o.payload.side.eq(pw.o.payload.side)
@@ -142,40 +196,61 @@ class DownsamplingBlock(_Block):
     ``dw`` ``(channels, 3, 3)`` and ``pw`` ``(channels, channels)``. The branch with fewer
     pipeline stages gets a FIFO at its end so that neither stalls the other."""
 
-    def __init__(self, channels, width, height, *, branches, solver="da4ml",
-                 levels_per_stage=2, configurable=False):
+    def __init__(
+        self,
+        channels,
+        width,
+        height,
+        *,
+        branches,
+        solver="da4ml",
+        levels_per_stage=2,
+        configurable=False,
+        graphs=None,
+    ):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         if len(branches) != 2:
             raise ValueError("a downsampling block has exactly two branches")
         self.channels, self.width, self.height = channels, width, height
-        kw = dict(solver=solver, levels_per_stage=levels_per_stage, configurable=configurable)
+        layer_names = names.DOWNSAMPLING_LAYERS
         layers = {}
-        for b, br in enumerate(branches):
-            layers[f"b{b}_dw"] = _conv("depthwise", br["dw"], br["dw_quant"], False,
-                                       width=width, height=height, stride=2, **kw)
-            layers[f"b{b}_pw"] = _conv("pointwise", br["pw"], br["pw_quant"], True, **kw)
+        for k, br in enumerate(branches):
+            layers |= _branch(
+                layer_names[2 * k : 2 * k + 2],
+                br["dw"],
+                br["dw_quant"],
+                br["pw"],
+                br["pw_quant"],
+                graphs,
+                width=width,
+                height=height,
+                stride=2,
+                solver=solver,
+                levels_per_stage=levels_per_stage,
+                configurable=configurable,
+            )
         for name, layer in layers.items():
             if layer.c_out != channels or layer.c_in != channels:
-                raise ValueError(f"{name} weights must map {channels} channels to "
-                                 f"{channels}, not {layer.c_in} to {layer.c_out}")
-        beats = [_branch_beats(layers[f"b{b}_dw"], layers[f"b{b}_pw"]) for b in range(2)]
-        self.skew_depth = max(beats) - min(beats) + 2
+                raise ValueError(
+                    f"{name} weights must map {channels} channels to "
+                    f"{channels}, not {layer.c_in} to {layer.c_out}"
+                )
         super().__init__(channels, 2 * channels, layers)
+        beats = [_branch_beats(dw, pw) for dw, pw in self.branches]
+        self.skew_depth = max(beats) - min(beats) + 2
 
     @property
     def pipe_beats(self) -> int:
         """Most beats the block holds past its windows: the deeper branch's pipelines and
         its skew FIFO."""
-        return max(self.layers[f"b{b}_dw"].pipe_beats + self.layers[f"b{b}_pw"].pipe_beats
-                   for b in range(2)) + self.skew_depth
+        return max(dw.pipe_beats + pw.pipe_beats for dw, pw in self.branches) + self.skew_depth
 
     def elaborate(self, platform):
         m = Module()
         self._add_layers(m)
         ends = []
-        for b in range(2):
-            dw, pw = self.layers[f"b{b}_dw"], self.layers[f"b{b}_pw"]
+        for b, (dw, pw) in enumerate(self.branches):
             m.d.comb += [dw.i.payload.eq(self.i.payload)]
             wiring.connect(m, dw.o, pw.i)
             # Each branch ends in a small FIFO that absorbs the difference in pipeline depth.
@@ -183,12 +258,13 @@ class DownsamplingBlock(_Block):
             m.submodules[f"b{b}_skew"] = q
             wiring.connect(m, pw.o, q.i)
             ends.append(q.o)
-        fork(m, self.i, self.layers["b0_dw"].i, self.layers["b1_dw"].i)
-        m.d.comb += self.framing_error.eq(self.layers["b0_dw"].framing_error |
-                                          self.layers["b1_dw"].framing_error)
+        (dw0, _), (dw1, _) = self.branches
+        fork(m, self.i, dw0.i, dw1.i)
+        m.d.comb += self.framing_error.eq(dw0.framing_error | dw1.framing_error)
         join(m, ends, self.o)
-        cat = [ends[0].payload.data[k] for k in range(self.channels)] + \
-            [ends[1].payload.data[k] for k in range(self.channels)]
+        cat = [ends[0].payload.data[k] for k in range(self.channels)] + [
+            ends[1].payload.data[k] for k in range(self.channels)
+        ]
         for k, src in enumerate(shuffle_lanes(2 * self.channels)):
             m.d.comb += self.o.payload.data[k].eq(cat[src])
         m.d.comb += self.o.payload.side.eq(ends[0].payload.side)

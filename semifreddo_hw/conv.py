@@ -22,15 +22,63 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .adder_graph import plan_cmvm, plan_depthwise
-from .matvec import INT8_MAX, INT8_MIN, ConfigurableMatVec, FrozenMatVec
+from spec.formats import INT8_MAX, INT8_MIN
+from spec.stream import MARKER_BITS
+
+from .adder_graph import AdderGraph
+from .cmvm import plan_cmvm, plan_depthwise
+from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
 from .streams import forward, vector_layout
-from .window import MARKER_BITS, SlidingWindow
+from .window import SlidingWindow
 
-__all__ = ["Conv", "KINDS"]
+__all__ = ["Conv", "KINDS", "product_matrix", "plan_conv"]
 
 KINDS = ("pointwise", "depthwise", "full")
+_SHAPES = {"pointwise": "(C_out, C_in)", "depthwise": "(C, 3, 3)", "full": "(C_out, C_in, 3, 3)"}
+
+
+def _checked(kind: str, weights) -> np.ndarray:
+    """``weights`` as int64 after checking that they are int8 and shaped for ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    w = np.asarray(weights)
+    if not np.issubdtype(w.dtype, np.integer):
+        raise TypeError(f"weights must be an integer array, not {w.dtype}")
+    if w.size and (w.min() < INT8_MIN or w.max() > INT8_MAX):
+        raise ValueError("weights must lie in int8 [-128, 127]")
+    if w.ndim != _SHAPES[kind].count(",") + 1 or (kind != "pointwise" and w.shape[-2:] != (3, 3)):
+        raise ValueError(f"{kind} weights must have shape {_SHAPES[kind]}, not {w.shape}")
+    return w.astype(np.int64)
+
+
+def product_matrix(kind: str, weights) -> tuple[np.ndarray, np.ndarray]:
+    """The matrix of a ``kind`` layer's product over the window's lanes (lane
+    ``(ky * 3 + kx) * C_in + ci``; a pointwise layer's input lanes) and the mask of the
+    weights it has (a depthwise layer has nine per output channel)."""
+    w = _checked(kind, weights)
+    c_out = w.shape[0]
+    if kind == "pointwise":
+        return w, np.ones(w.shape, bool)
+    if kind == "depthwise":
+        taps = w.reshape(c_out, 9)
+        mask = np.zeros((c_out, 9 * c_out), bool)
+        matrix = np.zeros(mask.shape, dtype=np.int64)
+        for k in range(9):
+            mask[np.arange(c_out), k * c_out + np.arange(c_out)] = True
+            matrix[np.arange(c_out), k * c_out + np.arange(c_out)] = taps[:, k]
+        return matrix, mask
+    matrix = w.transpose(0, 2, 3, 1).reshape(c_out, 9 * w.shape[1])
+    return matrix, np.ones(matrix.shape, bool)
+
+
+def plan_conv(kind: str, weights, solver: str = "da4ml") -> AdderGraph:
+    """The adder graph of a frozen ``kind`` layer's product (:func:`product_matrix`); a
+    depthwise layer is planned channel by channel."""
+    w = _checked(kind, weights)
+    if kind == "depthwise":
+        return plan_depthwise(w.reshape(w.shape[0], 9), solver)
+    return plan_cmvm(product_matrix(kind, w)[0], solver)
 
 
 class Conv(wiring.Component):
@@ -46,57 +94,57 @@ class Conv(wiring.Component):
     width, height : frame size at the layer input (3x3 kinds only need them)
     stride : 1 or 2 (3x3 kinds)
     shift, relu, scale_init, bias_init : the requantizer's (``docs/numerics.md`` §4)
+    graph : the product's adder graph (frozen only), as :func:`plan_conv` makes it; planned
+        here when not given
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
     ``framing_error`` (3x3 kinds: the window saw markers that disagree with the frame size).
     """
 
-    def __init__(self, kind: str, weights, *, width: int = 1, height: int = 1,
-                 stride: int = 1, shift: int = 0, relu: bool = False, scale_init=None,
-                 bias_init=None, solver: str = "da4ml", levels_per_stage: int = 2,
-                 configurable: bool = False):
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        w = np.asarray(weights)
-        if not np.issubdtype(w.dtype, np.integer):
-            raise TypeError(f"weights must be an integer array, not {w.dtype}")
-        if w.size and (w.min() < INT8_MIN or w.max() > INT8_MAX):
-            raise ValueError("weights must lie in int8 [-128, 127]")
-        shapes = {"pointwise": "(C_out, C_in)", "depthwise": "(C, 3, 3)",
-                  "full": "(C_out, C_in, 3, 3)"}
-        if w.ndim != shapes[kind].count(",") + 1 or \
-                (kind != "pointwise" and w.shape[-2:] != (3, 3)):
-            raise ValueError(f"{kind} weights must have shape {shapes[kind]}, not {w.shape}")
+    def __init__(
+        self,
+        kind: str,
+        weights,
+        *,
+        width: int = 1,
+        height: int = 1,
+        stride: int = 1,
+        shift: int = 0,
+        relu: bool = False,
+        scale_init=None,
+        bias_init=None,
+        solver: str = "da4ml",
+        levels_per_stage: int = 2,
+        configurable: bool = False,
+        graph: AdderGraph | None = None,
+    ):
+        w = _checked(kind, weights)
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
-        self._args = {"kind": kind, "shape": list(w.shape), "width": width, "height": height,
-                      "stride": stride, "shift": shift, "relu": bool(relu),
-                      "scale_init": None if scale_init is None else [int(v) for v in scale_init],
-                      "bias_init": None if bias_init is None else [int(v) for v in bias_init],
-                      "solver": solver, "levels_per_stage": levels_per_stage,
-                      "configurable": bool(configurable)}
-        self.kind, self.weights, self.stride = kind, w.astype(np.int64), stride
+        self._args = {
+            "kind": kind,
+            "shape": list(w.shape),
+            "width": width,
+            "height": height,
+            "stride": stride,
+            "shift": shift,
+            "relu": bool(relu),
+            "scale_init": None if scale_init is None else [int(v) for v in scale_init],
+            "bias_init": None if bias_init is None else [int(v) for v in bias_init],
+            "solver": solver,
+            "levels_per_stage": levels_per_stage,
+            "configurable": bool(configurable),
+        }
+        self.kind, self.weights, self.stride = kind, w, stride
         self.configurable = configurable
         c_out = w.shape[0]
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
-        self.window = None if kind == "pointwise" else \
-            SlidingWindow(c_in, width, height, stride=stride)
-        # The product's matrix over the window's lanes: lane (ky * 3 + kx) * C_in + ci.
-        if kind == "pointwise":
-            matrix, mask = self.weights, np.ones(w.shape, bool)
-        elif kind == "depthwise":
-            taps = self.weights.reshape(c_out, 9)
-            mask = np.zeros((c_out, 9 * c_out), bool)
-            for k in range(9):
-                mask[np.arange(c_out), k * c_out + np.arange(c_out)] = True
-            matrix = np.zeros(mask.shape, dtype=np.int64)
-            for k in range(9):
-                matrix[np.arange(c_out), k * c_out + np.arange(c_out)] = taps[:, k]
-        else:
-            matrix = self.weights.transpose(0, 2, 3, 1).reshape(c_out, 9 * c_in)
-            mask = np.ones(matrix.shape, bool)
+        self.window = (
+            None if kind == "pointwise" else SlidingWindow(c_in, width, height, stride=stride)
+        )
+        matrix, mask = product_matrix(kind, w)
         if configurable:
             # Bank element of each weight, in the shape of ``weights``.
             rank = np.full(mask.shape, -1)
@@ -104,21 +152,34 @@ class Conv(wiring.Component):
             if kind == "pointwise":
                 self._elements = rank
             elif kind == "depthwise":
-                self._elements = np.stack([rank[np.arange(c_out), k * c_out + np.arange(c_out)]
-                                           for k in range(9)], axis=1).reshape(c_out, 3, 3)
+                self._elements = np.stack(
+                    [rank[np.arange(c_out), k * c_out + np.arange(c_out)] for k in range(9)], axis=1
+                ).reshape(c_out, 3, 3)
             else:
                 self._elements = rank.reshape(c_out, 3, 3, c_in).transpose(0, 3, 1, 2)
-            self.product = ConfigurableMatVec(matrix.shape[1], c_out, mask=mask, init=matrix,
-                                              levels_per_stage=levels_per_stage,
-                                              side_width=MARKER_BITS)
+            self.product = ConfigurableMatVec(
+                matrix.shape[1],
+                c_out,
+                mask=mask,
+                init=matrix,
+                levels_per_stage=levels_per_stage,
+                side_width=MARKER_BITS,
+            )
         else:
-            graph = plan_depthwise(taps, solver) if kind == "depthwise" else \
-                plan_cmvm(matrix, solver)
-            self.product = FrozenMatVec(matrix, graph=graph, levels_per_stage=levels_per_stage,
-                                        side_width=MARKER_BITS)
-        self.requant = Requantizer(c_out, self.product.out_width, shift=shift, relu=relu,
-                                   scale_init=scale_init, bias_init=bias_init,
-                                   side_width=MARKER_BITS)
+            if graph is None:
+                graph = plan_conv(kind, w, solver)
+            self.product = FrozenMatVec(
+                matrix, graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS
+            )
+        self.requant = Requantizer(
+            c_out,
+            self.product.out_width,
+            shift=shift,
+            relu=relu,
+            scale_init=scale_init,
+            bias_init=bias_init,
+            side_width=MARKER_BITS,
+        )
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
             "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
@@ -142,7 +203,7 @@ class Conv(wiring.Component):
 
     def verilog_parts(self) -> dict:
         """Emitted as a part (:func:`~.emit.to_verilog_parts`), the product is a module of
-        its own, written by its ``verilog`` method rather than converted by Amaranth."""
+        its own, written as text (:mod:`.verilog_text`) rather than converted by Amaranth."""
         return {"product": self.product}
 
     @property
@@ -165,8 +226,12 @@ class Conv(wiring.Component):
         return int(self._elements[index])
 
     def report(self) -> dict:
-        r = {"kind": self.kind, "stride": self.stride, "configurable": self.configurable,
-             **self.product.report()}
+        r = {
+            "kind": self.kind,
+            "stride": self.stride,
+            "configurable": self.configurable,
+            **self.product.report(),
+        }
         r["weights"] = int(self.weights.size)  # not the depthwise block matrix's size
         r["latency_cycles"] += self.requant.latency  # plus, for 3x3 kinds, the window's lag
         r["memory_bits"] += self.requant.scales.bits + self.requant.biases.bits

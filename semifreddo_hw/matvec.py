@@ -8,7 +8,10 @@ as wide as their range needs), fully pipelined at one beat per clock. They diffe
 * :class:`FrozenMatVec`: ``W`` is a build-time constant, planned into a shared shift-add
   graph (:mod:`semifreddo_hw.adder_graph`). No multipliers, no weight memory; zero weights
   produce no logic.
-* :class:`ConfigurableMatVec`: ``W`` sits in a :class:`~semifreddo_hw.params.ParamBank`
+
+Both have Verilog text writers (:mod:`.verilog_text`), drop-ins for Amaranth's conversion
+that :func:`.emit.part_text` uses.
+* :class:`ConfigurableMatVec`: ``W`` sits in a :class:`~semifreddo_hw.param_bank.ParamBank`
   written at run time, multiplied by real multipliers and summed in an adder tree.
 """
 
@@ -17,18 +20,28 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .adder_graph import SOLVERS, AdderGraph, plan_cmvm, signed_width, sum_tree
-from .params import ParamBank
+from spec.formats import INT8_MAX, INT8_MIN
+
+from .adder_graph import AdderGraph, signed_width, sum_tree
+from .cmvm import SOLVERS, plan_cmvm
+from .param_bank import ParamBank
 from .pipeline import Pipeline
 from .streams import forward, vector_layout
 
-__all__ = ["FrozenMatVec", "ConfigurableMatVec", "realize_graph", "INT8_MIN", "INT8_MAX"]
-
-INT8_MIN, INT8_MAX = -128, 127
+__all__ = ["FrozenMatVec", "ConfigurableMatVec", "realize_graph"]
 
 
-def realize_graph(m: Module, pipe: Pipeline, graph: AdderGraph, inputs, lo, hi, *,
-                  levels_per_stage: int, name: str):
+def realize_graph(
+    m: Module,
+    pipe: Pipeline,
+    graph: AdderGraph,
+    inputs,
+    lo,
+    hi,
+    *,
+    levels_per_stage: int,
+    name: str,
+):
     """Build ``graph`` over ``inputs`` (values in ``[lo, hi]``) as pipelined logic.
 
     The logic is :meth:`AdderGraph.pipelined`'s, registers clocked by ``pipe``; every node is
@@ -53,8 +66,7 @@ def realize_graph(m: Module, pipe: Pipeline, graph: AdderGraph, inputs, lo, hi, 
             v = Signal(signed(op.width), name=f"{name}_{op.name}")
             m.d.comb += v.eq(expr)
         vals.append(v)
-    return [None if o is None else vals[o[0]] << o[1] if o[1] else vals[o[0]]
-            for o in plan.outputs]
+    return [None if o is None else vals[o[0]] << o[1] if o[1] else vals[o[0]] for o in plan.outputs]
 
 
 def _check_levels(levels_per_stage):
@@ -75,8 +87,15 @@ class FrozenMatVec(wiring.Component):
     ``(signed(out_width), n_out)``); ``side`` bits travel with their beat.
     """
 
-    def __init__(self, weights, *, solver: str = "da4ml", levels_per_stage: int = 2,
-                 side_width: int = 0, graph: AdderGraph | None = None):
+    def __init__(
+        self,
+        weights,
+        *,
+        solver: str = "da4ml",
+        levels_per_stage: int = 2,
+        side_width: int = 0,
+        graph: AdderGraph | None = None,
+    ):
         w = np.asarray(weights)
         if w.ndim != 2 or 0 in w.shape:
             raise ValueError(f"weights must be a non-empty 2-D matrix, not shape {w.shape}")
@@ -98,15 +117,23 @@ class FrozenMatVec(wiring.Component):
         self.levels_per_stage = levels_per_stage
         self.side_width = side_width
         pos, neg = np.clip(self.weights, 0, None), np.clip(self.weights, None, 0)
-        self.out_ranges = list(zip((pos * INT8_MIN + neg * INT8_MAX).sum(axis=1).tolist(),
-                                   (pos * INT8_MAX + neg * INT8_MIN).sum(axis=1).tolist(),
-                                   strict=True))
+        self.out_ranges = list(
+            zip(
+                (pos * INT8_MIN + neg * INT8_MAX).sum(axis=1).tolist(),
+                (pos * INT8_MAX + neg * INT8_MIN).sum(axis=1).tolist(),
+                strict=True,
+            )
+        )
         self.out_width = max(signed_width(lo, hi) for lo, hi in self.out_ranges)
         n_out, n_in = self.weights.shape
-        super().__init__({
-            "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
-            "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
+                "o": Out(
+                    stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))
+                ),
+            }
+        )
 
     @property
     def latency(self) -> int:
@@ -127,31 +154,33 @@ class FrozenMatVec(wiring.Component):
             "adder_levels": g.depth,
             "levels_per_stage": self.levels_per_stage,
             "latency_cycles": self.latency,
-            "register_bits": g.register_bits(self.levels_per_stage, INT8_MIN, INT8_MAX)
+            "register_bits": g.pipelined(self.levels_per_stage, INT8_MIN, INT8_MAX).register_bits
             + self.latency * self.side_width,
             "out_width": self.out_width,
             "multipliers": 0,
             "memory_bits": 0,
         }
 
-    def verilog(self, module: str) -> str:
-        """This block as Verilog module ``module``, written directly (fast for big graphs):
-        a drop-in for ``to_verilog(self, module)`` (:mod:`.verilog_text`)."""
-        from .verilog_text import frozen_matvec  # it imports this module
-        return frozen_matvec(self, module)
-
     def elaborate(self, platform):
         m = Module()
         pipe = Pipeline(self.latency, name="mv")
         pipe.connect(m, self.i, self.o)
         x = self.i.payload.data
-        outs = realize_graph(m, pipe, self.graph, [x[k] for k in range(len(x))],
-                             INT8_MIN, INT8_MAX, levels_per_stage=self.levels_per_stage,
-                             name="mv")
+        outs = realize_graph(
+            m,
+            pipe,
+            self.graph,
+            [x[k] for k in range(len(x))],
+            INT8_MIN,
+            INT8_MAX,
+            levels_per_stage=self.levels_per_stage,
+            name="mv",
+        )
         for j, v in enumerate(outs):
             m.d.comb += self.o.payload.data[j].eq(0 if v is None else v)
-        m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
-                                                      name="side"))
+        m.d.comb += self.o.payload.side.eq(
+            pipe.delay(self.i.payload.side, self.latency, name="side")
+        )
         pipe.finish(m)
         return m
 
@@ -172,8 +201,17 @@ class ConfigurableMatVec(wiring.Component):
     :class:`ParamBank` (``select`` picks one of ``sets`` weight sets).
     """
 
-    def __init__(self, n_in: int, n_out: int, *, mask=None, init=None, sets: int = 1,
-                 levels_per_stage: int = 2, side_width: int = 0):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        mask=None,
+        init=None,
+        sets: int = 1,
+        levels_per_stage: int = 2,
+        side_width: int = 0,
+    ):
         for name, v in (("n_in", n_in), ("n_out", n_out)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
@@ -188,8 +226,10 @@ class ConfigurableMatVec(wiring.Component):
             if init.shape == (n_out, n_in):
                 init = init[None]
             if init.ndim != 3 or init.shape[1:] != (n_out, n_in):
-                raise ValueError(f"init must have shape ({n_out}, {n_in}) or "
-                                 f"(sets, {n_out}, {n_in}), not {init.shape}")
+                raise ValueError(
+                    f"init must have shape ({n_out}, {n_in}) or "
+                    f"(sets, {n_out}, {n_in}), not {init.shape}"
+                )
             if np.any(init[:, ~mask]):
                 raise ValueError("init has nonzero weights outside the mask")
             init = init[:, mask].tolist()
@@ -202,14 +242,19 @@ class ConfigurableMatVec(wiring.Component):
         # A product of two int8 lies in [-128 * 127, 128 * 128].
         self.product_range = (INT8_MIN * INT8_MAX, INT8_MIN * INT8_MIN)
         widest = max(self.trees)
-        self.out_width = signed_width(widest * self.product_range[0],
-                                      widest * self.product_range[1])
-        super().__init__({
-            "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
-            "o": Out(stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))),
-            "write": self.bank.signature.members["write"],
-            "select": In(range(sets)),
-        })
+        self.out_width = signed_width(
+            widest * self.product_range[0], widest * self.product_range[1]
+        )
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(signed(8), n_in, side_width))),
+                "o": Out(
+                    stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))
+                ),
+                "write": self.bank.signature.members["write"],
+                "select": In(range(sets)),
+            }
+        )
 
     def index(self, j: int, i: int) -> int:
         """The bank element holding ``W[j, i]``."""
@@ -231,7 +276,7 @@ class ConfigurableMatVec(wiring.Component):
         for t in self.taps:
             if t:
                 n = len(t)
-                regs += self.trees[n].register_bits(self.levels_per_stage, lo, hi)
+                regs += self.trees[n].pipelined(self.levels_per_stage, lo, hi).register_bits
                 regs += signed_width(n * lo, n * hi) * (self.latency - 1 - self._stages(n))
         return {
             "shape": [self.n_out, self.n_in],
@@ -246,12 +291,6 @@ class ConfigurableMatVec(wiring.Component):
             "out_width": self.out_width,
         }
 
-    def verilog(self, module: str) -> str:
-        """This block as Verilog module ``module``, written directly (fast for big layers):
-        a drop-in for ``to_verilog(self, module)`` (:mod:`.verilog_text`)."""
-        from .verilog_text import configurable_matvec  # it imports this module
-        return configurable_matvec(self, module)
-
     def elaborate(self, platform):
         m = Module()
         m.submodules.bank = bank = self.bank
@@ -265,15 +304,24 @@ class ConfigurableMatVec(wiring.Component):
             if not taps:
                 m.d.comb += self.o.payload.data[j].eq(0)
                 continue
-            products = [pipe.stage(x[i] * bank.element(k + n), signed(16), name=f"p{j}_{i}")
-                        for n, i in enumerate(taps)]
+            products = [
+                pipe.stage(x[i] * bank.element(k + n), signed(16), name=f"p{j}_{i}")
+                for n, i in enumerate(taps)
+            ]
             k += len(taps)
-            (y,) = realize_graph(m, pipe, self.trees[len(taps)], products,
-                                 *self.product_range, levels_per_stage=self.levels_per_stage,
-                                 name=f"sum{j}")
+            (y,) = realize_graph(
+                m,
+                pipe,
+                self.trees[len(taps)],
+                products,
+                *self.product_range,
+                levels_per_stage=self.levels_per_stage,
+                name=f"sum{j}",
+            )
             y = pipe.delay(y, self.latency - 1 - self._stages(len(taps)), name=f"sum{j}_bal")
             m.d.comb += self.o.payload.data[j].eq(y)
-        m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
-                                                      name="side"))
+        m.d.comb += self.o.payload.side.eq(
+            pipe.delay(self.i.payload.side, self.latency, name="side")
+        )
         pipe.finish(m)
         return m

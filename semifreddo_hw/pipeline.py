@@ -31,7 +31,6 @@ class Pipeline:
         self.name = name
         self.en = Signal(name=f"{name}_en")
         self._regs: list[tuple[Signal, Value]] = []
-        self.register_bits = 0  # data register bits created so far (valid bits excluded)
         self._finished = False
 
     def connect(self, m: Module, i, o) -> None:
@@ -40,8 +39,11 @@ class Pipeline:
             m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready), self.en.eq(1)]
         else:
             valid = [Signal(name=f"{self.name}_valid{k + 1}") for k in range(self.latency)]
-            m.d.comb += [self.en.eq(~valid[-1] | o.ready), i.ready.eq(self.en),
-                         o.valid.eq(valid[-1])]
+            m.d.comb += [
+                self.en.eq(~valid[-1] | o.ready),
+                i.ready.eq(self.en),
+                o.valid.eq(valid[-1]),
+            ]
             with m.If(self.en):
                 m.d.sync += valid[0].eq(i.valid)
                 m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
@@ -52,7 +54,6 @@ class Pipeline:
             raise RuntimeError("Pipeline.stage() after finish(): the register would be undriven")
         reg = Signal(value.shape() if shape is None else shape, name=name)
         self._regs.append((reg, value))
-        self.register_bits += len(reg)
         return reg
 
     def delay(self, value: Value, cycles: int, *, name: str) -> Value:

@@ -11,8 +11,10 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spec.formats import BIAS_BITS, SCALE_BITS, SHIFT_MAX
+
 from .adder_graph import signed_width
-from .params import ParamBank
+from .param_bank import ParamBank
 from .pipeline import Pipeline
 from .streams import forward, vector_layout
 
@@ -32,11 +34,11 @@ class Requantizer(wiring.Component):
     acc_width : int
         Width of the signed input lanes.
     shift : int
-        Right shift after scaling, 0..62.
+        Right shift after scaling, 0..62 (:data:`spec.formats.SHIFT_MAX`).
     relu : bool
         Clamp at 0 instead of -128.
     scale_bits, bias_bits : int
-        Widths of the signed per-channel scale and bias (defaults 16 and 32).
+        Widths of the signed per-channel scale and bias (defaults: :mod:`spec.formats`).
     scale_init, bias_init : list of int
         Power-up values (default scale 1, bias 0).
 
@@ -45,28 +47,50 @@ class Requantizer(wiring.Component):
     scale in stage 1 and its bias in stage 2: change them only while the block is idle.
     """
 
-    def __init__(self, channels: int, acc_width: int, *, shift: int, relu: bool = False,
-                 scale_bits: int = 16, bias_bits: int = 32, scale_init=None, bias_init=None,
-                 side_width: int = 0):
-        for name, v, lo in (("channels", channels, 1), ("acc_width", acc_width, 1),
-                            ("scale_bits", scale_bits, 2), ("bias_bits", bias_bits, 2)):
+    def __init__(
+        self,
+        channels: int,
+        acc_width: int,
+        *,
+        shift: int,
+        relu: bool = False,
+        scale_bits: int = SCALE_BITS,
+        bias_bits: int = BIAS_BITS,
+        scale_init=None,
+        bias_init=None,
+        side_width: int = 0,
+    ):
+        for name, v, lo in (
+            ("channels", channels, 1),
+            ("acc_width", acc_width, 1),
+            ("scale_bits", scale_bits, 2),
+            ("bias_bits", bias_bits, 2),
+        ):
             if not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
-        if not isinstance(shift, int) or not 0 <= shift <= 62:
-            raise ValueError(f"shift must be an integer in 0..62, not {shift!r}")
+        if not isinstance(shift, int) or not 0 <= shift <= SHIFT_MAX:
+            raise ValueError(f"shift must be an integer in 0..{SHIFT_MAX}, not {shift!r}")
         self.channels, self.acc_width, self.shift, self.relu = channels, acc_width, shift, relu
         self.scale_bits, self.bias_bits = scale_bits, bias_bits
         self.side_width = side_width
-        self.scales = ParamBank(signed(scale_bits), channels,
-                                init=[scale_init if scale_init is not None else [1] * channels])
-        self.biases = ParamBank(signed(bias_bits), channels,
-                                init=[bias_init if bias_init is not None else [0] * channels])
-        super().__init__({
-            "i": In(stream.Signature(vector_layout(signed(acc_width), channels, side_width))),
-            "o": Out(stream.Signature(vector_layout(signed(8), channels, side_width))),
-            "scale_write": self.scales.signature.members["write"],
-            "bias_write": self.biases.signature.members["write"],
-        })
+        self.scales = ParamBank(
+            signed(scale_bits),
+            channels,
+            init=[scale_init if scale_init is not None else [1] * channels],
+        )
+        self.biases = ParamBank(
+            signed(bias_bits),
+            channels,
+            init=[bias_init if bias_init is not None else [0] * channels],
+        )
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(signed(acc_width), channels, side_width))),
+                "o": Out(stream.Signature(vector_layout(signed(8), channels, side_width))),
+                "scale_write": self.scales.signature.members["write"],
+                "bias_write": self.biases.signature.members["write"],
+            }
+        )
 
     latency = 2
 
@@ -79,8 +103,12 @@ class Requantizer(wiring.Component):
     def _product_range(self) -> tuple[int, int]:
         """Range of ``acc * scale`` over all signed inputs and scales."""
         a, s = self.acc_width, self.scale_bits
-        a_lo, a_hi, s_lo, s_hi = -(1 << (a - 1)), (1 << (a - 1)) - 1, -(1 << (s - 1)), \
-            (1 << (s - 1)) - 1
+        a_lo, a_hi, s_lo, s_hi = (
+            -(1 << (a - 1)),
+            (1 << (a - 1)) - 1,
+            -(1 << (s - 1)),
+            (1 << (s - 1)) - 1,
+        )
         return min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo
 
     @property
@@ -102,15 +130,19 @@ class Requantizer(wiring.Component):
         t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
         lo = 0 if self.relu else -128
         for c in range(self.channels):
-            prod = pipe.stage(self.i.payload.data[c] * scales.element(c),
-                              signed(self._product_width), name=f"prod{c}")
+            prod = pipe.stage(
+                self.i.payload.data[c] * scales.element(c),
+                signed(self._product_width),
+                name=f"prod{c}",
+            )
             t = Signal(signed(t_width), name=f"t{c}")
             r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
             # The bias is read straight from its bank: it only changes between frames.
             m.d.comb += [t.eq(prod + biases.element(c) + rnd), r.eq(t >> self.shift)]
             y = pipe.stage(Mux(r > 127, 127, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
             m.d.comb += self.o.payload.data[c].eq(y)
-        m.d.comb += self.o.payload.side.eq(pipe.delay(self.i.payload.side, self.latency,
-                                                      name="side"))
+        m.d.comb += self.o.payload.side.eq(
+            pipe.delay(self.i.payload.side, self.latency, name="side")
+        )
         pipe.finish(m)
         return m

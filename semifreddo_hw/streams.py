@@ -1,11 +1,12 @@
-"""Payload layouts shared by the streaming blocks."""
+"""Stream plumbing shared by the streaming blocks: the beat layout (:func:`vector_layout`),
+handshake helpers (:func:`fork`, :func:`join`, :func:`forward`), the channel-shuffle lane
+map, a register slice (:class:`SkidBuffer`) and a FIFO (:class:`StreamFIFO`)."""
 
 from amaranth.hdl import Cat, Module, Shape, ShapeCastable, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["vector_layout", "fork", "forward", "join", "shuffle_lanes", "SkidBuffer",
-           "StreamFIFO"]
+__all__ = ["vector_layout", "fork", "forward", "join", "shuffle_lanes", "SkidBuffer", "StreamFIFO"]
 
 
 def vector_layout(elem: ShapeCastable, count: int, side_width: int = 0) -> data.StructLayout:
@@ -16,8 +17,7 @@ def vector_layout(elem: ShapeCastable, count: int, side_width: int = 0) -> data.
         raise ValueError(f"lane count must be a positive integer, not {count!r}")
     if not isinstance(side_width, int) or side_width < 0:
         raise ValueError(f"side_width must be a non-negative integer, not {side_width!r}")
-    return data.StructLayout({"data": data.ArrayLayout(elem, count),
-                              "side": unsigned(side_width)})
+    return data.StructLayout({"data": data.ArrayLayout(elem, count), "side": unsigned(side_width)})
 
 
 def fork(m, src, *dsts) -> None:
@@ -108,9 +108,14 @@ class StreamFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.q = q = fifo.SyncFIFOBuffered(
-            width=Shape.cast(self.i.payload.shape()).width, depth=self.depth)
-        m.d.comb += [q.w_en.eq(self.i.valid), q.w_data.eq(self.i.payload),
-                     self.i.ready.eq(q.w_rdy),
-                     self.o.valid.eq(q.r_rdy), self.o.payload.eq(q.r_data),
-                     q.r_en.eq(self.o.ready)]
+            width=Shape.cast(self.i.payload.shape()).width, depth=self.depth
+        )
+        m.d.comb += [
+            q.w_en.eq(self.i.valid),
+            q.w_data.eq(self.i.payload),
+            self.i.ready.eq(q.w_rdy),
+            self.o.valid.eq(q.r_rdy),
+            self.o.payload.eq(q.r_data),
+            q.r_en.eq(self.o.ready),
+        ]
         return m

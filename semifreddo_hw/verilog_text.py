@@ -17,7 +17,7 @@ Deliberate differences from Amaranth's text, none visible in a stream's beats:
   are only read out with a valid bit set, by which time they hold the beat's value.
   Verilator gives them its power-up value (zero, unless randomised at run time with
   ``+verilator+rand+reset``); a synthesis tool saves the reset logic.
-* The :class:`~.params.ParamBank` of a configurable block is one Verilog array of
+* The :class:`~.param_bank.ParamBank` of a configurable block is one Verilog array of
   ``sets * count`` elements with one write port and an asynchronous read per element (a
   write shows from the next cycle, ``select`` at once; a ``select`` past the last set
   reads set 0; writes with ``set >= sets`` or ``index >= count`` are ignored). Its power-up
@@ -34,11 +34,13 @@ from amaranth.hdl import Shape, Value
 from amaranth.lib import data, wiring
 from amaranth.utils import ceil_log2
 
-from .adder_graph import Pipelined, signed_width
-from .emit import port_members
-from .matvec import INT8_MAX, INT8_MIN, ConfigurableMatVec, FrozenMatVec
+from spec.formats import INT8_MAX, INT8_MIN
 
-__all__ = ["frozen_matvec", "configurable_matvec"]
+from .adder_graph import Pipelined, signed_width
+from .matvec import ConfigurableMatVec, FrozenMatVec
+from .ports import port_members
+
+__all__ = ["frozen_matvec", "configurable_matvec", "text_writer"]
 
 
 def _range(width: int) -> str:
@@ -81,8 +83,7 @@ class _Module:
         offset, shape = self.port_field(port, *path)
         if not shape.width:
             return None
-        return self.wire(name, shape.width, _slice(port, offset, shape.width),
-                         signed=shape.signed)
+        return self.wire(name, shape.width, _slice(port, offset, shape.width), signed=shape.signed)
 
     def wire(self, name: str, width: int, expr: str, *, signed: bool = True) -> str:
         self.body.append(f"  wire {'signed ' if signed else ''}{_range(width)}{name} = {expr};")
@@ -94,8 +95,7 @@ class _Module:
         self.regs.append(f"      {name} <= {source};")
         return name
 
-    def delay(self, expr: str, width: int, cycles: int, name: str, *,
-              signed: bool = True) -> str:
+    def delay(self, expr: str, width: int, cycles: int, name: str, *, signed: bool = True) -> str:
         for k in range(cycles):
             expr = self.reg(f"{name}_d{k + 1}", width, expr, signed=signed)
         return expr
@@ -118,7 +118,7 @@ class _Module:
         """Write ``plan`` over the named ``inputs`` (one per graph input); returns an
         expression per graph output (``None``: constant zero)."""
         names = list(inputs)
-        for op in plan.ops[len(inputs):]:
+        for op in plan.ops[len(inputs) :]:
             name = f"{prefix}{op.name}"
             if op.kind == "reg":
                 self.reg(name, op.width, names[op.args[0]])
@@ -130,8 +130,10 @@ class _Module:
                 eb = f"({names[b]} <<< {sb})" if sb else names[b]
                 self.wire(name, op.width, f"{'-' if na else ''}{ea} {'-' if nb else '+'} {eb}")
             names.append(name)
-        return [None if o is None else f"({names[o[0]]} <<< {o[1]})" if o[1] else names[o[0]]
-                for o in plan.outputs]
+        return [
+            None if o is None else f"({names[o[0]]} <<< {o[1]})" if o[1] else names[o[0]]
+            for o in plan.outputs
+        ]
 
     def lanes_in(self, count: int) -> list[str]:
         """Wires ``x<k>`` for the ``count`` data lanes of ``i``."""
@@ -141,29 +143,47 @@ class _Module:
         """Drive the data lanes of ``o`` (signed values, sign-extended; ``None``: zero)."""
         for k, v in enumerate(values):
             offset, shape = self.port_field("o__payload", "data", k)
-            self.body.append(f"  assign {_slice('o__payload', offset, shape.width)} = "
-                             f"{'0' if v is None else v};")
+            self.body.append(
+                f"  assign {_slice('o__payload', offset, shape.width)} = {'0' if v is None else v};"
+            )
 
     def side(self, latency: int) -> None:
         """The ``side`` bits of ``i``, ``latency`` pipeline advances later on ``o``."""
         offset, shape = self.port_field("i__payload", "side")
         if shape.width:
-            d = self.delay(_slice("i__payload", offset, shape.width), shape.width, latency,
-                           "side", signed=False)
+            d = self.delay(
+                _slice("i__payload", offset, shape.width),
+                shape.width,
+                latency,
+                "side",
+                signed=False,
+            )
             out, _ = self.port_field("o__payload", "side")
             self.body.append(f"  assign {_slice('o__payload', out, shape.width)} = {d};")
 
     def text(self) -> str:
         names = ["clk", "rst", *self.ports]
         decls = ["  input clk;", "  input rst;"]
-        decls += [f"  {'input' if flow == wiring.In else 'output'} {_range(width)}{name};"
-                  for name, (width, flow) in self.ports.items()]
-        always = ["  always @(posedge clk)", "    if (mv_en) begin", *self.regs, "    end"] \
-            if self.regs else []
-        return "\n".join([
-            f"// {self.what}: written by semifreddo_hw.verilog_text.",
-            f"module {self.module}({', '.join(names)});",
-            *decls, *self.body, *always, "endmodule", ""])
+        decls += [
+            f"  {'input' if flow == wiring.In else 'output'} {_range(width)}{name};"
+            for name, (width, flow) in self.ports.items()
+        ]
+        always = (
+            ["  always @(posedge clk)", "    if (mv_en) begin", *self.regs, "    end"]
+            if self.regs
+            else []
+        )
+        return "\n".join(
+            [
+                f"// {self.what}: written by semifreddo_hw.verilog_text.",
+                f"module {self.module}({', '.join(names)});",
+                *decls,
+                *self.body,
+                *always,
+                "endmodule",
+                "",
+            ]
+        )
 
 
 def frozen_matvec(mv: FrozenMatVec, module: str) -> str:
@@ -179,15 +199,22 @@ def frozen_matvec(mv: FrozenMatVec, module: str) -> str:
 
 
 def _param_bank(m: _Module, bank) -> str:
-    """Write :class:`~.params.ParamBank` ``bank`` (ports ``write`` and ``select``) as the
+    """Write :class:`~.param_bank.ParamBank` ``bank`` (ports ``write`` and ``select``) as the
     array ``mv_w``; returns the prefix of an element's index in the selected set."""
     width = Shape.cast(bank.elem).width
     cells = bank.sets * bank.count
-    m.body += [f"  reg signed {_range(width)}mv_w [0:{cells - 1}];", "  integer mv_k;",
-               "  initial begin",
-               f"    for (mv_k = 0; mv_k < {cells}; mv_k = mv_k + 1) mv_w[mv_k] = 0;"]
-    m.body += [f"    mv_w[{s * bank.count + k}] = {_hex(v, width)};"
-               for s, row in enumerate(bank.init) for k, v in enumerate(row) if v]
+    m.body += [
+        f"  reg signed {_range(width)}mv_w [0:{cells - 1}];",
+        "  integer mv_k;",
+        "  initial begin",
+        f"    for (mv_k = 0; mv_k < {cells}; mv_k = mv_k + 1) mv_w[mv_k] = 0;",
+    ]
+    m.body += [
+        f"    mv_w[{s * bank.count + k}] = {_hex(v, width)};"
+        for s, row in enumerate(bank.init)
+        for k, v in enumerate(row)
+        if v
+    ]
     m.body.append("  end")
     # A write {set, index, value}; fields of zero width (one set, one element) are absent.
     write_ok, addr = ["write__valid"], []
@@ -198,39 +225,61 @@ def _param_bank(m: _Module, bank) -> str:
                 write_ok.append(f"{name} < {limit}")
             addr.append(f"{name} * {bank.count}" if field == "set" else name)
     value = m.port_wire("mv_wr_value", "write__payload", "value")
-    m.body += ["  always @(posedge clk)", f"    if ({' && '.join(write_ok)})",
-               f"      mv_w[{' + '.join(addr) or '0'}] <= {value};"]
+    m.body += [
+        "  always @(posedge clk)",
+        f"    if ({' && '.join(write_ok)})",
+        f"      mv_w[{' + '.join(addr) or '0'}] <= {value};",
+    ]
     if bank.sets == 1:
         return ""
     # The selected set's first element; a select past the last set reads set 0.
-    m.wire("mv_row", ceil_log2(cells), f"(select < {bank.sets} ? select : 0) * {bank.count}",
-           signed=False)
+    m.wire(
+        "mv_row",
+        ceil_log2(cells),
+        f"(select < {bank.sets} ? select : 0) * {bank.count}",
+        signed=False,
+    )
     return "mv_row + "
 
 
 def configurable_matvec(mv: ConfigurableMatVec, module: str) -> str:
     """Verilog module ``module`` for ``mv``."""
-    m = _Module(mv, module, f"ConfigurableMatVec {mv.n_out}x{mv.n_in}, "
-                            f"{mv.bank.count} weights x {mv.bank.sets} set(s)")
+    m = _Module(
+        mv,
+        module,
+        f"ConfigurableMatVec {mv.n_out}x{mv.n_in}, {mv.bank.count} weights x {mv.bank.sets} set(s)",
+    )
     m.handshake(mv.latency)
     row = _param_bank(m, mv.bank)
     x = m.lanes_in(mv.n_in)
-    plans = {n: tree.pipelined(mv.levels_per_stage, *mv.product_range)
-             for n, tree in mv.trees.items()}
+    plans = {
+        n: tree.pipelined(mv.levels_per_stage, *mv.product_range) for n, tree in mv.trees.items()
+    }
     outs, k = [], 0
     for j, taps in enumerate(mv.taps):
         if not taps:
             outs.append(None)
             continue
-        products = [m.reg(f"p{j}_{i}", signed_width(*mv.product_range),
-                          f"{x[i]} * mv_w[{row}{k + n}]")
-                    for n, i in enumerate(taps)]
+        products = [
+            m.reg(f"p{j}_{i}", signed_width(*mv.product_range), f"{x[i]} * mv_w[{row}{k + n}]")
+            for n, i in enumerate(taps)
+        ]
         k += len(taps)
         plan = plans[len(taps)]
         (y,) = m.graph(plan, products, f"sum{j}_")
         out_op, shift = plan.outputs[0]
-        outs.append(m.delay(y, plan.ops[out_op].width + shift, mv.latency - 1 - plan.stages,
-                            f"sum{j}_bal"))
+        outs.append(
+            m.delay(y, plan.ops[out_op].width + shift, mv.latency - 1 - plan.stages, f"sum{j}_bal")
+        )
     m.lanes_out(outs)
     m.side(mv.latency)
     return m.text()
+
+
+def text_writer(component):
+    """The function writing ``component`` as Verilog text (``writer(component, module)``),
+    or None where Amaranth converts it."""
+    return _WRITERS.get(type(component))
+
+
+_WRITERS = {FrozenMatVec: frozen_matvec, ConfigurableMatVec: configurable_matvec}

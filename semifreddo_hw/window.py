@@ -1,7 +1,7 @@
 """3x3 sliding window over a raster-scan pixel stream (the line buffer of every 3x3 layer).
 
 Pixels arrive in raster order, one beat per pixel (all channels), with end-of-line and
-end-of-frame markers in the ``side`` bits (:data:`EOL`, :data:`EOF`). For every output
+end-of-frame markers in the ``side`` bits (:mod:`spec.stream`). For every output
 position the block emits the full 3x3 neighbourhood, zero-padded at all four borders,
 for stride 1 (every pixel) or stride 2 (even rows and columns: ``ceil(W/2) x ceil(H/2)``).
 
@@ -20,13 +20,11 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spec.stream import EOF_BIT, EOL_BIT, MARKER_BITS
+
 from .streams import vector_layout
 
-__all__ = ["SlidingWindow", "EOL", "EOF", "MARKER_BITS"]
-
-#: ``side`` bits of pixel streams: end of line (last pixel of a row), end of frame.
-EOL, EOF = 1, 2
-MARKER_BITS = 2
+__all__ = ["SlidingWindow"]
 
 
 class SlidingWindow(wiring.Component):
@@ -34,7 +32,7 @@ class SlidingWindow(wiring.Component):
 
     Output lane ``(ky * 3 + kx) * channels + c`` is channel ``c`` of the pixel at row offset
     ``ky - 1`` and column offset ``kx - 1`` from the window centre (0 outside the frame).
-    Output beats carry their own :data:`EOL`/:data:`EOF` markers. Input markers are checked
+    Output beats carry their own end-of-line and end-of-frame markers. Input markers are checked
     against the fixed frame size: a mismatch sets the sticky ``framing_error`` output.
 
     Any valid/ready pattern is tolerated; with ``o.ready`` high the block takes one pixel per
@@ -50,11 +48,13 @@ class SlidingWindow(wiring.Component):
         self.channels, self.width, self.height, self.stride = channels, width, height, stride
         self.out_width = -(-width // stride)
         self.out_height = -(-height // stride)
-        super().__init__({
-            "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
-            "o": Out(stream.Signature(vector_layout(signed(8), 9 * channels, MARKER_BITS))),
-            "framing_error": Out(1),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
+                "o": Out(stream.Signature(vector_layout(signed(8), 9 * channels, MARKER_BITS))),
+                "framing_error": Out(1),
+            }
+        )
 
     @property
     def frame_cycles(self) -> int:
@@ -92,7 +92,8 @@ class SlidingWindow(wiring.Component):
         C, W, H, S = self.channels, self.width, self.height, self.stride
         pixel = data.ArrayLayout(signed(8), C)
         m.submodules.lines = lines = memory.Memory(
-            shape=data.ArrayLayout(pixel, 2), depth=W, init=[])
+            shape=data.ArrayLayout(pixel, 2), depth=W, init=[]
+        )
         wr = lines.write_port()
         rd = lines.read_port(transparent_for=(wr,))  # W == 1 reads what it just wrote
 
@@ -151,21 +152,31 @@ class SlidingWindow(wiring.Component):
         new_pixel = Mux(zero_step, 0, self.i.payload.data.as_value())
         column = [rd.data[0], rd.data[1], new_pixel]  # rows y-2, y-1, y at column x
         win = [[Signal(pixel, name=f"win{ky}{kx}") for kx in range(3)] for ky in range(3)]
-        mask_top, mask_bottom, mask_left, mask_right = (Signal(name=n) for n in
-                                                        ("pad_top", "pad_bottom",
-                                                         "pad_left", "pad_right"))
+        mask_top, mask_bottom, mask_left, mask_right = (
+            Signal(name=n) for n in ("pad_top", "pad_bottom", "pad_left", "pad_right")
+        )
+        markers = [None] * MARKER_BITS
+        markers[EOL_BIT] = cx == last_cx
+        markers[EOF_BIT] = (cx == last_cx) & (cy == last_cy)
         with m.If(step):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(x),
-                         wr.data.eq(Cat(rd.data[1].as_value(), new_pixel))]
+            m.d.comb += [
+                wr.en.eq(1),
+                wr.addr.eq(x),
+                wr.data.eq(Cat(rd.data[1].as_value(), new_pixel)),
+            ]
             for ky in range(3):
-                m.d.sync += [win[ky][0].eq(win[ky][1]), win[ky][1].eq(win[ky][2]),
-                             win[ky][2].eq(column[ky])]
+                m.d.sync += [
+                    win[ky][0].eq(win[ky][1]),
+                    win[ky][1].eq(win[ky][2]),
+                    win[ky][2].eq(column[ky]),
+                ]
             m.d.sync += [
-                mask_top.eq(cy == 0), mask_bottom.eq(cy == H - 1),
-                mask_left.eq(cx == 0), mask_right.eq(cx == W - 1),
+                mask_top.eq(cy == 0),
+                mask_bottom.eq(cy == H - 1),
+                mask_left.eq(cx == 0),
+                mask_right.eq(cx == W - 1),
                 self.o.valid.eq(emit),
-                self.o.payload.side.eq(Cat(cx == last_cx,
-                                           (cx == last_cx) & (cy == last_cy))),
+                self.o.payload.side.eq(Cat(*markers)),
                 x.eq(x_next),
                 y.eq(y_next),
             ]
@@ -181,8 +192,9 @@ class SlidingWindow(wiring.Component):
         out = self.o.payload.data
         for ky in range(3):
             for kx in range(3):
-                pad = {0: mask_top, 2: mask_bottom}.get(ky, 0) | \
-                    {0: mask_left, 2: mask_right}.get(kx, 0)
+                pad = {0: mask_top, 2: mask_bottom}.get(ky, 0) | {0: mask_left, 2: mask_right}.get(
+                    kx, 0
+                )
                 for c in range(C):
                     m.d.comb += out[(ky * 3 + kx) * C + c].eq(Mux(pad, 0, win[ky][kx][c]))
 
@@ -190,6 +202,6 @@ class SlidingWindow(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             side = self.i.payload.side
             eol, eof = x == W - 1, (x == W - 1) & (y == H - 1)
-            with m.If((side[0] != eol) | (side[1] != eof)):
+            with m.If((side[EOL_BIT] != eol) | (side[EOF_BIT] != eof)):
                 m.d.sync += self.framing_error.eq(1)
         return m

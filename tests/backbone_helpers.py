@@ -10,11 +10,11 @@ from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import FLAGS, PARAM_PORT, random_frames, run_backbone
 from sim.rtl import VerilatorDesign, struct_word
-from weights.network import ConvParams, preset
+from spec.network import preset
+from spec.params import ConvParams
 from weights.synthetic import random_params
 
-__all__ = ["FLAGS", "Built", "build", "retrained", "with_alpha", "CONFIGS",
-           "check_configuration"]
+__all__ = ["FLAGS", "Built", "build", "retrained", "with_alpha", "CONFIGS", "check_configuration"]
 
 
 @dataclasses.dataclass
@@ -29,9 +29,17 @@ class Built:
         return [(PARAM_PORT, struct_word(layout, addr=a, value=v)) for a, v in addr_values]
 
     def run(self, params, frames, *, shuffle=False, writes=(), test_name, **kw):
-        return run_backbone(self.design, self.net, params, frames, shuffle=shuffle,
-                            writes=self.writes(writes), test_name=test_name,
-                            seed=zlib.crc32(test_name.encode()), **kw)
+        return run_backbone(
+            self.design,
+            self.net,
+            params,
+            frames,
+            shuffle=shuffle,
+            writes=self.writes(writes),
+            test_name=test_name,
+            seed=zlib.crc32(test_name.encode()),
+            **kw,
+        )
 
 
 def build(name, build_root, seed=1) -> Built:
@@ -41,8 +49,9 @@ def build(name, build_root, seed=1) -> Built:
     top = f"bb_{name}"
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)
-    return Built(net, params, dut,
-                 VerilatorDesign.from_verilog(text, top, build_root, optimize=True))
+    return Built(
+        net, params, dut, VerilatorDesign.from_verilog(text, top, build_root, optimize=True)
+    )
 
 
 def retrained(net, params, rng, **kw):
@@ -61,18 +70,29 @@ def with_alpha(net, params, code):
     return {**params, **{b.name: np.full(b.channels, code) for b in net.blends()}}
 
 
-#: The five configurations of paper Table 3 (presets of weights.network).
+#: The five configurations of paper Table 3 (presets of spec.network).
 CONFIGS = ["two_cores_shuffle", "two_cores", "one_core", "frozen_only", "trainable_only"]
 
 
 def check_configuration(name, rtl_build_dir):
     """Build one Table 3 configuration and run two frames end to end under stalls."""
     built = build(name, rtl_build_dir, seed=CONFIGS.index(name))
-    assert built.net.cores == {"two_cores_shuffle": ("frozen", "a", "b"),
-                               "two_cores": ("frozen", "a", "b"),
-                               "one_core": ("frozen", "a"),
-                               "frozen_only": ("frozen",),
-                               "trainable_only": ("a", "b")}[name]
+    assert (
+        built.net.cores
+        == {
+            "two_cores_shuffle": ("frozen", "a", "b"),
+            "two_cores": ("frozen", "a", "b"),
+            "one_core": ("frozen", "a"),
+            "frozen_only": ("frozen",),
+            "trainable_only": ("a", "b"),
+        }[name]
+    )
     frames = random_frames(built.net, np.random.default_rng(20), 2)
-    built.run(built.params, frames, shuffle=built.net.core_shuffle, test_name="e2e",
-              in_stall=0.25, out_stall=0.4)
+    built.run(
+        built.params,
+        frames,
+        shuffle=built.net.core_shuffle,
+        test_name="e2e",
+        in_stall=0.25,
+        out_stall=0.4,
+    )

@@ -43,8 +43,7 @@ class _Builder:
 
     def op(self, op_type, inputs, n_out=1, **attrs):
         outs = [self.name(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type),
-                                           **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type), **attrs))
         return outs if n_out > 1 else outs[0]
 
     def conv(self, x, name, spec, p):
@@ -59,29 +58,44 @@ class _Builder:
         conv = dict(kernel_shape=[k, k], strides=[stride] * 2, pads=[k // 2] * 4, group=group)
         if self.mutate.get("fold_bn"):  # as an exporter in inference mode does
             gain, offset = p.folded()
-            y = self.op("Conv", [x, self.const("w", w * gain.reshape(-1, 1, 1, 1),
-                                               key=f"{name}.weight"),
-                                 self.const("b", offset, key=f"{name}.bias")], **conv)
+            y = self.op(
+                "Conv",
+                [
+                    x,
+                    self.const("w", w * gain.reshape(-1, 1, 1, 1), key=f"{name}.weight"),
+                    self.const("b", offset, key=f"{name}.bias"),
+                ],
+                **conv,
+            )
         else:
             y = self.op("Conv", [x, self.const("w", w, key=f"{name}.weight")], **conv)
             eps = self.mutate.get("eps", {}).get(name, p.eps)
-            y = self.op("BatchNormalization", [y, *(self.const(f, getattr(p, f),
-                                                               key=f"{name}.{f}")
-                                                    for f in ("gamma", "beta", "mean", "var"))],
-                        epsilon=float(eps))
+            y = self.op(
+                "BatchNormalization",
+                [
+                    y,
+                    *(
+                        self.const(f, getattr(p, f), key=f"{name}.{f}")
+                        for f in ("gamma", "beta", "mean", "var")
+                    ),
+                ],
+                epsilon=float(eps),
+            )
         y = self.through(y)
         relu = spec.relu != (name in self.mutate.get("flip_relu", ()))
         return self.op("Relu", [y]) if relu else y
 
     def halves(self, x, c):
-        parts = self.op("Split", [x, self.const("split", [c // 2, c // 2], np.int64,
-                                                key="split")], 2, axis=1)
+        parts = self.op(
+            "Split", [x, self.const("split", [c // 2, c // 2], np.int64, key="split")], 2, axis=1
+        )
         return [self.through(t) for t in parts]
 
     def channel_shuffle(self, x, c, h, w):
         groups = self.mutate.get("shuffle_groups", 2)
-        y = self.op("Reshape", [x, self.const("s", [1, groups, c // groups, h, w], np.int64,
-                                              key="shape1")])
+        y = self.op(
+            "Reshape", [x, self.const("s", [1, groups, c // groups, h, w], np.int64, key="shape1")]
+        )
         y = self.op("Transpose", [y], perm=[0, 2, 1, 3, 4])
         return self.op("Reshape", [y, self.const("s", [1, c, h, w], np.int64, key="shape2")])
 
@@ -117,8 +131,11 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
                 w = np.asarray(fparams[f"{k}.m{i}.alpha"], np.float32).reshape(1, c, 1, 1)
                 s = b.through(b.op("Sigmoid", [b.const("alpha", w, key=f"{k}.m{i}.alpha")]))
                 one_minus = b.op("Sub", [b.const("one", 1.0), s])
-                f, t = (feats[k], feats["frozen"]) if b.mutate.get("swap_blend") else \
-                    (feats["frozen"], feats[k])
+                f, t = (
+                    (feats[k], feats["frozen"])
+                    if b.mutate.get("swap_blend")
+                    else (feats["frozen"], feats[k])
+                )
                 inputs[k] = b.op("Add", [b.op("Mul", [s, f]), b.op("Mul", [one_minus, t])])
         if net.core_shuffle and shuffle:
             a0, a1 = b.halves(inputs["a"], c)
@@ -130,8 +147,9 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
             for j, blk in enumerate(net.blocks(core, i)):
                 pre = f"{core}.m{i}.{j}."
                 if blk.stride == 2:
-                    parts = [conv(conv(x, pre + br + "dw"), pre + br + "pw")
-                             for br in ("b0_", "b1_")]
+                    parts = [
+                        conv(conv(x, pre + br + "dw"), pre + br + "pw") for br in ("b0_", "b1_")
+                    ]
                     h, w = -(-blk.height_in // 2), -(-blk.width_in // 2)
                 else:
                     keep, rest = b.halves(x, blk.channels_in)
@@ -142,15 +160,19 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
     outs = [feats[core] for core in net.cores]
     if b.mutate.get("head"):
         pooled = b.op("Flatten", [b.op("GlobalAveragePool", [outs[-1]])])
-        c_last = int(net.to_dict()["stem_channels"]) * 2 ** sum(
-            f.count(2) for f, _ in net.plan)
+        c_last = int(net.to_dict()["stem_channels"]) * 2 ** sum(f.count(2) for f, _ in net.plan)
         outs[-1] = b.op("Gemm", [pooled, b.const("fc", np.ones((10, c_last)))], transB=1)
     graph = helper.make_graph(
-        b.nodes, "backbone",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                       [1, net.channels_in, net.height, net.width])],
+        b.nodes,
+        "backbone",
+        [
+            helper.make_tensor_value_info(
+                "image", TensorProto.FLOAT, [1, net.channels_in, net.height, net.width]
+            )
+        ],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None] * 4) for o in outs],
-        b.inits)
+        b.inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8  # onnxruntime reads IR 8 with opset 17
     onnx.checker.check_model(model)

@@ -1,21 +1,45 @@
-"""The shift-add planner: exactness, zero weights, sharing, schedule, cache."""
+"""The shift-add planner: exactness, zero weights, sharing, schedule, cache.
+
+Exactness is checked by running each graph on integer vectors (:func:`evaluate`, Python
+ints, adder by adder) against ``W @ x`` in Python ints: independent of the coefficient
+algebra (``node_coefficients``) that the planners' own check uses."""
 
 import json
 
 import numpy as np
 import pytest
 
-from semifreddo_hw import adder_graph
-from semifreddo_hw.adder_graph import (
-    AdderGraph,
-    PlanError,
-    Term,
-    csd_digits,
-    plan_cmvm,
-    signed_width,
-    sum_tree,
-)
+from semifreddo_hw import cmvm
+from semifreddo_hw.adder_graph import AdderGraph, PlanError, Term, signed_width, sum_tree
+from semifreddo_hw.cmvm import csd_digits, plan_cmvm, plan_depthwise
 from weights.synthetic import gaussian_int8
+
+
+def evaluate(g: AdderGraph, x: list[int]) -> list[int]:
+    """The graph's outputs for input vector ``x``, computed adder by adder."""
+    values = list(x)
+
+    def term(t):
+        v = values[t.node] << t.shift
+        return -v if t.neg else v
+
+    for a, b in g.adds:
+        values.append(term(a) + term(b))
+    return [0 if t is None else term(t) for t in g.outputs]
+
+
+def assert_computes(g: AdderGraph, w, rng, vectors=20):
+    """``g`` gives ``w @ x`` for random int8 vectors and the extreme ones."""
+    n_in = w.shape[1]
+    xs = [
+        [-128] * n_in,
+        [127] * n_in,
+        [(-128, 127)[i % 2] for i in range(n_in)],
+        *rng.integers(-128, 128, size=(vectors, n_in)).tolist(),
+    ]
+    for x in xs:
+        want = [sum(int(w[j, i]) * int(x[i]) for i in range(n_in)) for j in range(len(w))]
+        assert evaluate(g, x) == want, x
 
 
 @pytest.mark.parametrize("value", list(range(-300, 301)) + [2**20 - 1, -(2**20) + 3])
@@ -35,25 +59,46 @@ def test_signed_width_is_minimal():
 
 
 @pytest.mark.parametrize("solver", ["csd", "da4ml"])
-@pytest.mark.parametrize("shape,zeros", [((1, 1), 0), ((1, 9), 0.3), ((9, 1), 0.5),
-                                         ((5, 7), 0.6), ((16, 16), 0.9), ((32, 24), 0.3)])
+@pytest.mark.parametrize(
+    "shape,zeros",
+    [((1, 1), 0), ((1, 9), 0.3), ((9, 1), 0.5), ((5, 7), 0.6), ((16, 16), 0.9), ((32, 24), 0.3)],
+)
 def test_plans_are_exact(solver, shape, zeros):
     rng = np.random.default_rng([*shape, int(zeros * 100)])
     w = gaussian_int8(rng, *shape, zeros)
-    g = plan_cmvm(w, solver, cache=False)
-    g.check(w)  # plan_cmvm checks too; this makes the test independent of that
+    g = plan_cmvm(w, solver, use_cache=False)
+    assert_computes(g, w, rng)
     assert np.array_equal(g.matrix().astype(np.int64), w)
 
 
 @pytest.mark.parametrize("solver", ["csd", "da4ml"])
+def test_depthwise_plans_and_sum_trees_are_exact(solver):
+    """A depthwise layer's inputs are tap-major (lane ``tap * C + c``, as the window gives
+    them); channel 2 is all zero."""
+    rng = np.random.default_rng(11)
+    k = gaussian_int8(rng, 5, 9, 0.3)
+    k[2] = 0
+    matrix = np.zeros((5, 45), np.int64)
+    for c in range(5):
+        matrix[c, np.arange(9) * 5 + c] = k[c]
+    assert_computes(plan_depthwise(k, solver, use_cache=False), matrix, rng)
+    for n in (1, 2, 7):
+        assert_computes(sum_tree(n), np.ones((1, n), np.int64), rng)
+
+
+@pytest.mark.parametrize("solver", ["csd", "da4ml"])
 def test_extreme_and_degenerate_matrices(solver):
-    for w in (np.full((6, 6), -128), np.full((6, 6), 127), np.zeros((4, 3), int),
-              np.array([[0, -128, 127, 0], [0, 0, 0, 0], [1, -1, 64, -64]])):
-        g = plan_cmvm(w, solver, cache=False)
-        assert np.array_equal(g.matrix().astype(np.int64), w)
+    for w in (
+        np.full((6, 6), -128),
+        np.full((6, 6), 127),
+        np.zeros((4, 3), int),
+        np.array([[0, -128, 127, 0], [0, 0, 0, 0], [1, -1, 64, -64]]),
+    ):
+        g = plan_cmvm(w, solver, use_cache=False)
+        assert_computes(g, w, np.random.default_rng(0))
         for j in range(w.shape[0]):
             assert (g.outputs[j] is None) == (not w[j].any())
-    assert plan_cmvm(np.zeros((4, 3), int), solver, cache=False).adders == 0
+    assert plan_cmvm(np.zeros((4, 3), int), solver, use_cache=False).adders == 0
 
 
 @pytest.mark.parametrize("solver", ["csd", "da4ml"])
@@ -65,8 +110,10 @@ def test_zero_weights_add_no_adders(solver):
     rows = np.sort(rng.choice(20, size=12, replace=False))
     cols = np.sort(rng.choice(17, size=10, replace=False))
     padded[np.ix_(rows, cols)] = w
-    assert plan_cmvm(padded, solver, cache=False).adders == \
-        plan_cmvm(w, solver, cache=False).adders
+    assert (
+        plan_cmvm(padded, solver, use_cache=False).adders
+        == plan_cmvm(w, solver, use_cache=False).adders
+    )
     # CSD: adders are exactly (signed digits - 1) per nonzero row, whatever the zeros.
     if solver == "csd":
         digits = [sum(len(csd_digits(v)) for v in row) for row in w]
@@ -75,7 +122,7 @@ def test_zero_weights_add_no_adders(solver):
 
 def test_da4ml_shares_and_beats_naive_on_trained_like_weights():
     w = gaussian_int8(np.random.default_rng(1), 32, 32)
-    naive, shared = plan_cmvm(w, "csd"), plan_cmvm(w, "da4ml", cache=False)
+    naive, shared = plan_cmvm(w, "csd"), plan_cmvm(w, "da4ml", use_cache=False)
     assert shared.adders < 0.7 * naive.adders
 
 
@@ -105,34 +152,51 @@ def test_schedule_and_register_bits_match_hand_count():
     s = g.schedule(1)
     assert s.stages == 2
     # bank 1: x0+x1 (9 bits), x2+x3 (9 bits); bank 2: the sum (10 bits)
-    assert g.register_bits(1, -128, 127) == 9 + 9 + 10
+    assert g.pipelined(1, -128, 127).register_bits == 9 + 9 + 10
     # one stage of two levels: only the output register
-    assert g.schedule(2).stages == 1 and g.register_bits(2, -128, 127) == 10
+    assert g.schedule(2).stages == 1 and g.pipelined(2, -128, 127).register_bits == 10
     with pytest.raises(ValueError, match="levels_per_stage"):
         g.schedule(0)
+
+
+def _held_bits(g, levels, lo, hi):
+    """Register bits from the schedule: each node held from the bank after the stage that
+    computes it (inputs: bank 1) to the last bank that reads it; each negated output held
+    from its stage to the last bank."""
+    sched = g.schedule(levels)
+    nlo, nhi = g.node_ranges(lo, hi)
+    bits = 0
+    for n in range(g.n_nodes):
+        first = sched.node_stage[n] if n >= g.n_in else 1
+        bits += signed_width(nlo[n], nhi[n]) * max(0, sched.node_need[n] - first + 1)
+    for t, s in zip(g.outputs, sched.neg_stage, strict=True):
+        if t is not None and t.neg:
+            bits += signed_width(-nhi[t.node], -nlo[t.node]) * (sched.stages - s + 1)
+    return bits
 
 
 @pytest.mark.parametrize("levels", [1, 2, 3])
 @pytest.mark.parametrize("solver", ["csd", "da4ml"])
 def test_pipelined_logic_follows_the_schedule(levels, solver):
-    """What a backend builds: operands before users, the registers register_bits counts,
-    unique names, every output after ``stages`` register banks on every path."""
+    """What a backend builds: operands before users, as many register bits as the schedule
+    says each node is held (counted from the schedule, not from the ops), unique names,
+    every output after ``stages`` register banks on every path."""
     w = gaussian_int8(np.random.default_rng(levels), 9, 7, 0.4)
     w[3] = 0
     w[5] = -w[5]
     g = plan_cmvm(w, solver)
     plan = g.pipelined(levels, -128, 127)
     assert plan.stages == g.schedule(levels).stages
-    assert [op.kind for op in plan.ops[:g.n_in]] == ["in"] * g.n_in
+    assert [op.kind for op in plan.ops[: g.n_in]] == ["in"] * g.n_in
     banks = []  # register banks between the inputs and each value
     for k, op in enumerate(plan.ops):
-        srcs = [a[0] for a in op.args] if op.kind == "add" else \
-            [] if op.kind == "in" else [op.args[0]]
+        srcs = (
+            [a[0] for a in op.args] if op.kind == "add" else [] if op.kind == "in" else [op.args[0]]
+        )
         assert all(src < k for src in srcs)
         assert len({banks[src] for src in srcs}) <= 1  # operands of the same beat
         banks.append((banks[srcs[0]] if srcs else 0) + (op.kind == "reg"))
-    assert sum(op.width for op in plan.ops if op.kind == "reg") == \
-        g.register_bits(levels, -128, 127)
+    assert plan.register_bits == _held_bits(g, levels, -128, 127)
     assert len({op.name for op in plan.ops}) == len(plan.ops)
     for j, out in enumerate(plan.outputs):
         assert (out is None) == (not w[j].any())
@@ -144,12 +208,13 @@ def test_cache_reuses_solutions_and_survives_corruption(tmp_path, monkeypatch):
     monkeypatch.setenv("SEMIFREDDO_CACHE_DIR", str(tmp_path))
     w = gaussian_int8(np.random.default_rng(3), 8, 8)
     first = plan_cmvm(w)
-    files = list(tmp_path.glob("*.json"))
+    files = list((tmp_path / "cmvm").iterdir())
     assert len(files) == 1
 
     def no_solver(_w):
         raise AssertionError("solver called despite a cached plan")
-    monkeypatch.setattr(adder_graph, "_plan_da4ml", no_solver)
+
+    monkeypatch.setattr(cmvm, "_plan_da4ml", no_solver)
     assert plan_cmvm(w) == first
 
     # A cached plan that computes something else is never used.
@@ -165,5 +230,6 @@ def test_cache_reuses_solutions_and_survives_corruption(tmp_path, monkeypatch):
 
 def test_plans_are_deterministic():
     w = gaussian_int8(np.random.default_rng(5), 24, 24, 0.2)
-    assert plan_cmvm(w, cache=False).to_json() | {"solve_seconds": 0} == \
-        plan_cmvm(w, cache=False).to_json() | {"solve_seconds": 0}
+    assert plan_cmvm(w, use_cache=False).to_json() | {"solve_seconds": 0} == plan_cmvm(
+        w, use_cache=False
+    ).to_json() | {"solve_seconds": 0}

@@ -15,8 +15,9 @@ import pytest
 from semifreddo_hw.backbone import Backbone
 from sim.backbone import random_frames
 from sim.golden.backbone import backbone
+from spec.network import preset
+from spec.params import ConvParams, check_params
 from tests.backbone_helpers import build, retrained, with_alpha
-from weights.network import ConvParams, check_params, preset
 from weights.synthetic import random_params
 
 
@@ -27,8 +28,7 @@ def main(rtl_build_dir):
 
 def test_as_built_with_shuffle_under_stalls(main):
     frames = random_frames(main.net, np.random.default_rng(10), 2)
-    main.run(main.params, frames, shuffle=True, test_name="as_built", in_stall=0.3,
-             out_stall=0.5)
+    main.run(main.params, frames, shuffle=True, test_name="as_built", in_stall=0.3, out_stall=0.5)
 
 
 def test_parameters_reloaded_at_run_time(main):
@@ -57,11 +57,20 @@ def test_parameters_reloaded_at_run_time(main):
 def test_exact_alphas(main, code):
     rng = np.random.default_rng(12 + code)
     new = with_alpha(main.net, main.params, code)
-    alpha = {a for r in main.dut.address_map if r.field == "alpha"
-             for a in range(r.base, r.base + r.count)}
+    alpha = {
+        a
+        for r in main.dut.address_map
+        if r.field == "alpha"
+        for a in range(r.base, r.base + r.count)
+    }
     alphas = [(a, v) for a, v in main.dut.param_writes(new) if a in alpha]
-    main.run(new, random_frames(main.net, rng, 2), shuffle=bool(code % 128), writes=alphas,
-             test_name=f"alpha{code}")
+    main.run(
+        new,
+        random_frames(main.net, rng, 2),
+        shuffle=bool(code % 128),
+        writes=alphas,
+        test_name=f"alpha{code}",
+    )
 
 
 def test_alpha_zero_trainable_cores_ignore_the_frozen_core(main):
@@ -81,8 +90,13 @@ def test_alpha_zero_trainable_cores_ignore_the_frozen_core(main):
         assert not np.array_equal(g0["frozen"], g1["frozen"])
         for core in ("a", "b"):
             assert np.array_equal(g0[core], g1[core])
-    main.run(silenced, frames, shuffle=True, writes=main.dut.param_writes(silenced),
-             test_name="alpha0_silenced")
+    main.run(
+        silenced,
+        frames,
+        shuffle=True,
+        writes=main.dut.param_writes(silenced),
+        test_name="alpha0_silenced",
+    )
 
 
 def test_one_pixel_per_clock(main):
@@ -91,8 +105,9 @@ def test_one_pixel_per_clock(main):
     cycles = []
     for n in (1, 3):
         frames = random_frames(main.net, np.random.default_rng(14), n)
-        stats = main.run(main.params, frames, shuffle=True, test_name=f"tp{n}", in_stall=0,
-                         out_stall=0)
+        stats = main.run(
+            main.params, frames, shuffle=True, test_name=f"tp{n}", in_stall=0, out_stall=0
+        )
         cycles.append(stats["cycles"])
     assert cycles[1] - cycles[0] == 2 * main.net.width * main.net.height
 
@@ -118,12 +133,10 @@ def test_param_writes_refuse_build_time_changes(main):
     w = p.weight.copy()
     w[0, 0] ^= 1
     with pytest.raises(ValueError, match="frozen.m1.1.pw.weight: differs"):
-        main.dut.param_writes({**params, "frozen.m1.1.pw": ConvParams(w, p.scale, p.bias,
-                                                                      p.shift)})
+        main.dut.param_writes({**params, "frozen.m1.1.pw": ConvParams(w, p.scale, p.bias, p.shift)})
     q = params["a.m2.0.b1_pw"]
     with pytest.raises(ValueError, match=r"a.m2.0.b1_pw.shift: 3, but .* built with 16"):
-        main.dut.param_writes({**params, "a.m2.0.b1_pw": ConvParams(q.weight, q.scale, q.bias,
-                                                                    3)})
+        main.dut.param_writes({**params, "a.m2.0.b1_pw": ConvParams(q.weight, q.scale, q.bias, 3)})
     assert net.cores == ("frozen", "a", "b")
 
 

@@ -6,19 +6,33 @@ import subprocess
 import sys
 from pathlib import Path
 
+from semifreddo_hw.window import SlidingWindow
+from tests.netlist import memory_bits
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_adders_bench_writes_records(tmp_path):
     out = tmp_path / "adders.json"
-    r = subprocess.run([sys.executable, "bench/adders.py", "--sizes", "8", "--json", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "bench/adders.py", "--sizes", "8", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     records = json.loads(out.read_text())
     assert [rec["name"] for rec in records] == ["gauss8x8", "gauss8x8_zeros50"]
     for rec in records:
-        for key in ("name", "shape", "nonzero", "naive_adders", "planner_adders",
-                    "planner_seconds"):
+        for key in (
+            "name",
+            "shape",
+            "nonzero",
+            "naive_adders",
+            "planner_adders",
+            "planner_seconds",
+        ):
             assert key in rec
         assert rec["planner_adders"] <= rec["naive_adders"]
     assert "gauss8x8" in r.stdout
@@ -26,19 +40,32 @@ def test_adders_bench_writes_records(tmp_path):
 
 def test_layers_bench_reports_line_buffers(tmp_path):
     out = tmp_path / "layers.json"
-    r = subprocess.run([sys.executable, "bench/layers.py", "--json", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "bench/layers.py", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     records = {rec["layer"]: rec for rec in json.loads(out.read_text())}
-    assert records["stem"]["line_buffer_bits"] == 640 * 2 * 3 * 8
-    assert records["stem"]["frame_cycles"] == 640 * 480
+    # The stem's window (640x480, 3 channels): its line buffer counted in its netlist, its
+    # cycles per frame as the window states them (checked by simulation in test_window).
+    window = SlidingWindow(3, 640, 480, stride=2)
+    assert records["stem"]["line_buffer_bits"] == memory_bits(window)
+    assert records["stem"]["frame_cycles"] == window.frame_cycles
     assert records["regular.pw"]["line_buffer_bits"] == 0
 
 
 def test_throughput_bench_shows_one_pixel_per_clock(tmp_path):
     out = tmp_path / "throughput.json"
-    r = subprocess.run([sys.executable, "bench/throughput.py", "--json", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "bench/throughput.py", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     for rec in json.loads(out.read_text()):
         assert rec["cycles_per_extra_frame"] == rec["pixels"], rec
@@ -46,14 +73,37 @@ def test_throughput_bench_shows_one_pixel_per_clock(tmp_path):
 
 def test_scale_bench_reports_a_backbone(tmp_path):
     out = tmp_path / "scale.json"
-    r = subprocess.run([sys.executable, "bench/scale.py", "--preset", "frozen_only",
-                        "--modes", "cold", "--jobs", "1", "--json", str(out)], cwd=REPO,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "bench/scale.py",
+            "--preset",
+            "frozen_only",
+            "--modes",
+            "cold",
+            "--jobs",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr
     (run,) = json.loads(out.read_text())["runs"]
     assert run["mode"] == "cold" and run["configurable_weights"] == 0
-    for key in ("frozen_weights", "adders", "multipliers", "parameter_memory_bits",
-                "line_buffer_bits", "verilog_lines", "peak_memory_mb", "total_seconds"):
+    for key in (
+        "frozen_weights",
+        "adders",
+        "multipliers",
+        "parameter_memory_bits",
+        "line_buffer_bits",
+        "verilog_lines",
+        "peak_memory_mb",
+        "total_seconds",
+    ):
         assert key in run
     assert set(run["steps"]) == {"plan", "elaborate", "emit"}
     assert "frozen_only" in r.stdout

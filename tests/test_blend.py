@@ -10,12 +10,11 @@ from amaranth.lib.wiring import In, Out
 
 from semifreddo_hw.blend import AlphaBlend, CoreShuffle
 from semifreddo_hw.streams import fork, join, vector_layout
-from semifreddo_hw.window import MARKER_BITS
-from sim.frames import frames_to_beats
-from sim.golden.backbone import core_shuffle
 from sim.golden.primitives import alpha_blend
 from sim.pysim import run_streams_pysim
 from sim.rtl import Lanes, VerilatorDesign
+from spec.dataflow import core_shuffle
+from spec.stream import MARKER_BITS, frames_to_beats
 
 
 def _frames(rng, c, n=2, h=3, w=5):
@@ -30,7 +29,8 @@ def test_alpha_blend(case):
     rng = np.random.default_rng(len(case))
     c = 6
     codes = {"zero": [0] * c, "one": [128] * c, "half": [64] * c}.get(
-        case, rng.integers(0, 129, size=c).tolist())
+        case, rng.integers(0, 129, size=c).tolist()
+    )
     init = codes if case != "written" else None
     dut = AlphaBlend(c, alpha_init=init)
     writes = []
@@ -46,12 +46,20 @@ def test_alpha_blend(case):
         assert y == xt
     if case == "one":
         assert y == xf
-    run_streams_pysim(dut, {"f": (xf, sides), "t": (xt, sides)}, {"o": (y, sides)},
-                      writes=writes, in_stall=0.4, out_stall=0.4, seed=len(case))
+    run_streams_pysim(
+        dut,
+        {"f": (xf, sides), "t": (xt, sides)},
+        {"o": (y, sides)},
+        writes=writes,
+        in_stall=0.4,
+        out_stall=0.4,
+        seed=len(case),
+    )
 
 
 def test_alpha_blend_flags_mismatched_markers():
     from amaranth.sim import Simulator
+
     dut = AlphaBlend(2)
     seen = {}
 
@@ -64,6 +72,7 @@ def test_alpha_blend_flags_mismatched_markers():
             ctx.set(dut.t.payload.side, side_t)
             await ctx.tick().until(dut.f.ready)
             seen[(side_f, side_t)] = ctx.get(dut.marker_mismatch)
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
@@ -81,9 +90,15 @@ def test_core_shuffle(enable, c):
     ya, yb = core_shuffle(np.array(a), np.array(b), enable)
     if not enable:
         assert ya.tolist() == a
-    run_streams_pysim(CoreShuffle(c), {"a": (a, sa), "b": (b, sa)},
-                      {"a_o": (ya.tolist(), sa), "b_o": (yb.tolist(), sa)},
-                      statics=[("enable", enable)], in_stall=0.4, out_stall=0.4, seed=c)
+    run_streams_pysim(
+        CoreShuffle(c),
+        {"a": (a, sa), "b": (b, sa)},
+        {"a_o": (ya.tolist(), sa), "b_o": (yb.tolist(), sa)},
+        statics=[("enable", enable)],
+        in_stall=0.4,
+        out_stall=0.4,
+        seed=c,
+    )
 
 
 def test_parameters_are_checked():
@@ -99,10 +114,12 @@ class _PairHarness(wiring.Component):
 
     def __init__(self, block, c, out_lanes):
         self.block, self.c = block, c
-        super().__init__({
-            "i": In(stream.Signature(vector_layout(signed(8), 2 * c, MARKER_BITS))),
-            "o": Out(stream.Signature(vector_layout(signed(8), out_lanes, MARKER_BITS))),
-        })
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(signed(8), 2 * c, MARKER_BITS))),
+                "o": Out(stream.Signature(vector_layout(signed(8), out_lanes, MARKER_BITS))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -112,11 +129,15 @@ class _PairHarness(wiring.Component):
         fork(m, self.i, *ins)
         x = self.i.payload.data.as_value()
         for k, s in enumerate(ins):
-            m.d.comb += [s.payload.data.eq(x[k * 8 * self.c:(k + 1) * 8 * self.c]),
-                         s.payload.side.eq(self.i.payload.side)]
+            m.d.comb += [
+                s.payload.data.eq(x[k * 8 * self.c : (k + 1) * 8 * self.c]),
+                s.payload.side.eq(self.i.payload.side),
+            ]
         join(m, outs, self.o)
-        m.d.comb += [self.o.payload.data.eq(Cat(*(s.payload.data.as_value() for s in outs))),
-                     self.o.payload.side.eq(outs[0].payload.side)]
+        m.d.comb += [
+            self.o.payload.data.eq(Cat(*(s.payload.data.as_value() for s in outs))),
+            self.o.payload.side.eq(outs[0].payload.side),
+        ]
         return m
 
 
@@ -129,15 +150,26 @@ def test_blend_and_shuffle_in_verilator(rtl_build_dir):
     a, sides = frames_to_beats(fa)
     b, _ = frames_to_beats(fb)
     x = [p + q for p, q in zip(a, b, strict=True)]
-    cases = {"blend": (_PairHarness(AlphaBlend(c, alpha_init=codes.tolist()), c, c),
-                       [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)]),
-             "shuffle": (_PairHarness(CoreShuffle(c), c, 2 * c),
-                         np.concatenate(core_shuffle(np.array(a), np.array(b), 0), axis=-1))}
+    cases = {
+        "blend": (
+            _PairHarness(AlphaBlend(c, alpha_init=codes.tolist()), c, c),
+            [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)],
+        ),
+        "shuffle": (
+            _PairHarness(CoreShuffle(c), c, 2 * c),
+            np.concatenate(core_shuffle(np.array(a), np.array(b), 0), axis=-1),
+        ),
+    }
     for name, (dut, y) in cases.items():
         design = VerilatorDesign.build(dut, f"pair_{name}", rtl_build_dir)
-        design.run_stream(x, np.asarray(y).tolist(), in_sides=sides, out_sides=sides,
-                          in_lanes=Lanes(2 * c, 8, side_width=2),
-                          out_lanes=Lanes(len(y[0]), 8, side_width=2))
+        design.run_stream(
+            x,
+            np.asarray(y).tolist(),
+            in_sides=sides,
+            out_sides=sides,
+            in_lanes=Lanes(2 * c, 8, side_width=2),
+            out_lanes=Lanes(len(y[0]), 8, side_width=2),
+        )
 
 
 def test_shuffle_multi_stream_testbench_catches_a_wrong_beat(rtl_build_dir):
@@ -154,10 +186,13 @@ def test_shuffle_multi_stream_testbench_catches_a_wrong_beat(rtl_build_dir):
     design = VerilatorDesign.build(CoreShuffle(c), "shuffle_streams", rtl_build_dir)
 
     def run(yb, name):
-        return design.run_streams({"a": (a, sides, lanes, 0.3), "b": (b, sides, lanes, 0.5)},
-                                  {"a_o": (ya.tolist(), sides, lanes, 0.4),
-                                   "b_o": (yb.tolist(), sides, lanes, 0.2)},
-                                  statics=[("enable", 1)], test_name=name, seed=3)
+        return design.run_streams(
+            {"a": (a, sides, lanes, 0.3), "b": (b, sides, lanes, 0.5)},
+            {"a_o": (ya.tolist(), sides, lanes, 0.4), "b_o": (yb.tolist(), sides, lanes, 0.2)},
+            statics=[("enable", 1)],
+            test_name=name,
+            seed=3,
+        )
 
     stats = run(yb, "ok")
     assert stats["received"] == {"a_o": len(a), "b_o": len(b)}

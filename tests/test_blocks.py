@@ -7,34 +7,42 @@ import numpy as np
 import pytest
 
 from semifreddo_hw.blocks import DownsamplingBlock, RegularBlock
-from sim.frames import frames_to_beats
-from sim.golden.blocks import channel_shuffle, downsampling_block, regular_block
+from sim.golden.blocks import downsampling_block, regular_block
 from sim.pysim import run_stream_pysim
 from sim.rtl import Lanes, VerilatorDesign
+from spec.dataflow import channel_shuffle
+from spec.stream import frames_to_beats
 from tests.rtl_helpers import writes_for
 from weights.synthetic import trained_like_int8
 
 
 def quant(rng, n):
-    return {"scale": rng.integers(1, 1 << 11, size=n).tolist(),
-            "bias": rng.integers(-(1 << 16), 1 << 16, size=n).tolist(), "shift": 10}
+    return {
+        "scale": rng.integers(1, 1 << 11, size=n).tolist(),
+        "bias": rng.integers(-(1 << 16), 1 << 16, size=n).tolist(),
+        "shift": 10,
+    }
 
 
 def branch(rng, c):
-    return dict(dw=trained_like_int8(rng, c, 9).reshape(c, 3, 3), dw_quant=quant(rng, c),
-                pw=trained_like_int8(rng, c, c), pw_quant=quant(rng, c))
+    return dict(
+        dw=trained_like_int8(rng, c, 9).reshape(c, 3, 3),
+        dw_quant=quant(rng, c),
+        pw=trained_like_int8(rng, c, c),
+        pw_quant=quant(rng, c),
+    )
 
 
 def regular(rng, c, w, h, configurable=False):
     p = branch(rng, c // 2)
-    return RegularBlock(c, w, h, **p, configurable=configurable), \
-        lambda f: regular_block(f, **p)
+    return RegularBlock(c, w, h, **p, configurable=configurable), lambda f: regular_block(f, **p)
 
 
 def downsampling(rng, c, w, h, configurable=False):
     br = [branch(rng, c), branch(rng, c)]
-    return DownsamplingBlock(c, w, h, branches=br, configurable=configurable), \
-        lambda f: downsampling_block(f, branches=br)
+    return DownsamplingBlock(
+        c, w, h, branches=br, configurable=configurable
+    ), lambda f: downsampling_block(f, branches=br)
 
 
 def vectors(rng, ref, c, w, h, frames):
@@ -52,9 +60,17 @@ def test_golden_channel_shuffle():
 
 
 @pytest.mark.parametrize("make", [regular, downsampling])
-@pytest.mark.parametrize("c,w,h,configurable", [(2, 5, 3, False), (4, 13, 7, False),
-                                                (6, 1, 4, True), (8, 6, 1, False),
-                                                (2, 1, 1, True), (4, 7, 5, True)])
+@pytest.mark.parametrize(
+    "c,w,h,configurable",
+    [
+        (2, 5, 3, False),
+        (4, 13, 7, False),
+        (6, 1, 4, True),
+        (8, 6, 1, False),
+        (2, 1, 1, True),
+        (4, 7, 5, True),
+    ],
+)
 def test_block_pysim(make, c, w, h, configurable):
     rng = np.random.default_rng([c, w, h])
     dut, ref = make(rng, c, w, h, configurable)
@@ -62,8 +78,12 @@ def test_block_pysim(make, c, w, h, configurable):
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.4, out_stall=0.4)
 
 
-RTL = {"regular_13x7_c16": (regular, 16, 13, 7), "down_13x7_c8": (downsampling, 8, 13, 7),
-       "regular_6x1_c4": (regular, 4, 6, 1), "cfg_regular_9x5_c8": (regular, 8, 9, 5)}
+RTL = {
+    "regular_13x7_c16": (regular, 16, 13, 7),
+    "down_13x7_c8": (downsampling, 8, 13, 7),
+    "regular_6x1_c4": (regular, 4, 6, 1),
+    "cfg_regular_9x5_c8": (regular, 8, 9, 5),
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +94,7 @@ def designs(rtl_build_dir):
         rng = np.random.default_rng(len(name))
         dut, ref = make(rng, c, w, h, name.startswith("cfg_"))
         return dut, ref, VerilatorDesign.build(dut, f"blk_{name}", rtl_build_dir)
+
     return get
 
 
@@ -84,10 +105,18 @@ def test_block_rtl_bit_exact(designs, name):
     x, xs, y, ys = vectors(np.random.default_rng(1), ref, c, w, h, 3)
     c_out = len(y[0])
     for k, stalls in enumerate([(0.3, 0.3), (0.6, 0.1), (0.1, 0.6)]):
-        design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=stalls[0],
-                          out_stall=stalls[1], seed=k, test_name=f"run{k}",
-                          in_lanes=Lanes(c, 8, side_width=2),
-                          out_lanes=Lanes(c_out, 8, side_width=2))
+        design.run_stream(
+            x,
+            y,
+            in_sides=xs,
+            out_sides=ys,
+            in_stall=stalls[0],
+            out_stall=stalls[1],
+            seed=k,
+            test_name=f"run{k}",
+            in_lanes=Lanes(c, 8, side_width=2),
+            out_lanes=Lanes(c_out, 8, side_width=2),
+        )
 
 
 def test_configurable_block_takes_new_weights(designs):
@@ -105,8 +134,16 @@ def test_configurable_block_takes_new_weights(designs):
         writes += writes_for(dut, f"{name}_scale_write", q["scale"])
         writes += writes_for(dut, f"{name}_bias_write", q["bias"])
     x, xs, y, ys = vectors(rng, lambda f: regular_block(f, **p), c, w, h, 2)
-    design.run_stream(x, y, in_sides=xs, out_sides=ys, writes=writes, test_name="rewrite",
-                      in_lanes=Lanes(c, 8, side_width=2), out_lanes=Lanes(c, 8, side_width=2))
+    design.run_stream(
+        x,
+        y,
+        in_sides=xs,
+        out_sides=ys,
+        writes=writes,
+        test_name="rewrite",
+        in_lanes=Lanes(c, 8, side_width=2),
+        out_lanes=Lanes(c, 8, side_width=2),
+    )
 
 
 def test_regular_block_one_pixel_per_clock(designs):
@@ -117,9 +154,17 @@ def test_regular_block_one_pixel_per_clock(designs):
     cycles = []
     for frames in (1, 3):
         x, xs, y, ys = vectors(np.random.default_rng(frames), ref, c, w, h, frames)
-        stats = design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=0, out_stall=0,
-                                  test_name=f"tp{frames}", in_lanes=Lanes(c, 8, side_width=2),
-                                  out_lanes=Lanes(c, 8, side_width=2))
+        stats = design.run_stream(
+            x,
+            y,
+            in_sides=xs,
+            out_sides=ys,
+            in_stall=0,
+            out_stall=0,
+            test_name=f"tp{frames}",
+            in_lanes=Lanes(c, 8, side_width=2),
+            out_lanes=Lanes(c, 8, side_width=2),
+        )
         cycles.append(stats["cycles"])
     assert cycles[1] - cycles[0] == 2 * w * h
 

@@ -3,35 +3,16 @@
 and the structural promises: no multipliers or memories in frozen blocks, zero weights free,
 plan estimates equal to what is built."""
 
-import collections
-import re
-
 import numpy as np
 import pytest
-from amaranth.back import rtlil
 
-from semifreddo_hw.emit import ports_of
 from semifreddo_hw.matvec import ConfigurableMatVec, FrozenMatVec
 from semifreddo_hw.requant import Requantizer
 from sim.golden.primitives import matvec, requantize
 from sim.pysim import run_stream_pysim
+from tests.netlist import adder_cells, rtlil_cells
 from tests.rtl_helpers import int8_stimulus
 from weights.synthetic import gaussian_int8
-
-
-def rtlil_cells(dut):
-    """Cell type -> (count, total WIDTH parameter) in the component's RTLIL netlist."""
-    text = rtlil.convert(dut, ports=ports_of(dut), emit_src=False)
-    cells = collections.defaultdict(lambda: [0, 0])
-    for kind, body in re.findall(r"^\s*cell \\?(\$\w+) \S+\n(.*?)^\s*end$", text, re.M | re.S):
-        cells[kind][0] += 1
-        width = re.search(r"parameter \\WIDTH (\d+)", body)
-        cells[kind][1] += int(width.group(1)) if width else 0
-    return cells
-
-
-def adder_cells(cells):
-    return sum(cells[k][0] for k in ("$add", "$sub", "$neg"))
 
 
 @pytest.mark.parametrize("seed", range(24))
@@ -39,11 +20,16 @@ def test_frozen_matvec_random_sweep(seed):
     rng = np.random.default_rng(seed)
     n_out, n_in = rng.integers(1, 13, size=2)
     w = gaussian_int8(rng, n_out, n_in, rng.choice([0, 0.3, 0.6, 0.9]))
-    dut = FrozenMatVec(w, solver=["csd", "da4ml"][seed % 2],
-                       levels_per_stage=int(rng.integers(1, 5)), side_width=seed % 4)
+    dut = FrozenMatVec(
+        w,
+        solver=["csd", "da4ml"][seed % 2],
+        levels_per_stage=int(rng.integers(1, 5)),
+        side_width=seed % 4,
+    )
     x = int8_stimulus(rng, 40, n_in)
-    run_stream_pysim(dut, x, matvec(w, x), seed=seed,
-                     in_stall=rng.uniform(0, 0.8), out_stall=rng.uniform(0, 0.8))
+    run_stream_pysim(
+        dut, x, matvec(w, x), seed=seed, in_stall=rng.uniform(0, 0.8), out_stall=rng.uniform(0, 0.8)
+    )
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -51,8 +37,9 @@ def test_configurable_matvec_random_sweep(seed):
     rng = np.random.default_rng(100 + seed)
     n_out, n_in = (int(v) for v in rng.integers(1, 9, size=2))
     init = rng.integers(-128, 128, size=(2, n_out, n_in))
-    dut = ConfigurableMatVec(n_in, n_out, init=init, sets=2,
-                             levels_per_stage=int(rng.integers(1, 4)))
+    dut = ConfigurableMatVec(
+        n_in, n_out, init=init, sets=2, levels_per_stage=int(rng.integers(1, 4))
+    )
     x = int8_stimulus(rng, 30, n_in)
     run_stream_pysim(dut, x, matvec(init[1], x), statics=[("select", 1)], seed=seed)
     w = rng.integers(-128, 128, size=(n_out, n_in))
@@ -73,8 +60,10 @@ def test_configurable_matvec_with_irregular_mask(levels):
     assert dut.report()["multipliers"] == mask.sum()
     assert rtlil_cells(dut)["$dff"][1] == dut.report()["register_bits"] + dut.latency
     w2 = np.where(mask, rng.integers(-128, 128, size=mask.shape), 0)
-    writes = [("write", {"index": dut.index(j, i), "value": int(w2[j, i])})
-              for j, i in zip(*np.nonzero(mask), strict=True)]
+    writes = [
+        ("write", {"index": dut.index(j, i), "value": int(w2[j, i])})
+        for j, i in zip(*np.nonzero(mask), strict=True)
+    ]
     run_stream_pysim(dut, x, matvec(w2, x), writes=writes)
     with pytest.raises(ValueError, match="outside the mask"):
         ConfigurableMatVec(11, 7, mask=mask, init=np.ones((7, 11), int))
@@ -94,10 +83,11 @@ def test_requantizer_random_sweep(seed):
     c, acc_width = int(rng.integers(1, 6)), int(rng.integers(2, 28))
     shift = int(rng.integers(0, 20))
     relu = bool(seed % 2)
-    scale = rng.integers(-2**15, 2**15, size=c)
-    bias = rng.integers(-2**31, 2**31, size=c) >> int(rng.integers(0, 31))
-    dut = Requantizer(c, acc_width, shift=shift, relu=relu, scale_init=scale.tolist(),
-                      bias_init=bias.tolist())
+    scale = rng.integers(-(2**15), 2**15, size=c)
+    bias = rng.integers(-(2**31), 2**31, size=c) >> int(rng.integers(0, 31))
+    dut = Requantizer(
+        c, acc_width, shift=shift, relu=relu, scale_init=scale.tolist(), bias_init=bias.tolist()
+    )
     acc = rng.integers(-(1 << (acc_width - 1)), 1 << (acc_width - 1), size=(40, c))
     run_stream_pysim(dut, acc, requantize(acc, scale, bias, shift, relu), seed=seed)
 
@@ -121,8 +111,9 @@ def test_zero_weights_generate_no_logic():
     padded[np.ix_([0, 2, 3, 5, 7, 8], [1, 2, 4, 8, 10])] = w
     for solver in ("csd", "da4ml"):
         small, big = FrozenMatVec(w, solver=solver), FrozenMatVec(padded, solver=solver)
-        assert adder_cells(rtlil_cells(big)) == adder_cells(rtlil_cells(small)) == \
-            small.graph.adders
+        assert (
+            adder_cells(rtlil_cells(big)) == adder_cells(rtlil_cells(small)) == small.graph.adders
+        )
     assert adder_cells(rtlil_cells(FrozenMatVec(np.zeros((3, 4), int)))) == 0
 
 

@@ -15,10 +15,10 @@ import onnx
 import pytest
 
 from generators.build import main as build_main
+from spec.network import network_from_dict
 from tests.malformed.make_corpus import TINY
 from tests.onnx_models import backbone_onnx
 from weights.io import load_npz, save_npz
-from weights.network import network_from_dict
 from weights.quantize import calibration_frames
 from weights.synthetic import random_float_params
 
@@ -28,9 +28,14 @@ CASES = json.loads((CORPUS / "cases.json").read_text())
 
 
 def run(module, *args, cwd=REPO, env=None):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=900,
-                          env=None if env is None else {**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=None if env is None else {**os.environ, **env},
+    )
 
 
 def test_corpus_is_large_and_distinct():
@@ -41,8 +46,7 @@ def test_corpus_is_large_and_distinct():
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_malformed_file_exits_2_with_one_line(case, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["--freeze", str(CORPUS / case["frozen"]), "--out", str(out), "--quiet",
-            *case["args"]]
+    argv = ["--freeze", str(CORPUS / case["frozen"]), "--out", str(out), "--quiet", *case["args"]]
     if case["trainable"]:
         argv += ["--trainable", str(CORPUS / case["trainable"])]
     assert build_main(argv) == 2
@@ -93,12 +97,29 @@ def onnx_build(tmp_path_factory):
     fp = random_float_params(net, np.random.default_rng(7), calibration_frames(net))
     onnx.save(backbone_onnx(net, fp, shuffle=True), root / "tiny.onnx")
     (root / "tiny.json").write_text(json.dumps(TINY))
-    r = run("weights.onnx_import", root / "tiny.onnx", "--config", root / "tiny.json",
-            "--frozen", root / "f.npz", "--trainable", root / "t.npz")
+    r = run(
+        "weights.onnx_import",
+        root / "tiny.onnx",
+        "--config",
+        root / "tiny.json",
+        "--frozen",
+        root / "f.npz",
+        "--trainable",
+        root / "t.npz",
+    )
     assert r.returncode == 0, r.stderr
     assert "core shuffle on" in r.stderr
-    r = run("generators.build", "--freeze", root / "f.npz", "--trainable", root / "t.npz",
-            "--out", root / "build", "--jobs", "2")
+    r = run(
+        "generators.build",
+        "--freeze",
+        root / "f.npz",
+        "--trainable",
+        root / "t.npz",
+        "--out",
+        root / "build",
+        "--jobs",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     return root, r.stderr
 
@@ -106,11 +127,22 @@ def onnx_build(tmp_path_factory):
 def test_build_writes_every_file_and_reports_progress(onnx_build):
     root, log = onnx_build
     names = sorted(p.name for p in (root / "build").iterdir())
-    assert names == sorted([".semifreddo-build", "semifreddo.v", "network.json", "frozen.npz",
-                            "trainable.npz", "param_writes.hex", "address_map.json",
-                            "report.json", "report.md"])
-    assert [line[:5] for line in log.splitlines() if line.startswith("[")] == \
-        [f"[{k}/6]" for k in range(1, 7)]
+    assert names == sorted(
+        [
+            ".semifreddo-build",
+            "semifreddo.v",
+            "network.json",
+            "frozen.npz",
+            "trainable.npz",
+            "param_writes.hex",
+            "address_map.json",
+            "report.json",
+            "report.md",
+        ]
+    )
+    assert [line[:5] for line in log.splitlines() if line.startswith("[")] == [
+        f"[{k}/6]" for k in range(1, 7)
+    ]
     rep = json.loads((root / "build" / "report.json").read_text())
     assert rep["weights_form"] == "float" and rep["cores"] == ["frozen", "a", "b"]
     assert rep["multipliers"] == rep["configurable_weights"] > 0 and rep["adders"] > 0
@@ -125,28 +157,42 @@ def test_build_writes_every_file_and_reports_progress(onnx_build):
 def test_identical_input_gives_identical_build(onnx_build, tmp_path):
     root, _ = onnx_build
     # Another job count and an empty cache: nothing is read back from the first build.
-    r = run("generators.build", "--freeze", root / "f.npz", "--trainable", root / "t.npz",
-            "--out", tmp_path / "again", "--jobs", "1", "--quiet",
-            env={"SEMIFREDDO_CACHE_DIR": str(tmp_path / "cache")})
+    r = run(
+        "generators.build",
+        "--freeze",
+        root / "f.npz",
+        "--trainable",
+        root / "t.npz",
+        "--out",
+        tmp_path / "again",
+        "--jobs",
+        "1",
+        "--quiet",
+        env={"SEMIFREDDO_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert r.returncode == 0 and r.stderr == "", r.stderr
     first = sorted(p.name for p in (root / "build").iterdir())
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == first
     for name in first:
-        assert (tmp_path / "again" / name).read_bytes() == \
-            (root / "build" / name).read_bytes(), name
+        assert (tmp_path / "again" / name).read_bytes() == (root / "build" / name).read_bytes(), (
+            name
+        )
 
 
 def test_verify_passes_on_the_build(onnx_build):
     root, _ = onnx_build
     # Relative paths, as a user types them (the simulation runs in a directory of its own).
-    r = run("sim.verify", "--build", "build", "--frames", "2", "--quiet", "--work", "sim",
-            cwd=root)
+    r = run("sim.verify", "--build", "build", "--frames", "2", "--quiet", "--work", "sim", cwd=root)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.startswith("PASS") and "shuffle on : 2 frame(s), every output beat " \
-        "matched (o_a 4, o_b 4, o_frozen 4 beats)" in r.stdout, r.stdout
+    assert (
+        r.stdout.startswith("PASS")
+        and "shuffle on : 2 frame(s), every output beat matched (o_a 4, o_b 4, o_frozen 4 beats)"
+        in r.stdout
+    ), r.stdout
     # Without stalls the backbone takes one pixel per clock, frame after frame.
-    assert "timing without stalls: 192 input pixels in 192 cycles (1.000 pixel/clock)" \
-        in r.stdout, r.stdout
+    assert (
+        "timing without stalls: 192 input pixels in 192 cycles (1.000 pixel/clock)" in r.stdout
+    ), r.stdout
     assert re.search(r"o_frozen: first beat \d+ cycles after the first pixel", r.stdout)
 
 
@@ -167,22 +213,38 @@ def test_verify_fails_on_a_build_that_does_not_match_its_weights(onnx_build, tmp
 
 def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
     r = run("sim.verify", "--build", tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and \
-        "not a build directory" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 2
+        and r.stderr.startswith("error: ")
+        and "not a build directory" in r.stderr
+        and "Traceback" not in r.stderr
+    )
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--out", "x"], "the following arguments are required: --freeze"),
-    (["--freeze", "f.npz", "--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
-    (["--freeze", "f.npz", "--preset", "small", "--config", "c.json"], "not allowed with"),
-    (["--freeze", str(CORPUS / "good_frozen.npz"), "--top", "9x"], "not a Verilog identifier"),
-    (["--freeze", str(CORPUS / "good_frozen.npz"), "--jobs", "0"], "--jobs must be at least 1"),
-    (["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
-     "--config missing.json: no such file"),
-    (["--freeze", str(CORPUS / "good_frozen.npz"), "--out", str(CORPUS / "good_frozen.npz")
-      + "/sub"], "is not a directory"),
-    (["--freeze", str(CORPUS / "good_frozen.npz"), "--out", "o" * 240], "name is too long"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--out", "x"], "the following arguments are required: --freeze"),
+        (["--freeze", "f.npz", "--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
+        (["--freeze", "f.npz", "--preset", "small", "--config", "c.json"], "not allowed with"),
+        (["--freeze", str(CORPUS / "good_frozen.npz"), "--top", "9x"], "not a Verilog identifier"),
+        (["--freeze", str(CORPUS / "good_frozen.npz"), "--jobs", "0"], "--jobs must be at least 1"),
+        (
+            ["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
+            "--config missing.json: no such file",
+        ),
+        (
+            [
+                "--freeze",
+                str(CORPUS / "good_frozen.npz"),
+                "--out",
+                str(CORPUS / "good_frozen.npz") + "/sub",
+            ],
+            "is not a directory",
+        ),
+        (["--freeze", str(CORPUS / "good_frozen.npz"), "--out", "o" * 240], "name is too long"),
+    ],
+)
 def test_bad_arguments_give_one_line(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     try:
@@ -196,9 +258,13 @@ def test_bad_arguments_give_one_line(argv, message, tmp_path, capsys, monkeypatc
 
 
 def test_calibration_frames_are_checked(tmp_path):
-    from generators.flow import calibration
+    from weights.files import load_frames
 
     net = network_from_dict(TINY)
+
+    def calibration(path, net):
+        return load_frames(path, net, "--calib")
+
     save_npz(tmp_path / "c.npz", {"frames": np.zeros((2, 8, 12, 3), np.float32)})
     with pytest.raises(Exception, match="dtype float32, expected uint8"):
         calibration(tmp_path / "c.npz", net)
@@ -213,30 +279,42 @@ def test_inputs_that_are_not_regular_files_are_refused(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # reading it would block forever
     good = CORPUS / "good_frozen.npz"
-    for args, message in ((["--freeze", fifo], f"{fifo}: not a regular file"),
-                          (["--freeze", good, "--config", fifo], "not a regular file"),
-                          (["--freeze", tmp_path], "not a regular file")):
+    for args, message in (
+        (["--freeze", fifo], f"{fifo}: not a regular file"),
+        (["--freeze", good, "--config", fifo], "not a regular file"),
+        (["--freeze", tmp_path], "not a regular file"),
+    ):
         r = run("generators.build", *args, "--out", tmp_path / "o", "--quiet")
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
     (tmp_path / "deep.json").write_text("[" * 100000 + "]" * 100000)
     (tmp_path / "twice.json").write_text('{"preset": "tiny", "preset": "small"}')
-    for name, message in (("deep.json", "nested too deeply"),
-                          ("twice.json", "key 'preset' appears twice")):
-        r = run("generators.build", "--freeze", good, "--config", tmp_path / name,
-                "--out", tmp_path / "o", "--quiet")
+    for name, message in (
+        ("deep.json", "nested too deeply"),
+        ("twice.json", "key 'preset' appears twice"),
+    ):
+        r = run(
+            "generators.build",
+            "--freeze",
+            good,
+            "--config",
+            tmp_path / name,
+            "--out",
+            tmp_path / "o",
+            "--quiet",
+        )
         assert r.returncode == 2 and message in r.stderr, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.json", "fifo", "twice.json"]
 
 
 def test_a_failed_write_leaves_no_directories_behind(tmp_path):
-    from generators.build import _write_atomically
+    from generators.build import output_dir
 
     def fail(d):
         (d / "half.v").write_text("module")
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space left"):
-        _write_atomically(tmp_path / "a" / "b" / "out", fail)
+        output_dir(tmp_path / "a" / "b" / "out").replace(fail, "a build\n")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -250,16 +328,22 @@ def test_verify_refuses_bad_arguments_before_simulating(onnx_build, tmp_path):
     latin1 = tmp_path / "latin1"
     shutil.copytree(build, latin1)
     (latin1 / "semifreddo.v").write_bytes(b"\xffmodule")
-    for args, message in ((["--seed", "-1"], "--seed >= 0"),
-                          (["--stall", "0.95"], "--stall in [0, 0.9]"),
-                          (["--frames", "100000000"], "--frames: at most 104166 for 12x8"),
-                          (["--input", tmp_path / "none.npz"], "with N >= 1"),
-                          (["--work", tmp_path / "file"], f"--work {tmp_path / 'file'}: "),
-                          (["--work", tmp_path / "mine"], "is not a simulation build"),
-                          (["--build", latin1], "semifreddo.v: unreadable")):
+    for args, message in (
+        (["--seed", "-1"], "--seed >= 0"),
+        (["--stall", "0.95"], "--stall in [0, 0.9]"),
+        (["--frames", "100000000"], "--frames: at most 104166 for 12x8"),
+        (["--input", tmp_path / "none.npz"], "with N >= 1"),
+        (["--work", tmp_path / "file"], f"--work {tmp_path / 'file'}: "),
+        (["--work", tmp_path / "mine"], "is not a simulation build"),
+        (["--build", latin1], "semifreddo.v: unreadable"),
+    ):
         r = run("sim.verify", "--build", build, *args, "--quiet")
-        assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr \
-            and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert (
+            r.returncode == 2
+            and r.stderr.startswith("error: ")
+            and message in r.stderr
+            and r.stderr.count("\n") == 1
+        ), (args, r.stderr)
     assert (tmp_path / "mine" / "semifreddo" / "keep.txt").read_text() == "precious"
 
 

@@ -20,8 +20,13 @@ EXAMPLE = REPO / "weights" / "examples" / "frozen_pointwise.npz"
 
 
 def run_cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "generators.build", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "generators.build", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +39,13 @@ def example_build(tmp_path_factory):
 
 def test_example_builds_with_report(example_build):
     names = sorted(p.name for p in example_build.iterdir())
-    assert names == [".semifreddo-build", "report.json", "report.md", "semifreddo_stage1_proj.v",
-                     "semifreddo_stage1_pw.v"]
+    assert names == [
+        ".semifreddo-build",
+        "report.json",
+        "report.md",
+        "semifreddo_stage1_proj.v",
+        "semifreddo_stage1_pw.v",
+    ]
     rep = json.loads((example_build / "report.json").read_text())
     assert [r["layer"] for r in rep["layers"]] == ["stage1_proj", "stage1_pw"]
     assert rep["total"]["multipliers"] == 0 and rep["total"]["adders"] > 0
@@ -52,14 +62,14 @@ def test_emitted_verilog_is_bit_exact(example_build, tmp_path):
     with np.load(EXAMPLE) as f:
         w = f["stage1_proj.weight"].astype(np.int64)
     name = "semifreddo_stage1_proj"
-    design = VerilatorDesign.from_verilog((example_build / f"{name}.v").read_text(), name,
-                                          tmp_path)
+    design = VerilatorDesign.from_verilog((example_build / f"{name}.v").read_text(), name, tmp_path)
     x = int8_stimulus(np.random.default_rng(0), 100, w.shape[1])
     y = matvec(w, x)
     rep = json.loads((example_build / "report.json").read_text())
     width = rep["layers"][0]["out_width"]
-    design.run_stream(x.tolist(), y.tolist(), in_lanes=Lanes(w.shape[1], 8),
-                      out_lanes=Lanes(w.shape[0], width))
+    design.run_stream(
+        x.tolist(), y.tolist(), in_lanes=Lanes(w.shape[1], 8), out_lanes=Lanes(w.shape[0], width)
+    )
 
 
 def _save(path, **arrays):
@@ -68,8 +78,11 @@ def _save(path, **arrays):
 
 
 def _good(**extra):
-    base = {"format": np.array("semifreddo-frozen"), "version": np.array(1),
-            "a.weight": np.ones((3, 4), np.int8)}
+    base = {
+        "format": np.array("semifreddo-frozen"),
+        "version": np.array(1),
+        "a.weight": np.ones((3, 4), np.int8),
+    }
     base.update(extra)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -81,17 +94,28 @@ def bad_files(tmp):
     good = _save(tmp / "good.npz", **_good())
     (tmp / "trunc.npz").write_bytes(good.read_bytes()[:100])
     yield "not a readable .npz", tmp / "trunc.npz"
-    yield "holds Python objects", _save(tmp / "pickle.npz", **_good(
-        **{"a.weight": np.array([{"x": 1}], dtype=object)}))
+    yield (
+        "holds Python objects",
+        _save(tmp / "pickle.npz", **_good(**{"a.weight": np.array([{"x": 1}], dtype=object)})),
+    )
     yield "dtype float", _save(tmp / "float.npz", **_good(**{"a.weight": np.ones((3, 4))}))
-    yield r"a.weight\[1, 2\] = 128 is outside", _save(tmp / "range.npz", **_good(
-        **{"a.weight": np.where(np.arange(12).reshape(3, 4) == 6, 128, 0)}))
-    yield "has shape \\(3, 4, 2\\)", _save(tmp / "shape.npz", **_good(
-        **{"a.weight": np.ones((3, 4, 2), np.int8)}))
+    yield (
+        r"a.weight\[1, 2\] = 128 is outside",
+        _save(
+            tmp / "range.npz",
+            **_good(**{"a.weight": np.where(np.arange(12).reshape(3, 4) == 6, 128, 0)}),
+        ),
+    )
+    yield (
+        "has shape \\(3, 4, 2\\)",
+        _save(tmp / "shape.npz", **_good(**{"a.weight": np.ones((3, 4, 2), np.int8)})),
+    )
     yield "'format' must be", _save(tmp / "fmt.npz", **_good(format=np.array("other")))
     yield "version 7 is not supported", _save(tmp / "ver.npz", **_good(version=np.array(7)))
-    yield "unexpected entry 'a.bias'", _save(tmp / "extra.npz", **_good(
-        **{"a.bias": np.zeros(3, np.int32)}))
+    yield (
+        "unexpected entry 'a.bias'",
+        _save(tmp / "extra.npz", **_good(**{"a.bias": np.zeros(3, np.int32)})),
+    )
     yield "no '<layer>.weight'", _save(tmp / "empty.npz", **_good(**{"a.weight": None}))
     with zipfile.ZipFile(tmp / "evil.npz", "w") as z:
         z.writestr("../evil.npy", good.read_bytes())
@@ -99,8 +123,10 @@ def bad_files(tmp):
     with zipfile.ZipFile(tmp / "raw.npz", "w") as z:
         z.writestr("format", b"semifreddo-frozen")
     yield "'format' is not a NumPy array", tmp / "raw.npz"
-    yield "differ only in case", _save(tmp / "case.npz", **_good(
-        **{"A.weight": np.ones((3, 4), np.int8)}))
+    yield (
+        "differ only in case",
+        _save(tmp / "case.npz", **_good(**{"A.weight": np.ones((3, 4), np.int8)})),
+    )
 
 
 def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path):

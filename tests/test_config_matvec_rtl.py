@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """ConfigurableMatVec in Verilator: SRAM weights, initial image, run-time writes, weight sets.
 
-Designs are emitted as the backbone's parts are, by the block's own ``verilog`` text; the
+Designs are emitted as the backbone's parts are, as text (``semifreddo_hw.verilog_text``); the
 9x13 block with three weight sets is also built from Amaranth's Verilog, so that both stay
 checked (and the expectations below are Amaranth's behaviour, not just the text's).
 """
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from semifreddo_hw.matvec import ConfigurableMatVec
+from semifreddo_hw.verilog_text import configurable_matvec
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
 from tests.rtl_helpers import int8_stimulus, writes_for
@@ -24,14 +25,18 @@ def designs(rtl_build_dir):
         """Power-up images (``sets`` matrices), the block and its Verilator build."""
         rng = np.random.default_rng(n_out * 1000 + n_in)
         images = rng.integers(-128, 128, size=(sets, n_out, n_in))
-        dut = ConfigurableMatVec(n_in, n_out, init=images, sets=sets, levels_per_stage=levels,
-                                 side_width=side)
+        dut = ConfigurableMatVec(
+            n_in, n_out, init=images, sets=sets, levels_per_stage=levels, side_width=side
+        )
         module = f"cmv_{n_out}x{n_in}_l{levels}_s{sets}_{emitter}"
         if emitter == "amaranth":
             design = VerilatorDesign.build(dut, module, rtl_build_dir)
         else:
-            design = VerilatorDesign.from_verilog(dut.verilog(module), module, rtl_build_dir)
+            design = VerilatorDesign.from_verilog(
+                configurable_matvec(dut, module), module, rtl_build_dir
+            )
         return images, dut, design
+
     return get
 
 
@@ -40,23 +45,34 @@ def _run(design, dut, w, x, writes=(), seed=0, name="t", stalls=(0.3, 0.3), sele
     sides = None
     if dut.side_width:
         sides = np.random.default_rng(seed).integers(0, 1 << dut.side_width, len(x)).tolist()
-    return design.run_stream(x.tolist(), matvec(w, x).tolist(), writes=writes,
-                             statics=[] if select is None else [("select", select)],
-                             in_sides=sides, out_sides=sides,
-                             in_lanes=Lanes(n_in, 8, side_width=dut.side_width),
-                             out_lanes=Lanes(n_out, dut.out_width, side_width=dut.side_width),
-                             in_stall=stalls[0], out_stall=stalls[1], seed=seed, test_name=name)
+    return design.run_stream(
+        x.tolist(),
+        matvec(w, x).tolist(),
+        writes=writes,
+        statics=[] if select is None else [("select", select)],
+        in_sides=sides,
+        out_sides=sides,
+        in_lanes=Lanes(n_in, 8, side_width=dut.side_width),
+        out_lanes=Lanes(n_out, dut.out_width, side_width=dut.side_width),
+        in_stall=stalls[0],
+        out_stall=stalls[1],
+        seed=seed,
+        test_name=name,
+    )
 
 
 #: The 9x13 block: side bits and three weight sets, built by both emitters.
 SETS_BLOCK = {"side": 2, "sets": 3}
 
 
-@pytest.mark.parametrize("shape, emitter", [((1, 1), "text"), ((9, 13), "text"),
-                                            ((64, 64), "text"), ((9, 13), "amaranth")])
+@pytest.mark.parametrize(
+    "shape, emitter",
+    [((1, 1), "text"), ((9, 13), "text"), ((64, 64), "text"), ((9, 13), "amaranth")],
+)
 def test_initial_image_then_written_weights(designs, shape, emitter):
-    images, dut, design = designs(*shape, **(SETS_BLOCK if shape == (9, 13) else {}),
-                                  emitter=emitter)
+    images, dut, design = designs(
+        *shape, **(SETS_BLOCK if shape == (9, 13) else {}), emitter=emitter
+    )
     rng = np.random.default_rng(5)
     x = int8_stimulus(rng, 120, shape[1])
     _run(design, dut, images[0], x, name="init")
@@ -81,8 +97,14 @@ def test_extremes_and_partial_writes(designs):
         w.flat[k] = (k % 256) - 128
         writes.append(layout_writes[k])
     writes.append(layout_writes[9 * 13])  # index == count: must not write anything
-    _run(design, dut, w, int8_stimulus(np.random.default_rng(2), 40, 13), writes=writes,
-         name="partial")
+    _run(
+        design,
+        dut,
+        w,
+        int8_stimulus(np.random.default_rng(2), 40, 13),
+        writes=writes,
+        name="partial",
+    )
 
 
 @pytest.mark.parametrize("emitter", ["text", "amaranth"])

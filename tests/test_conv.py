@@ -9,13 +9,13 @@ import pytest
 
 from semifreddo_hw.conv import Conv
 from semifreddo_hw.emit import part_text
-from sim.frames import frames_to_beats
 from sim.golden.layers import conv3x3, depthwise3x3, pointwise
 from sim.golden.primitives import requantize
 from sim.pysim import run_stream_pysim
 from sim.rtl import Lanes, VerilatorDesign
+from spec.stream import frames_to_beats
+from tests.netlist import memory_bits, rtlil_cells
 from tests.rtl_helpers import writes_for
-from tests.test_blocks_pysim import rtlil_cells
 from weights.synthetic import trained_like_int8
 
 
@@ -25,8 +25,9 @@ def make_layer(rng, kind, c_in, c_out, extremes=False):
     w = trained_like_int8(rng, rows, taps, pruned=0.3)
     if extremes:
         w = rng.choice([-128, 127, 0], size=w.shape)
-    shape = {"pointwise": (c_out, c_in), "depthwise": (c_in, 3, 3),
-             "full": (c_out, 3, 3, c_in)}[kind]
+    shape = {"pointwise": (c_out, c_in), "depthwise": (c_in, 3, 3), "full": (c_out, 3, 3, c_in)}[
+        kind
+    ]
     w = w.reshape(shape)
     if kind == "full":
         w = w.transpose(0, 3, 1, 2)  # (C_out, C_in, 3, 3)
@@ -37,9 +38,11 @@ def make_layer(rng, kind, c_in, c_out, extremes=False):
 
 
 def golden(kind, w, frame, stride, scale, bias, shift, relu):
-    acc = {"pointwise": lambda: pointwise(frame, w),
-           "depthwise": lambda: depthwise3x3(frame, w, stride),
-           "full": lambda: conv3x3(frame, w, stride)}[kind]()
+    acc = {
+        "pointwise": lambda: pointwise(frame, w),
+        "depthwise": lambda: depthwise3x3(frame, w, stride),
+        "full": lambda: conv3x3(frame, w, stride),
+    }[kind]()
     return requantize(acc, scale, bias, shift, relu)
 
 
@@ -53,10 +56,17 @@ def vectors(rng, kind, w, size, c_in, stride, scale, bias, shift, relu, frames=2
 
 
 # kind, (height, width), c_in, c_out, stride
-SWEEP = [("pointwise", (3, 5), 4, 6, 1), ("pointwise", (1, 1), 1, 1, 1),
-         ("depthwise", (7, 13), 3, 3, 1), ("depthwise", (7, 13), 2, 2, 2),
-         ("depthwise", (1, 6), 4, 4, 2), ("depthwise", (5, 1), 1, 1, 1),
-         ("full", (7, 13), 3, 8, 2), ("full", (4, 4), 1, 4, 2), ("full", (3, 5), 4, 2, 1)]
+SWEEP = [
+    ("pointwise", (3, 5), 4, 6, 1),
+    ("pointwise", (1, 1), 1, 1, 1),
+    ("depthwise", (7, 13), 3, 3, 1),
+    ("depthwise", (7, 13), 2, 2, 2),
+    ("depthwise", (1, 6), 4, 4, 2),
+    ("depthwise", (5, 1), 1, 1, 1),
+    ("full", (7, 13), 3, 8, 2),
+    ("full", (4, 4), 1, 4, 2),
+    ("full", (3, 5), 4, 2, 1),
+]
 
 
 @pytest.mark.parametrize("kind,size,c_in,c_out,stride", SWEEP)
@@ -64,8 +74,17 @@ def test_conv_pysim(kind, size, c_in, c_out, stride):
     rng = np.random.default_rng([c_in, c_out, stride, *size])
     w, scale, bias = make_layer(rng, kind, c_in, c_out)
     relu = bool(rng.integers(2))
-    dut = Conv(kind, w, height=size[0], width=size[1], stride=stride, shift=12,
-                     relu=relu, scale_init=scale.tolist(), bias_init=bias.tolist())
+    dut = Conv(
+        kind,
+        w,
+        height=size[0],
+        width=size[1],
+        stride=stride,
+        shift=12,
+        relu=relu,
+        scale_init=scale.tolist(),
+        bias_init=bias.tolist(),
+    )
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 12, relu)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
 
@@ -76,22 +95,38 @@ def test_configurable_conv_pysim(kind, size, c_in, c_out, stride, image):
     """Weights from the power-up image, or written through ``weight_write`` over zeros."""
     rng = np.random.default_rng([c_in, c_out, stride, *size, image])
     w, scale, bias = make_layer(rng, kind, c_in, c_out)
-    dut = Conv(kind, w if image else np.zeros_like(w), height=size[0], width=size[1],
-               stride=stride, shift=12, relu=False, scale_init=scale.tolist(),
-               bias_init=bias.tolist(), configurable=True)
-    writes = [] if image else [("weight_write", {"index": dut.weight_index(*idx),
-                                                 "value": int(w[idx])})
-                               for idx in np.ndindex(w.shape)]
+    dut = Conv(
+        kind,
+        w if image else np.zeros_like(w),
+        height=size[0],
+        width=size[1],
+        stride=stride,
+        shift=12,
+        relu=False,
+        scale_init=scale.tolist(),
+        bias_init=bias.tolist(),
+        configurable=True,
+    )
+    writes = (
+        []
+        if image
+        else [
+            ("weight_write", {"index": dut.weight_index(*idx), "value": int(w[idx])})
+            for idx in np.ndindex(w.shape)
+        ]
+    )
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 12, False)
     run_stream_pysim(dut, x, y, writes=writes, in_sides=xs, out_sides=ys)
     r = dut.report()
     assert r["multipliers"] == w.size and r["configurable"]
 
 
-RTL = {"stem_13x7_c3_s2": ("full", (7, 13), 3, 32, 2, False),
-       "dw_13x7_c16_s1": ("depthwise", (7, 13), 16, 16, 1, True),
-       "dw_9x5_c24_s2": ("depthwise", (5, 9), 24, 24, 2, False),
-       "pw_5x3_c32_to_48": ("pointwise", (3, 5), 32, 48, 1, True)}
+RTL = {
+    "stem_13x7_c3_s2": ("full", (7, 13), 3, 32, 2, False),
+    "dw_13x7_c16_s1": ("depthwise", (7, 13), 16, 16, 1, True),
+    "dw_9x5_c24_s2": ("depthwise", (5, 9), 24, 24, 2, False),
+    "pw_5x3_c32_to_48": ("pointwise", (3, 5), 32, 48, 1, True),
+}
 
 
 #: The layer emitted whole by Amaranth rather than in parts.
@@ -101,28 +136,51 @@ AMARANTH_CASE = "dw_9x5_c24_s2"
 @pytest.mark.parametrize("name", list(RTL) + ["cfg_dw_11x5_c8_s2", "cfg_stem_9x6_c2_s2"])
 def test_conv_rtl_bit_exact(rtl_build_dir, name):
     configurable = name.startswith("cfg_")
-    kind, size, c_in, c_out, stride, extremes = RTL[name] if not configurable else \
-        {"cfg_dw_11x5_c8_s2": ("depthwise", (5, 11), 8, 8, 2, True),
-         "cfg_stem_9x6_c2_s2": ("full", (6, 9), 2, 16, 2, False)}[name]
+    kind, size, c_in, c_out, stride, extremes = (
+        RTL[name]
+        if not configurable
+        else {
+            "cfg_dw_11x5_c8_s2": ("depthwise", (5, 11), 8, 8, 2, True),
+            "cfg_stem_9x6_c2_s2": ("full", (6, 9), 2, 16, 2, False),
+        }[name]
+    )
     rng = np.random.default_rng(len(name))
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes)
-    dut = Conv(kind, np.zeros_like(w) if configurable else w, height=size[0], width=size[1],
-               stride=stride, shift=11, relu=True, configurable=configurable)
+    dut = Conv(
+        kind,
+        np.zeros_like(w) if configurable else w,
+        height=size[0],
+        width=size[1],
+        stride=stride,
+        shift=11,
+        relu=True,
+        configurable=configurable,
+    )
     if name == AMARANTH_CASE:
         design = VerilatorDesign.build(dut, f"conv_{name}", rtl_build_dir)
     else:
-        design = VerilatorDesign.from_verilog(part_text(dut, f"conv_{name}"), f"conv_{name}",
-                                              rtl_build_dir)
+        design = VerilatorDesign.from_verilog(
+            part_text(dut, f"conv_{name}"), f"conv_{name}", rtl_build_dir
+        )
     writes = writes_for(dut, "scale_write", scale) + writes_for(dut, "bias_write", bias)
     if configurable:  # load the weights at run time, in the bank's element order
         order = np.argsort([dut.weight_index(*idx) for idx in np.ndindex(w.shape)])
         writes += writes_for(dut, "weight_write", w.reshape(-1)[order])
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
     for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.0)]):
-        design.run_stream(x, y, in_sides=xs, out_sides=ys, writes=writes, seed=k,
-                          in_stall=stalls[0], out_stall=stalls[1], test_name=f"run{k}",
-                          in_lanes=Lanes(c_in, 8, side_width=2),
-                          out_lanes=Lanes(dut.c_out, 8, side_width=2))
+        design.run_stream(
+            x,
+            y,
+            in_sides=xs,
+            out_sides=ys,
+            writes=writes,
+            seed=k,
+            in_stall=stalls[0],
+            out_stall=stalls[1],
+            test_name=f"run{k}",
+            in_lanes=Lanes(c_in, 8, side_width=2),
+            out_lanes=Lanes(dut.c_out, 8, side_width=2),
+        )
 
 
 def test_conv_report_matches_netlist():
@@ -133,9 +191,13 @@ def test_conv_report_matches_netlist():
     assert r["multipliers"] == 0
     valid_bits = dut.product.latency + dut.requant.latency
     assert rtlil_cells(dut)["$dff"][1] == r["register_bits"] + valid_bits
-    dw = Conv("depthwise", make_layer(rng, "depthwise", 3, 3)[0], width=640, height=480)
-    assert dw.report()["weights"] == 27
-    assert dw.report()["line_buffer_bits"] == 640 * 2 * 3 * 8
+    # A depthwise layer at VGA width: its line buffer, and its weights, counted as the
+    # configurable twin's weight memory holds them (8 bits each).
+    kernels = make_layer(rng, "depthwise", 3, 3)[0]
+    dw = Conv("depthwise", kernels, width=640, height=480)
+    assert dw.report()["line_buffer_bits"] == memory_bits(dw.window)
+    twin = Conv("depthwise", kernels, width=640, height=480, configurable=True)
+    assert dw.report()["weights"] == twin.report()["weights"] == memory_bits(twin.product.bank) // 8
 
 
 def test_conv_parameters_are_checked():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from semifreddo_hw.matvec import FrozenMatVec
+from semifreddo_hw.verilog_text import frozen_matvec
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
 from tests.rtl_helpers import int8_stimulus
@@ -60,12 +61,18 @@ def designs(rtl_build_dir):
         module = f"fmv_{name}_{emitter}"
         if emitter == "amaranth":
             return w, dut, VerilatorDesign.build(dut, module, rtl_build_dir)
-        return w, dut, VerilatorDesign.from_verilog(dut.verilog(module), module, rtl_build_dir)
+        return (
+            w,
+            dut,
+            VerilatorDesign.from_verilog(frozen_matvec(dut, module), module, rtl_build_dir),
+        )
+
     return get
 
 
-@pytest.mark.parametrize("name, emitter", [(name, "text") for name in CASES] +
-                         [(AMARANTH_CASE, "amaranth")])
+@pytest.mark.parametrize(
+    "name, emitter", [(name, "text") for name in CASES] + [(AMARANTH_CASE, "amaranth")]
+)
 def test_frozen_matvec_bit_exact_under_stalls(designs, name, emitter):
     w, dut, design = designs(name, emitter)
     rng = np.random.default_rng(1)
@@ -75,20 +82,33 @@ def test_frozen_matvec_bit_exact_under_stalls(designs, name, emitter):
     sides = rng.integers(0, 1 << side_bits, size=len(x)).tolist() if side_bits else None
     n_out, n_in = w.shape
     for k, (p_in, p_out) in enumerate([(0.3, 0.3), (0.7, 0.1), (0.1, 0.7)]):
-        design.run_stream(x.tolist(), y.tolist(), in_sides=sides, out_sides=sides,
-                          in_lanes=Lanes(n_in, 8, side_width=side_bits),
-                          out_lanes=Lanes(n_out, dut.out_width, side_width=side_bits),
-                          in_stall=p_in, out_stall=p_out, seed=k, test_name=f"stall{k}")
+        design.run_stream(
+            x.tolist(),
+            y.tolist(),
+            in_sides=sides,
+            out_sides=sides,
+            in_lanes=Lanes(n_in, 8, side_width=side_bits),
+            out_lanes=Lanes(n_out, dut.out_width, side_width=side_bits),
+            in_stall=p_in,
+            out_stall=p_out,
+            seed=k,
+            test_name=f"stall{k}",
+        )
 
 
 @pytest.mark.parametrize("name", ["1x1", "16x16_zero_lines", "64x64_dense"])
 def test_frozen_matvec_one_beat_per_clock(designs, name):
     w, dut, design = designs(name)
     x = int8_stimulus(np.random.default_rng(2), 300, w.shape[1])
-    stats = design.run_stream(x.tolist(), matvec(w, x).tolist(),
-                              in_lanes=Lanes(w.shape[1], 8),
-                              out_lanes=Lanes(w.shape[0], dut.out_width),
-                              in_stall=0, out_stall=0, test_name="throughput")
+    stats = design.run_stream(
+        x.tolist(),
+        matvec(w, x).tolist(),
+        in_lanes=Lanes(w.shape[1], 8),
+        out_lanes=Lanes(w.shape[0], dut.out_width),
+        in_stall=0,
+        out_stall=0,
+        test_name="throughput",
+    )
     assert stats["first_output_cycle"] == dut.latency
     assert stats["cycles"] == len(x) + dut.latency
 
@@ -100,6 +120,10 @@ def test_a_wrong_expectation_fails(designs):
     y = matvec(w, x)
     y[11, 5] ^= 1
     with pytest.raises(AssertionError, match=r"output beat 11: 1 of 16 lanes differ; lane 5"):
-        design.run_stream(x.tolist(), y.tolist(), in_lanes=Lanes(16, 8, side_width=2),
-                          out_lanes=Lanes(16, dut.out_width, side_width=2),
-                          test_name="negative")
+        design.run_stream(
+            x.tolist(),
+            y.tolist(),
+            in_lanes=Lanes(16, 8, side_width=2),
+            out_lanes=Lanes(16, dut.out_width, side_width=2),
+            test_name="negative",
+        )

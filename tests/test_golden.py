@@ -18,10 +18,16 @@ def spec_round(num: Fraction) -> int:
 def test_golden_never_imports_hardware_code():
     import ast
     import pathlib
+
     for path in pathlib.Path(g.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert not name.startswith(("amaranth", "semifreddo_hw")), (path, name)
 
@@ -76,8 +82,7 @@ def test_alpha_blend_exact_cases():
     out = g.alpha_blend(codes, xf, xt)
     for r in range(5):
         for c in range(8):
-            v = Fraction(int(codes[c]) * int(xf[r, c]) + (128 - int(codes[c])) * int(xt[r, c]),
-                         128)
+            v = Fraction(int(codes[c]) * int(xf[r, c]) + (128 - int(codes[c])) * int(xt[r, c]), 128)
             assert out[r, c] == spec_round(v)
     assert out.min() >= -128 and out.max() <= 127
 

@@ -1,17 +1,22 @@
-"""The network description against paper Table 1 and DESIGN.md §2."""
+"""The network description against paper Table 1 and docs/backbone.md."""
 
 import pytest
 
-from weights.network import PRESETS, Network, preset
+from spec.network import PRESETS, Network, preset
 
 
 def test_paper_preset_follows_table_1():
     net = preset("paper")
-    inputs = [(s.frozen[0].width_in, s.frozen[0].height_in, s.frozen[0].channels_in)
-              for s in net.stages]
+    inputs = [
+        (s.frozen[0].width_in, s.frozen[0].height_in, s.frozen[0].channels_in) for s in net.stages
+    ]
     assert inputs == [(320, 240, 32), (160, 120, 64), (80, 60, 128), (80, 60, 128)]
-    assert [[b.stride for b in s.frozen] for s in net.stages] == \
-        [[2, 1, 1, 1], [2, 1, 1, 1], [1, 1, 1, 1], [2, 1, 1, 1]]
+    assert [[b.stride for b in s.frozen] for s in net.stages] == [
+        [2, 1, 1, 1],
+        [2, 1, 1, 1],
+        [1, 1, 1, 1],
+        [2, 1, 1, 1],
+    ]
     assert [[b.stride for b in s.trainable] for s in net.stages] == [[2], [2], [1], [2]]
     last = net.stages[-1].frozen[-1]
     assert (last.width_in, last.height_in, last.channels_out) == (40, 30, 256)
@@ -48,8 +53,9 @@ def test_descriptions_are_checked():
     with pytest.raises(ValueError, match="core shuffle"):
         Network("x", 8, 8, 3, 4, base.stages, trainable_cores=1)
     with pytest.raises(ValueError, match="at least one core"):
-        Network("x", 8, 8, 3, 4, base.stages, trainable_cores=0, frozen_core=False,
-                core_shuffle=False)
+        Network(
+            "x", 8, 8, 3, 4, base.stages, trainable_cores=0, frozen_core=False, core_shuffle=False
+        )
     with pytest.raises(ValueError, match="no preset"):
         preset("huge")
 
@@ -57,7 +63,7 @@ def test_descriptions_are_checked():
 def test_stages_must_start_alike():
     """The backbone balances a frozen and a trainable stage from their first blocks on, which
     read the same pixels: both must start with the same stride and end the same size."""
-    from weights.network import _build
+    from spec.network import _build
 
     with pytest.raises(ValueError, match="same stride"):
         _build("x", 32, 24, 3, 4, (((1, 2), (2,)),))

@@ -12,12 +12,13 @@ import onnx
 import onnxruntime
 import pytest
 
+from spec.network import network_from_dict, preset
 from tests.malformed.make_corpus import TINY
 from tests.onnx_models import backbone_onnx
-from weights.network import network_from_dict, preset
+from weights.floatnet import float_forward
 from weights.onnx_import import OnnxImportError, import_onnx
 from weights.onnx_import import main as import_main
-from weights.quantize import calibration_frames, float_forward
+from weights.quantize import calibration_frames
 from weights.synthetic import random_float_params
 
 
@@ -26,16 +27,22 @@ def _float_net(name, seed=0):
     return net, random_float_params(net, np.random.default_rng(seed), calibration_frames(net))
 
 
-@pytest.mark.parametrize("name, shuffle", [("small", False), ("small", True),
-                                           ("one_core", False), ("frozen_only", False),
-                                           ("trainable_only", True)])
+@pytest.mark.parametrize(
+    "name, shuffle",
+    [
+        ("small", False),
+        ("small", True),
+        ("one_core", False),
+        ("frozen_only", False),
+        ("trainable_only", True),
+    ],
+)
 def test_imported_network_computes_what_onnxruntime_does(name, shuffle):
     net, fp = _float_net(name)
     model = backbone_onnx(net, fp, shuffle=shuffle)
     got, has_shuffle = import_onnx(model, net)
     assert has_shuffle == shuffle
-    assert sorted(got) == sorted([c.name for c in net.convs()] +
-                                 [b.name for b in net.blends()])
+    assert sorted(got) == sorted([c.name for c in net.convs()] + [b.name for b in net.blends()])
     x = (calibration_frames(net, 2, seed=9).astype(np.float64) - 128) / 128
     session = onnxruntime.InferenceSession(model.SerializeToString())
     for frame in x:
@@ -58,14 +65,17 @@ def test_parameters_come_back_exactly():
         assert np.allclose(fp[bl.name], got[bl.name], rtol=1e-6)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    ({"stride": {"a.m1.0.b1_dw": 1}}, r"conv a.m1.0.b1_dw should be depthwise .* stride 2"),
-    ({"flip_relu": ["frozen.m1.1.pw"]}, r"expected the Relu after conv frozen.m1.1.pw"),
-    ({"flip_relu": ["b.m2.0.b0_dw"]}, r"conv b.m2.0.b0_dw has no ReLU"),
-    ({"shuffle_groups": 1}, r"not the two-group channel shuffle"),
-    ({"head": True}, r"comes from Gemm node .*the model head is not supported yet"),
-    ({"swap_blend": True}, r"blend a.m2.alpha mixes .*not the frozen core's features"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        ({"stride": {"a.m1.0.b1_dw": 1}}, r"conv a.m1.0.b1_dw should be depthwise .* stride 2"),
+        ({"flip_relu": ["frozen.m1.1.pw"]}, r"expected the Relu after conv frozen.m1.1.pw"),
+        ({"flip_relu": ["b.m2.0.b0_dw"]}, r"conv b.m2.0.b0_dw has no ReLU"),
+        ({"shuffle_groups": 1}, r"not the two-group channel shuffle"),
+        ({"head": True}, r"comes from Gemm node .*the model head is not supported yet"),
+        ({"swap_blend": True}, r"blend a.m2.alpha mixes .*not the frozen core's features"),
+    ],
+)
 def test_graphs_that_do_not_fit_are_refused(mutate, message):
     net, fp = _float_net("tiny")
     model = backbone_onnx(net, fp, shuffle=True, mutate=mutate)
@@ -78,9 +88,12 @@ def test_model_for_another_network_is_refused():
     model = backbone_onnx(net, fp)
     with pytest.raises(OnnxImportError, match="3 outputs, expected 2"):
         import_onnx(model, preset("one_core"))
-    with pytest.raises(OnnxImportError, match=r"block frozen.m4.3 output: .* not the two-group "
-                                              r"channel shuffle of 16 channels \(the graph "
-                                              r"has 8 there\)"):
+    with pytest.raises(
+        OnnxImportError,
+        match=r"block frozen.m4.3 output: .* not the two-group "
+        r"channel shuffle of 16 channels \(the graph "
+        r"has 8 there\)",
+    ):
         import_onnx(model, preset("two_cores_shuffle"))
 
 
@@ -89,8 +102,14 @@ def test_cli_writes_float_files_or_one_line(tmp_path, capsys):
     onnx.save(backbone_onnx(net, fp), tmp_path / "m.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x01garbage")
     (tmp_path / "tiny.json").write_text(__import__("json").dumps(TINY))
-    args = ["--config", str(tmp_path / "tiny.json"), "--frozen", str(tmp_path / "f.npz"),
-            "--trainable", str(tmp_path / "t.npz")]
+    args = [
+        "--config",
+        str(tmp_path / "tiny.json"),
+        "--frozen",
+        str(tmp_path / "f.npz"),
+        "--trainable",
+        str(tmp_path / "t.npz"),
+    ]
     assert import_main([str(tmp_path / "m.onnx"), *args]) == 0
     assert (tmp_path / "f.npz").is_file() and (tmp_path / "t.npz").is_file()
     capsys.readouterr()
@@ -132,55 +151,98 @@ def _set_0(value):
         a = np.array(a)
         a.reshape(-1)[0] = value
         return a
+
     return f
 
 
-@pytest.mark.parametrize("mutate, message", [
-    # values: every float the importer reads is finite (and fits the float32 files)
-    ({"init": {"a.m1.0.b1_pw.weight": _nan_at_0}},
-     r"conv a.m1.0.b1_pw weight: initializer 'w_\d+'\[0, 0, 0, 0\] is nan \(not finite\)"),
-    ({"init": {"frozen.m1.1.pw.var": _set_0(np.inf)}},
-     r"batch norm of frozen.m1.1.pw .* var: initializer 'var_\d+'\[0\] is inf \(not finite\)"),
-    ({"init": {"b.m2.0.b0_dw.gamma": _nan_at_0}},
-     r"batch norm of b.m2.0.b0_dw .* gamma: initializer 'gamma_\d+'\[0\] is nan"),
-    ({"init": {"a.m2.alpha": _nan_at_0}},
-     r"blend a.m2.alpha weight: initializer 'alpha_\d+'\[0, 0, 0, 0\] is nan \(not finite\)"),
-    ({"init": {"a.stem.beta": lambda a: np.full(a.shape, 1e300)}},
-     r"batch norm of a.stem .* beta: initializer 'beta_\d+'\[0\] is 1e\+300 \(beyond the "
-     r"float32 range\)"),
-    ({"eps": {"b.m1.0.b1_pw": -0.5}},
-     r"batch norm of b.m1.0.b1_pw .*: epsilon -0.5 must be a finite number >= 0"),
-    ({"init": {"frozen.stem.var": _set_0(-1.0)}},
-     r"batch norm of frozen.stem .*: variance 'var_\d+'\[0\] is -1.0 with epsilon .*; variance "
-     r"must be >= 0"),
-    ({"eps": {"a.m1.0.b0_pw": 0.0}, "init": {"a.m1.0.b0_pw.var": np.zeros_like}},
-     r"batch norm of a.m1.0.b0_pw .*: variance .* is 0.0 with epsilon 0.0; .*variance \+ "
-     r"epsilon > 0"),
-    # types: real floats for parameters, integers for sizes and shapes
-    ({"init": {"frozen.m1.1.dw.weight": lambda a: a.astype(np.complex64)}},
-     r"conv frozen.m1.1.dw weight: initializer 'w_\d+' has type complex64, expected real floats"),
-    ({"init": {"frozen.stem.weight": lambda a: np.full(a.shape, "0.5", object)}},
-     r"conv frozen.stem weight: initializer 'w_\d+' has type string, expected real floats"),
-    ({"init": {"b.m2.0.b1_pw.mean": lambda a: a.astype(np.int32)}},
-     r"batch norm of b.m2.0.b1_pw .* mean: initializer 'mean_\d+' has type int32, expected real "
-     r"floats"),
-    ({"init": {"shape1": lambda a: a.astype(np.float32)}},
-     r"the shape of Reshape 'Reshape_\d+': initializer 's_\d+' has type float, expected "
-     r"integers"),
-    # shapes: checked (and named) before any arithmetic
-    ({"fold_bn": True, "init": {"frozen.m1.1.pw.bias": lambda a: a[:1]}},
-     r"conv frozen.m1.1.pw bias \('Conv_\d+'\): initializer 'b_\d+' has shape \(1,\), expected "
-     r"\(\d+,\)"),
-    ({"init": {"frozen.m2.0.b1_dw.mean": lambda a: np.concatenate([a, a])}},
-     r"batch norm of frozen.m2.0.b1_dw .* mean: initializer 'mean_\d+' has shape \(\d+,\), "
-     r"expected \(\d+,\)"),
-    ({"init": {"shape2": lambda a: np.int64(4)}},
-     r"the shape of Reshape 'Reshape_\d+': initializer 's_\d+' has shape \(\), expected a 1-D "
-     r"list of integers"),
-    ({"init": {"split": lambda a: np.int64(a[0])}},
-     r"the sizes of Split 'Split_\d+': initializer 'split_\d+' has shape \(\), expected a 1-D "
-     r"list of integers"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        # values: every float the importer reads is finite (and fits the float32 files)
+        (
+            {"init": {"a.m1.0.b1_pw.weight": _nan_at_0}},
+            r"conv a.m1.0.b1_pw weight: initializer 'w_\d+'\[0, 0, 0, 0\] is nan \(not finite\)",
+        ),
+        (
+            {"init": {"frozen.m1.1.pw.var": _set_0(np.inf)}},
+            r"batch norm of frozen.m1.1.pw .* var: initializer 'var_\d+'\[0\] is inf \(not "
+            r"finite\)",
+        ),
+        (
+            {"init": {"b.m2.0.b0_dw.gamma": _nan_at_0}},
+            r"batch norm of b.m2.0.b0_dw .* gamma: initializer 'gamma_\d+'\[0\] is nan",
+        ),
+        (
+            {"init": {"a.m2.alpha": _nan_at_0}},
+            r"blend a.m2.alpha weight: initializer 'alpha_\d+'\[0, 0, 0, 0\] is nan \(not finite\)",
+        ),
+        (
+            {"init": {"a.stem.beta": lambda a: np.full(a.shape, 1e300)}},
+            r"batch norm of a.stem .* beta: initializer 'beta_\d+'\[0\] is 1e\+300 \(beyond the "
+            r"float32 range\)",
+        ),
+        (
+            {"eps": {"b.m1.0.b1_pw": -0.5}},
+            r"batch norm of b.m1.0.b1_pw .*: epsilon -0.5 must be a finite number >= 0",
+        ),
+        (
+            {"init": {"frozen.stem.var": _set_0(-1.0)}},
+            r"batch norm of frozen.stem .*: variance 'var_\d+'\[0\] is -1.0 with epsilon .*; "
+            r"variance "
+            r"must be >= 0",
+        ),
+        (
+            {"eps": {"a.m1.0.b0_pw": 0.0}, "init": {"a.m1.0.b0_pw.var": np.zeros_like}},
+            r"batch norm of a.m1.0.b0_pw .*: variance .* is 0.0 with epsilon 0.0; .*variance \+ "
+            r"epsilon > 0",
+        ),
+        # types: real floats for parameters, integers for sizes and shapes
+        (
+            {"init": {"frozen.m1.1.dw.weight": lambda a: a.astype(np.complex64)}},
+            r"conv frozen.m1.1.dw weight: initializer 'w_\d+' has type complex64, expected real "
+            r"floats",
+        ),
+        (
+            {"init": {"frozen.stem.weight": lambda a: np.full(a.shape, "0.5", object)}},
+            r"conv frozen.stem weight: initializer 'w_\d+' has type string, expected real floats",
+        ),
+        (
+            {"init": {"b.m2.0.b1_pw.mean": lambda a: a.astype(np.int32)}},
+            r"batch norm of b.m2.0.b1_pw .* mean: initializer 'mean_\d+' has type int32, expected "
+            r"real "
+            r"floats",
+        ),
+        (
+            {"init": {"shape1": lambda a: a.astype(np.float32)}},
+            r"the shape of Reshape 'Reshape_\d+': initializer 's_\d+' has type float, expected "
+            r"integers",
+        ),
+        # shapes: checked (and named) before any arithmetic
+        (
+            {"fold_bn": True, "init": {"frozen.m1.1.pw.bias": lambda a: a[:1]}},
+            r"conv frozen.m1.1.pw bias \('Conv_\d+'\): initializer 'b_\d+' has shape \(1,\), "
+            r"expected "
+            r"\(\d+,\)",
+        ),
+        (
+            {"init": {"frozen.m2.0.b1_dw.mean": lambda a: np.concatenate([a, a])}},
+            r"batch norm of frozen.m2.0.b1_dw .* mean: initializer 'mean_\d+' has shape \(\d+,\), "
+            r"expected \(\d+,\)",
+        ),
+        (
+            {"init": {"shape2": lambda a: np.int64(4)}},
+            r"the shape of Reshape 'Reshape_\d+': initializer 's_\d+' has shape \(\), expected a "
+            r"1-D "
+            r"list of integers",
+        ),
+        (
+            {"init": {"split": lambda a: np.int64(a[0])}},
+            r"the sizes of Split 'Split_\d+': initializer 'split_\d+' has shape \(\), expected a "
+            r"1-D "
+            r"list of integers",
+        ),
+    ],
+)
 def test_bad_values_types_and_shapes_are_refused(tmp_path, capsys, mutate, message):
     """Refused naming the initializer, with no warning, both by import_onnx and by the
     command (exit code 2, one line, no file written)."""
@@ -195,17 +257,26 @@ def test_bad_values_types_and_shapes_are_refused(tmp_path, capsys, mutate, messa
     before = sorted(tmp_path.iterdir())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        code = import_main([str(tmp_path / "m.onnx"), "--config", str(tmp_path / "tiny.json"),
-                            "--frozen", str(tmp_path / "f.npz"),
-                            "--trainable", str(tmp_path / "t.npz")])
+        code = import_main(
+            [
+                str(tmp_path / "m.onnx"),
+                "--config",
+                str(tmp_path / "tiny.json"),
+                "--frozen",
+                str(tmp_path / "f.npz"),
+                "--trainable",
+                str(tmp_path / "t.npz"),
+            ]
+        )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
     assert re.search(message, err[0]), err
     assert sorted(tmp_path.iterdir()) == before
 
 
-@pytest.mark.parametrize("name, op", [("tiny", "Identity"), ("tiny", "Dropout"),
-                                      ("small", "Identity")])
+@pytest.mark.parametrize(
+    "name, op", [("tiny", "Identity"), ("tiny", "Dropout"), ("small", "Identity")]
+)
 def test_identity_and_dropout_are_looked_through(name, op):
     """An Identity (Dropout) after every initializer, batch norm, Split output (between a
     Split and its Concat, the core shuffle's included) and Sigmoid: the same network."""
@@ -224,7 +295,8 @@ def test_identity_and_dropout_are_looked_through(name, op):
                 assert np.array_equal(getattr(p, f), getattr(got[k], f)), (k, f)
     x = (calibration_frames(net, 1, seed=3).astype(np.float64) - 128) / 128
     outs = onnxruntime.InferenceSession(model.SerializeToString()).run(
-        None, {"image": x[0].transpose(2, 0, 1)[None].astype(np.float32)})
+        None, {"image": x[0].transpose(2, 0, 1)[None].astype(np.float32)}
+    )
     ref = float_forward(net, got, x[0], shuffle=shuffle)
     for core, o in zip(net.cores, outs, strict=True):
         r = ref[core].transpose(2, 0, 1)[None]
@@ -253,13 +325,25 @@ def test_cli_output_paths_are_checked_before_writing(tmp_path, capsys):
     model_bytes = (tmp_path / "m.onnx").read_bytes()
     f, t = str(tmp_path / "f.npz"), str(tmp_path / "t.npz")
     cases = [
-        (f, str(tmp_path / "missing" / "t.npz"), r"--trainable .*: directory .*missing' does "
-                                                 r"not exist"),
-        (str(tmp_path / "a_file" / "f.npz"), t, r"--frozen .*: directory .*a_file' is not a "
-                                                r"directory"),
+        (
+            f,
+            str(tmp_path / "missing" / "t.npz"),
+            r"--trainable .*: directory .*missing' does "
+            r"not exist",
+        ),
+        (
+            str(tmp_path / "a_file" / "f.npz"),
+            t,
+            r"--frozen .*: directory .*a_file' is not a "
+            r"directory",
+        ),
         (f, f, r"--frozen and --trainable are the same file"),
-        (f, str(tmp_path / "a_dir" / ".." / "f.npz"), r"--frozen and --trainable are the same "
-                                                      r"file"),
+        (
+            f,
+            str(tmp_path / "a_dir" / ".." / "f.npz"),
+            r"--frozen and --trainable are the same "
+            r"file",
+        ),
         (model, t, r"--frozen .*m.onnx: is the input model"),
         (f, str(tmp_path / "link.onnx"), r"--trainable .*link.onnx: is the input model"),
         (str(tmp_path / "hard.onnx"), t, r"--frozen .*hard.onnx: is the input model"),
@@ -275,7 +359,7 @@ def test_cli_output_paths_are_checked_before_writing(tmp_path, capsys):
 
 
 def test_cli_write_failure_leaves_neither_file(tmp_path, capsys, monkeypatch):
-    import weights.files
+    import weights.onnx_import
 
     model, net_args = _cli_setup(tmp_path)
     f, t = tmp_path / "f.npz", tmp_path / "t.npz"
@@ -286,9 +370,13 @@ def test_cli_write_failure_leaves_neither_file(tmp_path, capsys, monkeypatch):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as m:
-        m.setattr(weights.files, "save_trainable", full)
-        _one_error(capsys, import_main(args), r"--trainable .*t.npz: cannot write \(No space "
-                                              r"left on device\)")
+        m.setattr(weights.onnx_import, "save_trainable", full)
+        _one_error(
+            capsys,
+            import_main(args),
+            r"--trainable .*t.npz: cannot write \(No space "
+            r"left on device\)",
+        )
     assert sorted(tmp_path.iterdir()) == before
     replace = os.replace
 
@@ -311,17 +399,31 @@ def test_cli_model_must_be_a_regular_file_of_bounded_size(tmp_path, capsys, monk
     out = ["--frozen", str(tmp_path / "f.npz"), "--trainable", str(tmp_path / "t.npz")]
     os.mkfifo(tmp_path / "fifo.onnx")  # onnx.load would block on it
     (tmp_path / "dir.onnx").mkdir()
-    for path, pattern in [(tmp_path / "fifo.onnx", r"fifo.onnx: not a regular file"),
-                          (tmp_path / "dir.onnx", r"dir.onnx: not a regular file"),
-                          (tmp_path / "none.onnx", r"none.onnx: no such file")]:
+    for path, pattern in [
+        (tmp_path / "fifo.onnx", r"fifo.onnx: not a regular file"),
+        (tmp_path / "dir.onnx", r"dir.onnx: not a regular file"),
+        (tmp_path / "none.onnx", r"none.onnx: no such file"),
+    ]:
         _one_error(capsys, import_main([str(path), *net_args, *out]), pattern)
     monkeypatch.setattr(weights.onnx_import, "MAX_MODEL_BYTES", 1000)
-    _one_error(capsys, import_main([model, *net_args, *out]),
-               r"m.onnx: \d+ bytes, more than an ONNX model may have \(1000\)")
+    _one_error(
+        capsys,
+        import_main([model, *net_args, *out]),
+        r"m.onnx: \d+ bytes, more than an ONNX model may have \(1000\)",
+    )
     monkeypatch.undo()
     net, fp = _float_net("tiny")
-    onnx.save(backbone_onnx(net, fp), tmp_path / "ext.onnx", save_as_external_data=True,
-              all_tensors_to_one_file=True, location="ext.data", size_threshold=0)
-    _one_error(capsys, import_main([str(tmp_path / "ext.onnx"), *net_args, *out]),
-               r"initializer '\w+' is stored in an external data file")
+    onnx.save(
+        backbone_onnx(net, fp),
+        tmp_path / "ext.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="ext.data",
+        size_threshold=0,
+    )
+    _one_error(
+        capsys,
+        import_main([str(tmp_path / "ext.onnx"), *net_args, *out]),
+        r"initializer '\w+' is stored in an external data file",
+    )
     assert not (tmp_path / "f.npz").exists() and not (tmp_path / "t.npz").exists()

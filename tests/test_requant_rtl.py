@@ -22,9 +22,9 @@ def designs(rtl_build_dir):
     @functools.cache
     def get(name):
         c, a, s, r, sb, bb = CASES[name]
-        dut = Requantizer(c, a, shift=s, relu=r, scale_bits=sb, bias_bits=bb,
-                          side_width=1)
+        dut = Requantizer(c, a, shift=s, relu=r, scale_bits=sb, bias_bits=bb, side_width=1)
         return dut, VerilatorDesign.build(dut, f"rq_{name}", rtl_build_dir)
+
     return get
 
 
@@ -64,15 +64,27 @@ def test_requantizer_bit_exact(designs, name):
         side = rng.integers(0, 2, size=len(acc)).tolist()
         y = requantize(acc, scale, bias, s, relu)
         writes = writes_for(dut, "scale_write", scale) + writes_for(dut, "bias_write", bias)
-        design.run_stream(acc.tolist(), y.tolist(), writes=writes, in_sides=side, out_sides=side,
-                          in_lanes=Lanes(c, a, side_width=1), out_lanes=Lanes(c, 8, side_width=1),
-                          seed=trial, test_name=f"trial{trial}")
+        design.run_stream(
+            acc.tolist(),
+            y.tolist(),
+            writes=writes,
+            in_sides=side,
+            out_sides=side,
+            in_lanes=Lanes(c, a, side_width=1),
+            out_lanes=Lanes(c, 8, side_width=1),
+            seed=trial,
+            test_name=f"trial{trial}",
+        )
 
 
 def test_power_up_defaults_pass_values_through(designs):
     """Scale 1, bias 0 from the initial image: only rounding and saturation act."""
     dut, design = designs("c5_a12_s0_relu")
     acc = np.arange(-300, 300).reshape(-1, 5)
-    design.run_stream(acc.tolist(), np.clip(acc, 0, 127).tolist(),
-                      in_lanes=Lanes(5, 12, side_width=1), out_lanes=Lanes(5, 8, side_width=1),
-                      test_name="defaults")
+    design.run_stream(
+        acc.tolist(),
+        np.clip(acc, 0, 127).tolist(),
+        in_lanes=Lanes(5, 12, side_width=1),
+        out_lanes=Lanes(5, 8, side_width=1),
+        test_name="defaults",
+    )

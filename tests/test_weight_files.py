@@ -7,18 +7,13 @@ import numpy as np
 import pytest
 
 from sim.golden.backbone import backbone
+from spec.network import PRESETS, network_from_dict, preset
+from spec.params import check_params
 from tests.malformed.make_corpus import TINY
 from weights.files import load_weights, save_frozen, save_trainable
+from weights.floatnet import FloatConv, float_forward
 from weights.io import WeightFileError, save_npz
-from weights.network import PRESETS, check_params, network_from_dict, preset
-from weights.quantize import (
-    FloatConv,
-    _scale_keys,
-    calibration_frames,
-    error_report,
-    float_forward,
-    quantize,
-)
+from weights.quantize import _scale_keys, calibration_frames, error_report, quantize
 from weights.synthetic import random_float_params, random_params
 
 
@@ -29,20 +24,23 @@ def test_network_dict_round_trip(name):
     assert network_from_dict({"preset": name}) == net
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"width": 0}, "'width' must lie in 1..8192"),
-    ({"width": "32"}, "'width' must be int"),
-    ({"frozen_core": 1}, "'frozen_core' must be bool"),
-    ({"stem_channels": 3}, "must be even"),
-    ({"plan": []}, "'plan' has no stages"),
-    ({"plan": [[[3], [2]]]}, "strides must be 1 or 2"),
-    ({"plan": [[[2, 1], []]]}, "needs at least one block per core"),
-    ({"plan": [[[2], [1]]]}, "same stride"),
-    ({"plan": [[[2]] * 2] * 12}, "reaches 8192 channels"),
-    ({"colour": 1}, "unknown key 'colour'"),
-    ({"width": None}, "'width' must be int"),
-    ({"core_shuffle": True, "trainable_cores": 1}, "core shuffle needs two"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"width": 0}, "'width' must lie in 1..8192"),
+        ({"width": "32"}, "'width' must be int"),
+        ({"frozen_core": 1}, "'frozen_core' must be bool"),
+        ({"stem_channels": 3}, "must be even"),
+        ({"plan": []}, "'plan' has no stages"),
+        ({"plan": [[[3], [2]]]}, "strides must be 1 or 2"),
+        ({"plan": [[[2, 1], []]]}, "needs at least one block per core"),
+        ({"plan": [[[2], [1]]]}, "same stride"),
+        ({"plan": [[[2]] * 2] * 12}, "reaches 8192 channels"),
+        ({"colour": 1}, "unknown key 'colour'"),
+        ({"width": None}, "'width' must be int"),
+        ({"core_shuffle": True, "trainable_cores": 1}, "core shuffle needs two"),
+    ],
+)
 def test_network_dict_errors(change, message):
     d = {**TINY, **change}
     with pytest.raises(ValueError, match=message):
@@ -78,8 +76,13 @@ def test_int8_files_round_trip(tmp_path, name):
         if isinstance(p, np.ndarray):
             assert np.array_equal(p, q)
         else:
-            assert all(np.array_equal(getattr(p, f), getattr(q, f))
-                       for f in ("weight", "scale", "bias")) and p.shift == q.shift
+            assert (
+                all(
+                    np.array_equal(getattr(p, f), getattr(q, f))
+                    for f in ("weight", "scale", "bias")
+                )
+                and p.shift == q.shift
+            )
 
 
 def test_files_are_byte_identical(tmp_path):
@@ -156,8 +159,9 @@ def test_quantized_parameters_fit_the_hardware(tiny_float):
         assert set(rows.tolist()) <= {0, 127}
         # The shift is the largest that keeps scales in int16: one more would overflow.
         m = np.abs(p.scale).max()
-        assert m <= 32767 and (p.shift == 62 or 2 * m + 1 > 32767 or
-                               2 * np.abs(p.bias).max() + 1 > 2 ** 31 - 1)
+        assert m <= 32767 and (
+            p.shift == 62 or 2 * m + 1 > 32767 or 2 * np.abs(p.bias).max() + 1 > 2**31 - 1
+        )
     for b in net.blends():
         w = 1 / (1 + np.exp(-np.asarray(fp[b.name])))
         assert np.array_equal(params[b.name], np.floor(128 * w + 0.5).astype(int))
@@ -200,12 +204,17 @@ def test_quantized_network_tracks_the_float_one(tiny_float):
 
 def test_float_conv_folding_matches_batch_norm():
     rng = np.random.default_rng(3)
-    p = FloatConv(np.ones((2, 3)), rng.uniform(0.5, 2, 2), rng.normal(size=2),
-                  rng.normal(size=2), rng.uniform(0.1, 2, 2), eps=1e-3)
+    p = FloatConv(
+        np.ones((2, 3)),
+        rng.uniform(0.5, 2, 2),
+        rng.normal(size=2),
+        rng.normal(size=2),
+        rng.uniform(0.1, 2, 2),
+        eps=1e-3,
+    )
     x = rng.normal(size=(5, 2))
     gain, offset = p.folded()
-    assert np.allclose(gain * x + offset, (x - p.mean) / np.sqrt(p.var + p.eps) * p.gamma
-                       + p.beta)
+    assert np.allclose(gain * x + offset, (x - p.mean) / np.sqrt(p.var + p.eps) * p.gamma + p.beta)
 
 
 def test_shipped_examples_load_and_regenerate_identically(tmp_path):

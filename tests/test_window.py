@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from semifreddo_hw.window import SlidingWindow
-from sim.frames import frames_to_beats
 from sim.golden.layers import window3x3
 from sim.pysim import run_stream_pysim
 from sim.rtl import Lanes, VerilatorDesign
+from spec.stream import frames_to_beats
+from tests.netlist import memory_bits, registers
 
 
 def _frames(rng, n, h, w, c, extremes=True):
@@ -37,9 +38,22 @@ def test_golden_window_small_case():
 
 
 # (width, height, channels, stride): odd and even sizes, 1-pixel-high and 1-pixel-wide
-SIZES = [(5, 3, 2, 1), (5, 3, 2, 2), (13, 7, 3, 1), (13, 7, 3, 2), (1, 1, 1, 1), (1, 1, 2, 2),
-         (1, 5, 1, 1), (1, 5, 2, 2), (6, 1, 1, 1), (7, 1, 2, 2), (8, 6, 1, 2), (2, 2, 4, 1),
-         (1, 2, 3, 1), (3, 2, 1, 2)]
+SIZES = [
+    (5, 3, 2, 1),
+    (5, 3, 2, 2),
+    (13, 7, 3, 1),
+    (13, 7, 3, 2),
+    (1, 1, 1, 1),
+    (1, 1, 2, 2),
+    (1, 5, 1, 1),
+    (1, 5, 2, 2),
+    (6, 1, 1, 1),
+    (7, 1, 2, 2),
+    (8, 6, 1, 2),
+    (2, 2, 4, 1),
+    (1, 2, 3, 1),
+    (3, 2, 1, 2),
+]
 
 
 @pytest.mark.parametrize("w,h,c,s", SIZES)
@@ -47,13 +61,18 @@ def test_window_pysim(w, h, c, s):
     rng = np.random.default_rng(w * 100 + h * 10 + c + s)
     dut = SlidingWindow(c, w, h, stride=s)
     x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
-    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, seed=w + h,
-                     in_stall=0.4, out_stall=0.4)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, seed=w + h, in_stall=0.4, out_stall=0.4)
 
 
-RTL_CASES = {"13x7_c3_s1": (13, 7, 3, 1), "13x7_c3_s2": (13, 7, 3, 2),
-             "5x3_c64_s1": (5, 3, 64, 1), "1x1_c2_s1": (1, 1, 2, 1),
-             "9x1_c1_s2": (9, 1, 1, 2), "1x6_c5_s2": (1, 6, 5, 2), "10x4_c8_s2": (10, 4, 8, 2)}
+RTL_CASES = {
+    "13x7_c3_s1": (13, 7, 3, 1),
+    "13x7_c3_s2": (13, 7, 3, 2),
+    "5x3_c64_s1": (5, 3, 64, 1),
+    "1x1_c2_s1": (1, 1, 2, 1),
+    "9x1_c1_s2": (9, 1, 1, 2),
+    "1x6_c5_s2": (1, 6, 5, 2),
+    "10x4_c8_s2": (10, 4, 8, 2),
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +82,7 @@ def designs(rtl_build_dir):
         w, h, c, s = RTL_CASES[name]
         dut = SlidingWindow(c, w, h, stride=s)
         return dut, VerilatorDesign.build(dut, f"win_{name}", rtl_build_dir)
+
     return get
 
 
@@ -73,10 +93,18 @@ def test_window_rtl_bit_exact(designs, name):
     rng = np.random.default_rng(len(name))
     x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
     for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.6), (0.6, 0.0)]):
-        design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=stalls[0],
-                          out_stall=stalls[1], seed=k, test_name=f"stall{k}",
-                          in_lanes=Lanes(c, 8, side_width=2),
-                          out_lanes=Lanes(9 * c, 8, side_width=2))
+        design.run_stream(
+            x,
+            y,
+            in_sides=xs,
+            out_sides=ys,
+            in_stall=stalls[0],
+            out_stall=stalls[1],
+            seed=k,
+            test_name=f"stall{k}",
+            in_lanes=Lanes(c, 8, side_width=2),
+            out_lanes=Lanes(9 * c, 8, side_width=2),
+        )
 
 
 def test_window_throughput(designs):
@@ -85,18 +113,31 @@ def test_window_throughput(designs):
     rng = np.random.default_rng(9)
     frames = _frames(rng, 4, 7, 13, 3, extremes=False)
     x, xs, y, ys = _vectors(frames, 1)
-    stats = design.run_stream(x, y, in_sides=xs, out_sides=ys, in_stall=0, out_stall=0,
-                              test_name="throughput", in_lanes=Lanes(3, 8, side_width=2),
-                              out_lanes=Lanes(27, 8, side_width=2))
+    stats = design.run_stream(
+        x,
+        y,
+        in_sides=xs,
+        out_sides=ys,
+        in_stall=0,
+        out_stall=0,
+        test_name="throughput",
+        in_lanes=Lanes(3, 8, side_width=2),
+        out_lanes=Lanes(27, 8, side_width=2),
+    )
     assert dut.frame_cycles == 13 * 7 and dut.flush_cycles == 14
     # The last window leaves one cycle after the last flush step.
     assert stats["cycles"] == len(frames) * dut.frame_cycles + dut.flush_cycles + 1
 
 
-def test_window_reports_line_buffer_for_640_wide_frames():
+def test_window_reports_what_its_netlist_holds_for_640_wide_frames():
+    """Line buffer and register bits as reported, counted in the netlist (the frame
+    counters and the error flag are not part of ``register_bits``)."""
     dut = SlidingWindow(32, 640, 480)
-    assert dut.memory_bits == 640 * 2 * 32 * 8
-    assert dut.register_bits == 9 * 32 * 8 + 7
+    assert memory_bits(dut) == dut.memory_bits
+    counters = {"x", "y", "pending", "framing_error"}
+    regs = registers(dut)
+    assert counters <= {name for name, _ in regs}
+    assert sum(w for name, w in regs if name not in counters) == dut.register_bits
 
 
 @pytest.mark.parametrize("corrupt", [None, "eol", "eof"])

@@ -1,10 +1,13 @@
-"""The weight files of a backbone build (``docs/weights-format.md``): reading with every name,
-shape, dtype and value checked against the network description, and writing.
+"""The weight files of a build (``docs/weights-format.md``): reading with every name, shape,
+dtype and value checked against the network description, and writing.
 
 * ``semifreddo-frozen`` version 2: the network description and the frozen core's conv
   weights;
 * ``semifreddo-trainable`` version 1: the trainable cores' conv weights, the alphas, and the
-  requantization (batch norm) of every conv, frozen core included.
+  requantization (batch norm) of every conv, frozen core included;
+* ``semifreddo-frozen`` version 1, the first format: frozen pointwise layers by name, built
+  one module each (:func:`load_layers`);
+* frames files (calibration frames, verification inputs: :func:`load_frames`).
 
 Both come in one of two forms: ``int8`` (already quantized: what the hardware runs) or
 ``float`` (weights and batch-norm statistics from training, quantized by
@@ -13,17 +16,43 @@ Both come in one of two forms: ``int8`` (already quantized: what the hardware ru
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 
-from .io import WeightFileError, check_header, check_int_range, load_npz, parse_json, save_npz
-from .network import ConvParams, Network, network_from_dict
-from .quantize import FloatConv
+from spec.formats import RANGES
+from spec.network import Network, network_from_dict, preset
+from spec.params import ConvParams
 
-__all__ = ["FROZEN", "TRAINABLE", "Weights", "load_weights", "resolve_network", "save_frozen",
-           "save_trainable", "DEFAULT_SHIFT"]
+from .floatnet import FloatConv
+from .io import (
+    WeightFileError,
+    check_header,
+    check_int_range,
+    load_npz,
+    parse_json,
+    read_json,
+    save_npz,
+)
 
-FROZEN, FROZEN_VERSION = "semifreddo-frozen", 2
+__all__ = [
+    "FROZEN",
+    "TRAINABLE",
+    "Weights",
+    "load_weights",
+    "resolve_network",
+    "save_frozen",
+    "save_trainable",
+    "frozen_arrays",
+    "trainable_arrays",
+    "DEFAULT_SHIFT",
+    "network_option",
+    "load_frames",
+    "file_version",
+    "load_layers",
+]
+
+FROZEN, FROZEN_VERSION, LAYERS_VERSION = "semifreddo-frozen", 2, 1
 TRAINABLE, TRAINABLE_VERSION = "semifreddo-trainable", 1
 BN_FIELDS = ("gamma", "beta", "mean", "var")
 DEFAULT_SHIFT = 16  # requantizer shift of every layer when no trainable file is given
@@ -67,13 +96,16 @@ def resolve_network(sources: list[tuple[str, Network | None]]) -> Network:
     when none does or two disagree (the preset name aside)."""
     given = [(where, net) for where, net in sources if net is not None]
     if not given:
-        raise WeightFileError("no network description: the frozen file has no 'network' "
-                              "entry; give --preset or --config")
+        raise WeightFileError(
+            "no network description: the frozen file has no 'network' "
+            "entry; give --preset or --config"
+        )
     (w0, n0), *rest = given
     for where, net in rest:
         if dataclasses.replace(net, name=n0.name) != n0:
-            raise WeightFileError(f"the network of {where} differs from that of {w0} "
-                                  f"({_differs(n0, net)})")
+            raise WeightFileError(
+                f"the network of {where} differs from that of {w0} ({_differs(n0, net)})"
+            )
     return n0
 
 
@@ -86,8 +118,10 @@ def _array(path, arrays, name, shape, form, lo=None, hi=None):
         raise WeightFileError(f"{path}: {name} has shape {a.shape}, expected {shape}")
     if form == "float":
         if a.dtype.kind != "f":
-            raise WeightFileError(f"{path}: {name} has dtype {a.dtype}, expected floats "
-                                  f"(this file pair is in float form)")
+            raise WeightFileError(
+                f"{path}: {name} has dtype {a.dtype}, expected floats "
+                f"(this file pair is in float form)"
+            )
         bad = np.argwhere(~np.isfinite(a))
         if len(bad):
             idx = tuple(int(v) for v in bad[0])
@@ -111,13 +145,18 @@ def _form_of(path, arrays, names) -> str:
                 return "float"
             if kind in "iu":
                 return "int8"
-            raise WeightFileError(f"{path}: {name} has dtype {arrays[name].dtype}, expected "
-                                  f"int8 integers or floats")
+            raise WeightFileError(
+                f"{path}: {name} has dtype {arrays[name].dtype}, expected int8 integers or floats"
+            )
     return "int8"
 
 
-def load_weights(frozen_path, trainable_path=None, net: Network | None = None,
-                 net_source: str = "--preset/--config") -> Weights:
+def load_weights(
+    frozen_path,
+    trainable_path=None,
+    net: Network | None = None,
+    net_source: str = "--preset/--config",
+) -> Weights:
     """Read and check the frozen file (and the trainable one) against the network they
     describe (or ``net``, from the command line; all given descriptions must agree)."""
     fa = dict(load_npz(frozen_path))
@@ -132,28 +171,40 @@ def load_weights(frozen_path, trainable_path=None, net: Network | None = None,
     convs = net.convs()
     frozen = [c for c in convs if c.frozen]
     form = _form_of(frozen_path, fa, [f"{c.name}.weight" for c in frozen])
-    weights = {c.name: _array(frozen_path, fa, f"{c.name}.weight", c.weight_shape, form,
-                              -128, 127) for c in frozen}
+    weights = {
+        c.name: _array(frozen_path, fa, f"{c.name}.weight", c.weight_shape, form, *RANGES["weight"])
+        for c in frozen
+    }
     _no_extra(frozen_path, fa, f"a frozen layer's weight of network {net.name!r}")
     if ta is None:
         if form == "float":
-            raise WeightFileError(f"{frozen_path}: float weights need a trainable file "
-                                  f"(--trainable) with every layer's batch norm")
-        params = {c.name: ConvParams(
-            weights[c.name] if c.frozen else np.zeros(c.weight_shape, np.int64),
-            np.zeros(c.c_out, np.int64), np.zeros(c.c_out, np.int64), DEFAULT_SHIFT)
-            for c in convs}
+            raise WeightFileError(
+                f"{frozen_path}: float weights need a trainable file "
+                f"(--trainable) with every layer's batch norm"
+            )
+        params = {
+            c.name: ConvParams(
+                weights[c.name] if c.frozen else np.zeros(c.weight_shape, np.int64),
+                np.zeros(c.c_out, np.int64),
+                np.zeros(c.c_out, np.int64),
+                DEFAULT_SHIFT,
+            )
+            for c in convs
+        }
         params |= {b.name: np.zeros(b.channels, np.int64) for b in net.blends()}
         return Weights(net, form, params=params, trainable=False)
     tform = "float" if any(k.endswith(".bn_gamma") for k in ta) else "int8"
     if frozen and tform != form:
-        raise WeightFileError(f"{trainable_path} is in {tform} form but {frozen_path} in "
-                              f"{form} form: quantize both or neither")
+        raise WeightFileError(
+            f"{trainable_path} is in {tform} form but {frozen_path} in "
+            f"{form} form: quantize both or neither"
+        )
     form = tform
     for c in convs:
         if not c.frozen:
-            weights[c.name] = _array(trainable_path, ta, f"{c.name}.weight", c.weight_shape,
-                                     form, -128, 127)
+            weights[c.name] = _array(
+                trainable_path, ta, f"{c.name}.weight", c.weight_shape, form, *RANGES["weight"]
+            )
     out, tp = {}, trainable_path
     for c in convs:
         n = c.name
@@ -165,50 +216,68 @@ def load_weights(frozen_path, trainable_path=None, net: Network | None = None,
             if f"{n}.bn_eps" in ta:
                 eps = float(_array(tp, ta, f"{n}.bn_eps", (), form))
             if eps < 0 or not (bn[3] + eps > 0).all():
-                raise WeightFileError(f"{tp}: {n}.bn_eps must be >= 0 and bn_var + bn_eps > 0 "
-                                      f"(eps {eps})")
+                raise WeightFileError(
+                    f"{tp}: {n}.bn_eps must be >= 0 and bn_var + bn_eps > 0 (eps {eps})"
+                )
             out[n] = FloatConv(weights[n], *bn, eps=eps)
         else:
-            scale = _array(tp, ta, f"{n}.scale", (c.c_out,), form, -(1 << 15), (1 << 15) - 1)
-            bias = _array(tp, ta, f"{n}.bias", (c.c_out,), form, -(1 << 31), (1 << 31) - 1)
-            shift = _array(tp, ta, f"{n}.shift", (), form, 0, 62)
+            scale = _array(tp, ta, f"{n}.scale", (c.c_out,), form, *RANGES["scale"])
+            bias = _array(tp, ta, f"{n}.bias", (c.c_out,), form, *RANGES["bias"])
+            shift = _array(tp, ta, f"{n}.shift", (), form, *RANGES["shift"])
             out[n] = ConvParams(weights[n], scale, bias, int(shift))
     for b in net.blends():
-        out[b.name] = _array(trainable_path, ta, b.name, (b.channels,), form, 0, 128)
-    _no_extra(trainable_path, ta, f"a trainable weight, alpha or requantizer entry of network "
-                                  f"{net.name!r}")
+        out[b.name] = _array(trainable_path, ta, b.name, (b.channels,), form, *RANGES["alpha"])
+    _no_extra(
+        trainable_path,
+        ta,
+        f"a trainable weight, alpha or requantizer entry of network {net.name!r}",
+    )
     if form == "float":
         return Weights(net, form, fparams=out)
     return Weights(net, form, params=out)
 
 
 def _header(fmt, version, net):
-    return {"format": np.array(fmt), "version": np.array(version),
-            "network": np.array(json.dumps(net.to_dict(), sort_keys=True))}
+    return {
+        "format": np.array(fmt),
+        "version": np.array(version),
+        "network": np.array(json.dumps(net.to_dict(), sort_keys=True)),
+    }
 
 
 def save_frozen(path, net: Network, params: dict) -> None:
-    """The frozen file of ``net``: ``params`` maps each conv to :class:`ConvParams` (int8
-    form) or :class:`FloatConv` (float form); only the frozen convs' weights are written."""
+    """Write the frozen file of ``net`` (:func:`frozen_arrays`)."""
+    save_npz(path, frozen_arrays(net, params))
+
+
+def save_trainable(path, net: Network, params: dict) -> None:
+    """Write the trainable file of ``net`` (:func:`trainable_arrays`)."""
+    save_npz(path, trainable_arrays(net, params))
+
+
+def frozen_arrays(net: Network, params: dict) -> dict:
+    """The entries of ``net``'s frozen file: ``params`` maps each conv to
+    :class:`ConvParams` (int8 form) or :class:`FloatConv` (float form); only the frozen
+    convs' weights are written."""
     arrays = _header(FROZEN, FROZEN_VERSION, net)
     for c in net.convs():
         if c.frozen:
             w = params[c.name].weight
-            arrays[f"{c.name}.weight"] = np.asarray(w, np.float32 if np.asarray(w).dtype.kind
-                                                    == "f" else np.int8)
-    save_npz(path, arrays)
+            arrays[f"{c.name}.weight"] = np.asarray(
+                w, np.float32 if np.asarray(w).dtype.kind == "f" else np.int8
+            )
+    return arrays
 
 
-def save_trainable(path, net: Network, params: dict) -> None:
-    """The trainable file of ``net`` from the same ``params`` as :func:`save_frozen`
-    (alphas: codes in int8 form, logits in float form)."""
+def trainable_arrays(net: Network, params: dict) -> dict:
+    """The entries of ``net``'s trainable file from the same ``params`` as
+    :func:`frozen_arrays` (alphas: codes in int8 form, logits in float form)."""
     arrays = _header(TRAINABLE, TRAINABLE_VERSION, net)
     for c in net.convs():
         p = params[c.name]
         if not c.frozen:
             w = np.asarray(p.weight)
-            arrays[f"{c.name}.weight"] = w.astype(np.float32 if w.dtype.kind == "f"
-                                                  else np.int8)
+            arrays[f"{c.name}.weight"] = w.astype(np.float32 if w.dtype.kind == "f" else np.int8)
         if isinstance(p, FloatConv):
             for f in BN_FIELDS:
                 arrays[f"{c.name}.bn_{f}"] = np.asarray(getattr(p, f), np.float32)
@@ -220,4 +289,82 @@ def save_trainable(path, net: Network, params: dict) -> None:
     for b in net.blends():
         a = np.asarray(params[b.name])
         arrays[b.name] = a.astype(np.float32 if a.dtype.kind == "f" else np.uint8)
-    save_npz(path, arrays)
+    return arrays
+
+
+def network_option(preset_name: str | None, config: str | None) -> Network | None:
+    """The network named on a command line (``--preset NAME`` or ``--config FILE.json``, the
+    frozen file's ``network`` entry format), or None when neither is given."""
+    if preset_name is not None:
+        try:
+            return preset(preset_name)
+        except ValueError as e:
+            raise WeightFileError(f"--preset: {e}") from None
+    if config is not None:
+        d = read_json(config, f"--config {config}")
+        try:
+            return network_from_dict(d)
+        except ValueError as e:
+            raise WeightFileError(f"--config {config}: {e}") from None
+    return None
+
+
+def load_frames(path, net: Network, what: str) -> np.ndarray:
+    """The uint8 pixel frames ``(N, height, width, channels)`` of ``net`` in ``path`` (an
+    ``.npz`` holding exactly one entry, ``frames``, with N >= 1); ``what`` names the option
+    in errors. Calibration frames and verification inputs come in this format."""
+    arrays = load_npz(path)
+    if set(arrays) != {"frames"}:
+        raise WeightFileError(f"{what} {path}: a frames file holds exactly one entry 'frames'")
+    f = arrays["frames"]
+    want = (net.height, net.width, net.channels_in)
+    if f.ndim != 4 or f.shape[1:] != want or f.shape[0] < 1:
+        raise WeightFileError(
+            f"{what} {path}: frames has shape {f.shape}, expected (N, "
+            f"{want[0]}, {want[1]}, {want[2]}) with N >= 1"
+        )
+    if f.dtype != np.uint8:
+        raise WeightFileError(f"{what} {path}: frames has dtype {f.dtype}, expected uint8 pixels")
+    return f
+
+
+def file_version(path) -> int:
+    """The format version a frozen file declares (:data:`FROZEN_VERSION` when it declares
+    none that can be read: its loader then says what is wrong)."""
+    v = load_npz(path).get("version")
+    return int(v) if v is not None and v.shape == () and v.dtype.kind in "iu" else FROZEN_VERSION
+
+
+_LAYER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})\.weight$")  # names reach file names
+
+
+def load_layers(path) -> dict[str, np.ndarray]:
+    """The layers of a version 1 frozen file, in name order: ``<layer>.weight`` entries,
+    int8 ``(C_out, C_in)`` or ``(C_out, C_in, 1, 1)``, as int64 ``(C_out, C_in)``."""
+    arrays = dict(load_npz(path))
+    check_header(path, arrays, FROZEN, (LAYERS_VERSION,))
+    layers = {}
+    for name in sorted(arrays):
+        m = _LAYER.fullmatch(name)
+        if not m:
+            raise WeightFileError(
+                f"{path}: unexpected entry {name!r} (layers are '<layer>.weight')"
+            )
+        a = arrays[name]
+        if a.ndim == 4 and a.shape[2:] == (1, 1):
+            a = a[:, :, 0, 0]
+        if a.ndim != 2 or 0 in a.shape:
+            raise WeightFileError(
+                f"{path}: {name} has shape {a.shape}, expected (C_out, C_in) or (C_out, C_in, 1, 1)"
+            )
+        layers[m.group(1)] = check_int_range(path, name, a, *RANGES["weight"])
+    if not layers:
+        raise WeightFileError(f"{path}: no '<layer>.weight' entries")
+    seen = {}
+    for layer in layers:  # output files must not collide on case-insensitive file systems
+        other = seen.setdefault(layer.lower(), layer)
+        if other != layer:
+            raise WeightFileError(
+                f"{path}: layer names {other!r} and {layer!r} differ only in case"
+            )
+    return layers

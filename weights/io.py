@@ -9,14 +9,26 @@ import io
 import json
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WeightFileError", "load_npz", "save_npz", "check_header", "check_int_range",
-           "parse_json", "read_json", "regular_file", "MAX_ENTRY_BYTES", "MAX_JSON_BYTES"]
+from common.files import atomic_write
+
+__all__ = [
+    "WeightFileError",
+    "load_npz",
+    "save_npz",
+    "check_header",
+    "check_int_range",
+    "npz_bytes",
+    "parse_json",
+    "read_json",
+    "regular_file",
+    "MAX_ENTRY_BYTES",
+    "MAX_JSON_BYTES",
+]
 
 #: No entry of a weight file may unpack to more (the paper's largest layer is 16 KB): a
 #: zip bomb is refused before it is read.
@@ -57,9 +69,11 @@ def load_npz(path) -> dict[str, np.ndarray]:
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as f:
                 bare = f.read(6) == b"\x93NUMPY"
-            raise WeightFileError(f"{path}: not an .npz archive (a bare .npy array)" if bare
-                                  else f"{path}: not a readable .npz file (not a complete zip "
-                                  f"archive)")
+            raise WeightFileError(
+                f"{path}: not an .npz archive (a bare .npy array)"
+                if bare
+                else f"{path}: not a readable .npz file (not a complete zip archive)"
+            )
         arrays = {}
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
@@ -69,10 +83,19 @@ def load_npz(path) -> dict[str, np.ndarray]:
                 arrays[name] = _entry(path, z, info, name)
     except WeightFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError,
-            NotImplementedError, MemoryError) as e:
-        raise WeightFileError(f"{path}: not a readable .npz file ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,
+        MemoryError,
+    ) as e:
+        raise WeightFileError(
+            f"{path}: not a readable .npz file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else 'truncated'})"
+        ) from None
     if not arrays:
         raise WeightFileError(f"{path}: the archive holds no arrays")
     return arrays
@@ -83,20 +106,25 @@ def _entry(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> np.nda
     if not _NAME.fullmatch(name):
         raise WeightFileError(f"{path}: entry name {name!r} is not a valid name")
     if info.file_size > MAX_ENTRY_BYTES:
-        raise WeightFileError(f"{path}: entry {info.filename!r} unpacks to {info.file_size} "
-                              f"bytes (at most {MAX_ENTRY_BYTES})")
+        raise WeightFileError(
+            f"{path}: entry {info.filename!r} unpacks to {info.file_size} "
+            f"bytes (at most {MAX_ENTRY_BYTES})"
+        )
     if info.flag_bits & 1:
         raise WeightFileError(f"{path}: entry {name!r} is encrypted")
     try:
         with z.open(info) as f:
             data = f.read(MAX_ENTRY_BYTES + 1)
     except NotImplementedError:
-        raise WeightFileError(f"{path}: entry {name!r} uses a compression method this tool "
-                              f"does not read (method {info.compress_type}; use deflate or "
-                              f"none, as numpy.savez does)") from None
+        raise WeightFileError(
+            f"{path}: entry {name!r} uses a compression method this tool "
+            f"does not read (method {info.compress_type}; use deflate or "
+            f"none, as numpy.savez does)"
+        ) from None
     if not info.filename.endswith(".npy") or not data.startswith(b"\x93NUMPY"):
-        raise WeightFileError(f"{path}: entry {name!r} is not a NumPy array (a raw file in "
-                              f"the archive)")
+        raise WeightFileError(
+            f"{path}: entry {name!r} is not a NumPy array (a raw file in the archive)"
+        )
     buf = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(buf)
@@ -105,26 +133,32 @@ def _entry(path, z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> np.nda
         else:
             shape, _fortran, dtype = np.lib.format.read_array_header_2_0(buf)
     except ValueError as e:
-        raise WeightFileError(f"{path}: entry {name!r} has an unreadable .npy header "
-                              f"({str(e).splitlines()[0]})") from None
+        raise WeightFileError(
+            f"{path}: entry {name!r} has an unreadable .npy header ({str(e).splitlines()[0]})"
+        ) from None
     if dtype.hasobject:
-        raise WeightFileError(f"{path}: entry {name!r} holds Python objects (pickled data is "
-                              f"refused)")
+        raise WeightFileError(
+            f"{path}: entry {name!r} holds Python objects (pickled data is refused)"
+        )
     size = dtype.itemsize * int(np.prod(shape, dtype=object))
     if size > MAX_ENTRY_BYTES:
-        raise WeightFileError(f"{path}: entry {name!r} declares shape {tuple(shape)} of "
-                              f"{dtype}, {size} bytes (at most {MAX_ENTRY_BYTES})")
+        raise WeightFileError(
+            f"{path}: entry {name!r} declares shape {tuple(shape)} of "
+            f"{dtype}, {size} bytes (at most {MAX_ENTRY_BYTES})"
+        )
     buf.seek(0)
     try:
         return np.lib.format.read_array(buf, allow_pickle=False)
     except ValueError as e:
-        raise WeightFileError(f"{path}: entry {name!r} is unreadable "
-                              f"({str(e).splitlines()[0]})") from None
+        raise WeightFileError(
+            f"{path}: entry {name!r} is unreadable ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def parse_json(text: str, what: str):
     """``text`` parsed as strict JSON (no repeated keys, no NaN or Infinity, bounded
     nesting); ``what`` names it in the error."""
+
     def pairs(items):
         d = {}
         for k, v in items:
@@ -139,8 +173,7 @@ def parse_json(text: str, what: str):
     try:
         return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as e:
-        raise WeightFileError(f"{what} is not valid JSON ({e.msg} at character "
-                              f"{e.pos})") from None
+        raise WeightFileError(f"{what} is not valid JSON ({e.msg} at character {e.pos})") from None
     except RecursionError:
         raise WeightFileError(f"{what} is not valid JSON (nested too deeply)") from None
 
@@ -163,14 +196,14 @@ def read_json(path, what: str | None = None):
 def check_int_range(path, name: str, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """``a`` as int64 if it is an integer array within ``[lo, hi]``, else an error."""
     if a.dtype.kind not in "iu":  # not timedelta64 or bool, which numpy calls integers
-        raise WeightFileError(f"{path}: {name} has dtype {a.dtype}, expected integers "
-                              f"(quantized weights)")
+        raise WeightFileError(
+            f"{path}: {name} has dtype {a.dtype}, expected integers (quantized weights)"
+        )
     if a.size:
         bad = np.argwhere((a < lo) | (a > hi))
         if len(bad):
             idx = tuple(int(v) for v in bad[0])
-            raise WeightFileError(f"{path}: {name}{list(idx)} = {a[idx]} is outside "
-                                  f"[{lo}, {hi}]")
+            raise WeightFileError(f"{path}: {name}{list(idx)} = {a[idx]} is outside [{lo}, {hi}]")
     return a.astype(np.int64)
 
 
@@ -183,33 +216,29 @@ def check_header(path, arrays: dict, fmt: str, versions: tuple[int, ...]) -> int
     if v is None or v.shape != () or v.dtype.kind not in "iu":
         raise WeightFileError(f"{path}: 'version' must be an integer scalar")
     if int(v) not in versions:
-        raise WeightFileError(f"{path}: format version {int(v)} is not supported (this build "
-                              f"reads {fmt} version {', '.join(map(str, versions))})")
+        raise WeightFileError(
+            f"{path}: format version {int(v)} is not supported (this build "
+            f"reads {fmt} version {', '.join(map(str, versions))})"
+        )
     return int(v)
 
 
 def save_npz(path, arrays: dict) -> None:
-    """Write ``arrays`` as an ``.npz`` that ``numpy.load`` reads, byte-identical for equal
-    arrays (sorted entries, fixed timestamps; ``numpy.savez`` stamps the current time), and
-    atomically (a temporary file renamed into place)."""
-    path = Path(path)
+    """Write ``arrays`` as an ``.npz`` (:func:`npz_bytes`), atomically."""
+    atomic_write(path, npz_bytes(arrays))
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """``arrays`` as an ``.npz`` archive that ``numpy.load`` reads, byte-identical for equal
+    arrays (sorted entries, fixed timestamps; ``numpy.savez`` stamps the current time)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name in sorted(arrays):
             data = io.BytesIO()
             # C order always: equal values give equal bytes whatever layout they came in
-            np.lib.format.write_array(data, np.asarray(arrays[name], order="C"),
-                                      allow_pickle=False)
+            np.lib.format.write_array(data, np.asarray(arrays[name], order="C"), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             z.writestr(info, data.getvalue())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return buf.getvalue()

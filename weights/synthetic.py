@@ -4,6 +4,11 @@ and so more signed digits, than a trained layer."""
 
 import numpy as np
 
+from spec.dataflow import forward
+from spec.params import ConvParams
+
+from .floatnet import FloatConv, conv_float, sigmoid
+
 __all__ = ["gaussian_int8", "trained_like_int8", "random_params", "random_float_params"]
 
 
@@ -31,12 +36,10 @@ def trained_like_int8(rng, n_out, n_in, pruned=0.25):
 
 
 def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
-    """Parameters for every layer of ``net`` (a :class:`weights.network.Network`):
+    """Parameters for every layer of ``net`` (a :class:`spec.network.Network`):
     trained-like weights, per-channel scales that keep activations near the input's
     magnitude through the ReLUs (``scale / 2**shift ~ 1.6 / (row rms * sqrt(nonzeros))``,
     jittered), small biases, and random alpha codes (or all ``alpha`` when given)."""
-    from weights.network import ConvParams  # synthetic stays importable on its own
-
     params = {}
     for spec in net.convs():
         shape = spec.weight_shape
@@ -49,8 +52,11 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
         bias = np.round(rng.normal(0, 4, size=shape[0]) * (1 << shift))
         params[spec.name] = ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
     for blend in net.blends():
-        params[blend.name] = (np.full(blend.channels, alpha, dtype=np.int64) if alpha is not None
-                              else rng.integers(0, 129, size=blend.channels))
+        params[blend.name] = (
+            np.full(blend.channels, alpha, dtype=np.int64)
+            if alpha is not None
+            else rng.integers(0, 129, size=blend.channels)
+        )
     return params
 
 
@@ -60,9 +66,6 @@ def random_float_params(net, rng, pixels) -> dict:
     variance are the statistics of their own inputs over ``pixels`` (uint8 frames, as
     training would have left them) with gamma in [0.5, 1.5] and small betas, and blend
     logits around 0 (alpha near 0.5)."""
-    from sim.golden.backbone import forward  # synthetic stays importable on its own
-    from weights.quantize import FloatConv, conv_float
-
     specs = {c.name: c for c in net.convs()}
     params = {}
 
@@ -73,8 +76,13 @@ def random_float_params(net, rng, pixels) -> dict:
         w[np.abs(w) < np.quantile(np.abs(w), 0.25)] = 0
         y = conv_float(spec.kind, x, w, spec.stride)
         axes = tuple(range(y.ndim - 1))
-        p = FloatConv(w, rng.uniform(0.5, 1.5, shape[0]), rng.normal(0, 0.2, shape[0]),
-                      y.mean(axis=axes), y.var(axis=axes))
+        p = FloatConv(
+            w,
+            rng.uniform(0.5, 1.5, shape[0]),
+            rng.normal(0, 0.2, shape[0]),
+            y.mean(axis=axes),
+            y.var(axis=axes),
+        )
         params[name] = p
         gain, offset = p.folded()
         y = y * gain + offset
@@ -82,7 +90,7 @@ def random_float_params(net, rng, pixels) -> dict:
 
     def blend(name, xf, xt):
         params[name] = rng.normal(0, 1.5, xf.shape[-1])
-        a = 1 / (1 + np.exp(-params[name]))
+        a = sigmoid(params[name])
         return a * xf + (1 - a) * xt
 
     forward(net, (np.asarray(pixels, float) - 128) / 128, conv, blend)

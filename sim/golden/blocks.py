@@ -1,23 +1,15 @@
-"""Golden twins of the ShuffleNetV2-style blocks (DESIGN.md §2), numpy only."""
+"""Golden twins of the simplified ShuffleNetV2 blocks (paper Fig. 4, ``docs/layers.md``) on
+their own, for the block tests; the backbone's golden twin walks the same blocks through
+:func:`spec.dataflow.forward`."""
 
 import numpy as np
+
+from spec.dataflow import channel_shuffle
 
 from .layers import depthwise3x3, pointwise
 from .primitives import requantize
 
-__all__ = ["channel_shuffle", "regular_block", "downsampling_block"]
-
-
-def channel_shuffle(frame):
-    """Two groups: ``out[..., 2k] = in[..., k]``, ``out[..., 2k+1] = in[..., C/2 + k]``."""
-    f = np.asarray(frame)
-    c = f.shape[-1]
-    if c % 2:
-        raise ValueError("channel shuffle needs an even channel count")
-    out = np.empty_like(f)
-    out[..., 0::2] = f[..., : c // 2]
-    out[..., 1::2] = f[..., c // 2:]
-    return out
+__all__ = ["regular_block", "downsampling_block"]
 
 
 def _requant(acc, q, relu):

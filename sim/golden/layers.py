@@ -17,7 +17,7 @@ def window3x3(frame, stride=1):
     out = np.zeros((len(rows), len(cols), 9 * c), dtype=np.int64)
     for i, cy in enumerate(rows):
         for j, cx in enumerate(cols):
-            out[i, j] = p[cy:cy + 3, cx:cx + 3].reshape(-1)
+            out[i, j] = p[cy : cy + 3, cx : cx + 3].reshape(-1)
     return out
 
 
@@ -40,7 +40,9 @@ def conv3x3(frame, weights, stride=1):
     acc = np.zeros((ho, wo, wt.shape[0]), dtype=np.int64)
     for ky in range(3):
         for kx in range(3):
-            patch = p[ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]
+            patch = p[
+                ky : ky + stride * (ho - 1) + 1 : stride, kx : kx + stride * (wo - 1) + 1 : stride
+            ]
             acc += patch @ wt[:, :, ky, kx].T
     return acc
 

@@ -1,17 +1,23 @@
 """Golden twins of the arithmetic primitives, as specified in ``docs/numerics.md``.
 
 Pure numpy integer code, written from the specification and not from the hardware: it must
-never import Amaranth or ``semifreddo_hw``. Every function takes and returns ``np.int64``
-arrays and checks that its intermediates stay inside int64.
+never import Amaranth or ``semifreddo_hw`` (an import contract checks it). Every function
+takes and returns ``np.int64`` arrays and checks that its intermediates stay inside int64.
 """
 
 import numpy as np
 
-__all__ = ["INT8_MIN", "INT8_MAX", "pixels_to_int8", "matvec", "requantize", "alpha_blend",
-           "alpha_code", "ALPHA_ONE", "global_avg_pool", "pwl"]
+from spec.formats import ALPHA_ONE, INT8_MAX, INT8_MIN
 
-INT8_MIN, INT8_MAX = -128, 127
-ALPHA_ONE = 128  # alpha code meaning 1.0 (numerics §5)
+__all__ = [
+    "pixels_to_int8",
+    "matvec",
+    "requantize",
+    "alpha_blend",
+    "alpha_code",
+    "global_avg_pool",
+    "pwl",
+]
 
 
 def _ints(x, name):
@@ -55,8 +61,10 @@ def requantize(acc, scale, bias, shift, relu=False):
     ``scale`` and ``bias`` are per channel (last axis); the rounding term is 0 for shift 0.
     """
     acc, scale, bias = _ints(acc, "acc"), _ints(scale, "scale"), _ints(bias, "bias")
+
     def mag(a):  # largest magnitude, as a Python int (np.abs(INT64_MIN) would overflow)
         return max((abs(int(v)) for v in (a.min(initial=0), a.max(initial=0))), default=0)
+
     bound = mag(acc) * mag(scale) + mag(bias) + ((1 << shift) >> 1)
     if bound >= 1 << 63:
         raise OverflowError("requantize intermediates exceed int64")

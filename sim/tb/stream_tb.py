@@ -1,7 +1,9 @@
 """cocotb testbench: any number of streams in and out, every output beat checked in order.
 
 Driven by :meth:`sim.rtl.VerilatorDesign.run_streams`, which passes a JSON spec through
-``SEMIFREDDO_TB_SPEC``. Handshakes follow ``amaranth.lib.stream``: a beat moves on a rising
+``SEMIFREDDO_TB_SPEC`` and reads the result from ``SEMIFREDDO_TB_STATS``: the statistics of
+a run, or ``{"mismatch": message}`` when the design was wrong (any other failure is the
+bench's). Handshakes follow ``amaranth.lib.stream``: a beat moves on a rising
 edge where valid and ready are both high; the source holds valid and payload until then.
 Inputs are driven after each falling edge and handshakes sampled in the read-only phase just
 before the next rising edge, so the check sees exactly what the flip-flops will see. Each
@@ -16,6 +18,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
+from sim.errors import SimulationMismatch
 from sim.lanes import Lanes, unpack
 
 
@@ -24,8 +27,9 @@ def _describe(port, k, exp, got, lanes):
     gv, gs = unpack(got, lanes)
     diff = [j for j in range(len(ev)) if ev[j] != gv[j]]
     shown = diff[:8]
-    text = (f"{port}: output beat {k}: {len(diff)} of {len(ev)} lanes differ; "
-            + ", ".join(f"lane {j}: expected {ev[j]} got {gv[j]}" for j in shown))
+    text = f"{port}: output beat {k}: {len(diff)} of {len(ev)} lanes differ; " + ", ".join(
+        f"lane {j}: expected {ev[j]} got {gv[j]}" for j in shown
+    )
     if es != gs:
         text += f"; side: expected {es:#x} got {gs:#x}"
     return text
@@ -43,8 +47,7 @@ class _Source:
         self.valid.value = 0
 
     def drive(self):
-        if not self.offering and self.sent < len(self.beats) and \
-                self.rng.random() >= self.stall:
+        if not self.offering and self.sent < len(self.beats) and self.rng.random() >= self.stall:
             self.offering = True
             self.payload.value = self.beats[self.sent]
         self.valid.value = int(self.offering)
@@ -84,10 +87,11 @@ class _Sink:
         got = int(self.payload.value)
         k = self.received
         if k >= len(self.expected):
-            raise AssertionError(f"{self.port}: extra output beat {k} (only "
-                                 f"{len(self.expected)} expected): {got:#x}")
+            raise SimulationMismatch(
+                f"{self.port}: extra output beat {k} (only {len(self.expected)} expected): {got:#x}"
+            )
         if got != self.expected[k]:
-            raise AssertionError(_describe(self.port, k, self.expected[k], got, self.lanes))
+            raise SimulationMismatch(_describe(self.port, k, self.expected[k], got, self.lanes))
         self.first = cycle if self.first is None else self.first
         self.last = cycle
         self.received += 1
@@ -97,9 +101,24 @@ class _Sink:
         return self.received == len(self.expected)
 
 
+def _write_result(result: dict) -> None:
+    with open(os.environ["SEMIFREDDO_TB_STATS"], "w") as f:
+        json.dump(result, f)
+
+
 @cocotb.test()
 async def stream(dut):
-    spec = json.loads(open(os.environ["SEMIFREDDO_TB_SPEC"]).read())
+    with open(os.environ["SEMIFREDDO_TB_SPEC"]) as f:
+        spec = json.load(f)
+    try:
+        result = await _run(dut, spec)
+    except SimulationMismatch as e:
+        _write_result({"mismatch": str(e)})
+        raise
+    _write_result(result)
+
+
+async def _run(dut, spec) -> dict:
     rng = random.Random(spec["seed"])
     sources = [_Source(dut, p, s, rng) for p, s in spec["inputs"].items()]
     sinks = [_Sink(dut, p, s, rng) for p, s in spec["outputs"].items()]
@@ -134,12 +153,15 @@ async def stream(dut):
             s.sample(cycles)
         cycles += 1
         if cycles > spec["max_cycles"]:
-            raise AssertionError(
+            raise SimulationMismatch(
                 f"timeout after {cycles} cycles: sent "
-                + ", ".join(f"{p} {s.sent}/{len(s.beats)}" for p, s in
-                            zip(spec["inputs"], sources, strict=True))
-                + "; received " + ", ".join(f"{s.port} {s.received}/{len(s.expected)}"
-                                            for s in sinks))
+                + ", ".join(
+                    f"{p} {s.sent}/{len(s.beats)}"
+                    for p, s in zip(spec["inputs"], sources, strict=True)
+                )
+                + "; received "
+                + ", ".join(f"{s.port} {s.received}/{len(s.expected)}" for s in sinks)
+            )
         if done:
             drain += 1
             if drain > spec["drain_cycles"]:
@@ -148,13 +170,14 @@ async def stream(dut):
 
     for flag in spec["flags"]:  # sticky error outputs that must still be low
         if int(getattr(dut, flag).value):
-            raise AssertionError(f"{flag} is set")
-    with open(os.environ["SEMIFREDDO_TB_STATS"], "w") as f:
-        json.dump({"cycles": cycles - drain,
-                   "sent": {p: s.sent for p, s in zip(spec["inputs"], sources, strict=True)},
-                   "received": {s.port: s.received for s in sinks},
-                   "first_output_cycle": {s.port: s.first for s in sinks},
-                   "last_output_cycle": {s.port: s.last for s in sinks},
-                   "input_cycles": {p: [s.first, s.last]
-                                    for p, s in zip(spec["inputs"], sources, strict=True)}},
-                  f)
+            raise SimulationMismatch(f"{flag} is set")
+    return {
+        "cycles": cycles - drain,
+        "sent": {p: s.sent for p, s in zip(spec["inputs"], sources, strict=True)},
+        "received": {s.port: s.received for s in sinks},
+        "first_output_cycle": {s.port: s.first for s in sinks},
+        "last_output_cycle": {s.port: s.last for s in sinks},
+        "input_cycles": {
+            p: [s.first, s.last] for p, s in zip(spec["inputs"], sources, strict=True)
+        },
+    }

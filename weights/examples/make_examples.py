@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spec.network import preset
 from weights.files import save_frozen, save_trainable
 from weights.io import save_npz
-from weights.network import preset
 from weights.quantize import calibration_frames
 from weights.synthetic import random_float_params, random_params, trained_like_int8
 
@@ -40,10 +40,15 @@ def main(out: Path = HERE):
     save_frozen(out / "paper_frozen.npz", net, params)
     save_trainable(out / "paper_trainable.npz", net, params)
     rng = np.random.default_rng(2020)
-    save_npz(out / "frozen_pointwise.npz", {
-        "format": np.array("semifreddo-frozen"), "version": np.array(1),
-        "stage1_pw.weight": trained_like_int8(rng, 32, 32).astype(np.int8),
-        "stage1_proj.weight": trained_like_int8(rng, 16, 32).astype(np.int8)})
+    save_npz(
+        out / "frozen_pointwise.npz",
+        {
+            "format": np.array("semifreddo-frozen"),
+            "version": np.array(1),
+            "stage1_pw.weight": trained_like_int8(rng, 32, 32).astype(np.int8),
+            "stage1_proj.weight": trained_like_int8(rng, 16, 32).astype(np.int8),
+        },
+    )
     print(f"wrote the examples in {out}")
 
 

@@ -1,27 +1,28 @@
-"""The network description: topology of a SemifreddoNet backbone (DESIGN.md §2, paper
-Table 1), the single source of truth for the golden model and the generator.
+"""The network description: topology of a SemifreddoNet backbone (paper Table 1, Fig. 3-4;
+``docs/backbone.md``), the single source of truth for the golden model and the generator.
 
-Pure Python and numpy (no Amaranth, no hardware code), so the golden model can use it:
-frame size, channel plan, per-stage strides and repeats of the frozen and trainable cores,
+Frame size, channel plan, per-stage strides and repeats of the frozen and trainable cores,
 which cores exist; the flat list of its convolutions and blends, by name
-(:meth:`Network.convs`, :meth:`Network.blends`); and the integer parameters that go with
-them (:class:`ConvParams`, :func:`check_params`).
-
-Names: cores are ``frozen``, ``a`` and ``b``; ``<core>.stem``; ``<core>.m<i>.<j>.<layer>``
-for layer ``dw``/``pw`` of block ``j`` (from 0) of Semifreddo module ``i`` (from 1), or
-``b0_dw``/``b0_pw``/``b1_dw``/``b1_pw`` for the two branches of a downsampling block; and
-``<core>.m<i>.alpha`` for the blend in front of a trainable core's stage ``i``.
+(:meth:`Network.convs`, :meth:`Network.blends`, named as :mod:`spec.names` says); presets;
+and the JSON form of a description (:meth:`Network.to_dict`, :func:`network_from_dict`).
 """
 
 import dataclasses
 import re
 
-import numpy as np
+from . import names
 
-__all__ = ["BlockSpec", "StageSpec", "Network", "ConvSpec", "BlendSpec", "ConvParams",
-           "check_params", "PRESETS", "preset", "CORES", "network_from_dict"]
-
-CORES = ("frozen", "a", "b")
+__all__ = [
+    "BlockSpec",
+    "StageSpec",
+    "Network",
+    "ConvSpec",
+    "BlendSpec",
+    "PRESETS",
+    "preset",
+    "network_from_dict",
+    "check_keys",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,25 +101,34 @@ class Network:
             return 0
         return self.stem_weights + sum(b.weights for s in self.stages for b in s.trainable)
 
-
     @property
     def plan(self) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
         """Per stage, the strides of the frozen and of the trainable blocks."""
-        return tuple((tuple(b.stride for b in s.frozen), tuple(b.stride for b in s.trainable))
-                     for s in self.stages)
+        return tuple(
+            (tuple(b.stride for b in s.frozen), tuple(b.stride for b in s.trainable))
+            for s in self.stages
+        )
 
     def to_dict(self) -> dict:
         """The description as plain JSON-able data; :func:`network_from_dict` reads it."""
-        return {"name": self.name, "width": self.width, "height": self.height,
-                "channels_in": self.channels_in, "stem_channels": self.stem_channels,
-                "plan": [[list(f), list(t)] for f, t in self.plan],
-                "trainable_cores": self.trainable_cores, "frozen_core": self.frozen_core,
-                "core_shuffle": self.core_shuffle}
+        return {
+            "name": self.name,
+            "width": self.width,
+            "height": self.height,
+            "channels_in": self.channels_in,
+            "stem_channels": self.stem_channels,
+            "plan": [[list(f), list(t)] for f, t in self.plan],
+            "trainable_cores": self.trainable_cores,
+            "frozen_core": self.frozen_core,
+            "core_shuffle": self.core_shuffle,
+        }
 
     @property
     def cores(self) -> tuple[str, ...]:
         """The cores present, in order: ``frozen`` (if any), then ``a``, ``b``."""
-        return (("frozen",) if self.frozen_core else ()) + ("a", "b")[:self.trainable_cores]
+        return (("frozen",) if self.frozen_core else ()) + names.TRAINABLE_CORES[
+            : self.trainable_cores
+        ]
 
     @property
     def blended(self) -> bool:
@@ -130,39 +140,66 @@ class Network:
         stage = self.stages[module - 1]
         return stage.frozen if core == "frozen" else stage.trainable
 
+    def channels_after(self, module: int) -> int:
+        """Channels of every core's features after Semifreddo module ``module`` (0: after
+        the stems)."""
+        if module == 0:
+            return self.stem_channels
+        stage = self.stages[module - 1]
+        return (stage.frozen or stage.trainable)[-1].channels_out
+
     def convs(self) -> list["ConvSpec"]:
         """Every convolution, core by core, in stream order."""
         out = []
         for core in self.cores:
             frozen = core == "frozen"
-            out.append(ConvSpec(f"{core}.stem", "full", self.channels_in, self.stem_channels,
-                                2, True, self.width, self.height, frozen))
+            out.append(
+                ConvSpec(
+                    names.stem(core),
+                    "full",
+                    self.channels_in,
+                    self.stem_channels,
+                    2,
+                    True,
+                    self.width,
+                    self.height,
+                    frozen,
+                )
+            )
             for i in range(1, len(self.stages) + 1):
                 for j, blk in enumerate(self.blocks(core, i)):
-                    pre = f"{core}.m{i}.{j}."
                     c, w, h = blk.channels_in, blk.width_in, blk.height_in
-                    if blk.stride == 2:
+                    if blk.stride == 2:  # two branches on all channels, stride 2 then 1
                         w2, h2 = -(-w // 2), -(-h // 2)
-                        for br in ("b0_", "b1_"):
-                            out += [ConvSpec(pre + br + "dw", "depthwise", c, c, 2, False,
-                                             w, h, frozen),
-                                    ConvSpec(pre + br + "pw", "pointwise", c, c, 1, True,
-                                             w2, h2, frozen)]
-                    else:
-                        out += [ConvSpec(pre + "dw", "depthwise", c // 2, c // 2, 1, False,
-                                         w, h, frozen),
-                                ConvSpec(pre + "pw", "pointwise", c // 2, c // 2, 1, True,
-                                         w, h, frozen)]
+                        geometry = [
+                            ("depthwise", c, 2, False, w, h),
+                            ("pointwise", c, 1, True, w2, h2),
+                        ] * 2
+                    else:  # one branch on the second half of the channels
+                        geometry = [
+                            ("depthwise", c // 2, 1, False, w, h),
+                            ("pointwise", c // 2, 1, True, w, h),
+                        ]
+                    out += [
+                        ConvSpec(
+                            names.conv(core, i, j, layer), kind, n, n, stride, relu, lw, lh, frozen
+                        )
+                        for layer, (kind, n, stride, relu, lw, lh) in zip(
+                            names.block_layers(blk.stride), geometry, strict=True
+                        )
+                    ]
         return out
 
     def blends(self) -> list["BlendSpec"]:
         """Every alpha blend (none without a frozen core or without trainable cores)."""
         if not self.blended:
             return []
-        return [BlendSpec(f"{core}.m{i}.alpha", s.frozen[0].channels_in if s.frozen else
-                          s.trainable[0].channels_in)
-                for core in self.cores if core != "frozen"
-                for i, s in enumerate(self.stages, 1)]
+        return [
+            BlendSpec(names.blend(core, i), self.channels_after(i - 1))
+            for core in self.cores
+            if core != "frozen"
+            for i in range(1, len(self.stages) + 1)
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +219,11 @@ class ConvSpec:
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
-        return {"full": (self.c_out, self.c_in, 3, 3), "depthwise": (self.c_out, 3, 3),
-                "pointwise": (self.c_out, self.c_in)}[self.kind]
+        return {
+            "full": (self.c_out, self.c_in, 3, 3),
+            "depthwise": (self.c_out, 3, 3),
+            "pointwise": (self.c_out, self.c_in),
+        }[self.kind]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,59 +232,6 @@ class BlendSpec:
 
     name: str
     channels: int
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ConvParams:
-    """Integer parameters of one convolution (``docs/numerics.md`` §3-4): int8 ``weight``,
-    per-output-channel int16 ``scale`` and int32 ``bias`` (run-time values, also in the
-    frozen core), and the build-time ``shift`` (0..62)."""
-
-    weight: np.ndarray
-    scale: np.ndarray
-    bias: np.ndarray
-    shift: int
-
-    def quant(self) -> dict:
-        """The requantizer as the hardware blocks and golden twins take it."""
-        return {"scale": self.scale, "bias": self.bias, "shift": self.shift}
-
-
-_RANGES = {"weight": (-128, 127), "scale": (-(1 << 15), (1 << 15) - 1),
-           "bias": (-(1 << 31), (1 << 31) - 1), "alpha": (0, 128)}
-
-
-def _check_array(name, value, shape, lo, hi):
-    a = np.asarray(value)
-    if not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{name}: integers expected, not {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{name}: shape {a.shape}, expected {shape}")
-    if a.size and (a.min() < lo or a.max() > hi):
-        raise ValueError(f"{name}: values must lie in [{lo}, {hi}], found "
-                         f"[{a.min()}, {a.max()}]")
-
-
-def check_params(net: Network, params: dict) -> None:
-    """Raise ``ValueError`` naming the first entry of ``params`` that does not fit ``net``:
-    a missing or extra name, a wrong type, shape or dtype, a value out of range."""
-    wanted = {c.name: c for c in net.convs()} | {b.name: b for b in net.blends()}
-    for name in sorted(set(params) - set(wanted)):
-        raise ValueError(f"{name}: no such layer in network {net.name!r}")
-    for name, spec in wanted.items():
-        if name not in params:
-            raise ValueError(f"{name}: missing")
-        p = params[name]
-        if isinstance(spec, BlendSpec):
-            _check_array(name, p, (spec.channels,), *_RANGES["alpha"])
-            continue
-        if not isinstance(p, ConvParams):
-            raise ValueError(f"{name}: ConvParams expected, not {type(p).__name__}")
-        _check_array(f"{name}.weight", p.weight, spec.weight_shape, *_RANGES["weight"])
-        for field in ("scale", "bias"):
-            _check_array(f"{name}.{field}", getattr(p, field), (spec.c_out,), *_RANGES[field])
-        if not isinstance(p.shift, int) or not 0 <= p.shift <= 62:
-            raise ValueError(f"{name}.shift: an integer in 0..62 expected, not {p.shift!r}")
 
 
 def _build(name, width, height, channels_in, stem_channels, plan, **options):
@@ -263,20 +250,28 @@ def _build(name, width, height, channels_in, stem_channels, plan, **options):
                 if s == 2:
                     bw, bh, bc = -(-bw // 2), -(-bh // 2), 2 * bc
             blocks[core] = (tuple(out), (bw, bh, bc))
-        if trainable_strides and (blocks["frozen"][1] != blocks["trainable"][1] or
-                                  frozen_strides[0] != trainable_strides[0]):
+        if trainable_strides and (
+            blocks["frozen"][1] != blocks["trainable"][1]
+            or frozen_strides[0] != trainable_strides[0]
+        ):
             # The hardware balances the two stages from their first blocks on: those read
             # the same pixels through the same window, so both must have the same stride.
-            raise ValueError(f"{name}: frozen and trainable stages must start with the same "
-                             f"stride and agree on output size")
+            raise ValueError(
+                f"{name}: frozen and trainable stages must start with the same "
+                f"stride and agree on output size"
+            )
         stages.append(StageSpec(blocks["frozen"][0], blocks["trainable"][0]))
         w, h, c = blocks["frozen"][1]
     return Network(name, width, height, channels_in, stem_channels, tuple(stages), **options)
 
 
 #: Table 1: frozen stages 2x1 then 1x3 (the third module 1x1 then 1x3); trainable 2x1 (1x1).
-_PAPER_PLAN = (((2, 1, 1, 1), (2,)), ((2, 1, 1, 1), (2,)), ((1, 1, 1, 1), (1,)),
-               ((2, 1, 1, 1), (2,)))
+_PAPER_PLAN = (
+    ((2, 1, 1, 1), (2,)),
+    ((2, 1, 1, 1), (2,)),
+    ((1, 1, 1, 1), (1,)),
+    ((2, 1, 1, 1), (2,)),
+)
 
 PRESETS = {
     "paper": lambda: _build("paper", 640, 480, 3, 32, _PAPER_PLAN),
@@ -286,21 +281,43 @@ PRESETS = {
     # (stem 2, outputs 2x2x16), so that all five build and simulate in CI.
     "two_cores_shuffle": lambda: _build("two_cores_shuffle", 32, 24, 3, 2, _PAPER_PLAN),
     "two_cores": lambda: _build("two_cores", 32, 24, 3, 2, _PAPER_PLAN, core_shuffle=False),
-    "one_core": lambda: _build("one_core", 32, 24, 3, 2, _PAPER_PLAN, trainable_cores=1,
-                               core_shuffle=False),
-    "frozen_only": lambda: _build("frozen_only", 32, 24, 3, 2, _PAPER_PLAN,
-                                  trainable_cores=0, core_shuffle=False),
-    "trainable_only": lambda: _build("trainable_only", 32, 24, 3, 2, _PAPER_PLAN,
-                                     frozen_core=False),
+    "one_core": lambda: _build(
+        "one_core", 32, 24, 3, 2, _PAPER_PLAN, trainable_cores=1, core_shuffle=False
+    ),
+    "frozen_only": lambda: _build(
+        "frozen_only", 32, 24, 3, 2, _PAPER_PLAN, trainable_cores=0, core_shuffle=False
+    ),
+    "trainable_only": lambda: _build(
+        "trainable_only", 32, 24, 3, 2, _PAPER_PLAN, frozen_core=False
+    ),
 }
 
 
-_DICT_KEYS = {"name": str, "width": int, "height": int, "channels_in": int,
-              "stem_channels": int, "plan": list, "trainable_cores": int, "frozen_core": bool,
-              "core_shuffle": bool}
+_DICT_KEYS = {
+    "name": str,
+    "width": int,
+    "height": int,
+    "channels_in": int,
+    "stem_channels": int,
+    "plan": list,
+    "trainable_cores": int,
+    "frozen_core": bool,
+    "core_shuffle": bool,
+}
 # The name reaches reports and file contents: plain printable text only.
 _NETWORK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _MAX_SIDE, _MAX_CHANNELS = 8192, 4096  # far past any real sensor or layer; bounds the build
+
+
+def check_keys(given, wanted, *, unknown, missing) -> None:
+    """Raise ``ValueError(unknown(key))`` for the first key (in sorted order) of ``given``
+    that ``wanted`` lacks, then ``ValueError(missing(key))`` for the first of ``wanted``
+    that ``given`` lacks."""
+    for key in sorted(set(given) - set(wanted)):
+        raise ValueError(unknown(key))
+    for key in wanted:
+        if key not in given:
+            raise ValueError(missing(key))
 
 
 def network_from_dict(d) -> Network:
@@ -316,29 +333,32 @@ def network_from_dict(d) -> Network:
         if not isinstance(d["preset"], str):
             raise ValueError("network: 'preset' must be a string")
         return preset(d["preset"])
-    for key in sorted(set(d) - set(_DICT_KEYS)):
-        raise ValueError(f"network: unknown key {key!r}")
+    check_keys(
+        d,
+        _DICT_KEYS,
+        unknown=lambda key: f"network: unknown key {key!r}",
+        missing=lambda key: f"network: missing key {key!r}",
+    )
     for key, kind in _DICT_KEYS.items():
-        if key not in d:
-            raise ValueError(f"network: missing key {key!r}")
         v = d[key]
         if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
             raise ValueError(f"network: {key!r} must be {kind.__name__}, not {v!r}")
     if not _NETWORK_NAME.fullmatch(d["name"]):
-        raise ValueError(f"network: 'name' must be 1 to 64 letters, digits, '_', '-' or '.', "
-                         f"starting with a letter, not {d['name']!r}")
-    for key, top in (("width", _MAX_SIDE), ("height", _MAX_SIDE),
-                     ("stem_channels", _MAX_CHANNELS)):
+        raise ValueError(
+            f"network: 'name' must be 1 to 64 letters, digits, '_', '-' or '.', "
+            f"starting with a letter, not {d['name']!r}"
+        )
+    for key, top in (("width", _MAX_SIDE), ("height", _MAX_SIDE), ("stem_channels", _MAX_CHANNELS)):
         if not 1 <= d[key] <= top:
             raise ValueError(f"network: {key!r} must lie in 1..{top}, not {d[key]}")
     if d["stem_channels"] % 2:
         raise ValueError("network: 'stem_channels' must be even (blocks split channels)")
     plan = []
     for i, stage in enumerate(d["plan"], 1):
-        if not (isinstance(stage, list) and len(stage) == 2 and
-                all(isinstance(s, list) for s in stage)):
-            raise ValueError(f"network: plan stage {i} must be [frozen strides, trainable "
-                             f"strides]")
+        if not (
+            isinstance(stage, list) and len(stage) == 2 and all(isinstance(s, list) for s in stage)
+        ):
+            raise ValueError(f"network: plan stage {i} must be [frozen strides, trainable strides]")
         for strides in stage:
             if any(type(s) is not int or s not in (1, 2) for s in strides):
                 raise ValueError(f"network: plan stage {i}: strides must be 1 or 2")
@@ -349,11 +369,18 @@ def network_from_dict(d) -> Network:
         raise ValueError("network: 'plan' has no stages")
     channels = d["stem_channels"] * 2 ** sum(f.count(2) for f, _ in plan)
     if channels > _MAX_CHANNELS:
-        raise ValueError(f"network: the plan reaches {channels} channels (at most "
-                         f"{_MAX_CHANNELS})")
-    return _build(d["name"], d["width"], d["height"], d["channels_in"], d["stem_channels"],
-                  tuple(plan), trainable_cores=d["trainable_cores"],
-                  frozen_core=d["frozen_core"], core_shuffle=d["core_shuffle"])
+        raise ValueError(f"network: the plan reaches {channels} channels (at most {_MAX_CHANNELS})")
+    return _build(
+        d["name"],
+        d["width"],
+        d["height"],
+        d["channels_in"],
+        d["stem_channels"],
+        tuple(plan),
+        trainable_cores=d["trainable_cores"],
+        frozen_core=d["frozen_core"],
+        core_shuffle=d["core_shuffle"],
+    )
 
 
 def preset(name: str) -> Network:

@@ -12,9 +12,9 @@ _CHUNK = 256  # elements per memory
 
 def write_layout(elem: ShapeCastable, count: int, sets: int) -> data.StructLayout:
     """One parameter write: element ``index`` of weight set ``set`` becomes ``value``."""
-    return data.StructLayout({"set": unsigned(ceil_log2(sets)),
-                              "index": unsigned(ceil_log2(count)),
-                              "value": elem})
+    return data.StructLayout(
+        {"set": unsigned(ceil_log2(sets)), "index": unsigned(ceil_log2(count)), "value": elem}
+    )
 
 
 class ParamBank(wiring.Component):
@@ -47,10 +47,16 @@ class ParamBank(wiring.Component):
         if not isinstance(sets, int) or sets < 1:
             raise ValueError(f"sets must be a positive integer, not {sets!r}")
         shape = Shape.cast(elem)
-        lo, hi = (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1) if shape.signed \
+        lo, hi = (
+            (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
+            if shape.signed
             else (0, (1 << shape.width) - 1)
-        rows = [[0] * count for _ in range(sets)] if init is None else \
-            [[int(v) for v in row] for row in init]
+        )
+        rows = (
+            [[0] * count for _ in range(sets)]
+            if init is None
+            else [[int(v) for v in row] for row in init]
+        )
         if len(rows) != sets or any(len(r) != count for r in rows):
             raise ValueError(f"init must be {sets} row(s) of {count} values")
         for r, row in enumerate(rows):
@@ -58,11 +64,13 @@ class ParamBank(wiring.Component):
                 if not lo <= v <= hi:
                     raise ValueError(f"init[{r}][{k}] = {v} does not fit {shape}")
         self.elem, self.count, self.sets, self.init = elem, count, sets, rows
-        super().__init__({
-            "write": In(stream.Signature(write_layout(elem, count, sets), always_ready=True)),
-            "select": In(range(sets)),
-            "data": Out(data.ArrayLayout(elem, _CHUNK)).array(-(-count // _CHUNK)),
-        })
+        super().__init__(
+            {
+                "write": In(stream.Signature(write_layout(elem, count, sets), always_ready=True)),
+                "select": In(range(sets)),
+                "data": Out(data.ArrayLayout(elem, _CHUNK)).array(-(-count // _CHUNK)),
+            }
+        )
 
     def element(self, k: int):
         """Element ``k`` of the selected set (a value of shape ``elem``)."""
@@ -84,8 +92,11 @@ class ParamBank(wiring.Component):
         # blocks, and keep the emitted Verilog within simulator line limits.
         for base in range(0, self.count, _CHUNK):
             n = min(_CHUNK, self.count - base)
-            mem = memory.Memory(shape=data.ArrayLayout(self.elem, n), depth=self.sets,
-                                init=[row[base:base + n] for row in self.init])
+            mem = memory.Memory(
+                shape=data.ArrayLayout(self.elem, n),
+                depth=self.sets,
+                init=[row[base : base + n] for row in self.init],
+            )
             m.submodules[f"mem{base // _CHUNK}"] = mem
             wr = mem.write_port(granularity=1)
             rd = mem.read_port(domain="comb")
@@ -94,7 +105,7 @@ class ParamBank(wiring.Component):
                 wr.data.eq(Value.cast(req.value).replicate(n)),
                 # A select past the last set reads set 0, not undefined memory.
                 rd.addr.eq(Mux(self.select < self.sets, self.select, 0)),
-                Value.cast(self.data[base // _CHUNK])[:n * width].eq(rd.data),
+                Value.cast(self.data[base // _CHUNK])[: n * width].eq(rd.data),
             ]
             # One-hot element enable within this memory: a decoder of equality tests (a
             # variable shift of a one-bit constant makes Amaranth's netlist checks slow down

@@ -42,5 +42,6 @@ def fork_map(func, items, jobs: int = 1, progress=None) -> list:
 
 def cpu_jobs() -> int:
     """Worker processes to use by default: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )

@@ -1,0 +1,214 @@
+"""Building a whole backbone (frozen file version 2, ``docs/weights-format.md``): the
+:class:`~.design.Design` the build steps run when ``load`` finds one."""
+
+import dataclasses
+import json
+import time
+
+from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.emit import to_verilog_parts
+from weights.files import (
+    DEFAULT_SHIFT,
+    Weights,
+    frozen_arrays,
+    load_frames,
+    load_weights,
+    trainable_arrays,
+)
+from weights.io import WeightFileError, npz_bytes
+from weights.quantize import calibration_frames, error_report, quantize
+
+from .design import BuildConfig, Product
+
+__all__ = ["BackboneDesign"]
+
+
+@dataclasses.dataclass
+class BackboneDesign:
+    """A backbone build: its weights (``load``), integer parameters and quantization errors
+    (``quantize``), and hardware (``elaborate``)."""
+
+    weights: Weights
+    params: dict | None = None
+    quant_errors: list | None = None
+    hardware: Backbone | None = None
+
+    @classmethod
+    def load(cls, config: BuildConfig, log) -> "BackboneDesign":
+        w = load_weights(config.freeze, config.trainable, config.network)
+        if config.calib is not None and w.form != "float":
+            raise WeightFileError(
+                f"--calib {config.calib}: the weights are already int8; "
+                f"calibration frames only serve to quantize float weights"
+            )
+        if not w.trainable:
+            log(
+                "warning: no --trainable file: every run-time parameter (trainable weights, "
+                f"scales, biases, alphas) powers up as 0 and every shift is {DEFAULT_SHIFT}"
+            )
+        log(f"      network {w.net.name}, cores {', '.join(w.net.cores)}, weights in {w.form} form")
+        return cls(w)
+
+    def quantize(self, config: BuildConfig) -> None:
+        """Integer parameters: as given (int8 form) or quantized from float, with the error
+        of every layer against the float network over the calibration frames."""
+        w = self.weights
+        if w.form == "int8":
+            self.params = w.params
+            return
+        frames = (
+            calibration_frames(w.net)
+            if config.calib is None
+            else load_frames(config.calib, w.net, "--calib")
+        )
+        self.params, scales = quantize(w.net, w.fparams, frames)
+        self.quant_errors = error_report(w.net, w.fparams, self.params, scales, frames)
+
+    def products(self) -> list[Product]:
+        return [
+            Product(c.name, c.kind, self.params[c.name].weight)
+            for c in self.weights.net.convs()
+            if c.frozen
+        ]
+
+    def elaborate(self, graphs: dict, config: BuildConfig) -> None:
+        self.hardware = Backbone(
+            self.weights.net,
+            self.params,
+            graphs=graphs,
+            solver=config.solver,
+            levels_per_stage=config.levels_per_stage,
+        )
+
+    def emit(self, config: BuildConfig, log) -> dict[str, str]:
+        """``<top>.v``: one module per convolution, parts from the cache where they are
+        there; ``log`` hears how far the conversion has got every few seconds."""
+        dut, top = self.hardware, config.top
+        t0 = last = time.perf_counter()
+
+        def progress(done, total):
+            nonlocal last
+            now = time.perf_counter()
+            if done == total or now - last >= 5:
+                log(f"      {done}/{total} layer modules converted ({now - t0:.0f} s)")
+                last = now
+
+        log(f"      {len(dut.parts(top))} layer modules, {config.jobs} job(s)")
+        return {
+            f"{top}.v": to_verilog_parts(
+                dut, top, dut.parts(top), jobs=config.jobs, use_cache=True, progress=progress
+            )
+        }
+
+    def outputs(self, config: BuildConfig) -> dict[str, str | bytes]:
+        """The integer weights the hardware was built from, the network description, the
+        run-time parameter image and its address map, and the reports."""
+        net, dut = self.weights.net, self.hardware
+        r = _report(self, config.top)
+        return {
+            "network.json": json.dumps(net.to_dict(), indent=2, sort_keys=True) + "\n",
+            "frozen.npz": npz_bytes(frozen_arrays(net, self.params)),
+            "trainable.npz": npz_bytes(trainable_arrays(net, self.params)),
+            "param_writes.hex": "".join(
+                f"{a:08x} {v & 0xFFFFFFFF:08x}\n" for a, v in dut.param_writes(self.params)
+            ),
+            "address_map.json": json.dumps(
+                [dataclasses.asdict(r) for r in dut.address_map], indent=1
+            )
+            + "\n",
+            "report.json": json.dumps(r, indent=2, sort_keys=True) + "\n",
+            "report.md": _report_md(r, net),
+        }
+
+
+def _report(d: "BackboneDesign", top: str) -> dict:
+    r = d.hardware.report()
+    for layer in r["layers"].values():
+        layer.pop("solve_seconds", None)  # a timing: would make reports differ run to run
+    net = d.weights.net
+    r = {
+        "format": "semifreddo-report",
+        "version": 2,
+        "kind": "plan estimates, not post-synthesis measurements",
+        "top": top,
+        "weights_form": d.weights.form,
+        "power_up": "given" if d.weights.trainable else "zero (no trainable file)",
+        "throughput": {
+            "pixels_per_cycle": 1,
+            "cycles_per_frame": net.width * net.height,
+            "frames_per_second_at_100MHz": round(100e6 / (net.width * net.height), 2),
+        },
+        **r,
+    }
+    if d.quant_errors is not None:
+        r["quantization"] = d.quant_errors
+    return r
+
+
+def _report_md(r: dict, net) -> str:
+    t = r["throughput"]
+    md = [
+        f"# Build report: {r['top']} ({r['network']})",
+        "",
+        "Plan estimates (not post-synthesis measurements). Cores: "
+        f"{', '.join(r['cores'])}; input {net.width}x{net.height}x{net.channels_in}; "
+        f"weights given in {r['weights_form']} form; run-time parameters power up "
+        f"{r['power_up']}.",
+        "",
+        "| quantity | value |",
+        "|---|---|",
+    ]
+    for key in (
+        "frozen_weights",
+        "frozen_nonzero_weights",
+        "configurable_weights",
+        "alpha_codes",
+        "adders",
+        "multipliers",
+        "parameter_memory_bits",
+        "line_buffer_bits",
+        "balance_fifo_bits",
+        "parameter_addresses",
+    ):
+        md.append(f"| {key.replace('_', ' ')} | {r[key]:,} |")
+    md.append(f"| pruned frozen weights | {r['frozen_weights'] - r['frozen_nonzero_weights']:,} |")
+    md.append(
+        f"| register bits (layers) | {sum(x['register_bits'] for x in r['layers'].values()):,} |"
+    )
+    md += [
+        f"| throughput | {t['pixels_per_cycle']} pixel per clock, "
+        f"{t['cycles_per_frame']:,} cycles per frame, "
+        f"{t['frames_per_second_at_100MHz']} frames/s at 100 MHz |",
+        "",
+        "## Layers",
+        "",
+        "Latency: cycles through a layer's product and requantizer, without its line "
+        "buffer's rows. The whole pipeline's latency and rate, measured without stalls, "
+        "are printed by `python -m sim.verify --build DIR`.",
+        "",
+        "| layer | kind | frozen | weights | adders | multipliers | latency (cycles) "
+        "| register bits | memory bits |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, x in r["layers"].items():
+        md.append(
+            f"| {name} | {x['kind']} | {'no' if x['configurable'] else 'yes'} | "
+            f"{x['weights']} | {x['adders']} | {x['multipliers']} | "
+            f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |"
+        )
+    if "quantization" in r:
+        md += [
+            "",
+            "## Quantization error (integer network vs float, calibration frames)",
+            "",
+            "Errors accumulate through the network, as in the chip.",
+            "",
+            "| layer | relative RMS error | SQNR (dB) | max abs error | saturated |",
+            "|---|---|---|---|---|",
+        ]
+        for q in r["quantization"]:
+            md.append(
+                f"| {q['layer']} | {q['rel_rms']:.4f} | {q['sqnr_db']} | "
+                f"{q['max_abs']:.4f} | {q['saturated']:.4f} |"
+            )
+    return "\n".join(md) + "\n"

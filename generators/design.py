@@ -1,0 +1,43 @@
+"""What the build steps (:mod:`.steps`) share: the configuration, and what they ask of a
+design (a whole backbone, :mod:`.backbone_build`, or a set of frozen pointwise layers,
+:mod:`.layer_build`)."""
+
+import dataclasses
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from spec.network import Network
+
+__all__ = ["BuildConfig", "Product", "Design"]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """What the command line asks for."""
+
+    freeze: Path
+    trainable: Path | None = None
+    network: Network | None = None  # --preset / --config
+    calib: Path | None = None
+    top: str = "semifreddo"
+    solver: str = "da4ml"
+    levels_per_stage: int = 2
+    jobs: int = 1
+
+
+class Product(NamedTuple):
+    """A frozen product to plan: the layer ``name``, its ``kind`` and int8 ``weights``."""
+
+    name: str
+    kind: str
+    weights: object
+
+
+class Design(Protocol):
+    """What the steps need from a design (a backbone, or a set of pointwise layers)."""
+
+    def quantize(self, config: BuildConfig) -> None: ...
+    def products(self) -> list[Product]: ...
+    def elaborate(self, graphs: dict, config: BuildConfig) -> None: ...
+    def emit(self, config: BuildConfig, log) -> dict[str, str]: ...
+    def outputs(self, config: BuildConfig) -> dict[str, str | bytes]: ...

@@ -1,0 +1,76 @@
+"""One write bus for every run-time parameter of a design (``docs/backbone.md``).
+
+Every :class:`~.param_bank.ParamBank` of a design (scales, biases, trainable weights, alpha
+codes) gets a contiguous :class:`Region` of one address space; a single always-ready stream
+of ``{addr, value}`` writes them all. :class:`ParamBus` lays out the regions, decodes the
+stream onto the banks' write ports, and turns parameter values into the writes that load
+them.
+"""
+
+import dataclasses
+
+from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data, stream
+from amaranth.utils import ceil_log2
+
+from spec.formats import PARAM_VALUE_BITS
+
+__all__ = ["Region", "ParamBus"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Region:
+    """Parameters ``base .. base + count - 1`` of the address space: the ``field``
+    (``scale``, ``bias``, ``weight`` or ``alpha``) of layer ``layer``, element order as the
+    layer's bank (channel order for scales, biases and alphas)."""
+
+    layer: str
+    field: str
+    base: int
+    count: int
+    width: int
+    signed: bool
+
+
+class ParamBus:
+    """The address space over ``banks``: ``(layer, field, bank)`` in address order."""
+
+    def __init__(self, banks):
+        self.regions, base = [], 0
+        for layer, field, bank in banks:
+            shape = Shape.cast(bank.elem)
+            self.regions.append(Region(layer, field, base, bank.count, shape.width, shape.signed))
+            base += bank.count
+        self.size = base
+        self.address_width = max(1, ceil_log2(self.size))
+
+    def signature(self) -> stream.Signature:
+        """The bus: ``{addr, value}`` (value signed, taken modulo its field's width)."""
+        return stream.Signature(
+            data.StructLayout(
+                {"addr": unsigned(self.address_width), "value": signed(PARAM_VALUE_BITS)}
+            ),
+            always_ready=True,
+        )
+
+    def connect(self, m, bus, ports: dict) -> None:
+        """Decode ``bus`` onto the write port of each region (``ports[(layer, field)]``):
+        a write reaches the one region whose addresses hold ``addr``."""
+        for r in self.regions:
+            port = ports[(r.layer, r.field)]
+            offset = bus.payload.addr - r.base
+            m.d.comb += [
+                port.valid.eq(
+                    bus.valid & (bus.payload.addr >= r.base) & (bus.payload.addr < r.base + r.count)
+                ),
+                port.payload.index.eq(offset[: len(port.payload.index)]),
+                port.payload.value.eq(bus.payload.value[: r.width]),
+            ]
+
+    def writes(self, values) -> list[tuple[int, int]]:
+        """``(addr, value)`` writes loading every region, where ``values(region)`` gives the
+        region's ``count`` values in element order."""
+        out = []
+        for r in self.regions:
+            out += [(r.base + k, int(v)) for k, v in enumerate(values(r))]
+        return out

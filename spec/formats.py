@@ -1,0 +1,44 @@
+"""Number formats (``docs/numerics.md`` §2): one place for every width and range.
+
+The golden model and the hardware implement the arithmetic separately; both take the formats
+from here, as do the weight files, the quantizer and the parameter bus.
+"""
+
+__all__ = [
+    "signed_range",
+    "INT8_MIN",
+    "INT8_MAX",
+    "WEIGHT_BITS",
+    "SCALE_BITS",
+    "BIAS_BITS",
+    "SHIFT_MAX",
+    "ALPHA_ONE",
+    "ALPHA_BITS",
+    "PARAM_VALUE_BITS",
+    "RANGES",
+]
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    """The least and greatest value of a ``bits``-bit two's complement number."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+#: Feature maps and weights: int8, zero point 0.
+WEIGHT_BITS = 8
+INT8_MIN, INT8_MAX = signed_range(WEIGHT_BITS)
+#: Requantizer scale and bias (per output channel, run-time), and shift (per layer, build time).
+SCALE_BITS, BIAS_BITS, SHIFT_MAX = 16, 32, 62
+#: Alpha-blend codes: unsigned, ``ALPHA_ONE`` means alpha = 1.
+ALPHA_ONE, ALPHA_BITS = 128, 8
+#: A value on the run-time parameter bus: wide enough for a bias.
+PARAM_VALUE_BITS = BIAS_BITS
+
+#: Inclusive range of each integer parameter, by field name.
+RANGES = {
+    "weight": (INT8_MIN, INT8_MAX),
+    "scale": signed_range(SCALE_BITS),
+    "bias": signed_range(BIAS_BITS),
+    "shift": (0, SHIFT_MAX),
+    "alpha": (0, ALPHA_ONE),
+}
