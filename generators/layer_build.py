@@ -1,6 +1,8 @@
+# amaranth: UnusedElaboratable=no
 """Building a set of frozen pointwise layers (frozen file version 1, the first format): one
 Verilog module per layer, ``<top>_<layer>``; the :class:`~.design.Design` the build steps
-run when ``load`` finds such a file."""
+run when ``load`` finds such a file. The products are written as Verilog text, never
+elaborated by Amaranth (hence no unused-elaboratable warnings from this module)."""
 
 import dataclasses
 import json

@@ -23,6 +23,8 @@ the alpha codes) are written through one always-ready ``param_write`` stream of
 and :meth:`Backbone.param_writes` turns a parameter set into the writes that load it.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from amaranth.hdl import Cat, Module, signed
 from amaranth.lib import stream, wiring
@@ -40,7 +42,18 @@ from .conv import Conv
 from .param_bus import ParamBus, Region
 from .streams import SkidBuffer, StreamFIFO, fork, vector_layout
 
-__all__ = ["Backbone", "Region"]
+__all__ = ["Backbone", "Layer", "Region"]
+
+
+class Layer(NamedTuple):
+    """A convolution of the backbone: its ``name`` (:mod:`spec.names`), the ``conv``, and
+    the stem or block (``owner``) whose ``<prefix>scale_write``, ``<prefix>bias_write`` (and
+    ``<prefix>weight_write``) ports reach its parameter banks."""
+
+    name: str
+    owner: wiring.Component
+    prefix: str
+    conv: Conv
 
 
 class Backbone(wiring.Component):
@@ -164,21 +177,18 @@ class Backbone(wiring.Component):
         return RegularBlock(blk.channels_in, blk.width_in, blk.height_in, **branches[0], **kw)
 
     def layers(self):
-        """``(name, owner, port prefix, Conv)`` for every convolution, in network order:
-        ``owner`` is the stem or block whose ``<prefix>scale_write`` (etc.) ports reach it."""
+        """Every convolution (a :class:`Layer`), in network order."""
         for core in self.net.cores:
-            yield names.stem(core), self.stems[core], "", self.stems[core]
+            yield Layer(names.stem(core), self.stems[core], "", self.stems[core])
             for i, stage in enumerate(self.stages[core], 1):
                 for j, block in enumerate(stage):
                     for layer, conv in block.layers.items():
-                        yield names.conv(core, i, j, layer), block, f"{layer}_", conv
+                        yield Layer(names.conv(core, i, j, layer), block, f"{layer}_", conv)
 
     def parts(self, name: str) -> dict:
         """Every convolution as a part for :func:`~.emit.to_verilog_parts`, keyed by its
         module name (:func:`spec.names.part_module`)."""
-        return {
-            names.part_module(name, layer): conv for layer, _owner, _prefix, conv in self.layers()
-        }
+        return {names.part_module(name, layer.name): layer.conv for layer in self.layers()}
 
     def _balance(self) -> list[dict]:
         """Per meeting point (0: after the stems, ``i``: after stage ``i``), the depths of
@@ -210,11 +220,12 @@ class Backbone(wiring.Component):
 
     def _banks(self):
         """``(layer, field, bank)`` of every run-time memory, in address order."""
-        for name, _owner, _prefix, conv in self.layers():
-            yield name, "scale", conv.requant.scales
-            yield name, "bias", conv.requant.biases
+        for layer in self.layers():
+            conv = layer.conv
+            yield layer.name, "scale", conv.requant.scales
+            yield layer.name, "bias", conv.requant.biases
             if conv.configurable:
-                yield name, "weight", conv.product.bank
+                yield layer.name, "weight", conv.product.bank
         for name, blend in self.blends.items():
             yield name, "alpha", blend.alphas
 
@@ -228,7 +239,7 @@ class Backbone(wiring.Component):
         network, same frozen weights and shifts (build-time constants; a difference is a
         ``ValueError``)."""
         check_params(self.net, params)
-        convs = {name: conv for name, _o, _p, conv in self.layers()}
+        convs = {layer.name: layer.conv for layer in self.layers()}
         for name, conv in convs.items():
             p = params[name]
             if p.shift != conv.requant.shift:
@@ -260,7 +271,7 @@ class Backbone(wiring.Component):
         """Plan estimates: per layer (as :meth:`Conv.report
         <semifreddo_hw.conv.Conv.report>`) and totals, with the balancing FIFOs."""
         net = self.net
-        layers = {name: conv.report() for name, _o, _p, conv in self.layers()}
+        layers = {layer.name: layer.conv.report() for layer in self.layers()}
         lane_bits = {i: net.channels_after(i) * 8 + MARKER_BITS for i in range(len(net.stages) + 1)}
         fifo_bits = sum(
             (b["trainable"] * (len(net.cores) - 1) + b["frozen"]) * lane_bits[i]
@@ -308,11 +319,9 @@ class Backbone(wiring.Component):
     def _connect_params(self, m):
         """Decode ``param_write`` onto every bank's write port."""
         ports = {}
-        for name, owner, prefix, conv in self.layers():
-            ports[(name, "scale")] = getattr(owner, f"{prefix}scale_write")
-            ports[(name, "bias")] = getattr(owner, f"{prefix}bias_write")
-            if conv.configurable:
-                ports[(name, "weight")] = getattr(owner, f"{prefix}weight_write")
+        for layer in self.layers():
+            for field in ("scale", "bias") + (("weight",) if layer.conv.configurable else ()):
+                ports[(layer.name, field)] = getattr(layer.owner, f"{layer.prefix}{field}_write")
         for name, blend in self.blends.items():
             ports[(name, "alpha")] = blend.alpha_write
         self.bus.connect(m, self.param_write, ports)

@@ -23,6 +23,8 @@ from importlib.metadata import version
 import numpy as np
 from da4ml.cmvm import solve
 
+from spec.formats import INT8_MAX, INT8_MIN
+
 from . import cache
 from .adder_graph import AdderGraph, GraphBuilder, PlanError, Term
 
@@ -135,7 +137,7 @@ def _solve_da4ml(weights, method, perm_in, perm_out) -> AdderGraph:
     pipeline = solve(
         np.ascontiguousarray(sub.T, dtype=np.float32),
         method0=method,
-        qintervals=[(-128.0, 127.0, 1.0)] * len(perm_in),
+        qintervals=[(float(INT8_MIN), float(INT8_MAX), 1.0)] * len(perm_in),
         search_all_decompose_dc=False,
     )
 

@@ -11,7 +11,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.formats import BIAS_BITS, SCALE_BITS, SHIFT_MAX
+from spec.formats import BIAS_BITS, INT8_MAX, INT8_MIN, SCALE_BITS, SHIFT_MAX
 
 from .adder_graph import signed_width
 from .param_bank import ParamBank
@@ -128,7 +128,7 @@ class Requantizer(wiring.Component):
         p_lo, p_hi = self._product_range
         rnd = (1 << self.shift) >> 1
         t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
-        lo = 0 if self.relu else -128
+        lo = 0 if self.relu else INT8_MIN
         for c in range(self.channels):
             prod = pipe.stage(
                 self.i.payload.data[c] * scales.element(c),
@@ -139,7 +139,7 @@ class Requantizer(wiring.Component):
             r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
             # The bias is read straight from its bank: it only changes between frames.
             m.d.comb += [t.eq(prod + biases.element(c) + rnd), r.eq(t >> self.shift)]
-            y = pipe.stage(Mux(r > 127, 127, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
+            y = pipe.stage(Mux(r > INT8_MAX, INT8_MAX, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
             m.d.comb += self.o.payload.data[c].eq(y)
         m.d.comb += self.o.payload.side.eq(
             pipe.delay(self.i.payload.side, self.latency, name="side")

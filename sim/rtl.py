@@ -25,6 +25,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import NamedTuple
 
 from amaranth.hdl import Shape
 from cocotb_tools.runner import get_runner
@@ -35,7 +36,7 @@ from semifreddo_hw.emit import to_verilog
 from .errors import SimulationMismatch
 from .lanes import Lanes, pack, unpack
 
-__all__ = ["VerilatorDesign", "Lanes", "pack", "unpack", "struct_word", "waves_enabled"]
+__all__ = ["VerilatorDesign", "Stream", "Lanes", "pack", "unpack", "struct_word", "waves_enabled"]
 
 _REPO = Path(__file__).resolve().parent.parent
 # Build time dominates these short simulations. cocotb's runner makes every signal public
@@ -90,6 +91,20 @@ def struct_word(layout, **fields) -> int:
     if fields:
         raise ValueError(f"no such field(s): {', '.join(fields)}")
     return word
+
+
+class Stream(NamedTuple):
+    """One stream of a run: ``beats`` (lane lists) and their ``sides`` (marker bits), how
+    they pack (``lanes``), and ``stall``, the probability per cycle that an input withholds
+    its next beat or an output its ready."""
+
+    beats: list
+    sides: list
+    lanes: Lanes
+    stall: float
+
+    def packed(self) -> list[str]:
+        return [hex(pack(v, self.lanes, s)) for v, s in zip(self.beats, self.sides, strict=True)]
 
 
 #: Marks a directory as a simulation build that :meth:`VerilatorDesign.from_verilog` may
@@ -214,38 +229,33 @@ class VerilatorDesign:
     ) -> dict:
         """Drive input streams and check output streams, under random stalls.
 
-        ``inputs`` maps a port to ``(beats, sides, lanes, stall)`` and ``outputs`` a port to
-        ``(expected beats, expected sides, lanes, stall)``; ``stall`` is the probability per
-        cycle that an input withholds its next beat or an output its ready. ``writes`` are
+        ``inputs`` and ``outputs`` map a port to a :class:`Stream` (or the same four
+        values as a tuple): the beats to send, or the beats expected. ``writes`` are
         ``(port, payload)`` pairs applied first, one per cycle, to always-ready write ports
         (build ``payload`` with :func:`struct_word`); ``statics`` are ``(port, value)`` held
         for the whole run; ``flags`` are sticky error outputs that must be low at the end.
         Returns the testbench's statistics (cycles, beats per port, first output cycle per
         output).
         """
-        n_beats = sum(len(v[0]) for v in inputs.values()) + sum(len(v[0]) for v in outputs.values())
+        inputs = {port: Stream(*v) for port, v in inputs.items()}
+        outputs = {port: Stream(*v) for port, v in outputs.items()}
+        streams = [*inputs.values(), *outputs.values()]
         spec = {
-            "inputs": {
-                port: {
-                    "beats": [hex(pack(v, lanes, s)) for v, s in zip(beats, sides, strict=True)],
-                    "stall": stall,
-                }
-                for port, (beats, sides, lanes, stall) in inputs.items()
-            },
+            "inputs": {port: {"beats": s.packed(), "stall": s.stall} for port, s in inputs.items()},
             "outputs": {
                 port: {
-                    "expected": [hex(pack(v, lanes, s)) for v, s in zip(beats, sides, strict=True)],
-                    "lanes": dataclasses.asdict(lanes),
-                    "stall": stall,
+                    "expected": s.packed(),
+                    "lanes": dataclasses.asdict(s.lanes),
+                    "stall": s.stall,
                 }
-                for port, (beats, sides, lanes, stall) in outputs.items()
+                for port, s in outputs.items()
             },
             "writes": [[port, int(p)] for port, p in writes],
             "statics": [[port, int(v)] for port, v in statics],
             "flags": list(flags),
             "seed": seed,
             "drain_cycles": drain_cycles,
-            "max_cycles": max_cycles or _cycle_limit(n_beats, inputs, outputs),
+            "max_cycles": max_cycles or _cycle_limit(streams),
         }
         test_dir = self.build_dir / test_name
         if test_dir.exists():
@@ -276,14 +286,12 @@ class VerilatorDesign:
         return _result(test_dir / "results.xml", stats_path, test_dir)
 
 
-def _cycle_limit(n_beats: int, inputs: dict, outputs: dict) -> int:
+def _cycle_limit(streams: list[Stream]) -> int:
     """Cycles after which a run counts as hung: generous for the beats and the stalls (an
     input that stalls with probability p sends a beat every 1 / (1 - p) cycles on average,
     and so on through each stalling output)."""
-    slow = 1.0
-    for *_, stall in (*inputs.values(), *outputs.values()):
-        slow = max(slow, 1 / (1 - stall))
-    return int((200 + 20 * n_beats) * slow * slow)
+    slow = max([1.0, *(1 / (1 - s.stall) for s in streams)])
+    return int((200 + 20 * sum(len(s.beats) for s in streams)) * slow * slow)
 
 
 def _result(results: Path, stats: Path, test_dir: Path) -> dict:

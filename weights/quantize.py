@@ -25,7 +25,7 @@ from sim.golden.backbone import int_conv
 from sim.golden.primitives import alpha_blend, alpha_code
 from spec import names
 from spec.dataflow import forward
-from spec.formats import RANGES, SHIFT_MAX
+from spec.formats import INT8_MAX, INT8_MIN, RANGES, SHIFT_MAX
 from spec.network import Network
 from spec.params import ConvParams
 
@@ -99,7 +99,8 @@ def quantize(net: Network, fparams: dict, calib_pixels) -> tuple[dict, dict]:
         rows = w.reshape(w.shape[0], -1)
         s_w = np.abs(rows).max(axis=1) / 127
         s_w = np.where(s_w > 0, s_w, 1.0)
-        q = np.clip(np.round(rows / s_w[:, None]), -128, 127).astype(np.int64).reshape(w.shape)
+        q = np.clip(np.round(rows / s_w[:, None]), INT8_MIN, INT8_MAX).astype(np.int64)
+        q = q.reshape(w.shape)
         s_x, s_y = act[keys[spec.name][0]], act[keys[spec.name][1]]
         with np.errstate(all="ignore"):
             gain, offset = p.folded()

@@ -5,6 +5,7 @@ and so more signed digits, than a trained layer."""
 import numpy as np
 
 from spec.dataflow import forward
+from spec.formats import RANGES
 from spec.params import ConvParams
 
 from .floatnet import FloatConv, conv_float, sigmoid
@@ -48,7 +49,7 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
         nz = np.maximum((rows != 0).sum(axis=1), 1)
         rms = np.sqrt((rows.astype(float) ** 2).sum(axis=1) / nz)
         gain = rng.uniform(1.1, 2.1, size=shape[0]) / (np.maximum(rms, 1) * np.sqrt(nz))
-        scale = np.clip(np.round(gain * (1 << shift)), -(1 << 15), (1 << 15) - 1)
+        scale = np.clip(np.round(gain * (1 << shift)), *RANGES["scale"])
         bias = np.round(rng.normal(0, 4, size=shape[0]) * (1 << shift))
         params[spec.name] = ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
     for blend in net.blends():
