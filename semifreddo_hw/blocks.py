@@ -7,7 +7,9 @@
 * :class:`DownsamplingBlock` (stride 2): both branches take all channels through depthwise
   3x3 stride 2 then pointwise; concatenate (twice the channels); channel shuffle.
 
-Each layer's requantizer is described by a dict ``{"scale": [...], "bias": [...],
+Both take ``graphs`` (below) and pass any other keyword (``solver``, ``levels_per_stage``,
+``configurable``) on to every :class:`~.conv.Conv`. Each layer's requantizer is described by
+a dict ``{"scale": [...], "bias": [...],
 "shift": int}`` (scale and bias are the power-up values; they stay writable through the
 block's ``<layer>_scale_write`` / ``<layer>_bias_write`` ports). With ``configurable``, the
 conv weights are power-up images in SRAM, writable through ``<layer>_weight_write``
@@ -30,11 +32,13 @@ from .streams import StreamFIFO, fork, forward, join, shuffle_lanes, vector_layo
 __all__ = ["RegularBlock", "DownsamplingBlock"]
 
 
-def _branch(layer_names, dw, dw_quant, pw, pw_quant, graphs, *, width, height, stride, **kw):
-    """The depthwise and pointwise layers of one branch, named ``layer_names``."""
-    (dw_name, pw_name), graphs = layer_names, graphs or {}
+def _layers(branches, layer_names, channels, graphs, geometry, options):
+    """The depthwise and pointwise layers of each branch (a dict ``{"dw", "dw_quant", "pw",
+    "pw_quant"}``), named ``layer_names`` in pairs, each mapping ``channels`` to
+    ``channels``; the depthwise layers on a frame of ``geometry`` (width, height, stride)."""
+    graphs, layers = graphs or {}, {}
 
-    def conv(kind, weights, quant, relu, name, **geometry):
+    def conv(kind, weights, quant, relu, name, geometry):
         return Conv(
             kind,
             weights,
@@ -44,15 +48,20 @@ def _branch(layer_names, dw, dw_quant, pw, pw_quant, graphs, *, width, height, s
             bias_init=list(quant["bias"]),
             graph=graphs.get(name),
             **geometry,
-            **kw,
+            **options,
         )
 
-    return {
-        dw_name: conv(
-            "depthwise", dw, dw_quant, False, dw_name, width=width, height=height, stride=stride
-        ),
-        pw_name: conv("pointwise", pw, pw_quant, True, pw_name),
-    }
+    pairs = zip(layer_names[0::2], layer_names[1::2], strict=True)
+    for (dw_name, pw_name), br in zip(pairs, branches, strict=True):
+        layers[dw_name] = conv("depthwise", br["dw"], br["dw_quant"], False, dw_name, geometry)
+        layers[pw_name] = conv("pointwise", br["pw"], br["pw_quant"], True, pw_name, {})
+    for name, layer in layers.items():
+        if layer.c_out != channels or layer.c_in != channels:
+            raise ValueError(
+                f"{name} weights must map {channels} channels to {channels}, not "
+                f"{layer.c_in} to {layer.c_out}"
+            )
+    return layers
 
 
 def _branch_beats(dw: Conv, pw: Conv) -> int:
@@ -112,43 +121,14 @@ class RegularBlock(_Block):
     """
 
     def __init__(
-        self,
-        channels,
-        width,
-        height,
-        *,
-        dw,
-        dw_quant,
-        pw,
-        pw_quant,
-        solver="da4ml",
-        levels_per_stage=2,
-        configurable=False,
-        graphs=None,
+        self, channels, width, height, *, dw, dw_quant, pw, pw_quant, graphs=None, **options
     ):
         if not isinstance(channels, int) or channels < 2 or channels % 2:
             raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
         self.channels, self.width, self.height = channels, width, height
-        layers = _branch(
-            names.REGULAR_LAYERS,
-            dw,
-            dw_quant,
-            pw,
-            pw_quant,
-            graphs,
-            width=width,
-            height=height,
-            stride=1,
-            solver=solver,
-            levels_per_stage=levels_per_stage,
-            configurable=configurable,
-        )
-        for name, layer in layers.items():
-            if layer.c_out != channels // 2 or layer.c_in != channels // 2:
-                raise ValueError(
-                    f"{name} weights must map {channels // 2} channels to "
-                    f"{channels // 2}, not {layer.c_in} to {layer.c_out}"
-                )
+        branch = {"dw": dw, "dw_quant": dw_quant, "pw": pw, "pw_quant": pw_quant}
+        geometry = {"width": width, "height": height, "stride": 1}
+        layers = _layers([branch], names.REGULAR_LAYERS, channels // 2, graphs, geometry, options)
         super().__init__(channels, channels, layers)
         self.bypass_depth = _branch_beats(*self.branches[0]) + 2
 
@@ -196,46 +176,14 @@ class DownsamplingBlock(_Block):
     ``dw`` ``(channels, 3, 3)`` and ``pw`` ``(channels, channels)``. The branch with fewer
     pipeline stages gets a FIFO at its end so that neither stalls the other."""
 
-    def __init__(
-        self,
-        channels,
-        width,
-        height,
-        *,
-        branches,
-        solver="da4ml",
-        levels_per_stage=2,
-        configurable=False,
-        graphs=None,
-    ):
+    def __init__(self, channels, width, height, *, branches, graphs=None, **options):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         if len(branches) != 2:
             raise ValueError("a downsampling block has exactly two branches")
         self.channels, self.width, self.height = channels, width, height
-        layer_names = names.DOWNSAMPLING_LAYERS
-        layers = {}
-        for k, br in enumerate(branches):
-            layers |= _branch(
-                layer_names[2 * k : 2 * k + 2],
-                br["dw"],
-                br["dw_quant"],
-                br["pw"],
-                br["pw_quant"],
-                graphs,
-                width=width,
-                height=height,
-                stride=2,
-                solver=solver,
-                levels_per_stage=levels_per_stage,
-                configurable=configurable,
-            )
-        for name, layer in layers.items():
-            if layer.c_out != channels or layer.c_in != channels:
-                raise ValueError(
-                    f"{name} weights must map {channels} channels to "
-                    f"{channels}, not {layer.c_in} to {layer.c_out}"
-                )
+        geometry = {"width": width, "height": height, "stride": 2}
+        layers = _layers(branches, names.DOWNSAMPLING_LAYERS, channels, graphs, geometry, options)
         super().__init__(channels, 2 * channels, layers)
         beats = [_branch_beats(dw, pw) for dw, pw in self.branches]
         self.skew_depth = max(beats) - min(beats) + 2

@@ -14,7 +14,16 @@ from spec.network import preset
 from spec.params import ConvParams
 from weights.synthetic import random_params
 
-__all__ = ["FLAGS", "Built", "build", "retrained", "with_alpha", "CONFIGS", "check_configuration"]
+__all__ = [
+    "BUILD_FILES",
+    "FLAGS",
+    "Built",
+    "build",
+    "retrained",
+    "with_alpha",
+    "CONFIGS",
+    "check_configuration",
+]
 
 
 @dataclasses.dataclass
@@ -68,6 +77,20 @@ def retrained(net, params, rng, **kw):
 
 def with_alpha(net, params, code):
     return {**params, **{b.name: np.full(b.channels, code) for b in net.blends()}}
+
+
+#: The files of a backbone build directory, besides the marker and timing.json (these two
+#: in the directory only, not in the build's own products).
+BUILD_FILES = {
+    "semifreddo.v",
+    "network.json",
+    "frozen.npz",
+    "trainable.npz",
+    "param_writes.hex",
+    "address_map.json",
+    "report.json",
+    "report.md",
+}
 
 
 #: The five configurations of paper Table 3 (presets of spec.network).

@@ -1,8 +1,9 @@
-"""Shared helpers for RTL tests: stimulus with extremes, parameter writes."""
+"""Shared helpers for RTL tests: stimulus with extremes, parameter writes, pixel streams."""
 
 import numpy as np
 
-from sim.rtl import struct_word
+from sim.rtl import Lanes, struct_word
+from spec.stream import MARKER_BITS
 
 
 def int8_stimulus(rng, beats, lanes):
@@ -28,4 +29,30 @@ def writes_for(dut, port, values, *, set_=0):
     return [
         (port, struct_word(layout, set=set_, index=k, value=int(v)))
         for k, v in enumerate(np.asarray(values).ravel())
+    ]
+
+
+def run_pixels(
+    design, beats, expected, c_in, c_out, *, stalls=((0.3, 0.3),), name="run", **kw
+) -> list[dict]:
+    """Pixel streams through ``design``: ``beats`` and ``expected`` are ``(lanes, sides)``
+    pairs of int8 lanes with line and frame markers (``c_in`` and ``c_out`` lanes); one run
+    per ``(input stall, output stall)`` of ``stalls``, seeded by its index and named
+    ``<name><index>``. Returns each run's statistics."""
+    (x, xs), (y, ys) = beats, expected
+    return [
+        design.run_stream(
+            x,
+            y,
+            in_sides=xs,
+            out_sides=ys,
+            in_stall=i,
+            out_stall=o,
+            seed=k,
+            test_name=f"{name}{k}",
+            in_lanes=Lanes(c_in, 8, side_width=MARKER_BITS),
+            out_lanes=Lanes(c_out, 8, side_width=MARKER_BITS),
+            **kw,
+        )
+        for k, (i, o) in enumerate(stalls)
     ]

@@ -12,15 +12,16 @@ from tests.netlist import memory_bits
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _bench(*args, timeout):
+    """Run a bench script (``bench/<name>.py`` and its arguments) from the repository."""
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_adders_bench_writes_records(tmp_path):
     out = tmp_path / "adders.json"
-    r = subprocess.run(
-        [sys.executable, "bench/adders.py", "--sizes", "8", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = _bench("bench/adders.py", "--sizes", "8", "--json", str(out), timeout=300)
     assert r.returncode == 0, r.stderr
     records = json.loads(out.read_text())
     assert [rec["name"] for rec in records] == ["gauss8x8", "gauss8x8_zeros50"]
@@ -40,13 +41,7 @@ def test_adders_bench_writes_records(tmp_path):
 
 def test_layers_bench_reports_line_buffers(tmp_path):
     out = tmp_path / "layers.json"
-    r = subprocess.run(
-        [sys.executable, "bench/layers.py", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = _bench("bench/layers.py", "--json", str(out), timeout=600)
     assert r.returncode == 0, r.stderr
     records = {rec["layer"]: rec for rec in json.loads(out.read_text())}
     # The stem's window (640x480, 3 channels): its line buffer counted in its netlist, its
@@ -59,13 +54,7 @@ def test_layers_bench_reports_line_buffers(tmp_path):
 
 def test_throughput_bench_shows_one_pixel_per_clock(tmp_path):
     out = tmp_path / "throughput.json"
-    r = subprocess.run(
-        [sys.executable, "bench/throughput.py", "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    r = _bench("bench/throughput.py", "--json", str(out), timeout=600)
     assert r.returncode == 0, r.stderr
     for rec in json.loads(out.read_text()):
         assert rec["cycles_per_extra_frame"] == rec["pixels"], rec
@@ -73,22 +62,16 @@ def test_throughput_bench_shows_one_pixel_per_clock(tmp_path):
 
 def test_scale_bench_reports_a_backbone(tmp_path):
     out = tmp_path / "scale.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "bench/scale.py",
-            "--preset",
-            "frozen_only",
-            "--modes",
-            "cold",
-            "--jobs",
-            "1",
-            "--json",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    r = _bench(
+        "bench/scale.py",
+        "--preset",
+        "frozen_only",
+        "--modes",
+        "cold",
+        "--jobs",
+        "1",
+        "--json",
+        str(out),
         timeout=900,
     )
     assert r.returncode == 0, r.stderr

@@ -9,10 +9,10 @@ import pytest
 from semifreddo_hw.blocks import DownsamplingBlock, RegularBlock
 from sim.golden.blocks import downsampling_block, regular_block
 from sim.pysim import run_stream_pysim
-from sim.rtl import Lanes, VerilatorDesign
+from sim.rtl import VerilatorDesign
 from spec.dataflow import channel_shuffle
 from spec.stream import frames_to_beats
-from tests.rtl_helpers import writes_for
+from tests.rtl_helpers import run_pixels, writes_for
 from weights.synthetic import trained_like_int8
 
 
@@ -104,19 +104,7 @@ def test_block_rtl_bit_exact(designs, name):
     dut, ref, design = designs(name)
     x, xs, y, ys = vectors(np.random.default_rng(1), ref, c, w, h, 3)
     c_out = len(y[0])
-    for k, stalls in enumerate([(0.3, 0.3), (0.6, 0.1), (0.1, 0.6)]):
-        design.run_stream(
-            x,
-            y,
-            in_sides=xs,
-            out_sides=ys,
-            in_stall=stalls[0],
-            out_stall=stalls[1],
-            seed=k,
-            test_name=f"run{k}",
-            in_lanes=Lanes(c, 8, side_width=2),
-            out_lanes=Lanes(c_out, 8, side_width=2),
-        )
+    run_pixels(design, (x, xs), (y, ys), c, c_out, stalls=[(0.3, 0.3), (0.6, 0.1), (0.1, 0.6)])
 
 
 def test_configurable_block_takes_new_weights(designs):
@@ -134,16 +122,7 @@ def test_configurable_block_takes_new_weights(designs):
         writes += writes_for(dut, f"{name}_scale_write", q["scale"])
         writes += writes_for(dut, f"{name}_bias_write", q["bias"])
     x, xs, y, ys = vectors(rng, lambda f: regular_block(f, **p), c, w, h, 2)
-    design.run_stream(
-        x,
-        y,
-        in_sides=xs,
-        out_sides=ys,
-        writes=writes,
-        test_name="rewrite",
-        in_lanes=Lanes(c, 8, side_width=2),
-        out_lanes=Lanes(c, 8, side_width=2),
-    )
+    run_pixels(design, (x, xs), (y, ys), c, c, writes=writes, name="rewrite")
 
 
 def test_regular_block_one_pixel_per_clock(designs):
@@ -154,17 +133,7 @@ def test_regular_block_one_pixel_per_clock(designs):
     cycles = []
     for frames in (1, 3):
         x, xs, y, ys = vectors(np.random.default_rng(frames), ref, c, w, h, frames)
-        stats = design.run_stream(
-            x,
-            y,
-            in_sides=xs,
-            out_sides=ys,
-            in_stall=0,
-            out_stall=0,
-            test_name=f"tp{frames}",
-            in_lanes=Lanes(c, 8, side_width=2),
-            out_lanes=Lanes(c, 8, side_width=2),
-        )
+        (stats,) = run_pixels(design, (x, xs), (y, ys), c, c, stalls=[(0, 0)], name=f"tp{frames}")
         cycles.append(stats["cycles"])
     assert cycles[1] - cycles[0] == 2 * w * h
 

@@ -45,6 +45,7 @@ def test_example_builds_with_report(example_build):
         "report.md",
         "semifreddo_stage1_proj.v",
         "semifreddo_stage1_pw.v",
+        "timing.json",
     ]
     rep = json.loads((example_build / "report.json").read_text())
     assert [r["layer"] for r in rep["layers"]] == ["stage1_proj", "stage1_pw"]
@@ -55,7 +56,8 @@ def test_builds_are_byte_identical(example_build, tmp_path):
     again = tmp_path / "again"
     assert run_cli("--freeze", EXAMPLE, "--out", again, "--quiet").returncode == 0
     for p in example_build.iterdir():
-        assert (again / p.name).read_bytes() == p.read_bytes(), p.name
+        if p.name != "timing.json":  # the build's own timings differ run to run
+            assert (again / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 def test_emitted_verilog_is_bit_exact(example_build, tmp_path):

@@ -12,10 +12,10 @@ from semifreddo_hw.emit import part_text
 from sim.golden.layers import conv3x3, depthwise3x3, pointwise
 from sim.golden.primitives import requantize
 from sim.pysim import run_stream_pysim
-from sim.rtl import Lanes, VerilatorDesign
+from sim.rtl import VerilatorDesign
 from spec.stream import frames_to_beats
 from tests.netlist import memory_bits, rtlil_cells
-from tests.rtl_helpers import writes_for
+from tests.rtl_helpers import run_pixels, writes_for
 from weights.synthetic import trained_like_int8
 
 
@@ -69,22 +69,28 @@ SWEEP = [
 ]
 
 
-@pytest.mark.parametrize("kind,size,c_in,c_out,stride", SWEEP)
-def test_conv_pysim(kind, size, c_in, c_out, stride):
-    rng = np.random.default_rng([c_in, c_out, stride, *size])
-    w, scale, bias = make_layer(rng, kind, c_in, c_out)
-    relu = bool(rng.integers(2))
-    dut = Conv(
+def _conv(kind, w, size, stride, shift, relu, scale=None, bias=None, **kw):
+    """A layer on a ``size`` = (height, width) frame, power-up scales and biases given."""
+    return Conv(
         kind,
         w,
         height=size[0],
         width=size[1],
         stride=stride,
-        shift=12,
+        shift=shift,
         relu=relu,
-        scale_init=scale.tolist(),
-        bias_init=bias.tolist(),
+        scale_init=None if scale is None else scale.tolist(),
+        bias_init=None if bias is None else bias.tolist(),
+        **kw,
     )
+
+
+@pytest.mark.parametrize("kind,size,c_in,c_out,stride", SWEEP)
+def test_conv_pysim(kind, size, c_in, c_out, stride):
+    rng = np.random.default_rng([c_in, c_out, stride, *size])
+    w, scale, bias = make_layer(rng, kind, c_in, c_out)
+    relu = bool(rng.integers(2))
+    dut = _conv(kind, w, size, stride, 12, relu, scale, bias)
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 12, relu)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
 
@@ -95,16 +101,15 @@ def test_configurable_conv_pysim(kind, size, c_in, c_out, stride, image):
     """Weights from the power-up image, or written through ``weight_write`` over zeros."""
     rng = np.random.default_rng([c_in, c_out, stride, *size, image])
     w, scale, bias = make_layer(rng, kind, c_in, c_out)
-    dut = Conv(
+    dut = _conv(
         kind,
         w if image else np.zeros_like(w),
-        height=size[0],
-        width=size[1],
-        stride=stride,
-        shift=12,
-        relu=False,
-        scale_init=scale.tolist(),
-        bias_init=bias.tolist(),
+        size,
+        stride,
+        12,
+        False,
+        scale,
+        bias,
         configurable=True,
     )
     writes = (
@@ -146,14 +151,13 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
     )
     rng = np.random.default_rng(len(name))
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes)
-    dut = Conv(
+    dut = _conv(
         kind,
         np.zeros_like(w) if configurable else w,
-        height=size[0],
-        width=size[1],
-        stride=stride,
-        shift=11,
-        relu=True,
+        size,
+        stride,
+        11,
+        True,
         configurable=configurable,
     )
     if name == AMARANTH_CASE:
@@ -167,20 +171,9 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
         order = np.argsort([dut.weight_index(*idx) for idx in np.ndindex(w.shape)])
         writes += writes_for(dut, "weight_write", w.reshape(-1)[order])
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
-    for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.0)]):
-        design.run_stream(
-            x,
-            y,
-            in_sides=xs,
-            out_sides=ys,
-            writes=writes,
-            seed=k,
-            in_stall=stalls[0],
-            out_stall=stalls[1],
-            test_name=f"run{k}",
-            in_lanes=Lanes(c_in, 8, side_width=2),
-            out_lanes=Lanes(dut.c_out, 8, side_width=2),
-        )
+    run_pixels(
+        design, (x, xs), (y, ys), c_in, dut.c_out, writes=writes, stalls=[(0.3, 0.3), (0.0, 0.0)]
+    )
 
 
 def test_conv_report_matches_netlist():

@@ -102,14 +102,7 @@ def test_cli_writes_float_files_or_one_line(tmp_path, capsys):
     onnx.save(backbone_onnx(net, fp), tmp_path / "m.onnx")
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x01garbage")
     (tmp_path / "tiny.json").write_text(__import__("json").dumps(TINY))
-    args = [
-        "--config",
-        str(tmp_path / "tiny.json"),
-        "--frozen",
-        str(tmp_path / "f.npz"),
-        "--trainable",
-        str(tmp_path / "t.npz"),
-    ]
+    args = _cli_outputs(tmp_path)
     assert import_main([str(tmp_path / "m.onnx"), *args]) == 0
     assert (tmp_path / "f.npz").is_file() and (tmp_path / "t.npz").is_file()
     capsys.readouterr()
@@ -257,17 +250,7 @@ def test_bad_values_types_and_shapes_are_refused(tmp_path, capsys, mutate, messa
     before = sorted(tmp_path.iterdir())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        code = import_main(
-            [
-                str(tmp_path / "m.onnx"),
-                "--config",
-                str(tmp_path / "tiny.json"),
-                "--frozen",
-                str(tmp_path / "f.npz"),
-                "--trainable",
-                str(tmp_path / "t.npz"),
-            ]
-        )
+        code = import_main([str(tmp_path / "m.onnx"), *_cli_outputs(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
     assert re.search(message, err[0]), err
@@ -301,6 +284,18 @@ def test_identity_and_dropout_are_looked_through(name, op):
     for core, o in zip(net.cores, outs, strict=True):
         r = ref[core].transpose(2, 0, 1)[None]
         assert np.abs(o - r).max() <= 1e-4 * max(1.0, np.abs(r).max()), core
+
+
+def _cli_outputs(tmp_path):
+    """Arguments of the tiny network's description and the two files, all in ``tmp_path``."""
+    return [
+        "--config",
+        str(tmp_path / "tiny.json"),
+        "--frozen",
+        str(tmp_path / "f.npz"),
+        "--trainable",
+        str(tmp_path / "t.npz"),
+    ]
 
 
 def _cli_setup(tmp_path):

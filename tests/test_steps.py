@@ -12,6 +12,7 @@ from generators import steps
 from generators.design import BuildConfig
 from semifreddo_hw import cmvm
 from semifreddo_hw.conv import product_matrix
+from tests.backbone_helpers import BUILD_FILES
 from tests.test_adder_graph import assert_computes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,16 +60,7 @@ def test_each_step_adds_its_product(tmp_path, monkeypatch):
             assert all(built[name] is g for name, g in b.graphs.items())
     assert solves and done["elaborate"] == done["plan"]  # elaborating solved nothing more
     assert done["outputs"] == done["plan"]
-    assert set(b.files) == {
-        "semifreddo.v",
-        "network.json",
-        "frozen.npz",
-        "trainable.npz",
-        "param_writes.hex",
-        "address_map.json",
-        "report.json",
-        "report.md",
-    }
+    assert set(b.files) == BUILD_FILES
 
 
 def test_version_1_files_take_the_same_steps():

@@ -9,9 +9,10 @@ import pytest
 from semifreddo_hw.window import SlidingWindow
 from sim.golden.layers import window3x3
 from sim.pysim import run_stream_pysim
-from sim.rtl import Lanes, VerilatorDesign
+from sim.rtl import VerilatorDesign
 from spec.stream import frames_to_beats
 from tests.netlist import memory_bits, registers
+from tests.rtl_helpers import run_pixels
 
 
 def _frames(rng, n, h, w, c, extremes=True):
@@ -92,19 +93,15 @@ def test_window_rtl_bit_exact(designs, name):
     dut, design = designs(name)
     rng = np.random.default_rng(len(name))
     x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
-    for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.6), (0.6, 0.0)]):
-        design.run_stream(
-            x,
-            y,
-            in_sides=xs,
-            out_sides=ys,
-            in_stall=stalls[0],
-            out_stall=stalls[1],
-            seed=k,
-            test_name=f"stall{k}",
-            in_lanes=Lanes(c, 8, side_width=2),
-            out_lanes=Lanes(9 * c, 8, side_width=2),
-        )
+    run_pixels(
+        design,
+        (x, xs),
+        (y, ys),
+        c,
+        9 * c,
+        name="stall",
+        stalls=[(0.3, 0.3), (0.0, 0.6), (0.6, 0.0)],
+    )
 
 
 def test_window_throughput(designs):
@@ -113,17 +110,7 @@ def test_window_throughput(designs):
     rng = np.random.default_rng(9)
     frames = _frames(rng, 4, 7, 13, 3, extremes=False)
     x, xs, y, ys = _vectors(frames, 1)
-    stats = design.run_stream(
-        x,
-        y,
-        in_sides=xs,
-        out_sides=ys,
-        in_stall=0,
-        out_stall=0,
-        test_name="throughput",
-        in_lanes=Lanes(3, 8, side_width=2),
-        out_lanes=Lanes(27, 8, side_width=2),
-    )
+    (stats,) = run_pixels(design, (x, xs), (y, ys), 3, 27, stalls=[(0, 0)], name="throughput")
     assert dut.frame_cycles == 13 * 7 and dut.flush_cycles == 14
     # The last window leaves one cycle after the last flush step.
     assert stats["cycles"] == len(frames) * dut.frame_cycles + dut.flush_cycles + 1
