@@ -33,7 +33,7 @@ def run(sizes, seed, cache):
             nz = int(np.count_nonzero(w))
             naive = plan_cmvm(w, "csd")
             t0 = time.perf_counter()
-            planned = plan_cmvm(w, "da4ml", cache=cache)
+            planned = plan_cmvm(w, "da4ml", use_cache=cache)
             wall = time.perf_counter() - t0
             records.append(
                 {

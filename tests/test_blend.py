@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from semifreddo_hw.blend import AlphaBlend, CoreShuffle
 from semifreddo_hw.streams import fork, join, vector_layout
+from sim.errors import SimulationMismatch
 from sim.golden.primitives import alpha_blend
 from sim.pysim import run_streams_pysim
 from sim.rtl import Lanes, VerilatorDesign
@@ -198,5 +199,8 @@ def test_shuffle_multi_stream_testbench_catches_a_wrong_beat(rtl_build_dir):
     assert stats["received"] == {"a_o": len(a), "b_o": len(b)}
     bad = yb.copy()
     bad[17, 5] = (bad[17, 5] + 1) % 128
-    with pytest.raises(AssertionError, match="b_o: output beat 17: 1 of 8 lanes differ"):
+    with pytest.raises(SimulationMismatch, match="b_o: output beat 17: 1 of 8 lanes differ"):
         run(bad, "wrong")
+    # A fault of the bench (here a port the design does not have) is not a mismatch.
+    with pytest.raises(RuntimeError, match="test bench failed"):
+        design.run_streams({}, {}, statics=[("no_such_port", 1)], test_name="bench_fault")

@@ -13,6 +13,7 @@ import pytest
 
 from semifreddo_hw.matvec import FrozenMatVec
 from semifreddo_hw.verilog_text import frozen_matvec
+from sim.errors import SimulationMismatch
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
 from tests.rtl_helpers import int8_stimulus
@@ -119,7 +120,7 @@ def test_a_wrong_expectation_fails(designs):
     x = int8_stimulus(np.random.default_rng(3), 20, w.shape[1])
     y = matvec(w, x)
     y[11, 5] ^= 1
-    with pytest.raises(AssertionError, match=r"output beat 11: 1 of 16 lanes differ; lane 5"):
+    with pytest.raises(SimulationMismatch, match=r"output beat 11: 1 of 16 lanes differ; lane 5"):
         design.run_stream(
             x.tolist(),
             y.tolist(),
