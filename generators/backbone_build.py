@@ -20,7 +20,22 @@ from weights.quantize import calibration_frames, error_report, quantize
 
 from .design import BuildConfig, Product
 
-__all__ = ["BackboneDesign"]
+__all__ = ["BackboneDesign", "FOLDS", "rate_folds"]
+
+#: ``--fold``: ``spatial`` builds every layer for one beat per clock (the paper's ASIC);
+#: ``rate`` folds each layer as far as the rate of its beats allows (an FPGA's fit).
+FOLDS = ("spatial", "rate")
+
+
+def rate_folds(net) -> dict[str, int]:
+    """Per convolution, the largest fold that divides its output channels and keeps up
+    with the bursts of its beats (:meth:`spec.network.Network.peak_periods`), so that the
+    folded backbone still takes one pixel per clock."""
+    periods = net.peak_periods()
+    return {
+        c.name: max(f for f in range(1, periods[c.name] + 1) if c.c_out % f == 0)
+        for c in net.convs()
+    }
 
 
 @dataclasses.dataclass
@@ -72,10 +87,12 @@ class BackboneDesign:
         ]
 
     def elaborate(self, graphs: dict, config: BuildConfig) -> None:
+        net = self.weights.net
         self.hardware = Backbone(
-            self.weights.net,
+            net,
             self.params,
             graphs=graphs,
+            folds=rate_folds(net) if config.fold == "rate" else None,
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
         )

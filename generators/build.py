@@ -24,6 +24,7 @@ from weights.files import network_option
 from weights.io import WeightFileError
 
 from . import steps
+from .backbone_build import FOLDS
 from .design import BuildConfig
 
 __all__ = ["BuildError", "MARKER", "build", "output_dir", "main"]
@@ -103,6 +104,13 @@ def _parser() -> Parser:
         help="adder-graph planner (default: da4ml; csd is the unshared baseline)",
     )
     p.add_argument(
+        "--fold",
+        choices=FOLDS,
+        default="spatial",
+        help="spatial: one beat per clock in every layer (default); rate: each layer folded "
+        "to the rate of its beats, multipliers and parameters shared over cycles (FPGAs)",
+    )
+    p.add_argument(
         "--levels-per-stage",
         type=int,
         default=2,
@@ -133,6 +141,7 @@ def build(args, log=print) -> Path:
         top=args.top,
         solver=args.solver,
         levels_per_stage=args.levels_per_stage,
+        fold=args.fold,
         jobs=args.jobs,
     )
     b = steps.run(config, log)

@@ -22,6 +22,7 @@ class BuildConfig:
     top: str = "semifreddo"
     solver: str = "da4ml"
     levels_per_stage: int = 2
+    fold: str = "spatial"  # or "rate": every layer folded as far as its rate allows
     jobs: int = 1
 
 

@@ -62,7 +62,8 @@ class Backbone(wiring.Component):
     trainable weights, all scales and biases and the alpha codes are power-up values of
     run-time memories. ``graphs`` maps frozen convolutions to their planned adder graphs
     (:func:`~.conv.plan_conv`, as the build's plan step makes them); a layer without one
-    is planned here.
+    is planned here. ``folds`` maps convolutions to their fold (:class:`~.conv.Conv`;
+    default 1, spatial).
 
     Ports
     -----
@@ -89,6 +90,7 @@ class Backbone(wiring.Component):
         params: dict,
         *,
         graphs: dict | None = None,
+        folds: dict | None = None,
         solver: str = "da4ml",
         levels_per_stage: int = 2,
     ):
@@ -97,12 +99,20 @@ class Backbone(wiring.Component):
         check_params(net, params)
         self.net = net
         kw = dict(solver=solver, levels_per_stage=levels_per_stage)
-        graphs = graphs or {}
-        self.stems = {core: self._stem(core, params, graphs, kw) for core in net.cores}
+        graphs, folds = graphs or {}, folds or {}
+        # Per convolution, what it takes beyond the parameters: its planned graph and fold.
+        options = {
+            c.name: {
+                **({"graph": graphs[c.name]} if c.name in graphs else {}),
+                **({"fold": folds[c.name]} if folds.get(c.name, 1) > 1 else {}),
+            }
+            for c in net.convs()
+        }
+        self.stems = {core: self._stem(core, params, options, kw) for core in net.cores}
         self.stages = {
             core: [
                 [
-                    self._block(core, i, j, blk, params, graphs, kw)
+                    self._block(core, i, j, blk, params, options, kw)
                     for j, blk in enumerate(net.blocks(core, i))
                 ]
                 for i in range(1, len(net.stages) + 1)
@@ -135,7 +145,7 @@ class Backbone(wiring.Component):
 
     # -- construction ------------------------------------------------------------------
 
-    def _stem(self, core, params, graphs, kw):
+    def _stem(self, core, params, options, kw):
         name, net = names.stem(core), self.net
         p = params[name]
         return Conv(
@@ -149,17 +159,17 @@ class Backbone(wiring.Component):
             scale_init=p.scale.tolist(),
             bias_init=p.bias.tolist(),
             configurable=core != "frozen",
-            graph=graphs.get(name),
+            **options[name],
             **kw,
         )
 
     @staticmethod
-    def _block(core, i, j, blk, params, graphs, kw):
+    def _block(core, i, j, blk, params, options, kw):
         layers = {layer: names.conv(core, i, j, layer) for layer in names.block_layers(blk.stride)}
         kw = dict(
             kw,
             configurable=core != "frozen",
-            graphs={layer: graphs[n] for layer, n in layers.items() if n in graphs},
+            layer_options={layer: options[n] for layer, n in layers.items()},
         )
         branches = [
             {
@@ -257,9 +267,10 @@ class Backbone(wiring.Component):
             if r.field == "alpha":
                 return p
             if r.field == "weight":
-                conv, out = convs[r.layer], np.zeros(r.count, dtype=np.int64)
+                conv = convs[r.layer]
+                out = np.zeros(conv.product.bank.count, dtype=np.int64)
                 for idx in np.ndindex(p.weight.shape):
-                    out[conv.weight_index(*idx)] = p.weight[idx]
+                    out[conv.weight_element(*idx)] = p.weight[idx]
                 return out
             return getattr(p, r.field)
 

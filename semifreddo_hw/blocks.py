@@ -7,16 +7,16 @@
 * :class:`DownsamplingBlock` (stride 2): both branches take all channels through depthwise
   3x3 stride 2 then pointwise; concatenate (twice the channels); channel shuffle.
 
-Both take ``graphs`` (below) and pass any other keyword (``solver``, ``levels_per_stage``,
-``configurable``) on to every :class:`~.conv.Conv`. Each layer's requantizer is described by
+Both pass any keyword (``solver``, ``levels_per_stage``, ``configurable``) on to every
+:class:`~.conv.Conv`, and ``layer_options`` (a layer's name -> more keywords, such as its
+planned ``graph`` or its ``fold``) to that layer's. Each layer's requantizer is described by
 a dict ``{"scale": [...], "bias": [...],
 "shift": int}`` (scale and bias are the power-up values; they stay writable through the
 block's ``<layer>_scale_write`` / ``<layer>_bias_write`` ports). With ``configurable``, the
 conv weights are power-up images in SRAM, writable through ``<layer>_weight_write``
 (elements as :meth:`Conv.weight_index <semifreddo_hw.conv.Conv.weight_index>` of
 ``block.layers[name]``). Layers are named as :mod:`spec.names` says (``dw``, ``pw``; ``b0_dw``,
-``b0_pw``, ``b1_dw``, ``b1_pw``); ``graphs`` optionally maps a frozen layer's name to its
-planned adder graph (:func:`~.conv.plan_conv`).
+``b0_pw``, ``b1_dw``, ``b1_pw``).
 """
 
 from amaranth.hdl import Module, signed
@@ -32,11 +32,11 @@ from .streams import StreamFIFO, fork, forward, join, shuffle_lanes, vector_layo
 __all__ = ["RegularBlock", "DownsamplingBlock"]
 
 
-def _layers(branches, layer_names, channels, graphs, geometry, options):
+def _layers(branches, layer_names, channels, layer_options, geometry, options):
     """The depthwise and pointwise layers of each branch (a dict ``{"dw", "dw_quant", "pw",
     "pw_quant"}``), named ``layer_names`` in pairs, each mapping ``channels`` to
     ``channels``; the depthwise layers on a frame of ``geometry`` (width, height, stride)."""
-    graphs, layers = graphs or {}, {}
+    layer_options, layers = layer_options or {}, {}
 
     def conv(kind, weights, quant, relu, name, geometry):
         return Conv(
@@ -46,9 +46,9 @@ def _layers(branches, layer_names, channels, graphs, geometry, options):
             relu=relu,
             scale_init=list(quant["scale"]),
             bias_init=list(quant["bias"]),
-            graph=graphs.get(name),
             **geometry,
             **options,
+            **layer_options.get(name, {}),
         )
 
     pairs = zip(layer_names[0::2], layer_names[1::2], strict=True)
@@ -121,14 +121,16 @@ class RegularBlock(_Block):
     """
 
     def __init__(
-        self, channels, width, height, *, dw, dw_quant, pw, pw_quant, graphs=None, **options
+        self, channels, width, height, *, dw, dw_quant, pw, pw_quant, layer_options=None, **options
     ):
         if not isinstance(channels, int) or channels < 2 or channels % 2:
             raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
         self.channels, self.width, self.height = channels, width, height
         branch = {"dw": dw, "dw_quant": dw_quant, "pw": pw, "pw_quant": pw_quant}
         geometry = {"width": width, "height": height, "stride": 1}
-        layers = _layers([branch], names.REGULAR_LAYERS, channels // 2, graphs, geometry, options)
+        layers = _layers(
+            [branch], names.REGULAR_LAYERS, channels // 2, layer_options, geometry, options
+        )
         super().__init__(channels, channels, layers)
         self.bypass_depth = _branch_beats(*self.branches[0]) + 2
 
@@ -176,14 +178,16 @@ class DownsamplingBlock(_Block):
     ``dw`` ``(channels, 3, 3)`` and ``pw`` ``(channels, channels)``. The branch with fewer
     pipeline stages gets a FIFO at its end so that neither stalls the other."""
 
-    def __init__(self, channels, width, height, *, branches, graphs=None, **options):
+    def __init__(self, channels, width, height, *, branches, layer_options=None, **options):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         if len(branches) != 2:
             raise ValueError("a downsampling block has exactly two branches")
         self.channels, self.width, self.height = channels, width, height
         geometry = {"width": width, "height": height, "stride": 2}
-        layers = _layers(branches, names.DOWNSAMPLING_LAYERS, channels, graphs, geometry, options)
+        layers = _layers(
+            branches, names.DOWNSAMPLING_LAYERS, channels, layer_options, geometry, options
+        )
         super().__init__(channels, 2 * channels, layers)
         beats = [_branch_beats(dw, pw) for dw, pw in self.branches]
         self.skew_depth = max(beats) - min(beats) + 2

@@ -27,6 +27,7 @@ from spec.stream import MARKER_BITS
 
 from .adder_graph import AdderGraph
 from .cmvm import plan_cmvm, plan_depthwise
+from .fold import Deserializer, Serializer, group_lanes, repeat_lanes
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
 from .streams import forward, vector_layout
@@ -96,6 +97,10 @@ class Conv(wiring.Component):
     shift, relu, scale_init, bias_init : the requantizer's (``docs/numerics.md`` §4)
     graph : the product's adder graph (frozen only), as :func:`plan_conv` makes it; planned
         here when not given
+    fold : 1 (spatial, one beat per cycle) or F dividing the output channels: the layer takes
+        a beat every F cycles and does a channel group per cycle (:mod:`.fold`), the
+        requantizer folded, and the product too when configurable (a frozen product stays
+        spatial)
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -118,8 +123,11 @@ class Conv(wiring.Component):
         levels_per_stage: int = 2,
         configurable: bool = False,
         graph: AdderGraph | None = None,
+        fold: int = 1,
     ):
         w = _checked(kind, weights)
+        if not isinstance(fold, int) or fold < 1:
+            raise ValueError(f"fold must be a positive integer, not {fold!r}")
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
         self._args = {
@@ -135,6 +143,7 @@ class Conv(wiring.Component):
             "solver": solver,
             "levels_per_stage": levels_per_stage,
             "configurable": bool(configurable),
+            **({"fold": fold} if fold > 1 else {}),
         }
         self.kind, self.weights, self.stride = kind, w, stride
         self.configurable = configurable
@@ -145,32 +154,68 @@ class Conv(wiring.Component):
             None if kind == "pointwise" else SlidingWindow(c_in, width, height, stride=stride)
         )
         matrix, mask = product_matrix(kind, w)
+        self.fold = fold
+        if c_out % fold:
+            raise ValueError(f"fold {fold} must divide the {c_out} output channels")
+        # Folded: sub-beat p computes output channels p * P ... from the lanes groups[p]
+        # (all of them, or channel group p of each tap of a depthwise window).
+        self.serializer = self.deserializer = None
+        group = c_out // fold
         if configurable:
+            if fold == 1:
+                elements = np.full(mask.shape, -1)
+                elements[mask] = np.arange(int(mask.sum()))
+                self.product = ConfigurableMatVec(
+                    matrix.shape[1],
+                    c_out,
+                    mask=mask,
+                    init=matrix,
+                    levels_per_stage=levels_per_stage,
+                    side_width=MARKER_BITS,
+                )
+            else:
+                groups = (
+                    group_lanes(c_in, fold, taps=9)
+                    if kind == "depthwise"
+                    else repeat_lanes(matrix.shape[1], fold)
+                )
+                rows = [slice(p * group, (p + 1) * group) for p in range(fold)]
+                self.product = ConfigurableMatVec(
+                    len(groups[0]),
+                    group,
+                    mask=mask[rows[0]][:, groups[0]],
+                    init=np.stack([matrix[rows[p]][:, groups[p]] for p in range(fold)]),
+                    levels_per_stage=levels_per_stage,
+                    side_width=MARKER_BITS,
+                    fold=fold,
+                )
+                elements = np.full(mask.shape, -1)
+                for r, col in zip(*np.nonzero(mask), strict=True):
+                    p = r // group
+                    elements[r, col] = self.product.index(r % group, groups[p].index(col), p)
+                self.serializer = Serializer(signed(8), matrix.shape[1], groups, MARKER_BITS)
             # Bank element of each weight, in the shape of ``weights``.
-            rank = np.full(mask.shape, -1)
-            rank[mask] = np.arange(int(mask.sum()))
             if kind == "pointwise":
-                self._elements = rank
+                self._elements = elements
             elif kind == "depthwise":
                 self._elements = np.stack(
-                    [rank[np.arange(c_out), k * c_out + np.arange(c_out)] for k in range(9)], axis=1
+                    [elements[np.arange(c_out), k * c_out + np.arange(c_out)] for k in range(9)],
+                    axis=1,
                 ).reshape(c_out, 3, 3)
             else:
-                self._elements = rank.reshape(c_out, 3, 3, c_in).transpose(0, 3, 1, 2)
-            self.product = ConfigurableMatVec(
-                matrix.shape[1],
-                c_out,
-                mask=mask,
-                init=matrix,
-                levels_per_stage=levels_per_stage,
-                side_width=MARKER_BITS,
-            )
+                self._elements = elements.reshape(c_out, 3, 3, c_in).transpose(0, 3, 1, 2)
         else:
             if graph is None:
                 graph = plan_conv(kind, w, solver)
             self.product = FrozenMatVec(
                 matrix, graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS
             )
+            if fold > 1:  # the product stays spatial; its accumulators go group by group
+                self.serializer = Serializer(
+                    signed(self.product.out_width), c_out, group_lanes(c_out, fold), MARKER_BITS
+                )
+        if fold > 1:
+            self.deserializer = Deserializer(signed(8), group, fold, MARKER_BITS)
         self.requant = Requantizer(
             c_out,
             self.product.out_width,
@@ -179,6 +224,7 @@ class Conv(wiring.Component):
             scale_init=scale_init,
             bias_init=bias_init,
             side_width=MARKER_BITS,
+            fold=fold,
         )
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
@@ -208,8 +254,16 @@ class Conv(wiring.Component):
 
     @property
     def pipe_beats(self) -> int:
-        """Beats the product and requantizer pipelines hold (one per register stage)."""
-        return self.product.latency + self.requant.latency
+        """Most beats the product and requantizer pipelines hold: one per register stage;
+        folded, a register stage holds a sub-beat, so a beat's sub-beats spread over
+        ``fold`` stages, one more beat is partly in flight and one partly in the
+        deserializer."""
+        p, r, f = self.product.latency, self.requant.latency, self.fold
+        if f == 1:
+            return p + r
+        if self.configurable:
+            return -(-(p + r) // f) + 2
+        return p + -(-r // f) + 2
 
     @property
     def lag(self) -> tuple[int, int]:
@@ -218,12 +272,17 @@ class Conv(wiring.Component):
         lo, hi = self.window.lag if self.window is not None else (0, 0)
         return lo, hi + self.pipe_beats
 
-    def weight_index(self, *index) -> int:
-        """The ``weight_write`` element holding ``weights[index]`` (index as for the
-        ``weights`` array: ``(co, ci)``, ``(c, ky, kx)`` or ``(co, ci, ky, kx)``)."""
+    def weight_element(self, *index) -> int:
+        """The weight bank's element holding ``weights[index]`` (index as for the ``weights``
+        array: ``(co, ci)``, ``(c, ky, kx)`` or ``(co, ci, ky, kx)``)."""
         if not self.configurable:
             raise ValueError("a frozen layer has no weight memory")
         return int(self._elements[index])
+
+    def weight_index(self, *index) -> int:
+        """The ``weight_write`` index that writes ``weights[index]`` (the element's address
+        in the bank: the element itself, unless folded)."""
+        return self.product.bank.address(self.weight_element(*index))
 
     def report(self) -> dict:
         r = {
@@ -236,6 +295,10 @@ class Conv(wiring.Component):
         r["latency_cycles"] += self.requant.latency  # plus, for 3x3 kinds, the window's lag
         r["memory_bits"] += self.requant.scales.bits + self.requant.biases.bits
         r["register_bits"] += self.requant.register_bits
+        if self.fold > 1:  # a beat's last sub-beat leaves fold - 1 cycles after its first
+            r["fold"] = self.fold
+            r["latency_cycles"] += self.fold - 1
+            r["register_bits"] += self.deserializer.register_bits
         if self.window is not None:
             r["line_buffer_bits"] = self.window.memory_bits
             r["frame_cycles"] = self.window.frame_cycles
@@ -246,17 +309,27 @@ class Conv(wiring.Component):
         m = Module()
         m.submodules.product = product = self.product
         m.submodules.requant = requant = self.requant
+        # The stream through the layer: [window ->] [serializer ->] product [-> serializer]
+        # -> requantizer [-> deserializer] (the serializer before a configurable folded
+        # product, after a frozen one).
+        chain = [product, requant]
+        if self.serializer is not None:
+            m.submodules.serializer = self.serializer
+            m.submodules.deserializer = self.deserializer
+            chain.insert(0 if self.configurable else 1, self.serializer)
+            chain.append(self.deserializer)
         if self.window is not None:
             m.submodules.window = window = self.window
             wiring.connect(m, wiring.flipped(self.i), window.i)
-            wiring.connect(m, window.o, product.i)
+            wiring.connect(m, window.o, chain[0].i)
             m.d.comb += self.framing_error.eq(window.framing_error)
         else:
-            wiring.connect(m, wiring.flipped(self.i), product.i)
+            wiring.connect(m, wiring.flipped(self.i), chain[0].i)
             # Driven, so that the port is an output when the layer is emitted on its own.
             m.d.comb += self.framing_error.eq(0)
-        wiring.connect(m, product.o, requant.i)
-        wiring.connect(m, requant.o, wiring.flipped(self.o))
+        for a, b in zip(chain, chain[1:], strict=False):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, chain[-1].o, wiring.flipped(self.o))
         ports = [(self.scale_write, requant.scale_write), (self.bias_write, requant.bias_write)]
         if self.configurable:
             ports.append((self.weight_write, product.write))

@@ -24,7 +24,8 @@ from spec.formats import INT8_MAX, INT8_MIN
 
 from .adder_graph import AdderGraph, signed_width, sum_tree
 from .cmvm import SOLVERS, plan_cmvm
-from .param_bank import ParamBank
+from .fold import PhaseCounter
+from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline
 from .streams import forward, vector_layout
 
@@ -189,16 +190,24 @@ class ConfigurableMatVec(wiring.Component):
     """``y = W @ x`` for an int8 matrix ``W`` (``n_out`` x ``n_in``) loaded at run time.
 
     ``mask`` (boolean, ``(n_out, n_in)``, default all true) says which weights exist: a
-    depthwise layer, say, has nine per output. The existing weights live in a
-    :class:`ParamBank`, row-major over the mask (:meth:`index` gives an entry's element),
-    written through ``write`` and starting from ``init`` (a full matrix, zero outside the
-    mask; default all zero). Each beat uses one int8 multiplier per existing weight (one
-    stage), then per output an adder tree with ``levels_per_stage`` adder levels per stage;
-    shorter trees are delayed to the longest. Output lanes are ``signed(out_width)``, exact
-    for any int8 weights and inputs.
+    depthwise layer, say, has nine per output. The existing weights live in a bank,
+    row-major over the mask (:meth:`index` gives an entry's element), written through
+    ``write`` and starting from ``init`` (a full matrix, zero outside the mask; default all
+    zero). Each beat uses one int8 multiplier per existing weight, then per output an adder
+    tree with ``levels_per_stage`` adder levels per stage; shorter trees are delayed to the
+    longest. Output lanes are ``signed(out_width)``, exact for any int8 weights and inputs.
 
-    Ports: ``i``, ``o`` as :class:`FrozenMatVec`; ``write`` and ``select`` as
-    :class:`ParamBank` (``select`` picks one of ``sets`` weight sets).
+    Spatial (``fold`` 1): the weights in a :class:`ParamBank`, all read every beat; the
+    products take one stage.
+
+    Folded (``fold`` F > 1, :mod:`.fold`): each beat of the layer arrives as F sub-beats of
+    ``n_in`` lanes, and sub-beat ``p`` computes its ``n_out`` outputs with the weights of
+    phase ``p`` (``init`` then has shape ``(F, n_out, n_in)``, or ``(sets, F, n_out,
+    n_in)``): one row of a :class:`PhaseBank` per phase (block RAM), multipliers for one
+    phase only. The operands are registered while the row is read, then the products.
+
+    Ports: ``i``, ``o`` as :class:`FrozenMatVec`; ``write`` and ``select`` as the bank's
+    (``select`` picks one of ``sets`` weight sets).
     """
 
     def __init__(
@@ -211,8 +220,9 @@ class ConfigurableMatVec(wiring.Component):
         sets: int = 1,
         levels_per_stage: int = 2,
         side_width: int = 0,
+        fold: int = 1,
     ):
-        for name, v in (("n_in", n_in), ("n_out", n_out)):
+        for name, v in (("n_in", n_in), ("n_out", n_out), ("fold", fold)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         _check_levels(levels_per_stage)
@@ -223,22 +233,29 @@ class ConfigurableMatVec(wiring.Component):
             raise ValueError("mask selects no weights")
         if init is not None:
             init = np.asarray(init)
-            if init.shape == (n_out, n_in):
+            image = (n_out, n_in) if fold == 1 else (fold, n_out, n_in)
+            if init.shape == image:
                 init = init[None]
-            if init.ndim != 3 or init.shape[1:] != (n_out, n_in):
+            if init.shape[1:] != image:
                 raise ValueError(
-                    f"init must have shape ({n_out}, {n_in}) or "
-                    f"(sets, {n_out}, {n_in}), not {init.shape}"
+                    f"init must have shape {image} or (sets, {', '.join(map(str, image))}), "
+                    f"not {init.shape}"
                 )
-            if np.any(init[:, ~mask]):
+            init = init.reshape(init.shape[0], fold, n_out, n_in)
+            if np.any(init[:, :, ~mask]):
                 raise ValueError("init has nonzero weights outside the mask")
-            init = init[:, mask].tolist()
-        self.n_in, self.n_out, self.mask = n_in, n_out, mask
+            init = init[:, :, mask].reshape(init.shape[0], -1).tolist()
+        self.n_in, self.n_out, self.mask, self.fold = n_in, n_out, mask, fold
         self.levels_per_stage = levels_per_stage
         self.side_width = side_width
         self.taps = [np.flatnonzero(mask[j]).tolist() for j in range(n_out)]
         self.trees = {n: sum_tree(n) for n in sorted({len(t) for t in self.taps if t})}
-        self.bank = ParamBank(signed(8), int(mask.sum()), sets=sets, init=init)
+        weights = int(mask.sum())
+        self.bank = (
+            ParamBank(signed(8), weights, sets=sets, init=init)
+            if fold == 1
+            else PhaseBank(signed(8), fold * weights, weights, sets=sets, init=init)
+        )
         # A product of two int8 lies in [-128 * 127, 128 * 128].
         self.product_range = (INT8_MIN * INT8_MAX, INT8_MIN * INT8_MIN)
         widest = max(self.trees)
@@ -256,32 +273,49 @@ class ConfigurableMatVec(wiring.Component):
             }
         )
 
-    def index(self, j: int, i: int) -> int:
-        """The bank element holding ``W[j, i]``."""
+    def index(self, j: int, i: int, phase: int = 0) -> int:
+        """The bank element holding ``W[j, i]`` (of phase ``phase``, when folded)."""
         if not self.mask[j, i]:
             raise ValueError(f"W[{j},{i}] is outside the mask")
-        return int(self.mask[:j].sum()) + self.taps[j].index(i)
+        if not 0 <= phase < self.fold:
+            raise ValueError(f"phase {phase} out of range for fold {self.fold}")
+        return phase * int(self.mask.sum()) + int(self.mask[:j].sum()) + self.taps[j].index(i)
+
+    @property
+    def _operands(self) -> list[int]:
+        """The input lanes some weight multiplies."""
+        return np.flatnonzero(self.mask.any(axis=0)).tolist()
 
     def _stages(self, n: int) -> int:
         return self.trees[n].schedule(self.levels_per_stage).stages
 
     @property
+    def _product_stage(self) -> int:
+        """Stages up to and including the products (folded: the operands first)."""
+        return 1 if self.fold == 1 else 2
+
+    @property
     def latency(self) -> int:
-        return 1 + max(self._stages(n) for n in self.trees)
+        return self._product_stage + max(self._stages(n) for n in self.trees)
 
     def report(self) -> dict:
         lo, hi = self.product_range
         weights = int(self.mask.sum())
         regs = 16 * weights + self.latency * self.side_width
+        if self.fold > 1:  # operands and the weight row
+            regs += 8 * len(self._operands) + 8 * weights
         for t in self.taps:
             if t:
                 n = len(t)
                 regs += self.trees[n].pipelined(self.levels_per_stage, lo, hi).register_bits
-                regs += signed_width(n * lo, n * hi) * (self.latency - 1 - self._stages(n))
+                regs += signed_width(n * lo, n * hi) * (
+                    self.latency - self._product_stage - self._stages(n)
+                )
         return {
             "shape": [self.n_out, self.n_in],
-            "weights": weights,
+            "weights": weights * self.fold,
             "multipliers": weights,
+            **({"fold": self.fold} if self.fold > 1 else {}),
             "adders": sum(self.trees[len(t)].adders for t in self.taps if t),
             "adder_levels": max(g.depth for g in self.trees.values()),
             "levels_per_stage": self.levels_per_stage,
@@ -298,14 +332,24 @@ class ConfigurableMatVec(wiring.Component):
         m.d.comb += bank.select.eq(self.select)
         pipe = Pipeline(self.latency, name="mv")
         pipe.connect(m, self.i, self.o)
-        x = self.i.payload.data
+        if self.fold == 1:
+            x, weight = self.i.payload.data, bank.element
+        else:
+            # Stage 1 holds the operands while the bank reads the phase's row.
+            phase = PhaseCounter(m, self.i, self.fold, name="mv")
+            m.d.comb += [bank.phase.eq(phase.value), bank.en.eq(pipe.en)]
+            x = {i: pipe.stage(self.i.payload.data[i], name=f"x{i}") for i in self._operands}
+
+            def weight(k):
+                return bank.data[k]
+
         k = 0
         for j, taps in enumerate(self.taps):
             if not taps:
                 m.d.comb += self.o.payload.data[j].eq(0)
                 continue
             products = [
-                pipe.stage(x[i] * bank.element(k + n), signed(16), name=f"p{j}_{i}")
+                pipe.stage(x[i] * weight(k + n), signed(16), name=f"p{j}_{i}")
                 for n, i in enumerate(taps)
             ]
             k += len(taps)
@@ -318,7 +362,9 @@ class ConfigurableMatVec(wiring.Component):
                 levels_per_stage=self.levels_per_stage,
                 name=f"sum{j}",
             )
-            y = pipe.delay(y, self.latency - 1 - self._stages(len(taps)), name=f"sum{j}_bal")
+            y = pipe.delay(
+                y, self.latency - self._product_stage - self._stages(len(taps)), name=f"sum{j}_bal"
+            )
             m.d.comb += self.o.payload.data[j].eq(y)
         m.d.comb += self.o.payload.side.eq(
             pipe.delay(self.i.payload.side, self.latency, name="side")

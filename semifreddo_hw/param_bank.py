@@ -1,13 +1,36 @@
 """Run-time configurable parameters: weights, scales and biases that live in SRAM."""
 
-from amaranth.hdl import Cat, Module, Mux, Shape, ShapeCastable, Value, unsigned
+from amaranth.hdl import Cat, Module, Mux, Shape, ShapeCastable, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["ParamBank", "write_layout"]
+__all__ = ["ParamBank", "PhaseBank", "write_layout"]
 
 _CHUNK = 256  # elements per memory
+
+
+def _rows(elem, count: int, sets: int, init) -> list[list[int]]:
+    """``init`` (``sets`` rows of ``count`` values; None: zeros) as lists of ints, each
+    checked to fit ``elem``."""
+    shape = Shape.cast(elem)
+    lo, hi = (
+        (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
+        if shape.signed
+        else (0, (1 << shape.width) - 1)
+    )
+    rows = (
+        [[0] * count for _ in range(sets)]
+        if init is None
+        else [[int(v) for v in row] for row in init]
+    )
+    if len(rows) != sets or any(len(r) != count for r in rows):
+        raise ValueError(f"init must be {sets} row(s) of {count} values")
+    for r, row in enumerate(rows):
+        for k, v in enumerate(row):
+            if not lo <= v <= hi:
+                raise ValueError(f"init[{r}][{k}] = {v} does not fit {shape}")
+    return rows
 
 
 def write_layout(elem: ShapeCastable, count: int, sets: int) -> data.StructLayout:
@@ -46,23 +69,7 @@ class ParamBank(wiring.Component):
             raise ValueError(f"count must be a positive integer, not {count!r}")
         if not isinstance(sets, int) or sets < 1:
             raise ValueError(f"sets must be a positive integer, not {sets!r}")
-        shape = Shape.cast(elem)
-        lo, hi = (
-            (-(1 << (shape.width - 1)), (1 << (shape.width - 1)) - 1)
-            if shape.signed
-            else (0, (1 << shape.width) - 1)
-        )
-        rows = (
-            [[0] * count for _ in range(sets)]
-            if init is None
-            else [[int(v) for v in row] for row in init]
-        )
-        if len(rows) != sets or any(len(r) != count for r in rows):
-            raise ValueError(f"init must be {sets} row(s) of {count} values")
-        for r, row in enumerate(rows):
-            for k, v in enumerate(row):
-                if not lo <= v <= hi:
-                    raise ValueError(f"init[{r}][{k}] = {v} does not fit {shape}")
+        rows = _rows(elem, count, sets, init)
         self.elem, self.count, self.sets, self.init = elem, count, sets, rows
         super().__init__(
             {
@@ -71,6 +78,17 @@ class ParamBank(wiring.Component):
                 "data": Out(data.ArrayLayout(elem, _CHUNK)).array(-(-count // _CHUNK)),
             }
         )
+
+    @property
+    def address_count(self) -> int:
+        """Write indices of one set: one per element."""
+        return self.count
+
+    def address(self, k: int) -> int:
+        """The write index of element ``k``: ``k``."""
+        if not 0 <= k < self.count:
+            raise IndexError(f"element {k} out of range for {self.count} parameters")
+        return k
 
     def element(self, k: int):
         """Element ``k`` of the selected set (a value of shape ``elem``)."""
@@ -111,4 +129,110 @@ class ParamBank(wiring.Component):
             # variable shift of a one-bit constant makes Amaranth's netlist checks slow down
             # with the square of the element count).
             m.d.comb += wr.en.eq(Cat(write_ok & (req.index == base + e) for e in range(n)))
+        return m
+
+
+class PhaseBank(wiring.Component):
+    """``count`` parameters of shape ``elem`` (per weight set), read one row of ``lanes`` at
+    a time: the parameters of a folded block (:mod:`.fold`), which works on one group of
+    ``lanes`` channels (or weights) per cycle.
+
+    Row ``set * rows + phase`` (``rows = count / lanes``) holds elements ``phase * lanes ...``
+    of that set: a memory ``lanes`` elements wide and ``sets * rows`` deep, read
+    synchronously, the shape of a block RAM. On the write port, element ``k`` is at index
+    :meth:`address` ``(k)``: its row times ``stride`` (``lanes`` rounded up to a power of
+    two) plus its lane, so that row and lane are bit fields of the index and the write path
+    needs no divider; indices in the gaps are ignored.
+
+    Ports
+    -----
+    write : In(stream, always ready)
+        ``{set, index, value}`` as :class:`ParamBank`'s (index: :meth:`address`);
+        out-of-range writes are ignored.
+    select, phase : In
+        The set and row to read; a ``select`` past the last set reads set 0.
+    en : In(1)
+        Read enable: ``data`` shows the row addressed in the last cycle ``en`` was high.
+    data : Out(ArrayLayout(elem, lanes))
+        The row read. Write only while the block using the bank is idle, between frames.
+    """
+
+    def __init__(self, elem: ShapeCastable, count: int, lanes: int, *, sets: int = 1, init=None):
+        if not isinstance(lanes, int) or lanes < 1:
+            raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+        if not isinstance(count, int) or count < 1 or count % lanes:
+            raise ValueError(f"count must be a positive multiple of {lanes} lanes, not {count!r}")
+        if not isinstance(sets, int) or sets < 1:
+            raise ValueError(f"sets must be a positive integer, not {sets!r}")
+        self.lanes, self.rows, self.stride = lanes, count // lanes, 1 << ceil_log2(lanes)
+        self.elem, self.count, self.sets = elem, count, sets
+        self.init = _rows(elem, count, sets, init)
+        super().__init__(
+            {
+                "write": In(
+                    stream.Signature(
+                        write_layout(elem, self.address_count, sets), always_ready=True
+                    )
+                ),
+                "select": In(range(sets)),
+                "phase": In(range(self.rows)),
+                "en": In(1),
+                "data": Out(data.ArrayLayout(elem, lanes)),
+            }
+        )
+
+    @property
+    def address_count(self) -> int:
+        """Write indices of one set (elements and gaps)."""
+        return self.rows * self.stride
+
+    def address(self, k: int) -> int:
+        """The write index of element ``k`` (row-major: row ``k // lanes``)."""
+        if not 0 <= k < self.count:
+            raise IndexError(f"element {k} out of range for {self.count} parameters")
+        return k // self.lanes * self.stride + k % self.lanes
+
+    @property
+    def bits(self) -> int:
+        """Storage bits of the bank."""
+        return Shape.cast(self.elem).width * self.count * self.sets
+
+    def _row(self, set_, phase):
+        """The memory row of ``phase`` in weight set ``set_`` (no multiplier for one set)."""
+        return phase if self.sets == 1 else set_ * self.rows + phase
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, rows = self.lanes, self.rows
+        shift = self.stride.bit_length() - 1
+        mem = memory.Memory(
+            shape=data.ArrayLayout(self.elem, lanes),
+            depth=self.sets * rows,
+            init=[row[p * lanes : (p + 1) * lanes] for row in self.init for p in range(rows)],
+            # Parameters change only between frames, never while read: no read-during-write
+            # logic is needed around the block RAM.
+            attrs={"no_rw_check": 1},
+        )
+        m.submodules.mem = mem
+        req = self.write.payload
+        wr = mem.write_port(granularity=1)
+        row = req.index >> shift
+        ok = self.write.valid & (req.set < self.sets) & (row < rows)
+        m.d.comb += [
+            wr.addr.eq(self._row(req.set, row)),
+            wr.data.eq(Value.cast(req.value).replicate(lanes)),
+        ]
+        if shift == 0:
+            m.d.comb += wr.en.eq(ok)
+        else:
+            lane = Signal(range(self.stride), name="wr_lane")
+            m.d.comb += lane.eq(req.index[:shift])
+            m.d.comb += wr.en.eq(Cat(ok & (lane == e) for e in range(lanes)))
+        # A combinational read into a register with an enable: what Yosys maps onto one
+        # block RAM with nothing around it (its synchronous read port adds bypass logic).
+        rd = mem.read_port(domain="comb")
+        select = Mux(self.select < self.sets, self.select, 0)
+        m.d.comb += rd.addr.eq(self._row(select, self.phase))
+        with m.If(self.en):
+            m.d.sync += Value.cast(self.data).eq(rd.data)
         return m

@@ -21,8 +21,9 @@ __all__ = ["Region", "ParamBus"]
 @dataclasses.dataclass(frozen=True)
 class Region:
     """Parameters ``base .. base + count - 1`` of the address space: the ``field``
-    (``scale``, ``bias``, ``weight`` or ``alpha``) of layer ``layer``, element order as the
-    layer's bank (channel order for scales, biases and alphas)."""
+    (``scale``, ``bias``, ``weight`` or ``alpha``) of layer ``layer``, at the layer's bank's
+    addresses (channel order for scales, biases and alphas of a spatial layer; a folded
+    layer's bank interleaves gaps, :class:`~.param_bank.PhaseBank`)."""
 
     layer: str
     field: str
@@ -36,11 +37,13 @@ class ParamBus:
     """The address space over ``banks``: ``(layer, field, bank)`` in address order."""
 
     def __init__(self, banks):
-        self.regions, base = [], 0
+        self.regions, self._banks, base = [], [], 0
         for layer, field, bank in banks:
             shape = Shape.cast(bank.elem)
-            self.regions.append(Region(layer, field, base, bank.count, shape.width, shape.signed))
-            base += bank.count
+            count = bank.address_count
+            self.regions.append(Region(layer, field, base, count, shape.width, shape.signed))
+            self._banks.append(bank)
+            base += count
         self.size = base
         self.address_width = max(1, ceil_log2(self.size))
 
@@ -68,9 +71,13 @@ class ParamBus:
             ]
 
     def writes(self, values) -> list[tuple[int, int]]:
-        """``(addr, value)`` writes loading every region, where ``values(region)`` gives the
-        region's ``count`` values in element order."""
+        """``(addr, value)`` writes loading every region, in address order, where
+        ``values(region)`` gives its bank's elements in element order (a folded bank's gaps,
+        :class:`~.param_bank.PhaseBank`, are written 0)."""
         out = []
-        for r in self.regions:
-            out += [(r.base + k, int(v)) for k, v in enumerate(values(r))]
+        for r, bank in zip(self.regions, self._banks, strict=True):
+            image = [0] * r.count
+            for k, v in enumerate(values(r)):
+                image[bank.address(k)] = int(v)
+            out += [(r.base + a, v) for a, v in enumerate(image)]
         return out

@@ -14,7 +14,8 @@ from amaranth.lib.wiring import In, Out
 from spec.formats import BIAS_BITS, INT8_MAX, INT8_MIN, SCALE_BITS, SHIFT_MAX
 
 from .adder_graph import signed_width
-from .param_bank import ParamBank
+from .fold import PhaseCounter
+from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline
 from .streams import forward, vector_layout
 
@@ -24,13 +25,21 @@ __all__ = ["Requantizer"]
 class Requantizer(wiring.Component):
     """Per-channel scale, bias, shift, round half up, saturate to int8, optional ReLU.
 
-    Exact: every intermediate is as wide as its range, so nothing wraps. Two pipeline stages
-    (multiply; add, shift, clamp): :attr:`latency` is 2.
+    Exact: every intermediate is as wide as its range, so nothing wraps.
+
+    Spatial (``fold`` 1): every channel in every beat, one multiplier each, parameters read
+    from a :class:`ParamBank`; two pipeline stages (multiply; add, shift, clamp).
+
+    Folded (``fold`` F > 1, :mod:`.fold`): each beat is F sub-beats of ``channels / F``
+    lanes, channel group after channel group, one multiplier per lane,
+    parameters read a group at a time from :class:`PhaseBank`\\ s (block RAM); three stages
+    (operands registered, the scale read; multiply, the bias read; add, shift, clamp), so
+    the multiplier has registers on both sides.
 
     Parameters
     ----------
     channels : int
-        Lanes per beat.
+        Channels per beat.
     acc_width : int
         Width of the signed input lanes.
     shift : int
@@ -41,10 +50,12 @@ class Requantizer(wiring.Component):
         Widths of the signed per-channel scale and bias (defaults: :mod:`spec.formats`).
     scale_init, bias_init : list of int
         Power-up values (default scale 1, bias 0).
+    fold : int
+        Sub-beats per beat (default 1: spatial).
 
-    Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``scale_write``
-    and ``bias_write`` (:class:`ParamBank` writes, element index = channel). A beat reads its
-    scale in stage 1 and its bias in stage 2: change them only while the block is idle.
+    Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``channels /
+    fold`` lanes each; ``scale_write`` and ``bias_write`` (bank writes: channel ``c`` at the
+    bank's ``address(c)``). Change the parameters only while the block is idle.
     """
 
     def __init__(
@@ -59,45 +70,57 @@ class Requantizer(wiring.Component):
         scale_init=None,
         bias_init=None,
         side_width: int = 0,
+        fold: int = 1,
     ):
         for name, v, lo in (
             ("channels", channels, 1),
             ("acc_width", acc_width, 1),
             ("scale_bits", scale_bits, 2),
             ("bias_bits", bias_bits, 2),
+            ("fold", fold, 1),
         ):
             if not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
         if not isinstance(shift, int) or not 0 <= shift <= SHIFT_MAX:
             raise ValueError(f"shift must be an integer in 0..{SHIFT_MAX}, not {shift!r}")
+        lanes = channels // fold
+        if channels % fold:
+            raise ValueError(f"fold {fold} must divide the {channels} channels")
         self.channels, self.acc_width, self.shift, self.relu = channels, acc_width, shift, relu
         self.scale_bits, self.bias_bits = scale_bits, bias_bits
-        self.side_width = side_width
-        self.scales = ParamBank(
-            signed(scale_bits),
-            channels,
-            init=[scale_init if scale_init is not None else [1] * channels],
+        self.side_width, self.fold, self.lanes = side_width, fold, lanes
+        inits = (
+            [scale_init if scale_init is not None else [1] * channels],
+            [bias_init if bias_init is not None else [0] * channels],
         )
-        self.biases = ParamBank(
-            signed(bias_bits),
-            channels,
-            init=[bias_init if bias_init is not None else [0] * channels],
-        )
+        if fold == 1:
+            self.scales = ParamBank(signed(scale_bits), channels, init=inits[0])
+            self.biases = ParamBank(signed(bias_bits), channels, init=inits[1])
+        else:
+            self.scales = PhaseBank(signed(scale_bits), channels, lanes, init=inits[0])
+            self.biases = PhaseBank(signed(bias_bits), channels, lanes, init=inits[1])
         super().__init__(
             {
-                "i": In(stream.Signature(vector_layout(signed(acc_width), channels, side_width))),
-                "o": Out(stream.Signature(vector_layout(signed(8), channels, side_width))),
+                "i": In(stream.Signature(vector_layout(signed(acc_width), lanes, side_width))),
+                "o": Out(stream.Signature(vector_layout(signed(8), lanes, side_width))),
                 "scale_write": self.scales.signature.members["write"],
                 "bias_write": self.biases.signature.members["write"],
             }
         )
 
-    latency = 2
+    @property
+    def latency(self) -> int:
+        """Pipeline stages from an accepted input (sub-)beat to its output."""
+        return 2 if self.fold == 1 else 3
 
     @property
     def register_bits(self) -> int:
-        """Data register bits (products, results, side bits; valid bits excluded)."""
-        return self.channels * (self._product_width + 8) + 2 * self.side_width
+        """Data register bits (operands, products, results, side bits; valid bits and the
+        phase counters excluded)."""
+        lanes, side = self.lanes * (self._product_width + 8), self.latency * self.side_width
+        if self.fold == 1:
+            return lanes + side
+        return lanes + self.lanes * (self.acc_width + self.scale_bits + self.bias_bits) + side
 
     @property
     def _product_range(self) -> tuple[int, int]:
@@ -115,6 +138,18 @@ class Requantizer(wiring.Component):
     def _product_width(self) -> int:
         return signed_width(*self._product_range)
 
+    def _output(self, m, pipe, prod, bias, c):
+        """``clamp((prod + bias + round) >> shift)`` for channel (lane) ``c``, registered."""
+        b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
+        p_lo, p_hi = self._product_range
+        rnd = (1 << self.shift) >> 1
+        t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
+        lo = 0 if self.relu else INT8_MIN
+        t = Signal(signed(t_width), name=f"t{c}")
+        r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
+        m.d.comb += [t.eq(prod + bias + rnd), r.eq(t >> self.shift)]
+        return pipe.stage(Mux(r > INT8_MAX, INT8_MAX, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.scales = scales = self.scales
@@ -124,23 +159,34 @@ class Requantizer(wiring.Component):
 
         pipe = Pipeline(self.latency, name="rq")
         pipe.connect(m, self.i, self.o)
-        b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
-        p_lo, p_hi = self._product_range
-        rnd = (1 << self.shift) >> 1
-        t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
-        lo = 0 if self.relu else INT8_MIN
-        for c in range(self.channels):
-            prod = pipe.stage(
-                self.i.payload.data[c] * scales.element(c),
-                signed(self._product_width),
-                name=f"prod{c}",
-            )
-            t = Signal(signed(t_width), name=f"t{c}")
-            r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
-            # The bias is read straight from its bank: it only changes between frames.
-            m.d.comb += [t.eq(prod + biases.element(c) + rnd), r.eq(t >> self.shift)]
-            y = pipe.stage(Mux(r > INT8_MAX, INT8_MAX, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
-            m.d.comb += self.o.payload.data[c].eq(y)
+        if self.fold == 1:
+            for c in range(self.channels):
+                prod = pipe.stage(
+                    self.i.payload.data[c] * scales.element(c),
+                    signed(self._product_width),
+                    name=f"prod{c}",
+                )
+                # The bias is read straight from its bank: it only changes between frames.
+                y = self._output(m, pipe, prod, biases.element(c), c)
+                m.d.comb += self.o.payload.data[c].eq(y)
+        else:
+            # Stage 1 holds the operands while the scale bank reads the group's row; stage
+            # 2 the products while the bias bank reads it (banks advance with the pipeline).
+            phase = PhaseCounter(m, self.i, self.fold, name="rq")
+            phase1 = pipe.stage(phase.value, name="phase1")
+            m.d.comb += [
+                scales.phase.eq(phase.value),
+                scales.en.eq(pipe.en),
+                biases.phase.eq(phase1),
+                biases.en.eq(pipe.en),
+            ]
+            for c in range(self.lanes):
+                acc = pipe.stage(self.i.payload.data[c], name=f"acc{c}")
+                prod = pipe.stage(
+                    acc * scales.data[c], signed(self._product_width), name=f"prod{c}"
+                )
+                y = self._output(m, pipe, prod, biases.data[c], c)
+                m.d.comb += self.o.payload.data[c].eq(y)
         m.d.comb += self.o.payload.side.eq(
             pipe.delay(self.i.payload.side, self.latency, name="side")
         )

@@ -278,7 +278,9 @@ def configurable_matvec(mv: ConfigurableMatVec, module: str) -> str:
 
 def text_writer(component):
     """The function writing ``component`` as Verilog text (``writer(component, module)``),
-    or None where Amaranth converts it."""
+    or None where Amaranth converts it (a folded product: small, and read from block RAM)."""
+    if getattr(component, "fold", 1) != 1:
+        return None
     return _WRITERS.get(type(component))
 
 

@@ -190,6 +190,22 @@ class Network:
                     ]
         return out
 
+    def peak_periods(self) -> dict[str, int]:
+        """Per convolution, the fewest cycles between two beats its product may see when
+        the input streams one pixel per clock: ``2**k`` after ``k`` stride-2 windows (its
+        own included). A stride-2 window passes every other pixel of every other row, so
+        beats come in bursts at half the rate of its input's bursts (on average four times
+        rarer); a layer that keeps up with the bursts needs no buffer."""
+        out = {}
+        for core in self.cores:
+            out[names.stem(core)] = k = 2  # the stem's own window has stride 2
+            for i in range(1, len(self.stages) + 1):
+                for j, blk in enumerate(self.blocks(core, i)):
+                    k *= blk.stride
+                    for layer in names.block_layers(blk.stride):
+                        out[names.conv(core, i, j, layer)] = k
+        return out
+
     def blends(self) -> list["BlendSpec"]:
         """Every alpha blend (none without a frozen core or without trainable cores)."""
         if not self.blended:

@@ -32,6 +32,16 @@ def writes_for(dut, port, values, *, set_=0):
     ]
 
 
+def bank_writes(dut, port, bank, values, *, set_=0):
+    """Always-ready writes loading ``values`` (element order) into ``bank`` through
+    ``dut.<port>``, each at the bank's ``address`` of its element."""
+    layout = dut.signature.members[port].signature.members["payload"].shape
+    return [
+        (port, struct_word(layout, set=set_, index=bank.address(k), value=int(v)))
+        for k, v in enumerate(np.asarray(values).ravel())
+    ]
+
+
 def run_pixels(
     design, beats, expected, c_in, c_out, *, stalls=((0.3, 0.3),), name="run", **kw
 ) -> list[dict]:

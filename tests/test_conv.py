@@ -126,6 +126,45 @@ def test_configurable_conv_pysim(kind, size, c_in, c_out, stride, image):
     assert r["multipliers"] == w.size and r["configurable"]
 
 
+# kind, (height, width), c_in, c_out, stride, fold
+FOLDED = [
+    ("pointwise", (3, 5), 4, 6, 1, 3),
+    ("pointwise", (2, 3), 8, 8, 1, 8),
+    ("depthwise", (5, 7), 6, 6, 1, 2),
+    ("depthwise", (5, 7), 4, 4, 2, 4),
+    ("full", (5, 6), 3, 8, 2, 4),
+]
+
+
+@pytest.mark.parametrize("configurable", [False, True])
+@pytest.mark.parametrize("kind,size,c_in,c_out,stride,fold", FOLDED)
+def test_folded_conv_pysim(kind, size, c_in, c_out, stride, fold, configurable):
+    """A folded layer computes what the spatial one does, under stalls; a configurable one
+    also after every weight is rewritten (over a zero power-up image)."""
+    rng = np.random.default_rng([c_in, c_out, stride, fold, *size])
+    w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes=fold % 2 == 0)
+    image = np.zeros_like(w) if configurable else w
+    dut = _conv(
+        kind, image, size, stride, 11, True, scale, bias, fold=fold, configurable=configurable
+    )
+    writes = (
+        [
+            ("weight_write", {"index": dut.weight_index(*idx), "value": int(w[idx])})
+            for idx in np.ndindex(w.shape)
+        ]
+        if configurable
+        else []
+    )
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
+    run_stream_pysim(
+        dut, x, y, writes=writes, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3
+    )
+    r = dut.report()
+    assert r["fold"] == fold
+    if configurable:
+        assert r["multipliers"] * fold == w.size
+
+
 RTL = {
     "stem_13x7_c3_s2": ("full", (7, 13), 3, 32, 2, False),
     "dw_13x7_c16_s1": ("depthwise", (7, 13), 16, 16, 1, True),

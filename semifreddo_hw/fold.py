@@ -1,0 +1,134 @@
+"""Rate folding: a layer that receives a beat at most every ``F`` cycles does an ``F``-th of its
+per-channel work per cycle, on hardware an ``F``-th the size (``docs/folding.md``).
+
+A folded layer turns each beat into ``F`` *sub-beats* (:class:`Serializer`), one per cycle,
+each holding the lanes of one group of channels; folded arithmetic works on one group per
+cycle, reading that group's parameters from a memory row (:class:`~.param_bank.PhaseBank`);
+:class:`Deserializer` puts the ``F`` results back together into one beat. Sub-beats always
+come in whole groups of ``F``, in phase order, so every folded block keeps its own phase
+count (:class:`PhaseCounter`): nothing about phases travels in the stream.
+"""
+
+from amaranth.hdl import Array, Module, Mux, Shape, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .streams import vector_layout
+
+__all__ = ["PhaseCounter", "Serializer", "Deserializer", "group_lanes", "repeat_lanes"]
+
+
+def group_lanes(lanes: int, fold: int, taps: int = 1) -> list[list[int]]:
+    """Per phase, the input lanes of channel group ``phase``: the beat has ``taps`` blocks of
+    ``lanes`` channels each (tap-major, as a window gives them, lane ``tap * lanes + c``);
+    phase ``p`` takes channels ``p * lanes / fold ...`` of every tap, tap-major too."""
+    if not isinstance(fold, int) or fold < 1 or lanes % fold:
+        raise ValueError(f"fold must be a positive divisor of {lanes} channels, not {fold!r}")
+    group = lanes // fold
+    return [
+        [t * lanes + p * group + c for t in range(taps) for c in range(group)] for p in range(fold)
+    ]
+
+
+def repeat_lanes(lanes: int, fold: int) -> list[list[int]]:
+    """Per phase, every input lane: each sub-beat repeats the whole beat (a folded product
+    whose every output needs all inputs)."""
+    if not isinstance(fold, int) or fold < 1:
+        raise ValueError(f"fold must be a positive integer, not {fold!r}")
+    return [list(range(lanes))] * fold
+
+
+class PhaseCounter:
+    """The phase (``0 .. fold - 1``) of the next sub-beat a stream port will transfer, advanced
+    by each transfer; :attr:`last` is high in the last phase."""
+
+    def __init__(self, m: Module, port, fold: int, *, name: str):
+        self.fold = fold
+        self.value = Signal(range(fold), name=f"{name}_phase")
+        self.last = Signal(name=f"{name}_last")
+        m.d.comb += self.last.eq(self.value == fold - 1)
+        if fold > 1:
+            with m.If(port.valid & port.ready):
+                m.d.sync += self.value.eq(Mux(self.last, 0, self.value + 1))
+
+
+class Serializer(wiring.Component):
+    """Each beat of ``i`` (``count`` lanes of ``elem``) as ``len(groups)`` sub-beats on ``o``,
+    one per cycle when ``o`` is ready: sub-beat ``p`` has lanes ``i[groups[p][k]]``. The
+    ``side`` bits go with every sub-beat. ``i`` is taken when its last sub-beat is; no
+    registers, no added latency (``o.valid`` is ``i.valid``)."""
+
+    def __init__(self, elem, count: int, groups: list[list[int]], side_width: int = 0):
+        if not groups or any(len(g) != len(groups[0]) for g in groups):
+            raise ValueError("every phase must take the same number of lanes")
+        if any(not 0 <= k < count for g in groups for k in g):
+            raise ValueError(f"lanes must lie in 0..{count - 1}")
+        self.groups, self.fold = [list(g) for g in groups], len(groups)
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(elem, count, side_width))),
+                "o": Out(stream.Signature(vector_layout(elem, len(groups[0]), side_width))),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        phase = PhaseCounter(m, self.o, self.fold, name="ser")
+        m.d.comb += [
+            self.o.valid.eq(self.i.valid),
+            self.i.ready.eq(self.o.ready & phase.last),
+            self.o.payload.side.eq(self.i.payload.side),
+        ]
+        data = self.i.payload.data
+        for k in range(len(self.groups[0])):
+            sources = [self.groups[p][k] for p in range(self.fold)]
+            if len(set(sources)) == 1:
+                m.d.comb += self.o.payload.data[k].eq(data[sources[0]])
+            else:
+                lanes = Array(data[s] for s in sources)
+                m.d.comb += self.o.payload.data[k].eq(lanes[phase.value])
+        return m
+
+
+class Deserializer(wiring.Component):
+    """``fold`` sub-beats of ``i`` (``lanes`` lanes of ``elem`` each, in phase order) as one
+    beat of ``fold * lanes`` lanes on ``o``, phase ``p`` in lanes ``p * lanes ...``; the side
+    bits are the last sub-beat's. The first ``fold - 1`` sub-beats wait in registers; the last
+    passes straight through (no added latency)."""
+
+    def __init__(self, elem, lanes: int, fold: int, side_width: int = 0):
+        if not isinstance(fold, int) or fold < 1:
+            raise ValueError(f"fold must be a positive integer, not {fold!r}")
+        self.elem, self.lanes, self.fold = elem, lanes, fold
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(elem, lanes, side_width))),
+                "o": Out(stream.Signature(vector_layout(elem, fold * lanes, side_width))),
+            }
+        )
+
+    @property
+    def register_bits(self) -> int:
+        return (self.fold - 1) * self.lanes * Shape.cast(self.elem).width
+
+    def elaborate(self, platform):
+        m = Module()
+        phase = PhaseCounter(m, self.i, self.fold, name="des")
+        held = [
+            [Signal(self.elem, name=f"held{p}_{k}") for k in range(self.lanes)]
+            for p in range(self.fold - 1)
+        ]
+        m.d.comb += [
+            self.o.valid.eq(self.i.valid & phase.last),
+            self.i.ready.eq(~phase.last | self.o.ready),
+            self.o.payload.side.eq(self.i.payload.side),
+        ]
+        for p, row in enumerate(held):
+            with m.If(self.i.valid & self.i.ready & (phase.value == p)):
+                m.d.sync += [r.eq(self.i.payload.data[k]) for k, r in enumerate(row)]
+        out = self.o.payload.data
+        for p in range(self.fold):
+            for k in range(self.lanes):
+                src = self.i.payload.data[k] if p == self.fold - 1 else held[p][k]
+                m.d.comb += out[p * self.lanes + k].eq(src)
+        return m

@@ -1,0 +1,231 @@
+# amaranth: UnusedElaboratable=no
+"""Rate folding (semifreddo_hw.fold): beats as sub-beats and back, and the folded requantizer
+between them, against the golden model under random stalls, in Amaranth's simulator and in
+Verilator."""
+
+import functools
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from semifreddo_hw.fold import Deserializer, Serializer, group_lanes, repeat_lanes
+from semifreddo_hw.matvec import ConfigurableMatVec
+from semifreddo_hw.requant import Requantizer
+from sim.golden.primitives import matvec, requantize
+from sim.pysim import run_stream_pysim
+from sim.rtl import Lanes, VerilatorDesign
+from tests.netlist import memory_bits, rtlil_cells
+from tests.rtl_helpers import bank_writes, int8_stimulus
+from tests.test_requant_rtl import edge_accumulators
+
+
+class Chain(wiring.Component):
+    """``Serializer -> (inner) -> Deserializer``: a beat of ``taps * channels`` lanes folded
+    ``fold`` ways (``groups``: the serializer's lane groups, channel groups by default) and
+    put back together; the inner block's parameter ports are passed through."""
+
+    def __init__(self, elem, channels, fold, *, taps=1, inner=None, out_elem=None, groups=None):
+        groups = groups or group_lanes(channels, fold, taps)
+        self.ser = Serializer(elem, taps * channels, groups, 2)
+        self.inner = inner
+        lanes = len(groups[0]) if inner is None else len(inner.o.payload.data)
+        self.des = Deserializer(out_elem or elem, lanes, fold, 2)
+        members = {"i": In(self.ser.i.signature.flip()), "o": Out(self.des.o.signature)}
+        if inner is not None:
+            members |= {k: v for k, v in inner.signature.members.items() if k not in ("i", "o")}
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ser, m.submodules.des = self.ser, self.des
+        wiring.connect(m, wiring.flipped(self.i), self.ser.i)
+        if self.inner is None:
+            wiring.connect(m, self.ser.o, self.des.i)
+        else:
+            m.submodules.inner = self.inner
+            wiring.connect(m, self.ser.o, self.inner.i)
+            wiring.connect(m, self.inner.o, self.des.i)
+            for name in self.inner.signature.members:
+                if name in ("i", "o"):
+                    continue
+                port, inner = getattr(self, name), getattr(self.inner, name)
+                if hasattr(port, "payload"):
+                    m.d.comb += [inner.valid.eq(port.valid), inner.payload.eq(port.payload)]
+                else:
+                    m.d.comb += inner.eq(port)
+        wiring.connect(m, self.des.o, wiring.flipped(self.o))
+        return m
+
+
+@pytest.mark.parametrize(
+    "channels, fold, taps", [(8, 4, 1), (8, 8, 1), (6, 3, 9), (4, 1, 1), (16, 2, 9)]
+)
+def test_serialize_and_put_back(channels, fold, taps):
+    rng = np.random.default_rng(channels * fold + taps)
+    x = rng.integers(-128, 128, size=(23, taps * channels))
+    groups = group_lanes(channels, fold, taps)
+    want = [[row[k] for g in groups for k in g] for row in x.tolist()]
+    dut = Chain(signed(8), channels, fold, taps=taps)
+    run_stream_pysim(dut, x.tolist(), want, in_stall=0.4, out_stall=0.4, seed=fold)
+
+
+def test_lane_groups():
+    assert group_lanes(4, 2) == [[0, 1], [2, 3]]
+    assert group_lanes(4, 2, taps=2) == [[0, 1, 4, 5], [2, 3, 6, 7]]
+    assert repeat_lanes(3, 2) == [[0, 1, 2], [0, 1, 2]]
+    with pytest.raises(ValueError, match="divisor"):
+        group_lanes(6, 4)
+
+
+def _folded_requant(channels, fold, acc_width, shift, relu):
+    rq = Requantizer(channels, acc_width, shift=shift, relu=relu, fold=fold, side_width=2)
+    return Chain(signed(acc_width), channels, fold, inner=rq, out_elem=signed(8))
+
+
+def _requant_case(rng, dut, channels, acc_width, shift, relu):
+    scale = rng.integers(-(1 << 15), 1 << 15, size=channels)
+    bias = rng.integers(-(1 << 31), 1 << 31, size=channels) >> rng.integers(0, 32)
+    scale[0], bias[0] = -(1 << 15), (1 << 31) - 1  # the representable extremes
+    acc = edge_accumulators(
+        rng, channels, acc_width, shift, scale.tolist(), bias.tolist(), beats=60
+    )
+    writes = bank_writes(dut, "scale_write", dut.inner.scales, scale) + bank_writes(
+        dut, "bias_write", dut.inner.biases, bias
+    )
+    return acc, requantize(acc, scale, bias, shift, relu), writes
+
+
+@pytest.mark.parametrize(
+    "channels, fold, relu",
+    [(8, 2, False), (8, 8, True), (12, 3, False), (4, 4, True), (12, 4, False), (10, 5, True)],
+)
+def test_folded_requantizer_pysim(channels, fold, relu):
+    rng = np.random.default_rng(channels + fold)
+    dut = _folded_requant(channels, fold, 20, 9, relu)
+    acc, y, writes = _requant_case(rng, dut, channels, 20, 9, relu)
+    writes = [(port, _fields(dut, port, word)) for port, word in writes]
+    run_stream_pysim(
+        dut, acc.tolist(), y.tolist(), writes=writes, in_stall=0.3, out_stall=0.3, seed=fold
+    )
+
+
+def _fields(dut, port, word):
+    """A packed parameter write as the field dict Amaranth's simulator sets."""
+    layout = dut.signature.members[port].signature.members["payload"].shape
+    return {name: (word >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
+
+
+@pytest.fixture(scope="module")
+def designs(rtl_build_dir):
+    @functools.cache
+    def get(channels, fold):
+        dut = _folded_requant(channels, fold, 24, 13, False)
+        return dut, VerilatorDesign.build(dut, f"frq_{channels}_{fold}", rtl_build_dir)
+
+    return get
+
+
+def test_folded_requantizer_verilator(designs):
+    dut, design = designs(8, 4)
+    rng = np.random.default_rng(5)
+    acc, y, writes = _requant_case(rng, dut, 8, 24, 13, False)
+    sides = [0] * len(acc)
+    for k, stalls in enumerate([(0.3, 0.3), (0.0, 0.0), (0.7, 0.1)]):
+        design.run_stream(
+            acc.tolist(),
+            y.tolist(),
+            writes=writes,  # each run starts from the power-up image
+            in_sides=sides,
+            out_sides=sides,
+            in_stall=stalls[0],
+            out_stall=stalls[1],
+            seed=k,
+            test_name=f"run{k}",
+            in_lanes=Lanes(8, 24, side_width=2),
+            out_lanes=Lanes(8, 8, side_width=2),
+        )
+
+
+def test_folded_requantizer_has_fewer_multipliers():
+    spatial = Requantizer(16, 20, shift=8)
+    folded = Requantizer(16, 20, shift=8, fold=4)
+    assert rtlil_cells(spatial)["$mul"][0] == 16
+    assert rtlil_cells(folded)["$mul"][0] == 4
+    with pytest.raises(ValueError, match="must divide"):
+        Requantizer(12, 20, shift=8, fold=5)
+
+
+def _matvec_case(kind, channels, fold, rng):
+    """A folded configurable layer product: the matrix over the layer's lanes, the chain,
+    and the weights by phase. ``pointwise``: every sub-beat repeats all ``channels`` inputs;
+    ``depthwise``: sub-beat ``p`` takes channel group ``p`` of nine taps."""
+    group = channels // fold
+    if kind == "pointwise":
+        w = rng.integers(-128, 128, size=(channels, channels))
+        w[0, 0], w[-1, -1] = -128, 127
+        images = w.reshape(fold, group, channels)
+        mv = ConfigurableMatVec(channels, group, init=images, fold=fold, side_width=2)
+        return (
+            w,
+            Chain(
+                signed(8),
+                channels,
+                fold,
+                inner=mv,
+                out_elem=signed(mv.out_width),
+                groups=repeat_lanes(channels, fold),
+            ),
+            images,
+            mv,
+        )
+    k = rng.integers(-128, 128, size=(channels, 9))
+    w = np.zeros((channels, 9 * channels), np.int64)
+    for t in range(9):
+        w[np.arange(channels), t * channels + np.arange(channels)] = k[:, t]
+    mask = np.zeros((group, 9 * group), bool)
+    images = np.zeros((fold, group, 9 * group), np.int64)
+    for t in range(9):
+        mask[np.arange(group), t * group + np.arange(group)] = True
+        for p in range(fold):
+            images[p, np.arange(group), t * group + np.arange(group)] = k[
+                p * group : (p + 1) * group, t
+            ]
+    mv = ConfigurableMatVec(9 * group, group, mask=mask, init=images, fold=fold, side_width=2)
+    return (
+        w,
+        Chain(signed(8), channels, fold, taps=9, inner=mv, out_elem=signed(mv.out_width)),
+        images,
+        mv,
+    )
+
+
+@pytest.mark.parametrize(
+    "kind, channels, fold",
+    [("pointwise", 8, 4), ("pointwise", 6, 3), ("depthwise", 8, 2), ("depthwise", 6, 6)],
+)
+def test_folded_configurable_matvec_pysim(kind, channels, fold):
+    """The power-up image, then other weights written through the bank (every phase)."""
+    rng = np.random.default_rng(channels * fold)
+    w, dut, images, mv = _matvec_case(kind, channels, fold, rng)
+    x = int8_stimulus(rng, 30, w.shape[1])
+    run_stream_pysim(dut, x.tolist(), matvec(w, x).tolist(), in_stall=0.3, out_stall=0.3, seed=1)
+    w2, _, images2, _ = _matvec_case(kind, channels, fold, np.random.default_rng(99))
+    writes = [
+        ("write", {"index": mv.bank.address(mv.index(j, i, p)), "value": int(images2[p, j, i])})
+        for p in range(fold)
+        for j, i in zip(*np.nonzero(mv.mask), strict=True)
+    ]
+    run_stream_pysim(
+        dut, x.tolist(), matvec(w2, x).tolist(), writes=writes, in_stall=0.3, out_stall=0.3, seed=2
+    )
+
+
+def test_folded_matvec_multipliers_and_memory():
+    """A 4-phase 16 -> 4 product: the weights of one phase get multipliers (64), all four
+    phases' weights sit in the memory."""
+    mv = ConfigurableMatVec(16, 4, fold=4)
+    assert rtlil_cells(mv)["$mul"][0] == 64 == mv.report()["multipliers"]
+    assert mv.report()["weights"] == 4 * 64 and memory_bits(mv) == 4 * 64 * 8
