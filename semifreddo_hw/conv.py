@@ -298,7 +298,7 @@ class Conv(wiring.Component):
         if self.fold > 1:  # a beat's last sub-beat leaves fold - 1 cycles after its first
             r["fold"] = self.fold
             r["latency_cycles"] += self.fold - 1
-            r["register_bits"] += self.deserializer.register_bits
+            r["register_bits"] += self.serializer.register_bits + self.deserializer.register_bits
         if self.window is not None:
             r["line_buffer_bits"] = self.window.memory_bits
             r["frame_cycles"] = self.window.frame_cycles

@@ -55,8 +55,12 @@ class PhaseCounter:
 class Serializer(wiring.Component):
     """Each beat of ``i`` (``count`` lanes of ``elem``) as ``len(groups)`` sub-beats on ``o``,
     one per cycle when ``o`` is ready: sub-beat ``p`` has lanes ``i[groups[p][k]]``. The
-    ``side`` bits go with every sub-beat. ``i`` is taken when its last sub-beat is; no
-    registers, no added latency (``o.valid`` is ``i.valid``)."""
+    ``side`` bits go with every sub-beat.
+
+    The first sub-beat passes straight through (no added latency) and ``i`` is taken with it;
+    the lanes the later sub-beats need wait in registers. So the producer is free again after
+    one cycle: a sliding window keeps stepping and a pipeline keeps flowing while the beat's
+    later phases go out, and beats may arrive as often as every ``fold`` cycles."""
 
     def __init__(self, elem, count: int, groups: list[list[int]], side_width: int = 0):
         if not groups or any(len(g) != len(groups[0]) for g in groups):
@@ -64,6 +68,7 @@ class Serializer(wiring.Component):
         if any(not 0 <= k < count for g in groups for k in g):
             raise ValueError(f"lanes must lie in 0..{count - 1}")
         self.groups, self.fold = [list(g) for g in groups], len(groups)
+        self.elem, self.side_width = elem, side_width
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(elem, count, side_width))),
@@ -71,22 +76,49 @@ class Serializer(wiring.Component):
             }
         )
 
+    @property
+    def _held_lanes(self) -> list[int]:
+        """The input lanes the sub-beats after the first read, in order."""
+        return sorted({k for g in self.groups[1:] for k in g})
+
+    @property
+    def register_bits(self) -> int:
+        if self.fold == 1:
+            return 0
+        return len(self._held_lanes) * Shape.cast(self.elem).width + self.side_width
+
     def elaborate(self, platform):
         m = Module()
         phase = PhaseCounter(m, self.o, self.fold, name="ser")
-        m.d.comb += [
-            self.o.valid.eq(self.i.valid),
-            self.i.ready.eq(self.o.ready & phase.last),
-            self.o.payload.side.eq(self.i.payload.side),
-        ]
         data = self.i.payload.data
+        if self.fold == 1:
+            m.d.comb += [
+                self.o.valid.eq(self.i.valid),
+                self.i.ready.eq(self.o.ready),
+                self.o.payload.side.eq(self.i.payload.side),
+            ]
+            for k, s in enumerate(self.groups[0]):
+                m.d.comb += self.o.payload.data[k].eq(data[s])
+            return m
+        first = phase.value == 0
+        held = {s: Signal(self.elem, name=f"held{s}") for s in self._held_lanes}
+        side = Signal(self.side_width, name="held_side")
+        take = self.i.valid & self.i.ready
+        m.d.comb += [
+            self.o.valid.eq(Mux(first, self.i.valid, 1)),
+            self.i.ready.eq(self.o.ready & first),
+            self.o.payload.side.eq(Mux(first, self.i.payload.side, side)),
+        ]
+        with m.If(take):
+            m.d.sync += [side.eq(self.i.payload.side)]
+            m.d.sync += [r.eq(data[s]) for s, r in held.items()]
         for k in range(len(self.groups[0])):
-            sources = [self.groups[p][k] for p in range(self.fold)]
-            if len(set(sources)) == 1:
-                m.d.comb += self.o.payload.data[k].eq(data[sources[0]])
-            else:
-                lanes = Array(data[s] for s in sources)
-                m.d.comb += self.o.payload.data[k].eq(lanes[phase.value])
+            later = [held[self.groups[p][k]] for p in range(1, self.fold)]
+            if len({self.groups[p][k] for p in range(1, self.fold)}) == 1:
+                late = later[0]
+            else:  # phase 0 never reads this entry: index by phase, with phase 0's unused
+                late = Array([later[0], *later])[phase.value]
+            m.d.comb += self.o.payload.data[k].eq(Mux(first, data[self.groups[0][k]], late))
         return m
 
 

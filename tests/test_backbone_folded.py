@@ -1,0 +1,44 @@
+# amaranth: UnusedElaboratable=no
+"""The rate-folded backbone (``--fold rate``) end to end in Verilator: the same checks as the
+spatial one (tests/test_backbone.py) on the ``small`` preset with every layer folded as far
+as its rate allows: every beat of all three outputs under random stalls with the shuffle on,
+every run-time parameter rewritten in random order (the folded weight memories' addresses),
+and still one pixel per clock without stalls.
+
+The checks are imported from tests/test_backbone.py and run on this module's ``main``
+fixture; a module of its own, so that its Verilator build goes to another test worker.
+"""
+
+import pytest
+
+from generators.backbone_build import rate_folds
+from semifreddo_hw.backbone import Backbone
+from spec.network import preset
+from tests.backbone_helpers import build
+from tests.test_backbone import (  # noqa: F401 (collected here, on the folded build)
+    test_as_built_with_shuffle_under_stalls,
+    test_one_pixel_per_clock,
+    test_parameters_reloaded_at_run_time,
+)
+
+
+@pytest.fixture(scope="module")
+def main(rtl_build_dir):
+    return build("small", rtl_build_dir, fold="rate")
+
+
+def test_small_preset_is_folded_at_every_rate():
+    """Every fold the stride rate allows is taken (the largest divisor of the output
+    channels within the peak period), and no layer is left spatial by accident."""
+    net = preset("small")
+    folds, periods = rate_folds(net), net.peak_periods()
+    for spec in net.convs():
+        f, period = folds[spec.name], periods[spec.name]
+        assert 1 < f <= period and spec.c_out % f == 0, spec.name
+        assert not any(spec.c_out % g == 0 for g in range(f + 1, period + 1)), spec.name
+
+
+def test_folded_layers_share_multipliers(main):
+    """Folding is what it is for: the report counts a fraction of the spatial multipliers."""
+    spatial = Backbone(main.net, main.params).report()
+    assert main.dut.report()["multipliers"] * 2 <= spatial["multipliers"]
