@@ -20,22 +20,31 @@ from weights.quantize import calibration_frames, error_report, quantize
 
 from .design import BuildConfig, Product
 
-__all__ = ["BackboneDesign", "FOLDS", "rate_folds"]
+__all__ = ["BackboneDesign", "FOLDS", "rate_folds", "input_period"]
 
 #: ``--fold``: ``spatial`` builds every layer for one beat per clock (the paper's ASIC);
 #: ``rate`` folds each layer as far as the rate of its beats allows (an FPGA's fit).
 FOLDS = ("spatial", "rate")
 
 
-def rate_folds(net) -> dict[str, int]:
+def rate_folds(net, input_period: int = 1) -> dict[str, int]:
     """Per convolution, the largest fold that divides its output channels and keeps up
     with the bursts of its beats (:meth:`spec.network.Network.peak_periods`), so that the
-    folded backbone still takes one pixel per clock."""
+    folded backbone still takes one pixel per clock, or one every ``input_period`` clocks
+    (:func:`input_period`)."""
     periods = net.peak_periods()
     return {
-        c.name: max(f for f in range(1, periods[c.name] + 1) if c.c_out % f == 0)
+        c.name: max(f for f in range(1, periods[c.name] * input_period + 1) if c.c_out % f == 0)
         for c in net.convs()
     }
+
+
+def input_period(net, fps: float, clock_mhz: float) -> int:
+    """Clock cycles per input pixel that still make ``fps`` frames per second at
+    ``clock_mhz`` (FINN's target frame rate): at least 1."""
+    if fps <= 0 or clock_mhz <= 0:
+        raise ValueError("the frame rate and the clock must be positive")
+    return max(1, int(clock_mhz * 1e6 // (fps * net.width * net.height)))
 
 
 @dataclasses.dataclass
@@ -86,13 +95,19 @@ class BackboneDesign:
             if c.frozen
         ]
 
+    def input_period(self, config: BuildConfig) -> int:
+        """Clock cycles per input pixel the folds may assume (1 unless ``--fps``)."""
+        if config.fps is None:
+            return 1
+        return input_period(self.weights.net, config.fps, config.clock_mhz)
+
     def elaborate(self, graphs: dict, config: BuildConfig) -> None:
         net = self.weights.net
         self.hardware = Backbone(
             net,
             self.params,
             graphs=graphs,
-            folds=rate_folds(net) if config.fold == "rate" else None,
+            folds=rate_folds(net, self.input_period(config)) if config.fold == "rate" else None,
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
         )
@@ -121,7 +136,7 @@ class BackboneDesign:
         """The integer weights the hardware was built from, the network description, the
         run-time parameter image and its address map, and the reports."""
         net, dut = self.weights.net, self.hardware
-        r = _report(self, config.top)
+        r = _report(self, config.top, self.input_period(config) if config.fold == "rate" else 1)
         return {
             "network.json": json.dumps(net.to_dict(), indent=2, sort_keys=True) + "\n",
             "frozen.npz": npz_bytes(frozen_arrays(net, self.params)),
@@ -138,7 +153,7 @@ class BackboneDesign:
         }
 
 
-def _report(d: "BackboneDesign", top: str) -> dict:
+def _report(d: "BackboneDesign", top: str, period: int = 1) -> dict:
     r = d.hardware.report()
     for layer in r["layers"].values():
         layer.pop("solve_seconds", None)  # a timing: would make reports differ run to run
@@ -151,9 +166,9 @@ def _report(d: "BackboneDesign", top: str) -> dict:
         "weights_form": d.weights.form,
         "power_up": "given" if d.weights.trainable else "zero (no trainable file)",
         "throughput": {
-            "pixels_per_cycle": 1,
-            "cycles_per_frame": net.width * net.height,
-            "frames_per_second_at_100MHz": round(100e6 / (net.width * net.height), 2),
+            "pixels_per_cycle": 1 if period == 1 else round(1 / period, 6),
+            "cycles_per_frame": net.width * net.height * period,
+            "frames_per_second_at_100MHz": round(100e6 / (net.width * net.height * period), 2),
         },
         **r,
     }
@@ -203,15 +218,21 @@ def _report_md(r: dict, net) -> str:
         "buffer's rows. The whole pipeline's latency and rate, measured without stalls, "
         "are printed by `python -m sim.verify --build DIR`.",
         "",
+    ]
+    # A fold column only where a layer is folded: a spatial build's report stays as it was.
+    folded = any("fold" in x for x in r["layers"].values())
+    fold_head, fold_rule = (" fold |", "---|") if folded else ("", "")
+    md += [
         "| layer | kind | frozen | weights | adders | multipliers | latency (cycles) "
-        "| register bits | memory bits |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| register bits | memory bits |{fold_head}",
+        f"|---|---|---|---|---|---|---|---|---|{fold_rule}",
     ]
     for name, x in r["layers"].items():
+        fold = f" {x.get('fold', 1)} |" if folded else ""
         md.append(
             f"| {name} | {x['kind']} | {'no' if x['configurable'] else 'yes'} | "
             f"{x['weights']} | {x['adders']} | {x['multipliers']} | "
-            f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |"
+            f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |{fold}"
         )
     if "quantization" in r:
         md += [

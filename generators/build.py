@@ -27,7 +27,16 @@ from . import steps
 from .backbone_build import FOLDS
 from .design import BuildConfig
 
-__all__ = ["BuildError", "MARKER", "build", "output_dir", "main"]
+__all__ = [
+    "BuildError",
+    "MARKER",
+    "build",
+    "run_build",
+    "write_output",
+    "output_dir",
+    "parser",
+    "main",
+]
 
 
 class BuildError(Exception):
@@ -43,10 +52,12 @@ def output_dir(out) -> GuardedDir:
     return GuardedDir(out, MARKER, what=f"--out {out}", kind="a build output directory")
 
 
-def _parser() -> Parser:
-    p = Parser(
-        prog="python -m generators.build", description="Build SemifreddoNets gateware from weights."
-    )
+def parser(
+    prog: str = "python -m generators.build",
+    description: str = "Build SemifreddoNets gateware from weights.",
+) -> Parser:
+    """The build's options (the board command adds its own)."""
+    p = Parser(prog=prog, description=description)
     p.add_argument(
         "--freeze",
         required=True,
@@ -111,6 +122,20 @@ def _parser() -> Parser:
         "to the rate of its beats, multipliers and parameters shared over cycles (FPGAs)",
     )
     p.add_argument(
+        "--fps",
+        type=float,
+        metavar="N",
+        help="with --fold rate: fold as far as N frames per second at --clock-mhz allow "
+        "(the input then takes a pixel every clock_mhz / (N * width * height) cycles)",
+    )
+    p.add_argument(
+        "--clock-mhz",
+        type=float,
+        default=100.0,
+        metavar="MHZ",
+        help="the design clock, for --fps (default: 100)",
+    )
+    p.add_argument(
         "--levels-per-stage",
         type=int,
         default=2,
@@ -120,8 +145,9 @@ def _parser() -> Parser:
     return p
 
 
-def build(args, log=print) -> Path:
-    """Check the arguments, run the build steps, write the output directory."""
+def run_build(args, log=print) -> tuple[GuardedDir, steps.Build, dict]:
+    """Check the arguments and run the build steps: the guarded output directory (checked,
+    not yet written), the finished :class:`~.steps.Build` and the files to write."""
     if not is_module_name(args.top):
         raise BuildError(
             f"--top {args.top!r} is not a Verilog identifier of at most 64 "
@@ -131,6 +157,8 @@ def build(args, log=print) -> Path:
         raise BuildError("--levels-per-stage must be at least 1")
     if args.jobs < 1:
         raise BuildError("--jobs must be at least 1")
+    if args.fps is not None and (args.fold != "rate" or args.fps <= 0 or args.clock_mhz <= 0):
+        raise BuildError("--fps needs --fold rate, a positive rate and a positive --clock-mhz")
     out = output_dir(args.out)
     out.check()
     config = BuildConfig(
@@ -142,20 +170,34 @@ def build(args, log=print) -> Path:
         solver=args.solver,
         levels_per_stage=args.levels_per_stage,
         fold=args.fold,
+        fps=args.fps,
+        clock_mhz=args.clock_mhz,
         jobs=args.jobs,
     )
     b = steps.run(config, log)
-    files = {**b.files, "timing.json": json.dumps(b.timing, indent=2) + "\n"}
+    return out, b, {**b.files, "timing.json": json.dumps(b.timing, indent=2) + "\n"}
+
+
+def write_output(out: GuardedDir, files: dict, log=print) -> None:
+    """Write ``files`` (``{relative path: text or bytes}``) as the output directory, whole."""
 
     def write(d: Path) -> None:
         for name, data in files.items():
+            path = d / name
+            path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(data, str):
-                (d / name).write_text(data)
+                path.write_text(data)
             else:
-                (d / name).write_bytes(data)
+                path.write_bytes(data)
 
     out.replace(write, "written by python -m generators.build; replaced on rebuild\n")
-    log(f"wrote {args.out}: {len(files)} files")
+    log(f"wrote {out.path}: {len(files)} files")
+
+
+def build(args, log=print) -> Path:
+    """Check the arguments, run the build steps, write the output directory."""
+    out, _, files = run_build(args, log)
+    write_output(out, files, log)
     return Path(args.out)
 
 
@@ -164,7 +206,7 @@ def _run(args, log) -> None:
 
 
 def main(argv=None) -> int:
-    return run_command(_parser(), _run, (WeightFileError, BuildError, OutputError), argv)
+    return run_command(parser(), _run, (WeightFileError, BuildError, OutputError), argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ A part may go further:
   as text, without Amaranth: a drop-in for ``to_verilog(component, module)``.
 """
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -31,7 +32,14 @@ from . import cache
 from .ports import port_members, ports_of
 from .verilog_text import text_writer
 
-__all__ = ["to_verilog", "to_verilog_parts", "part_text", "code_fingerprint"]
+__all__ = [
+    "to_verilog",
+    "to_verilog_parts",
+    "to_verilog_with_instances",
+    "as_instances",
+    "part_text",
+    "code_fingerprint",
+]
 
 
 def to_verilog(component: wiring.Component, name: str) -> str:
@@ -63,17 +71,26 @@ def _check_outputs(component, name: str, text: str) -> None:
             raise ValueError(f"part {name}: output {port} is not driven inside it")
 
 
-def _with_instances(component, name: str, parts: dict) -> str:
-    """``to_verilog(component, name)`` with each of ``parts`` (``{module: sub-component}``)
-    an instance of its module instead of its logic."""
-    # An attribute on the object shadows the class's ``elaborate`` for this conversion only.
+@contextlib.contextmanager
+def as_instances(parts: dict):
+    """Within the ``with`` block, each of ``parts`` (``{module: sub-component}``) elaborates
+    to an instance of its module instead of its logic (the module comes from elsewhere: a
+    part emitted on its own, or a Verilog file beside a platform build)."""
+    # An attribute on the object shadows the class's ``elaborate`` for this block only.
     for module, part in parts.items():
         part.elaborate = lambda platform, part=part, module=module: _instance(part, module)
     try:
-        return to_verilog(component, name)
+        yield
     finally:
         for part in parts.values():
             del part.elaborate
+
+
+def to_verilog_with_instances(component, name: str, parts: dict) -> str:
+    """``to_verilog(component, name)`` with each of ``parts`` an instance of its module
+    (:func:`as_instances`)."""
+    with as_instances(parts):
+        return to_verilog(component, name)
 
 
 def part_text(component, name: str) -> str:
@@ -92,7 +109,7 @@ def part_text(component, name: str) -> str:
             raise TypeError(f"part {name}: a component written as text cannot have verilog_parts()")
         text = writer(component, name)
     else:
-        text = _with_instances(component, name, subs)
+        text = to_verilog_with_instances(component, name, subs)
     _check_outputs(component, name, text)
     return "\n".join([text, *(part_text(sub, module) for module, sub in subs.items())])
 
@@ -144,7 +161,7 @@ def to_verilog_parts(
     ``progress(done, total)`` follows the parts converted (those not read from the
     cache)."""
     items = list(parts.items())
-    top = _with_instances(component, name, parts)
+    top = to_verilog_with_instances(component, name, parts)
     texts, todo = [None] * len(items), []
     code = code_fingerprint() if use_cache else ""
     for k, (module, part) in enumerate(items):

@@ -257,6 +257,12 @@ class VerilatorDesign:
             "drain_cycles": drain_cycles,
             "max_cycles": max_cycles or _cycle_limit(streams),
         }
+        return self.run_bench("sim.tb.stream_tb", spec, test_name)
+
+    def run_bench(self, module: str, spec: dict, test_name: str) -> dict:
+        """Run the cocotb test bench ``module`` on the design with ``spec`` (JSON, read by
+        the bench from ``SEMIFREDDO_TB_SPEC``) in the folder ``test_name``; returns the
+        statistics it wrote to ``SEMIFREDDO_TB_STATS``."""
         test_dir = self.build_dir / test_name
         if test_dir.exists():
             shutil.rmtree(test_dir)
@@ -267,7 +273,7 @@ class VerilatorDesign:
         runner = get_runner("verilator")
         try:
             runner.test(
-                test_module="sim.tb.stream_tb",
+                test_module=module,
                 hdl_toplevel=self.name,
                 hdl_toplevel_lang="verilog",
                 build_dir=self.build_dir,

@@ -29,7 +29,7 @@ from weights.io import WeightFileError, read_json
 from .backbone import random_frames, run_backbone
 from .errors import SimulationMismatch
 
-__all__ = ["main", "verify"]
+__all__ = ["main", "verify", "load_build", "VerifyError"]
 
 
 #: At most this many input pixels per run (the golden model holds them all in memory).
@@ -42,7 +42,8 @@ class VerifyError(Exception):
     """A build directory or argument that cannot be verified."""
 
 
-def _load_build(build: Path):
+def load_build(build: Path):
+    """A build directory's network, parameters, top module name, Verilog path and text."""
     if not (build / "report.json").is_file():
         raise VerifyError(
             f"{build}: not a build directory (no report.json); build it with "
@@ -86,7 +87,7 @@ def verify(args, log) -> list[str]:
     """Build the simulation, run it, return the summary lines; raises
     :class:`~sim.errors.SimulationMismatch` when the design disagrees with the golden model."""
     build = Path(args.build)
-    net, params, top, verilog, text = _load_build(build)
+    net, params, top, verilog, text = load_build(build)
     frames = _frames(args, net)
     if args.work is not None:
         try:

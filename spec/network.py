@@ -148,6 +148,11 @@ class Network:
         stage = self.stages[module - 1]
         return (stage.frozen or stage.trainable)[-1].channels_out
 
+    def output_size(self) -> tuple[int, int]:
+        """Width and height of every core's output feature maps."""
+        last = (self.stages[-1].frozen or self.stages[-1].trainable)[-1]
+        return -(-last.width_in // last.stride), -(-last.height_in // last.stride)
+
     def convs(self) -> list["ConvSpec"]:
         """Every convolution, core by core, in stream order."""
         out = []

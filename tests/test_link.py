@@ -1,0 +1,274 @@
+# amaranth: UnusedElaboratable=no
+"""The board's host link: the UART on its own (Amaranth's simulator: loopback, glitches,
+framing errors, overruns), then a whole backbone behind it in Verilator, driven through its
+``rx``/``tx`` pins as a host would, every output beat compared with the golden model."""
+
+import os
+import threading
+import tty
+
+import numpy as np
+import pytest
+import serial
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+from generators.backbone_build import rate_folds
+from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.emit import to_verilog_parts, to_verilog_with_instances
+from semifreddo_hw.link import UARTLink, output_bytes
+from semifreddo_hw.uart import UARTRx, UARTTx, uart_divisor
+from sim.backbone import random_frames
+from sim.host import exchange
+from sim.link import check_answer, run_link
+from sim.rtl import VerilatorDesign
+from spec.link import STATUS_FLAGS, decode, encode_status
+from spec.network import network_from_dict
+from tests.backbone_helpers import retrained
+from weights.synthetic import random_params
+
+
+def test_divisor_is_checked():
+    assert uart_divisor(100e6, 1_000_000) == 100
+    assert uart_divisor(100e6, 3_000_000) == 33
+    with pytest.raises(ValueError, match="at least 8"):
+        uart_divisor(25e6, 6_000_000)
+    with pytest.raises(ValueError, match="off"):
+        uart_divisor(1e6, 95_000)  # 10.5 cycles per bit: 11 is 4 % off
+    with pytest.raises(ValueError, match="divisor"):
+        UARTTx(4)
+
+
+@pytest.mark.parametrize("divisor", [8, 13])
+def test_uart_loopback(divisor):
+    """Random bytes, back to back and with pauses, the receiver's reader stalling at
+    random: every byte arrives once, in order, and no error flag rises."""
+    rng = np.random.default_rng(divisor)
+    sent = [0x00, 0xFF, 0x55, 0xAA, *rng.integers(0, 256, 40).tolist()]
+    got = []
+
+    m = Module()
+    m.submodules.tx = tx = UARTTx(divisor)
+    m.submodules.rx = rx = UARTRx(divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+
+    async def reader(ctx):
+        await ctx.tick()
+        while True:
+            ctx.set(rx.o.ready, int(rng.random() < 0.9))
+            _, _, valid, ready, payload = await ctx.tick().sample(
+                rx.o.valid, rx.o.ready, rx.o.payload
+            )
+            if valid and ready:
+                got.append(payload)
+
+    async def writer(ctx):
+        for byte in sent:
+            ctx.set(tx.i.payload, byte)
+            ctx.set(tx.i.valid, 1)
+            await ctx.tick().until(tx.i.ready)
+            ctx.set(tx.i.valid, 0)
+            if rng.random() < 0.3:
+                await ctx.tick().repeat(int(rng.integers(1, 3 * divisor)))
+        await ctx.tick().repeat(12 * divisor)
+        assert not ctx.get(rx.overrun) and not ctx.get(rx.framing_error)
+
+    sim.add_process(reader)
+    sim.add_testbench(writer)
+    sim.run()
+    assert got == sent
+
+
+def _drive_line(divisor, pattern):
+    """Drive the receiver's line with ``pattern`` (a list of ``(level, cycles)``), reading
+    every byte at once; returns the bytes and the two sticky flags."""
+    rx = UARTRx(divisor)
+    got, flags = [], {}
+
+    async def bench(ctx):
+        ctx.set(rx.o.ready, 1)
+        for level, cycles in pattern:
+            ctx.set(rx.rx, level)
+            for _ in range(cycles):
+                await ctx.tick()
+                if ctx.get(rx.o.valid):
+                    got.append(ctx.get(rx.o.payload))
+        flags.update(overrun=ctx.get(rx.overrun), framing=ctx.get(rx.framing_error))
+
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got, flags
+
+
+def _byte_bits(byte, divisor, stop=1):
+    return [(0, divisor)] + [((byte >> b) & 1, divisor) for b in range(8)] + [(stop, divisor)]
+
+
+def test_uart_rx_ignores_glitches_and_flags_bad_stop_bits():
+    div = 10
+    # A one-cycle low pulse is no start bit; then a good byte; then one with a low stop bit
+    # (lost, flagged); after the line idles again, a good byte.
+    pattern = [(1, 30), (0, 1), (1, 40), *_byte_bits(0xA5, div), (1, 20)]
+    pattern += [*_byte_bits(0x3C, div, stop=0), (0, 3 * div), (1, 30), *_byte_bits(0x81, div)]
+    got, flags = _drive_line(div, pattern + [(1, 30)])
+    assert got == [0xA5, 0x81]
+    assert flags == {"overrun": 0, "framing": 1}
+
+
+def test_uart_rx_overrun_keeps_the_first_byte():
+    div = 8
+    rx = UARTRx(div)
+    got = {}
+
+    async def bench(ctx):
+        ctx.set(rx.o.ready, 0)
+        for byte in (0x11, 0x22):
+            for level, cycles in _byte_bits(byte, div):
+                ctx.set(rx.rx, level)
+                await ctx.tick().repeat(cycles)
+        await ctx.tick().repeat(2 * div)
+        got.update(payload=ctx.get(rx.o.payload), valid=ctx.get(rx.o.valid))
+        got["overrun"] = ctx.get(rx.overrun)
+
+    sim = Simulator(rx)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == {"payload": 0x11, "valid": 1, "overrun": 1}
+
+
+# -- the board-level check: a folded backbone behind the link, in Verilator ----------------
+
+DIVISOR = 8  # the fewest cycles per bit the receiver takes: the shortest simulation
+
+#: The Table 3 topology (frozen core, two trainable cores, blends, shuffle) at 16x12: every
+#: byte costs 80 simulated cycles, so the frames are kept small.
+NET = network_from_dict(
+    {
+        "name": "link16x12",
+        "width": 16,
+        "height": 12,
+        "channels_in": 3,
+        "stem_channels": 2,
+        "plan": [
+            [[2, 1, 1, 1], [2]],
+            [[2, 1, 1, 1], [2]],
+            [[1, 1, 1, 1], [1]],
+            [[2, 1, 1, 1], [2]],
+        ],
+        "trainable_cores": 2,
+        "frozen_core": True,
+        "core_shuffle": True,
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def board(rtl_build_dir):
+    params = random_params(NET, np.random.default_rng(5))
+    dut = Backbone(NET, params, folds=rate_folds(NET))
+    link = UARTLink(dut, DIVISOR, tx_depth=1 << (output_bytes(dut) - 1).bit_length())
+    text = "\n".join(
+        [
+            to_verilog_with_instances(link, "board_link", {"bb": dut}),
+            to_verilog_parts(dut, "bb", dut.parts("bb"), jobs=1),
+        ]
+    )
+    design = VerilatorDesign.from_verilog(text, "board_link", rtl_build_dir, optimize=True)
+    return NET, params, dut, link, design
+
+
+#: Layers whose run-time parameters the board-level test rewrites over the line: a folded
+#: configurable stem, a folded pointwise layer of the last stage, a frozen layer's scales and
+#: biases; and every alpha.
+REWRITTEN = ("a.stem", "b.m4.0.b1_pw", "frozen.m2.1.pw")
+
+
+@pytest.fixture(scope="module")
+def e2e(board):
+    """New parameters for :data:`REWRITTEN` and every alpha, written over the line (only
+    the words that change), the shuffle switched on, two frames sent with random pauses
+    between bytes (checked by :func:`sim.link.run_link`)."""
+    net, params, dut, link, design = board
+    rng = np.random.default_rng(6)
+    fresh = retrained(net, params, rng)
+    new = {**params, **{k: fresh[k] for k in REWRITTEN}}
+    new |= {b.name: fresh[b.name] for b in net.blends()}
+    old_words = dict(dut.param_writes(params))
+    writes = [(a, v) for a, v in dut.param_writes(new) if old_words[a] != v]
+    assert len(writes) > 50  # the new values differ: the test can tell written from not
+    frames = random_frames(net, rng, 2)
+    stats = run_link(
+        design,
+        net,
+        new,
+        frames,
+        link.channels,
+        divisor=DIVISOR,
+        writes=writes,
+        shuffle=True,
+        test_name="link_e2e",
+        seed=7,
+    )
+    return new, frames, stats
+
+
+def test_frames_and_parameters_over_the_uart(board, e2e):
+    """Every output beat of every core comes back over the line, bit-exact, and the status
+    record shows no error (run_link raises otherwise)."""
+    net, *_ = board
+    _, _, stats = e2e
+    w, h = net.output_size()
+    assert stats["received"] == {f"o_{c}": 2 * w * h for c in net.cores}
+
+
+def test_host_tool_against_the_simulated_board(board, e2e):
+    """sim.host's exchange over a pseudo-terminal (pyserial), the other end replaying what
+    the simulated board answered to exactly these bytes: the host gets the whole answer and
+    it checks out against the golden model."""
+    net, _, _, link, _ = board
+    new, frames, stats = e2e
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    heard = bytearray()
+
+    def fake_board():
+        while len(heard) < len(stats["sent"]):
+            heard.extend(os.read(master, 4096))
+        os.write(master, stats["answer"])
+
+    thread = threading.Thread(target=fake_board, daemon=True)
+    thread.start()
+    port = serial.Serial(os.ttyname(slave), baudrate=1_000_000, timeout=0.1)
+    try:
+        answer = exchange(port, stats["sent"], len(stats["answer"]), timeout=5.0)
+    finally:
+        port.close()
+        thread.join(5)
+        os.close(master)
+        os.close(slave)
+    assert bytes(heard) == stats["sent"]
+    check_answer(net, new, frames, answer, link.channels, shuffle=True)
+
+
+def test_bad_command_is_flagged(board):
+    net, params, dut, link, design = board
+    stats = design.run_bench(
+        "sim.tb.uart_tb",
+        {
+            "send": (b"?" + encode_status()).hex(),
+            "divisor": DIVISOR,
+            "gap": 0.0,
+            "expect": 2,
+            "max_cycles": 100_000,
+            "seed": 1,
+        },
+        "link_bad_command",
+    )
+    got = decode(bytes.fromhex(stats["received"]), link.channels)
+    assert got.status == [{f: f == "bad_command" for f in STATUS_FLAGS}]
