@@ -6,8 +6,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 from generators.build import main as build_main
 from spec.network import network_from_dict
 from tests.backbone_helpers import BUILD_FILES
+from tests.cli_helpers import run_module as run
 from tests.malformed.make_corpus import TINY
 from tests.onnx_models import backbone_onnx
 from weights.io import load_npz, save_npz
@@ -26,17 +25,6 @@ from weights.synthetic import random_float_params
 REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO / "tests" / "malformed"
 CASES = json.loads((CORPUS / "cases.json").read_text())
-
-
-def run(module, *args, cwd=REPO, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=None if env is None else {**os.environ, **env},
-    )
 
 
 def test_corpus_is_large_and_distinct():

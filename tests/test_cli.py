@@ -3,8 +3,6 @@ cleanly, and what it writes simulates bit-exactly."""
 
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
+from tests.cli_helpers import run_module
 from tests.rtl_helpers import int8_stimulus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,13 +19,7 @@ EXAMPLE = REPO / "weights" / "examples" / "frozen_pointwise.npz"
 
 
 def run_cli(*args, cwd=REPO):
-    return subprocess.run(
-        [sys.executable, "-m", "generators.build", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_module("generators.build", *args, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")

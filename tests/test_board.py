@@ -1,0 +1,112 @@
+# amaranth: UnusedElaboratable=no
+"""The board command without the FPGA tools: PLL settings, the Yosys script overrides, the
+report read from nextpnr's log, bad options, and a --no-bitstream build. (The bitstream
+itself is built by bench/board.py, outside the test run: minutes to hours.)"""
+
+import json
+
+import pytest
+
+from generators.backbone_build import rate_folds
+from generators.board import BOARDS, pll_dividers, read_report, synth_overrides
+from spec.network import network_from_dict, preset
+from tests.cli_helpers import REPO, run_module
+from tests.malformed.make_corpus import TINY
+
+GOOD = REPO / "tests" / "malformed"
+
+
+@pytest.mark.parametrize("f_in,f_out", [(25, 100), (25, 125), (100, 125), (25, 50), (100, 80)])
+def test_pll_dividers_are_exact_and_legal(f_in, f_out):
+    ki, kf, ko, f = pll_dividers(f_in, f_out)
+    assert f == pytest.approx(f_out)
+    assert f == pytest.approx(f_in / ki * kf)
+    assert 3.125 <= f_in / ki <= 400 and 400 <= f * ko <= 800
+
+
+def test_pll_without_a_setting_is_refused():
+    with pytest.raises(ValueError, match="no PLL setting"):
+        pll_dividers(25, 900)
+
+
+def test_synth_overrides_keep_the_abc_workaround():
+    for dsp in ("wide", "all", "none"):
+        o = synth_overrides(dsp)
+        assert o["synth_opts"].endswith("-run begin:map_luts")
+        assert o["script_after_synth"] == "abc -lut 4 -dress\nsynth_ecp5 -run map_cells:"
+        assert ("-nodsp" in o["synth_opts"]) == (dsp != "all")
+    assert "DSP_A_MINWIDTH=10" in synth_overrides("wide")["script_after_read"]
+    assert "script_after_read" not in synth_overrides("none")
+
+
+TIM = """Info: Device utilisation:
+Info: \t          TRELLIS_IO:      13/    365     3%
+Info: \t              DP16KD:      20/    208     9%
+Info: \t          MULT18X18D:     100/    156    64%
+Info: \t          TRELLIS_FF:   64833/  83640    77%
+Info: \t        TRELLIS_COMB:   71779/  83640    85%
+Info: Max frequency for clock '$glbnet$pll_clk': 93.10 MHz (FAIL at 100.00 MHz)
+Info: Max frequency for clock '$glbnet$pll_clk': 104.52 MHz (PASS at 100.00 MHz)
+"""
+
+
+def test_report_reads_utilisation_and_the_routed_fmax(tmp_path):
+    (tmp_path / "top.tim").write_text(TIM)
+    (tmp_path / "top.rpt").write_text("      4321   CCU2C\n     50000   LUT4\n")
+    r = read_report(tmp_path, BOARDS["ulx3s-85f"], 100.0, preset("small"))
+    assert r["fits"] and r["timing_met"] and r["fmax_mhz"] == 104.52  # the last: routed
+    assert (r["comb"], r["ff"], r["dsp"], r["bram"]) == (71779, 64833, 100, 20)
+    assert (r["lut4"], r["carry"]) == (50000, 4321)
+    assert r["dsp_pct"] == 64.1 and r["lut4_pct"] == 85.8
+    assert r["fps_preset"] == round(100e6 / (32 * 24), 1)
+
+
+def test_report_of_a_design_that_does_not_fit(tmp_path):
+    (tmp_path / "top.tim").write_text(TIM.replace("100/    156    64%", "539/    156   345%"))
+    r = read_report(tmp_path, BOARDS["ulx3s-85f"], 100.0, preset("small"))
+    assert not r["fits"] and r["dsp_pct"] == 345.5
+    r = read_report(tmp_path / "missing", BOARDS["ulx3s-85f"], 100.0, preset("small"))
+    assert not r["fits"] and r["fmax_mhz"] is None
+
+
+def _board(*args):
+    return run_module("generators.board", *args)
+
+
+def test_bad_clock_or_baud_is_one_line(tmp_path):
+    base = ["--board", "ulx3s-85f", "--freeze", GOOD / "good_frozen.npz", "--out", tmp_path / "o"]
+    for extra, words in (
+        (["--baud", "20000000"], "cycles per bit"),
+        (["--clock-mhz", "5"], "--clock-mhz must lie in 10..400"),
+    ):
+        r = _board(*base, *extra)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_no_bitstream_build_writes_the_board_link(tmp_path):
+    out = tmp_path / "o"
+    r = _board(
+        "--board",
+        "ulx3s-85f",
+        "--freeze",
+        GOOD / "good_frozen.npz",
+        "--trainable",
+        GOOD / "good_trainable.npz",
+        "--out",
+        out,
+        "--no-bitstream",
+        "--jobs",
+        "1",
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    text = (out / "board" / "board_link.v").read_text()
+    assert "module board_link(" in text and "module semifreddo(" in text
+    # Folded by the rate: the report says so, layer by layer.
+    rep = json.loads((out / "report.json").read_text())
+    net = network_from_dict(TINY)
+    assert {name: x.get("fold", 1) for name, x in rep["layers"].items()} == rate_folds(net)
+    assert "| fold |" in (out / "report.md").read_text()
