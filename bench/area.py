@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Measured silicon: synthesis area of frozen vs configurable layers, the paper's Table 3,
 and a freezing sweep.
 
@@ -195,14 +196,20 @@ def da4ml_verilog(w: np.ndarray, top: str) -> tuple[str, int]:
     adders = sum(1 for op in comb.ops if op.opcode in (0, 1))
     src = Path(dv.__file__).parent / "source"
     prims = "\n".join((src / f"{m}.v").read_text() for m in ("shift_adder", "negative"))
-    n_bits_in = int(re.search(r"input \[(\d+):0\] model_inp", core).group(1)) + 1
+    from da4ml.types import minimal_kif
+
+    # model_inp packs the inputs da4ml uses, first at the least significant end; an input
+    # no output reads (a zero column) has no bits there.
+    widths = [sum(minimal_kif(q)) for q in comb.inp_qint]
+    assert set(widths) <= {0, 8}, widths
+    used = [f"x_r[{8 * i + 7}:{8 * i}]" for i, wd in enumerate(widths) if wd]
     n_bits_out = int(re.search(r"output \[(\d+):0\] model_out", core).group(1)) + 1
-    assert n_bits_in == 8 * n_in, (n_bits_in, n_in)
-    wrapper = (f"module {top}(input clk, input [{n_bits_in - 1}:0] x, "
+    wrapper = (f"module {top}(input clk, input [{8 * n_in - 1}:0] x, "
                f"output reg [{n_bits_out - 1}:0] y);\n"
-               f"  reg [{n_bits_in - 1}:0] x_r;\n  wire [{n_bits_out - 1}:0] y_c;\n"
+               f"  reg [{8 * n_in - 1}:0] x_r;\n  wire [{n_bits_out - 1}:0] y_c;\n"
                f"  always @(posedge clk) begin x_r <= x; y <= y_c; end\n"
-               f"  {top}_comb c(.model_inp(x_r), .model_out(y_c));\nendmodule\n")
+               f"  {top}_comb c(.model_inp({{{', '.join(reversed(used))}}}), "
+               f".model_out(y_c));\nendmodule\n")
     return "\n".join([prims, core, wrapper]), adders
 
 
@@ -223,28 +230,33 @@ def _depthwise_matrix(taps: np.ndarray):
 
 def matrix_cases(sizes, depthwise, seed):
     """``(shape label, kind, density, W, mask, frozen graph or None)`` per case."""
-    cases = []
+    dense, sparse, dw = [], [], []
     for n in sizes:
-        for zeros in (0.0, 0.5):
+        for zeros, to in ((0.0, dense), (0.5, sparse)):
             w = gaussian_int8(np.random.default_rng([seed, n, int(zeros * 100)]), n, n, zeros)
-            cases.append((f"{n}x{n}", "matrix", 1 - zeros, w, np.ones(w.shape, bool), None))
+            to.append((f"{n}x{n}", "matrix", 1 - zeros, w, np.ones(w.shape, bool), None))
     for c in depthwise:
         taps = gaussian_int8(np.random.default_rng([seed, c, 9]), c, 9)
         w, mask = _depthwise_matrix(taps)
-        cases.append((f"dw{c}", "depthwise", 1.0, w, mask, plan_depthwise(taps)))
-    return cases
+        dw.append((f"dw{c}", "depthwise", 1.0, w, mask, plan_depthwise(taps)))
+    # Synthesized in this order (a run cut short with --cache keeps what it finished).
+    return dense + dw + sorted(sparse, key=lambda c: c[3].size)
 
 
 def run_matrices(synth: Synth, sizes, depthwise, seed, check_rows=False):
     """Synthesize every variant of every case; returns the records. ``check_rows``: the
-    first case's configurable layer is also synthesized whole (``configurable_whole``)."""
+    smallest dense matrix's configurable layer is also synthesized whole
+    (``configurable_whole``)."""
     units, meta = {}, {}
     for label, kind, density, w, mask, graph in matrix_cases(sizes, depthwise, seed):
         n_out, n_in = w.shape
         case = f"{label}_d{int(round(density * 100))}"
         fz = FrozenMatVec(w, graph=graph) if graph is not None else FrozenMatVec(w)
         units[(case, "frozen")] = (wrap_project(fz.verilog("core"), "core", "top"), "top")
+        plan = fz.graph.pipelined(fz.levels_per_stage, -128, 127)
         meta[(case, "frozen")] = {"plan_adders": fz.graph.adders,
+                                  "plan_adder_bits": sum(op.width for op in plan.ops
+                                                         if op.kind in ("add", "neg")),
                                   "plan_register_bits": fz.report()["register_bits"],
                                   "latency_cycles": fz.latency}
         # Configurable: every output row is the same netlist (weights are run-time data, one
@@ -256,14 +268,19 @@ def run_matrices(synth: Synth, sizes, depthwise, seed, check_rows=False):
         units[(case, "configurable_row")] = (
             wrap_project(cm.verilog("core"), "core", "top", register_inputs=False), "top")
         units[(case, "input_registers")] = (input_register_verilog(8 * n_in, "top"), "top")
-        full = ConfigurableMatVec(n_in, n_out, mask=mask).report()
+        whole = ConfigurableMatVec(n_in, n_out, mask=mask)
+        full = whole.report()
+        tree_bits = sum(op.width for t in whole.taps if t
+                        for op in whole.trees[len(t)].pipelined(
+                            whole.levels_per_stage, *whole.product_range).ops
+                        if op.kind in ("add", "neg"))
         meta[(case, "configurable")] = {"plan_adders": full["adders"],
+                                        "plan_adder_bits": tree_bits,
                                         "plan_multipliers": full["multipliers"],
                                         "plan_register_bits": full["register_bits"],
                                         "latency_cycles": full["latency_cycles"],
                                         "rows_synthesized": 1, "rows": n_out}
-        if check_rows and not units.get("checked"):
-            units["checked"] = True
+        if check_rows and sizes and case == f"{min(sizes)}x{min(sizes)}_d100":
             units[(case, "configurable_whole")] = (wrap_project(
                 ConfigurableMatVec(n_in, n_out, mask=mask).verilog("core"), "core", "top"),
                 "top")
@@ -278,7 +295,6 @@ def run_matrices(synth: Synth, sizes, depthwise, seed, check_rows=False):
                       "density": density, "weights": int(mask.sum()),
                       "nonzero_weights": int(np.count_nonzero(w)), "n_in": n_in,
                       "n_out": n_out}
-    units.pop("checked", None)
     res = synth.run({f"{c}/{v}": u for (c, v), u in units.items()})
     records = []
     for case in dict.fromkeys(c for c, _v in units):
@@ -510,21 +526,40 @@ def run_table3(synth: Synth, seed, texts: Texts, flows):
     return out
 
 
+def _structure(spec) -> tuple:
+    """What a configurable convolution's netlist depends on (its weights, scales and
+    biases are memory contents, counted in bits, not mapped)."""
+    return (spec.kind, spec.c_in, spec.c_out, spec.stride, spec.relu,
+            spec.width if spec.kind != "pointwise" else 0,
+            spec.height if spec.kind != "pointwise" else 0)
+
+
 def run_sweep(synth: Synth, seed, texts: Texts, flows, targets=(0.0, 0.5, 0.75, 1.0)):
     """The frozen core of the Table 3 build, its first ``k`` convolutions frozen and the
     rest configurable, for every ``k``; the block glue (bypass and skew FIFOs, joins) is the
-    frozen build's at every point."""
+    frozen build's at every point. A configurable convolution's memory contents do not
+    change its netlist, so each configurable twin is built with the parameters of a
+    convolution of the same structure in trainable core ``a`` where there is one (the
+    Table 3 run synthesized it already), else of the first frozen one of its structure."""
     net = preset("frozen_only")
-    params = _subset(net, _table3_params(seed))
+    all_params = _table3_params(seed)
+    params = _subset(net, all_params)
     dut = Backbone(net, params)
     glue = {u: v for u, v in backbone_units(dut, texts).items()
             if v[0] == "frozen" and u.count("__") == 1 and not u.endswith("_stem")}
     specs = [c for c in net.convs() if c.name.startswith("frozen.")]
+    donors = {}
+    for c in preset("two_cores_shuffle").convs():
+        if c.name.startswith("a."):
+            donors.setdefault(_structure(c), (c.name, all_params[c.name]))
+    for c in specs:
+        donors.setdefault(_structure(c), (c.name, params[c.name]))
     units = {}
     for spec in specs:
-        p = params[spec.name]
         module = _conv_module(spec.name)
         for configurable in (False, True):
+            donor, p = donors[_structure(spec)] if configurable else \
+                (spec.name, params[spec.name])
             conv = Conv(spec.kind, p.weight, width=spec.width, height=spec.height,
                         stride=spec.stride, shift=p.shift, relu=spec.relu,
                         scale_init=p.scale.tolist(), bias_init=p.bias.tolist(),
@@ -575,32 +610,40 @@ def print_matrices(records, flows):
               + f"{r['seconds']:>8.1f}")
 
 
+def _short(m: str) -> str:
+    return {"transistors": "transistors", "transistors_logic": "logic T",
+            "generic_cells": "gen. cells", "ice40_lut4": "iCE40 LUT4", "ecp5_lut4": "ECP5 LUT4",
+            "ecp5_lut4_equiv": "ECP5 LUT4eq"}.get(m, m)
+
+
 def print_table3(t3, flows):
     ms = _metrics(flows)
-    print(f"{'configuration':<19}" + "".join(f"{m:>14}" for m in ms)
-          + "".join(f"{'norm ' + m.split('_')[0]:>12}" for m in ms)
-          + f"{'paper mm2':>10}{'paper norm':>11}{'mem bits':>10}")
+    print("Table 3, measured (totals; norm = / two_cores_shuffle):")
+    print(f"{'configuration':<19}" + "".join(f"{_short(m):>13}" for m in ms)
+          + f"{'mem bits':>10}")
     for name, r in t3.items():
-        print(f"{name:<19}" + "".join(f"{r['total'][m]:>14,}" for m in ms)
-              + "".join(f"{r['normalized'][m]:>12.3f}" for m in ms)
-              + f"{r['paper_mm2']:>10}{r['paper_normalized']:>11.3f}"
+        print(f"{name:<19}" + "".join(f"{r['total'][m]:>13,}" for m in ms)
               + f"{r['total']['memory_bits']:>10,}")
+    print(f"{'normalized':<19}" + "".join(f"{_short(m):>13}" for m in ms)
+          + f"{'paper mm2':>10}{'paper':>7}")
+    for name, r in t3.items():
+        print(f"{name:<19}" + "".join(f"{r['normalized'][m]:>13.3f}" for m in ms)
+              + f"{r['paper_mm2']:>10}{r['paper_normalized']:>7.3f}")
     print("per part group (two_cores_shuffle):")
     for g, a in t3["two_cores_shuffle"]["groups"].items():
-        print(f"  {g:<10}" + "".join(f"{a[m]:>14,}" for m in ms)
-              + f"  memory bits {a['memory_bits']:,}")
+        print(f"{g:<19}" + "".join(f"{a[m]:>13,}" for m in ms) + f"{a['memory_bits']:>10,}")
 
 
 def print_sweep(sw, flows):
     ms = _metrics(flows)
-    print(f"{'target':>7} {'frozen layers':>14} {'frozen frac':>12}"
-          + "".join(f"{m:>14}" for m in ms) + "".join(f"{'norm ' + m.split('_')[0]:>12}"
-                                                     for m in ms))
+    print("Freezing sweep (frozen core; norm = / all configurable):")
+    print(f"{'target':>6} {'frozen layers':>13} {'fraction':>9}"
+          + "".join(f"{_short(m):>13}" for m in ms))
     for t, k in sw["targets"].items():
         p = sw["points"][k]
-        print(f"{float(t):>7.2f} {k:>8}/{p['layers']:<5} {p['frozen_fraction']:>12.3f}"
-              + "".join(f"{p[m]:>14,}" for m in ms)
-              + "".join(f"{p['normalized'][m]:>12.3f}" for m in ms))
+        print(f"{float(t):>6.2f} {k:>7}/{p['layers']:<5} {p['frozen_fraction']:>9.3f}"
+              + "".join(f"{p[m]:>13,}" for m in ms))
+        print(f"{'':>30}" + "".join(f"{p['normalized'][m]:>13.3f}" for m in ms))
 
 
 def plot_sweep(sw, flows, path):
@@ -610,7 +653,7 @@ def plot_sweep(sw, flows, path):
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     x = [p["frozen_fraction"] * 100 for p in sw["points"]]
-    for m, style in zip(_metrics(flows), ("o-", "s--", "^-.", "v:"), strict=False):
+    for m, style in zip(_metrics(flows), ("o-", "s--", "^-.", "v:", "D-", "x--"), strict=False):
         ax.plot(x, [p["normalized"][m] for p in sw["points"]], style, ms=3, label=m)
     for _t, k in sw["targets"].items():
         ax.axvline(sw["points"][k]["frozen_fraction"] * 100, color="0.85", lw=0.8, zorder=0)
@@ -670,6 +713,8 @@ def main(argv=None):
         out["matrices_seconds"] = round(time.perf_counter() - t, 1)
         print_matrices(out["matrices"], args.flows)
     out["yosys_seconds"] = round(synth.seconds, 1)
+    # Every distinct synthesis's own time, whether run now or read from --cache.
+    out["yosys_seconds_all_units"] = round(sum(r["seconds"] for r in synth.memo.values()), 1)
     out["total_seconds"] = round(time.perf_counter() - t0, 1)
     print(f"total {out['total_seconds']} s (Yosys {out['yosys_seconds']} s, "
           f"jobs {args.jobs}, {out['yosys']})")
