@@ -44,7 +44,7 @@ if str(_REPO) not in sys.path:
 from amaranth.hdl import Value  # noqa: E402
 from amaranth.lib import wiring  # noqa: E402
 
-from generators.synth import FLOWS, synthesize, yosys_version  # noqa: E402
+from generators.synth import FLOWS, SynthTimeout, synthesize, yosys_version  # noqa: E402
 from semifreddo_hw.adder_graph import plan_depthwise, signed_width  # noqa: E402
 from semifreddo_hw.backbone import Backbone  # noqa: E402
 from semifreddo_hw.conv import Conv  # noqa: E402
@@ -72,8 +72,9 @@ class Synth:
     """Synthesizes units (Verilog text + top module) with every flow, ``jobs`` Yosys
     processes at a time, each distinct (text, top, flow) once."""
 
-    def __init__(self, flows, jobs=1, cache_dir=None):
-        self.flows, self.jobs = tuple(flows), jobs
+    def __init__(self, flows, jobs=1, cache_dir=None, skip=(), timeout=None):
+        self.flows, self.jobs, self.timeout = tuple(flows), jobs, timeout
+        self.skip = set(skip)  # "unit name:flow" not synthesized (counts None)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.memo: dict[str, dict] = {}
         self.seconds = 0.0  # Yosys wall time actually spent (cache hits cost nothing)
@@ -86,7 +87,10 @@ class Synth:
         path = self.cache_dir / f"{key}.json" if self.cache_dir else None
         if path is not None and path.is_file():
             return key, json.loads(path.read_text()), 0.0
-        r = synthesize(text, top, flow)
+        try:
+            r = synthesize(text, top, flow, timeout=self.timeout)
+        except SynthTimeout:
+            r = {"flow": flow, "top": top, "seconds": self.timeout, "timed_out": True}
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(r))
@@ -101,6 +105,8 @@ class Synth:
             if top != "top":  # one netlist per design, whatever its module is called
                 text, top = re.sub(rf"\b{top}(?=\b|__)", "top", text), "top"
             for flow in flows:
+                if f"{name}:{flow}" in self.skip:
+                    continue
                 k = self._key(text, top, flow)
                 keys[(name, flow)] = k
                 if k not in self.memo and all(j[0] != k for j in jobs):
@@ -117,12 +123,21 @@ class Synth:
         for name in units:
             merged = {"seconds": 0.0}
             for flow in flows:
-                r = self.memo[keys[(name, flow)]]
+                r = self.memo.get(keys.get((name, flow)), {"timed_out": False})
+                if (name, flow) not in keys or r.get("timed_out"):  # skipped or too slow
+                    merged.update({k: None for k in (*SUMMED[flow], f"seconds_{flow}")})
+                    merged.setdefault("memories", [])
+                    merged.setdefault("memory_bits", None)
+                    merged.setdefault("not_measured", []).append(
+                        f"{flow}: " + ("no result within --timeout" if (name, flow) in keys
+                                       else "--skip"))
+                    continue
                 merged.update({k: v for k, v in r.items()
                                if k not in ("flow", "top", "seconds", "cells", "memories")})
                 merged[f"seconds_{flow}"] = r["seconds"]
                 merged["seconds"] = round(merged["seconds"] + r["seconds"], 2)
                 merged["memories"] = r["memories"]
+                merged["memory_bits"] = r["memory_bits"]
             out[name] = merged
         return out
 
@@ -228,11 +243,14 @@ def _depthwise_matrix(taps: np.ndarray):
     return w, mask
 
 
-def matrix_cases(sizes, depthwise, seed):
-    """``(shape label, kind, density, W, mask, frozen graph or None)`` per case."""
+def matrix_cases(sizes, depthwise, seed, zeros_sizes=None):
+    """``(shape label, kind, density, W, mask, frozen graph or None)`` per case: each size
+    dense and (if in ``zeros_sizes``, default all) with 50 % zeros, then depthwise."""
     dense, sparse, dw = [], [], []
     for n in sizes:
         for zeros, to in ((0.0, dense), (0.5, sparse)):
+            if zeros and zeros_sizes is not None and n not in zeros_sizes:
+                continue
             w = gaussian_int8(np.random.default_rng([seed, n, int(zeros * 100)]), n, n, zeros)
             to.append((f"{n}x{n}", "matrix", 1 - zeros, w, np.ones(w.shape, bool), None))
     for c in depthwise:
@@ -243,12 +261,13 @@ def matrix_cases(sizes, depthwise, seed):
     return dense + dw + sorted(sparse, key=lambda c: c[3].size)
 
 
-def run_matrices(synth: Synth, sizes, depthwise, seed, check_rows=False):
+def run_matrices(synth: Synth, sizes, depthwise, seed, check_rows=False, zeros_sizes=None):
     """Synthesize every variant of every case; returns the records. ``check_rows``: the
     smallest dense matrix's configurable layer is also synthesized whole
     (``configurable_whole``)."""
     units, meta = {}, {}
-    for label, kind, density, w, mask, graph in matrix_cases(sizes, depthwise, seed):
+    for label, kind, density, w, mask, graph in matrix_cases(sizes, depthwise, seed,
+                                                             zeros_sizes):
         n_out, n_in = w.shape
         case = f"{label}_d{int(round(density * 100))}"
         fz = FrozenMatVec(w, graph=graph) if graph is not None else FrozenMatVec(w)
@@ -334,9 +353,11 @@ def _derived(r: dict) -> dict:
     LUT4 equivalents (a CCU2C carry cell takes the place of two LUT4s)."""
     d = {}
     if "transistors" in r:
-        d["transistors_logic"] = r["transistors"] - r["transistors_ff"]
+        d["transistors_logic"] = None if r["transistors"] is None else \
+            r["transistors"] - r["transistors_ff"]
     if "ecp5_lut4" in r:
-        d["ecp5_lut4_equiv"] = r["ecp5_lut4"] + 2 * r["ecp5_ccu2"]
+        d["ecp5_lut4_equiv"] = None if r["ecp5_lut4"] is None else \
+            r["ecp5_lut4"] + 2 * r["ecp5_ccu2"]
     return d
 
 
@@ -357,7 +378,8 @@ def _add_ratios(records, flows):
     for r in records:
         c = conf[(r["shape"], r["density"])]
         for m in _metrics(flows):
-            r[f"{m}_vs_configurable"] = round(r[m] / c[m], 4) if c[m] else None
+            r[f"{m}_vs_configurable"] = round(r[m] / c[m], 4) \
+                if c[m] and r[m] is not None else None
 
 
 # -- Table 3 and the sweep: backbones synthesized part by part --------------------------------
@@ -646,6 +668,26 @@ def print_sweep(sw, flows):
         print(f"{'':>30}" + "".join(f"{p['normalized'][m]:>13.3f}" for m in ms))
 
 
+def print_plan_vs_netlist(records):
+    """The plan's estimates next to the netlist's counts, per matrix case: adders (the plan's
+    adder bits against ECP5's carry bits, two per CCU2C) and flip-flops (the plan's register
+    bits plus the input registers against each flow's flip-flops)."""
+    print("Plan (estimate) vs netlist (measured):")
+    print(f"{'case':<12} {'variant':<13}{'adders':>8}{'adder bits':>11}{'CCU2 bits':>10}"
+          f"{'reg bits':>10}{'gen FF':>8}{'iCE40 FF':>9}{'ECP5 FF':>8}")
+    for r in records:
+        if r["variant"] not in ("frozen", "configurable") or "plan_register_bits" not in r:
+            continue
+        n_in = {"matrix": 1, "depthwise": 9}[r["kind"]] * int(r["shape"].split("x")[0]
+                                                              .removeprefix("dw"))
+        regs = r["plan_register_bits"] + 8 * n_in
+        case = f"{r['shape']} d{int(r['density'] * 100)}"
+        print(f"{case:<12} {r['variant']:<13}{r['plan_adders']:>8,}"
+              f"{r.get('plan_adder_bits', 0):>11,}{2 * r.get('ecp5_ccu2', 0):>10,}"
+              f"{regs:>10,}{r.get('generic_ffs', 0):>8,}{r.get('ice40_ff', 0):>9,}"
+              f"{r.get('ecp5_ff', 0):>8,}")
+
+
 def plot_sweep(sw, flows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -675,6 +717,8 @@ def main(argv=None):
     ap.add_argument("--parts", nargs="+", choices=("matrices", "table3", "sweep"),
                     default=["matrices", "table3", "sweep"])
     ap.add_argument("--sizes", type=int, nargs="*", default=[16, 32, 64])
+    ap.add_argument("--zeros-sizes", type=int, nargs="*",
+                    help="sizes also built with 50 %% zeros (default: all of --sizes)")
     ap.add_argument("--depthwise", type=int, nargs="*", default=[16, 32, 64],
                     help="channels of the depthwise 3x3 layers")
     ap.add_argument("--flows", nargs="+", choices=FLOWS, default=list(FLOWS))
@@ -686,9 +730,28 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=1, help="Yosys processes at a time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, help="reuse synthesis results kept here")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds one Yosys run may take; past it, that flow's counts are "
+                         "null (recorded in not_measured)")
+    ap.add_argument("--skip", nargs="*", default=[], metavar="UNIT:FLOW",
+                    help="leave out one unit's flow (its counts are null), e.g. "
+                         "64x64_d100/da4ml:generic")
+    ap.add_argument("--report", type=Path, metavar="FILE",
+                    help="print the tables of an earlier run's JSON; synthesize nothing")
     args = ap.parse_args(argv)
+    if args.report:
+        old = json.loads(args.report.read_text())
+        if "table3" in old:
+            print_table3(old["table3"], old["core_flows"])
+        if "sweep" in old:
+            print_sweep(old["sweep"], old["core_flows"])
+        if "matrices" in old:
+            print_matrices(old["matrices"], old["flows"])
+            print_plan_vs_netlist(old["matrices"])
+        return 0
     t0 = time.perf_counter()
-    synth, texts = Synth(args.flows, args.jobs, args.cache), Texts()
+    synth = Synth(args.flows, args.jobs, args.cache, args.skip, args.timeout)
+    texts = Texts()
     out = {"yosys": yosys_version(), "flows": args.flows, "seed": args.seed,
            "jobs": args.jobs}
     core_flows = [f for f in args.flows if f in args.core_flows]
@@ -709,9 +772,10 @@ def main(argv=None):
     if "matrices" in args.parts:
         t = time.perf_counter()
         out["matrices"] = run_matrices(synth, args.sizes, args.depthwise, args.seed,
-                                       args.check_rows)
+                                       args.check_rows, args.zeros_sizes)
         out["matrices_seconds"] = round(time.perf_counter() - t, 1)
         print_matrices(out["matrices"], args.flows)
+        print_plan_vs_netlist(out["matrices"])
     out["yosys_seconds"] = round(synth.seconds, 1)
     # Every distinct synthesis's own time, whether run now or read from --cache.
     out["yosys_seconds_all_units"] = round(sum(r["seconds"] for r in synth.memo.values()), 1)

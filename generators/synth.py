@@ -43,13 +43,14 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["FLOWS", "SynthError", "synthesize", "synthesize_flows", "yosys_command",
+__all__ = ["FLOWS", "SynthError", "SynthTimeout", "synthesize", "synthesize_flows", "yosys_command",
            "yosys_version"]
 
 FLOWS = ("generic", "ice40", "ecp5")
@@ -57,6 +58,10 @@ FLOWS = ("generic", "ice40", "ecp5")
 
 class SynthError(RuntimeError):
     """Yosys failed (the message ends with the tail of its log) or ran past its time."""
+
+
+class SynthTimeout(SynthError):
+    """Yosys ran past the ``timeout`` it was given (and was stopped, ABC included)."""
 
 
 #: Runs a Yosys script with pyosys, one command at a time, and writes each command's
@@ -263,19 +268,23 @@ def synthesize(verilog: str, top: str, flow: str, *, memories: str = "count",
         script = ["read_verilog -defer design.v", *_SCRIPTS[flow](top, memories, dsp)]
         (work / "synth.ys").write_text("\n".join(script) + "\n")
         t0 = time.perf_counter()
-        try:
-            # YoWASP sees the working directory, not the host's /tmp: relative paths only.
-            with open(work / "stdout.log", "w") as out:
-                r = subprocess.run(yosys_command(), cwd=work, stdout=out,
-                                   stderr=subprocess.STDOUT, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            raise SynthError(f"yosys {flow} on {top}: no result after {timeout} s") from e
+        # YoWASP sees the working directory, not the host's /tmp: relative paths only. Yosys
+        # runs in a session of its own so that a timeout also ends the ABC it started.
+        with open(work / "stdout.log", "w") as out:
+            proc = subprocess.Popen(yosys_command(), cwd=work, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired as e:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise SynthTimeout(f"yosys {flow} on {top}: no result after {timeout} s") from e
         seconds = time.perf_counter() - t0
-        if r.returncode:
+        if returncode:
             logs = [work / "synth.log", work / "stdout.log"]
             text = "\n".join(p.read_text(errors="replace") for p in logs if p.exists())
             tail = "\n".join(text.splitlines()[-15:])
-            raise SynthError(f"yosys {flow} on {top} exited {r.returncode}:\n{tail}")
+            raise SynthError(f"yosys {flow} on {top} exited {returncode}:\n{tail}")
         mems = _memories(work / "mem.il")
         return {"flow": flow, "top": top, "seconds": round(seconds, 2),
                 **_summary(flow, work), "memories": mems,
