@@ -22,14 +22,14 @@ import numpy as np
 from common.cli import Parser, run_command
 from common.files import OutputError
 from spec.names import is_module_name
-from spec.network import network_from_dict
+from spec.network import Network, network_from_dict
 from weights.files import load_frames, load_weights
 from weights.io import WeightFileError, read_json
 
 from .backbone import random_frames, run_backbone
 from .errors import SimulationMismatch
 
-__all__ = ["main", "verify", "load_build", "VerifyError"]
+__all__ = ["VerifyError", "load_build", "main", "read_build", "verify"]
 
 
 #: At most this many input pixels per run (the golden model holds them all in memory).
@@ -42,8 +42,10 @@ class VerifyError(Exception):
     """A build directory or argument that cannot be verified."""
 
 
-def load_build(build: Path):
-    """A build directory's network, parameters, top module name, Verilog path and text."""
+def read_build(build: Path) -> tuple[dict, Network, str, Path, str]:
+    """What a build directory says about its hardware: the report, the network, the top
+    module's name, the Verilog file and its text. Raises :class:`VerifyError` (one line)
+    for a directory that is not a build or lacks one of them."""
     if not (build / "report.json").is_file():
         raise VerifyError(
             f"{build}: not a build directory (no report.json); build it with "
@@ -65,6 +67,12 @@ def load_build(build: Path):
         text = verilog.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise VerifyError(f"{verilog}: unreadable ({e})") from None
+    return report, net, top, verilog, text
+
+
+def load_build(build: Path):
+    """A build directory's network, parameters, top module name, Verilog path and text."""
+    _report, net, top, verilog, text = read_build(build)
     weights = load_weights(
         build / "frozen.npz", build / "trainable.npz", net, str(build / "network.json")
     )
