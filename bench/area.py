@@ -4,7 +4,11 @@ and a freezing sweep.
 
     python bench/area.py --parts table3 sweep --json bench/area_cores.json \
         --plot bench/area_sweep.png
-    python bench/area.py --parts matrices --json bench/area_matrices.json
+    python bench/area.py --parts matrices --json bench/area_matrices.json [--skip ...]
+
+The matrices part is slow: over an hour of Yosys for every size, even with the ``--skip``
+list docs/performance.md gives (ABC on da4ml's combinational netlists and on the constant
+products dominates); the test suite runs its smallest case only.
 
 Every number here comes from a Yosys netlist (:mod:`generators.synth`: flows ``generic``
 (gates and a CMOS transistor estimate), ``ice40`` and ``ecp5`` (LUT4, carries, flip-flops;

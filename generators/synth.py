@@ -183,40 +183,38 @@ def _skip_ram(memories: str, vendor: str, flags: str) -> list[str]:
     return ["opt -fast -mux_undef -undriven -fine", "opt -undriven -fine"]
 
 
-def _ice40(top: str, memories: str, dsp: bool) -> list[str]:
-    flags = "-dsp" if dsp else ""
+def _fpga(vendor: str, flags: str, top: str, memories: str, lut_map: list[str]) -> list[str]:
+    """``synth_<vendor>`` up to LUT mapping, ``lut_map`` (the LUT mapping by ``abc`` instead
+    of the default ``abc9``, see the module docstring), then the rest of its script."""
+    synth = f"synth_{vendor} {flags}"
     return [
-        f"synth_ice40 -top {top} {flags} -run begin:map_ram",
+        f"synth_{vendor} -top {top} {flags} -run begin:map_ram",
         f"tee -q -o mem.il dump {_MEM}",
-        *_skip_ram(memories, "synth_ice40", flags),
-        f"synth_ice40 {flags} -run map_gates:map_luts",
-        # map_luts with abc instead of abc9 (the script Yosys used before abc9 was default).
+        *_skip_ram(memories, f"synth_{vendor}", flags),
+        f"{synth} -run map_gates:map_luts",
+        *lut_map,
+        f"{synth} -run map_cells:check",
+        "delete t:$scopeinfo",
+        f"tee -q -o stat_{vendor}.json stat -json",
+    ]
+
+
+def _ice40(top: str, memories: str, dsp: bool) -> list[str]:
+    # map_luts with abc instead of abc9 (the script Yosys used before abc9 was default).
+    lut_map = [
         "techmap -map +/ice40/latches_map.v",
         "abc -dress -lut 4",
         "ice40_wrapcarry -unwrap",
         "techmap -map +/ice40/ff_map.v",
         "clean",
         "opt_lut -tech ice40",
-        f"synth_ice40 {flags} -run map_cells:check",
-        "delete t:$scopeinfo",
-        "tee -q -o stat_ice40.json stat -json",
     ]
+    return _fpga("ice40", "-dsp" if dsp else "", top, memories, lut_map)
 
 
 def _ecp5(top: str, memories: str, dsp: bool) -> list[str]:
-    flags = "" if dsp else "-nodsp"
-    return [
-        f"synth_ecp5 -top {top} {flags} -run begin:map_ram",
-        f"tee -q -o mem.il dump {_MEM}",
-        *_skip_ram(memories, "synth_ecp5", flags),
-        f"synth_ecp5 {flags} -run map_gates:map_luts",
-        "techmap -map +/lattice/latches_map.v",
-        "abc -dress -lut 4",
-        "clean",
-        f"synth_ecp5 {flags} -run map_cells:check",
-        "delete t:$scopeinfo",
-        "tee -q -o stat_ecp5.json stat -json",
-    ]
+    lut_map = ["techmap -map +/lattice/latches_map.v", "abc -dress -lut 4", "clean"]
+    return _fpga("ecp5", "" if dsp else "-nodsp", top, memories, lut_map)
 
 
 _SCRIPTS = {"generic": _generic, "ice40": _ice40, "ecp5": _ecp5}

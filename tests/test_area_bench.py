@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from generators.build import main as build_main
 from generators.synth import (
     FLOWS,
     Runner,
@@ -215,18 +216,8 @@ def micro_build(tmp_path_factory):
     save_frozen(root / "f.npz", net, params)
     save_trainable(root / "t.npz", net, params)
     out = root / "build"
-    r = _run(
-        "-m",
-        "generators.build",
-        "--freeze",
-        root / "f.npz",
-        "--trainable",
-        root / "t.npz",
-        "--out",
-        out,
-        "--quiet",
-    )
-    assert r.returncode == 0, r.stderr
+    argv = ["--freeze", root / "f.npz", "--trainable", root / "t.npz", "--out", out]
+    assert build_main([*map(str, argv), "--jobs", "1", "--quiet"]) == 0
     return out
 
 
