@@ -20,8 +20,7 @@ from weights.io import WeightFileError
 
 from .errors import SimulationMismatch
 from .link import check_answer, host_bytes
-from .verify import VerifyError, load_build
-from .verify import _frames as verify_frames
+from .verify import VerifyError, input_frames, load_build
 
 __all__ = ["main", "read_param_writes", "exchange"]
 
@@ -76,7 +75,7 @@ def _run(args, log, open_port=None) -> int:
 
     build = Path(args.build)
     net, params, *_ = load_build(build)
-    frames = verify_frames(args, net)
+    frames = input_frames(args, net)
     writes = [] if args.no_params else read_param_writes(build / "param_writes.hex")
     shuffle = args.shuffle == "on" and net.core_shuffle
     send = host_bytes(net, frames, writes=writes, shuffle=shuffle)

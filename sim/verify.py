@@ -29,7 +29,7 @@ from weights.io import WeightFileError, read_json
 from .backbone import random_frames, run_backbone
 from .errors import SimulationMismatch
 
-__all__ = ["VerifyError", "load_build", "main", "read_build", "verify"]
+__all__ = ["VerifyError", "input_frames", "load_build", "main", "read_build", "verify"]
 
 
 #: At most this many input pixels per run (the golden model holds them all in memory).
@@ -79,7 +79,8 @@ def load_build(build: Path):
     return net, weights.params, top, verilog, text
 
 
-def _frames(args, net):
+def input_frames(args, net):
+    """The frames a run sends: ``--input`` (uint8, shifted to int8) or ``--frames`` random ones."""
     if args.input is None:
         most = max(1, MAX_PIXELS // (net.height * net.width))
         if args.frames > most:
@@ -96,7 +97,7 @@ def verify(args, log) -> list[str]:
     :class:`~sim.errors.SimulationMismatch` when the design disagrees with the golden model."""
     build = Path(args.build)
     net, params, top, verilog, text = load_build(build)
-    frames = _frames(args, net)
+    frames = input_frames(args, net)
     if args.work is not None:
         try:
             Path(args.work).mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from sim.rtl import VerilatorDesign
 from spec.link import STATUS_FLAGS, decode, encode_status
 from spec.network import network_from_dict
 from tests.backbone_helpers import retrained
+from tests.cli_helpers import run_module
 from weights.synthetic import random_params
 
 
@@ -272,3 +273,11 @@ def test_bad_command_is_flagged(board):
     )
     got = decode(bytes.fromhex(stats["received"]), link.channels)
     assert got.status == [{f: f == "bad_command" for f in STATUS_FLAGS}]
+
+
+def test_host_command_refuses_bad_input(tmp_path):
+    """sim.host on a directory that is no build: one line, exit 2, before any port opens."""
+    r = run_module("sim.host", "--port", "/dev/null", "--build", tmp_path / "nothing")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a build directory" in lines[0], r.stderr
