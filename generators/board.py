@@ -270,7 +270,7 @@ def read_report(work: Path, board: _Board, target_mhz: float, net) -> dict:
         "timing_met": fmax_mhz is not None and fmax_mhz >= target_mhz,
         **used,
         **pct,
-        "device": {k: v for k, v in total.items()},
+        "device": dict(total),
         "utilisation": {k: {"used": u, "available": a} for k, (u, a) in sorted(util.items())},
     }
     clock = min(fmax_mhz, target_mhz) if fmax_mhz else target_mhz

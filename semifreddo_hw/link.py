@@ -152,7 +152,7 @@ class UARTLink(wiring.Component):
                 m.d.comb += bb.param_write.valid.eq(args[addr_width:32] == 0)
                 m.next = "COMMAND"
             with m.State("PIXEL"):
-                m.d.comb += rxq.o.ready.eq(1)
+                m.d.comb += [rxq.o.ready.eq(1), self.in_frame.eq(1)]
                 with m.If(have):
                     m.d.sync += [pixel.eq(Cat(pixel[8:], byte)), count.eq(count + 1)]
                     with m.If(count == channels - 1):
