@@ -54,7 +54,8 @@ class BackboneDesign:
 
     weights: Weights
     params: dict | None = None
-    quant_errors: list | None = None
+    quant_errors: dict | None = None
+    calibration: str | None = None  # how activation scales were calibrated
     hardware: Backbone | None = None
 
     @classmethod
@@ -85,8 +86,14 @@ class BackboneDesign:
             if config.calib is None
             else load_frames(config.calib, w.net, "--calib")
         )
-        self.params, scales = quantize(w.net, w.fparams, frames)
-        self.quant_errors = error_report(w.net, w.fparams, self.params, scales, frames)
+        self.params, scales = quantize(
+            w.net, w.fparams, frames, shuffle=w.shuffle, method=config.calib_method
+        )
+        source = "random frames" if config.calib is None else f"frames of {config.calib.name}"
+        self.calibration = f"{config.calib_method} over {len(frames)} {source}"
+        self.quant_errors = error_report(
+            w.net, w.fparams, self.params, scales, frames, shuffle=w.shuffle
+        )
 
     def products(self) -> list[Product]:
         return [
@@ -140,7 +147,7 @@ class BackboneDesign:
         return {
             "network.json": json.dumps(net.to_dict(), indent=2, sort_keys=True) + "\n",
             "frozen.npz": npz_bytes(frozen_arrays(net, self.params)),
-            "trainable.npz": npz_bytes(trainable_arrays(net, self.params)),
+            "trainable.npz": npz_bytes(trainable_arrays(net, self.params, self.weights.shuffle)),
             "param_writes.hex": "".join(
                 f"{a:08x} {v & 0xFFFFFFFF:08x}\n" for a, v in dut.param_writes(self.params)
             ),
@@ -160,11 +167,12 @@ def _report(d: "BackboneDesign", top: str, period: int = 1) -> dict:
     net = d.weights.net
     r = {
         "format": "semifreddo-report",
-        "version": 2,
+        "version": 3,
         "kind": "plan estimates, not post-synthesis measurements",
         "top": top,
         "weights_form": d.weights.form,
         "power_up": "given" if d.weights.trainable else "zero (no trainable file)",
+        "core_shuffle": ("on" if d.weights.shuffle else "off") if net.core_shuffle else "none",
         "throughput": {
             "pixels_per_cycle": 1 if period == 1 else round(1 / period, 6),
             "cycles_per_frame": net.width * net.height * period,
@@ -174,6 +182,7 @@ def _report(d: "BackboneDesign", top: str, period: int = 1) -> dict:
     }
     if d.quant_errors is not None:
         r["quantization"] = d.quant_errors
+        r["calibration"] = d.calibration
     return r
 
 
@@ -185,7 +194,8 @@ def _report_md(r: dict, net) -> str:
         "Plan estimates (not post-synthesis measurements). Cores: "
         f"{', '.join(r['cores'])}; input {net.width}x{net.height}x{net.channels_in}; "
         f"weights given in {r['weights_form']} form; run-time parameters power up "
-        f"{r['power_up']}.",
+        f"{r['power_up']}; core shuffle {r['core_shuffle']} (the trainable file's setting: "
+        "drive the `shuffle` input so).",
         "",
         "| quantity | value |",
         "|---|---|",
@@ -239,14 +249,19 @@ def _report_md(r: dict, net) -> str:
             "",
             "## Quantization error (integer network vs float, calibration frames)",
             "",
-            "Errors accumulate through the network, as in the chip.",
-            "",
-            "| layer | relative RMS error | SQNR (dB) | max abs error | saturated |",
-            "|---|---|---|---|---|",
+            f"Activation scales calibrated by {r['calibration']}, with the core shuffle "
+            f"{r['core_shuffle']}, as the chip runs. Errors accumulate through the network, "
+            "as in the chip.",
         ]
-        for q in r["quantization"]:
-            md.append(
-                f"| {q['layer']} | {q['rel_rms']:.4f} | {q['sqnr_db']} | "
-                f"{q['max_abs']:.4f} | {q['saturated']:.4f} |"
-            )
+        for key in ("output", "layer"):
+            md += [
+                "",
+                f"| {key} | relative RMS error | SQNR (dB) | max abs error | saturated |",
+                "|---|---|---|---|---|",
+            ]
+            for q in r["quantization"][f"{key}s"]:
+                md.append(
+                    f"| {q[key]} | {q['rel_rms']:.4f} | {q['sqnr_db']} | "
+                    f"{q['max_abs']:.4f} | {q['saturated']:.4f} |"
+                )
     return "\n".join(md) + "\n"

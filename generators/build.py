@@ -22,6 +22,7 @@ from spec.names import is_module_name
 from spec.network import PRESETS
 from weights.files import network_option
 from weights.io import WeightFileError
+from weights.quantize import CALIBRATIONS, PERCENTILE
 
 from . import steps
 from .backbone_build import FOLDS
@@ -87,7 +88,15 @@ def parser(
         "--calib",
         metavar="FILE",
         help="calibration frames for float weights: .npz with 'frames' uint8 "
-        "(N, H, W, C) (default: 8 deterministic random frames)",
+        "(N, H, W, C) (default: 8 to 128 deterministic random frames, enough for 512 output "
+        "pixels)",
+    )
+    p.add_argument(
+        "--calib-method",
+        choices=CALIBRATIONS,
+        default=CALIBRATIONS[0],
+        help=f"activation clipping level for float weights: percentile ({PERCENTILE} %% of "
+        "|y|, default), mse (least squared int8 error) or max (the largest |y|)",
     )
     p.add_argument(
         "--jobs",
@@ -166,6 +175,7 @@ def run_build(args, log=print) -> tuple[GuardedDir, steps.Build, dict]:
         trainable=None if args.trainable is None else Path(args.trainable),
         network=network_option(args.preset, args.config),
         calib=None if args.calib is None else Path(args.calib),
+        calib_method=args.calib_method,
         top=args.top,
         solver=args.solver,
         levels_per_stage=args.levels_per_stage,

@@ -19,6 +19,7 @@ class BuildConfig:
     trainable: Path | None = None
     network: Network | None = None  # --preset / --config
     calib: Path | None = None
+    calib_method: str = "percentile"  # weights.quantize.CALIBRATIONS
     top: str = "semifreddo"
     solver: str = "da4ml"
     levels_per_stage: int = 2

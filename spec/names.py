@@ -23,6 +23,8 @@ __all__ = [
     "blend",
     "part_module",
     "is_module_name",
+    "INPUT_PAD",
+    "CORE_SHUFFLE",
 ]
 
 CORES = ("frozen", "a", "b")
@@ -32,6 +34,11 @@ REGULAR_LAYERS = ("dw", "pw")
 #: Branch prefixes of a downsampling (stride 2) block, and its layers in stream order.
 BRANCHES = ("b0_", "b1_")
 DOWNSAMPLING_LAYERS = tuple(br + layer for br in BRANCHES for layer in REGULAR_LAYERS)
+#: The float model's input padding value per channel (an input normalisation folded into
+#: the stems pads the normalised image with zeros, ``weights/onnx_input.py``).
+INPUT_PAD = "input.pad"
+#: The run-time cross-core shuffle setting, in the trainable file.
+CORE_SHUFFLE = "core_shuffle"
 
 
 def block_layers(stride: int) -> tuple[str, ...]:

@@ -100,7 +100,25 @@ class _Builder:
         return self.op("Reshape", [y, self.const("s", [1, c, h, w], np.int64, key="shape2")])
 
 
-def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProto:
+def _normalise(b, x, steps):
+    """``x`` through the input normalisation ``steps``: ``("Cast", None)`` to float,
+    ``(op, k)`` for ``op(x, k)``, ``(op, k, "first")`` for ``op(k, x)`` (Sub, Add, Mul,
+    Div), ``("BatchNormalization", (scale, B, mean, var))``; constants as given (any
+    broadcastable shape)."""
+    for op, k, *first in steps:
+        if op == "Cast":
+            x = b.op("Cast", [x], to=TensorProto.FLOAT)
+        elif op == "BatchNormalization":
+            x = b.op(op, [x, *(b.const("bn", v) for v in k)], epsilon=1e-3)
+        else:
+            c = b.const("k", k)
+            x = b.op(op, [c, x] if first else [x, c])
+    return x
+
+
+def backbone_onnx(
+    net, fparams, *, shuffle=False, mutate=None, norm=(), input_type=TensorProto.FLOAT
+) -> onnx.ModelProto:
     """The float backbone of ``net`` with ``fparams`` as an ONNX model: input ``image``
     (1, C, H, W), one output per core (frozen, a, b). ``mutate`` breaks it on purpose:
     ``{"stride": {conv: s}}``, ``{"flip_relu": [conv]}``, ``{"shuffle_groups": 4}``,
@@ -110,7 +128,9 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
     when it is callable; keys ``CONV.weight``, ``CONV.bias`` (with ``fold_bn``),
     ``CONV.gamma`` / ``beta`` / ``mean`` / ``var``, ``CORE.mI.alpha``, and ``split``,
     ``shape1``, ``shape2`` for every Split's sizes and channel shuffle's shapes),
-    ``{"eps": {conv: value}}`` (a batch norm's epsilon). No errors: ``{"fold_bn": True}``
+    ``{"eps": {conv: value}}`` (a batch norm's epsilon). ``norm``: an input normalisation
+    in front of the stems (:func:`_normalise`), with the input of type ``input_type``.
+    No errors: ``{"fold_bn": True}``
     (batch norms folded into conv weights and biases, as exporters in inference mode do) and
     ``{"look_through": "Identity"}`` (or ``"Dropout"``: such a node after every float
     initializer, batch norm, Split output and Sigmoid)."""
@@ -120,7 +140,8 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
     def conv(x, name):
         return b.conv(x, name, specs[name], fparams[name])
 
-    feats = {core: conv("image", f"{core}.stem") for core in net.cores}
+    image = _normalise(b, "image", norm)
+    feats = {core: conv(image, f"{core}.stem") for core in net.cores}
     trainable = [c for c in net.cores if c != "frozen"]
     for i in range(1, len(net.stages) + 1):
         first = net.blocks(net.cores[0], i)[0]
@@ -167,7 +188,7 @@ def backbone_onnx(net, fparams, *, shuffle=False, mutate=None) -> onnx.ModelProt
         "backbone",
         [
             helper.make_tensor_value_info(
-                "image", TensorProto.FLOAT, [1, net.channels_in, net.height, net.width]
+                "image", input_type, [1, net.channels_in, net.height, net.width]
             )
         ],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, [None] * 4) for o in outs],

@@ -137,7 +137,7 @@ def test_build_writes_every_file_and_reports_progress(onnx_build):
     rep = json.loads((root / "build" / "report.json").read_text())
     assert rep["weights_form"] == "float" and rep["cores"] == ["frozen", "a", "b"]
     assert rep["multipliers"] == rep["configurable_weights"] > 0 and rep["adders"] > 0
-    assert len(rep["quantization"]) == len(network_from_dict(TINY).convs())
+    assert len(rep["quantization"]["layers"]) == len(network_from_dict(TINY).convs())
     # The parameter image holds one write per address of the map, in order.
     writes = (root / "build" / "param_writes.hex").read_text().splitlines()
     assert [int(w.split()[0], 16) for w in writes] == list(range(rep["parameter_addresses"]))

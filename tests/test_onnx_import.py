@@ -422,3 +422,121 @@ def test_cli_model_must_be_a_regular_file_of_bounded_size(tmp_path, capsys, monk
         r"initializer '\w+' is stored in an external data file",
     )
     assert not (tmp_path / "f.npz").exists() and not (tmp_path / "t.npz").exists()
+
+
+# -- input normalisation folded into the stems ------------------------------------------
+
+_MEAN = np.array([0.485, 0.456, 0.406])  # per channel, (1, 3, 1, 1) and (3, 1, 1) layouts
+_STD = np.array([0.229, 0.224, 0.225])
+
+
+@pytest.mark.parametrize(
+    "norm, uint8",
+    [
+        ([("Sub", 128.0), ("Div", 128.0)], False),  # the project's own convention, in-graph
+        ([("Cast", None), ("Sub", 128.0), ("Div", 128.0)], True),
+        ([("Div", 255.0)], False),  # zero padding stands for pixel 0: pad x = -1
+        (
+            [
+                ("Cast", None),
+                ("Div", np.float32(255)),
+                ("Sub", _MEAN.reshape(1, 3, 1, 1)),
+                ("Div", _STD.reshape(3, 1, 1)),
+            ],
+            True,
+        ),  # torchvision's ToTensor + Normalize
+        ([("Mul", np.array([1 / 255.0])), ("Add", -0.5), ("Mul", 2.0)], False),
+        ([("Sub", 255.0, "first"), ("Mul", 1 / 64)], False),  # inverted: k - x
+        (
+            [("BatchNormalization", ([0.01, 0.02, 0.03], [-1, 0, 1], [120, 110, 100], [4, 2, 1]))],
+            False,
+        ),
+        ([("Cast", None)], True),  # raw pixels straight in: the stem reads p
+    ],
+)
+def test_input_normalisation_is_folded_exactly(norm, uint8):
+    net, fp = _float_net("small", seed=4)
+    input_type = onnx.TensorProto.UINT8 if uint8 else onnx.TensorProto.FLOAT
+    model = backbone_onnx(net, fp, shuffle=True, norm=norm, input_type=input_type)
+    report = []
+    got, shuffle = import_onnx(model, net, report)
+    assert shuffle and len(report) == len(net.cores)
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    pixels = calibration_frames(net, 2, seed=11)
+    pixels[0, 0, :, 0] = 0  # extremes on a border
+    pixels[1, :, -1, 2] = 255
+    for frame in pixels:
+        feed = frame.transpose(2, 0, 1)[None]
+        outs = session.run(None, {"image": feed if uint8 else feed.astype(np.float32)})
+        ref = float_forward(net, got, (frame.astype(np.float64) - 128) / 128, shuffle=True)
+        for core, o in zip(net.cores, outs, strict=True):
+            r = ref[core].transpose(2, 0, 1)[None]
+            assert np.abs(o - r).max() <= 1e-5 * max(1.0, np.abs(r).max()), (core, norm)
+
+
+def test_normalised_float_files_round_trip(tmp_path):
+    from weights.files import load_weights, save_frozen, save_trainable
+
+    net, fp = _float_net("small", seed=4)
+    model = backbone_onnx(net, fp, shuffle=True, norm=[("Div", 255.0)])
+    got, shuffle = import_onnx(model, net)
+    assert np.allclose(got["input.pad"], -1.0)  # pixel 0 is x = -1
+    save_frozen(tmp_path / "f.npz", net, got)
+    save_trainable(tmp_path / "t.npz", net, got, shuffle)
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert w.shuffle and np.allclose(w.fparams["input.pad"], got["input.pad"])
+    x = (calibration_frames(net, 1, seed=2)[0].astype(np.float64) - 128) / 128
+    a, b = float_forward(net, got, x, shuffle=True), float_forward(net, w.fparams, x, shuffle=True)
+    for core in net.cores:
+        assert np.allclose(a[core], b[core], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "norm, message",
+    [
+        ([("Div", 128.0, "first")], "divides a constant by the image"),
+        ([("Div", 0.0)], "divides by zero"),
+        ([("Mul", 0.0)], "multiplies channel 0 by 0"),
+        ([("Sub", np.ones(3))], r"shape \(3,\) is not one value per channel"),
+        ([("Sub", np.ones((1, 3, 1, 2)))], "is not one value per channel"),
+        ([("Relu", None)], r"expected the model input, or an input normalisation"),
+    ],
+)
+def test_normalisations_that_do_not_fold_are_refused(norm, message):
+    net, fp = _float_net("tiny")
+    if norm[0][0] == "Relu":
+        import tests.onnx_models as om
+
+        real = om._normalise
+        om._normalise = lambda b, x, steps: b.op("Relu", [x])
+        try:
+            model = backbone_onnx(net, fp)
+        finally:
+            om._normalise = real
+    else:
+        model = backbone_onnx(net, fp, norm=norm)
+    with pytest.raises(OnnxImportError, match=message):
+        import_onnx(model, net)
+
+
+def test_cli_reports_the_folded_normalisation(tmp_path, capsys):
+    net, fp = _float_net("small", seed=4)
+    model = backbone_onnx(net, fp, shuffle=True, norm=[("Sub", 128.0), ("Div", 128.0)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    rc = import_main(
+        [
+            str(path),
+            "--preset",
+            "small",
+            "--frozen",
+            str(tmp_path / "f.npz"),
+            "--trainable",
+            str(tmp_path / "t.npz"),
+        ]
+    )
+    out = capsys.readouterr().err  # progress goes to stderr
+    assert rc == 0, out
+    assert "core shuffle on" in out
+    assert out.count("input normalisation folded into") == len(net.cores)
+    assert "Sub" in out and "Div" in out

@@ -184,7 +184,7 @@ def test_quantized_network_tracks_the_float_one(tiny_float):
     net, fp, frames = tiny_float
     # Max calibration on a 12x8 frame needs many frames to see the extremes of later layers.
     params, scales = quantize(net, fp, calibration_frames(net, 64))
-    rows = error_report(net, fp, params, scales, calibration_frames(net, 8, seed=5))
+    rows = error_report(net, fp, params, scales, calibration_frames(net, 8, seed=5))["layers"]
     assert [r["layer"] for r in rows] == [c.name for c in net.convs()]
     # On frames other than the calibration ones, 8 bits all the way through: a few percent
     # at the stems, growing with depth; a wrong scale anywhere gives errors near 1.
@@ -229,3 +229,134 @@ def test_shipped_examples_load_and_regenerate_identically(tmp_path):
     make_examples(tmp_path)
     for p in sorted(tmp_path.iterdir()):
         assert p.read_bytes() == (HERE / p.name).read_bytes(), p.name
+
+
+# -- trainable file version 2: the core shuffle setting and the input padding -------------
+
+
+def test_core_shuffle_setting_round_trips_and_is_checked(tmp_path):
+    net = preset("small")
+    params = random_params(net, np.random.default_rng(0))
+    save_frozen(tmp_path / "f.npz", net, params)
+    for on in (False, True):
+        save_trainable(tmp_path / "t.npz", net, params, shuffle=on)
+        assert load_weights(tmp_path / "f.npz", tmp_path / "t.npz").shuffle is on
+    arrays = dict(np.load(tmp_path / "t.npz"))
+    # version 1 (no setting): still read, shuffle off
+    v1 = {k: v for k, v in arrays.items() if k != "core_shuffle"} | {"version": np.array(1)}
+    save_npz(tmp_path / "v1.npz", v1)
+    assert load_weights(tmp_path / "f.npz", tmp_path / "v1.npz").shuffle is False
+    save_npz(tmp_path / "bad.npz", arrays | {"core_shuffle": np.array(2, np.uint8)})
+    with pytest.raises(WeightFileError, match="core_shuffle"):
+        load_weights(tmp_path / "f.npz", tmp_path / "bad.npz")
+    one = preset("one_core")
+    p1 = random_params(one, np.random.default_rng(0))
+    save_frozen(tmp_path / "f1.npz", one, p1)
+    save_trainable(tmp_path / "t1.npz", one, p1)
+    assert "core_shuffle" not in np.load(tmp_path / "t1.npz")
+    extra = dict(np.load(tmp_path / "t1.npz")) | {"core_shuffle": np.array(0, np.uint8)}
+    save_npz(tmp_path / "t1x.npz", extra)
+    with pytest.raises(WeightFileError, match="has no core shuffle"):
+        load_weights(tmp_path / "f1.npz", tmp_path / "t1x.npz")
+    with pytest.raises(ValueError, match="no core shuffle"):
+        save_trainable(tmp_path / "t1y.npz", one, p1, shuffle=True)
+
+
+def test_input_pad_is_a_float_form_entry(tmp_path):
+    net = preset("small")
+    fp = random_float_params(net, np.random.default_rng(0), calibration_frames(net, 2))
+    fp["input.pad"] = np.array([-1.0, 0.25, 0.0])
+    save_frozen(tmp_path / "f.npz", net, fp)
+    save_trainable(tmp_path / "t.npz", net, fp)
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert np.array_equal(w.fparams["input.pad"], fp["input.pad"])
+    arrays = dict(np.load(tmp_path / "t.npz"))
+    save_npz(tmp_path / "t2.npz", arrays | {"input.pad": np.zeros(4, np.float32)})
+    with pytest.raises(WeightFileError, match=r"input.pad has shape \(4,\)"):
+        load_weights(tmp_path / "f.npz", tmp_path / "t2.npz")
+    params = random_params(net, np.random.default_rng(0))
+    save_frozen(tmp_path / "fi.npz", net, params)
+    save_trainable(tmp_path / "ti.npz", net, params)
+    arrays = dict(np.load(tmp_path / "ti.npz")) | {"input.pad": np.zeros(3, np.int8)}
+    save_npz(tmp_path / "ti2.npz", arrays)
+    with pytest.raises(WeightFileError, match="unexpected entry 'input.pad'"):
+        load_weights(tmp_path / "fi.npz", tmp_path / "ti2.npz")
+
+
+def test_float_model_pads_the_stems_with_the_input_pad():
+    # padding x with q == subtracting q, padding with 0, adding q back: check against a
+    # frame embedded in a border of q (the stem's window then never sees the zero padding)
+    net = preset("small")
+    fp = random_float_params(net, np.random.default_rng(1), calibration_frames(net, 2))
+    q = np.array([-1.0, 0.5, 0.125])
+    x = (calibration_frames(net, 1, seed=3)[0].astype(float) - 128) / 128
+    spec = next(c for c in net.convs() if c.name == "frozen.stem")
+    p = fp["frozen.stem"]
+    rec = {}
+    float_forward(net, fp | {"input.pad": q}, x, record=rec)
+    big = np.broadcast_to(q, (x.shape[0] + 2, x.shape[1] + 2, 3)).copy()
+    big[1:-1, 1:-1] = x
+    gain, offset = p.folded()
+    from weights.floatnet import conv_float
+
+    full = conv_float("full", big, np.asarray(p.weight, float), 1)[1:-1:2, 1:-1:2]
+    assert spec.stride == 2
+    assert np.allclose(rec["frozen.stem"], np.maximum(full * gain + offset, 0))
+
+
+# -- calibration ---------------------------------------------------------------------------
+
+
+def test_clip_levels():
+    from weights.quantize import clip_level
+
+    rng = np.random.default_rng(0)
+    v = np.abs(rng.standard_t(3, 100_000))  # heavy tails: clipping pays
+    top = v.max()
+    assert clip_level([v], "max") == top
+    assert clip_level([v[:10], v[10:]], "max") == top
+    assert clip_level([v], "percentile") == pytest.approx(np.percentile(v, 99.99))
+    mse = clip_level([v], "mse")
+    assert mse < top
+
+    def err(c):
+        s = c / 127
+        return np.mean((np.minimum(np.round(v / s), 127) * s - v) ** 2)
+
+    assert err(mse) < err(top) and err(mse) <= err(np.percentile(v, 99.99)) * 1.01
+    u = rng.uniform(0, 1, 100_000)  # no tails: mse keeps (nearly) the whole range
+    assert clip_level([u], "mse") > 0.95 * u.max()
+    assert clip_level([np.zeros(5)], "mse") == 0.0
+    with pytest.raises(ValueError, match="calibration method"):
+        clip_level([u], "median")
+
+
+def test_default_calibration_frames_cover_the_outputs():
+    from weights.quantize import calibration_count
+
+    assert len(calibration_frames(preset("small"))) == calibration_count(preset("small")) == 128
+    assert calibration_count(preset("paper")) == 8  # 40x30 outputs: 8 frames are plenty
+    assert len(calibration_frames(network_from_dict(TINY), 3)) == 3
+
+
+def test_calibration_runs_the_shuffle_as_the_chip_will(tiny_float):
+    net = preset("small")
+    fp = random_float_params(
+        net, np.random.default_rng(3), calibration_frames(net, 4), shuffle=True
+    )
+    frames = calibration_frames(net, 8)
+    on, s_on = quantize(net, fp, frames, shuffle=True, method="max")
+    off, s_off = quantize(net, fp, frames, shuffle=False, method="max")
+    # The shuffle changes what the trainable cores see, so their scales differ; the stems
+    # (before any shuffle) keep theirs.
+    assert s_on["a.stem"] == s_off["a.stem"]
+    assert any(s_on[c.name] != s_off[c.name] for c in net.convs() if c.name.startswith("a.m"))
+    rep = error_report(net, fp, on, s_on, frames, shuffle=True)
+    assert [o["output"] for o in rep["outputs"]] == list(net.cores)
+    # the report runs the network with the shuffle: its outputs are the golden model's
+    px = frames[0].astype(np.int64) - 128
+    out = backbone(net, on, px, shuffle=True)
+    ref = float_forward(net, fp, (px + 0.0) / 128, shuffle=True)
+    last = [c.name for c in net.convs() if c.name.startswith("b.")][-1]
+    err = out["b"] * s_on[last] - ref["b"]
+    assert np.sqrt(np.mean(err**2)) / np.sqrt(np.mean(ref["b"] ** 2)) < 1.0

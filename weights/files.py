@@ -3,8 +3,10 @@ dtype and value checked against the network description, and writing.
 
 * ``semifreddo-frozen`` version 2: the network description and the frozen core's conv
   weights;
-* ``semifreddo-trainable`` version 1: the trainable cores' conv weights, the alphas, and the
-  requantization (batch norm) of every conv, frozen core included;
+* ``semifreddo-trainable`` version 2: the trainable cores' conv weights, the alphas, the
+  requantization (batch norm) of every conv, frozen core included, the run-time core shuffle
+  setting and (float form) the input padding of a folded input normalisation; version 1
+  (without the last two) is still read;
 * ``semifreddo-frozen`` version 1, the first format: frozen pointwise layers by name, built
   one module each (:func:`load_layers`);
 * frames files (calibration frames, verification inputs: :func:`load_frames`).
@@ -20,6 +22,7 @@ import re
 
 import numpy as np
 
+from spec import names
 from spec.formats import RANGES
 from spec.network import Network, network_from_dict, preset
 from spec.params import ConvParams
@@ -53,7 +56,7 @@ __all__ = [
 ]
 
 FROZEN, FROZEN_VERSION, LAYERS_VERSION = "semifreddo-frozen", 2, 1
-TRAINABLE, TRAINABLE_VERSION = "semifreddo-trainable", 1
+TRAINABLE, TRAINABLE_VERSION = "semifreddo-trainable", 2
 BN_FIELDS = ("gamma", "beta", "mean", "var")
 DEFAULT_SHIFT = 16  # requantizer shift of every layer when no trainable file is given
 
@@ -63,13 +66,15 @@ class Weights:
     """What a frozen (and trainable) file pair says: the network, the form, and either the
     integer parameters (``params``, ready for the hardware) or the float ones (``fparams``,
     to be quantized). ``trainable`` is false when no trainable file was given (the run-time
-    parameters then power up as zero)."""
+    parameters then power up as zero). ``shuffle``: the cross-core shuffle setting the
+    network runs with (the trainable file's ``core_shuffle``; off when absent)."""
 
     net: Network
     form: str
     params: dict | None = None
     fparams: dict | None = None
     trainable: bool = True
+    shuffle: bool = False
 
 
 def _network_entry(path, arrays) -> Network | None:
@@ -165,7 +170,7 @@ def load_weights(
     ta = None
     if trainable_path is not None:
         ta = dict(load_npz(trainable_path))
-        check_header(trainable_path, ta, TRAINABLE, (TRAINABLE_VERSION,))
+        check_header(trainable_path, ta, TRAINABLE, (1, TRAINABLE_VERSION))
         sources.append((str(trainable_path), _network_entry(trainable_path, ta)))
     net = resolve_network(sources)
     convs = net.convs()
@@ -227,14 +232,24 @@ def load_weights(
             out[n] = ConvParams(weights[n], scale, bias, int(shift))
     for b in net.blends():
         out[b.name] = _array(trainable_path, ta, b.name, (b.channels,), form, *RANGES["alpha"])
+    shuffle = False
+    if names.CORE_SHUFFLE in ta:
+        if not net.core_shuffle:
+            raise WeightFileError(
+                f"{tp}: {names.CORE_SHUFFLE!r} is given but network {net.name!r} has no core "
+                f"shuffle"
+            )
+        shuffle = bool(_array(tp, ta, names.CORE_SHUFFLE, (), "int8", 0, 1))
+    if form == "float" and names.INPUT_PAD in ta:
+        out[names.INPUT_PAD] = _array(tp, ta, names.INPUT_PAD, (net.channels_in,), form)
     _no_extra(
         trainable_path,
         ta,
         f"a trainable weight, alpha or requantizer entry of network {net.name!r}",
     )
     if form == "float":
-        return Weights(net, form, fparams=out)
-    return Weights(net, form, params=out)
+        return Weights(net, form, fparams=out, shuffle=shuffle)
+    return Weights(net, form, params=out, shuffle=shuffle)
 
 
 def _header(fmt, version, net):
@@ -250,9 +265,9 @@ def save_frozen(path, net: Network, params: dict) -> None:
     save_npz(path, frozen_arrays(net, params))
 
 
-def save_trainable(path, net: Network, params: dict) -> None:
+def save_trainable(path, net: Network, params: dict, shuffle: bool = False) -> None:
     """Write the trainable file of ``net`` (:func:`trainable_arrays`)."""
-    save_npz(path, trainable_arrays(net, params))
+    save_npz(path, trainable_arrays(net, params, shuffle))
 
 
 def frozen_arrays(net: Network, params: dict) -> dict:
@@ -269,9 +284,13 @@ def frozen_arrays(net: Network, params: dict) -> dict:
     return arrays
 
 
-def trainable_arrays(net: Network, params: dict) -> dict:
+def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
     """The entries of ``net``'s trainable file from the same ``params`` as
-    :func:`frozen_arrays` (alphas: codes in int8 form, logits in float form)."""
+    :func:`frozen_arrays` (alphas: codes in int8 form, logits in float form; the input
+    padding where ``params`` has one), with the core shuffle setting ``shuffle`` where the
+    network has the shuffle."""
+    if shuffle and not net.core_shuffle:
+        raise ValueError(f"network {net.name!r} has no core shuffle to switch on")
     arrays = _header(TRAINABLE, TRAINABLE_VERSION, net)
     for c in net.convs():
         p = params[c.name]
@@ -289,6 +308,10 @@ def trainable_arrays(net: Network, params: dict) -> dict:
     for b in net.blends():
         a = np.asarray(params[b.name])
         arrays[b.name] = a.astype(np.float32 if a.dtype.kind == "f" else np.uint8)
+    if net.core_shuffle:
+        arrays[names.CORE_SHUFFLE] = np.array(int(shuffle), np.uint8)
+    if names.INPUT_PAD in params:
+        arrays[names.INPUT_PAD] = np.asarray(params[names.INPUT_PAD], np.float32)
     return arrays
 
 

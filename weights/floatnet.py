@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 
+from spec import names
 from spec.dataflow import forward
 from spec.network import Network
 
@@ -57,13 +58,22 @@ def conv_float(kind, x, w, stride):
 
 def float_forward(net: Network, fparams: dict, x, *, shuffle=False, record=None) -> dict:
     """The float network on ``x`` (real-valued input, (..., H, W, C)): ``{core: output}``.
-    With ``record`` (a dict), every convolution's output is stored under its name."""
+    With ``record`` (a dict), every convolution's output is stored under its name. The stems
+    pad ``x`` with ``fparams[INPUT_PAD]`` per channel where it is given (an input
+    normalisation folded into them, ``weights/onnx_input.py``), with zeros otherwise."""
     specs = {c.name: c for c in net.convs()}
+    pad = np.asarray(fparams.get(names.INPUT_PAD, np.zeros(net.channels_in)), float)
+    stems = {names.stem(core) for core in net.cores}
 
     def conv(name, v):
         spec, p = specs[name], fparams[name]
         gain, offset = p.folded()
-        y = conv_float(spec.kind, v, np.asarray(p.weight, float), spec.stride) * gain + offset
+        w = np.asarray(p.weight, float)
+        if name in stems and pad.any():  # padded with q = padded with 0 after subtracting q
+            z = conv_float(spec.kind, v - pad, w, spec.stride) + np.einsum("oiyx,i->o", w, pad)
+        else:
+            z = conv_float(spec.kind, v, w, spec.stride)
+        y = z * gain + offset
         y = np.maximum(y, 0) if spec.relu else y
         if record is not None:
             record[name] = y

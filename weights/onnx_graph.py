@@ -41,6 +41,8 @@ class Graph:
             for out in node.output:
                 self.producer[out] = node
         self.inputs = [i.name for i in g.input if i.name not in self.tensors]
+        types = {i.name: i.type.tensor_type.elem_type for i in g.input}
+        self.input_type = types[self.inputs[0]] if self.inputs else None  # TensorProto type
         self.outputs = [o.name for o in g.output]
 
     def _through(self, tensor):

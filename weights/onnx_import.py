@@ -20,7 +20,12 @@ output, so node and tensor names do not matter, only the dataflow:
 * alpha blend: ``Sigmoid`` of a per-channel initializer ``w``, ``Mul`` with the frozen
   features, ``Sub(1, .)`` ``Mul`` with the core's own, ``Add``;
 * cross-core shuffle (optional): the two blended streams split in halves and re-joined with
-  their second halves swapped.
+  their second halves swapped; whether it is there goes into the trainable file;
+* input normalisation (optional) between the model input and the stems: ``Cast`` to float,
+  ``Sub``/``Add``/``Mul``/``Div`` by constants (a scalar or one value per channel),
+  ``BatchNormalization``. It is folded into the stems exactly (``weights/onnx_input.py``). A
+  model with one (or with a uint8 input) takes raw pixels 0..255; a model without one takes
+  ``(p - 128) / 128``, the network's own input convention.
 
 ``Identity`` and ``Dropout`` nodes are looked through. Anything else is an error naming the
 node and what was expected there. Parameters must be real floats (float, double, float16,
@@ -45,9 +50,11 @@ from .onnx_topology import Reader
 __all__ = ["OnnxImportError", "import_onnx", "main"]
 
 
-def import_onnx(model, net: Network) -> tuple[dict, bool]:
-    """Float parameters of ``net`` (:class:`FloatConv` per conv, blend logits) from an ONNX
-    model (a path or ``onnx.ModelProto``), and whether it has the cross-core shuffle on."""
+def import_onnx(model, net: Network, report: list | None = None) -> tuple[dict, bool]:
+    """Float parameters of ``net`` (:class:`FloatConv` per conv, blend logits, and the input
+    padding ``spec.names.INPUT_PAD`` where a normalisation was folded into the stems) from an
+    ONNX model (a path or ``onnx.ModelProto``), and whether it has the cross-core shuffle on.
+    With ``report`` (a list), a line per folded input normalisation is appended to it."""
     if not isinstance(model, onnx.ModelProto):
         size = regular_file(model)
         if size > MAX_MODEL_BYTES:
@@ -75,7 +82,10 @@ def import_onnx(model, net: Network) -> tuple[dict, bool]:
     except Exception as e:  # noqa: BLE001 - ValidationError, and ValueError on odd models
         typed = not isinstance(e, onnx.checker.ValidationError)
         raise OnnxImportError(f"the model fails ONNX's checker: {first_line(e, typed)}") from None
-    params, shuffle = Reader(Graph(model), net).read()
+    reader = Reader(Graph(model), net)
+    params, shuffle = reader.read()
+    if report is not None:
+        report.extend(reader.folded)
     missing = [c.name for c in net.convs() if c.name not in params] + [
         b.name for b in net.blends() if b.name not in params
     ]
@@ -106,19 +116,24 @@ def _run(args, log) -> None:
         {"input model": args.model, "--config file": args.config},
         {"--frozen": args.frozen, "--trainable": args.trainable},
     )
-    params, shuffle = import_onnx(args.model, net)
+    folded = []
+    params, shuffle = import_onnx(args.model, net, folded)
+    (frozen_opt, frozen_path), (trainable_opt, trainable_path) = outputs.items()
     write_all(
         [
-            (opt, path, lambda p, save=save: save(p, net, params))
-            for (opt, path), save in zip(
-                outputs.items(), (save_frozen, save_trainable), strict=True
-            )
+            (frozen_opt, frozen_path, lambda p: save_frozen(p, net, params)),
+            (trainable_opt, trainable_path, lambda p: save_trainable(p, net, params, shuffle)),
         ]
     )
+    layers = sum(
+        k in params for k in [c.name for c in net.convs()] + [b.name for b in net.blends()]
+    )
     log(
-        f"imported {args.model}: network {net.name}, {len(params)} layers and blends, "
+        f"imported {args.model}: network {net.name}, {layers} layers and blends, "
         f"core shuffle {'on' if shuffle else 'off'}"
     )
+    for line in folded:
+        log(f"input normalisation folded into {line}")
 
 
 def main(argv=None) -> int:

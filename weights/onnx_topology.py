@@ -11,6 +11,7 @@ from spec.network import Network
 
 from .floatnet import FloatConv
 from .onnx_graph import F32_MAX, Graph, OnnxImportError, label
+from .onnx_input import fold_input, input_norm
 
 __all__ = ["Reader"]
 
@@ -23,6 +24,7 @@ class Reader:
         self.specs = {c.name: c for c in net.convs()}
         self.params = {}
         self.shuffle = None  # whether the model has the cross-core shuffle
+        self.folded = []  # the input normalisations folded into the stems, described
 
     def conv(self, tensor, name):
         """The conv ``name`` (+ BN, + ReLU) producing ``tensor``; returns its input."""
@@ -346,10 +348,19 @@ class Reader:
                             f"({cur['frozen']!r})"
                         )
                     cur[k] = own
+        pad = None
         for core in net.cores:
-            src = g.source(self.conv(cur[core], names.stem(core)))
-            if src != g.inputs[0]:
+            stem = names.stem(core)
+            norm = input_norm(g, self.conv(cur[core], stem), net.channels_in)
+            if pad is not None and not np.allclose(norm.pad, pad, rtol=1e-6, atol=1e-9):
                 raise OnnxImportError(
-                    f"the stem of core {core} reads {src!r}, not the model input {g.inputs[0]!r}"
+                    f"the stem of core {core} normalises the input differently from "
+                    f"{net.cores[0]}'s: their zero padding stands for different pixels"
                 )
+            pad = norm.pad
+            if norm.steps:
+                self.folded.append(f"{stem}: {norm.describe()}")
+            self.params[stem] = fold_input(self.params[stem], norm)
+        if pad is not None and pad.any():
+            self.params[names.INPUT_PAD] = pad
         return self.params, bool(self.shuffle)

@@ -61,12 +61,12 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
     return params
 
 
-def random_float_params(net, rng, pixels) -> dict:
+def random_float_params(net, rng, pixels, *, shuffle: bool = False) -> dict:
     """Float parameters for every layer of ``net``, shaped like a trained network's:
     heavy-tailed conv weights with the smallest quarter pruned, batch norms whose mean and
     variance are the statistics of their own inputs over ``pixels`` (uint8 frames, as
     training would have left them) with gamma in [0.5, 1.5] and small betas, and blend
-    logits around 0 (alpha near 0.5)."""
+    logits around 0 (alpha near 0.5); trained with the core shuffle ``shuffle``."""
     specs = {c.name: c for c in net.convs()}
     params = {}
 
@@ -94,5 +94,5 @@ def random_float_params(net, rng, pixels) -> dict:
         a = sigmoid(params[name])
         return a * xf + (1 - a) * xt
 
-    forward(net, (np.asarray(pixels, float) - 128) / 128, conv, blend)
+    forward(net, (np.asarray(pixels, float) - 128) / 128, conv, blend, shuffle=shuffle)
     return params

@@ -8,7 +8,8 @@ None of them is uniform random noise; all have the statistics of trained layers:
   / 8) in **float** form, as a training framework exports it: heavy-tailed (Student-t)
   conv weights with the smallest quarter pruned to zero, batch norms whose mean and variance
   are the statistics of their own inputs over calibration frames, gamma in [0.5, 1.5],
-  small betas, blend logits around 0. The build quantizes them and reports the error.
+  small betas, blend logits around 0, trained and run with the core shuffle on. The build
+  quantizes them and reports the error.
 * ``paper_frozen.npz`` + ``paper_trainable.npz``: the ``paper`` preset (640x480x3, Table 1)
   in **int8** form, already quantized: per-channel int8 weights of the same kind, and
   per-channel scales calibrated so activations stay int8-sized through the ReLUs.
@@ -32,13 +33,15 @@ HERE = Path(__file__).resolve().parent
 def main(out: Path = HERE):
     """Write the examples into ``out``."""
     net = preset("small")
-    fp = random_float_params(net, np.random.default_rng(2020), calibration_frames(net, 8))
+    fp = random_float_params(
+        net, np.random.default_rng(2020), calibration_frames(net, 8), shuffle=True
+    )
     save_frozen(out / "small_frozen.npz", net, fp)
-    save_trainable(out / "small_trainable.npz", net, fp)
+    save_trainable(out / "small_trainable.npz", net, fp, shuffle=True)
     net = preset("paper")
     params = random_params(net, np.random.default_rng(2020))
     save_frozen(out / "paper_frozen.npz", net, params)
-    save_trainable(out / "paper_trainable.npz", net, params)
+    save_trainable(out / "paper_trainable.npz", net, params, shuffle=True)
     rng = np.random.default_rng(2020)
     save_npz(
         out / "frozen_pointwise.npz",
