@@ -271,9 +271,13 @@ def _build(name, width, height, channels_in, stem_channels, plan, **options):
                 if s == 2:
                     bw, bh, bc = -(-bw // 2), -(-bh // 2), 2 * bc
             blocks[core] = (tuple(out), (bw, bh, bc))
-        if trainable_strides and (
-            blocks["frozen"][1] != blocks["trainable"][1]
-            or frozen_strides[0] != trainable_strides[0]
+        if (
+            frozen_strides
+            and trainable_strides
+            and (
+                blocks["frozen"][1] != blocks["trainable"][1]
+                or frozen_strides[0] != trainable_strides[0]
+            )
         ):
             # The hardware balances the two stages from their first blocks on: those read
             # the same pixels through the same window, so both must have the same stride.
@@ -282,7 +286,8 @@ def _build(name, width, height, channels_in, stem_channels, plan, **options):
                 f"stride and agree on output size"
             )
         stages.append(StageSpec(blocks["frozen"][0], blocks["trainable"][0]))
-        w, h, c = blocks["frozen"][1]
+        # without a frozen core the trainable strides alone may describe the stage
+        w, h, c = blocks["frozen" if frozen_strides else "trainable"][1]
     return Network(name, width, height, channels_in, stem_channels, tuple(stages), **options)
 
 
@@ -372,8 +377,6 @@ def network_from_dict(d) -> Network:
     for key, top in (("width", _MAX_SIDE), ("height", _MAX_SIDE), ("stem_channels", _MAX_CHANNELS)):
         if not 1 <= d[key] <= top:
             raise ValueError(f"network: {key!r} must lie in 1..{top}, not {d[key]}")
-    if d["stem_channels"] % 2:
-        raise ValueError("network: 'stem_channels' must be even (blocks split channels)")
     plan = []
     for i, stage in enumerate(d["plan"], 1):
         if not (
@@ -383,12 +386,22 @@ def network_from_dict(d) -> Network:
         for strides in stage:
             if any(type(s) is not int or s not in (1, 2) for s in strides):
                 raise ValueError(f"network: plan stage {i}: strides must be 1 or 2")
-        if not stage[0] or (d["trainable_cores"] and not stage[1]):
+        if (d["frozen_core"] and not stage[0]) or (d["trainable_cores"] and not stage[1]):
             raise ValueError(f"network: plan stage {i} needs at least one block per core")
         plan.append((tuple(stage[0]), tuple(stage[1])))
     if not plan:
         raise ValueError("network: 'plan' has no stages")
-    channels = d["stem_channels"] * 2 ** sum(f.count(2) for f, _ in plan)
+    # A regular block splits its input's channels in halves, and so does the core shuffle in
+    # front of every stage; a downsampling block reads them whole and doubles them. So odd
+    # stem channels work when every core starts with a downsampling block and no shuffle.
+    first = plan[0][0][:1] + plan[0][1][:1]
+    if d["stem_channels"] % 2 and (d["core_shuffle"] or first != (2,) * len(first)):
+        raise ValueError(
+            "network: odd 'stem_channels' need every core's first block to be a downsampling "
+            "block (stride 2) and no core shuffle (regular blocks and the shuffle split channels "
+            "in halves)"
+        )
+    channels = d["stem_channels"] * 2 ** sum((f or t).count(2) for f, t in plan)
     if channels > _MAX_CHANNELS:
         raise ValueError(f"network: the plan reaches {channels} channels (at most {_MAX_CHANNELS})")
     return _build(

@@ -30,7 +30,9 @@ def test_network_dict_round_trip(name):
         ({"width": 0}, "'width' must lie in 1..8192"),
         ({"width": "32"}, "'width' must be int"),
         ({"frozen_core": 1}, "'frozen_core' must be bool"),
-        ({"stem_channels": 3}, "must be even"),
+        ({"stem_channels": 3}, "odd 'stem_channels' need"),
+        ({"stem_channels": 3, "core_shuffle": False, "plan": [[[1], [1]]]}, "odd 'stem"),
+        ({"frozen_core": False, "plan": [[[], []]]}, "needs at least one block per core"),
         ({"plan": []}, "'plan' has no stages"),
         ({"plan": [[[3], [2]]]}, "strides must be 1 or 2"),
         ({"plan": [[[2, 1], []]]}, "needs at least one block per core"),
@@ -360,3 +362,16 @@ def test_calibration_runs_the_shuffle_as_the_chip_will(tiny_float):
     last = [c.name for c in net.convs() if c.name.startswith("b.")][-1]
     err = out["b"] * s_on[last] - ref["b"]
     assert np.sqrt(np.mean(err**2)) / np.sqrt(np.mean(ref["b"] ** 2)) < 1.0
+
+
+def test_odd_stems_and_coreless_strides_are_described():
+    odd = network_from_dict({**TINY, "stem_channels": 3, "core_shuffle": False})
+    assert odd.channels_after(0) == 3 and odd.channels_after(1) == 6
+    # without a frozen core, its strides may be left out: the trainable ones size the stages
+    no_frozen = network_from_dict({**TINY, "frozen_core": False, "plan": [[[], [2]], [[], [2]]]})
+    with_strides = network_from_dict({**TINY, "frozen_core": False})
+    assert no_frozen.cores == ("a", "b")
+    assert no_frozen.output_size() == with_strides.output_size() == (2, 1)
+    assert no_frozen.channels_after(2) == with_strides.channels_after(2) == 8
+    assert [c.name for c in no_frozen.convs()] == [c.name for c in with_strides.convs()]
+    assert network_from_dict(json.loads(json.dumps(no_frozen.to_dict()))) == no_frozen
