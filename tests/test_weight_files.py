@@ -1,4 +1,4 @@
-"""Weight files (frozen v2, trainable v1), network descriptions and quantization, without
+"""Weight files (frozen v2, trainable v2 and v1), network descriptions and quantization, without
 hardware: round trips, determinism, every check's message, and the quantizer's promises."""
 
 import json
