@@ -231,3 +231,51 @@ def test_layers_fall_back_to_int64_past_the_float_bounds():
         lay.pointwise(np.full((1, 4), 1 << 40), np.full((1, 4), 1 << 22))
     with pytest.raises(OverflowError):
         lay.depthwise3x3(np.full((2, 2, 1), 1 << 40), np.full((1, 3, 3), 1 << 22))
+
+
+def test_in_place_arithmetic_leaves_the_inputs_alone():
+    rng = np.random.default_rng(3)
+    acc = rng.integers(-(2**20), 2**20, size=(4, 5, 6))
+    xf, xt = rng.integers(-128, 128, size=(2, 4, 5, 6))
+    before = [a.copy() for a in (acc, xf, xt)]
+    g.requantize(acc, np.full(6, 3), np.full(6, -7), 9, relu=True)
+    g.alpha_blend(np.full(6, 50), xf, xt)
+    for a, b in zip((acc, xf, xt), before, strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("shift,relu", [(0, False), (20, True), (33, False)])
+def test_requantize_in_bands_matches_the_formula(shift, relu):
+    # More rows than one band (g._BAND elements), the last band partial; then shapes that
+    # are not banded (per-element scale, one row, a scalar).
+    rng = np.random.default_rng(shift)
+    acc = rng.integers(-(2**30), 2**30, size=(37, 41, 29))
+    assert acc[0].size * 2 < g._BAND < acc.size
+    scale = rng.integers(-(2**15), 2**15, size=29)
+    bias = rng.integers(-(2**31), 2**31, size=29)
+    lo = 0 if relu else -128
+
+    def want(acc, scale, bias):
+        t = acc.astype(object) * scale.astype(object) + bias.astype(object)
+        return np.clip((t + ((1 << shift) >> 1)) >> shift, lo, 127).astype(np.int64)
+
+    assert np.array_equal(g.requantize(acc, scale, bias, shift, relu), want(acc, scale, bias))
+    s2 = rng.integers(-(2**15), 2**15, size=(41, 29))
+    assert np.array_equal(g.requantize(acc, s2, bias, shift, relu), want(acc, s2, bias))
+    assert np.array_equal(
+        g.requantize(acc[0, 0], scale, bias, shift, relu), want(acc[0, 0], scale, bias)
+    )
+    one = np.array(acc[0, 0, 0])
+    assert (
+        g.requantize(one, scale[:1], bias[:1], shift, relu).tolist()
+        == want(one, scale[:1], bias[:1]).tolist()
+    )
+
+
+def test_requantize_overflow_in_the_last_band_is_refused():
+    acc = np.zeros((40, 41, 29), dtype=np.int64)
+    acc[-1, -1, -1] = 1 << 40
+    with pytest.raises(OverflowError):
+        g.requantize(acc, np.full(29, 1 << 23), np.zeros(29, int), 0)
+    acc[-1, -1, -1] = (1 << 40) - 1  # just inside int64
+    assert g.requantize(acc, np.full(29, 1 << 23), np.zeros(29, int), 0)[-1, -1, -1] == 127
