@@ -1,5 +1,6 @@
 """The golden primitives against the written specification (docs/numerics.md), computed here
-a second way with Python fractions."""
+a second way with Python fractions; the golden layers, which compute in floats where that is
+exact, against per-pixel int64 loops."""
 
 import math
 from fractions import Fraction
