@@ -90,3 +90,16 @@ def test_scale_bench_reports_a_backbone(tmp_path):
         assert key in run
     assert set(run["steps"]) == {"plan", "elaborate", "emit"}
     assert "frozen_only" in r.stdout
+
+
+def test_golden_bench_times_both_paths_and_compares_them(tmp_path):
+    out = tmp_path / "golden.json"
+    args = ["--preset", "small", "--runs", "2", "--reference-runs", "1", "--json", str(out)]
+    r = _bench("bench/golden.py", *args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())
+    assert rec["preset"] == "small" and rec["bit_identical"] is True
+    assert rec["reference"]["runs"] == 1 and rec["golden"]["runs"] == 2
+    for key in ("best_wall_seconds", "median_wall_seconds", "best_cpu_seconds"):
+        assert rec["golden"][key] > 0 and rec["reference"][key] > 0
+    assert "bit-identical: True" in r.stdout

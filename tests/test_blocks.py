@@ -10,6 +10,7 @@ from semifreddo_hw.blocks import DownsamplingBlock, RegularBlock
 from sim.golden.blocks import downsampling_block, regular_block
 from sim.pysim import run_stream_pysim
 from sim.rtl import VerilatorDesign
+from spec import dataflow
 from spec.dataflow import channel_shuffle
 from spec.stream import frames_to_beats
 from tests.rtl_helpers import run_pixels, writes_for
@@ -57,6 +58,24 @@ def vectors(rng, ref, c, w, h, frames):
 def test_golden_channel_shuffle():
     f = np.arange(6).reshape(1, 1, 6)
     assert channel_shuffle(f).ravel().tolist() == [0, 3, 1, 4, 2, 5]
+
+
+def test_block_join_is_concatenation_then_shuffle():
+    # forward joins a block's two halves and shuffles them in one pass.
+    rng = np.random.default_rng(0)
+    for a, b in [
+        (rng.integers(-128, 128, size=(3, 5, 4)), rng.integers(-128, 128, size=(3, 5, 4))),
+        (rng.normal(size=(2, 3, 1, 6)), rng.normal(size=(2, 3, 1, 6))),  # float, batched
+        (rng.integers(-128, 128, size=(2, 2, 3)), rng.normal(size=(2, 2, 3))),  # mixed types
+    ]:
+        want = channel_shuffle(np.concatenate([a, b], axis=-1))
+        got = dataflow._join_shuffled([a, b])
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    parts = [rng.integers(9, size=(2, 1, 2)) for _ in range(3)]  # three: the general way
+    want = channel_shuffle(np.concatenate(parts, axis=-1))
+    assert np.array_equal(dataflow._join_shuffled(parts), want)
+    with pytest.raises(ValueError, match="even"):  # odd widths: as channel_shuffle refuses
+        dataflow._join_shuffled([np.zeros((1, 1, 1)), np.zeros((1, 1, 2))])
 
 
 @pytest.mark.parametrize("make", [regular, downsampling])
