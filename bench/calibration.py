@@ -11,6 +11,11 @@ output's relative RMS error (integer output times its scale against the float ou
 
 Models: the shipped float example (``small``, core shuffle on) and a second synthetic float
 network (``two_cores_shuffle`` preset, another seed, shuffle on).
+
+A second table: an input normalisation folded into the stems of the example
+(``weights/onnx_input.py``: ``p / 255``, and torchvision's ``(p / 255 - mean) / std``),
+quantized by default, with the stems padding the frame as the float model does (the
+``input.pad`` constants) against padding it with 0 (pixel 128), same held-out frames.
 """
 
 import argparse
@@ -22,8 +27,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from spec import names  # noqa: E402
 from spec.network import preset  # noqa: E402
 from weights.files import load_weights  # noqa: E402
+from weights.onnx_input import InputNorm, fold_input  # noqa: E402
 from weights.quantize import (  # noqa: E402
     CALIBRATIONS,
     calibration_frames,
@@ -76,6 +83,55 @@ def run() -> list[dict]:
     return records
 
 
+#: Input normalisations as the stem reads them: s = scale * x + offset, x = (p - 128) / 128.
+_MEAN, _STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+NORMS = {
+    "p / 255": (np.full(3, 128 / 255), np.full(3, 128 / 255)),
+    "(p / 255 - mean) / std": (128 / 255 / _STD, (128 / 255 - _MEAN) / _STD),
+}
+
+
+def run_padding() -> list[dict]:
+    ex = ROOT / "weights" / "examples"
+    w = load_weights(ex / "small_frozen.npz", ex / "small_trainable.npz")
+    net, held_out = w.net, calibration_frames(w.net, EVAL_FRAMES, seed=1)
+    records = []
+    for label, (scale, offset) in NORMS.items():
+        norm = InputNorm(scale, offset, (label,))
+        fp = dict(w.fparams) | {names.INPUT_PAD: norm.pad}
+        for core in net.cores:
+            fp[names.stem(core)] = fold_input(fp[names.stem(core)], norm)
+        params, scales = quantize(net, fp, calibration_frames(net), shuffle=w.shuffle)
+        for padded in (True, False):
+            p = params if padded else {k: v for k, v in params.items() if k != names.INPUT_PAD}
+            rep = error_report(net, fp, p, scales, held_out, shuffle=w.shuffle)
+            records.append(
+                {
+                    "normalisation": label,
+                    "pad": params[names.INPUT_PAD].tolist() if padded else [0] * 3,
+                    "stem_rel_rms": {
+                        r["layer"]: r["rel_rms"]
+                        for r in rep["layers"]
+                        if r["layer"].endswith("stem")
+                    },
+                    "rel_rms": {o["output"]: o["rel_rms"] for o in rep["outputs"]},
+                }
+            )
+    return records
+
+
+def print_padding(records) -> None:
+    print(
+        f"\n{'normalisation':<24} {'stem padding':<16} {'worst stem':>11}"
+        + "".join(f"{'output ' + o:>14}" for o in records[0]["rel_rms"])
+    )
+    for r in records:
+        print(
+            f"{r['normalisation']:<24} {str(r['pad']):<16} {max(r['stem_rel_rms'].values()):>11.4f}"
+            + "".join(f"{v:>14.4f}" for v in r["rel_rms"].values())
+        )
+
+
 def print_table(records) -> None:
     outs = sorted({k for r in records for k in r["rel_rms"]}, key="frozen ab".find)
     print(
@@ -99,8 +155,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     records = run()
     print_table(records)
+    padding = run_padding()
+    print_padding(padding)
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1) + "\n")
+        out = {"calibration": records, "input_padding": padding}
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -159,6 +159,8 @@ class Backbone(wiring.Component):
             scale_init=p.scale.tolist(),
             bias_init=p.bias.tolist(),
             configurable=core != "frozen",
+            # the input padding of a normalisation folded into the stems (build-time)
+            pad=params.get(names.INPUT_PAD),
             **options[name],
             **kw,
         )

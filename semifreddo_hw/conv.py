@@ -101,6 +101,8 @@ class Conv(wiring.Component):
         a beat every F cycles and does a channel group per cycle (:mod:`.fold`), the
         requantizer folded, and the product too when configurable (a frozen product stays
         spatial)
+    pad : int8 per input channel: what the window reads outside the frame (3x3 kinds;
+        default zeros). The stems use it for the input padding of a folded normalisation.
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -124,6 +126,7 @@ class Conv(wiring.Component):
         configurable: bool = False,
         graph: AdderGraph | None = None,
         fold: int = 1,
+        pad=None,
     ):
         w = _checked(kind, weights)
         if not isinstance(fold, int) or fold < 1:
@@ -144,6 +147,8 @@ class Conv(wiring.Component):
             "levels_per_stage": levels_per_stage,
             "configurable": bool(configurable),
             **({"fold": fold} if fold > 1 else {}),
+            # a build without an input padding keeps its parts' cache keys
+            **({"pad": [int(v) for v in pad]} if pad is not None and any(pad) else {}),
         }
         self.kind, self.weights, self.stride = kind, w, stride
         self.configurable = configurable
@@ -151,8 +156,12 @@ class Conv(wiring.Component):
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
         self.window = (
-            None if kind == "pointwise" else SlidingWindow(c_in, width, height, stride=stride)
+            None
+            if kind == "pointwise"
+            else SlidingWindow(c_in, width, height, stride=stride, pad=pad)
         )
+        if pad is not None and kind == "pointwise":
+            raise ValueError("a pointwise layer has no window to pad")
         matrix, mask = product_matrix(kind, w)
         self.fold = fold
         if c_out % fold:

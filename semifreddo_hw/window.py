@@ -2,8 +2,9 @@
 
 Pixels arrive in raster order, one beat per pixel (all channels), with end-of-line and
 end-of-frame markers in the ``side`` bits (:mod:`spec.stream`). For every output
-position the block emits the full 3x3 neighbourhood, zero-padded at all four borders,
-for stride 1 (every pixel) or stride 2 (even rows and columns: ``ceil(W/2) x ceil(H/2)``).
+position the block emits the full 3x3 neighbourhood, padded at all four borders (with
+zeros, or a constant per channel: the stems' input padding), for stride 1 (every pixel) or
+stride 2 (even rows and columns: ``ceil(W/2) x ceil(H/2)``).
 
 How it works: two rows of history sit in one memory (depth ``width``, one word = the two
 previous rows of a column), read one cycle ahead; a 3x3 register window shifts one column
@@ -31,7 +32,8 @@ class SlidingWindow(wiring.Component):
     """3x3 windows of a ``width`` x ``height`` frame of ``channels`` int8 channels.
 
     Output lane ``(ky * 3 + kx) * channels + c`` is channel ``c`` of the pixel at row offset
-    ``ky - 1`` and column offset ``kx - 1`` from the window centre (0 outside the frame).
+    ``ky - 1`` and column offset ``kx - 1`` from the window centre (``pad[c]`` outside the
+    frame: 0 unless ``pad``, int8 constants per channel, is given).
     Output beats carry their own end-of-line and end-of-frame markers. Input markers are checked
     against the fixed frame size: a mismatch sets the sticky ``framing_error`` output.
 
@@ -39,13 +41,17 @@ class SlidingWindow(wiring.Component):
     clock within a frame.
     """
 
-    def __init__(self, channels: int, width: int, height: int, *, stride: int = 1):
+    def __init__(self, channels: int, width: int, height: int, *, stride: int = 1, pad=None):
         for name, v in (("channels", channels), ("width", width), ("height", height)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        pad = (0,) * channels if pad is None else tuple(int(v) for v in pad)
+        if len(pad) != channels or any(not -128 <= v <= 127 for v in pad):
+            raise ValueError(f"pad must be {channels} int8 values, not {pad!r}")
         self.channels, self.width, self.height, self.stride = channels, width, height, stride
+        self.pad = pad
         self.out_width = -(-width // stride)
         self.out_height = -(-height // stride)
         super().__init__(
@@ -188,7 +194,8 @@ class SlidingWindow(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
-        # Padding: zero the rows and columns of the window that lie outside the frame.
+        # Padding: the rows and columns of the window that lie outside the frame read the
+        # pad constants (a mux to a constant: zeros cost no more than any other value).
         out = self.o.payload.data
         for ky in range(3):
             for kx in range(3):
@@ -196,7 +203,7 @@ class SlidingWindow(wiring.Component):
                     kx, 0
                 )
                 for c in range(C):
-                    m.d.comb += out[(ky * 3 + kx) * C + c].eq(Mux(pad, 0, win[ky][kx][c]))
+                    m.d.comb += out[(ky * 3 + kx) * C + c].eq(Mux(pad, self.pad[c], win[ky][kx][c]))
 
         # Input markers must agree with the fixed frame size.
         with m.If(self.i.valid & self.i.ready):

@@ -1,13 +1,16 @@
 """The integer parameters of a network (``docs/numerics.md`` §3-5) and their checks.
 
 A parameter set is a dict: each convolution's name maps to a :class:`ConvParams`, each
-blend's name to its alpha codes (one per channel).
+blend's name to its alpha codes (one per channel); optionally
+:data:`spec.names.INPUT_PAD` to the int8 value per input channel that the stems pad the
+frame with (a build-time constant; zeros when absent).
 """
 
 import dataclasses
 
 import numpy as np
 
+from . import names
 from .formats import RANGES, SHIFT_MAX
 from .network import BlendSpec, Network, check_keys
 
@@ -44,8 +47,10 @@ def check_params(net: Network, params: dict) -> None:
     """Raise ``ValueError`` naming the first entry of ``params`` that does not fit ``net``:
     a missing or extra name, a wrong type, shape or dtype, a value out of range."""
     wanted = {c.name: c for c in net.convs()} | {b.name: b for b in net.blends()}
+    if names.INPUT_PAD in params:
+        _check_array(names.INPUT_PAD, params[names.INPUT_PAD], (net.channels_in,), -128, 127)
     check_keys(
-        params,
+        {k: v for k, v in params.items() if k != names.INPUT_PAD},
         wanted,
         unknown=lambda name: f"{name}: no such layer in network {net.name!r}",
         missing=lambda name: f"{name}: missing",

@@ -1,6 +1,7 @@
 """Network descriptions the description rules newly allow, end to end in RTL: odd stem
 widths (every core starts with a downsampling block, no core shuffle) and a backbone
-without a frozen core described by its trainable strides alone."""
+without a frozen core described by its trainable strides alone; both with the stems padding
+the frame with constants (the input padding of a folded normalisation)."""
 
 import numpy as np
 import pytest
@@ -48,6 +49,7 @@ SHAPES = {
 def test_shape_end_to_end(name, rtl_build_dir):
     net = network_from_dict(SHAPES[name])
     params = random_params(net, np.random.default_rng(5))
+    params["input.pad"] = np.array([-128, 127, 5])  # extremes, per input channel
     dut = Backbone(net, params)
     text = to_verilog_parts(dut, name, dut.parts(name), jobs=1)
     design = VerilatorDesign.from_verilog(text, name, rtl_build_dir, optimize=True)

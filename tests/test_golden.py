@@ -280,3 +280,22 @@ def test_requantize_overflow_in_the_last_band_is_refused():
         g.requantize(acc, np.full(29, 1 << 23), np.zeros(29, int), 0)
     acc[-1, -1, -1] = (1 << 40) - 1  # just inside int64
     assert g.requantize(acc, np.full(29, 1 << 23), np.zeros(29, int), 0)[-1, -1, -1] == 127
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv3x3_pads_with_constants(stride):
+    """conv3x3 padded with q per channel == the frame inside a border of q pixels, padded
+    with zeros, convolved at stride 1 and cropped (the zeros then never reach an output)."""
+    from sim.golden.layers import conv3x3
+
+    rng = np.random.default_rng(stride)
+    x = rng.integers(-128, 128, size=(7, 6, 3))
+    w = rng.integers(-128, 128, size=(5, 3, 3, 3))
+    q = np.array([-128, 127, 9])
+    big = np.broadcast_to(q, (9, 8, 3)).copy()
+    big[1:-1, 1:-1] = x
+    want = conv3x3(big, w, 1)[1:-1:stride, 1:-1:stride]
+    assert np.array_equal(conv3x3(x, w, stride, q), want)
+    assert np.array_equal(conv3x3(x, w, stride, np.zeros(3, int)), conv3x3(x, w, stride))
+    with pytest.raises(ValueError, match="pad of shape"):
+        conv3x3(x, w, stride, [1, 2])

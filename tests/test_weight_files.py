@@ -264,7 +264,7 @@ def test_core_shuffle_setting_round_trips_and_is_checked(tmp_path):
         save_trainable(tmp_path / "t1y.npz", one, p1, shuffle=True)
 
 
-def test_input_pad_is_a_float_form_entry(tmp_path):
+def test_input_pad_round_trips_in_both_forms(tmp_path):
     net = preset("small")
     fp = random_float_params(net, np.random.default_rng(0), calibration_frames(net, 2))
     fp["input.pad"] = np.array([-1.0, 0.25, 0.0])
@@ -276,12 +276,16 @@ def test_input_pad_is_a_float_form_entry(tmp_path):
     save_npz(tmp_path / "t2.npz", arrays | {"input.pad": np.zeros(4, np.float32)})
     with pytest.raises(WeightFileError, match=r"input.pad has shape \(4,\)"):
         load_weights(tmp_path / "f.npz", tmp_path / "t2.npz")
-    params = random_params(net, np.random.default_rng(0))
+    # int8 form: the padding pixel value, x_int = 128 x; the quantizer rounds it
+    params, _ = quantize(net, fp, calibration_frames(net, 8))
+    assert params["input.pad"].tolist() == [-128, 32, 0]
     save_frozen(tmp_path / "fi.npz", net, params)
     save_trainable(tmp_path / "ti.npz", net, params)
-    arrays = dict(np.load(tmp_path / "ti.npz")) | {"input.pad": np.zeros(3, np.int8)}
+    w = load_weights(tmp_path / "fi.npz", tmp_path / "ti.npz")
+    assert w.params["input.pad"].tolist() == [-128, 32, 0]
+    arrays = dict(np.load(tmp_path / "ti.npz")) | {"input.pad": np.array([0, 0, 300], np.int16)}
     save_npz(tmp_path / "ti2.npz", arrays)
-    with pytest.raises(WeightFileError, match="unexpected entry 'input.pad'"):
+    with pytest.raises(WeightFileError, match="input.pad"):
         load_weights(tmp_path / "fi.npz", tmp_path / "ti2.npz")
 
 

@@ -23,9 +23,9 @@ def _frames(rng, n, h, w, c, extremes=True):
     return frames
 
 
-def _vectors(frames, stride):
+def _vectors(frames, stride, pad=None):
     x, xs = frames_to_beats(frames)
-    y, ys = frames_to_beats([window3x3(f, stride) for f in frames])
+    y, ys = frames_to_beats([window3x3(f, stride, pad) for f in frames])
     return x, xs, y, ys
 
 
@@ -157,8 +157,25 @@ def test_window_flags_markers_that_disagree_with_the_frame_size(corrupt):
     assert seen["error"] == (corrupt is not None)
 
 
+@pytest.mark.parametrize("w,h,c,s", [(5, 3, 3, 1), (6, 5, 3, 2), (1, 1, 3, 2), (4, 1, 3, 1)])
+def test_window_pads_with_constants(w, h, c, s):
+    """The stems' input padding: each channel its own int8 constant outside the frame
+    (extremes included), against the golden window padded the same way."""
+    pad = [-128, 127, 37]
+    dut = SlidingWindow(c, w, h, stride=s, pad=pad)
+    x, xs, y, ys = _vectors(_frames(np.random.default_rng(w + h), 3, h, w, c), s, pad)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, seed=w * h, in_stall=0.4, out_stall=0.4)
+    # the golden window's padding: every out-of-frame lane holds the channel's constant
+    corner = window3x3(np.zeros((h, w, c), int), s, pad)[0, 0].reshape(3, 3, c)
+    assert corner[0].tolist() == [pad] * 3 and corner[:, 0].tolist() == [pad] * 3
+
+
 def test_window_parameters_are_checked():
     with pytest.raises(ValueError, match="stride"):
         SlidingWindow(1, 4, 4, stride=3)
     with pytest.raises(ValueError, match="width"):
         SlidingWindow(1, 0, 4)
+    with pytest.raises(ValueError, match="pad must be 2 int8 values"):
+        SlidingWindow(2, 4, 4, pad=[0, 128])
+    with pytest.raises(ValueError, match="pad must be 2 int8 values"):
+        SlidingWindow(2, 4, 4, pad=[0])

@@ -5,8 +5,8 @@ dtype and value checked against the network description, and writing.
   weights;
 * ``semifreddo-trainable`` version 2: the trainable cores' conv weights, the alphas, the
   requantization (batch norm) of every conv, frozen core included, the run-time core shuffle
-  setting and (float form) the input padding of a folded input normalisation; version 1
-  (without the last two) is still read;
+  setting and the input padding of a folded input normalisation; version 1 (without the
+  last two) is still read;
 * ``semifreddo-frozen`` version 1, the first format: frozen pointwise layers by name, built
   one module each (:func:`load_layers`);
 * frames files (calibration frames, verification inputs: :func:`load_frames`).
@@ -240,8 +240,10 @@ def load_weights(
                 f"shuffle"
             )
         shuffle = bool(_array(tp, ta, names.CORE_SHUFFLE, (), "int8", 0, 1))
-    if form == "float" and names.INPUT_PAD in ta:
-        out[names.INPUT_PAD] = _array(tp, ta, names.INPUT_PAD, (net.channels_in,), form)
+    if names.INPUT_PAD in ta:
+        out[names.INPUT_PAD] = _array(
+            tp, ta, names.INPUT_PAD, (net.channels_in,), form, *RANGES["weight"]
+        )
     _no_extra(
         trainable_path,
         ta,
@@ -311,7 +313,8 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
     if net.core_shuffle:
         arrays[names.CORE_SHUFFLE] = np.array(int(shuffle), np.uint8)
     if names.INPUT_PAD in params:
-        arrays[names.INPUT_PAD] = np.asarray(params[names.INPUT_PAD], np.float32)
+        pad = np.asarray(params[names.INPUT_PAD])
+        arrays[names.INPUT_PAD] = pad.astype(np.float32 if pad.dtype.kind == "f" else np.int8)
     return arrays
 
 

@@ -19,7 +19,9 @@ logits, as a training framework exports them) is quantized as follows
   and ``bias[c] / 2**shift ~ (beta[c] - mean[c] gamma'[c]) / s_y`` with
   ``gamma' = gamma / sqrt(var + eps)``; the shift is the largest (<= 62) that keeps every
   scale within int16 and every bias within int32;
-* alpha codes: ``round(128 sigmoid(logit))``.
+* alpha codes: ``round(128 sigmoid(logit))``;
+* the input padding of a folded normalisation (``x`` per channel): ``round(128 x)`` as
+  int8, the pixel value the stems' windows read outside the frame.
 """
 
 import numpy as np
@@ -181,6 +183,10 @@ def quantize(
     for blend in net.blends():
         logits = np.asarray(fparams[blend.name], float)
         params[blend.name] = alpha_code(sigmoid(logits))
+    if names.INPUT_PAD in fparams:  # x = (p - 128) / 128 pads as the int8 value 128 x
+        pad = np.clip(np.round(128 * np.asarray(fparams[names.INPUT_PAD], float)), -128, 127)
+        if pad.any():
+            params[names.INPUT_PAD] = pad.astype(np.int64)
     return params, {spec.name: act[keys[spec.name][1]] for spec in net.convs()}
 
 

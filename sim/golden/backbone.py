@@ -4,6 +4,7 @@ integer layers and blends of this package along the dataflow of :func:`spec.data
 
 import numpy as np
 
+from spec import names
 from spec.dataflow import forward
 
 from .layers import conv3x3, depthwise3x3, pointwise
@@ -15,7 +16,8 @@ __all__ = ["backbone", "int_conv"]
 def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
     """Outputs of every core of ``net`` for one int8 ``frame`` (height, width, channels):
     ``{"frozen": ..., "a": ..., "b": ...}`` (the cores ``net`` has), each (h, w, c), with the
-    integer parameters ``params`` (see :func:`spec.dataflow.forward` for the dataflow)."""
+    integer parameters ``params`` (see :func:`spec.dataflow.forward` for the dataflow; the
+    stems pad the frame with ``params[INPUT_PAD]`` where it is given)."""
     x = np.asarray(frame, dtype=np.int64)
     if x.shape != (net.height, net.width, net.channels_in):
         raise ValueError(
@@ -34,11 +36,12 @@ def int_conv(net, params):
     """``conv(name, x)`` for :func:`spec.dataflow.forward`: layer ``name`` of ``net`` on one
     int8 frame, exact accumulation then the requantizer (``docs/numerics.md`` §3-4)."""
     specs = {c.name: c for c in net.convs()}
+    pad = params.get(names.INPUT_PAD)  # the stems' padding (the only "full" convolutions)
 
     def conv(name, x):
         spec, p = specs[name], params[name]
         acc = {
-            "full": lambda: conv3x3(x, p.weight, spec.stride),
+            "full": lambda: conv3x3(x, p.weight, spec.stride, pad),
             "depthwise": lambda: depthwise3x3(x, p.weight, spec.stride),
             "pointwise": lambda: pointwise(x, p.weight),
         }[spec.kind]()

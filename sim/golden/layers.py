@@ -63,11 +63,12 @@ def _frame(frame):
     return f
 
 
-def _padded(f, stride, dtype):
-    """``f`` with a border of zero pixels, its columns dealt into ``stride`` phases: phase
-    ``r`` holds the padded columns ``r, r + stride, r + 2 * stride, ...`` (padded column
-    ``q`` is frame column ``q - 1``). A 3x3 tap at stride 2 then reads consecutive columns
-    of one phase, so that numpy runs one inner loop per output row, not one per pixel."""
+def _padded(f, stride, dtype, pad=0):
+    """``f`` with a border of ``pad`` pixels (zeros, or one value per channel), its columns
+    dealt into ``stride`` phases: phase ``r`` holds the padded columns ``r, r + stride,
+    r + 2 * stride, ...`` (padded column ``q`` is frame column ``q - 1``). A 3x3 tap at
+    stride 2 then reads consecutive columns of one phase, so that numpy runs one inner loop
+    per output row, not one per pixel."""
     h, w, c = f.shape
     phases = []
     for r in range(stride):
@@ -75,8 +76,8 @@ def _padded(f, stride, dtype):
         m0 = 0 if r else 1  # the first of the phase's columns that holds a frame column
         src = f[:, r - 1 + stride * m0 :: stride]
         m1 = m0 + src.shape[1]
-        # Zeros on the border only: the inside is written once, converted on the way.
-        ph[0], ph[-1], ph[:, :m0], ph[:, m1:] = 0, 0, 0, 0
+        # The border only: the inside is written once, converted on the way.
+        ph[0], ph[-1], ph[:, :m0], ph[:, m1:] = pad, pad, pad, pad
         ph[1:-1, m0:m1] = src
         phases.append(ph)
     return phases
@@ -89,12 +90,12 @@ def _tap(phases, ky, kx, stride, rows, wo):
     return phases[kx % stride][ky + stride * rows.start :: stride][: len(rows), o : o + wo]
 
 
-def _windows(f, stride, dtype=np.int64):
+def _windows(f, stride, dtype=np.int64, pad=0):
     h, w, c = f.shape
     ho, wo = -(-h // stride), -(-w // stride)
     out = np.empty((ho, wo, 9 * c), dtype=dtype)
     if out.size:
-        (p,) = _padded(f, 1, dtype)
+        (p,) = _padded(f, 1, dtype, pad)
         # One copy from a view of all windows, (ho, wo, ky, kx, c): a window row (kx, c) is
         # 3 * C consecutive elements of the padded frame, copied as one inner loop (nine
         # copies of C elements each took 3-4 times as long for the 3-channel stem).
@@ -103,26 +104,38 @@ def _windows(f, stride, dtype=np.int64):
     return out
 
 
-def window3x3(frame, stride=1):
-    """3x3 neighbourhoods with zero padding: shape ``(ceil(H/s), ceil(W/s), 9 * C)``, lane
-    ``(ky * 3 + kx) * C + c`` holding channel ``c`` at offset ``(ky - 1, kx - 1)`` from the
-    centre; centres on every ``stride``-th row and column starting at 0."""
+def _pad(f, pad) -> np.ndarray:
+    """The padding value per channel of frame ``f``: zeros, or ``pad`` checked."""
+    p = np.zeros(f.shape[-1], np.int64) if pad is None else np.asarray(pad, dtype=np.int64)
+    if p.shape != (f.shape[-1],):
+        raise ValueError(f"pad of shape {p.shape} for {f.shape[-1]} channels")
+    return p
+
+
+def window3x3(frame, stride=1, pad=None):
+    """3x3 neighbourhoods, padded with ``pad`` per channel (zeros by default): shape
+    ``(ceil(H/s), ceil(W/s), 9 * C)``, lane ``(ky * 3 + kx) * C + c`` holding channel ``c``
+    at offset ``(ky - 1, kx - 1)`` from the centre; centres on every ``stride``-th row and
+    column starting at 0."""
     if stride not in (1, 2):
         raise ValueError("stride must be 1 or 2")
-    return _windows(_frame(frame), stride)
-
-
-def conv3x3(frame, weights, stride=1):
-    """Full 3x3 convolution, zero padding 1: ``weights`` is ``(C_out, C_in, 3, 3)``; returns
-    the exact accumulators, shape ``(ceil(H/s), ceil(W/s), C_out)``."""
     f = _frame(frame)
+    return _windows(f, stride, pad=_pad(f, pad))
+
+
+def conv3x3(frame, weights, stride=1, pad=None):
+    """Full 3x3 convolution, padding 1 with ``pad`` per input channel (zeros by default):
+    ``weights`` is ``(C_out, C_in, 3, 3)``; returns the exact accumulators, shape
+    ``(ceil(H/s), ceil(W/s), C_out)``."""
+    f = _frame(frame)
+    p = _pad(f, pad)
     wt = np.asarray(weights, dtype=np.int64)
     # Rows in window3x3's lane order, (ky * 3 + kx) * C_in + c: the convolution is then one
     # product of the windows with this (9 * C_in, C_out) matrix.
     w2 = wt.transpose(2, 3, 1, 0).reshape(-1, wt.shape[0])
-    # The windows hold the frame's values and zeros: the frame's bound is theirs.
-    dtype = _exact_type(_bound(w2.shape[0], f, w2))
-    return _matmul(_windows(f, stride, dtype), w2, dtype)
+    # The windows hold the frame's values and the padding: the larger bound is theirs.
+    dtype = _exact_type(max(_bound(w2.shape[0], f, w2), _bound(w2.shape[0], p, w2)))
+    return _matmul(_windows(f, stride, dtype, p), w2, dtype)
 
 
 def depthwise3x3(frame, kernels, stride=1):
