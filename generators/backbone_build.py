@@ -10,6 +10,7 @@ from semifreddo_hw.emit import to_verilog_parts
 from weights.files import (
     DEFAULT_SHIFT,
     Weights,
+    entry_name,
     frozen_arrays,
     load_frames,
     load_weights,
@@ -20,7 +21,7 @@ from weights.quantize import calibration_frames, error_report, quantize
 
 from .design import BuildConfig, Product
 
-__all__ = ["BackboneDesign", "FOLDS", "rate_folds", "input_period"]
+__all__ = ["BackboneDesign", "FOLDS", "rate_folds", "input_period", "address_map_json"]
 
 #: ``--fold``: ``spatial`` builds every layer for one beat per clock (the paper's ASIC);
 #: ``rate`` folds each layer as far as the rate of its beats allows (an FPGA's fit).
@@ -151,13 +152,35 @@ class BackboneDesign:
             "param_writes.hex": "".join(
                 f"{a:08x} {v & 0xFFFFFFFF:08x}\n" for a, v in dut.param_writes(self.params)
             ),
-            "address_map.json": json.dumps(
-                [dataclasses.asdict(r) for r in dut.address_map], indent=1
-            )
-            + "\n",
+            "address_map.json": address_map_json(dut.address_map),
             "report.json": json.dumps(r, indent=2, sort_keys=True) + "\n",
             "report.md": _report_md(r, net),
         }
+
+
+def address_map_json(regions) -> str:
+    """``address_map.json``: one object per region of the ``param_write`` address space
+    (:class:`semifreddo_hw.param_bus.Region`), one per line, keys in a fixed order, with
+    the trainable file's entry each region loads (``docs/backbone.md``, "The address
+    map")."""
+    records = [
+        {
+            "layer": r.layer,
+            "field": r.field,
+            "base": r.base,
+            "count": r.count,
+            "width": r.width,
+            "signed": r.signed,
+            "entry": entry_name(r.layer, r.field),
+            "entry_axes": list(r.source_axes),
+            "axes": list(r.axes),
+            "shape": list(r.shape),
+            "row": r.row,
+            "row_stride": r.row_stride,
+        }
+        for r in regions
+    ]
+    return "[\n" + ",\n".join(" " + json.dumps(rec) for rec in records) + "\n]\n"
 
 
 def _report(d: "BackboneDesign", top: str, period: int = 1) -> dict:

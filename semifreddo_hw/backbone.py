@@ -31,7 +31,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import names
-from spec.network import Network
+from spec.network import WEIGHT_AXES, Network
 from spec.params import check_params
 from spec.stream import MARKER_BITS
 
@@ -39,7 +39,7 @@ from .balance import chain_bounds, fifo_depths
 from .blend import AlphaBlend, CoreShuffle
 from .blocks import DownsamplingBlock, RegularBlock
 from .conv import Conv
-from .param_bus import ParamBus, Region
+from .param_bus import ElementOrder, ParamBus, Region
 from .streams import SkidBuffer, StreamFIFO, fork, vector_layout
 
 __all__ = ["Backbone", "Layer", "Region"]
@@ -231,19 +231,24 @@ class Backbone(wiring.Component):
     # -- run-time parameters -------------------------------------------------------------
 
     def _banks(self):
-        """``(layer, field, bank)`` of every run-time memory, in address order."""
+        """``(layer, field, bank, order)`` of every run-time memory, in address order
+        (:class:`~.param_bus.ElementOrder`: per output channel, or the weights in
+        :attr:`Conv.bank_axes <semifreddo_hw.conv.Conv.bank_axes>` order)."""
         for layer in self.layers():
             conv = layer.conv
-            yield layer.name, "scale", conv.requant.scales
-            yield layer.name, "bias", conv.requant.biases
+            channels = ElementOrder(("co",), (conv.c_out,), ("co",))
+            yield layer.name, "scale", conv.requant.scales, channels
+            yield layer.name, "bias", conv.requant.biases, channels
             if conv.configurable:
-                yield layer.name, "weight", conv.product.bank
+                weights = ElementOrder(conv.bank_axes, conv.bank_shape, WEIGHT_AXES[conv.kind])
+                yield layer.name, "weight", conv.product.bank, weights
         for name, blend in self.blends.items():
-            yield name, "alpha", blend.alphas
+            yield name, "alpha", blend.alphas, ElementOrder(("c",), (blend.channels,), ("c",))
 
     @property
     def address_map(self) -> list[Region]:
-        """Where each run-time parameter lives on ``param_write``."""
+        """Where each run-time parameter lives on ``param_write``, and in what element
+        order (:class:`~.param_bus.Region`)."""
         return self.bus.regions
 
     def param_writes(self, params: dict) -> list[tuple[int, int]]:

@@ -23,6 +23,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.formats import INT8_MAX, INT8_MIN
+from spec.network import WEIGHT_AXES
 from spec.stream import MARKER_BITS
 
 from .adder_graph import AdderGraph
@@ -33,9 +34,18 @@ from .requant import Requantizer
 from .streams import forward, vector_layout
 from .window import SlidingWindow
 
-__all__ = ["Conv", "KINDS", "product_matrix", "plan_conv"]
+__all__ = ["Conv", "KINDS", "BANK_AXES", "product_matrix", "plan_conv"]
 
 KINDS = ("pointwise", "depthwise", "full")
+#: The element order of a configurable layer's weight memory, whatever its fold: element
+#: ``k`` is the ``k``-th weight in row-major order over these axes (named as
+#: :data:`spec.network.WEIGHT_AXES`). A full layer's differs from its ``weights`` array's
+#: order: the product's lanes are tap-major, ``(ky, kx, ci)`` (:func:`product_matrix`).
+BANK_AXES = {
+    "full": ("co", "ky", "kx", "ci"),
+    "depthwise": ("c", "ky", "kx"),
+    "pointwise": ("co", "ci"),
+}
 _SHAPES = {"pointwise": "(C_out, C_in)", "depthwise": "(C, 3, 3)", "full": "(C_out, C_in, 3, 3)"}
 
 
@@ -287,6 +297,19 @@ class Conv(wiring.Component):
         if not self.configurable:
             raise ValueError("a frozen layer has no weight memory")
         return int(self._elements[index])
+
+    @property
+    def bank_axes(self) -> tuple[str, ...]:
+        """The weight memory's element order (:data:`BANK_AXES`): :meth:`weight_element` of
+        ``weights[index]`` is the row-major index of ``index``, reordered to these axes, in
+        :attr:`bank_shape`."""
+        return BANK_AXES[self.kind]
+
+    @property
+    def bank_shape(self) -> tuple[int, ...]:
+        """The sizes of :attr:`bank_axes`."""
+        sizes = dict(zip(WEIGHT_AXES[self.kind], self.weights.shape, strict=True))
+        return tuple(sizes[a] for a in self.bank_axes)
 
     def weight_index(self, *index) -> int:
         """The ``weight_write`` index that writes ``weights[index]`` (the element's address

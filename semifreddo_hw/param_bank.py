@@ -84,6 +84,12 @@ class ParamBank(wiring.Component):
         """Write indices of one set: one per element."""
         return self.count
 
+    @property
+    def write_rows(self) -> tuple[int, int]:
+        """``(elements, indices)`` of one row of write indices (:class:`PhaseBank`'s): here
+        one row holds every element, no gaps."""
+        return self.count, self.count
+
     def address(self, k: int) -> int:
         """The write index of element ``k``: ``k``."""
         if not 0 <= k < self.count:
@@ -185,6 +191,12 @@ class PhaseBank(wiring.Component):
     def address_count(self) -> int:
         """Write indices of one set (elements and gaps)."""
         return self.rows * self.stride
+
+    @property
+    def write_rows(self) -> tuple[int, int]:
+        """``(lanes, stride)``: element ``k`` is at write index ``k // lanes * stride + k %
+        lanes`` (:meth:`address`)."""
+        return self.lanes, self.stride
 
     def address(self, k: int) -> int:
         """The write index of element ``k`` (row-major: row ``k // lanes``)."""

@@ -8,6 +8,8 @@ them.
 """
 
 import dataclasses
+import math
+from typing import NamedTuple
 
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, stream
@@ -15,15 +17,34 @@ from amaranth.utils import ceil_log2
 
 from spec.formats import PARAM_VALUE_BITS
 
-__all__ = ["Region", "ParamBus"]
+__all__ = ["Region", "ParamBus", "ElementOrder"]
+
+
+class ElementOrder(NamedTuple):
+    """The element order of a bank: row-major over ``axes`` of sizes ``shape``; the same
+    parameters as an array (``params``, the weight files) have axes ``source_axes``, a
+    permutation of ``axes``."""
+
+    axes: tuple[str, ...]
+    shape: tuple[int, ...]
+    source_axes: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
 class Region:
-    """Parameters ``base .. base + count - 1`` of the address space: the ``field``
+    """Addresses ``base .. base + count - 1`` of the address space: the ``field``
     (``scale``, ``bias``, ``weight`` or ``alpha``) of layer ``layer``, at the layer's bank's
-    addresses (channel order for scales, biases and alphas of a spatial layer; a folded
-    layer's bank interleaves gaps, :class:`~.param_bank.PhaseBank`)."""
+    addresses; each value ``width`` bits wide, two's complement when ``signed`` (the bus
+    keeps the low ``width`` bits of a write).
+
+    Element order: the parameters, in row-major order over ``axes`` (of sizes ``shape``),
+    are elements ``k = 0, 1, ...``; the array that holds them in ``params`` and in the
+    weight files has the same axes in the order ``source_axes`` (a conv's weights:
+    :data:`spec.network.WEIGHT_AXES`; the bank's order: :data:`~.conv.BANK_AXES`). Element
+    ``k`` is at address ``base + k // row * row_stride + k % row``: a spatial layer's bank
+    is one row (``row == row_stride``, the element count), a folded layer's
+    (:class:`~.param_bank.PhaseBank`) rows of ``row`` elements ``row_stride`` addresses apart
+    (``row`` rounded up to a power of two), with gaps that writes ignore."""
 
     layer: str
     field: str
@@ -31,17 +52,40 @@ class Region:
     count: int
     width: int
     signed: bool
+    axes: tuple[str, ...]
+    shape: tuple[int, ...]
+    source_axes: tuple[str, ...]
+    row: int
+    row_stride: int
 
 
 class ParamBus:
-    """The address space over ``banks``: ``(layer, field, bank)`` in address order."""
+    """The address space over ``banks``: ``(layer, field, bank, order)`` in address order
+    (``order``: the bank's element order, an :class:`ElementOrder`)."""
 
     def __init__(self, banks):
         self.regions, self._banks, base = [], [], 0
-        for layer, field, bank in banks:
+        for layer, field, bank, order in banks:
             shape = Shape.cast(bank.elem)
             count = bank.address_count
-            self.regions.append(Region(layer, field, base, count, shape.width, shape.signed))
+            if math.prod(order.shape) != bank.count or sorted(order.axes) != sorted(
+                order.source_axes
+            ):
+                raise ValueError(f"{layer}.{field}: {order} does not fit {bank.count} elements")
+            self.regions.append(
+                Region(
+                    layer,
+                    field,
+                    base,
+                    count,
+                    shape.width,
+                    shape.signed,
+                    tuple(order.axes),
+                    tuple(order.shape),
+                    tuple(order.source_axes),
+                    *bank.write_rows,
+                )
+            )
             self._banks.append(bank)
             base += count
         self.size = base

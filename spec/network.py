@@ -18,6 +18,7 @@ __all__ = [
     "Network",
     "ConvSpec",
     "BlendSpec",
+    "WEIGHT_AXES",
     "PRESETS",
     "preset",
     "network_from_dict",
@@ -223,6 +224,16 @@ class Network:
         ]
 
 
+#: The axes of each kind's weight array, in its (C) order: output channel ``co``, input
+#: channel ``ci``, kernel row ``ky`` and column ``kx``; a depthwise conv's channel ``c`` is
+#: both. Weight files, the golden model and the hardware all take weights in this order.
+WEIGHT_AXES = {
+    "full": ("co", "ci", "ky", "kx"),
+    "depthwise": ("c", "ky", "kx"),
+    "pointwise": ("co", "ci"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvSpec:
     """One convolution: ``kind`` full/depthwise/pointwise, channels, stride, whether a ReLU
@@ -245,6 +256,11 @@ class ConvSpec:
             "depthwise": (self.c_out, 3, 3),
             "pointwise": (self.c_out, self.c_in),
         }[self.kind]
+
+    @property
+    def weight_axes(self) -> tuple[str, ...]:
+        """The names of :attr:`weight_shape`'s axes (:data:`WEIGHT_AXES`)."""
+        return WEIGHT_AXES[self.kind]
 
 
 @dataclasses.dataclass(frozen=True)

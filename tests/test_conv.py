@@ -13,6 +13,7 @@ from sim.golden.layers import conv3x3, depthwise3x3, pointwise
 from sim.golden.primitives import requantize
 from sim.pysim import run_stream_pysim
 from sim.rtl import VerilatorDesign
+from spec.network import WEIGHT_AXES
 from spec.stream import frames_to_beats
 from tests.netlist import memory_bits, rtlil_cells
 from tests.rtl_helpers import run_pixels, writes_for
@@ -213,6 +214,22 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
     run_pixels(
         design, (x, xs), (y, ys), c_in, dut.c_out, writes=writes, stalls=[(0.3, 0.3), (0.0, 0.0)]
     )
+
+
+@pytest.mark.parametrize("fold", [1, 2, 4])
+@pytest.mark.parametrize("kind", ["full", "depthwise", "pointwise"])
+def test_bank_axes_give_the_weight_memory_order(kind, fold):
+    """What the address map says (``Conv.bank_axes``, ``bank_shape``): the weights,
+    reordered to those axes, are the bank's elements in row-major order, spatial or folded."""
+    shape = {"full": (4, 3, 3, 3), "depthwise": (4, 3, 3), "pointwise": (4, 6)}[kind]
+    w = np.zeros(shape, np.int64)
+    dut = Conv(kind, w, width=4, height=4, configurable=True, fold=fold)
+    axes = WEIGHT_AXES[kind]
+    elements = np.array([dut.weight_element(*i) for i in np.ndindex(shape)]).reshape(shape)
+    in_bank_order = elements.transpose([axes.index(a) for a in dut.bank_axes])
+    assert in_bank_order.shape == dut.bank_shape
+    assert in_bank_order.reshape(-1).tolist() == list(range(w.size))
+    assert (kind == "full") == (dut.bank_axes != axes)
 
 
 def test_conv_report_matches_netlist():

@@ -49,6 +49,7 @@ __all__ = [
     "frozen_arrays",
     "trainable_arrays",
     "DEFAULT_SHIFT",
+    "entry_name",
     "network_option",
     "load_frames",
     "file_version",
@@ -75,6 +76,13 @@ class Weights:
     fparams: dict | None = None
     trainable: bool = True
     shuffle: bool = False
+
+
+def entry_name(layer: str, field: str) -> str:
+    """The trainable file's entry holding ``field`` of ``layer``: a conv's ``<conv>.weight``,
+    ``.scale``, ``.bias`` or ``.shift``; a blend's alpha codes (``field`` ``alpha``) are the
+    entry ``<blend>`` itself."""
+    return layer if field == "alpha" else f"{layer}.{field}"
 
 
 def _network_entry(path, arrays) -> Network | None:
@@ -208,7 +216,12 @@ def load_weights(
     for c in convs:
         if not c.frozen:
             weights[c.name] = _array(
-                trainable_path, ta, f"{c.name}.weight", c.weight_shape, form, *RANGES["weight"]
+                trainable_path,
+                ta,
+                entry_name(c.name, "weight"),
+                c.weight_shape,
+                form,
+                *RANGES["weight"],
             )
     out, tp = {}, trainable_path
     for c in convs:
@@ -226,12 +239,14 @@ def load_weights(
                 )
             out[n] = FloatConv(weights[n], *bn, eps=eps)
         else:
-            scale = _array(tp, ta, f"{n}.scale", (c.c_out,), form, *RANGES["scale"])
-            bias = _array(tp, ta, f"{n}.bias", (c.c_out,), form, *RANGES["bias"])
-            shift = _array(tp, ta, f"{n}.shift", (), form, *RANGES["shift"])
+            scale = _array(tp, ta, entry_name(n, "scale"), (c.c_out,), form, *RANGES["scale"])
+            bias = _array(tp, ta, entry_name(n, "bias"), (c.c_out,), form, *RANGES["bias"])
+            shift = _array(tp, ta, entry_name(n, "shift"), (), form, *RANGES["shift"])
             out[n] = ConvParams(weights[n], scale, bias, int(shift))
     for b in net.blends():
-        out[b.name] = _array(trainable_path, ta, b.name, (b.channels,), form, *RANGES["alpha"])
+        out[b.name] = _array(
+            trainable_path, ta, entry_name(b.name, "alpha"), (b.channels,), form, *RANGES["alpha"]
+        )
     shuffle = False
     if names.CORE_SHUFFLE in ta:
         if not net.core_shuffle:
@@ -298,18 +313,22 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
         p = params[c.name]
         if not c.frozen:
             w = np.asarray(p.weight)
-            arrays[f"{c.name}.weight"] = w.astype(np.float32 if w.dtype.kind == "f" else np.int8)
+            arrays[entry_name(c.name, "weight")] = w.astype(
+                np.float32 if w.dtype.kind == "f" else np.int8
+            )
         if isinstance(p, FloatConv):
             for f in BN_FIELDS:
                 arrays[f"{c.name}.bn_{f}"] = np.asarray(getattr(p, f), np.float32)
             arrays[f"{c.name}.bn_eps"] = np.array(p.eps, np.float32)
         else:
-            arrays[f"{c.name}.scale"] = np.asarray(p.scale, np.int16)
-            arrays[f"{c.name}.bias"] = np.asarray(p.bias, np.int32)
-            arrays[f"{c.name}.shift"] = np.array(p.shift, np.int8)
+            arrays[entry_name(c.name, "scale")] = np.asarray(p.scale, np.int16)
+            arrays[entry_name(c.name, "bias")] = np.asarray(p.bias, np.int32)
+            arrays[entry_name(c.name, "shift")] = np.array(p.shift, np.int8)
     for b in net.blends():
         a = np.asarray(params[b.name])
-        arrays[b.name] = a.astype(np.float32 if a.dtype.kind == "f" else np.uint8)
+        arrays[entry_name(b.name, "alpha")] = a.astype(
+            np.float32 if a.dtype.kind == "f" else np.uint8
+        )
     if net.core_shuffle:
         arrays[names.CORE_SHUFFLE] = np.array(int(shuffle), np.uint8)
     if names.INPUT_PAD in params:
