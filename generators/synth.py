@@ -5,7 +5,9 @@
 
 With ``--build``, the Verilog of a build directory (``python -m generators.build``) is
 synthesized part by part (:func:`part_units`) and the counts, summed and per layer beside the
-plan's estimates, are written to ``DIR/synth.json`` and ``DIR/synth.md``. With files, one
+plan's estimates, are written to ``DIR/synth.json`` and ``DIR/synth.md``; the build's
+``report.md`` gains (or has replaced) a section with the measured totals, ``report.json`` a
+``measured`` entry. With files, one
 design is synthesized whole and its counts are printed as JSON.
 
 :func:`synthesize` runs one named flow on a design and returns what the netlist contains;
@@ -776,6 +778,32 @@ def build_markdown(r: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Heads the section of a build's ``report.md`` that ``--build`` writes (and replaces).
+MEASURED_HEAD = "## Measured after synthesis"
+
+
+def with_measured(report_md: str, r: dict, command: str) -> str:
+    """``report_md`` with its measured section (:data:`MEASURED_HEAD`) replaced by the totals
+    of ``r`` (appended when it has none): the plan estimates above it stay as they were."""
+    keys = [k for f in r["flows"] for k in SUMMED[f] if k in _LABELS] + ["memory_bits"]
+    section = [
+        MEASURED_HEAD,
+        "",
+        f"`{command}` with {r['yosys']}, part by part ({len(r['parts'])} parts, added up; "
+        "memories counted in bits, nothing placed or routed). Per layer, and the plan "
+        "against the netlist: `synth.md` and `synth.json` beside this report.",
+        "",
+        "| quantity | measured |",
+        "|---|---|",
+        *(f"| {_LABELS[k]} | {_n(r['total'][k])} |" for k in keys),
+    ]
+    head, _, rest = report_md.partition(MEASURED_HEAD)
+    later = rest.find("\n## ")  # a section after the measured one, kept after it
+    tail = rest[later + 1 :] if rest and later >= 0 else ""
+    body = head.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    return body + ("\n" + tail if tail else "")
+
+
 # -- the command -----------------------------------------------------------------------------
 
 
@@ -825,12 +853,20 @@ def _run(args, log) -> int:
     log(f"synthesizing {build} part by part with {runner.version}, flows {', '.join(args.flows)}")
     r = synthesize_build(build, runner)
     command = f"python -m generators.synth --build DIR --flows {' '.join(args.flows)}"
+    try:  # the build's own report gains the measured totals
+        report = json.loads((build / "report.json").read_text())
+        report_md = (build / "report.md").read_text()
+    except (OSError, ValueError) as e:
+        raise SynthBuildError(f"{build}: cannot read its report ({e})") from None
+    report["measured"] = {"command": command, "yosys": r["yosys"], "total": r["total"]}
     texts = {
         "synth.json": json.dumps(r, indent=1, sort_keys=True) + "\n",
         "synth.md": build_markdown(r, command),
+        "report.json": json.dumps(report, indent=2, sort_keys=True) + "\n",
+        "report.md": with_measured(report_md, r, command),
     }
     write_all([(name, build / name, lambda p, t=t: p.write_text(t)) for name, t in texts.items()])
-    print(f"wrote {build / 'synth.json'} and {build / 'synth.md'}")
+    print(f"wrote {build / 'synth.json'} and {build / 'synth.md'}; measured totals in report.md")
     t = r["total"]
     for k in [k for f in args.flows for k in SUMMED[f] if k in _LABELS] + ["memory_bits"]:
         print(f"  {_LABELS[k]}: {_n(t[k])}")

@@ -14,6 +14,8 @@ import pytest
 from generators.build import main as build_main
 from generators.synth import (
     FLOWS,
+    MEASURED_HEAD,
+    SUMMED,
     Runner,
     SynthError,
     add_up,
@@ -21,6 +23,7 @@ from generators.synth import (
     synthesize,
     synthesize_flows,
     verilog_modules,
+    with_measured,
 )
 from spec.network import network_from_dict
 from weights.files import save_frozen, save_trainable
@@ -249,6 +252,36 @@ def test_synth_command_measures_a_build(micro_build):
     md = (micro_build / "synth.md").read_text()
     assert "Measured" in md and "| layer |" in md and "frozen.stem" in md
     assert "transistors" in r.stdout
+    # The build's own report gains the measured totals, once, after the plan estimates.
+    report_md = (micro_build / "report.md").read_text()
+    assert report_md.count(MEASURED_HEAD) == 1
+    assert report_md.index("## Layers") < report_md.index(MEASURED_HEAD)
+    total = data["total"]["transistors"]
+    assert f"| transistors (CMOS estimate) | {total:,} |" in report_md
+    assert report["measured"]["total"] == data["total"]
+    # A second run (parts from the cache) leaves the same report, not a second section.
+    again = _run("-m", "generators.synth", "--build", micro_build, "--flows", "generic")
+    assert again.returncode == 0, again.stderr
+    assert (micro_build / "report.md").read_text() == report_md
+
+
+def test_measured_section_replaces_only_itself():
+    r = {
+        "flows": ["generic"],
+        "yosys": "Yosys X",
+        "parts": [1, 2],
+        "total": {k: 7 for k in SUMMED["generic"]} | {"memory_bits": 3},
+    }
+    plain = "# Build report\n\n| a | b |\n\n## Layers\n\nrows\n"
+    once = with_measured(plain, r, "cmd")
+    assert once.startswith(plain.rstrip("\n")) and once.count(MEASURED_HEAD) == 1
+    assert with_measured(once, r, "cmd") == once
+    r2 = r | {"total": r["total"] | {"transistors": 99}}
+    assert "| 99 |" in with_measured(once, r2, "cmd") and "| 7 |" in with_measured(once, r2, "cmd")
+    later = once + "\n## Later\n\nkept\n"
+    replaced = with_measured(later, r2, "cmd")
+    assert replaced.count(MEASURED_HEAD) == 1 and replaced.endswith("## Later\n\nkept\n")
+    assert "transistors (CMOS estimate) | 99" in replaced
 
 
 def test_synth_command_refuses_bad_input(tmp_path):
