@@ -2,7 +2,8 @@
 
 Same contract as :meth:`sim.rtl.VerilatorDesign.run_stream` (random valid/ready stalls, every
 output beat compared in order, extra beats detected, :class:`~sim.errors.SimulationMismatch`
-naming the first wrong one), but in-process and without a compile:
+naming the first wrong one, the stream rule monitored on every port by
+:class:`~sim.protocol.StreamMonitor`), but in-process and without a compile:
 good for sweeps over many small random designs. :func:`run_streams_pysim` drives any number
 of input and output streams, each with its own random stalls; :func:`run_stream_pysim` is the
 common one-in, one-out case.
@@ -14,6 +15,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from .errors import SimulationMismatch
+from .protocol import StreamMonitor
 
 __all__ = ["run_stream_pysim", "run_streams_pysim"]
 
@@ -87,6 +89,8 @@ def run_streams_pysim(
     limit = max_cycles or 200 + 20 * (n_in + n_out)
     result = {}
 
+    monitors = {p: StreamMonitor(p) for p in [*inputs, *outputs]}
+
     async def bench(ctx):
         for port, value in statics:
             ctx.set(getattr(dut, port), value)
@@ -117,6 +121,11 @@ def run_streams_pysim(
             for p in outputs:
                 ctx.set(getattr(dut, p).ready, int(ready[p]))
             await ctx.delay(1e-9)  # let combinational logic settle before sampling
+            for p, mon in monitors.items():  # the stream rule, on inputs and outputs alike
+                s = getattr(dut, p)
+                mon.sample(
+                    cycles, ctx.get(s.valid), ctx.get(s.ready), ctx.get(s.payload.as_value())
+                )
             for p in inputs:
                 if offering[p] and ctx.get(getattr(dut, p).ready):
                     offering[p] = False

@@ -4,7 +4,8 @@ Driven by :meth:`sim.rtl.VerilatorDesign.run_streams`, which passes a JSON spec 
 ``SEMIFREDDO_TB_SPEC`` and reads the result from ``SEMIFREDDO_TB_STATS``: the statistics of
 a run, or ``{"mismatch": message}`` when the design was wrong (any other failure is the
 bench's). Handshakes follow ``amaranth.lib.stream``: a beat moves on a rising
-edge where valid and ready are both high; the source holds valid and payload until then.
+edge where valid and ready are both high; the source holds valid and payload until then
+(:class:`~sim.protocol.StreamMonitor` checks that rule on every port, every cycle).
 Inputs are driven after each falling edge and handshakes sampled in the read-only phase just
 before the next rising edge, so the check sees exactly what the flip-flops will see. Each
 input stalls and each output withholds ready at random, independently.
@@ -20,6 +21,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from sim.errors import SimulationMismatch
 from sim.lanes import Lanes, unpack
+from sim.protocol import StreamMonitor
 
 
 def _describe(port, k, exp, got, lanes):
@@ -35,6 +37,12 @@ def _describe(port, k, exp, got, lanes):
     return text
 
 
+def _monitor(end, cycle):
+    """The stream rule on one end's port (:class:`StreamMonitor`)."""
+    valid, ready = int(end.valid.value), int(end.ready.value)
+    end.monitor.sample(cycle, valid, ready, int(end.payload.value) if valid else 0)
+
+
 class _Source:
     def __init__(self, dut, port, spec, rng):
         self.valid = getattr(dut, f"{port}__valid")
@@ -44,6 +52,7 @@ class _Source:
         self.stall, self.rng = spec["stall"], rng
         self.sent, self.offering = 0, False
         self.first = self.last = None  # cycles of the first and last beat taken
+        self.monitor = StreamMonitor(port)
         self.valid.value = 0
 
     def drive(self):
@@ -53,6 +62,7 @@ class _Source:
         self.valid.value = int(self.offering)
 
     def sample(self, cycle):
+        _monitor(self, cycle)
         if self.offering and int(self.ready.value):
             self.offering = False
             self.sent += 1
@@ -75,6 +85,7 @@ class _Sink:
         self.stall, self.rng = spec["stall"], rng
         self.received, self.taking = 0, False
         self.first = self.last = None  # cycles of the first and last beat received
+        self.monitor = StreamMonitor(port)
         self.ready.value = 0
 
     def drive(self, draining):
@@ -82,6 +93,7 @@ class _Sink:
         self.ready.value = int(self.taking)
 
     def sample(self, cycle):
+        _monitor(self, cycle)
         if not (self.taking and int(self.valid.value)):
             return
         got = int(self.payload.value)
