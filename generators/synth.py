@@ -564,6 +564,14 @@ def _canonical(text: str, top: str) -> str:
     return _IDENT.sub(lambda m: new.get(m.group(1) or m.group(2), m.group(0)), text)
 
 
+def _cached_result(text: str, flow: str) -> dict:
+    """The synthesis result of ``flow`` in a cache entry's ``text`` (else ``ValueError``)."""
+    r = json.loads(text)
+    if not isinstance(r, dict) or r.get("flow") != flow or "seconds" not in r:
+        raise ValueError(f"not a result of flow {flow}")
+    return r
+
+
 class Runner:
     """Synthesizes units (Verilog text and top module) with each of ``flows``, ``jobs``
     Yosys processes at a time, each distinct (text, flow) once (units equal but for their
@@ -588,9 +596,9 @@ class Runner:
     def _one(self, job) -> tuple[dict, float]:
         entry, text, flow, name = job
         if self.use_cache:
-            old = cache.read("synth", entry)
+            old = cache.read("synth", entry, lambda text: _cached_result(text, flow))
             if old is not None:
-                return json.loads(old), 0.0
+                return old, 0.0
         try:
             r = synthesize(text, "top", flow, timeout=self.timeout)
         except SynthTimeout:

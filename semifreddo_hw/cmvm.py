@@ -187,13 +187,24 @@ def _solve_da4ml(weights, method, perm_in, perm_out) -> AdderGraph:
     return b.graph(outputs, "da4ml", 0.0)
 
 
+def _checked_plan(text: str, w: np.ndarray) -> AdderGraph:
+    """The plan in a cache entry's ``text``, if it computes exactly ``w`` (else
+    ``ValueError``: the entry is bad and is solved again)."""
+    graph = AdderGraph.from_json(json.loads(text))
+    try:
+        graph.check(w)
+    except PlanError as e:
+        raise ValueError(e) from None
+    return graph
+
+
 def plan_cmvm(weights, solver: str = "da4ml", *, use_cache: bool = True) -> AdderGraph:
     """Plan ``y = weights @ x`` (``weights`` an integer matrix, shape (n_out, n_in)).
 
     The returned graph has been checked to compute exactly ``weights``. With ``use_cache``,
     the ``da4ml`` solution is stored in the cache (:mod:`.cache`, folder ``cmvm``), keyed by
     the matrix contents and the solver version, so a rebuild with the same weights solves
-    nothing; cached plans are re-checked when loaded.
+    nothing; cached plans are re-checked when loaded, and a bad entry is solved again.
     ``solve_seconds`` of a cached plan is the time of the original solve.
     """
     if solver not in SOLVERS:
@@ -221,14 +232,9 @@ def plan_cmvm(weights, solver: str = "da4ml", *, use_cache: bool = True) -> Adde
         },
         np.ascontiguousarray(w, dtype="<i8").tobytes(),
     )
-    text = cache.read("cmvm", key) if use_cache else None
-    if text is not None:
-        try:
-            graph = AdderGraph.from_json(json.loads(text))
-            graph.check(w)
-            return graph
-        except (ValueError, KeyError, TypeError, IndexError, PlanError):
-            pass  # unreadable or stale entry: solve again and overwrite it
+    cached = cache.read("cmvm", key, lambda text: _checked_plan(text, w)) if use_cache else None
+    if cached is not None:
+        return cached
     graph = _plan_da4ml(w)
     graph.check(w)
     if use_cache:

@@ -122,6 +122,16 @@ def _emit_part(job) -> str:
     return text
 
 
+def _checked_part(text: str, module: str) -> str:
+    """A cached part's ``text``, if it is whole Verilog for ``module`` (else ``ValueError``).
+    The checksum has caught damage; this catches an intact entry put under another part's
+    key (a copied file), which would otherwise instantiate a module that is not there."""
+    defined = re.search(rf"^module {re.escape(module)}\(", text, re.MULTILINE)
+    if defined is None or not text.endswith("endmodule\n"):
+        raise ValueError(f"not the Verilog of module {module}")
+    return text
+
+
 def code_fingerprint() -> str:
     """Changes whenever anything that shapes the emitted Verilog may have: the source of
     this package and of the specification, and the Amaranth and Yosys versions."""
@@ -157,7 +167,8 @@ def to_verilog_parts(
     With ``use_cache``, a part that has a ``fingerprint()`` (a digest of everything it is
     built from, nested parts included) is stored in the cache (:mod:`.cache`, folder
     ``verilog``) with its nested parts, keyed by its module name, fingerprint and
-    :func:`code_fingerprint`, and read back instead of converted again.
+    :func:`code_fingerprint`, and read back instead of converted again (a bad entry is
+    converted again).
     ``progress(done, total)`` follows the parts converted (those not read from the
     cache)."""
     items = list(parts.items())
@@ -168,7 +179,7 @@ def to_verilog_parts(
         entry = None
         if use_cache and hasattr(part, "fingerprint"):
             entry = cache.key({"module": module, "part": part.fingerprint(), "code": code})
-            texts[k] = cache.read("verilog", entry)
+            texts[k] = cache.read("verilog", entry, lambda text, m=module: _checked_part(text, m))
             if texts[k] is not None:
                 continue
         todo.append((part, module, entry))

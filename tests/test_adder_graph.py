@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from semifreddo_hw import cmvm
+from semifreddo_hw import cache, cmvm
 from semifreddo_hw.adder_graph import AdderGraph, PlanError, Term, signed_width, sum_tree
 from semifreddo_hw.cmvm import csd_digits, plan_cmvm, plan_depthwise
 from weights.synthetic import gaussian_int8
@@ -217,15 +217,15 @@ def test_cache_reuses_solutions_and_survives_corruption(tmp_path, monkeypatch):
     monkeypatch.setattr(cmvm, "_plan_da4ml", no_solver)
     assert plan_cmvm(w) == first
 
-    # A cached plan that computes something else is never used.
-    obj = json.loads(files[0].read_text())
+    # A cached plan that computes something else, its checksum intact, is never used (the
+    # damage a checksum catches: tests/test_cache.py).
+    obj = json.loads(cache.read("cmvm", files[0].name))
     obj["outputs"][0] = [0, 0, 0]
-    files[0].write_text(json.dumps(obj))
+    cache.write("cmvm", files[0].name, json.dumps(obj))
     monkeypatch.undo()
     monkeypatch.setenv("SEMIFREDDO_CACHE_DIR", str(tmp_path))
-    assert np.array_equal(plan_cmvm(w).matrix().astype(np.int64), w)
-    files[0].write_text("not json")
-    assert np.array_equal(plan_cmvm(w).matrix().astype(np.int64), w)
+    with pytest.warns(cache.CacheWarning, match="fails its check"):
+        assert np.array_equal(plan_cmvm(w).matrix().astype(np.int64), w)
 
 
 def test_plans_are_deterministic():
