@@ -9,6 +9,7 @@
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 
 __all__ = ["Parser", "run_command"]
@@ -32,15 +33,22 @@ def run_command(
 ) -> int:
     """Parse ``argv`` and run ``body(args, log)`` (it returns an exit code, or None for 0);
     ``log(message)`` prints progress unless ``--quiet``. ``bad_input`` exceptions become
-    ``error: <message>`` and exit code 2, anything else one line and exit code 1."""
+    ``error: <message>`` and exit code 2, anything else one line and exit code 1. Warnings
+    (a damaged cache entry, say) print as one line ``warning: <message>``, even with
+    ``--quiet``, instead of Python's file-and-source-line form."""
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr)
 
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
     try:
-        return body(args, log) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line
+            return body(args, log) or 0
     except bad_input as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

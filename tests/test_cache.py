@@ -230,3 +230,20 @@ def test_entry_format(tmp_path, monkeypatch):
     assert path.read_bytes() == data
     assert cache.read("t", "e") == text
     assert cache.read("t", "missing") is None  # a plain miss is no news
+
+
+def test_commands_print_a_cache_warning_as_one_line(capsys):
+    """Through the commands' runner, a warning is one line ``warning: ...`` on stderr (also
+    with --quiet), not Python's file-and-source-line form."""
+    from common.cli import Parser, run_command
+
+    def body(args, log):
+        warnings.warn(
+            "cache entry X fails its checksum (corrupted); rebuilding it",
+            cache.CacheWarning,
+            stacklevel=2,
+        )
+
+    assert run_command(Parser(prog="t"), body, (), ["--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err == "warning: cache entry X fails its checksum (corrupted); rebuilding it\n"
