@@ -98,7 +98,7 @@ def _params(net, seed, extreme):
 
 def _regressions(test):
     for d, seed, extreme in REGRESSIONS:
-        test = example(d, seed, extreme)(test)
+        test = example(d=d, seed=seed, extreme=extreme)(test)
     return test
 
 
