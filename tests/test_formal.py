@@ -11,8 +11,8 @@ a stream's beats, and checked by the Verilator tests).
 
 The induction is strengthened with the registers both texts name alike (the adder graphs'
 stages, the side band, the products and balancing delays), the valid bits and the weight
-memory: each is proven equal too. The configurable block is proven with -m slow only (its
-memory makes the proof slow).
+memory: each is proven equal too. The configurable block uses the equiv_* engine (see
+prove_equivalent), whose base case also checks the weight memories' power-up images.
 """
 
 import re
@@ -95,9 +95,8 @@ def test_an_altered_gate_fails():
         )
 
 
-# name: (n_out, n_in, levels per stage, side bits, weight sets). The memory makes these
-# proofs slow (the 1x1 block takes about 80 s, a 3x4 block with two sets over 120 s), so
-# only the smallest is run, and only with -m slow.
+# name: (n_out, n_in, levels per stage, side bits, weight sets). Only 1x1 so far: 3x4 with
+# two sets and 5x3 with three get no proof within 120 s (not a counterexample; open).
 CONFIGURABLE = {
     "1x1": (1, 1, 2, 0, 1),
 }
@@ -115,9 +114,18 @@ def _configurable(name):
     return dut, to_verilog(dut, "gold_mv"), configurable_matvec(dut, "gate_mv")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGURABLE)
 def test_configurable_text_equals_amaranth(name):
     dut, gold, gate = _configurable(name)
     state = _state(gate, dut.latency, dut.bank)
-    prove_equivalent(gold, "gold_mv", gate, "gate_mv", state=state, assume={"rst": 0})
+    # The multipliers make plain SAT induction take minutes: the equiv_* engine.
+    prove_equivalent(
+        gold,
+        "gold_mv",
+        gate,
+        "gate_mv",
+        state=state,
+        assume={"rst": 0},
+        engine="equiv",
+        max_steps=3,
+    )
