@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """``address_map.json`` is enough to load the run-time parameters: the loader that
 ``docs/backbone.md`` shows, which reads only the map and the build's ``trainable.npz`` with
 ``json`` and ``numpy`` (no module of this project), gives exactly ``param_writes.hex``, on a

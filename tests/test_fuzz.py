@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Property-based fuzzing of network descriptions (hypothesis): legal descriptions drawn
 from the description rules (sizes down to one pixel, 1-3 input channels, odd stems where
 allowed, one or two stages of stride 1 or 2, any mix of cores, the shuffle), int8
