@@ -21,10 +21,19 @@ from weights.quantize import calibration_frames, error_report, quantize
 
 from .design import BuildConfig, Product
 
-__all__ = ["BackboneDesign", "FOLDS", "rate_folds", "input_period", "address_map_json"]
+__all__ = [
+    "BackboneDesign",
+    "FOLDS",
+    "rate_folds",
+    "rate_digits",
+    "input_period",
+    "address_map_json",
+]
 
 #: ``--fold``: ``spatial`` builds every layer for one beat per clock (the paper's ASIC);
-#: ``rate`` folds each layer as far as the rate of its beats allows (an FPGA's fit).
+#: ``rate`` folds each layer as far as the rate of its beats allows (an FPGA's fit):
+#: configurable products and requantizers by :func:`rate_folds`, frozen products
+#: digit-serially by :func:`rate_digits`.
 FOLDS = ("spatial", "rate")
 
 
@@ -37,6 +46,24 @@ def rate_folds(net, input_period: int = 1) -> dict[str, int]:
     return {
         c.name: max(f for f in range(1, periods[c.name] * input_period + 1) if c.c_out % f == 0)
         for c in net.convs()
+    }
+
+
+#: The shortest beat period at which a frozen product goes digit-serial: at two digits the
+#: serial graph is no smaller than the word-parallel one (``bench/digit_serial.py``).
+SERIAL_FROM = 4
+
+
+def rate_digits(net, input_period: int = 1) -> dict[str, int]:
+    """Per frozen convolution that sees a beat at most every :data:`SERIAL_FROM` cycles or
+    rarer, that period: the cycles its product may take per beat, run digit-serially
+    (:class:`semifreddo_hw.digit_serial.DigitSerialMatVec`; bit-serial where the period is
+    as long as the output is wide)."""
+    periods = net.peak_periods()
+    return {
+        c.name: periods[c.name] * input_period
+        for c in net.convs()
+        if c.frozen and periods[c.name] * input_period >= SERIAL_FROM
     }
 
 
@@ -111,11 +138,13 @@ class BackboneDesign:
 
     def elaborate(self, graphs: dict, config: BuildConfig) -> None:
         net = self.weights.net
+        rate = config.fold == "rate"
         self.hardware = Backbone(
             net,
             self.params,
             graphs=graphs,
-            folds=rate_folds(net, self.input_period(config)) if config.fold == "rate" else None,
+            folds=rate_folds(net, self.input_period(config)) if rate else None,
+            digits=rate_digits(net, self.input_period(config)) if rate else None,
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
         )
@@ -252,20 +281,21 @@ def _report_md(r: dict, net) -> str:
         "are printed by `python -m sim.verify --build DIR`.",
         "",
     ]
-    # A fold column only where a layer is folded: a spatial build's report stays as it was.
-    folded = any("fold" in x for x in r["layers"].values())
-    fold_head, fold_rule = (" fold |", "---|") if folded else ("", "")
+    # Fold and digits columns only where a layer is folded or digit-serial: a spatial
+    # build's report stays as it was.
+    extra = [k for k in ("fold", "digits") if any(k in x for x in r["layers"].values())]
+    head = "".join(f" {k} |" for k in extra)
     md += [
         "| layer | kind | frozen | weights | adders | multipliers | latency (cycles) "
-        f"| register bits | memory bits |{fold_head}",
-        f"|---|---|---|---|---|---|---|---|---|{fold_rule}",
+        f"| register bits | memory bits |{head}",
+        f"|---|---|---|---|---|---|---|---|---|{'---|' * len(extra)}",
     ]
     for name, x in r["layers"].items():
-        fold = f" {x.get('fold', 1)} |" if folded else ""
+        cols = "".join(f" {x.get(k, 1)} |" for k in extra)
         md.append(
             f"| {name} | {x['kind']} | {'no' if x['configurable'] else 'yes'} | "
             f"{x['weights']} | {x['adders']} | {x['multipliers']} | "
-            f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |{fold}"
+            f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |{cols}"
         )
     if "quantization" in r:
         md += [

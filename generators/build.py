@@ -128,7 +128,8 @@ def parser(
         choices=FOLDS,
         default="spatial",
         help="spatial: one beat per clock in every layer (default); rate: each layer folded "
-        "to the rate of its beats, multipliers and parameters shared over cycles (FPGAs)",
+        "to the rate of its beats, multipliers and parameters shared over cycles, frozen "
+        "products digit-serial (FPGAs)",
     )
     p.add_argument(
         "--fps",

@@ -62,8 +62,9 @@ class Backbone(wiring.Component):
     trainable weights, all scales and biases and the alpha codes are power-up values of
     run-time memories. ``graphs`` maps frozen convolutions to their planned adder graphs
     (:func:`~.conv.plan_conv`, as the build's plan step makes them); a layer without one
-    is planned here. ``folds`` maps convolutions to their fold (:class:`~.conv.Conv`;
-    default 1, spatial).
+    is planned here. ``folds`` maps convolutions to their fold and ``digits`` frozen ones to
+    the cycles their product may take per beat (:class:`~.conv.Conv`; default 1 both,
+    spatial and word-parallel).
 
     Ports
     -----
@@ -91,6 +92,7 @@ class Backbone(wiring.Component):
         *,
         graphs: dict | None = None,
         folds: dict | None = None,
+        digits: dict | None = None,
         solver: str = "da4ml",
         levels_per_stage: int = 2,
     ):
@@ -99,12 +101,14 @@ class Backbone(wiring.Component):
         check_params(net, params)
         self.net = net
         kw = dict(solver=solver, levels_per_stage=levels_per_stage)
-        graphs, folds = graphs or {}, folds or {}
-        # Per convolution, what it takes beyond the parameters: its planned graph and fold.
+        graphs, folds, digits = graphs or {}, folds or {}, digits or {}
+        # Per convolution, what it takes beyond the parameters: its planned graph, fold and
+        # digits.
         options = {
             c.name: {
                 **({"graph": graphs[c.name]} if c.name in graphs else {}),
                 **({"fold": folds[c.name]} if folds.get(c.name, 1) > 1 else {}),
+                **({"digits": digits[c.name]} if digits.get(c.name, 1) > 1 else {}),
             }
             for c in net.convs()
         }

@@ -28,6 +28,7 @@ from spec.stream import MARKER_BITS
 
 from .adder_graph import AdderGraph
 from .cmvm import plan_cmvm, plan_depthwise
+from .digit_serial import DigitSerialMatVec
 from .fold import Deserializer, Serializer, group_lanes, repeat_lanes
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
@@ -113,6 +114,10 @@ class Conv(wiring.Component):
         spatial)
     pad : int8 per input channel: what the window reads outside the frame (3x3 kinds;
         default zeros). The stems use it for the input padding of a folded normalisation.
+    digits : frozen only: 1 (a word-parallel product) or D > 1, the product's graph run
+        digit-serially (:class:`~.digit_serial.DigitSerialMatVec`) over D cycles per beat,
+        or over fewer where its output has fewer bits than D (bit-serial is the end); the
+        layer then takes a beat at most every D cycles
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -137,10 +142,15 @@ class Conv(wiring.Component):
         graph: AdderGraph | None = None,
         fold: int = 1,
         pad=None,
+        digits: int = 1,
     ):
         w = _checked(kind, weights)
         if not isinstance(fold, int) or fold < 1:
             raise ValueError(f"fold must be a positive integer, not {fold!r}")
+        if not isinstance(digits, int) or digits < 1:
+            raise ValueError(f"digits must be a positive integer, not {digits!r}")
+        if digits > 1 and configurable:
+            raise ValueError("only a frozen product runs digit-serially (digits > 1)")
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
         self._args = {
@@ -157,6 +167,7 @@ class Conv(wiring.Component):
             "levels_per_stage": levels_per_stage,
             "configurable": bool(configurable),
             **({"fold": fold} if fold > 1 else {}),
+            **({"digits": digits} if digits > 1 else {}),
             # a build without an input padding keeps its parts' cache keys
             **({"pad": [int(v) for v in pad]} if pad is not None and any(pad) else {}),
         }
@@ -226,9 +237,12 @@ class Conv(wiring.Component):
         else:
             if graph is None:
                 graph = plan_conv(kind, w, solver)
-            self.product = FrozenMatVec(
-                matrix, graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS
-            )
+            product = dict(graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS)
+            self.product = FrozenMatVec(matrix, **product)
+            if digits > 1 and self.product.out_width > 1:
+                self.product = DigitSerialMatVec(
+                    matrix, digits=min(digits, self.product.out_width), **product
+                )
             if fold > 1:  # the product stays spatial; its accumulators go group by group
                 self.serializer = Serializer(
                     signed(self.product.out_width), c_out, group_lanes(c_out, fold), MARKER_BITS
@@ -277,12 +291,12 @@ class Conv(wiring.Component):
         folded, a register stage holds a sub-beat, so a beat's sub-beats spread over
         ``fold`` stages, one more beat is partly in flight and one partly in the
         deserializer."""
-        p, r, f = self.product.latency, self.requant.latency, self.fold
-        if f == 1:
-            return p + r
+        r, f = self.requant.latency, self.fold
         if self.configurable:
-            return -(-(p + r) // f) + 2
-        return p + -(-r // f) + 2
+            p = self.product.latency
+            return p + r if f == 1 else -(-(p + r) // f) + 2
+        p = self.product.beats_held
+        return p + r if f == 1 else p + -(-r // f) + 2
 
     @property
     def lag(self) -> tuple[int, int]:

@@ -141,6 +141,11 @@ class FrozenMatVec(wiring.Component):
         """Cycles from an input beat's acceptance to its output beat, without stalls."""
         return self.graph.schedule(self.levels_per_stage).stages
 
+    @property
+    def beats_held(self) -> int:
+        """Most beats inside at once: one per register stage."""
+        return self.latency
+
     def report(self) -> dict:
         """Plan estimates (not measured): weights, adders, depth, latency, register bits
         (data and side bits; the one valid bit per stage is not counted)."""

@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from generators.backbone_build import rate_folds
+from generators.backbone_build import rate_digits, rate_folds
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import FLAGS, PARAM_PORT, random_frames, run_backbone
@@ -57,7 +57,13 @@ def build(name, build_root, seed=1, *, fold="spatial") -> Built:
     command's ``--fold``."""
     net = preset(name)
     params = random_params(net, np.random.default_rng(seed))
-    dut = Backbone(net, params, folds=rate_folds(net) if fold == "rate" else None)
+    rate = fold == "rate"
+    dut = Backbone(
+        net,
+        params,
+        folds=rate_folds(net) if rate else None,
+        digits=rate_digits(net) if rate else None,
+    )
     top = f"bb_{name}"
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)

@@ -11,8 +11,9 @@ fixture; a module of its own, so that its Verilator build goes to another test w
 
 import pytest
 
-from generators.backbone_build import input_period, rate_folds
+from generators.backbone_build import SERIAL_FROM, input_period, rate_digits, rate_folds
 from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.digit_serial import DigitSerialMatVec
 from spec.network import preset
 from tests.backbone_helpers import build
 from tests.test_backbone import (  # noqa: F401 (collected here, on the folded build)
@@ -36,6 +37,25 @@ def test_small_preset_is_folded_at_every_rate():
         f, period = folds[spec.name], periods[spec.name]
         assert 1 < f <= period and spec.c_out % f == 0, spec.name
         assert not any(spec.c_out % g == 0 for g in range(f + 1, period + 1)), spec.name
+
+
+def test_frozen_products_are_digit_serial_at_their_rate(main):
+    """Frozen products that see a beat every SERIAL_FROM cycles or rarer run digit-serially
+    over that period (or bit-serially, where the output has fewer bits); the others stay
+    word-parallel."""
+    periods = main.net.peak_periods()
+    assert rate_digits(main.net) == {
+        c.name: periods[c.name] for c in main.net.convs() if c.frozen and periods[c.name] >= 4
+    }
+    serial = 0
+    for layer in main.dut.layers():
+        product, period = layer.conv.product, periods[layer.name]
+        if layer.conv.configurable or period < SERIAL_FROM:
+            assert not isinstance(product, DigitSerialMatVec), layer.name
+        else:
+            assert product.digits == min(period, product.out_width), layer.name
+            serial += 1
+    assert serial >= 10
 
 
 def test_folded_layers_share_multipliers(main):

@@ -103,3 +103,20 @@ def test_golden_bench_times_both_paths_and_compares_them(tmp_path):
     for key in ("best_wall_seconds", "median_wall_seconds", "best_cpu_seconds"):
         assert rec["golden"][key] > 0 and rec["reference"][key] > 0
     assert "bit-identical: True" in r.stdout
+
+
+def test_digit_serial_bench_writes_records(tmp_path):
+    out = tmp_path / "digit_serial.json"
+    r = _bench(
+        "bench/digit_serial.py",
+        *("--layers", "pointwise 6->5", "--digits", "1", "4", "--json", out),
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    records = json.loads(out.read_text())
+    assert [rec["digits"] for rec in records] == [1, 4]
+    for rec in records:
+        for key in ("layer", "shape", "digit_width", "ecp5_lut4", "ecp5_ff", "comb", "comb_ratio"):
+            assert key in rec
+    assert records[0]["comb_ratio"] == 1.0
+    assert "| pointwise 6->5 | 4 |" in r.stdout

@@ -1,0 +1,292 @@
+# amaranth: UnusedElaboratable=no
+"""Digit-serial frozen products: the shift-add graph of a frozen layer, a few bits per cycle.
+
+A word-parallel :class:`~.matvec.FrozenMatVec` takes one beat per clock and pays every adder at
+the full width of its value. A layer that sees a beat only every ``D`` cycles (after stride-2
+layers, ``docs/folding.md``) can run the same graph over ``D`` cycles instead:
+:class:`DigitSerialMatVec` cuts every value into ``D`` digits of ``d = ceil(out_width / D)``
+bits, least significant first, and each adder becomes a ``d``-bit adder with a carry register.
+A left shift, free in parallel, becomes a delay (``shift // d`` digits, plus ``shift % d``
+bits borrowed from the previous digit). Delay registers and carries restart after each
+word's last digit (a synchronous reset, free in FPGA flip-flops), so a word never sees its
+predecessor's bits. At ``D = out_width`` the graph is bit-serial.
+
+Measured (``bench/digit_serial.py``, ECP5): the logic shrinks with the digit width, to about
+a third of the word-parallel graph's at two-bit digits; at two digits it is no smaller,
+which is why ``--fold rate`` goes digit-serial only from a period of four cycles.
+
+The arithmetic is exact: adding, subtracting and shifting left commute with reduction modulo
+``2 ** (D * d)``, and every output fits in ``out_width <= D * d`` signed bits, so its low
+``D * d`` bits are its value. Intermediate nodes may wrap; outputs cannot.
+
+Timing: every stage of the graph's pipeline (:meth:`~.adder_graph.AdderGraph.pipelined`,
+``levels_per_stage`` adder levels each) holds one digit; a beat's ``D`` digits follow each
+other without gaps, and the whole pipeline advances on one enable that stops only when a
+finished word cannot leave. Stage ``s`` knows which digit it holds from a phase count that
+travels along with a valid bit; its carries and delays advance only on valid digits, so
+gaps between beats change nothing.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+
+from spec.formats import INT8_MAX, INT8_MIN
+
+from .matvec import FrozenMatVec
+
+__all__ = ["DigitSerialMatVec"]
+
+
+class DigitSerialMatVec(FrozenMatVec):
+    """``y = W @ x`` for a constant int8 matrix ``W``, one beat every ``digits`` cycles.
+
+    Same ports, result and planning as :class:`~.matvec.FrozenMatVec` (the graph, its
+    ``solver`` and ``levels_per_stage``); the graph runs on :attr:`digit_width`-bit digits,
+    ``digits`` per beat. An input beat is taken whenever the previous one's last digit
+    enters the graph, so beats ``digits`` cycles apart stream without stalls. The output
+    beat waits in a register until taken; the graph stops only when a word finishes while
+    that register is still full. :attr:`latency` cycles from an accepted beat to its output
+    without stalls.
+    """
+
+    def __init__(
+        self,
+        weights,
+        *,
+        digits: int,
+        solver: str = "da4ml",
+        levels_per_stage: int = 2,
+        side_width: int = 0,
+        graph=None,
+    ):
+        super().__init__(
+            weights,
+            solver=solver,
+            levels_per_stage=levels_per_stage,
+            side_width=side_width,
+            graph=graph,
+        )
+        if not isinstance(digits, int) or not 1 <= digits <= self.out_width:
+            raise ValueError(
+                f"digits must be an integer in 1..{self.out_width} (the output width), "
+                f"not {digits!r}"
+            )
+        self.digits = digits
+        #: Bits per digit: the ``digits`` digits cover the widest output.
+        self.digit_width = -(-self.out_width // digits)
+
+    @property
+    def _plan(self):
+        return self.graph.pipelined(self.levels_per_stage, INT8_MIN, INT8_MAX)
+
+    @property
+    def interval(self) -> int:
+        """Cycles between beats at full throughput."""
+        return self.digits
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an input beat's acceptance to its output beat, without stalls: one to
+        load the digitizer, the graph's stages plus one (the collector), the digits."""
+        return self.graph.schedule(self.levels_per_stage).stages + 1 + self.digits
+
+    @property
+    def beats_held(self) -> int:
+        """Most beats inside at once: those in the digitizer and the graph (a digit each per
+        stage, ``digits`` per beat) and the one waiting at the output."""
+        return -(-self.latency // self.digits) + 1
+
+    def _layout(self):
+        """The serial graph's structure: per op its stage, and per (op, delay) the delayed
+        digits shifted operands read."""
+        plan = self._plan
+        d, D = self.digit_width, self.digits
+        stage = []
+        for op in plan.ops:
+            if op.kind == "in":
+                stage.append(1)
+            elif op.kind == "reg":
+                stage.append(stage[op.args[0]] + 1)
+            elif op.kind == "neg":
+                stage.append(stage[op.args[0]])
+            else:
+                (a, _, _), (b, _, _) = op.args
+                if stage[a] != stage[b]:
+                    raise AssertionError(f"operands of {op.name} are in different stages")
+                stage.append(stage[a])
+        delays: dict[int, int] = {}  # op -> most digits of history a shifted operand reads
+
+        def need(op, shift):
+            q, r = divmod(shift, d)
+            deepest = q + (1 if r else 0)
+            if q < D and deepest:
+                delays[op] = max(delays.get(op, 0), min(deepest, D - 1))
+
+        for op in plan.ops:
+            if op.kind == "add":
+                for a, sa, _ in op.args:
+                    need(a, sa)
+        for out in plan.outputs:
+            if out is not None:
+                need(*out)
+        return plan, stage, delays
+
+    def report(self) -> dict:
+        """As :meth:`FrozenMatVec.report`, plus ``digits`` and ``digit_width``; register bits
+        count the digit registers, carries, shift delays, the digitizer and the output."""
+        r = super().report()
+        plan, stage, delays = self._layout()
+        d = self.digit_width
+        n_stages = plan.stages + 1
+        used = {op.args[0] for op in plan.ops if op.kind == "in"}
+        regs = sum(d for op in plan.ops if op.kind == "reg")
+        for op in plan.ops:  # carries: two bits where both operands are subtracted
+            if op.kind == "add":
+                regs += 2 if op.args[0][2] and op.args[1][2] else 1
+            elif op.kind == "neg":
+                regs += 1
+        regs += sum(delays.values()) * d
+        regs += 8 * len(used) + self.out_width * sum(o is not None for o in plan.outputs)
+        control = (n_stages + 1) * (1 + (self.digits - 1).bit_length() + self.side_width)
+        r.update(
+            digits=self.digits,
+            digit_width=d,
+            latency_cycles=self.latency,
+            register_bits=regs + control,
+        )
+        return r
+
+    def elaborate(self, platform):
+        m = Module()
+        plan, stage, delays = self._layout()
+        d, D = self.digit_width, self.digits
+        n_stages = plan.stages + 1  # the graph's stages, then the collector
+        collector = n_stages
+
+        # Control per stage: valid digit, its index in the word, the word's side bits.
+        en = Signal()
+        valid = [None] + [Signal(name=f"valid{s}") for s in range(1, n_stages + 1)]
+        phase = [None] + [Signal(range(D), name=f"phase{s}") for s in range(1, n_stages + 1)]
+        side = [None] + [Signal(self.side_width, name=f"side{s}") for s in range(1, n_stages + 1)]
+        with m.If(en):
+            for s in range(1, n_stages):
+                m.d.sync += [
+                    valid[s + 1].eq(valid[s]),
+                    phase[s + 1].eq(phase[s]),
+                    side[s + 1].eq(side[s]),
+                ]
+
+        # The digitizer (stage 1): holds the beat, shifting its lanes right one digit at a
+        # time, sign bits filling in from the top.
+        x = self.i.payload.data
+        used = sorted({op.args[0] for op in plan.ops if op.kind == "in"})
+        lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
+        last = phase[1] == D - 1
+        m.d.comb += self.i.ready.eq(en & (~valid[1] | last))
+        with m.If(en):
+            with m.If(valid[1]):
+                m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
+                m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
+            with m.If(~valid[1] | last):
+                m.d.sync += valid[1].eq(self.i.valid)
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [v.eq(x[k]) for k, v in lanes.items()]
+                m.d.sync += side[1].eq(self.i.payload.side)
+
+        # Per stage: a valid digit advances (``step``), the word's last one does (``done``).
+        step = [None] + [Signal(name=f"step{s}") for s in range(1, n_stages + 1)]
+        done = [None] + [Signal(name=f"done{s}") for s in range(1, n_stages + 1)]
+        for s in range(1, n_stages + 1):
+            m.d.comb += [step[s].eq(en & valid[s]), done[s].eq(step[s] & (phase[s] == D - 1))]
+
+        def restarting(s, reg, value, init=0):
+            """``reg`` takes ``value`` with each digit of stage ``s`` and ``init`` after a
+            word's last: a register of the next word starts clean (a synchronous reset,
+            which FPGA flip-flops have, so the restart costs no logic)."""
+            with m.If(done[s]):
+                m.d.sync += reg.eq(init)
+            with m.Elif(step[s]):
+                m.d.sync += reg.eq(value)
+
+        digit = {}  # op -> its current digit (unsigned, d bits)
+        history = {}  # (op, k) -> the op's digit k digits ago in this word, else zero
+
+        def held(op, k):
+            if k == 0:
+                return digit[op]
+            if (op, k) not in history:
+                reg = Signal(d, name=f"{plan.ops[op].name}_h{k}")
+                restarting(stage[op], reg, held(op, k - 1))
+                history[op, k] = reg
+            return history[op, k]
+
+        def shifted(op, shift):
+            """Digit of ``op << shift``: the word's digits ``shift // d`` and one more back
+            (``shift % d`` bits of it), zero before the word's own bits (from
+            :func:`held`)."""
+            q, r = divmod(shift, d)
+            if q >= D:
+                return None
+            low = held(op, q)[: d - r]
+            if not r:
+                return low
+            if q + 1 >= D:  # the borrowed bits would come from before the word: zero
+                return Cat(Const(0, r), low)
+            return Cat(held(op, q + 1)[d - r :], low)
+
+        for n, op in enumerate(plan.ops):
+            if op.kind == "in":
+                v = lanes[op.args[0]]
+                digit[n] = Cat(*(v[min(b, 7)] for b in range(d)))
+            elif op.kind == "reg":
+                reg = Signal(d, name=op.name)
+                with m.If(en):
+                    m.d.sync += reg.eq(digit[op.args[0]])
+                digit[n] = reg
+            else:
+                if op.kind == "neg":
+                    terms = [(~digit[op.args[0]])[:d]]
+                    carry_in = 1  # -a = ~a + 1
+                else:
+                    terms = []
+                    carry_in = 0
+                    for a, sa, na in op.args:
+                        t = shifted(a, sa)
+                        t = Const(0, d) if t is None else t
+                        if na:
+                            t = (~t)[:d]
+                            carry_in += 1
+                        terms.append(t)
+                width = max(1, carry_in.bit_length())
+                carry = Signal(width, name=f"{op.name}_c", init=carry_in)
+                total = Signal(d + width, name=f"{op.name}_sum")
+                m.d.comb += total.eq(sum(terms[1:], terms[0]) + carry)
+                restarting(stage[n], carry, total[d:], carry_in)
+                out = Signal(d, name=op.name)
+                m.d.comb += out.eq(total[:d])
+                digit[n] = out
+
+        # The collector writes each output digit into its place of the output register.
+        stall = valid[collector] & self.o.valid & ~self.o.ready
+        m.d.comb += en.eq(~stall)
+        write = en & valid[collector]
+        for j, out in enumerate(plan.outputs):
+            lane = self.o.payload.data[j]
+            if out is None:
+                m.d.comb += lane.eq(0)
+                continue
+            acc = Signal(self.out_width, name=f"y{j}")
+            m.d.comb += lane.eq(acc)
+            if stage[out[0]] != collector:
+                raise AssertionError(f"output {j} is not registered for the collector")
+            value = shifted(*out)
+            for t in range(-(-self.out_width // d)):
+                hi = min((t + 1) * d, self.out_width)
+                with m.If(write & (phase[collector] == t)):
+                    m.d.sync += acc[t * d : hi].eq(0 if value is None else value[: hi - t * d])
+        out_side = Signal(self.side_width, name="out_side")
+        m.d.comb += self.o.payload.side.eq(out_side)
+        with m.If(write & (phase[collector] == D - 1)):
+            m.d.sync += [self.o.valid.eq(1), out_side.eq(side[collector])]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m

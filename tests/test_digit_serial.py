@@ -1,0 +1,169 @@
+# amaranth: UnusedElaboratable=no
+"""DigitSerialMatVec (semifreddo_hw.digit_serial): the frozen shift-add graph run a few bits
+per cycle, bit-exact against the golden model under stalls, for digit counts from 1 to
+bit-serial; throughput of one beat per ``digits`` cycles; digit-serial frozen layers."""
+
+import functools
+import zlib
+
+import numpy as np
+import pytest
+
+from semifreddo_hw.digit_serial import DigitSerialMatVec
+from semifreddo_hw.matvec import FrozenMatVec
+from sim.golden.primitives import matvec
+from sim.pysim import run_stream_pysim
+from sim.rtl import Lanes, VerilatorDesign
+from tests.rtl_helpers import int8_stimulus
+from tests.test_conv import _conv, make_layer, vectors
+from weights.synthetic import gaussian_int8
+
+
+def _extremes(rng, n_out, n_in):
+    return rng.choice([-128, 127, -127, 0, 1, -1, 64], size=(n_out, n_in))
+
+
+_ZERO_ROWS = np.array([[0] * 4, [3, 0, -7, 1], [0] * 4, [127] * 4])
+
+# name: (weights maker, solver, adder levels per stage, side bits)
+MATRICES = {
+    "1x1_min": (lambda r: np.array([[-128]]), "da4ml", 2, 0),
+    "5x3_extremes": (lambda r: _extremes(r, 5, 3), "da4ml", 2, 2),
+    "7x9_csd": (lambda r: gaussian_int8(r, 7, 9, 0.4), "csd", 1, 1),
+    "6x6_deep": (lambda r: gaussian_int8(r, 6, 6, 0.1), "da4ml", 3, 2),
+    "4x4_zero_rows": (lambda r: _ZERO_ROWS, "csd", 2, 0),
+    "3x3_all_zero": (lambda r: np.zeros((3, 3), int), "da4ml", 2, 1),
+}
+
+
+def _weights(name):
+    make, solver, levels, side = MATRICES[name]
+    return make(np.random.default_rng(zlib.crc32(name.encode()))), solver, levels, side
+
+
+def _digit_counts(out_width):
+    """1, 2, 3, a middle one, bit-serial minus one and bit-serial."""
+    counts = {1, 2, 3, out_width // 2, out_width - 1, out_width}
+    return sorted(d for d in counts if 1 <= d <= out_width)
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+def test_digit_serial_pysim_every_digit_count(name):
+    w, solver, levels, side = _weights(name)
+    width = FrozenMatVec(w, solver=solver).out_width
+    rng = np.random.default_rng(7)
+    x = int8_stimulus(rng, 24, w.shape[1])
+    y = matvec(w, x)
+    for k, digits in enumerate(_digit_counts(width)):
+        dut = DigitSerialMatVec(
+            w, digits=digits, solver=solver, levels_per_stage=levels, side_width=side
+        )
+        assert dut.digits * dut.digit_width >= dut.out_width == width
+        stall = [(0.3, 0.3), (0.6, 0.1), (0.1, 0.7)][k % 3]
+        run_stream_pysim(dut, x.tolist(), y.tolist(), in_stall=stall[0], out_stall=stall[1], seed=k)
+
+
+@pytest.mark.parametrize("digits", [1, 2, 5, 18])
+def test_digit_serial_takes_a_beat_every_digits_cycles(digits):
+    """Without stalls, ``n`` beats take ``latency + (n - 1) * digits`` cycles: beats that
+    arrive ``digits`` cycles apart are never held up."""
+    w = gaussian_int8(np.random.default_rng(3), 8, 8)
+    dut = DigitSerialMatVec(w, digits=digits)
+    x = int8_stimulus(np.random.default_rng(4), 30, 8)
+    cycles = run_stream_pysim(dut, x.tolist(), matvec(w, x).tolist(), in_stall=0, out_stall=0)
+    assert cycles == dut.latency + (len(x) - 1) * digits + 1
+    assert dut.interval == digits
+
+
+def test_digit_serial_checks_digits():
+    w = np.array([[1, 2], [3, 4]])
+    width = FrozenMatVec(w).out_width
+    for bad in (0, -1, width + 1, 2.0):
+        with pytest.raises(ValueError, match="digits must be an integer in 1.."):
+            DigitSerialMatVec(w, digits=bad)
+
+
+def test_digit_serial_report():
+    w = gaussian_int8(np.random.default_rng(5), 16, 16)
+    par = FrozenMatVec(w).report()
+    ser = DigitSerialMatVec(w, digits=4).report()
+    assert ser["adders"] == par["adders"] and ser["multipliers"] == 0
+    assert ser["digits"] == 4 and ser["digit_width"] == -(-par["out_width"] // 4)
+    assert ser["latency_cycles"] > par["latency_cycles"]
+
+
+# Verilator: larger matrices, Amaranth's Verilog (there is no text writer for this block).
+RTL = {
+    "40x40_dense_d4": (lambda r: gaussian_int8(r, 40, 40), 4, 2),
+    "24x32_z50_d8": (lambda r: gaussian_int8(r, 24, 32, 0.5), 8, 2),
+    "24x24_extremes_bitserial": (lambda r: _extremes(r, 24, 24), None, 1),
+    "16x16_d2": (lambda r: gaussian_int8(r, 16, 16), 2, 3),
+}
+
+
+@pytest.fixture(scope="module")
+def designs(rtl_build_dir):
+    @functools.cache
+    def get(name):
+        make, digits, levels = RTL[name]
+        w = make(np.random.default_rng(zlib.crc32(name.encode())))
+        width = FrozenMatVec(w, levels_per_stage=levels).out_width
+        dut = DigitSerialMatVec(w, digits=digits or width, levels_per_stage=levels, side_width=2)
+        return w, dut, VerilatorDesign.build(dut, f"dsmv_{name}", rtl_build_dir)
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(RTL))
+def test_digit_serial_verilator_bit_exact(designs, name):
+    w, dut, design = designs(name)
+    rng = np.random.default_rng(11)
+    x = int8_stimulus(rng, 60, w.shape[1])
+    y = matvec(w, x)
+    sides = rng.integers(0, 4, size=len(x)).tolist()
+    n_out, n_in = w.shape
+    for k, (p_in, p_out) in enumerate([(0.0, 0.0), (0.5, 0.3), (0.1, 0.8)]):
+        stats = design.run_stream(
+            x.tolist(),
+            y.tolist(),
+            in_sides=sides,
+            out_sides=sides,
+            in_lanes=Lanes(n_in, 8, side_width=2),
+            out_lanes=Lanes(n_out, dut.out_width, side_width=2),
+            in_stall=p_in,
+            out_stall=p_out,
+            seed=k,
+            test_name=f"stall{k}",
+        )
+        if k == 0:
+            assert stats["first_output_cycle"] == dut.latency
+            assert stats["cycles"] == dut.latency + (len(x) - 1) * dut.digits + 1
+
+
+# Layers: a frozen conv whose product is digit-serial, with or without folding.
+SERIAL_LAYERS = [
+    ("pointwise", (3, 5), 8, 6, 1, 1, 3),
+    ("pointwise", (2, 3), 8, 8, 1, 4, 4),
+    ("depthwise", (5, 7), 6, 6, 2, 2, 4),
+    ("depthwise", (6, 5), 4, 4, 1, 4, 13),
+    ("full", (5, 6), 3, 8, 2, 2, 2),
+]
+
+
+@pytest.mark.parametrize("kind,size,c_in,c_out,stride,fold,digits", SERIAL_LAYERS)
+def test_digit_serial_conv_pysim(kind, size, c_in, c_out, stride, fold, digits):
+    rng = np.random.default_rng([c_in, c_out, stride, fold, digits, *size])
+    w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes=digits % 2 == 0)
+    dut = _conv(kind, w, size, stride, 11, True, scale, bias, fold=fold, digits=digits)
+    assert isinstance(dut.product, DigitSerialMatVec) and dut.product.digits == digits
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+    assert dut.report()["digits"] == digits
+
+
+def test_digit_serial_conv_is_frozen_only():
+    w = np.ones((4, 4), int)
+    with pytest.raises(ValueError, match="only a frozen product runs digit-serially"):
+        _conv("pointwise", w, (2, 2), 1, 0, False, configurable=True, digits=2)
+    with pytest.raises(ValueError, match="digits must be a positive integer"):
+        _conv("pointwise", w, (2, 2), 1, 0, False, digits=0)
