@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Digit-serial frozen products, measured: one frozen layer's product word-parallel
 (``FrozenMatVec``) and digit-serial (``DigitSerialMatVec``) at several digit counts, each
 synthesized with Yosys's ECP5 mapping (``generators.synth``, YoWASP from pip), side by side.

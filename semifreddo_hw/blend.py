@@ -66,11 +66,12 @@ class AlphaBlend(wiring.Component):
             code = alphas.element(c)
             a = Signal(range(ALPHA_ONE + 1), name=f"a{c}")
             m.d.comb += a.eq(Mux(code > ALPHA_ONE, ALPHA_ONE, code))
-            # |a * x| <= 128 * 128: each product fits signed(16), their sum signed(17).
-            pf = pipe.stage(xf[c] * a, signed(16), name=f"pf{c}")
-            pt = pipe.stage(xt[c] * (ALPHA_ONE - a), signed(16), name=f"pt{c}")
+            # a * x_f + (128 - a) * x_t = 128 * x_t + a * (x_f - x_t): one multiplier per
+            # channel, not two. |a * (x_f - x_t)| <= 128 * 255 fits signed(17).
+            p = pipe.stage((xf[c] - xt[c]) * a, signed(17), name=f"p{c}")
+            t = pipe.stage(xt[c], name=f"xt{c}")
             total = Signal(signed(17), name=f"sum{c}")
-            m.d.comb += total.eq(pf + pt + 64)
+            m.d.comb += total.eq((t << 7) + p + 64)
             y = pipe.stage(total >> 7, signed(8), name=f"y{c}")
             m.d.comb += self.o.payload.data[c].eq(y)
         m.d.comb += self.o.payload.side.eq(

@@ -58,6 +58,22 @@ def test_alpha_blend(case):
     )
 
 
+def test_alpha_blend_extremes():
+    """Every pair of extreme pixels (the widest difference, 127 - -128, included) under
+    the extreme codes."""
+    codes = [0, 1, 64, 127, 128]
+    values = [-128, -127, -1, 0, 1, 126, 127]
+    pairs = [(f, t) for f in values for t in values]
+    xf = [[f] * len(codes) for f, _ in pairs]
+    xt = [[t] * len(codes) for _, t in pairs]
+    sides = [0] * len(pairs)
+    y = [alpha_blend(np.array(codes), f, t).tolist() for f, t in zip(xf, xt, strict=True)]
+    dut = AlphaBlend(len(codes), alpha_init=codes)
+    run_streams_pysim(
+        dut, {"f": (xf, sides), "t": (xt, sides)}, {"o": (y, sides)}, in_stall=0.2, out_stall=0.2
+    )
+
+
 def test_alpha_blend_flags_mismatched_markers():
     from amaranth.sim import Simulator
 

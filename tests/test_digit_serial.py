@@ -114,7 +114,10 @@ def designs(rtl_build_dir):
     return get
 
 
-@pytest.mark.parametrize("name", list(RTL))
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n == "40x40_dense_d4" else n for n in RTL],
+)
 def test_digit_serial_verilator_bit_exact(designs, name):
     w, dut, design = designs(name)
     rng = np.random.default_rng(11)
