@@ -8,7 +8,8 @@ synthesized with Yosys's ECP5 mapping (``generators.synth``, YoWASP from pip), s
 Per layer and digit count: the plan's adders and digit width, the netlist's LUT4, CCU2C and
 flip-flops, ``comb`` (the logic cells nextpnr places: a LUT4 each, two per CCU2C) and its
 ratio to the word-parallel product. ``digits`` 1 is the word-parallel product; a layer
-seeing a beat every ``P`` cycles can use up to ``P`` digits (``--fold rate``). About ten
+seeing a beat every ``P`` cycles can use up to ``P`` digits (``--fold rate``); the product
+uses the fewest digits of the same width (``digits_used``, ``fewest_digits``). About ten
 minutes on two cores; not part of the test run (``tests/test_bench.py`` runs one tiny case).
 """
 
@@ -25,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from generators.synth import synthesize  # noqa: E402
 from semifreddo_hw.conv import plan_conv, product_matrix  # noqa: E402
-from semifreddo_hw.digit_serial import DigitSerialMatVec  # noqa: E402
+from semifreddo_hw.digit_serial import DigitSerialMatVec, fewest_digits  # noqa: E402
 from semifreddo_hw.emit import part_text  # noqa: E402
 from semifreddo_hw.matvec import FrozenMatVec  # noqa: E402
 from weights.synthetic import trained_like_int8  # noqa: E402
@@ -53,11 +54,9 @@ def measure(kind, c_in, c_out, digits=DIGITS, timeout=1800) -> list[dict]:
     matrix, graph = product_matrix(kind, w)[0], plan_conv(kind, w)
     rows = []
     for d in digits:
-        dut = (
-            FrozenMatVec(matrix, graph=graph)
-            if d == 1
-            else DigitSerialMatVec(matrix, graph=graph, digits=min(d, 99))
-        )
+        dut = FrozenMatVec(matrix, graph=graph)
+        if d > 1:
+            dut = DigitSerialMatVec(matrix, graph=graph, digits=fewest_digits(dut.out_width, d))
         r = synthesize(part_text(dut, "top"), "top", "ecp5", timeout=timeout)
         plan = dut.report()
         rows.append(
@@ -65,6 +64,7 @@ def measure(kind, c_in, c_out, digits=DIGITS, timeout=1800) -> list[dict]:
                 "kind": kind,
                 "shape": f"{matrix.shape[0]}x{matrix.shape[1]}",
                 "digits": d,
+                "digits_used": getattr(dut, "digits", 1),
                 "digit_width": plan.get("digit_width", plan["out_width"]),
                 "adders": plan["adders"],
                 "ecp5_lut4": r["ecp5_lut4"],
@@ -83,13 +83,14 @@ def measure(kind, c_in, c_out, digits=DIGITS, timeout=1800) -> list[dict]:
 
 def print_table(records: list[dict]) -> None:
     print(
-        "| layer | digits | digit bits | adders | LUT4 | CCU2C | comb | FF "
+        "| layer | digits (used) | digit bits | adders | LUT4 | CCU2C | comb | FF "
         "| comb / parallel | FF / parallel |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in records:
         print(
-            f"| {r['layer']} | {r['digits']} | {r['digit_width']} | {r['adders']:,} "
+            f"| {r['layer']} | {r['digits']} ({r['digits_used']}) | {r['digit_width']} "
+            f"| {r['adders']:,} "
             f"| {r['ecp5_lut4']:,} | {r['ecp5_ccu2']:,} | {r['comb']:,} | {r['ecp5_ff']:,} "
             f"| {r['comb_ratio']} | {r['ff_ratio']} |"
         )

@@ -55,8 +55,9 @@ SERIAL_FROM = 4
 
 
 def rate_digits(net, input_period: int = 1) -> dict[str, int]:
-    """Per frozen convolution that sees a beat at most every :data:`SERIAL_FROM` cycles or
-    rarer, that period: the cycles its product may take per beat, run digit-serially
+    """Per frozen convolution whose beats come no more often than every
+    :data:`SERIAL_FROM` cycles, that period: the most cycles its product may take per beat,
+    run digit-serially
     (:class:`semifreddo_hw.digit_serial.DigitSerialMatVec`; bit-serial where the period is
     as long as the output is wide)."""
     periods = net.peak_periods()

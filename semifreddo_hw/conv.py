@@ -28,7 +28,7 @@ from spec.stream import MARKER_BITS
 
 from .adder_graph import AdderGraph
 from .cmvm import plan_cmvm, plan_depthwise
-from .digit_serial import DigitSerialMatVec
+from .digit_serial import DigitSerialMatVec, fewest_digits
 from .fold import Deserializer, Serializer, group_lanes, repeat_lanes
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
@@ -115,9 +115,10 @@ class Conv(wiring.Component):
     pad : int8 per input channel: what the window reads outside the frame (3x3 kinds;
         default zeros). The stems use it for the input padding of a folded normalisation.
     digits : frozen only: 1 (a word-parallel product) or D > 1, the product's graph run
-        digit-serially (:class:`~.digit_serial.DigitSerialMatVec`) over D cycles per beat,
-        or over fewer where its output has fewer bits than D (bit-serial is the end); the
-        layer then takes a beat at most every D cycles
+        digit-serially (:class:`~.digit_serial.DigitSerialMatVec`) over at most D cycles
+        per beat (:func:`~.digit_serial.fewest_digits` of D: as narrow digits as D allows,
+        none idle; bit-serial is the end); the layer then takes a beat at most every D
+        cycles
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -241,7 +242,7 @@ class Conv(wiring.Component):
             self.product = FrozenMatVec(matrix, **product)
             if digits > 1 and self.product.out_width > 1:
                 self.product = DigitSerialMatVec(
-                    matrix, digits=min(digits, self.product.out_width), **product
+                    matrix, digits=fewest_digits(self.product.out_width, digits), **product
                 )
             if fold > 1:  # the product stays spatial; its accumulators go group by group
                 self.serializer = Serializer(

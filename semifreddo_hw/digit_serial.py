@@ -21,10 +21,10 @@ The arithmetic is exact: adding, subtracting and shifting left commute with redu
 
 Timing: every stage of the graph's pipeline (:meth:`~.adder_graph.AdderGraph.pipelined`,
 ``levels_per_stage`` adder levels each) holds one digit; a beat's ``D`` digits follow each
-other without gaps, and the whole pipeline advances on one enable that stops only when a
-finished word cannot leave. Stage ``s`` knows which digit it holds from a phase count that
-travels along with a valid bit; its carries and delays advance only on valid digits, so
-gaps between beats change nothing.
+other without gaps, and the whole pipeline advances on one enable that stops while the
+collector holds a digit of the next beat and the output register is still full. Stage
+``s`` knows which digit it holds from a phase count that travels along with a valid bit;
+its carries and delays advance only on valid digits, so gaps between beats change nothing.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -33,7 +33,17 @@ from spec.formats import INT8_MAX, INT8_MIN
 
 from .matvec import FrozenMatVec
 
-__all__ = ["DigitSerialMatVec"]
+__all__ = ["DigitSerialMatVec", "fewest_digits"]
+
+
+def fewest_digits(out_width: int, digits: int) -> int:
+    """The fewest digits of the width that ``digits`` digits would have for
+    ``out_width``-bit outputs (at most ``out_width``: bit-serial): no digit that only
+    repeats sign bits, so the beat interval and latency are no longer than they need be."""
+    if not isinstance(digits, int) or digits < 1:
+        raise ValueError(f"digits must be a positive integer, not {digits!r}")
+    width = -(-out_width // min(digits, out_width))
+    return -(-out_width // width)
 
 
 class DigitSerialMatVec(FrozenMatVec):
@@ -43,9 +53,12 @@ class DigitSerialMatVec(FrozenMatVec):
     ``solver`` and ``levels_per_stage``); the graph runs on :attr:`digit_width`-bit digits,
     ``digits`` per beat. An input beat is taken whenever the previous one's last digit
     enters the graph, so beats ``digits`` cycles apart stream without stalls. The output
-    beat waits in a register until taken; the graph stops only when a word finishes while
-    that register is still full. :attr:`latency` cycles from an accepted beat to its output
-    without stalls.
+    beat waits in a register until taken; the graph stops while its last stage holds a digit
+    of the next beat and that register is still full. :attr:`latency` cycles from an
+    accepted beat to its output without stalls.
+
+    :func:`fewest_digits` gives the digit count that keeps the digit width of a given one
+    with no idle digits (17-bit outputs in 16 digits need only 9 two-bit digits).
     """
 
     def __init__(

@@ -13,7 +13,7 @@ import pytest
 
 from generators.backbone_build import SERIAL_FROM, input_period, rate_digits, rate_folds
 from semifreddo_hw.backbone import Backbone
-from semifreddo_hw.digit_serial import DigitSerialMatVec
+from semifreddo_hw.digit_serial import DigitSerialMatVec, fewest_digits
 from spec.network import preset
 from tests.backbone_helpers import build
 from tests.test_backbone import (  # noqa: F401 (collected here, on the folded build)
@@ -53,7 +53,8 @@ def test_frozen_products_are_digit_serial_at_their_rate(main):
         if layer.conv.configurable or period < SERIAL_FROM:
             assert not isinstance(product, DigitSerialMatVec), layer.name
         else:
-            assert product.digits == min(period, product.out_width), layer.name
+            assert product.digits == fewest_digits(product.out_width, period), layer.name
+            assert product.interval <= period, layer.name
             serial += 1
     assert serial >= 10
 

@@ -119,4 +119,4 @@ def test_digit_serial_bench_writes_records(tmp_path):
         for key in ("layer", "shape", "digit_width", "ecp5_lut4", "ecp5_ff", "comb", "comb_ratio"):
             assert key in rec
     assert records[0]["comb_ratio"] == 1.0
-    assert "| pointwise 6->5 | 4 |" in r.stdout
+    assert "| pointwise 6->5 | 4 (" in r.stdout

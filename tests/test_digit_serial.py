@@ -8,8 +8,11 @@ import zlib
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
 
-from semifreddo_hw.digit_serial import DigitSerialMatVec
+from semifreddo_hw.adder_graph import AdderGraph, Term
+from semifreddo_hw.digit_serial import DigitSerialMatVec, fewest_digits
 from semifreddo_hw.matvec import FrozenMatVec
 from sim.golden.primitives import matvec
 from sim.pysim import run_stream_pysim
@@ -73,6 +76,70 @@ def test_digit_serial_takes_a_beat_every_digits_cycles(digits):
     cycles = run_stream_pysim(dut, x.tolist(), matvec(w, x).tolist(), in_stall=0, out_stall=0)
     assert cycles == dut.latency + (len(x) - 1) * digits + 1
     assert dut.interval == digits
+
+
+@pytest.mark.parametrize("digits", [3, 4, 5])
+def test_shifts_beyond_the_word(digits):
+    """A node shifted past the word's ``digits * digit_width`` bits contributes nothing
+    (x<<9 - x<<9, shifted again, plus x: W = [[1]] with 8-bit outputs)."""
+    graph = AdderGraph(1, ((Term(0, 9), Term(0, 9, True)), (Term(1, 3), Term(0))), (Term(2),))
+    dut = DigitSerialMatVec(np.array([[1]]), digits=digits, graph=graph, side_width=1)
+    x = int8_stimulus(np.random.default_rng(digits), 20, 1)
+    run_stream_pysim(dut, x.tolist(), x.tolist(), in_stall=0.3, out_stall=0.3, seed=digits)
+
+
+def _occupancy(dut, beats, p_in, p_out, seed):
+    """Most beats accepted and not yet given out at any time, and the cycles from the first
+    acceptance to the first output, under random valid/ready."""
+    rng = np.random.default_rng(seed)
+    n_in, result = len(dut.i.payload.data), {}
+
+    async def bench(ctx):
+        taken = given = most = 0
+        first_in = first_out = None
+        for cycle in range(40 * beats + 200):
+            valid, ready = rng.random() >= p_in, rng.random() >= p_out
+            ctx.set(dut.i.valid, valid)
+            ctx.set(dut.i.payload.data, rng.integers(-128, 128, n_in).tolist())
+            ctx.set(dut.o.ready, ready)
+            await ctx.delay(1e-9)
+            if valid and ctx.get(dut.i.ready):
+                taken += 1
+                first_in = cycle if first_in is None else first_in
+            if ready and ctx.get(dut.o.valid):
+                given += 1
+                first_out = cycle if first_out is None else first_out
+            most = max(most, taken - given)
+            await ctx.tick()
+        result.update(most=most, latency=first_out - first_in)
+
+    m = Module()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return result
+
+
+@pytest.mark.parametrize("digits, levels", [(1, 1), (2, 1), (3, 2), (7, 1), (17, 3)])
+def test_beats_held_bounds_the_occupancy(digits, levels):
+    """The backbone sizes its balancing FIFOs from ``beats_held``: no stall pattern puts
+    more beats inside; the first output leaves ``latency`` cycles after its beat."""
+    w = gaussian_int8(np.random.default_rng(digits), 6, 5)
+    for k, (p_in, p_out) in enumerate([(0, 0.9), (0, 0.5), (0.5, 0), (0.3, 0.95)]):
+        dut = DigitSerialMatVec(w, digits=digits, levels_per_stage=levels)
+        r = _occupancy(dut, 30, p_in, p_out, seed=k)
+        assert r["most"] <= dut.beats_held
+        if p_out == 0:
+            assert r["latency"] == dut.latency
+
+
+def test_fewest_digits():
+    assert [fewest_digits(17, d) for d in (1, 2, 4, 8, 16, 17, 40)] == [1, 2, 4, 6, 9, 17, 17]
+    assert fewest_digits(18, 16) == 9 and fewest_digits(20, 3) == 3
+    with pytest.raises(ValueError, match="digits must be a positive integer"):
+        fewest_digits(8, 0)
 
 
 def test_digit_serial_checks_digits():
@@ -158,10 +225,12 @@ def test_digit_serial_conv_pysim(kind, size, c_in, c_out, stride, fold, digits):
     rng = np.random.default_rng([c_in, c_out, stride, fold, digits, *size])
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes=digits % 2 == 0)
     dut = _conv(kind, w, size, stride, 11, True, scale, bias, fold=fold, digits=digits)
-    assert isinstance(dut.product, DigitSerialMatVec) and dut.product.digits == digits
+    product = dut.product
+    assert isinstance(product, DigitSerialMatVec)
+    assert product.digits == fewest_digits(product.out_width, digits) <= digits
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
-    assert dut.report()["digits"] == digits
+    assert dut.report()["digits"] == product.digits
 
 
 def test_digit_serial_conv_is_frozen_only():
