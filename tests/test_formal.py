@@ -23,18 +23,23 @@ import pytest
 
 from generators.synth import NotEquivalent, prove_equivalent
 from semifreddo_hw.emit import to_verilog
-from semifreddo_hw.matvec import ConfigurableMatVec, FrozenMatVec
+from semifreddo_hw.matvec import ConfigurableMatVec
 from semifreddo_hw.verilog_text import configurable_matvec, frozen_matvec
-from weights.synthetic import gaussian_int8
+from tests.matvec_cases import FROZEN, frozen
 
-_REG = re.compile(r"^  reg (?:signed )?(?:\[(\d+):0\] )?(\w+);$", re.MULTILINE)
+_REG = re.compile(r"^  reg (?:\[(\d+):0\] )?(\w+);$", re.MULTILINE)
 
 
 def _state(text: str, latency: int, bank=None) -> list[tuple[str, str, int]]:
     """The registers shared by the text ``text`` and Amaranth's conversion of the same block:
     (gold signal, gate signal, width)."""
-    # The text names its data registers as Amaranth's Signals are named.
-    pairs = [(name, name, int(top) + 1 if top else 1) for top, name in _REG.findall(text)]
+    # The text names its data registers as Amaranth's Signals are named (its valid bits
+    # are the vector mv_valid, paired bit by bit below).
+    pairs = [
+        (name, name, int(top) + 1 if top else 1)
+        for top, name in _REG.findall(text)
+        if name != "mv_valid"
+    ]
     # Amaranth's Pipeline: mv_valid1 ... mv_valid<latency-1>, then o.valid; the text: a vector.
     pairs += [
         (f"mv_valid{k + 1}" if k < latency - 1 else "o__valid", f"mv_valid[{k}]", 1)
@@ -51,28 +56,8 @@ def _state(text: str, latency: int, bank=None) -> list[tuple[str, str, int]]:
     return pairs
 
 
-def _extremes(rng, n_out, n_in):
-    w = rng.choice([-128, 127, -127, 0], size=(n_out, n_in))
-    w[rng.integers(n_out)] = 0
-    w[:, rng.integers(n_in)] = 0
-    return w
-
-
-# name: (weights maker, solver, adder levels per register stage, side-band bits)
-FROZEN = {
-    "1x1": (lambda r: np.array([[-128]]), "da4ml", 2, 0),
-    "5x3_extremes": (lambda r: _extremes(r, 5, 3), "da4ml", 2, 1),
-    "8x6_random": (lambda r: gaussian_int8(r, 8, 6), "da4ml", 1, 0),
-    "7x5_csd": (lambda r: gaussian_int8(r, 7, 5, 0.3), "csd", 1, 2),
-    "6x9_deep": (lambda r: gaussian_int8(r, 6, 9, 0.2), "da4ml", 3, 0),
-    "4x4_all_zero": (lambda r: np.zeros((4, 4), int), "da4ml", 2, 0),
-}
-
-
 def _frozen(name):
-    make, solver, levels, side = FROZEN[name]
-    w = make(np.random.default_rng(zlib.crc32(name.encode())))
-    dut = FrozenMatVec(w, solver=solver, levels_per_stage=levels, side_width=side)
+    dut = frozen(name)
     return dut, to_verilog(dut, "gold_mv"), frozen_matvec(dut, "gate_mv")
 
 
@@ -86,7 +71,7 @@ def test_frozen_text_equals_amaranth(name):
 def test_an_altered_gate_fails():
     """The proof can fail: one adder's sign flipped in the text must not be proven."""
     dut, gold, gate = _frozen("5x3_extremes")
-    adder = re.search(r"^  wire signed \S+ (\w+) = (.*) - (.*);$", gate, re.MULTILINE)
+    adder = re.search(r"^  wire \S+ (\w+) = (.*) - (.*);$", gate, re.MULTILINE)
     bad = gate.replace(adder.group(0), adder.group(0).replace(" - ", " + ", 1))
     assert bad != gate
     with pytest.raises(NotEquivalent, match="proof did fail"):
