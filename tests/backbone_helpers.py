@@ -11,7 +11,7 @@ from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import FLAGS, PARAM_PORT, random_frames, run_backbone
 from sim.rtl import VerilatorDesign, struct_word
-from spec.network import preset
+from spec.network import Network, network_from_dict, preset
 from spec.params import ConvParams
 from weights.synthetic import random_params
 
@@ -23,6 +23,9 @@ __all__ = [
     "retrained",
     "with_alpha",
     "CONFIGS",
+    "REDUCED_PLAN",
+    "SHORT_PLAN",
+    "reduced",
     "check_configuration",
 ]
 
@@ -53,9 +56,9 @@ class Built:
 
 
 def build(name, build_root, seed=1, *, fold="spatial") -> Built:
-    """The preset ``name`` with random parameters, in Verilator; ``fold`` as the build
-    command's ``--fold``."""
-    net = preset(name)
+    """The preset ``name`` (or a :class:`~spec.network.Network`) with random parameters, in
+    Verilator; ``fold`` as the build command's ``--fold``."""
+    net = name if isinstance(name, Network) else preset(name)
     params = random_params(net, np.random.default_rng(seed))
     rate = fold == "rate"
     dut = Backbone(
@@ -64,7 +67,7 @@ def build(name, build_root, seed=1, *, fold="spatial") -> Built:
         folds=rate_folds(net) if rate else None,
         digits=rate_digits(net) if rate else None,
     )
-    top = f"bb_{name}"
+    top = f"bb_{net.name}"
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)
     return Built(
@@ -106,9 +109,41 @@ BUILD_FILES = {
 CONFIGS = ["two_cores_shuffle", "two_cores", "one_core", "frozen_only", "trainable_only"]
 
 
-def check_configuration(name, rtl_build_dir):
-    """Build one Table 3 configuration and run two frames end to end under stalls."""
-    built = build(name, rtl_build_dir, seed=CONFIGS.index(name))
+#: Table 1's plan with fewer blocks: the same four stages, strides and so peak periods (2, 4,
+#: 8 and 16 pixel times: every fold the rate allows), stages that start with a downsampling
+#: block and one that does not, and in each the frozen core one regular block deeper than
+#: the trainable ones (Table 1 has three more), so that the trainable cores' outputs leave
+#: first as the presets' do (tests/test_backbone.py ``test_one_pixel_per_clock``); 53
+#: convolutions where the presets have 69 (with two trainable cores).
+REDUCED_PLAN = [[[2, 1], [2]], [[2, 1], [2]], [[1, 1], [1]], [[2, 1], [2]]]
+
+#: Two of those stages, for what does not depend on the depth (how the cores meet, the host
+#: link): one that starts with a downsampling block, one that does not, so meeting points
+#: before, between and after the stages; 25 convolutions (with two trainable cores).
+SHORT_PLAN = [[[2, 1], [2]], [[1, 1], [1]]]
+
+
+def reduced(name, plan=REDUCED_PLAN) -> Network:
+    """The preset ``name``'s cores, blends, shuffle and stem width on ``plan``, 18x10 in:
+    frames of odd sizes (9x5 after the stem, then 5x3, 3x2 and 2x1 after each downsampling
+    stage), a meeting point (blends, balancing FIFOs, shuffle, as the preset has them) in
+    front of each stage and at the outputs."""
+    return network_from_dict(
+        {
+            **preset(name).to_dict(),
+            "name": f"{name}_reduced",
+            "width": 18,
+            "height": 10,
+            "plan": plan,
+        }
+    )
+
+
+def check_configuration(name, rtl_build_dir, *, full=True):
+    """Build one Table 3 configuration (``full``: the preset, else its cores on
+    :data:`SHORT_PLAN`) and run two frames end to end under stalls."""
+    net = preset(name) if full else reduced(name, SHORT_PLAN)
+    built = build(net, rtl_build_dir, seed=CONFIGS.index(name))
     assert (
         built.net.cores
         == {

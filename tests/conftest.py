@@ -3,6 +3,31 @@ from pathlib import Path
 
 import pytest
 
+#: The modules that take longest (a minute or more of builds each on two cores), longest
+#: first. Under ``--dist loadfile`` each module runs whole on one worker and modules are
+#: handed out in collection order (pyproject.toml turns off xdist's reordering by test
+#: count, which put the longest modules last): these start first, the short ones fill in at
+#: the end, and the two workers finish together. A module not listed only runs later.
+LONGEST_FIRST = (
+    "test_backbone_folded.py",
+    "test_build_cli.py",
+    "test_frozen_matvec_rtl.py",
+    "test_backbone_configs_fewer_cores.py",
+    "test_conv.py",
+    "test_backbone.py",
+    "test_bench.py",
+    "test_link.py",
+    "test_window.py",
+    "test_blocks.py",
+    "test_area_bench.py",
+    "test_config_matvec_rtl.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_plan_cache(tmp_path_factory):

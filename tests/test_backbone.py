@@ -4,9 +4,14 @@ three core outputs, random stalls on every stream, random weights and alphas, th
 alphas 0, 0.5 and 1, core shuffle on and off, parameters reloaded at run time, alpha = 0
 independence of the trainable cores, one pixel per clock.
 
-On the ``small`` preset (32x24x3, channels / 8, two trainable cores with the shuffle). The
-five Table 3 configurations have their own module (tests/test_backbone_configs.py), so that
-the Verilator builds spread over the test workers.
+On the ``small`` preset's cores and widths (channels / 8, two trainable cores with the
+shuffle) on two stages, 18x10 in (:data:`tests.backbone_helpers.SHORT_PLAN`): every kind of
+stage, block and meeting point, on frames of odd sizes. Table 1's four stages are built,
+rate-folded, in tests/test_backbone_folded.py, and the whole plan in the Table 3 presets,
+the same topology at channels / 16 (tests/test_backbone_configs.py, slow); the
+configurations with fewer cores have their own module
+(tests/test_backbone_configs_fewer_cores.py), so that the Verilator builds spread over the
+test workers.
 """
 
 import numpy as np
@@ -17,13 +22,13 @@ from sim.backbone import random_frames
 from sim.golden.backbone import backbone
 from spec.network import preset
 from spec.params import ConvParams, check_params
-from tests.backbone_helpers import build, retrained, with_alpha
+from tests.backbone_helpers import SHORT_PLAN, build, reduced, retrained, with_alpha
 from weights.synthetic import random_params
 
 
 @pytest.fixture(scope="module")
 def main(rtl_build_dir):
-    return build("small", rtl_build_dir)
+    return build(reduced("small", SHORT_PLAN), rtl_build_dir)
 
 
 def test_as_built_with_shuffle_under_stalls(main):
@@ -102,7 +107,8 @@ def test_alpha_zero_trainable_cores_ignore_the_frozen_core(main):
 def test_one_pixel_per_clock(main):
     """No stalls: each extra back-to-back frame costs exactly width * height cycles, so no
     balancing FIFO ever runs dry or full. The outputs are balanced, not aligned
-    (docs/backbone.md): the trainable cores' beats leave first, together."""
+    (docs/backbone.md): the trainable cores' beats leave first, together (their stages are
+    shorter than the frozen core's, in the presets' plan and in the tests' smaller ones)."""
     cycles = []
     for n in (1, 3):
         frames = random_frames(main.net, np.random.default_rng(14), n)
@@ -137,9 +143,9 @@ def test_param_writes_refuse_build_time_changes(main):
     w[0, 0] ^= 1
     with pytest.raises(ValueError, match="frozen.m1.1.pw.weight: differs"):
         main.dut.param_writes({**params, "frozen.m1.1.pw": ConvParams(w, p.scale, p.bias, p.shift)})
-    q = params["a.m2.0.b1_pw"]
-    with pytest.raises(ValueError, match=r"a.m2.0.b1_pw.shift: 3, but .* built with 16"):
-        main.dut.param_writes({**params, "a.m2.0.b1_pw": ConvParams(q.weight, q.scale, q.bias, 3)})
+    q = params["a.m1.0.b1_pw"]
+    with pytest.raises(ValueError, match=r"a.m1.0.b1_pw.shift: 3, but .* built with 16"):
+        main.dut.param_writes({**params, "a.m1.0.b1_pw": ConvParams(q.weight, q.scale, q.bias, 3)})
     assert net.cores == ("frozen", "a", "b")
 
 

@@ -1,9 +1,13 @@
 # amaranth: UnusedElaboratable=no
 """The rate-folded backbone (``--fold rate``) end to end in Verilator: the same checks as the
-spatial one (tests/test_backbone.py) on the ``small`` preset with every layer folded as far
-as its rate allows: every beat of all three outputs under random stalls with the shuffle on,
-every run-time parameter rewritten in random order (the folded weight memories' addresses),
-and still one pixel per clock without stalls.
+spatial one (tests/test_backbone.py) with every layer folded as far as its rate allows:
+every beat of all three outputs under random stalls with the shuffle on, every run-time
+parameter rewritten in random order (the folded weight memories' addresses), and still one
+pixel per clock without stalls.
+
+On the ``small`` preset's cores and widths with fewer blocks in Table 1's four stages
+(:func:`tests.backbone_helpers.reduced`): the only default build with all four stages (their
+strides give every fold the preset has, 2 to 16), on frames of odd sizes.
 
 The checks are imported from tests/test_backbone.py and run on this module's ``main``
 fixture; a module of its own, so that its Verilator build goes to another test worker.
@@ -15,7 +19,7 @@ from generators.backbone_build import SERIAL_FROM, input_period, rate_digits, ra
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.digit_serial import DigitSerialMatVec, fewest_digits
 from spec.network import preset
-from tests.backbone_helpers import build
+from tests.backbone_helpers import build, reduced
 from tests.test_backbone import (  # noqa: F401 (collected here, on the folded build)
     test_as_built_with_shuffle_under_stalls,
     test_one_pixel_per_clock,
@@ -25,7 +29,7 @@ from tests.test_backbone import (  # noqa: F401 (collected here, on the folded b
 
 @pytest.fixture(scope="module")
 def main(rtl_build_dir):
-    return build("small", rtl_build_dir, fold="rate")
+    return build(reduced("small"), rtl_build_dir, fold="rate")
 
 
 def test_small_preset_is_folded_at_every_rate():
@@ -57,6 +61,15 @@ def test_frozen_products_are_digit_serial_at_their_rate(main):
             assert product.interval <= period, layer.name
             serial += 1
     assert serial >= 10
+
+
+def test_the_reduced_plan_has_every_fold_of_the_preset():
+    """What the fewer blocks built here leave out is depth, not folds: every fold factor
+    ``small`` has (2 to 16) is in the build, and every period its frozen products run
+    digit-serially over (4 to 16)."""
+    net, small = reduced("small"), preset("small")
+    assert set(rate_folds(net).values()) == set(rate_folds(small).values())
+    assert set(rate_digits(net).values()) == set(rate_digits(small).values())
 
 
 def test_folded_layers_share_multipliers(main):
