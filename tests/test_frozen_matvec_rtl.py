@@ -6,16 +6,15 @@ case is also built from Amaranth's Verilog, so that both stay checked.
 """
 
 import functools
-import zlib
 
 import numpy as np
 import pytest
 
-from semifreddo_hw.matvec import FrozenMatVec
 from semifreddo_hw.verilog_text import frozen_matvec
 from sim.errors import SimulationMismatch
 from sim.golden.primitives import matvec
 from sim.rtl import Lanes, VerilatorDesign
+from tests.matvec_cases import frozen
 from tests.rtl_helpers import int8_stimulus
 from weights.synthetic import gaussian_int8
 
@@ -55,10 +54,8 @@ AMARANTH_CASE = "16x16_zero_lines"
 def designs(rtl_build_dir):
     @functools.cache
     def get(name, emitter="text"):
-        make, solver, levels, side = CASES[name]
-        rng = np.random.default_rng(zlib.crc32(name.encode()))  # stable across runs
-        w = make(rng)
-        dut = FrozenMatVec(w, solver=solver, levels_per_stage=levels, side_width=side)
+        dut = frozen(name, CASES)  # weights seeded by the name: stable across runs
+        w = dut.weights
         module = f"fmv_{name}_{emitter}"
         if emitter == "amaranth":
             return w, dut, VerilatorDesign.build(dut, module, rtl_build_dir)
