@@ -38,15 +38,21 @@ FOLDS = ("spatial", "rate")
 
 
 def rate_folds(net, input_period: int = 1) -> dict[str, int]:
-    """Per convolution, the largest fold that divides its output channels and keeps up
-    with the bursts of its beats (:meth:`spec.network.Network.peak_periods`), so that the
-    folded backbone still takes one pixel per clock, or one every ``input_period`` clocks
-    (:func:`input_period`)."""
+    """Per convolution, the largest fold that keeps up with the bursts of its beats
+    (:meth:`spec.network.Network.peak_periods`), so that the folded backbone still takes
+    one pixel per clock, or one every ``input_period`` clocks (:func:`input_period`): a
+    divisor of its output channels, or for a configurable layer also the output channels
+    times a divisor of the products each output sums (:class:`semifreddo_hw.conv.Conv`'s
+    ``fold``: its sums then come in slices)."""
     periods = net.peak_periods()
-    return {
-        c.name: max(f for f in range(1, periods[c.name] * input_period + 1) if c.c_out % f == 0)
-        for c in net.convs()
-    }
+    return {c.name: _fold(c, periods[c.name] * input_period) for c in net.convs()}
+
+
+def _fold(c, period: int) -> int:
+    sums = {"pointwise": c.c_in, "depthwise": 9, "full": 9 * c.c_in}[c.kind]
+    if period > c.c_out and not c.frozen:
+        return c.c_out * max(k for k in range(1, period // c.c_out + 1) if sums % k == 0)
+    return max(f for f in range(1, min(period, c.c_out) + 1) if c.c_out % f == 0)
 
 
 #: The shortest beat period at which a frozen product goes digit-serial: at two digits the

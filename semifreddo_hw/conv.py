@@ -26,10 +26,17 @@ from spec.formats import INT8_MAX, INT8_MIN
 from spec.network import WEIGHT_AXES
 from spec.stream import MARKER_BITS
 
-from .adder_graph import AdderGraph
+from .adder_graph import AdderGraph, signed_width
 from .cmvm import plan_cmvm, plan_depthwise
 from .digit_serial import DigitSerialMatVec, fewest_digits
-from .fold import Deserializer, Serializer, group_lanes, repeat_lanes
+from .fold import (
+    Accumulator,
+    Deserializer,
+    Serializer,
+    group_lanes,
+    repeat_lanes,
+    slice_lanes,
+)
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
 from .streams import forward, vector_layout
@@ -111,7 +118,9 @@ class Conv(wiring.Component):
     fold : 1 (spatial, one beat per cycle) or F dividing the output channels: the layer takes
         a beat every F cycles and does a channel group per cycle (:mod:`.fold`), the
         requantizer folded, and the product too when configurable (a frozen product stays
-        spatial)
+        spatial). A configurable layer may also fold ``F = c_out * K`` ways, ``K`` dividing
+        the products each output sums (``c_in``, 9 or ``9 * c_in``): one output channel per
+        ``K`` cycles, its sum in ``K`` slices added up by an :class:`~.fold.Accumulator`
     pad : int8 per input channel: what the window reads outside the frame (3x3 kinds;
         default zeros). The stems use it for the input padding of a folded normalisation.
     digits : frozen only: 1 (a word-parallel product) or D > 1, the product's graph run
@@ -186,12 +195,25 @@ class Conv(wiring.Component):
             raise ValueError("a pointwise layer has no window to pad")
         matrix, mask = product_matrix(kind, w)
         self.fold = fold
-        if c_out % fold:
-            raise ValueError(f"fold {fold} must divide the {c_out} output channels")
         # Folded: sub-beat p computes output channels p * P ... from the lanes groups[p]
-        # (all of them, or channel group p of each tap of a depthwise window).
-        self.serializer = self.deserializer = None
-        group = c_out // fold
+        # (all of them, or channel group p of each tap of a depthwise window); past one
+        # channel per cycle, slice k of channel p // K's products.
+        sums = {"pointwise": c_in, "depthwise": 9, "full": 9 * c_in}[kind]
+        self.slices = fold // c_out if fold > c_out else 1
+        if c_out % fold and (
+            not configurable or fold % c_out or sums % self.slices or self.slices == 1
+        ):
+            raise ValueError(
+                f"fold {fold} must divide the {c_out} output channels"
+                + (
+                    f", or be {c_out} times a divisor of the {sums} products each output sums"
+                    if configurable
+                    else ""
+                )
+            )
+        channel_groups = fold // self.slices
+        self.serializer = self.deserializer = self.accumulator = None
+        group = c_out // channel_groups
         if configurable:
             if fold == 1:
                 elements = np.full(mask.shape, -1)
@@ -205,26 +227,42 @@ class Conv(wiring.Component):
                     side_width=MARKER_BITS,
                 )
             else:
-                groups = (
-                    group_lanes(c_in, fold, taps=9)
+                groups = slice_lanes(
+                    group_lanes(c_in, channel_groups, taps=9)
                     if kind == "depthwise"
-                    else repeat_lanes(matrix.shape[1], fold)
+                    else repeat_lanes(matrix.shape[1], channel_groups),
+                    self.slices,
                 )
-                rows = [slice(p * group, (p + 1) * group) for p in range(fold)]
+                rows = [slice(q * group, (q + 1) * group) for q in range(channel_groups)]
                 self.product = ConfigurableMatVec(
                     len(groups[0]),
                     group,
                     mask=mask[rows[0]][:, groups[0]],
-                    init=np.stack([matrix[rows[p]][:, groups[p]] for p in range(fold)]),
+                    init=np.stack(
+                        [matrix[rows[p // self.slices]][:, groups[p]] for p in range(fold)]
+                    ),
                     levels_per_stage=levels_per_stage,
                     side_width=MARKER_BITS,
                     fold=fold,
                 )
                 elements = np.full(mask.shape, -1)
+                phase_of = {}  # (channel group, lane) -> the phase reading it
+                for p, lanes in enumerate(groups):
+                    phase_of.update({(p // self.slices, col): p for col in lanes})
                 for r, col in zip(*np.nonzero(mask), strict=True):
-                    p = r // group
+                    p = phase_of[r // group, col]
                     elements[r, col] = self.product.index(r % group, groups[p].index(col), p)
                 self.serializer = Serializer(signed(8), matrix.shape[1], groups, MARKER_BITS)
+                if self.slices > 1:  # the slices' partial sums added, as wide as the whole
+                    widest = int(mask.sum(axis=1).max())
+                    lo, hi = self.product.product_range
+                    self.accumulator = Accumulator(
+                        signed(self.product.out_width),
+                        signed(signed_width(widest * lo, widest * hi)),
+                        group,
+                        self.slices,
+                        MARKER_BITS,
+                    )
             # Bank element of each weight, in the shape of ``weights``.
             if kind == "pointwise":
                 self._elements = elements
@@ -249,16 +287,16 @@ class Conv(wiring.Component):
                     signed(self.product.out_width), c_out, group_lanes(c_out, fold), MARKER_BITS
                 )
         if fold > 1:
-            self.deserializer = Deserializer(signed(8), group, fold, MARKER_BITS)
+            self.deserializer = Deserializer(signed(8), group, channel_groups, MARKER_BITS)
         self.requant = Requantizer(
             c_out,
-            self.product.out_width,
+            self.product.out_width if self.accumulator is None else self.accumulator.width,
             shift=shift,
             relu=relu,
             scale_init=scale_init,
             bias_init=bias_init,
             side_width=MARKER_BITS,
-            fold=fold,
+            fold=channel_groups,
         )
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
@@ -295,6 +333,8 @@ class Conv(wiring.Component):
         r, f = self.requant.latency, self.fold
         if self.configurable:
             p = self.product.latency
+            if self.accumulator is not None:  # fold sub-beats per beat, then fold / slices
+                return -(-p // f) + 1 + -(-(r + 1) // (f // self.slices)) + 2
             return p + r if f == 1 else -(-(p + r) // f) + 2
         p = self.product.beats_held
         return p + r if f == 1 else p + -(-r // f) + 2
@@ -346,6 +386,10 @@ class Conv(wiring.Component):
             r["fold"] = self.fold
             r["latency_cycles"] += self.fold - 1
             r["register_bits"] += self.serializer.register_bits + self.deserializer.register_bits
+        if self.accumulator is not None:
+            r["slices"] = self.slices
+            r["latency_cycles"] += self.accumulator.latency
+            r["register_bits"] += self.accumulator.register_bits
         if self.window is not None:
             r["line_buffer_bits"] = self.window.memory_bits
             r["frame_cycles"] = self.window.frame_cycles
@@ -365,6 +409,9 @@ class Conv(wiring.Component):
             m.submodules.deserializer = self.deserializer
             chain.insert(0 if self.configurable else 1, self.serializer)
             chain.append(self.deserializer)
+        if self.accumulator is not None:
+            m.submodules.accumulator = self.accumulator
+            chain.insert(chain.index(product) + 1, self.accumulator)
         if self.window is not None:
             m.submodules.window = window = self.window
             wiring.connect(m, wiring.flipped(self.i), window.i)

@@ -4,7 +4,10 @@ per-channel work per cycle, on hardware an ``F``-th the size (``docs/folding.md`
 A folded layer turns each beat into ``F`` *sub-beats* (:class:`Serializer`), one per cycle,
 each holding the lanes of one group of channels; folded arithmetic works on one group per
 cycle, reading that group's parameters from a memory row (:class:`~.param_bank.PhaseBank`);
-:class:`Deserializer` puts the ``F`` results back together into one beat. Sub-beats always
+:class:`Deserializer` puts the ``F`` results back together into one beat. A configurable layer may
+fold further than it has output channels: each channel group's sums are then cut into
+``K`` slices of the products they add (:func:`slice_lanes`), one slice per cycle, and
+:class:`Accumulator` adds each ``K`` partial sums back into one. Sub-beats always
 come in whole groups of ``F``, in phase order, so every folded block keeps its own phase
 count (:class:`PhaseCounter`): nothing about phases travels in the stream.
 """
@@ -15,7 +18,15 @@ from amaranth.lib.wiring import In, Out
 
 from .streams import vector_layout
 
-__all__ = ["PhaseCounter", "Serializer", "Deserializer", "group_lanes", "repeat_lanes"]
+__all__ = [
+    "PhaseCounter",
+    "Serializer",
+    "Deserializer",
+    "Accumulator",
+    "group_lanes",
+    "repeat_lanes",
+    "slice_lanes",
+]
 
 
 def group_lanes(lanes: int, fold: int, taps: int = 1) -> list[list[int]]:
@@ -36,6 +47,17 @@ def repeat_lanes(lanes: int, fold: int) -> list[list[int]]:
     if not isinstance(fold, int) or fold < 1:
         raise ValueError(f"fold must be a positive integer, not {fold!r}")
     return [list(range(lanes))] * fold
+
+
+def slice_lanes(groups: list[list[int]], slices: int) -> list[list[int]]:
+    """Each phase's lanes cut into ``slices`` equal runs, one phase per run: phase
+    ``p * slices + k`` takes run ``k`` of phase ``p``'s lanes (a channel group's products,
+    a slice per cycle)."""
+    n = len(groups[0])
+    if not isinstance(slices, int) or slices < 1 or n % slices:
+        raise ValueError(f"slices must be a positive divisor of {n} lanes, not {slices!r}")
+    size = n // slices
+    return [g[k * size : (k + 1) * size] for g in groups for k in range(slices)]
 
 
 class PhaseCounter:
@@ -163,4 +185,56 @@ class Deserializer(wiring.Component):
             for k in range(self.lanes):
                 src = self.i.payload.data[k] if p == self.fold - 1 else held[p][k]
                 m.d.comb += out[p * self.lanes + k].eq(src)
+        return m
+
+
+class Accumulator(wiring.Component):
+    """The lane-wise sums of each ``count`` consecutive sub-beats of ``i`` (``lanes`` lanes of
+    ``in_elem``) as one sub-beat on ``o`` (lanes of ``out_elem``, wide enough for the sums:
+    the caller's bound); the side bits are the last sub-beat's. The first ``count - 1``
+    sub-beats go into a running sum and are taken at once; the sum with the last leaves
+    from a register the cycle after it (:attr:`latency`), and the last waits while that
+    register is full and ``o`` not ready."""
+
+    latency = 1
+
+    def __init__(self, in_elem, out_elem, lanes: int, count: int, side_width: int = 0):
+        for name, v in (("lanes", lanes), ("count", count)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if Shape.cast(out_elem).width < Shape.cast(in_elem).width:
+            raise ValueError("the sums must be at least as wide as the sub-beats")
+        self.in_elem, self.out_elem = in_elem, out_elem
+        self.lanes, self.count, self.side_width = lanes, count, side_width
+        self.width = Shape.cast(out_elem).width
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(in_elem, lanes, side_width))),
+                "o": Out(stream.Signature(vector_layout(out_elem, lanes, side_width))),
+            }
+        )
+
+    @property
+    def register_bits(self) -> int:
+        """The running sums and the output register."""
+        sums = 2 if self.count > 1 else 1
+        return sums * self.lanes * Shape.cast(self.out_elem).width + self.side_width + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        phase = PhaseCounter(m, self.i, self.count, name="acc")
+        take = self.i.valid & self.i.ready
+        first = phase.value == 0
+        m.d.comb += self.i.ready.eq(~phase.last | ~self.o.valid | self.o.ready)
+        for k in range(self.lanes):
+            x = self.i.payload.data[k]
+            total = Signal(self.out_elem, name=f"sum{k}")
+            with m.If(take & ~phase.last):
+                m.d.sync += total.eq(Mux(first, x, total + x))
+            with m.If(take & phase.last):
+                m.d.sync += self.o.payload.data[k].eq(x if self.count == 1 else total + x)
+        with m.If(take & phase.last):
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.side.eq(self.i.payload.side)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m

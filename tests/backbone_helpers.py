@@ -55,17 +55,18 @@ class Built:
         )
 
 
-def build(name, build_root, seed=1, *, fold="spatial") -> Built:
+def build(name, build_root, seed=1, *, fold="spatial", input_period=1, serial=True) -> Built:
     """The preset ``name`` (or a :class:`~spec.network.Network`) with random parameters, in
-    Verilator; ``fold`` as the build command's ``--fold``."""
+    Verilator; ``fold`` and ``input_period`` as the build command's ``--fold`` and the
+    period its ``--fps`` gives; ``serial=False`` keeps the frozen products word-parallel."""
     net = name if isinstance(name, Network) else preset(name)
     params = random_params(net, np.random.default_rng(seed))
     rate = fold == "rate"
     dut = Backbone(
         net,
         params,
-        folds=rate_folds(net) if rate else None,
-        digits=rate_digits(net) if rate else None,
+        folds=rate_folds(net, input_period) if rate else None,
+        digits=rate_digits(net, input_period) if rate and serial else None,
     )
     top = f"bb_{net.name}"
     # Emitted in parts, as the build command does.

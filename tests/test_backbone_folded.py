@@ -32,15 +32,25 @@ def main(rtl_build_dir):
     return build(reduced("small"), rtl_build_dir, fold="rate")
 
 
-def test_small_preset_is_folded_at_every_rate():
-    """Every fold the stride rate allows is taken (the largest divisor of the output
-    channels within the peak period), and no layer is left spatial by accident."""
-    net = preset("small")
+def _legal(spec, f):
+    """A fold Conv takes: a divisor of the output channels, or for a configurable layer
+    the output channels times a divisor of the products each output sums."""
+    sums = {"pointwise": spec.c_in, "depthwise": 9, "full": 9 * spec.c_in}[spec.kind]
+    if spec.c_out % f == 0:
+        return True
+    return not spec.frozen and f % spec.c_out == 0 and sums % (f // spec.c_out) == 0
+
+
+@pytest.mark.parametrize("name", ["small", "two_cores_shuffle"])
+def test_presets_are_folded_at_every_rate(name):
+    """Every fold the stride rate allows is taken (the largest legal fold within the peak
+    period), and no layer is left spatial by accident."""
+    net = preset(name)
     folds, periods = rate_folds(net), net.peak_periods()
     for spec in net.convs():
         f, period = folds[spec.name], periods[spec.name]
-        assert 1 < f <= period and spec.c_out % f == 0, spec.name
-        assert not any(spec.c_out % g == 0 for g in range(f + 1, period + 1)), spec.name
+        assert 1 < f <= period and _legal(spec, f), spec.name
+        assert not any(_legal(spec, g) for g in range(f + 1, period + 1)), spec.name
 
 
 def test_frozen_products_are_digit_serial_at_their_rate(main):
@@ -79,12 +89,23 @@ def test_folded_layers_share_multipliers(main):
 
 
 def test_target_frame_rate_folds_further():
-    """--fps at --clock-mhz: a slower input lets every layer fold further (up to all its
-    output channels), never less than the stride rate alone."""
+    """--fps at --clock-mhz: a slower input lets every layer fold further, never less than
+    the stride rate alone: a frozen layer (its requantizer) up to all its output channels,
+    a configurable one past them, down to one multiplier where the period allows all its
+    weights."""
     net = preset("small")
     period = input_period(net, 1000, 100)  # 100 MHz / (1000 * 32 * 24)
     assert period == 130
     base, slow = rate_folds(net), rate_folds(net, period)
+    periods = net.peak_periods()
     for spec in net.convs():
-        assert base[spec.name] <= slow[spec.name] == spec.c_out, spec.name
+        f = slow[spec.name]
+        assert base[spec.name] <= f <= periods[spec.name] * period and _legal(spec, f)
+        if spec.frozen:
+            assert f == spec.c_out, spec.name
+        else:
+            assert f > spec.c_out, spec.name
+            assert not any(
+                _legal(spec, g) for g in range(f + 1, periods[spec.name] * period + 1)
+            ), spec.name
     assert input_period(net, 1e9, 100) == 1

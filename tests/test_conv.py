@@ -16,7 +16,7 @@ from sim.rtl import VerilatorDesign
 from spec.network import WEIGHT_AXES
 from spec.stream import frames_to_beats
 from tests.netlist import memory_bits, rtlil_cells
-from tests.rtl_helpers import run_pixels, writes_for
+from tests.rtl_helpers import bank_writes, run_pixels, writes_for
 from weights.synthetic import trained_like_int8
 
 
@@ -137,8 +137,22 @@ FOLDED = [
 ]
 
 
-@pytest.mark.parametrize("configurable", [False, True])
-@pytest.mark.parametrize("kind,size,c_in,c_out,stride,fold", FOLDED)
+# Configurable layers folded past their output channels: the sums in fold / c_out slices
+# (1 multiplier where the fold is every weight).
+SLICED = [
+    ("pointwise", (3, 5), 4, 3, 1, 6),
+    ("pointwise", (2, 3), 5, 2, 1, 10),
+    ("depthwise", (5, 7), 2, 2, 2, 6),
+    ("depthwise", (4, 5), 1, 1, 1, 9),
+    ("full", (5, 6), 3, 2, 2, 54),
+    ("full", (4, 5), 2, 4, 1, 12),
+]
+
+
+@pytest.mark.parametrize(
+    "kind,size,c_in,c_out,stride,fold,configurable",
+    [(*case, c) for case in FOLDED for c in (False, True)] + [(*c, True) for c in SLICED],
+)
 def test_folded_conv_pysim(kind, size, c_in, c_out, stride, fold, configurable):
     """A folded layer computes what the spatial one does, under stalls; a configurable one
     also after every weight is rewritten (over a zero power-up image)."""
@@ -162,8 +176,25 @@ def test_folded_conv_pysim(kind, size, c_in, c_out, stride, fold, configurable):
     )
     r = dut.report()
     assert r["fold"] == fold
+    assert r.get("slices", 1) == max(1, fold // c_out)
     if configurable:
         assert r["multipliers"] * fold == w.size
+
+
+@pytest.mark.parametrize(
+    "kind,fold,message",
+    [
+        ("pointwise", 5, "divide the 4 output channels, or be 4 times a divisor of the 6"),
+        ("depthwise", 8, "be 4 times a divisor of the 9 products"),
+        ("full", 4 * 5, "be 4 times a divisor of the 27 products"),
+    ],
+)
+def test_fold_past_the_channels_needs_a_divisor_of_the_sums(kind, fold, message):
+    shape = {"full": (4, 3, 3, 3), "depthwise": (4, 3, 3), "pointwise": (4, 6)}[kind]
+    with pytest.raises(ValueError, match=message):
+        Conv(kind, np.zeros(shape, np.int64), width=4, height=4, configurable=True, fold=fold)
+    with pytest.raises(ValueError, match="must divide the 4 output channels$"):
+        Conv(kind, np.ones(shape, np.int64), width=4, height=4, fold=8)
 
 
 RTL = {
@@ -178,16 +209,21 @@ RTL = {
 AMARANTH_CASE = "dw_9x5_c24_s2"
 
 
-@pytest.mark.parametrize("name", list(RTL) + ["cfg_dw_11x5_c8_s2", "cfg_stem_9x6_c2_s2"])
+#: Configurable layers, the last two folded past their output channels (fold, then the
+#: sums in slices: 3 of the 9 taps, 6 of the 18 inputs).
+CONFIGURABLE_RTL = {
+    "cfg_dw_11x5_c8_s2": ("depthwise", (5, 11), 8, 8, 2, True, 1),
+    "cfg_stem_9x6_c2_s2": ("full", (6, 9), 2, 16, 2, False, 1),
+    "cfg_dw_7x5_c4_s2_fold12": ("depthwise", (5, 7), 4, 4, 2, True, 12),
+    "cfg_stem_5x4_c2_fold18": ("full", (4, 5), 2, 3, 1, False, 18),
+}
+
+
+@pytest.mark.parametrize("name", list(RTL) + list(CONFIGURABLE_RTL))
 def test_conv_rtl_bit_exact(rtl_build_dir, name):
-    configurable = name.startswith("cfg_")
-    kind, size, c_in, c_out, stride, extremes = (
-        RTL[name]
-        if not configurable
-        else {
-            "cfg_dw_11x5_c8_s2": ("depthwise", (5, 11), 8, 8, 2, True),
-            "cfg_stem_9x6_c2_s2": ("full", (6, 9), 2, 16, 2, False),
-        }[name]
+    configurable = name in CONFIGURABLE_RTL
+    kind, size, c_in, c_out, stride, extremes, fold = (
+        CONFIGURABLE_RTL[name] if configurable else (*RTL[name], 1)
     )
     rng = np.random.default_rng(len(name))
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes)
@@ -199,6 +235,7 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
         11,
         True,
         configurable=configurable,
+        fold=fold,
     )
     if name == AMARANTH_CASE:
         design = VerilatorDesign.build(dut, f"conv_{name}", rtl_build_dir)
@@ -208,16 +245,19 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
         )
     writes = writes_for(dut, "scale_write", scale) + writes_for(dut, "bias_write", bias)
     if configurable:  # load the weights at run time, in the bank's element order
-        order = np.argsort([dut.weight_index(*idx) for idx in np.ndindex(w.shape)])
-        writes += writes_for(dut, "weight_write", w.reshape(-1)[order])
+        order = np.argsort([dut.weight_element(*idx) for idx in np.ndindex(w.shape)])
+        writes += bank_writes(dut, "weight_write", dut.product.bank, w.reshape(-1)[order])
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
     run_pixels(
         design, (x, xs), (y, ys), c_in, dut.c_out, writes=writes, stalls=[(0.3, 0.3), (0.0, 0.0)]
     )
 
 
-@pytest.mark.parametrize("fold", [1, 2, 4])
-@pytest.mark.parametrize("kind", ["full", "depthwise", "pointwise"])
+@pytest.mark.parametrize(
+    "kind,fold",
+    [(k, f) for k in ("full", "depthwise", "pointwise") for f in (1, 2, 4, 12)]
+    + [("full", 108), ("depthwise", 36), ("pointwise", 8), ("pointwise", 24)],
+)
 def test_bank_axes_give_the_weight_memory_order(kind, fold):
     """What the address map says (``Conv.bank_axes``, ``bank_shape``): the weights,
     reordered to those axes, are the bank's elements in row-major order, spatial or folded."""

@@ -11,7 +11,14 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from semifreddo_hw.fold import Deserializer, Serializer, group_lanes, repeat_lanes
+from semifreddo_hw.fold import (
+    Accumulator,
+    Deserializer,
+    Serializer,
+    group_lanes,
+    repeat_lanes,
+    slice_lanes,
+)
 from semifreddo_hw.matvec import ConfigurableMatVec
 from semifreddo_hw.requant import Requantizer
 from sim.golden.primitives import matvec, requantize
@@ -76,8 +83,59 @@ def test_lane_groups():
     assert group_lanes(4, 2) == [[0, 1], [2, 3]]
     assert group_lanes(4, 2, taps=2) == [[0, 1, 4, 5], [2, 3, 6, 7]]
     assert repeat_lanes(3, 2) == [[0, 1, 2], [0, 1, 2]]
+    assert slice_lanes([[0, 1, 4, 5], [2, 3, 6, 7]], 2) == [[0, 1], [4, 5], [2, 3], [6, 7]]
+    assert slice_lanes(repeat_lanes(3, 2), 3) == [[0], [1], [2]] * 2
     with pytest.raises(ValueError, match="divisor"):
         group_lanes(6, 4)
+    with pytest.raises(ValueError, match="divisor of 4 lanes"):
+        slice_lanes(group_lanes(4, 1), 3)
+
+
+@pytest.mark.parametrize(
+    "lanes, count, stall", [(3, 2, 0.4), (1, 9, 0.3), (4, 5, 0.6), (2, 1, 0.3)]
+)
+def test_accumulator_sums_each_group_of_sub_beats(lanes, count, stall):
+    """Every output is the exact sum of ``count`` sub-beats (extremes included, sums that
+    need the wider output), with the last sub-beat's side bits, under stalls on both
+    sides."""
+    rng = np.random.default_rng([lanes, count])
+    beats = 31
+    x = rng.integers(-(1 << 11), 1 << 11, size=(beats * count, lanes))
+    x[:count] = -(1 << 11)  # the most negative sum
+    x[count : 2 * count] = (1 << 11) - 1
+    sides = rng.integers(0, 4, size=beats * count).tolist()
+    want = x.reshape(beats, count, lanes).sum(axis=1).tolist()
+    width = 12 + (count - 1).bit_length()
+    dut = Accumulator(signed(12), signed(width), lanes, count, side_width=2)
+    run_stream_pysim(
+        dut,
+        x.tolist(),
+        want,
+        in_sides=sides,
+        out_sides=sides[count - 1 :: count],
+        in_stall=stall,
+        out_stall=stall,
+        seed=count,
+    )
+
+
+@pytest.mark.parametrize("count", [1, 2, 7])
+def test_accumulator_takes_a_sub_beat_every_cycle(count):
+    """Without stalls nothing waits: n groups of sub-beats leave ``latency`` cycles after
+    the last one entered, the output register refilled while it is read."""
+    beats = 12
+    x = [[k % 5 - 2] for k in range(beats * count)]
+    want = np.array(x).reshape(beats, count).sum(axis=1, keepdims=True).tolist()
+    dut = Accumulator(signed(4), signed(8), 1, count)
+    cycles = run_stream_pysim(dut, x, want, in_stall=0, out_stall=0)
+    assert cycles == beats * count + Accumulator.latency
+
+
+def test_accumulator_checks_its_parameters():
+    with pytest.raises(ValueError, match="count must be a positive integer"):
+        Accumulator(signed(8), signed(8), 2, 0)
+    with pytest.raises(ValueError, match="at least as wide"):
+        Accumulator(signed(9), signed(8), 2, 2)
 
 
 def _folded_requant(channels, fold, acc_width, shift, relu):
