@@ -172,31 +172,68 @@ class BoardTop(Elaboratable):
 
 
 #: ``--dsp``: which multiplies go to MULT18X18D blocks. Yosys's ECP5 flow sends every multiply
-#: of 2x2 bits or more to one; a folded build has hundreds of 8x8 ones (weights, alphas) and
-#: the part 156 blocks. ``wide`` (default) gives the blocks to multiplies of at least 10 bits
-#: on both sides (the requantizers' 19x16 scales) and builds the rest from LUTs.
-DSP_CHOICES = ("wide", "all", "none")
+#: of 2x2 bits or more to one; a folded build can have hundreds of 8x8 ones (weights) and the
+#: part 156 blocks. ``auto`` (default) picks, from the build's own counts
+#: (:func:`dsp_multiplies`), the narrowest operand width whose multiplies all fit the part:
+#: 8 bits (weights, alpha blends and requantizers), 9 (blends and requantizers) or 10 (the
+#: requantizers' 19x16 scales); ``wide`` is 9, ``all`` every multiply, ``none`` none. The
+#: rest are built from LUTs.
+DSP_CHOICES = ("auto", "wide", "all", "none")
+
+#: Narrowest operand, in bits, of the multiplies given DSP blocks, per kind of multiply:
+#: trainable weights are int8 x int8, an alpha blend int9 x 8-bit code (a signed 9 x 9),
+#: a requantizer a 16-bit scale times the sum.
+DSP_WIDTHS = {"weights": 8, "blends": 9, "requantizers": 10}
+
+
+def dsp_multiplies(dut) -> dict[str, int]:
+    """How many multiplies of each kind (:data:`DSP_WIDTHS`) the backbone ``dut`` has."""
+    layers = dut.layers()
+    return {
+        "weights": dut.report()["multipliers"],
+        "blends": sum(b.channels for b in dut.blends.values()),
+        "requantizers": sum(layer.conv.requant.lanes for layer in layers),
+    }
+
+
+def dsp_min_width(counts: dict[str, int], available: int) -> int:
+    """``auto``'s operand width: the narrowest of :data:`DSP_WIDTHS` whose multiplies (those
+    as wide or wider) all fit ``available`` blocks; the widest if none do."""
+    for width in sorted(set(DSP_WIDTHS.values())):
+        if sum(n for k, n in counts.items() if DSP_WIDTHS[k] >= width) <= available:
+            return width
+    return max(DSP_WIDTHS.values())
+
+
 # The multiplies of the emitted Verilog are read at their context width (16 bits or more):
-# narrowed to their operands' real widths first (wreduce), then the wide ones mapped.
-_WIDE_DSP = (
-    "proc\nopt_expr\nopt_clean\nwreduce\n"
-    "techmap -map +/mul2dsp.v -map +/lattice/dsp_map_18x18.v -D DSP_A_MAXWIDTH=18 "
-    "-D DSP_B_MAXWIDTH=18 -D DSP_A_MINWIDTH=10 -D DSP_B_MINWIDTH=10 -D DSP_NAME=$__MUL18X18\n"
-    "chtype -set $mul t:$__soft_mul"
-)
+# narrowed to their operands' real widths first (wreduce), then those at least ``width``
+# bits on both sides mapped (a requantizer's 19-bit sum splits into an 18-bit block and a
+# LUT-built rest).
+def _dsp_script(width: int) -> str:
+    return (
+        "proc\nopt_expr\nopt_clean\nwreduce\n"
+        "techmap -map +/mul2dsp.v -map +/lattice/dsp_map_18x18.v -D DSP_A_MAXWIDTH=18 "
+        f"-D DSP_B_MAXWIDTH=18 -D DSP_A_MINWIDTH={width} -D DSP_B_MINWIDTH={width} "
+        "-D DSP_NAME=$__MUL18X18\n"
+        "chtype -set $mul t:$__soft_mul"
+    )
 
 
-def synth_overrides(dsp: str) -> dict:
+def synth_overrides(dsp: str, min_width: int | None = None) -> dict:
     """Amaranth's platform overrides for the Yosys script. YoWASP Yosys 0.70's synth_ecp5
     always runs abc9, which crashes on some frozen layers (``docs/bringup.md``): stop before
-    its LUT mapping, map with abc, then finish."""
+    its LUT mapping, map with abc, then finish. ``min_width``: ``auto``'s width
+    (:func:`dsp_min_width`)."""
     nodsp = "" if dsp == "all" else "-nodsp "
     out = {
         "synth_opts": f"{nodsp}-run begin:map_luts",
         "script_after_synth": "abc -lut 4 -dress\nsynth_ecp5 -run map_cells:",
     }
-    if dsp == "wide":
-        out["script_after_read"] = _WIDE_DSP
+    if dsp in ("wide", "auto"):
+        width = DSP_WIDTHS["blends"] if dsp == "wide" else min_width
+        if width is None:
+            raise ValueError("--dsp auto needs the operand width (dsp_min_width)")
+        out["script_after_read"] = _dsp_script(width)
     return out
 
 
@@ -322,8 +359,9 @@ def _parser():
     p.add_argument(
         "--dsp",
         choices=DSP_CHOICES,
-        default="wide",
-        help="multiplies in DSP blocks: wide (>= 10x10 bits, default), all, none",
+        default="auto",
+        help="multiplies in DSP blocks: auto (as many kinds as fit the part, default), "
+        "wide (>= 9x9 bits), all, none",
     )
     p.add_argument(
         "--no-bitstream",
@@ -355,6 +393,14 @@ def board_build(args, log) -> int:
         [to_verilog_with_instances(link, "board_link", {args.top: dut}), backbone_v]
     )
     status = 0
+    counts = dsp_multiplies(dut)
+    dsp_width = dsp_min_width(counts, board.device["dsp"])
+    if args.dsp == "auto":
+        log(
+            "[board] --dsp auto: multiplies of "
+            + ", ".join(f"{k} {n}" for k, n in counts.items())
+            + f"; those of {dsp_width} bits or more in the part's {board.device['dsp']} DSPs"
+        )
     if not args.no_bitstream:
         top = BoardTop(link, board, args.clock_mhz)
         log(f"[board] {board.name}: Yosys, nextpnr, ecppack (YoWASP; many minutes)")
@@ -374,7 +420,7 @@ def board_build(args, log) -> int:
                         build_dir=str(work),
                         do_program=False,
                         nextpnr_opts="--timing-allow-fail --report top_report.json",
-                        **synth_overrides(args.dsp),
+                        **synth_overrides(args.dsp, dsp_width),
                     )
             except Exception as e:  # noqa: BLE001 - the tools' own logs say why
                 failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -389,6 +435,9 @@ def board_build(args, log) -> int:
             report["uart_baud"] = args.baud
             report["uart_divisor"] = divisor
             report["dsp_mode"] = args.dsp
+            report["multiplies"] = counts
+            if args.dsp == "auto":
+                report["dsp_min_width"] = dsp_width
             if failed:
                 report["tool_error"] = failed
             for name in ("top.bit", "top.svf", "top.rpt", "top.tim", "top_report.json"):

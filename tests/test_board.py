@@ -5,13 +5,23 @@ itself is built by bench/board.py, outside the test run: minutes to hours.)"""
 
 import json
 
+import numpy as np
 import pytest
 
 from generators.backbone_build import rate_folds
-from generators.board import BOARDS, pll_dividers, read_report, synth_overrides
+from generators.board import (
+    BOARDS,
+    dsp_min_width,
+    dsp_multiplies,
+    pll_dividers,
+    read_report,
+    synth_overrides,
+)
+from semifreddo_hw.backbone import Backbone
 from spec.network import network_from_dict, preset
 from tests.cli_helpers import REPO, run_module
 from tests.malformed.make_corpus import TINY
+from weights.synthetic import random_params
 
 GOOD = REPO / "tests" / "malformed"
 
@@ -30,13 +40,41 @@ def test_pll_without_a_setting_is_refused():
 
 
 def test_synth_overrides_keep_the_abc_workaround():
-    for dsp in ("wide", "all", "none"):
-        o = synth_overrides(dsp)
+    for dsp in ("auto", "wide", "all", "none"):
+        o = synth_overrides(dsp, 8)
         assert o["synth_opts"].endswith("-run begin:map_luts")
         assert o["script_after_synth"] == "abc -lut 4 -dress\nsynth_ecp5 -run map_cells:"
         assert ("-nodsp" in o["synth_opts"]) == (dsp != "all")
-    assert "DSP_A_MINWIDTH=10" in synth_overrides("wide")["script_after_read"]
+    assert "DSP_A_MINWIDTH=9 -D DSP_B_MINWIDTH=9" in synth_overrides("wide")["script_after_read"]
+    assert "DSP_A_MINWIDTH=8 -D DSP_B_MINWIDTH=8" in synth_overrides("auto", 8)["script_after_read"]
     assert "script_after_read" not in synth_overrides("none")
+    with pytest.raises(ValueError, match="auto needs"):
+        synth_overrides("auto")
+
+
+def test_dsp_auto_gives_the_blocks_to_as_many_kinds_as_fit():
+    counts = {"weights": 34, "blends": 44, "requantizers": 69}  # 147 multiplies
+    assert dsp_min_width(counts, 156) == 8
+    assert dsp_min_width(counts, 146) == 9  # weights to LUTs
+    assert dsp_min_width(counts, 113) == 9
+    assert dsp_min_width(counts, 112) == 10  # blends too
+    assert dsp_min_width(counts, 10) == 10  # the requantizers' anyway: placement says so
+
+
+@pytest.mark.parametrize("period", [1, 8])
+def test_dsp_multiplies_counts_the_built_multipliers(period):
+    """Weights: a multiplier per weight and fold; blends: one per channel; requantizers:
+    one per output channel and channel group (a sliced layer's groups are its channels)."""
+    net = network_from_dict(TINY)
+    folds = rate_folds(net, period)
+    dut = Backbone(net, random_params(net, np.random.default_rng(0)), folds=folds)
+    n = dsp_multiplies(dut)
+    convs = net.convs()
+    assert n["weights"] == sum(
+        int(np.prod(c.weight_shape)) // folds[c.name] for c in convs if not c.frozen
+    )
+    assert n["blends"] == sum(b.channels for b in net.blends())
+    assert n["requantizers"] == sum(c.c_out // min(folds[c.name], c.c_out) for c in convs)
 
 
 TIM = """Info: Device utilisation:
