@@ -38,14 +38,18 @@ FOLDS = ("spatial", "rate")
 
 
 def rate_folds(net, input_period: int = 1) -> dict[str, int]:
-    """Per convolution, the largest fold that keeps up with the bursts of its beats
+    """Per convolution and alpha blend, the largest fold that keeps up with the bursts of its beats
     (:meth:`spec.network.Network.peak_periods`), so that the folded backbone still takes
     one pixel per clock, or one every ``input_period`` clocks (:func:`input_period`): a
     divisor of its output channels, or for a configurable layer also the output channels
     times a divisor of the products each output sums (:class:`semifreddo_hw.conv.Conv`'s
     ``fold``: its sums then come in slices)."""
     periods = net.peak_periods()
-    return {c.name: _fold(c, periods[c.name] * input_period) for c in net.convs()}
+    folds = {c.name: _fold(c, periods[c.name] * input_period) for c in net.convs()}
+    for b in net.blends():  # an alpha blend folds by channel groups, as a requantizer does
+        period = net.blend_periods()[b.name] * input_period
+        folds[b.name] = max(f for f in range(1, min(period, b.channels) + 1) if b.channels % f == 0)
+    return folds
 
 
 def _fold(c, period: int) -> int:
@@ -272,6 +276,8 @@ def _report_md(r: dict, net) -> str:
         "parameter_addresses",
     ):
         md.append(f"| {key.replace('_', ' ')} | {r[key]:,} |")
+        if key == "multipliers" and "blend_multipliers" in r:
+            md.append(f"| alpha blend multipliers (folded) | {r['blend_multipliers']:,} |")
     md.append(f"| pruned frozen weights | {r['frozen_weights'] - r['frozen_nonzero_weights']:,} |")
     md.append(
         f"| register bits (layers) | {sum(x['register_bits'] for x in r['layers'].values()):,} |"

@@ -191,7 +191,7 @@ def dsp_multiplies(dut) -> dict[str, int]:
     layers = dut.layers()
     return {
         "weights": dut.report()["multipliers"],
-        "blends": sum(b.channels for b in dut.blends.values()),
+        "blends": sum(b.lanes for b in dut.blends.values()),
         "requantizers": sum(layer.conv.requant.lanes for layer in layers),
     }
 

@@ -62,9 +62,10 @@ class Backbone(wiring.Component):
     trainable weights, all scales and biases and the alpha codes are power-up values of
     run-time memories. ``graphs`` maps frozen convolutions to their planned adder graphs
     (:func:`~.conv.plan_conv`, as the build's plan step makes them); a layer without one
-    is planned here. ``folds`` maps convolutions to their fold and ``digits`` frozen ones to
-    the cycles their product may take per beat (:class:`~.conv.Conv`; default 1 both,
-    spatial and word-parallel).
+    is planned here. ``folds`` maps convolutions and alpha blends to their fold and
+    ``digits`` frozen convolutions to the cycles their product may take per beat
+    (:class:`~.conv.Conv`, :class:`~.blend.AlphaBlend`; default 1 both, spatial and
+    word-parallel).
 
     Ports
     -----
@@ -124,7 +125,10 @@ class Backbone(wiring.Component):
             for core in net.cores
         }
         self.blends = {
-            b.name: AlphaBlend(b.channels, alpha_init=params[b.name].tolist()) for b in net.blends()
+            b.name: AlphaBlend(
+                b.channels, alpha_init=params[b.name].tolist(), fold=folds.get(b.name, 1)
+            )
+            for b in net.blends()
         }
         self.shuffles = (
             [CoreShuffle(s.trainable[0].channels_in) for s in net.stages]
@@ -224,10 +228,13 @@ class Backbone(wiring.Component):
         for i in range(len(net.stages)):
             lo_t, hi_t = chain_bounds(self.stages[t][i][0], self.stages[t][i][1:], skid)
             # The trainable path also passes the blend and a register slice in front.
+            blend = max(
+                self.blends[names.blend(c, i + 1)].pipe_beats for c in net.cores if c != "frozen"
+            )
             depths.append(
                 fifo_depths(
                     chain_bounds(self.stages["frozen"][i][0], self.stages["frozen"][i][1:], skid),
-                    (lo_t, hi_t + AlphaBlend.latency + skid),
+                    (lo_t, hi_t + blend + skid),
                 )
             )
         return depths
@@ -309,6 +316,12 @@ class Backbone(wiring.Component):
             "frozen_nonzero_weights": sum(r.get("nonzero_weights", 0) for r in frozen),
             "configurable_weights": sum(r["weights"] for r in config),
             "alpha_codes": sum(b.channels for b in self.blends.values()),
+            # folded blends share multipliers (one per channel otherwise: the codes' count)
+            **(
+                {"blend_multipliers": sum(b.lanes for b in self.blends.values())}
+                if any(b.fold > 1 for b in self.blends.values())
+                else {}
+            ),
             "adders": sum(r["adders"] for r in layers.values()),
             "multipliers": sum(r["multipliers"] for r in layers.values()),
             "parameter_memory_bits": sum(r["memory_bits"] for r in layers.values())

@@ -16,7 +16,8 @@ from amaranth.lib.wiring import In, Out
 from spec.formats import ALPHA_BITS, ALPHA_ONE
 from spec.stream import MARKER_BITS
 
-from .param_bank import ParamBank
+from .fold import Deserializer, PhaseCounter, Serializer
+from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline
 from .streams import fork, forward, join, vector_layout
 
@@ -29,19 +30,29 @@ class AlphaBlend(wiring.Component):
     Beats of ``f`` and ``t`` are taken together (same pixel); the output carries ``f``'s
     markers, and a beat whose two markers differ sets the sticky ``marker_mismatch``. Codes
     above 128 written to ``alpha_write`` act as 128, so the output is always a convex
-    combination and always int8. Two pipeline stages (:attr:`latency`).
+    combination and always int8.
+
+    Spatial (``fold`` 1): one multiplier per channel, codes in a :class:`ParamBank`; two
+    pipeline stages (:attr:`latency`). Folded (``fold`` F dividing the channels, for beats
+    that come every F cycles or rarer, :mod:`.fold`): each beat as F sub-beats of a channel
+    group, one multiplier per group lane, the codes in a :class:`PhaseBank` read a group per
+    cycle; three stages per sub-beat (operands while the codes are read, product, sum).
     """
 
-    latency = 2
-
-    def __init__(self, channels: int, *, alpha_init=None):
+    def __init__(self, channels: int, *, alpha_init=None, fold: int = 1):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
+        if not isinstance(fold, int) or fold < 1 or channels % fold:
+            raise ValueError(f"fold must be a positive divisor of {channels}, not {fold!r}")
         init = [0] * channels if alpha_init is None else [int(a) for a in alpha_init]
         if len(init) != channels or any(not 0 <= a <= ALPHA_ONE for a in init):
             raise ValueError(f"alpha_init must be {channels} codes in 0..{ALPHA_ONE}")
-        self.channels = channels
-        self.alphas = ParamBank(unsigned(ALPHA_BITS), channels, init=[init])
+        self.channels, self.fold, self.lanes = channels, fold, channels // fold
+        self.alphas = (
+            ParamBank(unsigned(ALPHA_BITS), channels, init=[init])
+            if fold == 1
+            else PhaseBank(unsigned(ALPHA_BITS), channels, self.lanes, init=[init])
+        )
         layout = vector_layout(signed(8), channels, MARKER_BITS)
         super().__init__(
             {
@@ -53,19 +64,41 @@ class AlphaBlend(wiring.Component):
             }
         )
 
+    @property
+    def latency(self) -> int:
+        """Pipeline stages from a (sub-)beat to its result."""
+        return 2 if self.fold == 1 else 3
+
+    @property
+    def pipe_beats(self) -> int:
+        """Most beats inside at once: one per stage; folded, a beat's sub-beats spread over
+        ``fold`` stages, one more beat is partly in flight and one in the deserializer."""
+        return self.latency if self.fold == 1 else -(-self.latency // self.fold) + 2
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.alphas = alphas = self.alphas
         forward(m, self.alpha_write, alphas.write)
-        both = stream.Signature(self.f.payload.shape()).create()
-        join(m, [self.f, self.t], both)
-        pipe = Pipeline(self.latency, name="blend")
-        pipe.connect(m, both, self.o)
-        xf, xt = self.f.payload.data, self.t.payload.data
-        for c in range(self.channels):
-            code = alphas.element(c)
+        if self.fold == 1:
+            both = stream.Signature(self.f.payload.shape()).create()
+            join(m, [self.f, self.t], both)
+            pipe = Pipeline(self.latency, name="blend")
+            pipe.connect(m, both, self.o)
+            xf, xt = self.f.payload.data, self.t.payload.data
+            codes = [alphas.element(c) for c in range(self.channels)]
+            src, dst = self.f, self.o
+        else:
+            both, pipe, src, dst = self._folded(m)
+            xf, xt = src.payload.data[: self.lanes], src.payload.data[self.lanes :]
+            # Stage 1 holds the operands while the bank reads the group's codes.
+            phase = PhaseCounter(m, src, self.fold, name="blend")
+            m.d.comb += [alphas.phase.eq(phase.value), alphas.en.eq(pipe.en)]
+            xf = [pipe.stage(x, name=f"xf{c}") for c, x in enumerate(xf)]
+            xt = [pipe.stage(x, name=f"xt{c}_0") for c, x in enumerate(xt)]
+            codes = list(alphas.data)
+        for c in range(self.lanes):
             a = Signal(range(ALPHA_ONE + 1), name=f"a{c}")
-            m.d.comb += a.eq(Mux(code > ALPHA_ONE, ALPHA_ONE, code))
+            m.d.comb += a.eq(Mux(codes[c] > ALPHA_ONE, ALPHA_ONE, codes[c]))
             # a * x_f + (128 - a) * x_t = 128 * x_t + a * (x_f - x_t): one multiplier per
             # channel, not two. |a * (x_f - x_t)| <= 128 * 255 fits signed(17).
             p = pipe.stage((xf[c] - xt[c]) * a, signed(17), name=f"p{c}")
@@ -73,14 +106,38 @@ class AlphaBlend(wiring.Component):
             total = Signal(signed(17), name=f"sum{c}")
             m.d.comb += total.eq((t << 7) + p + 64)
             y = pipe.stage(total >> 7, signed(8), name=f"y{c}")
-            m.d.comb += self.o.payload.data[c].eq(y)
-        m.d.comb += self.o.payload.side.eq(
-            pipe.delay(self.f.payload.side, self.latency, name="side")
-        )
+            m.d.comb += dst.payload.data[c].eq(y)
+        m.d.comb += dst.payload.side.eq(pipe.delay(src.payload.side, self.latency, name="side"))
         with m.If(both.valid & both.ready & (self.f.payload.side != self.t.payload.side)):
             m.d.sync += self.marker_mismatch.eq(1)
         pipe.finish(m)
         return m
+
+    def _folded(self, m):
+        """The two streams joined into one of both beats' lanes (``x_f`` then ``x_t``),
+        serialized into channel groups (a group's ``x_f`` lanes, then its ``x_t`` lanes) and
+        put back together behind the pipeline: ``(joined, pipeline, sub-beats in, sub-beats
+        out)``."""
+        n, g = self.channels, self.lanes
+        both = stream.Signature(vector_layout(signed(8), 2 * n, MARKER_BITS)).create()
+        join(m, [self.f, self.t], both)
+        m.d.comb += both.payload.side.eq(self.f.payload.side)
+        for c in range(n):
+            m.d.comb += [
+                both.payload.data[c].eq(self.f.payload.data[c]),
+                both.payload.data[n + c].eq(self.t.payload.data[c]),
+            ]
+        groups = [
+            [p * g + c for c in range(g)] + [n + p * g + c for c in range(g)]
+            for p in range(self.fold)
+        ]
+        m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS)
+        m.submodules.deserializer = des = Deserializer(signed(8), g, self.fold, MARKER_BITS)
+        wiring.connect(m, both, ser.i)
+        wiring.connect(m, des.o, wiring.flipped(self.o))
+        pipe = Pipeline(self.latency, name="blend")
+        pipe.connect(m, ser.o, des.i)
+        return both, pipe, ser.o, des.i
 
 
 class CoreShuffle(wiring.Component):

@@ -212,6 +212,21 @@ class Network:
                         out[names.conv(core, i, j, layer)] = k
         return out
 
+    def blend_periods(self) -> dict[str, int]:
+        """Per alpha blend, the fewest cycles between two beats it may see (as
+        :meth:`peak_periods`): the period of the stream at its meeting point, after the stem
+        (2) and the strides of the stages before it."""
+        out = {}
+        for core in self.cores if self.blended else ():
+            if core == "frozen":
+                continue
+            k = 2
+            for i in range(1, len(self.stages) + 1):
+                out[names.blend(core, i)] = k
+                for blk in self.blocks(core, i):
+                    k *= blk.stride
+        return out
+
     def blends(self) -> list["BlendSpec"]:
         """Every alpha blend (none without a frozen core or without trainable cores)."""
         if not self.blended:

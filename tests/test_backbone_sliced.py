@@ -58,3 +58,14 @@ def test_input_taken_at_the_folded_rate(main):
         )
         cycles.append(stats["cycles"])
     assert cycles[1] - cycles[0] <= 2 * PERIOD * main.net.width * main.net.height
+
+
+def test_blends_fold_too(main):
+    """The alpha blends fold by their meeting point's rate, and the report counts their
+    shared multipliers beside the codes."""
+    folds = rate_folds(main.net, PERIOD)
+    r = main.dut.report()
+    for name, blend in main.dut.blends.items():
+        assert blend.fold == folds[name] > 1 and blend.lanes * blend.fold == blend.channels
+    assert r["blend_multipliers"] == sum(b.lanes for b in main.dut.blends.values())
+    assert r["blend_multipliers"] < r["alpha_codes"]

@@ -25,19 +25,25 @@ def _frames(rng, c, n=2, h=3, w=5):
     return fr
 
 
+@pytest.mark.parametrize("fold", [1, 2, 3, 6])
 @pytest.mark.parametrize("case", ["zero", "one", "half", "random", "written"])
-def test_alpha_blend(case):
+def test_alpha_blend(case, fold):
+    """Spatial and folded (a channel group per cycle, the codes read from a phase bank),
+    codes from the power-up image or written (at the bank's write index)."""
     rng = np.random.default_rng(len(case))
     c = 6
     codes = {"zero": [0] * c, "one": [128] * c, "half": [64] * c}.get(
         case, rng.integers(0, 129, size=c).tolist()
     )
     init = codes if case != "written" else None
-    dut = AlphaBlend(c, alpha_init=init)
+    dut = AlphaBlend(c, alpha_init=init, fold=fold)
     writes = []
     if case == "written":  # codes above 128 act as 128
         codes = [0, 128, 200, 255, 1, 127]
-        writes = [("alpha_write", {"index": k, "value": v}) for k, v in enumerate(codes)]
+        writes = [
+            ("alpha_write", {"index": dut.alphas.address(k), "value": v})
+            for k, v in enumerate(codes)
+        ]
     ff, ft = _frames(rng, c), _frames(rng, c)
     xf, sides = frames_to_beats(ff)
     xt, _ = frames_to_beats(ft)
@@ -54,11 +60,12 @@ def test_alpha_blend(case):
         writes=writes,
         in_stall=0.4,
         out_stall=0.4,
-        seed=len(case),
+        seed=len(case) + fold,
     )
 
 
-def test_alpha_blend_extremes():
+@pytest.mark.parametrize("fold", [1, 5])
+def test_alpha_blend_extremes(fold):
     """Every pair of extreme pixels (the widest difference, 127 - -128, included) under
     the extreme codes."""
     codes = [0, 1, 64, 127, 128]
@@ -68,16 +75,17 @@ def test_alpha_blend_extremes():
     xt = [[t] * len(codes) for _, t in pairs]
     sides = [0] * len(pairs)
     y = [alpha_blend(np.array(codes), f, t).tolist() for f, t in zip(xf, xt, strict=True)]
-    dut = AlphaBlend(len(codes), alpha_init=codes)
+    dut = AlphaBlend(len(codes), alpha_init=codes, fold=fold)
     run_streams_pysim(
         dut, {"f": (xf, sides), "t": (xt, sides)}, {"o": (y, sides)}, in_stall=0.2, out_stall=0.2
     )
 
 
-def test_alpha_blend_flags_mismatched_markers():
+@pytest.mark.parametrize("fold", [1, 2])
+def test_alpha_blend_flags_mismatched_markers(fold):
     from amaranth.sim import Simulator
 
-    dut = AlphaBlend(2)
+    dut = AlphaBlend(2, fold=fold)
     seen = {}
 
     async def bench(ctx):
@@ -121,6 +129,8 @@ def test_core_shuffle(enable, c):
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="0..128"):
         AlphaBlend(2, alpha_init=[0, 129])
+    with pytest.raises(ValueError, match="fold must be a positive divisor of 6, not 4"):
+        AlphaBlend(6, fold=4)
     with pytest.raises(ValueError, match="even"):
         CoreShuffle(3)
 
@@ -170,6 +180,10 @@ def test_blend_and_shuffle_in_verilator(rtl_build_dir):
     cases = {
         "blend": (
             _PairHarness(AlphaBlend(c, alpha_init=codes.tolist()), c, c),
+            [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)],
+        ),
+        "blend_fold8": (
+            _PairHarness(AlphaBlend(c, alpha_init=codes.tolist(), fold=8), c, c),
             [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)],
         ),
         "shuffle": (

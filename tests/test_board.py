@@ -63,8 +63,8 @@ def test_dsp_auto_gives_the_blocks_to_as_many_kinds_as_fit():
 
 @pytest.mark.parametrize("period", [1, 8])
 def test_dsp_multiplies_counts_the_built_multipliers(period):
-    """Weights: a multiplier per weight and fold; blends: one per channel; requantizers:
-    one per output channel and channel group (a sliced layer's groups are its channels)."""
+    """Weights: a multiplier per weight and fold; blends and requantizers: one per channel
+    and channel group (a sliced layer's groups are its channels)."""
     net = network_from_dict(TINY)
     folds = rate_folds(net, period)
     dut = Backbone(net, random_params(net, np.random.default_rng(0)), folds=folds)
@@ -73,7 +73,7 @@ def test_dsp_multiplies_counts_the_built_multipliers(period):
     assert n["weights"] == sum(
         int(np.prod(c.weight_shape)) // folds[c.name] for c in convs if not c.frozen
     )
-    assert n["blends"] == sum(b.channels for b in net.blends())
+    assert n["blends"] == sum(b.channels // folds[b.name] for b in net.blends())
     assert n["requantizers"] == sum(c.c_out // min(folds[c.name], c.c_out) for c in convs)
 
 
@@ -146,5 +146,8 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
     # Folded by the rate: the report says so, layer by layer.
     rep = json.loads((out / "report.json").read_text())
     net = network_from_dict(TINY)
-    assert {name: x.get("fold", 1) for name, x in rep["layers"].items()} == rate_folds(net)
+    folds = rate_folds(net)
+    assert {name: x.get("fold", 1) for name, x in rep["layers"].items()} == {
+        c.name: folds[c.name] for c in net.convs()
+    }
     assert "| fold |" in (out / "report.md").read_text()
