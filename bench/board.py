@@ -2,11 +2,16 @@
 folded, YoWASP Yosys / nextpnr / ecppack from pip) and what nextpnr says of it.
 
     python bench/board.py --board ulx3s-85f --preset small --json bench/board_small.json
+    python bench/board.py --preset two_cores_shuffle --fps 8000 --json FILE  # a slower input
+
+``--fps`` folds as the build's option does (a pixel every ``clock / (fps * width * height)``
+clocks), ``--dsp`` as the board command's (``auto`` by default).
 
 Weights: the shipped examples where the preset has them (``weights/examples``), else float
 weights made the same way as those (seeded, deterministic). Records per run: ``fits`` (every
 resource within the part and the design routed), ``fmax_mhz`` (after routing), ``target_mhz``,
-``lut4`` / ``ff`` / ``dsp`` / ``bram`` and their ``*_pct`` of the part, the build's wall time.
+``lut4`` / ``ff`` / ``dsp`` / ``bram`` and their ``*_pct`` of the part, ``input_period`` and
+the frame rates the folds keep up with, the DSP choice, the build's wall time.
 Minutes to hours on two cores; not part of the test run.
 """
 
@@ -45,7 +50,9 @@ def weight_files(name: str, tmp: Path) -> tuple[Path, Path]:
     return frozen, trainable
 
 
-def run(board: str, name: str, clock_mhz: float, fold: str, jobs: int, dsp: str) -> dict:
+def run(
+    board: str, name: str, clock_mhz: float, fold: str, jobs: int, dsp: str, fps: float | None
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="semifreddo-bench-board-") as tmp:
         frozen, trainable = weight_files(name, Path(tmp))
         out = Path(tmp) / "out"
@@ -70,6 +77,7 @@ def run(board: str, name: str, clock_mhz: float, fold: str, jobs: int, dsp: str)
             "--jobs",
             str(jobs),
             "--quiet",
+            *(["--fps", str(fps)] if fps is not None else []),
         ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True)
@@ -86,7 +94,10 @@ def run(board: str, name: str, clock_mhz: float, fold: str, jobs: int, dsp: str)
         "preset": name,
         "size": [net.width, net.height, net.channels_in],
         "fold": fold,
+        "fps_target": fps,
+        "input_period": r.get("input_period", 1),
         "dsp_mode": dsp,
+        **({k: r[k] for k in ("dsp_min_width", "multiplies") if k in r}),
         **{k: r[k] for k in FIELDS},
         **{k: r[k] for k in r if k.endswith("_pct")},
         "carry": r["carry"],
@@ -120,14 +131,21 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", nargs="+", default=["small"], choices=sorted(PRESETS))
     ap.add_argument("--fold", nargs="+", default=["rate"], choices=["rate", "spatial"])
     ap.add_argument("--clock-mhz", type=float, default=100.0)
-    ap.add_argument("--dsp", default="wide", choices=["wide", "all", "none"])
+    ap.add_argument("--dsp", default="auto", choices=["auto", "wide", "all", "none"])
+    ap.add_argument(
+        "--fps",
+        type=float,
+        help="with --fold rate: fold as far as this frame rate allows (the build's --fps)",
+    )
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", type=Path, help="write the records here")
     args = ap.parse_args(argv)
     records = []
     for name in args.preset:
         for fold in args.fold:
-            records.append(run(args.board, name, args.clock_mhz, fold, args.jobs, args.dsp))
+            records.append(
+                run(args.board, name, args.clock_mhz, fold, args.jobs, args.dsp, args.fps)
+            )
             print_table(records[-1:])
     print()
     print_table(records)

@@ -267,9 +267,10 @@ _CELL = re.compile(
 )
 
 
-def read_report(work: Path, board: _Board, target_mhz: float, net) -> dict:
+def read_report(work: Path, board: _Board, target_mhz: float, net, input_period: int = 1) -> dict:
     """Utilisation (nextpnr's, after packing), Fmax after routing and frames per second,
-    from the tool logs in ``work``."""
+    from the tool logs in ``work``; the frame rates are those the folds keep up with, a
+    pixel every ``input_period`` clocks (``--fps``; the backbone may take pixels faster)."""
     tim = (work / "top.tim").read_text() if (work / "top.tim").is_file() else ""
     util = {m[0]: (int(m[1]), int(m[2])) for m in _UTIL.findall(tim)}
     fmax = _FMAX.findall(tim)
@@ -311,8 +312,9 @@ def read_report(work: Path, board: _Board, target_mhz: float, net) -> dict:
         "utilisation": {k: {"used": u, "available": a} for k, (u, a) in sorted(util.items())},
     }
     clock = min(fmax_mhz, target_mhz) if fmax_mhz else target_mhz
-    out["fps_preset"] = round(clock * 1e6 / (net.width * net.height), 1)
-    out["fps_vga"] = round(clock * 1e6 / (640 * 480), 1)
+    out["input_period"] = input_period
+    out["fps_preset"] = round(clock * 1e6 / (input_period * net.width * net.height), 1)
+    out["fps_vga"] = round(clock * 1e6 / (input_period * 640 * 480), 1)
     return out
 
 
@@ -336,8 +338,13 @@ def board_markdown(r: dict, net, command: str) -> str:
         "|---|---:|---:|",
         *(f"| {n} | {u:,} | {p} % |" for n, u, p in rows),
         "",
-        f"LUT4 {r['lut4']:,} and CCU2C {r['carry']:,} (Yosys). At one pixel per clock: "
-        f"{r['fps_preset']:,} frames/s at {net.width}x{net.height}, {r['fps_vga']:,} at 640x480 "
+        f"LUT4 {r['lut4']:,} and CCU2C {r['carry']:,} (Yosys). At "
+        + (
+            "one pixel per clock: "
+            if r.get("input_period", 1) == 1
+            else f"a pixel every {r['input_period']} clocks (--fps; at least): "
+        )
+        + f"{r['fps_preset']:,} frames/s at {net.width}x{net.height}, {r['fps_vga']:,} at 640x480 "
         f"(the UART link, not the backbone, limits a real board).",
         "",
     ]
@@ -430,7 +437,8 @@ def board_build(args, log) -> int:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
-            report = read_report(work, board, top.clock_mhz, b.design.weights.net)
+            period = b.design.input_period(b.config) if args.fold == "rate" else 1
+            report = read_report(work, board, top.clock_mhz, b.design.weights.net, period)
             report["seconds"] = round(time.perf_counter() - t0, 1)
             report["uart_baud"] = args.baud
             report["uart_divisor"] = divisor

@@ -96,7 +96,11 @@ def test_report_reads_utilisation_and_the_routed_fmax(tmp_path):
     assert (r["comb"], r["ff"], r["dsp"], r["bram"]) == (71779, 64833, 100, 20)
     assert (r["lut4"], r["carry"]) == (50000, 4321)
     assert r["dsp_pct"] == 64.1 and r["lut4_pct"] == 85.8
-    assert r["fps_preset"] == round(100e6 / (32 * 24), 1)
+    assert r["fps_preset"] == round(100e6 / (32 * 24), 1) and r["input_period"] == 1
+    # Folded for --fps: the rates the folds keep up with, a pixel every 16 clocks.
+    r = read_report(tmp_path, BOARDS["ulx3s-85f"], 100.0, preset("small"), 16)
+    assert r["fps_preset"] == round(100e6 / (16 * 32 * 24), 1) and r["input_period"] == 16
+    assert r["fps_vga"] == round(100e6 / (16 * 640 * 480), 1)
 
 
 def test_report_of_a_design_that_does_not_fit(tmp_path):
