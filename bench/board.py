@@ -51,11 +51,18 @@ def weight_files(name: str, tmp: Path) -> tuple[Path, Path]:
 
 
 def run(
-    board: str, name: str, clock_mhz: float, fold: str, jobs: int, dsp: str, fps: float | None
+    board: str,
+    name: str,
+    clock_mhz: float,
+    fold: str,
+    jobs: int,
+    dsp: str,
+    fps: float | None,
+    keep: Path | None = None,
 ) -> dict:
     with tempfile.TemporaryDirectory(prefix="semifreddo-bench-board-") as tmp:
         frozen, trainable = weight_files(name, Path(tmp))
-        out = Path(tmp) / "out"
+        out = Path(tmp) / "out" if keep is None else keep / f"{name}_{fold}"
         cmd = [
             sys.executable,
             "-m",
@@ -137,6 +144,11 @@ def main(argv=None) -> int:
         type=float,
         help="with --fold rate: fold as far as this frame rate allows (the build's --fps)",
     )
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each build (tool logs included) in KEEP/<preset>_<fold> (default: discarded)",
+    )
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", type=Path, help="write the records here")
     args = ap.parse_args(argv)
@@ -144,7 +156,9 @@ def main(argv=None) -> int:
     for name in args.preset:
         for fold in args.fold:
             records.append(
-                run(args.board, name, args.clock_mhz, fold, args.jobs, args.dsp, args.fps)
+                run(
+                    args.board, name, args.clock_mhz, fold, args.jobs, args.dsp, args.fps, args.keep
+                )
             )
             print_table(records[-1:])
     print()
