@@ -109,16 +109,11 @@ def test_one_pixel_per_clock(main):
     balancing FIFO ever runs dry or full. The outputs are balanced, not aligned
     (docs/backbone.md): the trainable cores' beats leave first, together (their stages are
     shorter than the frozen core's, in the presets' plan and in the tests' smaller ones)."""
-    cycles = []
-    for n in (1, 3):
-        frames = random_frames(main.net, np.random.default_rng(14), n)
-        stats = main.run(
-            main.params, frames, shuffle=True, test_name=f"tp{n}", in_stall=0, out_stall=0
-        )
-        cycles.append(stats["cycles"])
+    one, three = main.back_to_back(14)
+    for stats in (one, three):
         first = stats["first_output_cycle"]
         assert first["o_a"] == first["o_b"] < first["o_frozen"], first
-    assert cycles[1] - cycles[0] == 2 * main.net.width * main.net.height
+    assert three["cycles"] - one["cycles"] == 2 * main.net.width * main.net.height
 
 
 def test_address_map_is_contiguous_and_complete(main):

@@ -11,11 +11,9 @@ On the ``two_cores_shuffle`` preset's cores on two stages, 18x10 in
 digit-serial form has its own tests, at the rate of tests/test_backbone_folded.py).
 """
 
-import numpy as np
 import pytest
 
 from generators.backbone_build import rate_folds
-from sim.backbone import random_frames
 from tests.backbone_helpers import SHORT_PLAN, build, reduced
 from tests.test_backbone import (  # noqa: F401 (collected here, on the sliced build)
     test_as_built_with_shuffle_under_stalls,
@@ -50,14 +48,8 @@ def test_input_taken_at_the_folded_rate(main):
     at most PERIOD * width * height cycles, so the folds keep up with a pixel every PERIOD
     clocks (a fold is a divisor that fits the period, so the backbone may be faster; this
     build takes about two clocks a pixel)."""
-    cycles = []
-    for n in (1, 3):
-        frames = random_frames(main.net, np.random.default_rng(15), n)
-        stats = main.run(
-            main.params, frames, shuffle=True, test_name=f"tp{n}", in_stall=0, out_stall=0
-        )
-        cycles.append(stats["cycles"])
-    assert cycles[1] - cycles[0] <= 2 * PERIOD * main.net.width * main.net.height
+    one, three = main.back_to_back(15)
+    assert three["cycles"] - one["cycles"] <= 2 * PERIOD * main.net.width * main.net.height
 
 
 def test_blends_fold_too(main):
