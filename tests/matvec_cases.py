@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Frozen matrix-vector blocks shared by the tests of the Verilog text backend (the formal
 proofs against Amaranth's conversion, the lint): extremes, zero rows and columns, side
 bits, both solvers, one to three adder levels per stage."""

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Verilator's run-time library is compiled once and reused by later builds (sim/objcache.py
 behind the makefile's OBJCACHE hook, set by sim.rtl): a hit copies the kept object, any
 change to what the compilation reads or how misses, a damaged entry is compiled again and
