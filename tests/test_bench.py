@@ -120,3 +120,17 @@ def test_digit_serial_bench_writes_records(tmp_path):
             assert key in rec
     assert records[0]["comb_ratio"] == 1.0
     assert "| pointwise 6->5 | 4 (" in r.stdout
+
+
+def test_fold_rates_bench_counts_multiplies_per_period(tmp_path):
+    out = tmp_path / "fold_rates.json"
+    r = _bench("bench/fold_rates.py", "--periods", "1", "4", "--json", str(out), timeout=600)
+    assert r.returncode == 0, r.stderr
+    records = json.loads(out.read_text())
+    assert [rec["input_period"] for rec in records] == [1, 4]
+    for rec in records:
+        for key in ("preset", "weights", "blends", "requantizers", "multiplies", "fps_at_100mhz"):
+            assert key in rec
+        assert rec["multiplies"] == rec["weights"] + rec["blends"] + rec["requantizers"]
+    assert records[1]["weights"] < records[0]["weights"]
+    assert "two_cores_shuffle" in r.stdout
