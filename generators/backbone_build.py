@@ -7,6 +7,7 @@ import time
 
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
+from spec.network import sums_per_output
 from weights.files import (
     DEFAULT_SHIFT,
     Weights,
@@ -46,14 +47,15 @@ def rate_folds(net, input_period: int = 1) -> dict[str, int]:
     ``fold``: its sums then come in slices)."""
     periods = net.peak_periods()
     folds = {c.name: _fold(c, periods[c.name] * input_period) for c in net.convs()}
+    blend_periods = net.blend_periods()
     for b in net.blends():  # an alpha blend folds by channel groups, as a requantizer does
-        period = net.blend_periods()[b.name] * input_period
+        period = blend_periods[b.name] * input_period
         folds[b.name] = max(f for f in range(1, min(period, b.channels) + 1) if b.channels % f == 0)
     return folds
 
 
 def _fold(c, period: int) -> int:
-    sums = {"pointwise": c.c_in, "depthwise": 9, "full": 9 * c.c_in}[c.kind]
+    sums = sums_per_output(c.kind, c.c_in)
     if period > c.c_out and not c.frozen:
         return c.c_out * max(k for k in range(1, period // c.c_out + 1) if sums % k == 0)
     return max(f for f in range(1, min(period, c.c_out) + 1) if c.c_out % f == 0)

@@ -23,7 +23,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.formats import INT8_MAX, INT8_MIN
-from spec.network import WEIGHT_AXES
+from spec.network import WEIGHT_AXES, sums_per_output
 from spec.stream import MARKER_BITS
 
 from .adder_graph import AdderGraph, signed_width
@@ -198,7 +198,7 @@ class Conv(wiring.Component):
         # Folded: sub-beat p computes output channels p * P ... from the lanes groups[p]
         # (all of them, or channel group p of each tap of a depthwise window); past one
         # channel per cycle, slice k of channel p // K's products.
-        sums = {"pointwise": c_in, "depthwise": 9, "full": 9 * c_in}[kind]
+        sums = sums_per_output(kind, c_in)
         self.slices = fold // c_out if fold > c_out else 1
         if c_out % fold and (
             not configurable or fold % c_out or sums % self.slices or self.slices == 1

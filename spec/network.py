@@ -278,6 +278,12 @@ class ConvSpec:
         return WEIGHT_AXES[self.kind]
 
 
+def sums_per_output(kind: str, c_in: int) -> int:
+    """The products each output of a ``kind`` convolution with ``c_in`` input channels sums:
+    what a configurable layer folded past its output channels may cut into slices."""
+    return {"pointwise": c_in, "depthwise": 9, "full": 9 * c_in}[kind]
+
+
 @dataclasses.dataclass(frozen=True)
 class BlendSpec:
     """One per-channel alpha blend (codes 0..128, ``docs/numerics.md`` §5)."""
