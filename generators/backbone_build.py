@@ -27,6 +27,8 @@ __all__ = [
     "FOLDS",
     "rate_folds",
     "rate_digits",
+    "rate_options",
+    "rate_periods",
     "input_period",
     "address_map_json",
 ]
@@ -77,6 +79,23 @@ def rate_digits(net, input_period: int = 1) -> dict[str, int]:
         c.name: periods[c.name] * input_period
         for c in net.convs()
         if c.frozen and periods[c.name] * input_period >= SERIAL_FROM
+    }
+
+
+def rate_periods(net, input_period: int = 1) -> dict[str, int]:
+    """Per convolution, the fewest cycles between the beats its product sees
+    (:meth:`spec.network.Network.peak_periods` at one pixel every ``input_period`` clocks):
+    :class:`semifreddo_hw.conv.Conv`'s ``period``."""
+    return {name: p * input_period for name, p in net.peak_periods().items()}
+
+
+def rate_options(net, input_period: int = 1, *, serial: bool = True) -> dict:
+    """:class:`semifreddo_hw.backbone.Backbone`'s ``folds``, ``digits`` and ``periods`` of
+    a ``--fold rate`` build (``serial=False``: frozen products stay word-parallel)."""
+    return {
+        "folds": rate_folds(net, input_period),
+        "digits": rate_digits(net, input_period) if serial else None,
+        "periods": rate_periods(net, input_period),
     }
 
 
@@ -156,8 +175,7 @@ class BackboneDesign:
             net,
             self.params,
             graphs=graphs,
-            folds=rate_folds(net, self.input_period(config)) if rate else None,
-            digits=rate_digits(net, self.input_period(config)) if rate else None,
+            **(rate_options(net, self.input_period(config)) if rate else {}),
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
         )

@@ -65,7 +65,8 @@ class Backbone(wiring.Component):
     is planned here. ``folds`` maps convolutions and alpha blends to their fold and
     ``digits`` frozen convolutions to the cycles their product may take per beat
     (:class:`~.conv.Conv`, :class:`~.blend.AlphaBlend`; default 1 both, spatial and
-    word-parallel).
+    word-parallel); ``periods`` convolutions to the fewest cycles between their beats
+    (Conv's ``period``: where given, 3x3 layers read their windows in place).
 
     Ports
     -----
@@ -94,6 +95,7 @@ class Backbone(wiring.Component):
         graphs: dict | None = None,
         folds: dict | None = None,
         digits: dict | None = None,
+        periods: dict | None = None,
         solver: str = "da4ml",
         levels_per_stage: int = 2,
     ):
@@ -102,14 +104,15 @@ class Backbone(wiring.Component):
         check_params(net, params)
         self.net = net
         kw = dict(solver=solver, levels_per_stage=levels_per_stage)
-        graphs, folds, digits = graphs or {}, folds or {}, digits or {}
-        # Per convolution, what it takes beyond the parameters: its planned graph, fold and
-        # digits.
+        graphs, folds, digits, periods = graphs or {}, folds or {}, digits or {}, periods or {}
+        # Per convolution, what it takes beyond the parameters: its planned graph, fold,
+        # digits and beat period.
         options = {
             c.name: {
                 **({"graph": graphs[c.name]} if c.name in graphs else {}),
                 **({"fold": folds[c.name]} if folds.get(c.name, 1) > 1 else {}),
                 **({"digits": digits[c.name]} if digits.get(c.name, 1) > 1 else {}),
+                **({"period": periods[c.name]} if c.name in periods else {}),
             }
             for c in net.convs()
         }

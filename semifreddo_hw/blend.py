@@ -131,7 +131,10 @@ class AlphaBlend(wiring.Component):
             [p * g + c for c in range(g)] + [n + p * g + c for c in range(g)]
             for p in range(self.fold)
         ]
-        m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS)
+        # The serializer reads the joined beats in place (``hold``): both come from
+        # registered outputs (balancing FIFOs, register slices) that refill as they are
+        # taken, so no copy of the two beats is kept.
+        m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS, hold=True)
         m.submodules.deserializer = des = Deserializer(signed(8), g, self.fold, MARKER_BITS)
         wiring.connect(m, both, ser.i)
         wiring.connect(m, des.o, wiring.flipped(self.o))

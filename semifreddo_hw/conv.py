@@ -128,6 +128,14 @@ class Conv(wiring.Component):
         per beat (:func:`~.digit_serial.fewest_digits` of D: as narrow digits as D allows,
         none idle; bit-serial is the end); the layer then takes a beat at most every D
         cycles
+    period : the fewest cycles between the beats the product will see (a rate-folded
+        build knows it: :meth:`spec.network.Network.peak_periods`), or None. Given, a 3x3
+        layer whose product takes a beat over several cycles (folded configurable, digit-
+        serial frozen) reads the window's output register in place (``hold``) instead of
+        copying the neighbourhood, wherever the window still keeps up: behind a stride-1
+        window always (each step gives a window), behind a stride-2 one when the period
+        leaves a cycle more than the product takes (the window's steps that give nothing
+        wait for the held beat).
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -153,8 +161,11 @@ class Conv(wiring.Component):
         fold: int = 1,
         pad=None,
         digits: int = 1,
+        period: int | None = None,
     ):
         w = _checked(kind, weights)
+        if period is not None and (not isinstance(period, int) or period < 1):
+            raise ValueError(f"period must be a positive integer or None, not {period!r}")
         if not isinstance(fold, int) or fold < 1:
             raise ValueError(f"fold must be a positive integer, not {fold!r}")
         if not isinstance(digits, int) or digits < 1:
@@ -212,6 +223,15 @@ class Conv(wiring.Component):
                 )
             )
         channel_groups = fold // self.slices
+
+        def holds(work: int) -> bool:
+            """Whether the product, taking ``work`` cycles per beat, may hold the window's
+            beat (see ``period``): a register per input bit saved."""
+            if self.window is None or period is None or work == 1:
+                return False
+            return stride == 1 or period > work
+
+        hold = holds(fold)
         self.serializer = self.deserializer = self.accumulator = None
         group = c_out // channel_groups
         if configurable:
@@ -252,7 +272,9 @@ class Conv(wiring.Component):
                 for r, col in zip(*np.nonzero(mask), strict=True):
                     p = phase_of[r // group, col]
                     elements[r, col] = self.product.index(r % group, groups[p].index(col), p)
-                self.serializer = Serializer(signed(8), matrix.shape[1], groups, MARKER_BITS)
+                self.serializer = Serializer(
+                    signed(8), matrix.shape[1], groups, MARKER_BITS, hold=hold
+                )
                 if self.slices > 1:  # the slices' partial sums added, as wide as the whole
                     widest = int(mask.sum(axis=1).max())
                     lo, hi = self.product.product_range
@@ -279,13 +301,21 @@ class Conv(wiring.Component):
             product = dict(graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS)
             self.product = FrozenMatVec(matrix, **product)
             if digits > 1 and self.product.out_width > 1:
-                self.product = DigitSerialMatVec(
-                    matrix, digits=fewest_digits(self.product.out_width, digits), **product
-                )
+                d = fewest_digits(self.product.out_width, digits)
+                hold = holds(d)
+                self.product = DigitSerialMatVec(matrix, digits=d, hold=hold, **product)
             if fold > 1:  # the product stays spatial; its accumulators go group by group
                 self.serializer = Serializer(
                     signed(self.product.out_width), c_out, group_lanes(c_out, fold), MARKER_BITS
                 )
+        #: Whether the product reads the window's beat in place (see ``period``).
+        self.hold = hold and (
+            self.serializer is not None
+            if configurable
+            else isinstance(self.product, DigitSerialMatVec)
+        )
+        if self.hold:
+            self._args["hold"] = True
         if fold > 1:
             self.deserializer = Deserializer(signed(8), group, channel_groups, MARKER_BITS)
         self.requant = Requantizer(

@@ -27,7 +27,7 @@ collector holds a digit of the next beat and the output register is still full. 
 its carries and delays advance only on valid digits, so gaps between beats change nothing.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 
 from spec.formats import INT8_MAX, INT8_MIN
 
@@ -57,6 +57,13 @@ class DigitSerialMatVec(FrozenMatVec):
     of the next beat and that register is still full. :attr:`latency` cycles from an
     accepted beat to its output without stalls.
 
+    With ``hold``, the digitizer keeps no copy of the beat: it reads each digit from ``i``,
+    which the producer holds (the stream rule), and takes the beat with its last digit. That
+    saves a register per input bit (a 3x3 window of 16 channels is 1,152 of them) and the
+    load multiplexers, and suits a producer that refills its output register in the cycle
+    of the transfer (a sliding window): beats ``digits`` cycles apart still stream without
+    stalls. :attr:`latency` then counts from the cycle the beat is first offered.
+
     :func:`fewest_digits` gives the digit count that keeps the digit width of a given one
     with no idle digits (17-bit outputs in 16 digits need only 9 two-bit digits).
     """
@@ -70,6 +77,7 @@ class DigitSerialMatVec(FrozenMatVec):
         levels_per_stage: int = 2,
         side_width: int = 0,
         graph=None,
+        hold: bool = False,
     ):
         super().__init__(
             weights,
@@ -84,6 +92,7 @@ class DigitSerialMatVec(FrozenMatVec):
                 f"not {digits!r}"
             )
         self.digits = digits
+        self.hold = bool(hold)
         #: Bits per digit: the ``digits`` digits cover the widest output.
         self.digit_width = -(-self.out_width // digits)
 
@@ -98,9 +107,11 @@ class DigitSerialMatVec(FrozenMatVec):
 
     @property
     def latency(self) -> int:
-        """Cycles from an input beat's acceptance to its output beat, without stalls: one to
-        load the digitizer, the graph's stages plus one (the collector), the digits."""
-        return self.graph.schedule(self.levels_per_stage).stages + 1 + self.digits
+        """Cycles from an input beat's acceptance (with :attr:`hold`, its first offer) to its
+        output beat, without stalls: one to load the digitizer (none with :attr:`hold`), the
+        graph's stages plus one (the collector), the digits."""
+        load = 0 if self.hold else 1
+        return self.graph.schedule(self.levels_per_stage).stages + load + self.digits
 
     @property
     def beats_held(self) -> int:
@@ -158,7 +169,9 @@ class DigitSerialMatVec(FrozenMatVec):
             elif op.kind == "neg":
                 regs += 1
         regs += sum(delays.values()) * d
-        regs += 8 * len(used) + self.out_width * sum(o is not None for o in plan.outputs)
+        regs += (0 if self.hold else 8 * len(used)) + self.out_width * sum(
+            o is not None for o in plan.outputs
+        )
         control = (n_stages + 1) * (1 + (self.digits - 1).bit_length() + self.side_width)
         r.update(
             digits=self.digits,
@@ -189,21 +202,31 @@ class DigitSerialMatVec(FrozenMatVec):
                 ]
 
         # The digitizer (stage 1): holds the beat, shifting its lanes right one digit at a
-        # time, sign bits filling in from the top.
+        # time, sign bits filling in from the top; with ``hold``, the producer holds it and
+        # each digit is selected from ``i`` by the phase.
         x = self.i.payload.data
         used = sorted({op.args[0] for op in plan.ops if op.kind == "in"})
-        lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
         last = phase[1] == D - 1
-        m.d.comb += self.i.ready.eq(en & (~valid[1] | last))
-        with m.If(en):
-            with m.If(valid[1]):
+        if self.hold:
+            m.d.comb += [
+                valid[1].eq(self.i.valid),
+                side[1].eq(self.i.payload.side),
+                self.i.ready.eq(en & last),
+            ]
+            with m.If(en & valid[1]):
                 m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
-                m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
-            with m.If(~valid[1] | last):
-                m.d.sync += valid[1].eq(self.i.valid)
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += [v.eq(x[k]) for k, v in lanes.items()]
-                m.d.sync += side[1].eq(self.i.payload.side)
+        else:
+            lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
+            m.d.comb += self.i.ready.eq(en & (~valid[1] | last))
+            with m.If(en):
+                with m.If(valid[1]):
+                    m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
+                    m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
+                with m.If(~valid[1] | last):
+                    m.d.sync += valid[1].eq(self.i.valid)
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += [v.eq(x[k]) for k, v in lanes.items()]
+                    m.d.sync += side[1].eq(self.i.payload.side)
 
         # Per stage: a valid digit advances (``step``), the word's last one does (``done``).
         step = [None] + [Signal(name=f"step{s}") for s in range(1, n_stages + 1)]
@@ -248,8 +271,17 @@ class DigitSerialMatVec(FrozenMatVec):
 
         for n, op in enumerate(plan.ops):
             if op.kind == "in":
-                v = lanes[op.args[0]]
-                digit[n] = Cat(*(v[min(b, 7)] for b in range(d)))
+                if self.hold:  # bits t*d .. t*d + d - 1 of the lane at phase t, sign-extended
+                    v = x[op.args[0]]
+                    # From phase ceil(7 / d) on, every bit is the sign: one entry serves them.
+                    top = min(D, -(-7 // d) + 1)
+                    picks = [Cat(*(v[min(t * d + b, 7)] for b in range(d))) for t in range(top)]
+                    index = phase[1] if top == D else Mux(phase[1] >= top, top - 1, phase[1])
+                    digit[n] = Signal(d, name=f"x{op.args[0]}_digit")
+                    m.d.comb += digit[n].eq(picks[0] if top == 1 else Array(picks[:top])[index])
+                else:
+                    v = lanes[op.args[0]]
+                    digit[n] = Cat(*(v[min(b, 7)] for b in range(d)))
             elif op.kind == "reg":
                 reg = Signal(d, name=op.name)
                 with m.If(en):

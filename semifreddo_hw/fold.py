@@ -82,15 +82,23 @@ class Serializer(wiring.Component):
     The first sub-beat passes straight through (no added latency) and ``i`` is taken with it;
     the lanes the later sub-beats need wait in registers. So the producer is free again after
     one cycle: a sliding window keeps stepping and a pipeline keeps flowing while the beat's
-    later phases go out, and beats may arrive as often as every ``fold`` cycles."""
+    later phases go out, and beats may arrive as often as every ``fold`` cycles.
 
-    def __init__(self, elem, count: int, groups: list[list[int]], side_width: int = 0):
+    With ``hold``, nothing waits in registers: every sub-beat reads ``i``, which the
+    producer holds (the stream rule), and ``i`` is taken with the last sub-beat. For a
+    producer that refills its output register in the cycle of the transfer (a sliding
+    window) beats still stream every ``fold`` cycles, and the registers (a 3x3 window's
+    worth of lanes) are saved."""
+
+    def __init__(
+        self, elem, count: int, groups: list[list[int]], side_width: int = 0, *, hold=False
+    ):
         if not groups or any(len(g) != len(groups[0]) for g in groups):
             raise ValueError("every phase must take the same number of lanes")
         if any(not 0 <= k < count for g in groups for k in g):
             raise ValueError(f"lanes must lie in 0..{count - 1}")
         self.groups, self.fold = [list(g) for g in groups], len(groups)
-        self.elem, self.side_width = elem, side_width
+        self.elem, self.side_width, self.hold = elem, side_width, bool(hold)
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(elem, count, side_width))),
@@ -105,7 +113,7 @@ class Serializer(wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        if self.fold == 1:
+        if self.fold == 1 or self.hold:
             return 0
         return len(self._held_lanes) * Shape.cast(self.elem).width + self.side_width
 
@@ -121,6 +129,21 @@ class Serializer(wiring.Component):
             ]
             for k, s in enumerate(self.groups[0]):
                 m.d.comb += self.o.payload.data[k].eq(data[s])
+            return m
+        if self.hold:
+            m.d.comb += [
+                self.o.valid.eq(self.i.valid),
+                self.i.ready.eq(self.o.ready & phase.last),
+                self.o.payload.side.eq(self.i.payload.side),
+            ]
+            for k in range(len(self.groups[0])):
+                lanes = [self.groups[p][k] for p in range(self.fold)]
+                pick = (
+                    data[lanes[0]]
+                    if len(set(lanes)) == 1
+                    else Array(data[s] for s in lanes)[phase.value]
+                )
+                m.d.comb += self.o.payload.data[k].eq(pick)
             return m
         first = phase.value == 0
         held = {s: Signal(self.elem, name=f"held{s}") for s in self._held_lanes}

@@ -72,13 +72,16 @@ def run_streams_pysim(
     seed=0,
     max_cycles=None,
     drain_cycles=64,
+    in_period=1,
 ):
     """Drive input streams and check output streams of ``dut``.
 
     ``inputs`` maps a port name to ``(beats, sides)`` (``sides`` may be None where the
     payload has no ``side``); ``outputs`` maps a port name to ``(expected beats, expected
     sides)``. Each input offers its next beat with probability ``1 - in_stall`` per cycle and
-    holds it until taken; each output is ready with probability ``1 - out_stall``.
+    holds it until taken, beat ``k`` not before cycle ``k * in_period`` (a steady source at
+    one beat every ``in_period`` cycles); each output is ready with probability
+    ``1 - out_stall``.
     ``writes`` are ``(port_name, {field: value})`` applied first, one per cycle; ``statics``
     are ``(port_name, value)`` held for the whole run. Returns the cycles from the first
     offered input to the last expected output.
@@ -86,7 +89,7 @@ def run_streams_pysim(
     rng = random.Random(seed)
     n_in = sum(len(b) for b, _ in inputs.values())
     n_out = sum(len(b) for b, _ in outputs.values())
-    limit = max_cycles or 200 + 20 * (n_in + n_out)
+    limit = max_cycles or 200 + 20 * (n_in + n_out) + in_period * n_in
     result = {}
 
     monitors = {p: StreamMonitor(p) for p in [*inputs, *outputs]}
@@ -111,7 +114,8 @@ def run_streams_pysim(
         ):
             for p, (beats, sides) in inputs.items():
                 s = getattr(dut, p)
-                if not offering[p] and sent[p] < len(beats) and rng.random() >= in_stall:
+                due = cycles >= sent[p] * in_period
+                if not offering[p] and sent[p] < len(beats) and due and rng.random() >= in_stall:
                     offering[p] = True
                     ctx.set(s.payload.data, [int(v) for v in beats[sent[p]]])
                     if sides is not None:

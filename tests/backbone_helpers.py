@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from generators.backbone_build import rate_digits, rate_folds
+from generators.backbone_build import rate_options
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import FLAGS, PARAM_PORT, random_frames, run_backbone
@@ -78,12 +78,7 @@ def build(name, build_root, seed=1, *, fold="spatial", input_period=1, serial=Tr
     net = name if isinstance(name, Network) else preset(name)
     params = random_params(net, np.random.default_rng(seed))
     rate = fold == "rate"
-    dut = Backbone(
-        net,
-        params,
-        folds=rate_folds(net, input_period) if rate else None,
-        digits=rate_digits(net, input_period) if rate and serial else None,
-    )
+    dut = Backbone(net, params, **(rate_options(net, input_period, serial=serial) if rate else {}))
     top = f"bb_{net.name}"
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)

@@ -59,19 +59,20 @@ def test_digit_serial_pysim_every_digit_count(name):
     y = matvec(w, x)
     for k, digits in enumerate(_digit_counts(width)):
         dut = DigitSerialMatVec(
-            w, digits=digits, solver=solver, levels_per_stage=levels, side_width=side
+            w, digits=digits, solver=solver, levels_per_stage=levels, side_width=side, hold=k % 2
         )
         assert dut.digits * dut.digit_width >= dut.out_width == width
         stall = [(0.3, 0.3), (0.6, 0.1), (0.1, 0.7)][k % 3]
         run_stream_pysim(dut, x.tolist(), y.tolist(), in_stall=stall[0], out_stall=stall[1], seed=k)
 
 
+@pytest.mark.parametrize("hold", [False, True])
 @pytest.mark.parametrize("digits", [1, 2, 5, 18])
-def test_digit_serial_takes_a_beat_every_digits_cycles(digits):
+def test_digit_serial_takes_a_beat_every_digits_cycles(digits, hold):
     """Without stalls, ``n`` beats take ``latency + (n - 1) * digits`` cycles: beats that
-    arrive ``digits`` cycles apart are never held up."""
+    arrive ``digits`` cycles apart are never held up (also when the producer holds them)."""
     w = gaussian_int8(np.random.default_rng(3), 8, 8)
-    dut = DigitSerialMatVec(w, digits=digits)
+    dut = DigitSerialMatVec(w, digits=digits, hold=hold)
     x = int8_stimulus(np.random.default_rng(4), 30, 8)
     cycles = run_stream_pysim(dut, x.tolist(), matvec(w, x).tolist(), in_stall=0, out_stall=0)
     assert cycles == dut.latency + (len(x) - 1) * digits + 1
@@ -90,21 +91,28 @@ def test_shifts_beyond_the_word(digits):
 
 def _occupancy(dut, beats, p_in, p_out, seed):
     """Most beats accepted and not yet given out at any time, and the cycles from the first
-    acceptance to the first output, under random valid/ready."""
+    acceptance (the first offer, with ``hold``) to the first output, under random
+    valid/ready; an offered beat is held until taken."""
     rng = np.random.default_rng(seed)
     n_in, result = len(dut.i.payload.data), {}
 
     async def bench(ctx):
         taken = given = most = 0
         first_in = first_out = None
+        valid = False
         for cycle in range(40 * beats + 200):
-            valid, ready = rng.random() >= p_in, rng.random() >= p_out
+            if not valid and rng.random() >= p_in:
+                valid = True
+                ctx.set(dut.i.payload.data, rng.integers(-128, 128, n_in).tolist())
+                if dut.hold and first_in is None:
+                    first_in = cycle
+            ready = rng.random() >= p_out
             ctx.set(dut.i.valid, valid)
-            ctx.set(dut.i.payload.data, rng.integers(-128, 128, n_in).tolist())
             ctx.set(dut.o.ready, ready)
             await ctx.delay(1e-9)
             if valid and ctx.get(dut.i.ready):
                 taken += 1
+                valid = False
                 first_in = cycle if first_in is None else first_in
             if ready and ctx.get(dut.o.valid):
                 given += 1
@@ -122,13 +130,14 @@ def _occupancy(dut, beats, p_in, p_out, seed):
     return result
 
 
+@pytest.mark.parametrize("hold", [False, True])
 @pytest.mark.parametrize("digits, levels", [(1, 1), (2, 1), (3, 2), (7, 1), (17, 3)])
-def test_beats_held_bounds_the_occupancy(digits, levels):
+def test_beats_held_bounds_the_occupancy(digits, levels, hold):
     """The backbone sizes its balancing FIFOs from ``beats_held``: no stall pattern puts
     more beats inside; the first output leaves ``latency`` cycles after its beat."""
     w = gaussian_int8(np.random.default_rng(digits), 6, 5)
     for k, (p_in, p_out) in enumerate([(0, 0.9), (0, 0.5), (0.5, 0), (0.3, 0.95)]):
-        dut = DigitSerialMatVec(w, digits=digits, levels_per_stage=levels)
+        dut = DigitSerialMatVec(w, digits=digits, levels_per_stage=levels, hold=hold)
         r = _occupancy(dut, 30, p_in, p_out, seed=k)
         assert r["most"] <= dut.beats_held
         if p_out == 0:

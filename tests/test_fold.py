@@ -34,9 +34,11 @@ class Chain(wiring.Component):
     ``fold`` ways (``groups``: the serializer's lane groups, channel groups by default) and
     put back together; the inner block's parameter ports are passed through."""
 
-    def __init__(self, elem, channels, fold, *, taps=1, inner=None, out_elem=None, groups=None):
+    def __init__(
+        self, elem, channels, fold, *, taps=1, inner=None, out_elem=None, groups=None, hold=False
+    ):
         groups = groups or group_lanes(channels, fold, taps)
-        self.ser = Serializer(elem, taps * channels, groups, 2)
+        self.ser = Serializer(elem, taps * channels, groups, 2, hold=hold)
         self.inner = inner
         lanes = len(groups[0]) if inner is None else len(inner.o.payload.data)
         self.des = Deserializer(out_elem or elem, lanes, fold, 2)
@@ -67,16 +69,21 @@ class Chain(wiring.Component):
         return m
 
 
+@pytest.mark.parametrize("hold", [False, True])
 @pytest.mark.parametrize(
     "channels, fold, taps", [(8, 4, 1), (8, 8, 1), (6, 3, 9), (4, 1, 1), (16, 2, 9)]
 )
-def test_serialize_and_put_back(channels, fold, taps):
+def test_serialize_and_put_back(channels, fold, taps, hold):
     rng = np.random.default_rng(channels * fold + taps)
     x = rng.integers(-128, 128, size=(23, taps * channels))
     groups = group_lanes(channels, fold, taps)
     want = [[row[k] for g in groups for k in g] for row in x.tolist()]
-    dut = Chain(signed(8), channels, fold, taps=taps)
+    dut = Chain(signed(8), channels, fold, taps=taps, hold=hold)
+    assert (dut.ser.register_bits == 0) == (hold or fold == 1)
     run_stream_pysim(dut, x.tolist(), want, in_stall=0.4, out_stall=0.4, seed=fold)
+    if hold or fold == 1:  # without stalls, a beat every fold cycles
+        cycles = run_stream_pysim(dut, x.tolist(), want, in_stall=0, out_stall=0)
+        assert cycles <= len(x) * fold + 2
 
 
 def test_lane_groups():
