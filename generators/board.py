@@ -24,7 +24,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import (
+    ClockDomain,
+    ClockSignal,
+    Elaboratable,
+    Instance,
+    Module,
+    ResetSignal,
+    Signal,
+)
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from common.cli import run_command
@@ -111,7 +120,9 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         ki, kf, ko, f = self.dividers
-        clk_in = platform.request(self.board.clock, 0).i
+        m.submodules.clk_in = clk_in = io.Buffer(
+            "i", platform.request(self.board.clock, 0, dir="-")
+        )
         m.domains.sync = ClockDomain("sync")
         clk, locked = Signal(name="pll_clk"), Signal(name="pll_locked")
         m.submodules.pll = Instance(
@@ -134,7 +145,7 @@ class BoardTop(Elaboratable):
             a_MFG_GMCREF_SEL="2",
             a_FREQUENCY_PIN_CLKI=f"{self.board.clock_mhz:g}",
             a_FREQUENCY_PIN_CLKOP=f"{f:g}",
-            i_CLKI=clk_in,
+            i_CLKI=clk_in.i,
             i_CLKFB=clk,
             i_RST=0,
             i_STDBY=0,
@@ -149,12 +160,23 @@ class BoardTop(Elaboratable):
             o_LOCK=locked,
         )
         m.d.comb += ClockSignal("sync").eq(clk)
-        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
+        # The reset reaches most flip-flops of the design (their LSR pins). nextpnr promotes
+        # only clocks to the global networks, and as a fabric net with tens of thousands of
+        # loads the reset alone held the placed design under 30 MHz. Synchronized in a
+        # domain of its own, it enters the sync domain through a DCCA, a global buffer.
+        m.domains.reset = ClockDomain("reset")
+        m.d.comb += ClockSignal("reset").eq(clk)
+        m.submodules.reset = ResetSynchronizer(~locked, domain="reset")
+        m.submodules.reset_buffer = Instance(
+            "DCCA", i_CLKI=ResetSignal("reset"), i_CE=1, o_CLKO=ResetSignal("sync")
+        )
         platform.add_clock_constraint(clk, f * 1e6)
 
         m.submodules.link = link = self.link
-        uart = platform.request("uart", 0)
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
         beat = Signal(range(int(f * 1e6) // 2 + 1))
         heartbeat = Signal()
         m.d.sync += beat.eq(beat + 1)
@@ -163,8 +185,12 @@ class BoardTop(Elaboratable):
         shown = [heartbeat, link.in_frame, *link.status]
         kind, count = self.board.leds
         for k in range(count):
-            led = platform.request(kind, k)
-            pins = [led.o] if kind == "led" else [led.r.o, led.g.o, led.b.o]
+            led = platform.request(kind, k, dir="-")
+            ports = [led] if kind == "led" else [led.r, led.g, led.b]
+            pins = []
+            for j, port in enumerate(ports):
+                m.submodules[f"led{k}_{j}"] = buf = io.Buffer("o", port)
+                pins.append(buf.o)
             for j, pin in enumerate(pins):
                 idx = k * len(pins) + j
                 m.d.comb += pin.eq(shown[idx] if idx < len(shown) else 0)

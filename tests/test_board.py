@@ -4,13 +4,16 @@ report read from nextpnr's log, bad options, and a --no-bitstream build. (The bi
 itself is built by bench/board.py, outside the test run: minutes to hours.)"""
 
 import json
+import re
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 
 from generators.backbone_build import rate_folds
 from generators.board import (
     BOARDS,
+    BoardTop,
     dsp_min_width,
     dsp_multiplies,
     pll_dividers,
@@ -18,6 +21,7 @@ from generators.board import (
     synth_overrides,
 )
 from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.link import UARTLink
 from spec.network import network_from_dict, preset
 from tests.cli_helpers import REPO, run_module
 from tests.malformed.make_corpus import TINY
@@ -155,3 +159,19 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
         c.name: folds[c.name] for c in net.convs()
     }
     assert "| fold |" in (out / "report.md").read_text()
+
+
+def test_board_top_resets_through_a_global_buffer():
+    """The reset reaches most flip-flops; nextpnr promotes only clocks to global networks,
+    so the board top sends it through a DCCA: the synchronized reset in, the sync domain's
+    reset out."""
+    net = network_from_dict(TINY)
+    link = UARTLink(Backbone(net, random_params(net, np.random.default_rng(0))), 100)
+    for board in BOARDS.values():  # single LEDs and RGB ones
+        text = rtlil.convert(BoardTop(link, board, 100), platform=board.make(), ports=[])
+        cell = re.search(r"cell \\DCCA \\reset_buffer\n((?:    connect .*\n)+)  end", text)
+        assert cell, f"{board.name}: no DCCA on the reset"
+        pins = dict(re.findall(r"connect \\(\w+) (.+)", cell[1]))
+        assert pins["CLKO"] == "\\rst" and pins["CE"] == "1'1"
+        assert pins["CLKI"].startswith("\\reset_rst")
+        assert "switch \\rst [0]" in text  # the sync domain's registers reset by it
