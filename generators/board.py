@@ -45,7 +45,17 @@ from weights.io import WeightFileError
 
 from .build import BuildError, parser, run_build, write_output
 
-__all__ = ["BOARDS", "BoardTop", "DSP_CHOICES", "pll_dividers", "synth_overrides", "main"]
+__all__ = [
+    "BOARDS",
+    "BoardTop",
+    "DSP_CHOICES",
+    "bram_blocks",
+    "lut_ram_cells",
+    "main",
+    "place_memories",
+    "pll_dividers",
+    "synth_overrides",
+]
 
 
 class _Board:
@@ -263,6 +273,69 @@ def synth_overrides(dsp: str, min_width: int | None = None) -> dict:
     return out
 
 
+#: ECP5 block RAM shapes (width, depth): DP16KD's, and PDPW16KD's 72-bit one (one write
+#: port, one read port: every memory here).
+_BRAM_SHAPES = ((72, 256), (36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
+_MEMORY = re.compile(r"^(\s*)reg (?:signed )?\[(\d+):0\] (\S+) \[(\d+):0\];$")
+_MODULE = re.compile(r"^module (\S+)")
+
+
+def bram_blocks(width: int, depth: int) -> int:
+    """Block RAMs a ``width`` x ``depth`` memory takes, in its best shape."""
+    return min(-(-width // w) * -(-depth // d) for w, d in _BRAM_SHAPES)
+
+
+def lut_ram_cells(width: int, depth: int) -> int:
+    """TRELLIS_DPR16X4 cells (16 x 4 bits, about six slices' LUTs each) it takes as LUT RAM."""
+    return -(-depth // 16) * -(-width // 4)
+
+
+def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
+    """``verilog`` with a ``ram_style`` attribute on its memories: ``"block"`` on those that
+    save the most LUT RAM per block RAM, as many as ``blocks`` hold, ``"distributed"`` on the
+    rest (those of 4 words or fewer are left to Yosys: registers may serve them best).
+
+    Yosys's own choice packs the wide, shallow memories this design is made of (line
+    buffers, parameter banks: a few to a few dozen words of up to 258 bits) into LUT RAM,
+    at about six LUTs per 64 bits, while most block RAMs sit unused. Returns the text and a
+    summary (memories, those in block RAM, the blocks they take, the LUT RAM cells saved).
+    """
+    lines = verilog.split("\n")
+    module, found = None, []
+    for n, line in enumerate(lines):
+        hit = _MODULE.match(line)
+        if hit:
+            module = hit[1]
+            continue
+        hit = _MEMORY.match(line)
+        if hit:
+            width, depth = int(hit[2]) + 1, int(hit[4]) + 1
+            found.append((n, module, hit[3], width, depth))
+
+    def gain(mem):
+        _, module, name, width, depth = mem
+        return (-lut_ram_cells(width, depth) / bram_blocks(width, depth), module, name)
+
+    chosen, used = set(), 0
+    for mem in sorted((m for m in found if m[4] > 4), key=gain):
+        need = bram_blocks(mem[3], mem[4])
+        if used + need <= blocks:
+            chosen.add(mem[0])
+            used += need
+    for n, _, _, _, depth in reversed(found):
+        style = "block" if n in chosen else "distributed" if depth > 4 else None
+        if style:
+            indent = _MEMORY.match(lines[n])[1]
+            lines.insert(n, f'{indent}(* ram_style = "{style}" *)')
+    summary = {
+        "memories": len(found),
+        "in_block_ram": len(chosen),
+        "blocks": used,
+        "lut_ram_cells_saved": sum(lut_ram_cells(w, d) for n, _, _, w, d in found if n in chosen),
+    }
+    return "\n".join(lines), summary
+
+
 def yowasp_env() -> dict:
     """Amaranth's Lattice flow finds its tools through these variables: the YoWASP builds
     installed beside this Python. ``OPENFPGALOADER`` is only checked for, never run."""
@@ -374,6 +447,14 @@ def board_markdown(r: dict, net, command: str) -> str:
         f"(the UART link, not the backbone, limits a real board).",
         "",
     ]
+    if "memories" in r:
+        mem = r["memories"]
+        lines += [
+            f"Memories: {mem['in_block_ram']} of {mem['memories']} marked for block RAM "
+            f"({mem['blocks']} blocks by the plan; `ram_style` in `board_link.v`), the rest "
+            f"LUT RAM; {mem['lut_ram_cells_saved']:,} TRELLIS_DPR16X4 cells saved.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -422,6 +503,15 @@ def board_build(args, log) -> int:
     depth = 1 << max(6, (output_bytes(dut) - 1).bit_length())
     link = UARTLink(dut, divisor, tx_depth=min(depth, 1 << 14))
     backbone_v = files[f"{args.top}.v"] if f"{args.top}.v" in files else files["semifreddo.v"]
+    # The block RAMs the link's byte queues leave, and a few spare for Yosys's own shapes.
+    spare = (
+        board.device["bram"] - 4 - sum(bram_blocks(8, d) for d in (link.rx_depth, link.tx_depth))
+    )
+    backbone_v, memories = place_memories(backbone_v, spare)
+    log(
+        f"[board] memories: {memories['in_block_ram']} of {memories['memories']} in block RAM "
+        f"({memories['blocks']} blocks, {memories['lut_ram_cells_saved']:,} LUT RAM cells saved)"
+    )
     files["board/board_link.v"] = "\n".join(
         [to_verilog_with_instances(link, "board_link", {args.top: dut}), backbone_v]
     )
@@ -470,6 +560,7 @@ def board_build(args, log) -> int:
             report["uart_divisor"] = divisor
             report["dsp_mode"] = args.dsp
             report["multiplies"] = counts
+            report["memories"] = memories
             if args.dsp == "auto":
                 report["dsp_min_width"] = dsp_width
             if failed:

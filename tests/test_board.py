@@ -14,8 +14,11 @@ from generators.backbone_build import rate_folds
 from generators.board import (
     BOARDS,
     BoardTop,
+    bram_blocks,
     dsp_min_width,
     dsp_multiplies,
+    lut_ram_cells,
+    place_memories,
     pll_dividers,
     read_report,
     synth_overrides,
@@ -151,6 +154,7 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
     assert r.returncode == 0, r.stderr
     text = (out / "board" / "board_link.v").read_text()
     assert "module board_link(" in text and "module semifreddo(" in text
+    assert '(* ram_style = "block" *)' in text  # memories placed for the part
     # Folded by the rate: the report says so, layer by layer.
     rep = json.loads((out / "report.json").read_text())
     net = network_from_dict(TINY)
@@ -175,3 +179,29 @@ def test_board_top_resets_through_a_global_buffer():
         assert pins["CLKO"] == "\\rst" and pins["CE"] == "1'1"
         assert pins["CLKI"].startswith("\\reset_rst")
         assert "switch \\rst [0]" in text  # the sync domain's registers reset by it
+
+
+MEMORIES = """module \\top.lines (clk);
+  (* no_rw_check = 32'd1 *)
+  reg [257:0] lines [15:0];
+endmodule
+module \\top.fifo (clk);
+  reg [129:0] storage [79:0];
+  reg [7:0] queue [1023:0];
+  reg signed [31:0] tiny [1:0];
+endmodule"""
+
+
+def test_memories_go_to_block_ram_by_the_lut_ram_they_save():
+    """Per block RAM, the 8 x 1024 queue saves 128 LUT RAM cells, the 130 x 80 FIFO 82
+    (165 in 2 blocks), the 258 x 16 line buffer 16 (65 in 4): three blocks take the first
+    two; the line buffer stays LUT RAM, the two-word memory is left to Yosys."""
+    assert [bram_blocks(*s) for s in [(258, 16), (130, 80), (8, 1024), (32, 2)]] == [4, 2, 1, 1]
+    assert [lut_ram_cells(*s) for s in [(258, 16), (130, 80), (8, 1024)]] == [65, 165, 128]
+    text, summary = place_memories(MEMORIES, 3)
+    assert summary == {"memories": 4, "in_block_ram": 2, "blocks": 3, "lut_ram_cells_saved": 293}
+    styles = re.findall(r'\(\* ram_style = "(\w+)" \*\)\n\s*reg (?:signed )?\S+ (\w+)', text)
+    assert styles == [("distributed", "lines"), ("block", "storage"), ("block", "queue")]
+    assert "\n".join(x for x in text.split("\n") if "ram_style" not in x) == MEMORIES
+    assert place_memories(MEMORIES, 3) == (text, summary)  # deterministic
+    assert place_memories(MEMORIES, 7)[1]["in_block_ram"] == 3
