@@ -14,8 +14,9 @@ each meeting point of a frozen and a trainable path (every blend, and the output
 sized from the two paths' lag bounds (:attr:`Backbone.balance`, :mod:`.balance`), so the
 pipeline takes one pixel per clock and never deadlocks whatever the valid/ready pattern of
 the input and of outputs drained concurrently. Register slices
-(:class:`~.streams.SkidBuffer`) after every block cut the combinational ``ready`` paths
-between blocks.
+(:class:`~.streams.HalfRateSlice`) after every block cut the combinational ``ready`` paths
+between blocks: one register each, as every stream after the stride-2 stems carries a beat
+at most every other cycle.
 
 All run-time parameters (every requantizer's scale and bias, the trainable cores' weights,
 the alpha codes) are written through one always-ready ``param_write`` stream of
@@ -40,7 +41,7 @@ from .blend import AlphaBlend, CoreShuffle
 from .blocks import DownsamplingBlock, RegularBlock
 from .conv import Conv
 from .param_bus import ElementOrder, ParamBus, Region
-from .streams import SkidBuffer, StreamFIFO, fork, vector_layout
+from .streams import HalfRateSlice, StreamFIFO, fork, vector_layout
 
 __all__ = ["Backbone", "Layer", "Region"]
 
@@ -221,7 +222,7 @@ class Backbone(wiring.Component):
         net = self.net
         if not net.blended:
             return [{"trainable": 0, "frozen": 0} for _ in range(len(net.stages) + 1)]
-        skid = SkidBuffer.beats
+        skid = HalfRateSlice.beats
         t = next(c for c in net.cores if c != "frozen")
         depths = [
             fifo_depths(
@@ -454,7 +455,7 @@ class Backbone(wiring.Component):
 
 def _slice(m, name, src):
     """``src`` through a register slice; returns the slice's output stream."""
-    s = SkidBuffer(src.payload.shape())
+    s = HalfRateSlice(src.payload.shape())
     m.submodules[name] = s
     wiring.connect(m, src, s.i)
     return s.o
