@@ -135,7 +135,9 @@ class Conv(wiring.Component):
         copying the neighbourhood, wherever the window still keeps up: behind a stride-1
         window always (each step gives a window), behind a stride-2 one when the period
         leaves a cycle more than the product takes (the window's steps that give nothing
-        wait for the held beat).
+        wait for the held beat). A digit-serial product whose latency the period exceeds
+        runs ``spaced`` (one beat at a time, no stalls inside: see
+        :class:`~.digit_serial.DigitSerialMatVec`).
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -304,6 +306,14 @@ class Conv(wiring.Component):
                 d = fewest_digits(self.product.out_width, digits)
                 hold = holds(d)
                 self.product = DigitSerialMatVec(matrix, digits=d, hold=hold, **product)
+                # Beats rarer than the product's latency: one at a time, nothing stalls
+                # inside (a spare cycle behind a stride-2 window, as for ``hold``).
+                spare = 1 if self.window is not None and stride == 2 else 0
+                if period is not None and period >= self.product.latency + 1 + spare:
+                    self.product = DigitSerialMatVec(
+                        matrix, digits=d, hold=hold, spaced=True, **product
+                    )
+                    self._args["spaced"] = True
             if fold > 1:  # the product stays spatial; its accumulators go group by group
                 self.serializer = Serializer(
                     signed(self.product.out_width), c_out, group_lanes(c_out, fold), MARKER_BITS
@@ -420,6 +430,8 @@ class Conv(wiring.Component):
             r["slices"] = self.slices
             r["latency_cycles"] += self.accumulator.latency
             r["register_bits"] += self.accumulator.register_bits
+        if self.hold:
+            r["hold"] = True
         if self.window is not None:
             r["line_buffer_bits"] = self.window.memory_bits
             r["frame_cycles"] = self.window.frame_cycles

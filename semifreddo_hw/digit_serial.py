@@ -64,6 +64,13 @@ class DigitSerialMatVec(FrozenMatVec):
     of the transfer (a sliding window): beats ``digits`` cycles apart still stream without
     stalls. :attr:`latency` then counts from the cycle the beat is first offered.
 
+    With ``spaced``, for beats at least :attr:`interval` (latency plus one) cycles apart: one
+    beat at a time. A beat starts only when none is inside and the output register is
+    empty, so nothing inside ever waits: no enable reaches the graph's registers and
+    ``i.ready`` comes from flip-flops. Where a layer's beats are that rare (``--fps``
+    builds), that keeps the downstream ``ready`` from running through the graph's enable,
+    a net of thousands of loads, into the producer.
+
     :func:`fewest_digits` gives the digit count that keeps the digit width of a given one
     with no idle digits (17-bit outputs in 16 digits need only 9 two-bit digits).
     """
@@ -78,6 +85,7 @@ class DigitSerialMatVec(FrozenMatVec):
         side_width: int = 0,
         graph=None,
         hold: bool = False,
+        spaced: bool = False,
     ):
         super().__init__(
             weights,
@@ -92,7 +100,7 @@ class DigitSerialMatVec(FrozenMatVec):
                 f"not {digits!r}"
             )
         self.digits = digits
-        self.hold = bool(hold)
+        self.hold, self.spaced = bool(hold), bool(spaced)
         #: Bits per digit: the ``digits`` digits cover the widest output.
         self.digit_width = -(-self.out_width // digits)
 
@@ -102,8 +110,8 @@ class DigitSerialMatVec(FrozenMatVec):
 
     @property
     def interval(self) -> int:
-        """Cycles between beats at full throughput."""
-        return self.digits
+        """Cycles between beats at full throughput (``spaced``: the latency and one)."""
+        return self.latency + 1 if self.spaced else self.digits
 
     @property
     def latency(self) -> int:
@@ -116,8 +124,8 @@ class DigitSerialMatVec(FrozenMatVec):
     @property
     def beats_held(self) -> int:
         """Most beats inside at once: those in the digitizer and the graph (a digit each per
-        stage, ``digits`` per beat) and the one waiting at the output."""
-        return -(-self.latency // self.digits) + 1
+        stage, ``digits`` per beat) and the one waiting at the output (``spaced``: one)."""
+        return 1 if self.spaced else -(-self.latency // self.digits) + 1
 
     def _layout(self):
         """The serial graph's structure: per op its stage, and per (op, delay) the delayed
@@ -178,6 +186,7 @@ class DigitSerialMatVec(FrozenMatVec):
             digit_width=d,
             latency_cycles=self.latency,
             register_bits=regs + control,
+            **({"spaced": True} if self.spaced else {}),
         )
         return r
 
@@ -207,7 +216,33 @@ class DigitSerialMatVec(FrozenMatVec):
         x = self.i.payload.data
         used = sorted({op.args[0] for op in plan.ops if op.kind == "in"})
         last = phase[1] == D - 1
-        if self.hold:
+        if self.spaced:
+            # One word at a time: a word starts only when none is inside and the output
+            # register is empty, so nothing ever waits and ``en`` is constant.
+            busy, run = Signal(name="busy"), Signal(name="run")  # inside; stage 1 mid-word
+            idle = ~busy & ~self.o.valid
+            if self.hold:
+                m.d.comb += [
+                    valid[1].eq(run | (self.i.valid & idle)),
+                    side[1].eq(self.i.payload.side),
+                    self.i.ready.eq((run | idle) & last),
+                ]
+            else:
+                lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
+                m.d.comb += [valid[1].eq(run), self.i.ready.eq(idle)]
+                with m.If(self.i.valid & idle):
+                    m.d.sync += [v.eq(x[k]) for k, v in lanes.items()]
+                    m.d.sync += [side[1].eq(self.i.payload.side), run.eq(1), busy.eq(1)]
+                with m.If(run):
+                    m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
+            with m.If(valid[1]):
+                m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
+                if self.hold:
+                    m.d.sync += [run.eq(~last), busy.eq(1)]
+                else:
+                    with m.If(last):
+                        m.d.sync += run.eq(0)
+        elif self.hold:
             m.d.comb += [
                 valid[1].eq(self.i.valid),
                 side[1].eq(self.i.payload.side),
@@ -311,8 +346,13 @@ class DigitSerialMatVec(FrozenMatVec):
                 digit[n] = out
 
         # The collector writes each output digit into its place of the output register.
-        stall = valid[collector] & self.o.valid & ~self.o.ready
-        m.d.comb += en.eq(~stall)
+        if self.spaced:
+            m.d.comb += en.eq(1)
+            with m.If(valid[collector] & (phase[collector] == D - 1)):
+                m.d.sync += busy.eq(0)
+        else:
+            stall = valid[collector] & self.o.valid & ~self.o.ready
+            m.d.comb += en.eq(~stall)
         write = en & valid[collector]
         for j, out in enumerate(plan.outputs):
             lane = self.o.payload.data[j]

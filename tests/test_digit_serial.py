@@ -248,3 +248,52 @@ def test_digit_serial_conv_is_frozen_only():
         _conv("pointwise", w, (2, 2), 1, 0, False, configurable=True, digits=2)
     with pytest.raises(ValueError, match="digits must be a positive integer"):
         _conv("pointwise", w, (2, 2), 1, 0, False, digits=0)
+
+
+@pytest.mark.parametrize("hold", [False, True])
+@pytest.mark.parametrize("name", ["5x3_extremes", "7x9_csd", "3x3_all_zero"])
+def test_spaced_digit_serial(name, hold):
+    """One beat at a time: bit-exact under stalls at every digit count; without stalls a
+    beat every ``interval`` cycles; ``i.ready`` from flip-flops only (it never follows
+    ``o.ready`` in the same cycle)."""
+    w, solver, levels, side = _weights(name)
+    width = FrozenMatVec(w, solver=solver).out_width
+    rng = np.random.default_rng(11)
+    x = int8_stimulus(rng, 16, w.shape[1])
+    y = matvec(w, x)
+    for k, digits in enumerate(_digit_counts(width)):
+        kw = dict(solver=solver, levels_per_stage=levels, side_width=side, hold=hold)
+        dut = DigitSerialMatVec(w, digits=digits, spaced=True, **kw)
+        assert dut.beats_held == 1 and dut.interval == dut.latency + 1
+        run_stream_pysim(dut, x.tolist(), y.tolist(), in_stall=0.3, out_stall=0.4, seed=k)
+        cycles = run_stream_pysim(dut, x.tolist(), y.tolist(), in_stall=0, out_stall=0)
+        assert cycles == dut.latency + (len(x) - 1) * dut.interval + 1
+
+
+def test_spaced_ready_does_not_follow_the_output():
+    """With the output held back, ``i.ready`` is the same whatever ``o.ready`` says."""
+    w = gaussian_int8(np.random.default_rng(5), 4, 4)
+    dut = DigitSerialMatVec(w, digits=3, spaced=True)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.i.payload.data, [1, 2, 3, 4])
+        for cycle in range(3 * dut.interval):
+            readies = []
+            for ready in (0, 1):
+                ctx.set(dut.o.ready, ready)
+                await ctx.delay(1e-9)
+                readies.append(ctx.get(dut.i.ready))
+            seen.append(readies)
+            ctx.set(dut.o.ready, 0)  # the output is never taken
+            await ctx.tick()
+
+    m = Module()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(a == b for a, b in seen)
+    assert seen[0] == [1, 1] and seen[-1] == [0, 0]  # took one beat, then waits for good
