@@ -279,7 +279,7 @@ def test_spaced_ready_does_not_follow_the_output():
     async def bench(ctx):
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.i.payload.data, [1, 2, 3, 4])
-        for cycle in range(3 * dut.interval):
+        for _ in range(3 * dut.interval):
             readies = []
             for ready in (0, 1):
                 ctx.set(dut.o.ready, ready)
