@@ -302,21 +302,31 @@ class Conv(wiring.Component):
                 graph = plan_conv(kind, w, solver)
             product = dict(graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS)
             self.product = FrozenMatVec(matrix, **product)
+            spaced = ser_hold = False
             if digits > 1 and self.product.out_width > 1:
                 d = fewest_digits(self.product.out_width, digits)
-                hold = holds(d)
-                self.product = DigitSerialMatVec(matrix, digits=d, hold=hold, **product)
                 # Beats rarer than the product's latency: one at a time, nothing stalls
-                # inside (a spare cycle behind a stride-2 window, as for ``hold``).
+                # inside (a spare cycle behind a stride-2 window, as for ``hold``); then
+                # also without a window the product reads its input in place, and where
+                # the period leaves ``fold`` cycles more the serializer behind it reads the
+                # product's output in place (the next beat waits for it anyway).
                 spare = 1 if self.window is not None and stride == 2 else 0
-                if period is not None and period >= self.product.latency + 1 + spare:
-                    self.product = DigitSerialMatVec(
-                        matrix, digits=d, hold=hold, spaced=True, **product
-                    )
+                latency = DigitSerialMatVec(matrix, digits=d, hold=True, **product).latency
+                spaced = period is not None and period >= latency + 1 + spare
+                ser_hold = spaced and fold > 1 and period >= latency + 1 + spare + fold
+                hold = holds(d) or spaced
+                self.product = DigitSerialMatVec(
+                    matrix, digits=d, hold=hold, spaced=spaced, **product
+                )
+                if spaced:
                     self._args["spaced"] = True
             if fold > 1:  # the product stays spatial; its accumulators go group by group
                 self.serializer = Serializer(
-                    signed(self.product.out_width), c_out, group_lanes(c_out, fold), MARKER_BITS
+                    signed(self.product.out_width),
+                    c_out,
+                    group_lanes(c_out, fold),
+                    MARKER_BITS,
+                    hold=ser_hold,
                 )
         #: Whether the product reads the window's beat in place (see ``period``).
         self.hold = hold and (

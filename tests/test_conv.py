@@ -189,6 +189,8 @@ HELD = [
     ("full", (5, 6), 3, 4, 2, 1, 4, False, 9),
     ("depthwise", (5, 7), 4, 4, 1, 2, 6, False, 12),  # spaced: period > latency
     ("full", (6, 5), 3, 4, 2, 2, 5, False, 16),  # spaced
+    ("pointwise", (3, 5), 8, 8, 1, 4, 6, False, 40),  # spaced, serializer holds too
+    ("pointwise", (4, 3), 6, 6, 1, 6, 4, False, 12),  # spaced, serializer copies
     ("depthwise", (5, 7), 4, 4, 1, 4, 1, True, 4),
     ("depthwise", (4, 7), 2, 2, 2, 6, 1, True, 7),
     ("full", (5, 4), 2, 4, 2, 4, 1, True, 5),
@@ -199,24 +201,30 @@ HELD = [
 def test_held_window_conv_pysim(
     kind, size, c_in, c_out, stride, fold, digits, configurable, period
 ):
-    """Given the period, the product reads the window in place (no copy of the 3x3
-    neighbourhood): bit-exact under stalls, registers saved, and fed pixels at the rate the
-    period stands for (one every ``period / stride`` cycles) each frame costs the time its
-    pixels take."""
+    """Given the period, the product reads the window (or, spaced, its input) in place
+    instead of copying the beat: bit-exact under stalls, registers saved, and fed pixels at
+    the rate the period stands for (one every ``period / stride`` cycles) each frame costs
+    the time its pixels take."""
     rng = np.random.default_rng([c_in, c_out, stride, fold, digits, period, *size])
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes=True)
     kw = dict(fold=fold, digits=digits, configurable=configurable)
     held = _conv(kind, w, size, stride, 11, True, scale, bias, period=period, **kw)
     copying = _conv(kind, w, size, stride, 11, True, scale, bias, **kw)
     assert held.hold and not copying.hold
+    taps = 1 if kind == "pointwise" else 9
+    copied_bits = taps * c_in * 8  # the input beat, copied by the one that copies
+    saved = copying.report()["register_bits"] - held.report()["register_bits"]
+    assert saved >= (copied_bits - copied_bits // fold if configurable else copied_bits)
     if not configurable:  # beats rarer than the latency: one at a time
         spare = 1 if stride == 2 else 0
         assert held.product.spaced == (period >= held.product.latency + 1 + spare)
+        if fold > 1:  # the serializer reads the spaced product's output in place
+            ser_hold = period >= held.product.latency + 1 + spare + fold
+            assert held.serializer.hold == ser_hold
+            if ser_hold:
+                assert saved >= copied_bits + (fold - 1) * (c_out // fold) * held.product.out_width
         assert held.report().get("spaced", False) == held.product.spaced
     assert held.report()["hold"] and "hold" not in copying.report()
-    copied_bits = 9 * c_in * 8  # the window's neighbourhood, copied by the one that copies
-    saved = copying.report()["register_bits"] - held.report()["register_bits"]
-    assert saved >= (copied_bits - 9 * c_in * 8 // fold if configurable else copied_bits)
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
     run_stream_pysim(held, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
     # Frames back to back at the rate: each frame costs the copying layer's frame period
