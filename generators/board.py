@@ -273,7 +273,7 @@ def synth_overrides(dsp: str, min_width: int | None = None) -> dict:
     return out
 
 
-#: ECP5 block RAM shapes (width, depth): DP16KD's, and PDPW16KD's 72-bit one (one write
+#: ECP5 block RAM shapes (width, depth): DP16KD's, and PDPW16KD's 36-bit one (one write
 #: port, one read port: every memory here).
 _BRAM_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 _MEMORY = re.compile(r"^(\s*)reg (?:signed )?\[(\d+):0\] (\S+) \[(\d+):0\];$")
