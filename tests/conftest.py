@@ -27,6 +27,7 @@ LONGEST_FIRST = (
     "test_formal.py",
     "test_backbone.py",
     "test_backbone_sliced.py",
+    "test_backbone_spaced.py",
     "test_board.py",
     "test_steps.py",
     "test_requant_rtl.py",
