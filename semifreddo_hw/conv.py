@@ -18,7 +18,7 @@ import hashlib
 import json
 
 import numpy as np
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Shape, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,7 +39,7 @@ from .fold import (
 )
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
-from .streams import forward, vector_layout
+from .streams import SkidBuffer, forward, vector_layout
 from .window import SlidingWindow
 
 __all__ = ["Conv", "KINDS", "BANK_AXES", "product_matrix", "plan_conv"]
@@ -137,7 +137,9 @@ class Conv(wiring.Component):
         leaves a cycle more than the product takes (the window's steps that give nothing
         wait for the held beat). A digit-serial product whose latency the period exceeds
         runs ``spaced`` (one beat at a time, no stalls inside: see
-        :class:`~.digit_serial.DigitSerialMatVec`).
+        :class:`~.digit_serial.DigitSerialMatVec`). A folded configurable layer (with a
+        period given) gets a register slice (``cut``) between its serializer and its
+        product: the downstream ``ready`` stops there.
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -336,6 +338,14 @@ class Conv(wiring.Component):
         )
         if self.hold:
             self._args["hold"] = True
+        # A folded configurable layer of a rate build: a register slice between the
+        # serializer and the product (two sub-beats of a channel group, a few dozen bits),
+        # so that the downstream ready stops there instead of running on through the
+        # serializer into the window.
+        self.cut = None
+        if configurable and fold > 1 and period is not None:
+            self.cut = SkidBuffer(self.serializer.o.payload.shape())
+            self._args["cut"] = True
         if fold > 1:
             self.deserializer = Deserializer(signed(8), group, channel_groups, MARKER_BITS)
         self.requant = Requantizer(
@@ -382,7 +392,7 @@ class Conv(wiring.Component):
         deserializer."""
         r, f = self.requant.latency, self.fold
         if self.configurable:
-            p = self.product.latency
+            p = self.product.latency + 2 * (self.cut is not None)  # the slice's two sub-beats
             if self.accumulator is not None:  # fold sub-beats per beat, then fold / slices
                 return -(-p // f) + 1 + -(-(r + 1) // (f // self.slices)) + 2
             return p + r if f == 1 else -(-(p + r) // f) + 2
@@ -436,6 +446,9 @@ class Conv(wiring.Component):
             r["fold"] = self.fold
             r["latency_cycles"] += self.fold - 1
             r["register_bits"] += self.serializer.register_bits + self.deserializer.register_bits
+        if self.cut is not None:
+            r["latency_cycles"] += 1
+            r["register_bits"] += 2 * Shape.cast(self.cut.i.payload.shape()).width
         if self.accumulator is not None:
             r["slices"] = self.slices
             r["latency_cycles"] += self.accumulator.latency
@@ -464,6 +477,9 @@ class Conv(wiring.Component):
         if self.accumulator is not None:
             m.submodules.accumulator = self.accumulator
             chain.insert(chain.index(product) + 1, self.accumulator)
+        if self.cut is not None:
+            m.submodules.cut = self.cut
+            chain.insert(chain.index(product), self.cut)
         if self.window is not None:
             m.submodules.window = window = self.window
             wiring.connect(m, wiring.flipped(self.i), window.i)

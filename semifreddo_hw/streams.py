@@ -1,6 +1,7 @@
 """Stream plumbing shared by the streaming blocks: the beat layout (:func:`vector_layout`),
 handshake helpers (:func:`fork`, :func:`join`, :func:`forward`), the channel-shuffle lane
-map, a register slice (:class:`HalfRateSlice`) and a FIFO (:class:`StreamFIFO`)."""
+map, register slices (:class:`SkidBuffer`, :class:`HalfRateSlice`) and a FIFO
+(:class:`StreamFIFO`)."""
 
 from amaranth.hdl import Cat, Module, Shape, ShapeCastable, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
@@ -13,6 +14,7 @@ __all__ = [
     "join",
     "shuffle_lanes",
     "HalfRateSlice",
+    "SkidBuffer",
     "StreamFIFO",
 ]
 
@@ -72,12 +74,39 @@ def shuffle_lanes(channels: int) -> list[int]:
     return [k // 2 + (half if k % 2 else 0) for k in range(channels)]
 
 
+class SkidBuffer(wiring.Component):
+    """A register slice: ``o`` is driven from flip-flops and ``i.ready`` is a flip-flop, so
+    neither ``valid`` nor ``ready`` passes combinationally from one side to the other. Holds
+    up to two beats (:attr:`beats`) and passes one per clock when ``o`` is always ready."""
+
+    beats = 2
+
+    def __init__(self, layout: ShapeCastable):
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload, name="skid")
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            # The output register is free: refill it from the skid register, else the input.
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & self.i.ready):
+            # Output stalled: the beat accepted this cycle (ready was high) parks in the skid.
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
 class HalfRateSlice(wiring.Component):
     """A register slice of one register: ``o`` is driven from flip-flops and ``i.ready`` is
     the register's emptiness, so neither ``valid`` nor ``ready`` passes combinationally.
     Holds one beat (:attr:`beats`) and passes at most one every other clock: half the
-    registers of a skid buffer (which keeps one beat per clock), for streams whose beats
-    are at least two cycles apart (every stream after a stride-2 stem)."""
+    registers of a :class:`SkidBuffer`, for streams whose beats are at least two cycles
+    apart (every stream after a stride-2 stem)."""
 
     beats = 1
 
