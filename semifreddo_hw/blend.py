@@ -131,9 +131,10 @@ class AlphaBlend(wiring.Component):
             [p * g + c for c in range(g)] + [n + p * g + c for c in range(g)]
             for p in range(self.fold)
         ]
-        # The serializer reads the joined beats in place (``hold``): both come from
-        # registered outputs (balancing FIFOs, register slices) that refill as they are
-        # taken, so no copy of the two beats is kept.
+        # The serializer reads the joined beats in place (``hold``), no copy of the two
+        # beats kept: both come from balancing FIFOs, which refill their output register
+        # in the cycle it is taken. (Behind a register slice, which refills a cycle
+        # later, a beat would cost fold + 1 cycles.)
         m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS, hold=True)
         m.submodules.deserializer = des = Deserializer(signed(8), g, self.fold, MARKER_BITS)
         wiring.connect(m, both, ser.i)

@@ -322,6 +322,8 @@ class Conv(wiring.Component):
                 )
                 if spaced:
                     self._args["spaced"] = True
+                if ser_hold:  # part of the hardware, so of the fingerprint
+                    self._args["serializer_hold"] = True
             if fold > 1:  # the product stays spatial; its accumulators go group by group
                 self.serializer = Serializer(
                     signed(self.product.out_width),

@@ -106,7 +106,9 @@ class HalfRateSlice(wiring.Component):
     the register's emptiness, so neither ``valid`` nor ``ready`` passes combinationally.
     Holds one beat (:attr:`beats`) and passes at most one every other clock: half the
     registers of a :class:`SkidBuffer`, for streams whose beats are at least two cycles
-    apart (every stream after a stride-2 stem)."""
+    apart in the steady flow (every stream after a stride-2 stem). A burst (a window's
+    zero flush, a FIFO draining) is paced to every other cycle: a bounded delay, not a
+    lower frame rate."""
 
     beats = 1
 

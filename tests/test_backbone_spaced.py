@@ -2,9 +2,9 @@
 """A backbone built for a slow input (``--fps``: a pixel every 16 clocks), the way the
 board build makes it, end to end in Verilator: frozen products digit-serial and spaced (one
 beat at a time, no stalls inside), products and serializers reading their inputs in place
-(``hold``), trainable layers sliced with a register slice behind their serializers. Every beat of all three outputs under random stalls
-with the shuffle on, every run-time parameter rewritten, and frames back to back at the
-rate the build was made for.
+(``hold``), trainable layers sliced with a register slice behind their serializers. Every
+beat of all three outputs under random stalls with the shuffle on, every run-time parameter
+rewritten, and frames back to back at the rate the build was made for.
 
 On the ``two_cores_shuffle`` preset's cores on two stages, 18x10 in
 (:data:`tests.backbone_helpers.SHORT_PLAN`).

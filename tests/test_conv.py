@@ -187,6 +187,7 @@ def test_folded_conv_pysim(kind, size, c_in, c_out, stride, fold, configurable):
 HELD = [
     ("depthwise", (5, 7), 4, 4, 1, 2, 5, False, 5),
     ("depthwise", (6, 5), 4, 4, 2, 2, 7, False, 8),
+    ("depthwise", (6, 7), 4, 4, 2, 2, 3, False, 4),  # stride 2 at the rule's edge: 4 > 3
     ("full", (5, 6), 3, 4, 2, 1, 4, False, 9),
     ("depthwise", (5, 7), 4, 4, 1, 2, 6, False, 12),  # spaced: period > latency
     ("full", (6, 5), 3, 4, 2, 2, 5, False, 16),  # spaced
@@ -398,3 +399,15 @@ def test_conv_parameters_are_checked():
         Conv("pointwise", np.full((2, 2), 200))
     with pytest.raises(ValueError, match="stride"):
         Conv("pointwise", np.zeros((2, 2), int), stride=2)
+
+
+def test_what_the_period_chooses_is_in_the_fingerprint():
+    """A spaced product's serializer copies at period 12 and reads in place at 16: other
+    hardware, so another fingerprint (the parts cache is keyed by it)."""
+    w, scale, bias = make_layer(np.random.default_rng(3), "pointwise", 4, 4)
+    a, b = (
+        _conv("pointwise", w, (2, 3), 1, 0, False, fold=4, digits=12, period=p) for p in (12, 16)
+    )
+    assert a.product.spaced and b.product.spaced
+    assert not a.serializer.hold and b.serializer.hold
+    assert a.fingerprint() != b.fingerprint()
