@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 from .errors import SimulationMismatch
 from .protocol import StreamMonitor
 
-__all__ = ["run_stream_pysim", "run_streams_pysim"]
+__all__ = ["run_stream_pysim", "run_streams_pysim", "run_testbench"]
 
 
 def run_stream_pysim(
@@ -156,7 +156,13 @@ def run_streams_pysim(
             await ctx.tick()
         result["cycles"] = cycles
 
-    # A clock domain for the bench even where the design is purely combinational.
+    run_testbench(dut, bench)
+    return result["cycles"]
+
+
+def run_testbench(dut, bench) -> None:
+    """Run the async testbench ``bench`` against ``dut`` in Amaranth's simulator, with a
+    clock (a sync domain exists even where ``dut`` is purely combinational)."""
     top = Module()
     top.submodules.dut = dut
     tick = Signal()
@@ -165,7 +171,6 @@ def run_streams_pysim(
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    return result["cycles"]
 
 
 def _check_beat(ctx, stream, port, k, expected, sides):

@@ -8,14 +8,12 @@ import zlib
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
-from amaranth.sim import Simulator
 
 from semifreddo_hw.adder_graph import AdderGraph, Term
 from semifreddo_hw.digit_serial import DigitSerialMatVec, fewest_digits
 from semifreddo_hw.matvec import FrozenMatVec
 from sim.golden.primitives import matvec
-from sim.pysim import run_stream_pysim
+from sim.pysim import run_stream_pysim, run_testbench
 from sim.rtl import Lanes, VerilatorDesign
 from tests.rtl_helpers import int8_stimulus
 from tests.test_conv import _conv, make_layer, vectors
@@ -50,13 +48,17 @@ def _digit_counts(out_width):
     return sorted(d for d in counts if 1 <= d <= out_width)
 
 
-@pytest.mark.parametrize("name", list(MATRICES))
-def test_digit_serial_pysim_every_digit_count(name):
+def _case(name, seed, beats):
+    """Matrix ``name`` with its planning options, output width, stimulus and results."""
     w, solver, levels, side = _weights(name)
     width = FrozenMatVec(w, solver=solver).out_width
-    rng = np.random.default_rng(7)
-    x = int8_stimulus(rng, 24, w.shape[1])
-    y = matvec(w, x)
+    x = int8_stimulus(np.random.default_rng(seed), beats, w.shape[1])
+    return w, solver, levels, side, width, x, matvec(w, x)
+
+
+@pytest.mark.parametrize("name", list(MATRICES))
+def test_digit_serial_pysim_every_digit_count(name):
+    w, solver, levels, side, width, x, y = _case(name, 7, 24)
     for k, digits in enumerate(_digit_counts(width)):
         dut = DigitSerialMatVec(
             w, digits=digits, solver=solver, levels_per_stage=levels, side_width=side, hold=k % 2
@@ -121,12 +123,7 @@ def _occupancy(dut, beats, p_in, p_out, seed):
             await ctx.tick()
         result.update(most=most, latency=first_out - first_in)
 
-    m = Module()
-    m.submodules.dut = dut
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_testbench(dut, bench)
     return result
 
 
@@ -256,11 +253,7 @@ def test_spaced_digit_serial(name, hold):
     """One beat at a time: bit-exact under stalls at every digit count; without stalls a
     beat every ``interval`` cycles; ``i.ready`` from flip-flops only (it never follows
     ``o.ready`` in the same cycle)."""
-    w, solver, levels, side = _weights(name)
-    width = FrozenMatVec(w, solver=solver).out_width
-    rng = np.random.default_rng(11)
-    x = int8_stimulus(rng, 16, w.shape[1])
-    y = matvec(w, x)
+    w, solver, levels, side, width, x, y = _case(name, 11, 16)
     for k, digits in enumerate(_digit_counts(width)):
         kw = dict(solver=solver, levels_per_stage=levels, side_width=side, hold=hold)
         dut = DigitSerialMatVec(w, digits=digits, spaced=True, **kw)
@@ -289,11 +282,6 @@ def test_spaced_ready_does_not_follow_the_output():
             ctx.set(dut.o.ready, 0)  # the output is never taken
             await ctx.tick()
 
-    m = Module()
-    m.submodules.dut = dut
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_testbench(dut, bench)
     assert all(a == b for a, b in seen)
     assert seen[0] == [1, 1] and seen[-1] == [0, 0]  # took one beat, then waits for good
