@@ -332,7 +332,8 @@ class Conv(wiring.Component):
                     MARKER_BITS,
                     hold=ser_hold,
                 )
-        #: Whether the product reads the window's beat in place (see ``period``).
+        #: Whether the product (or a configurable layer's serializer) reads its input beat
+        #: in place: the window's, or a spaced product's producer's (see ``period``).
         self.hold = hold and (
             self.serializer is not None
             if configurable
