@@ -235,6 +235,11 @@ class Conv(wiring.Component):
                 return False
             return stride == 1 or period > work
 
+        def lane_pad(hold: bool):
+            """Held, the window is padded by its consumer (``defer_pad``): per lane, the
+            constant a lane outside the frame reads."""
+            return self.window.lane_pad if hold and self.window is not None else None
+
         hold = holds(fold)
         self.serializer = self.deserializer = self.accumulator = None
         group = c_out // channel_groups
@@ -277,7 +282,7 @@ class Conv(wiring.Component):
                     p = phase_of[r // group, col]
                     elements[r, col] = self.product.index(r % group, groups[p].index(col), p)
                 self.serializer = Serializer(
-                    signed(8), matrix.shape[1], groups, MARKER_BITS, hold=hold
+                    signed(8), matrix.shape[1], groups, MARKER_BITS, hold=hold, pad=lane_pad(hold)
                 )
                 if self.slices > 1:  # the slices' partial sums added, as wide as the whole
                     widest = int(mask.sum(axis=1).max())
@@ -318,7 +323,7 @@ class Conv(wiring.Component):
                 ser_hold = spaced and fold > 1 and period >= latency + 1 + spare + fold
                 hold = holds(d) or spaced
                 self.product = DigitSerialMatVec(
-                    matrix, digits=d, hold=hold, spaced=spaced, **product
+                    matrix, digits=d, hold=hold, spaced=spaced, pad=lane_pad(hold), **product
                 )
                 if spaced:
                     self._args["spaced"] = True
@@ -341,6 +346,10 @@ class Conv(wiring.Component):
         )
         if self.hold:
             self._args["hold"] = True
+            if self.window is not None:  # the consumer pads what it picks (see lane_pad)
+                self.window = SlidingWindow(
+                    c_in, width, height, stride=stride, pad=pad, defer_pad=True
+                )
         # A folded configurable layer of a rate build: a register slice between the
         # serializer and the product (two sub-beats of a channel group, a few dozen bits),
         # so that the downstream ready stops there instead of running on through the
@@ -487,6 +496,8 @@ class Conv(wiring.Component):
             m.submodules.window = window = self.window
             wiring.connect(m, wiring.flipped(self.i), window.i)
             wiring.connect(m, window.o, chain[0].i)
+            if window.defer_pad:
+                m.d.comb += chain[0].outside.eq(window.outside)
             m.d.comb += self.framing_error.eq(window.framing_error)
         else:
             wiring.connect(m, wiring.flipped(self.i), chain[0].i)

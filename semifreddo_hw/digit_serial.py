@@ -27,7 +27,9 @@ collector holds a digit of the next beat and the output register is still full. 
 its carries and delays advance only on valid digits, so gaps between beats change nothing.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+import numpy as np
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib.wiring import In
 
 from spec.formats import INT8_MAX, INT8_MIN
 
@@ -86,7 +88,16 @@ class DigitSerialMatVec(FrozenMatVec):
         graph=None,
         hold: bool = False,
         spaced: bool = False,
+        pad=None,
     ):
+        n_in = np.shape(weights)[-1]
+        if pad is not None:
+            pad = tuple(int(v) for v in pad)
+            if len(pad) != n_in or any(not INT8_MIN <= v <= INT8_MAX for v in pad):
+                raise ValueError(f"pad must be {n_in} int8 constants, one per input lane")
+            if not hold:
+                raise ValueError("pad needs hold: the digits are padded as they are picked")
+        self.lane_pad = pad
         super().__init__(
             weights,
             solver=solver,
@@ -126,6 +137,9 @@ class DigitSerialMatVec(FrozenMatVec):
         """Most beats inside at once: those in the digitizer and the graph (a digit each per
         stage, ``digits`` per beat) and the one waiting at the output (``spaced``: one)."""
         return 1 if self.spaced else -(-self.latency // self.digits) + 1
+
+    def _more_members(self) -> dict:
+        return {} if self.lane_pad is None else {"outside": In(len(self.lane_pad))}
 
     def _layout(self):
         """The serial graph's structure: per op its stage, and per (op, delay) the delayed
@@ -304,16 +318,27 @@ class DigitSerialMatVec(FrozenMatVec):
                 return Cat(Const(0, r), low)
             return Cat(held(op, q + 1)[d - r :], low)
 
+        # With ``hold``: digit t of an int8 value (a lane of ``i``, or a pad constant) is
+        # picked by the phase. From phase ceil(7 / d) on, every bit is the sign: one entry
+        # serves them.
+        top = min(D, -(-7 // d) + 1)
+        index = phase[1] if top == D else Mux(phase[1] >= top, top - 1, phase[1])
+
+        def pick(v):
+            v = Value.cast(v)
+            picks = [Cat(*(v[min(t * d + b, 7)] for b in range(d))) for t in range(top)]
+            return picks[0] if top == 1 else Array(picks)[index]
+
         for n, op in enumerate(plan.ops):
             if op.kind == "in":
                 if self.hold:  # bits t*d .. t*d + d - 1 of the lane at phase t, sign-extended
-                    v = x[op.args[0]]
-                    # From phase ceil(7 / d) on, every bit is the sign: one entry serves them.
-                    top = min(D, -(-7 // d) + 1)
-                    picks = [Cat(*(v[min(t * d + b, 7)] for b in range(d))) for t in range(top)]
-                    index = phase[1] if top == D else Mux(phase[1] >= top, top - 1, phase[1])
-                    digit[n] = Signal(d, name=f"x{op.args[0]}_digit")
-                    m.d.comb += digit[n].eq(picks[0] if top == 1 else Array(picks[:top])[index])
+                    lane = op.args[0]
+                    digit[n] = Signal(d, name=f"x{lane}_digit")
+                    value = pick(x[lane])
+                    if self.lane_pad is not None:  # a lane outside the frame: its constant
+                        pad = Const(self.lane_pad[lane], signed(8))
+                        value = Mux(self.outside[lane], pick(pad), value)
+                    m.d.comb += digit[n].eq(value)
                 else:
                     v = lanes[op.args[0]]
                     digit[n] = Cat(*(v[min(b, 7)] for b in range(d)))

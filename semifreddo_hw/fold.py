@@ -12,7 +12,7 @@ come in whole groups of ``F``, in phase order, so every folded block keeps its o
 count (:class:`PhaseCounter`): nothing about phases travels in the stream.
 """
 
-from amaranth.hdl import Array, Module, Mux, Shape, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -88,10 +88,22 @@ class Serializer(wiring.Component):
     producer holds (the stream rule), and ``i`` is taken with the last sub-beat. For a
     producer that refills its output register in the cycle of the transfer (a sliding
     window) beats still stream every ``fold`` cycles, and the registers (a 3x3 window's
-    worth of lanes) are saved."""
+    worth of lanes) are saved.
+
+    ``pad`` (with ``hold``, or ``fold`` 1): a constant per input lane, and an input
+    ``outside`` (a bit per lane): a lane whose bit is set reads as its constant. The
+    padding of a :class:`~.window.SlidingWindow` with ``defer_pad``, applied to the lanes
+    each sub-beat picks rather than to the whole window."""
 
     def __init__(
-        self, elem, count: int, groups: list[list[int]], side_width: int = 0, *, hold=False
+        self,
+        elem,
+        count: int,
+        groups: list[list[int]],
+        side_width: int = 0,
+        *,
+        hold=False,
+        pad=None,
     ):
         if not groups or any(len(g) != len(groups[0]) for g in groups):
             raise ValueError("every phase must take the same number of lanes")
@@ -99,10 +111,18 @@ class Serializer(wiring.Component):
             raise ValueError(f"lanes must lie in 0..{count - 1}")
         self.groups, self.fold = [list(g) for g in groups], len(groups)
         self.elem, self.side_width, self.hold = elem, side_width, bool(hold)
+        if pad is not None:
+            pad = tuple(int(v) for v in pad)
+            if len(pad) != count:
+                raise ValueError(f"pad must give a constant for each of the {count} lanes")
+            if self.fold > 1 and not self.hold:
+                raise ValueError("pad needs hold: the lanes are padded as they are picked")
+        self.lane_pad = pad
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(elem, count, side_width))),
                 "o": Out(stream.Signature(vector_layout(elem, len(groups[0]), side_width))),
+                **({"outside": In(count)} if pad is not None else {}),
             }
         )
 
@@ -117,6 +137,20 @@ class Serializer(wiring.Component):
             return 0
         return len(self._held_lanes) * Shape.cast(self.elem).width + self.side_width
 
+    def _pick(self, phase, lanes, data):
+        """Input lane ``lanes[p]`` in phase ``p``, padded (``pad``) if it lies outside."""
+
+        def by_phase(values):
+            return values[0] if len(set(lanes)) == 1 else Array(values)[phase.value]
+
+        pick = by_phase([data[s] for s in lanes])
+        if self.lane_pad is None:
+            return pick
+        consts = [self.lane_pad[s] for s in lanes]
+        shape = Shape.cast(self.elem)
+        const = consts[0] if len(set(consts)) == 1 else by_phase([Const(v, shape) for v in consts])
+        return Mux(by_phase([self.outside[s] for s in lanes]), const, pick)
+
     def elaborate(self, platform):
         m = Module()
         phase = PhaseCounter(m, self.o, self.fold, name="ser")
@@ -128,7 +162,7 @@ class Serializer(wiring.Component):
                 self.o.payload.side.eq(self.i.payload.side),
             ]
             for k, s in enumerate(self.groups[0]):
-                m.d.comb += self.o.payload.data[k].eq(data[s])
+                m.d.comb += self.o.payload.data[k].eq(self._pick(phase, [s], data))
             return m
         if self.hold:
             m.d.comb += [
@@ -138,12 +172,7 @@ class Serializer(wiring.Component):
             ]
             for k in range(len(self.groups[0])):
                 lanes = [self.groups[p][k] for p in range(self.fold)]
-                pick = (
-                    data[lanes[0]]
-                    if len(set(lanes)) == 1
-                    else Array(data[s] for s in lanes)[phase.value]
-                )
-                m.d.comb += self.o.payload.data[k].eq(pick)
+                m.d.comb += self.o.payload.data[k].eq(self._pick(phase, lanes, data))
             return m
         first = phase.value == 0
         held = {s: Signal(self.elem, name=f"held{s}") for s in self._held_lanes}

@@ -133,8 +133,13 @@ class FrozenMatVec(wiring.Component):
                 "o": Out(
                     stream.Signature(vector_layout(signed(self.out_width), n_out, side_width))
                 ),
+                **self._more_members(),
             }
         )
+
+    def _more_members(self) -> dict:
+        """Signature members a subclass adds to ``i`` and ``o``."""
+        return {}
 
     @property
     def latency(self) -> int:

@@ -37,11 +37,27 @@ class SlidingWindow(wiring.Component):
     Output beats carry their own end-of-line and end-of-frame markers. Input markers are checked
     against the fixed frame size: a mismatch sets the sticky ``framing_error`` output.
 
+    With ``defer_pad``, the output lanes are the window's registers as they are and the
+    padding is left to the consumer: ``outside`` (one bit per output lane) says which lanes
+    lie outside the frame, and :attr:`lane_pad` what each of them reads then. A consumer that
+    picks a few lanes (or digits) per cycle out of the held window pads only what it picks:
+    one multiplexer per picked bit instead of one per window bit (1,024 LUTs for a 16-channel
+    window on an FPGA).
+
     Any valid/ready pattern is tolerated; with ``o.ready`` high the block takes one pixel per
     clock within a frame.
     """
 
-    def __init__(self, channels: int, width: int, height: int, *, stride: int = 1, pad=None):
+    def __init__(
+        self,
+        channels: int,
+        width: int,
+        height: int,
+        *,
+        stride: int = 1,
+        pad=None,
+        defer_pad: bool = False,
+    ):
         for name, v in (("channels", channels), ("width", width), ("height", height)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
@@ -51,7 +67,7 @@ class SlidingWindow(wiring.Component):
         if len(pad) != channels or any(not -128 <= v <= 127 for v in pad):
             raise ValueError(f"pad must be {channels} int8 values, not {pad!r}")
         self.channels, self.width, self.height, self.stride = channels, width, height, stride
-        self.pad = pad
+        self.pad, self.defer_pad = pad, bool(defer_pad)
         self.out_width = -(-width // stride)
         self.out_height = -(-height // stride)
         super().__init__(
@@ -59,8 +75,14 @@ class SlidingWindow(wiring.Component):
                 "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
                 "o": Out(stream.Signature(vector_layout(signed(8), 9 * channels, MARKER_BITS))),
                 "framing_error": Out(1),
+                **({"outside": Out(9 * channels)} if self.defer_pad else {}),
             }
         )
+
+    @property
+    def lane_pad(self) -> tuple[int, ...]:
+        """What each output lane reads outside the frame (its channel's pad constant)."""
+        return self.pad * 9
 
     @property
     def frame_cycles(self) -> int:
@@ -195,7 +217,8 @@ class SlidingWindow(wiring.Component):
             m.d.sync += self.o.valid.eq(0)
 
         # Padding: the rows and columns of the window that lie outside the frame read the
-        # pad constants (a mux to a constant: zeros cost no more than any other value).
+        # pad constants (a mux to a constant: zeros cost no more than any other value), here
+        # or, deferred, in the consumer.
         out = self.o.payload.data
         for ky in range(3):
             for kx in range(3):
@@ -203,7 +226,11 @@ class SlidingWindow(wiring.Component):
                     kx, 0
                 )
                 for c in range(C):
-                    m.d.comb += out[(ky * 3 + kx) * C + c].eq(Mux(pad, self.pad[c], win[ky][kx][c]))
+                    lane = (ky * 3 + kx) * C + c
+                    if self.defer_pad:
+                        m.d.comb += [out[lane].eq(win[ky][kx][c]), self.outside[lane].eq(pad)]
+                    else:
+                        m.d.comb += out[lane].eq(Mux(pad, self.pad[c], win[ky][kx][c]))
 
         # Input markers must agree with the fixed frame size.
         with m.If(self.i.valid & self.i.ready):

@@ -1,7 +1,11 @@
 """Shared helpers for RTL tests: stimulus with extremes, parameter writes, pixel streams."""
 
 import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
+from semifreddo_hw.streams import vector_layout
 from sim.rtl import Lanes, struct_word
 from spec.stream import MARKER_BITS
 
@@ -65,4 +69,37 @@ def run_pixels(
             **kw,
         )
         for k, (i, o) in enumerate(stalls)
+    ]
+
+
+class OutsideInSide(wiring.Component):
+    """``inner`` (``i`` and ``o`` streams without side bits, an ``outside`` input: a bit per
+    input lane) with ``outside`` carried in ``i``'s side bits, so that a stream bench drives
+    it beat by beat (the stream rule holds it with its beat)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        data = inner.i.payload.data
+        layout = vector_layout(data.shape().elem_shape, len(data), len(inner.outside))
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(inner.o.signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        m.d.comb += [
+            inner.i.valid.eq(self.i.valid),
+            inner.i.payload.data.eq(self.i.payload.data),
+            inner.outside.eq(self.i.payload.side),
+            self.i.ready.eq(inner.i.ready),
+        ]
+        wiring.connect(m, inner.o, wiring.flipped(self.o))
+        return m
+
+
+def padded(x, outside, pad):
+    """Beats ``x`` (lists of lanes) with each lane whose ``outside`` bit (an int per beat)
+    is set replaced by its ``pad`` constant."""
+    return [
+        [p if (f >> k) & 1 else v for k, (v, p) in enumerate(zip(b, pad, strict=True))]
+        for b, f in zip(x, outside, strict=True)
     ]

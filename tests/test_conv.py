@@ -258,6 +258,27 @@ def test_held_window_conv_pysim(
     assert per_frame[0] == per_frame[1] == n_in * rate, per_frame
 
 
+@pytest.mark.parametrize(
+    "size,stride,fold,digits,configurable,period",
+    [((5, 6), 2, 1, 4, False, 9), ((6, 5), 2, 2, 5, False, 16), ((5, 4), 2, 4, 1, True, 5)],
+)
+def test_held_window_pads_with_constants(size, stride, fold, digits, configurable, period):
+    """A stem's input padding (an int8 constant per channel, extremes included) where the
+    consumer pads what it picks from the held window (``defer_pad``): bit-exact under
+    stalls against the golden layer padded the same way."""
+    rng = np.random.default_rng([*size, stride, fold, digits, period])
+    c_in, c_out, pad = 3, 4, [-128, 127, 37]
+    w, scale, bias = make_layer(rng, "full", c_in, c_out, extremes=True)
+    kw = dict(fold=fold, digits=digits, configurable=configurable, pad=pad)
+    dut = _conv("full", w, size, stride, 11, False, scale, bias, period=period, **kw)
+    assert dut.hold and dut.window.defer_pad
+    fr = [rng.integers(-128, 128, size=(*size, c_in)) for _ in range(2)]
+    x, xs = frames_to_beats(fr)
+    acc = [conv3x3(f, w, stride, pad) for f in fr]
+    y, ys = frames_to_beats([requantize(a, scale, bias, 11, False) for a in acc])
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+
+
 def test_hold_needs_a_spare_cycle_behind_a_stride_2_window():
     """A stride-2 window's steps that give no window wait for the held beat: the product
     holds only when the period leaves a cycle more than it takes per beat."""

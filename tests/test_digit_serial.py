@@ -13,9 +13,9 @@ from semifreddo_hw.adder_graph import AdderGraph, Term
 from semifreddo_hw.digit_serial import DigitSerialMatVec, fewest_digits
 from semifreddo_hw.matvec import FrozenMatVec
 from sim.golden.primitives import matvec
-from sim.pysim import run_stream_pysim, run_testbench
+from sim.pysim import run_stream_pysim, run_streams_pysim, run_testbench
 from sim.rtl import Lanes, VerilatorDesign
-from tests.rtl_helpers import int8_stimulus
+from tests.rtl_helpers import OutsideInSide, int8_stimulus, padded
 from tests.test_conv import _conv, make_layer, vectors
 from weights.synthetic import gaussian_int8
 
@@ -237,6 +237,32 @@ def test_digit_serial_conv_pysim(kind, size, c_in, c_out, stride, fold, digits):
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
     assert dut.report()["digits"] == product.digits
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+@pytest.mark.parametrize("name", ["5x3_extremes", "7x9_csd", "1x1_min"])
+def test_digit_serial_pads_what_it_picks(name, spaced):
+    """``pad`` (with ``hold``): an input lane whose ``outside`` bit is set reads as its
+    int8 constant, digit by digit (a deferred window padding): bit-exact under stalls at
+    every digit count, constants at the extremes."""
+    w, solver, levels, _, width, x, _ = _case(name, 13, 20)
+    rng = np.random.default_rng(len(name))
+    n = w.shape[1]
+    x = x.tolist()
+    outside = [int(v) for v in rng.integers(0, 1 << n, size=len(x))]
+    outside[:2] = [(1 << n) - 1, 0]
+    pad = rng.choice([-128, 127, -1, 0, 85], size=n).tolist()
+    pad[0] = -128
+    y = matvec(w, np.array(padded(x, outside, pad))).tolist()
+    for k, digits in enumerate(_digit_counts(width)):
+        kw = dict(solver=solver, levels_per_stage=levels, hold=True, spaced=spaced)
+        dut = OutsideInSide(DigitSerialMatVec(w, digits=digits, pad=pad, **kw))
+        inputs, outputs = {"i": (x, outside)}, {"o": (y, None)}
+        run_streams_pysim(dut, inputs, outputs, in_stall=0.3, out_stall=0.3, seed=k)
+    with pytest.raises(ValueError, match="pad needs hold"):
+        DigitSerialMatVec(w, digits=2, pad=pad)
+    with pytest.raises(ValueError, match=f"pad must be {n} int8 constants"):
+        DigitSerialMatVec(w, digits=2, hold=True, pad=[128] * n)
 
 
 def test_digit_serial_conv_is_frozen_only():

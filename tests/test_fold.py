@@ -22,10 +22,10 @@ from semifreddo_hw.fold import (
 from semifreddo_hw.matvec import ConfigurableMatVec
 from semifreddo_hw.requant import Requantizer
 from sim.golden.primitives import matvec, requantize
-from sim.pysim import run_stream_pysim
+from sim.pysim import run_stream_pysim, run_streams_pysim
 from sim.rtl import Lanes, VerilatorDesign
 from tests.netlist import memory_bits, rtlil_cells
-from tests.rtl_helpers import bank_writes, int8_stimulus
+from tests.rtl_helpers import OutsideInSide, bank_writes, int8_stimulus, padded
 from tests.test_requant_rtl import edge_accumulators
 
 
@@ -84,6 +84,29 @@ def test_serialize_and_put_back(channels, fold, taps, hold):
     if hold or fold == 1:  # without stalls, a beat every fold cycles
         cycles = run_stream_pysim(dut, x.tolist(), want, in_stall=0, out_stall=0)
         assert cycles <= len(x) * fold + 2
+
+
+@pytest.mark.parametrize("channels, fold, taps", [(6, 3, 9), (4, 1, 9), (2, 2, 9), (8, 8, 1)])
+def test_serializer_pads_what_it_picks(channels, fold, taps):
+    """``pad`` with ``hold``: a lane whose ``outside`` bit is set leaves as its constant
+    (a deferred window padding), every sub-beat under stalls, extremes included."""
+    rng = np.random.default_rng(channels * fold + taps)
+    count = taps * channels
+    x = int8_stimulus(rng, 29, count).tolist()
+    outside = [int(v) for v in rng.integers(0, 1 << count, size=len(x), dtype=np.uint64)]
+    outside[:3] = [0, (1 << count) - 1, 0x5555_5555_5555_5555_5555 & ((1 << count) - 1)]
+    pad = rng.choice([-128, 127, 0, -1, 37], size=count).tolist()
+    groups = group_lanes(channels, fold, taps)
+    ser = Serializer(signed(8), count, groups, hold=fold > 1, pad=pad)
+    want = [[row[k] for k in g] for row in padded(x, outside, pad) for g in groups]
+    dut = OutsideInSide(ser)
+    for seed, stall in enumerate([(0.4, 0.4), (0, 0)]):
+        inputs, outputs = {"i": (x, outside)}, {"o": (want, None)}
+        run_streams_pysim(dut, inputs, outputs, in_stall=stall[0], out_stall=stall[1], seed=seed)
+    with pytest.raises(ValueError, match="pad needs hold"):
+        Serializer(signed(8), 4, group_lanes(4, 2), pad=[0] * 4)
+    with pytest.raises(ValueError, match="a constant for each of the 4 lanes"):
+        Serializer(signed(8), 4, group_lanes(4, 2), hold=True, pad=[0] * 3)
 
 
 def test_lane_groups():

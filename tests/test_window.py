@@ -5,8 +5,12 @@ import functools
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from semifreddo_hw.window import SlidingWindow
+from sim.errors import SimulationMismatch
 from sim.golden.layers import window3x3
 from sim.pysim import run_stream_pysim
 from sim.rtl import VerilatorDesign
@@ -168,6 +172,38 @@ def test_window_pads_with_constants(w, h, c, s):
     # the golden window's padding: every out-of-frame lane holds the channel's constant
     corner = window3x3(np.zeros((h, w, c), int), s, pad)[0, 0].reshape(3, 3, c)
     assert corner[0].tolist() == [pad] * 3 and corner[:, 0].tolist() == [pad] * 3
+
+
+class _PadAfter(wiring.Component):
+    """A ``defer_pad`` window whose consumer pads every lane: the plain window again."""
+
+    def __init__(self, window):
+        self.window = window
+        super().__init__({"i": In(window.i.signature.flip()), "o": Out(window.o.signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = w = self.window
+        wiring.connect(m, wiring.flipped(self.i), w.i)
+        wiring.connect(m, w.o, wiring.flipped(self.o))
+        for k, v in enumerate(w.lane_pad):
+            m.d.comb += self.o.payload.data[k].eq(Mux(w.outside[k], v, w.o.payload.data[k]))
+        return m
+
+
+@pytest.mark.parametrize("w,h,c,s", [(5, 3, 3, 1), (6, 5, 3, 2), (1, 1, 3, 2), (7, 1, 3, 2)])
+def test_window_defers_its_padding(w, h, c, s):
+    """``defer_pad``: the raw lanes and the ``outside`` bits, padded by the consumer, are
+    the padded window (zeros or constants); the raw lanes alone are not at the borders."""
+    for pad in (None, [-128, 127, 37]):
+        dut = SlidingWindow(c, w, h, stride=s, pad=pad, defer_pad=True)
+        assert dut.lane_pad == (0,) * 9 * c if pad is None else tuple(pad) * 9
+        x, xs, y, ys = _vectors(_frames(np.random.default_rng(w * h), 3, h, w, c), s, pad)
+        run_stream_pysim(
+            _PadAfter(dut), x, y, in_sides=xs, out_sides=ys, in_stall=0.4, out_stall=0.4
+        )
+        with pytest.raises(SimulationMismatch):
+            run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys)
 
 
 def test_window_parameters_are_checked():
