@@ -3,6 +3,7 @@ synthesized part by part (``python -m generators.synth --build DIR --flows ecp5`
 ECP5 mapping, every multiply in LUTs), summed per core, side by side.
 
     python bench/folding.py --preset two_cores_shuffle --json bench/folding.json
+    python bench/folding.py --preset small --fps 8000 --json FILE  # the board build's folds
 
 Per core and fold: the plan's multipliers and adders, and the netlist's LUT4, CCU2C and
 flip-flops; the ratio spatial / folded beside. Tens of minutes on two cores (the spatial
@@ -49,7 +50,7 @@ def per_core(synth: dict) -> dict:
     return out
 
 
-def measure(name: str, jobs: int) -> dict:
+def measure(name: str, jobs: int, fps: float | None = None) -> dict:
     folds = {}
     with tempfile.TemporaryDirectory(prefix="semifreddo-bench-folding-") as tmp:
         frozen, trainable = weight_files(name, Path(tmp))
@@ -67,6 +68,7 @@ def measure(name: str, jobs: int) -> dict:
                 out,
                 "--fold",
                 fold,
+                *(["--fps", fps] if fps is not None and fold == "rate" else []),
                 "--jobs",
                 jobs,
                 "--quiet",
@@ -88,13 +90,14 @@ def measure(name: str, jobs: int) -> dict:
                 "total": {k: synth["total"][k] for k in MEASURED},
                 "seconds": round(time.perf_counter() - t0, 1),
             }
-    return {"preset": name, "yosys": synth["yosys"], "folds": folds}
+    return {"preset": name, "fps": fps, "yosys": synth["yosys"], "folds": folds}
 
 
 def print_table(r: dict) -> None:
     sp, fo = r["folds"]["spatial"]["cores"], r["folds"]["rate"]["cores"]
     keys = PLANNED + MEASURED
-    print(f"{r['preset']}: spatial / rate-folded (ratio), {r['yosys']}")
+    rate = "rate-folded" if r.get("fps") is None else f"rate-folded at --fps {r['fps']:g}"
+    print(f"{r['preset']}: spatial / {rate} (ratio), {r['yosys']}")
     print(f"{'core':8}" + "".join(f"{k:>28}" for k in keys))
     for core in sp:
         cells = [
@@ -108,9 +111,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="two_cores_shuffle", choices=sorted(PRESETS))
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--fps", type=float, help="fold as the build's --fps does")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    r = measure(args.preset, args.jobs)
+    r = measure(args.preset, args.jobs, args.fps)
     print_table(r)
     if args.json:
         args.json.write_text(json.dumps(r, indent=2) + "\n")
