@@ -62,6 +62,7 @@ from typing import NamedTuple
 from common.cli import Parser, run_command
 from common.files import OutputError, write_all
 from common.parallel import cpu_jobs, fork_map
+from common.verilog import blackbox, instances, verilog_modules
 from semifreddo_hw import cache
 from sim.verify import VerifyError, read_build
 from spec.names import part_module
@@ -579,50 +580,6 @@ def add_up(records, flows, counts=None) -> dict:
 
 # -- many designs ----------------------------------------------------------------------------
 
-_NAME = r"\\\S+|[A-Za-z_][\w$]*"
-_MODULE = re.compile(rf"^module\s+({_NAME})", re.MULTILINE)
-_ENDMODULE = re.compile(r"^endmodule\b.*$", re.MULTILINE)
-_INSTANCE = re.compile(rf"^\s*({_NAME})\s+({_NAME})\s*\(", re.MULTILINE)
-
-
-def verilog_modules(text: str) -> dict[str, str]:
-    """``{module name: its text}`` in the order of ``text`` (Verilog as Yosys and
-    :mod:`semifreddo_hw.verilog_text` write it: ``module`` and ``endmodule`` at the start of
-    a line). Escaped names are given without their backslash. The attributes and comments
-    before a module belong to it."""
-    out, pos = {}, 0
-    for m in _MODULE.finditer(text):
-        if m.start() < pos:
-            continue
-        end = _ENDMODULE.search(text, m.end())
-        if end is None:
-            raise ValueError(f"module {m.group(1)}: no endmodule")
-        out[m.group(1).lstrip("\\")] = text[pos : end.end()].strip("\n") + "\n"
-        pos = end.end()
-    return out
-
-
-def _instances(body: str, names) -> Counter:
-    """How many times ``body`` instantiates each of the modules ``names``."""
-    found = Counter()
-    for m in _INSTANCE.finditer(body):
-        name = m.group(1).lstrip("\\")
-        if name in names:  # a module line's "module NAME (" never names a module "module"
-            found[name] += 1
-    return found
-
-
-def _token(name: str) -> str:
-    """How a module name is written in Verilog (escaped when it is not an identifier)."""
-    return name if re.fullmatch(r"[A-Za-z_][\w$]*", name) else f"\\{name} "
-
-
-def _blackbox(name: str, text: str) -> str:
-    """A blackbox module with the ports of module ``name`` (``text``)."""
-    m = re.search(rf"^module\s+{re.escape(_token(name).strip())}\s*\((.*?)\);", text, re.M | re.S)
-    decl = re.findall(r"^\s*(?:input|output|inout)\b[^;]*;", text[m.end() :], re.MULTILINE)
-    return "\n".join(["(* blackbox *)", m.group(0), *decl, "endmodule", ""])
-
 
 class Part(NamedTuple):
     """A part of a design: its Verilog (the part's module and the modules it contains, in
@@ -643,7 +600,7 @@ def part_units(text: str, top: str, roots=()) -> dict[str, Part]:
     mods = verilog_modules(text)
     if top not in mods:
         raise ValueError(f"module {top} is not in the design")
-    kids = {name: _instances(body, mods) for name, body in mods.items()}
+    kids = {name: instances(body, mods) for name, body in mods.items()}
     roots = {top, *roots} | {n for n in mods if "." not in n}
     # Instances of each module, counted from the top down (parents before children).
     order, seen = [], set()
@@ -672,7 +629,7 @@ def part_units(text: str, top: str, roots=()) -> dict[str, Part]:
                     inside.append(k)
                     todo.append(k)
         body = [mods[n] for n in mods if n in inside]
-        body += [_blackbox(n, mods[n]) for n in mods if n in set(stubs)]
+        body += [blackbox(n, mods[n]) for n in mods if n in set(stubs)]
         parts[root] = Part("\n".join(body), count[root])
     return parts
 

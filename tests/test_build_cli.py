@@ -197,6 +197,27 @@ def test_verify_fails_on_a_build_that_does_not_match_its_weights(onnx_build, tmp
     assert re.match(r"FAIL .*o_b: output beat \d+", r.stdout), r.stdout
 
 
+def test_verify_per_layer_checks_each_layer_and_names_a_wrong_one(onnx_build, tmp_path):
+    """``--per-layer``: each chosen convolution cut out of the build and simulated alone at
+    its own input size; a layer whose weights file disagrees with its hardware is named."""
+    root, _ = onnx_build
+    layers = ["b.m2.0.b0_dw", "b.m2.0.b0_pw", "b.m2.0.b1_dw", "b.m2.0.b1_pw"]
+    args = ["--per-layer", "--layers", "b.m2.0.*", "--frames", "1", "--quiet", "--jobs", "2"]
+    r = run("sim.verify", "--build", root / "build", *args, "--work", root / "layers")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("PASS") and [ln.split(":")[0].strip() for ln in lines[1:]] == layers
+    assert all("output beats matched" in ln for ln in lines[1:]), r.stdout
+    bad = tmp_path / "bad"
+    shutil.copytree(root / "build", bad)
+    t = dict(load_npz(bad / "trainable.npz"))
+    t["b.m2.0.b1_pw.bias"] = t["b.m2.0.b1_pw.bias"] + (1 << 20)  # the hardware has the old
+    save_npz(bad / "trainable.npz", t)
+    r = run("sim.verify", "--build", bad, *args, "--work", root / "layers")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert re.match(r"FAIL .*1 of 4 layer\(s\) failed: b\.m2\.0\.b1_pw: ", r.stdout), r.stdout
+
+
 def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
     r = run("sim.verify", "--build", tmp_path)
     assert (
@@ -322,6 +343,10 @@ def test_verify_refuses_bad_arguments_before_simulating(onnx_build, tmp_path):
         (["--work", tmp_path / "file"], f"--work {tmp_path / 'file'}: "),
         (["--work", tmp_path / "mine"], "is not a simulation build"),
         (["--build", latin1], "semifreddo.v: unreadable"),
+        (["--layers", "b.*"], "--layers goes with --per-layer"),
+        (["--per-layer", "--layers", "z.*"], "--layers 'z.*': no convolution of"),
+        (["--per-layer", "--jobs", "0"], "--jobs must be >= 1"),
+        (["--per-layer", "--input", tmp_path / "none.npz"], "--per-layer draws its own"),
     ):
         r = run("sim.verify", "--build", build, *args, "--quiet")
         assert (
