@@ -5,7 +5,7 @@ folded, YoWASP Yosys / nextpnr / ecppack from pip) and what nextpnr says of it.
     python bench/board.py --preset two_cores_shuffle --fps 8000 --json FILE  # a slower input
 
 ``--fps`` folds as the build's option does (a pixel every ``clock / (fps * width * height)``
-clocks), ``--dsp`` as the board command's (``auto`` by default).
+clocks), ``--dsp`` and ``--placer`` as the board command's (``auto``, ``heap`` by default).
 
 Weights: the shipped examples where the preset has them (``weights/examples``), else float
 weights made the same way as those (seeded, deterministic). Records per run: ``fits`` (every
@@ -29,6 +29,7 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from generators.board import PLACERS  # noqa: E402
 from spec.network import PRESETS, preset  # noqa: E402
 from weights.files import save_frozen, save_trainable  # noqa: E402
 from weights.quantize import calibration_frames  # noqa: E402
@@ -59,6 +60,7 @@ def run(
     dsp: str,
     fps: float | None,
     keep: Path | None = None,
+    placer: str = "heap",
 ) -> dict:
     with tempfile.TemporaryDirectory(prefix="semifreddo-bench-board-") as tmp:
         frozen, trainable = weight_files(name, Path(tmp))
@@ -85,6 +87,8 @@ def run(
             str(jobs),
             "--quiet",
             *(["--fps", str(fps)] if fps is not None else []),
+            "--placer",
+            placer,
         ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True)
@@ -104,6 +108,7 @@ def run(
         "fps_target": fps,
         "input_period": r.get("input_period", 1),
         "dsp_mode": dsp,
+        "placer": placer,
         **({k: r[k] for k in ("dsp_min_width", "multiplies") if k in r}),
         **{k: r[k] for k in FIELDS},
         **{k: r[k] for k in r if k.endswith("_pct")},
@@ -139,6 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fold", nargs="+", default=["rate"], choices=["rate", "spatial"])
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--dsp", default="auto", choices=["auto", "wide", "all", "none"])
+    ap.add_argument("--placer", default="heap", choices=PLACERS, help="nextpnr's placer")
     ap.add_argument(
         "--fps",
         type=float,
@@ -157,7 +163,15 @@ def main(argv=None) -> int:
         for fold in args.fold:
             records.append(
                 run(
-                    args.board, name, args.clock_mhz, fold, args.jobs, args.dsp, args.fps, args.keep
+                    args.board,
+                    name,
+                    args.clock_mhz,
+                    fold,
+                    args.jobs,
+                    args.dsp,
+                    args.fps,
+                    args.keep,
+                    args.placer,
                 )
             )
             print_table(records[-1:])

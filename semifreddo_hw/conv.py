@@ -40,7 +40,7 @@ from .fold import (
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
 from .streams import SkidBuffer, forward, vector_layout
-from .window import SlidingWindow
+from .window import MemoryWindow, SlidingWindow
 
 __all__ = ["Conv", "KINDS", "BANK_AXES", "product_matrix", "plan_conv"]
 
@@ -240,6 +240,17 @@ class Conv(wiring.Component):
             constant a lane outside the frame reads."""
             return self.window.lane_pad if hold and self.window is not None else None
 
+        def memory_window(groups) -> bool:
+            """Whether a :class:`~.window.MemoryWindow` may give a folded configurable
+            layer's sub-beats (each one tap's lanes): where the period leaves the step a
+            cycle after the sub-beats (and one more behind a stride-2 window, as for
+            ``hold``) and the frame is 3 or more wide."""
+            if self.window is None or period is None or width < 3:
+                return False
+            if any(len({k // c_in for k in g}) != 1 for g in groups):
+                return False
+            return period >= fold + 1 + (1 if stride == 2 else 0)
+
         hold = holds(fold)
         self.serializer = self.deserializer = self.accumulator = None
         group = c_out // channel_groups
@@ -281,9 +292,22 @@ class Conv(wiring.Component):
                 for r, col in zip(*np.nonzero(mask), strict=True):
                     p = phase_of[r // group, col]
                     elements[r, col] = self.product.index(r % group, groups[p].index(col), p)
-                self.serializer = Serializer(
-                    signed(8), matrix.shape[1], groups, MARKER_BITS, hold=hold, pad=lane_pad(hold)
-                )
+                if memory_window(groups):
+                    # The window itself gives the sub-beats, read from its line memory.
+                    self.window = MemoryWindow(
+                        c_in, width, height, stride=stride, pad=pad, groups=groups
+                    )
+                    self._args["memory_window"] = True
+                    hold = False
+                else:
+                    self.serializer = Serializer(
+                        signed(8),
+                        matrix.shape[1],
+                        groups,
+                        MARKER_BITS,
+                        hold=hold,
+                        pad=lane_pad(hold),
+                    )
                 if self.slices > 1:  # the slices' partial sums added, as wide as the whole
                     widest = int(mask.sum(axis=1).max())
                     lo, hi = self.product.product_range
@@ -356,7 +380,7 @@ class Conv(wiring.Component):
         # serializer into the window.
         self.cut = None
         if configurable and fold > 1 and period is not None:
-            self.cut = SkidBuffer(self.serializer.o.payload.shape())
+            self.cut = SkidBuffer((self.serializer or self.window).o.payload.shape())
             self._args["cut"] = True
         if fold > 1:
             self.deserializer = Deserializer(signed(8), group, channel_groups, MARKER_BITS)
@@ -457,7 +481,9 @@ class Conv(wiring.Component):
         if self.fold > 1:  # a beat's last sub-beat leaves fold - 1 cycles after its first
             r["fold"] = self.fold
             r["latency_cycles"] += self.fold - 1
-            r["register_bits"] += self.serializer.register_bits + self.deserializer.register_bits
+            r["register_bits"] += self.deserializer.register_bits
+            if self.serializer is not None:
+                r["register_bits"] += self.serializer.register_bits
         if self.cut is not None:
             r["latency_cycles"] += 1
             r["register_bits"] += 2 * Shape.cast(self.cut.i.payload.shape()).width
@@ -467,6 +493,8 @@ class Conv(wiring.Component):
             r["register_bits"] += self.accumulator.register_bits
         if self.hold:
             r["hold"] = True
+        if isinstance(self.window, MemoryWindow):
+            r["memory_window"] = True
         if self.window is not None:
             r["line_buffer_bits"] = self.window.memory_bits
             r["frame_cycles"] = self.window.frame_cycles
@@ -483,8 +511,9 @@ class Conv(wiring.Component):
         chain = [product, requant]
         if self.serializer is not None:
             m.submodules.serializer = self.serializer
-            m.submodules.deserializer = self.deserializer
             chain.insert(0 if self.configurable else 1, self.serializer)
+        if self.deserializer is not None:
+            m.submodules.deserializer = self.deserializer
             chain.append(self.deserializer)
         if self.accumulator is not None:
             m.submodules.accumulator = self.accumulator
@@ -496,7 +525,7 @@ class Conv(wiring.Component):
             m.submodules.window = window = self.window
             wiring.connect(m, wiring.flipped(self.i), window.i)
             wiring.connect(m, window.o, chain[0].i)
-            if window.defer_pad:
+            if getattr(window, "defer_pad", False):
                 m.d.comb += chain[0].outside.eq(window.outside)
             m.d.comb += self.framing_error.eq(window.framing_error)
         else:

@@ -17,7 +17,7 @@ flushes on its own with zeros (``width + 1`` cycles, input not ready), so no win
 held back waiting for a next frame.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,10 +25,50 @@ from spec.stream import EOF_BIT, EOL_BIT, MARKER_BITS
 
 from .streams import vector_layout
 
-__all__ = ["SlidingWindow"]
+__all__ = ["MemoryWindow", "SlidingWindow"]
 
 
-class SlidingWindow(wiring.Component):
+class _Frame:
+    """What both windows share: the checked frame geometry, the frame timing and the lag."""
+
+    def _frame(self, channels, width, height, stride, pad):
+        for name, v in (("channels", channels), ("width", width), ("height", height)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+        pad = (0,) * channels if pad is None else tuple(int(v) for v in pad)
+        if len(pad) != channels or any(not -128 <= v <= 127 for v in pad):
+            raise ValueError(f"pad must be {channels} int8 values, not {pad!r}")
+        self.channels, self.width, self.height, self.stride = channels, width, height, stride
+        self.pad = pad
+        self.out_width = -(-width // stride)
+        self.out_height = -(-height // stride)
+
+    @property
+    def frame_cycles(self) -> int:
+        """Cycles per frame, frames back to back with no stalls (frames 1 pixel high flush
+        after every frame: ``width + 1`` more)."""
+        return self.width * self.height + (0 if self.height >= 2 else self.width + 1)
+
+    @property
+    def flush_cycles(self) -> int:
+        """Cycles to finish a frame when no next frame follows at once."""
+        return self.width + 1
+
+    @property
+    def lag(self) -> tuple[int, int]:
+        """Fewest and most output beats the window holds (pixels taken whose window has not
+        been given) inside a stream of frames: a stride-1 centre waits for the pixel below
+        and to its right, ``width + 1`` pixels later, and one window waits in the output
+        register. A frame's tail flushes without input when none follows: the fewest
+        applies while the next pixel is arriving. Stride 2 counts in output beats (half a
+        row each way) and promises no least lag."""
+        w_out = -(-self.width // self.stride)
+        return (self.width + 1, self.width + 2) if self.stride == 1 else (0, w_out + 3)
+
+
+class SlidingWindow(_Frame, wiring.Component):
     """3x3 windows of a ``width`` x ``height`` frame of ``channels`` int8 channels.
 
     Output lane ``(ky * 3 + kx) * channels + c`` is channel ``c`` of the pixel at row offset
@@ -58,18 +98,8 @@ class SlidingWindow(wiring.Component):
         pad=None,
         defer_pad: bool = False,
     ):
-        for name, v in (("channels", channels), ("width", width), ("height", height)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-        pad = (0,) * channels if pad is None else tuple(int(v) for v in pad)
-        if len(pad) != channels or any(not -128 <= v <= 127 for v in pad):
-            raise ValueError(f"pad must be {channels} int8 values, not {pad!r}")
-        self.channels, self.width, self.height, self.stride = channels, width, height, stride
-        self.pad, self.defer_pad = pad, bool(defer_pad)
-        self.out_width = -(-width // stride)
-        self.out_height = -(-height // stride)
+        self._frame(channels, width, height, stride, pad)
+        self.defer_pad = bool(defer_pad)
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
@@ -83,28 +113,6 @@ class SlidingWindow(wiring.Component):
     def lane_pad(self) -> tuple[int, ...]:
         """What each output lane reads outside the frame (its channel's pad constant)."""
         return self.pad * 9
-
-    @property
-    def frame_cycles(self) -> int:
-        """Cycles per frame, frames back to back with no stalls (frames 1 pixel high flush
-        after every frame: ``width + 1`` more)."""
-        return self.width * self.height + (0 if self.height >= 2 else self.width + 1)
-
-    @property
-    def flush_cycles(self) -> int:
-        """Cycles to finish a frame when no next frame follows at once."""
-        return self.width + 1
-
-    @property
-    def lag(self) -> tuple[int, int]:
-        """Fewest and most output beats the window holds (pixels taken whose window has not
-        been given) inside a stream of frames: a stride-1 centre waits for the pixel below
-        and to its right, ``width + 1`` pixels later, and one window waits in the output
-        register. A frame's tail flushes without input when none follows: the fewest
-        applies while the next pixel is arriving. Stride 2 counts in output beats (half a
-        row each way) and promises no least lag."""
-        w_out = -(-self.width // self.stride)
-        return (self.width + 1, self.width + 2) if self.stride == 1 else (0, w_out + 3)
 
     @property
     def memory_bits(self) -> int:
@@ -125,57 +133,9 @@ class SlidingWindow(wiring.Component):
         wr = lines.write_port()
         rd = lines.read_port(transparent_for=(wr,))  # W == 1 reads what it just wrote
 
-        # Step position (y, x) in the frame being read; rows H and H + 1 (one step) are the
-        # flush that completes the previous frame's last windows. When the next frame's first
-        # pixel is already waiting, its first row and a step stand in for the flush instead
-        # (`pending` marks a frame whose last windows are still to come); otherwise the
-        # flush runs on zeros with the input not ready. Overlap needs H >= 2, so that one
-        # frame's flush ends before the next frame's own last row.
-        overlap = H >= 2
-        x = Signal(range(W), name="x")
-        y = Signal(range(H + 2), name="y")
-        pending = Signal(name="pending")
-        flushing = Signal(name="flushing")
-        flush_start = Signal(name="flush_start")  # no pixel waiting: start the zero flush
-        m.d.comb += [
-            flushing.eq(y >= H),
-            flush_start.eq(pending & (y == 0) & (x == 0) & ~self.i.valid),
-        ]
-        zero_step = flushing | flush_start
-        ey = Mux(flush_start, H, y)  # the row this step stands for
-
-        out_free = ~self.o.valid | self.o.ready
-        step = Signal()
-        m.d.comb += [
-            step.eq(out_free & (self.i.valid | zero_step)),
-            self.i.ready.eq(out_free & ~flushing),
-        ]
-        last_pixel = ~zero_step & (y == H - 1) & (x == W - 1)
-        flush_end = ey == H + 1  # the zero flush's last step
-        # The previous frame's last window: at the zero flush's end, or overlapped at (1, 0).
-        last_flush = flush_end | (pending & (ey == 1) & (x == 0))
-        x_next = Mux(flush_end | (x == W - 1), 0, x + 1)
-        y_next = Mux(x == W - 1, ey + 1, ey)
-        if overlap:  # after a frame's last pixel, the next frame (or the flush) starts at 0
-            y_next = Mux(flush_end | last_pixel, 0, y_next)
-        else:  # after a frame's last pixel, flush at once
-            y_next = Mux(flush_end, 0, Mux(last_pixel, H, y_next))
-        m.d.comb += rd.addr.eq(Mux(step, x_next, x))  # read one step ahead
-
-        # The window centred on the pixel W + 1 steps back, in virtual row vy of its frame.
-        vy = Mux(pending & (ey < 2), ey + H, ey) if overlap else ey
-        cx = Signal(range(W + 1), name="cx")  # + 1: at least one bit, for cx[0]
-        cy = Signal(range(H + 1), name="cy")
-        started = Signal(name="started")  # at least W + 1 steps into the frame
-        m.d.comb += [
-            cx.eq(Mux(x == 0, W - 1, x - 1)),
-            cy.eq(Mux(x == 0, vy - 2, vy - 1)),
-            started.eq((vy >= 2) | ((vy == 1) & (x != 0))),
-        ]
-        emit = started
-        if S == 2:
-            emit = started & ~cx[0] & ~cy[0]
-        last_cx, last_cy = (W - 1) - (W - 1) % S, (H - 1) - (H - 1) % S
+        r = _Raster(m, self.i, ~self.o.valid | self.o.ready, W, H, S)
+        m.d.comb += rd.addr.eq(Mux(r.step, r.x_next, r.x))  # read one step ahead
+        step, x, zero_step = r.step, r.x, r.zero_step
 
         new_pixel = Mux(zero_step, 0, self.i.payload.data.as_value())
         column = [rd.data[0], rd.data[1], new_pixel]  # rows y-2, y-1, y at column x
@@ -183,9 +143,6 @@ class SlidingWindow(wiring.Component):
         mask_top, mask_bottom, mask_left, mask_right = (
             Signal(name=n) for n in ("pad_top", "pad_bottom", "pad_left", "pad_right")
         )
-        markers = [None] * MARKER_BITS
-        markers[EOL_BIT] = cx == last_cx
-        markers[EOF_BIT] = (cx == last_cx) & (cy == last_cy)
         with m.If(step):
             m.d.comb += [
                 wr.en.eq(1),
@@ -199,20 +156,10 @@ class SlidingWindow(wiring.Component):
                     win[ky][2].eq(column[ky]),
                 ]
             m.d.sync += [
-                mask_top.eq(cy == 0),
-                mask_bottom.eq(cy == H - 1),
-                mask_left.eq(cx == 0),
-                mask_right.eq(cx == W - 1),
-                self.o.valid.eq(emit),
-                self.o.payload.side.eq(Cat(*markers)),
-                x.eq(x_next),
-                y.eq(y_next),
+                Cat(mask_top, mask_bottom, mask_left, mask_right).eq(r.masks),
+                self.o.valid.eq(r.emit),
+                self.o.payload.side.eq(r.markers),
             ]
-            if overlap:
-                with m.If(last_pixel):
-                    m.d.sync += pending.eq(1)
-                with m.Elif(last_flush):
-                    m.d.sync += pending.eq(0)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
@@ -220,11 +167,10 @@ class SlidingWindow(wiring.Component):
         # pad constants (a mux to a constant: zeros cost no more than any other value), here
         # or, deferred, in the consumer.
         out = self.o.payload.data
+        masks = Cat(mask_top, mask_bottom, mask_left, mask_right)
         for ky in range(3):
             for kx in range(3):
-                pad = {0: mask_top, 2: mask_bottom}.get(ky, 0) | {0: mask_left, 2: mask_right}.get(
-                    kx, 0
-                )
+                pad = _outside(masks, ky, kx)
                 for c in range(C):
                     lane = (ky * 3 + kx) * C + c
                     if self.defer_pad:
@@ -232,10 +178,236 @@ class SlidingWindow(wiring.Component):
                     else:
                         m.d.comb += out[lane].eq(Mux(pad, self.pad[c], win[ky][kx][c]))
 
-        # Input markers must agree with the fixed frame size.
+        r.check_markers(m, self.framing_error)
+        return m
+
+
+def _outside(masks, ky, kx):
+    """Whether tap ``(ky, kx)`` lies outside the frame, from the border ``masks`` (top,
+    bottom, left, right) of the window's position."""
+    top, bottom, left, right = masks[0], masks[1], masks[2], masks[3]
+    return {0: top, 2: bottom}.get(ky, 0) | {0: left, 2: right}.get(kx, 0)
+
+
+class MemoryWindow(_Frame, wiring.Component):
+    """The 3x3 windows of :class:`SlidingWindow`, given to a folded consumer one sub-beat at
+    a time as a :class:`~.fold.Serializer` would: sub-beat ``p`` of each window holds lanes
+    ``groups[p]`` (window lanes ``(ky * 3 + kx) * channels + c``, all of one tap per
+    sub-beat), padded, with the window's markers.
+
+    The neighbourhood is never copied into registers: three rows of pixels stay in one
+    memory (a bank per row, rotating), and each sub-beat reads its tap's pixel there, a
+    cycle after its address. So a 16-channel window costs one pixel register instead of
+    1,152 flip-flops, and the consumer's lane multiplexer becomes the memory's address.
+    The price: a third row of memory, and a window every ``len(groups) + 1`` cycles at most
+    (the step that writes the next pixel waits until the last sub-beat has been read).
+    """
+
+    def __init__(self, channels, width, height, *, stride=1, pad=None, groups):
+        self._frame(channels, width, height, stride, pad)
+        if width < 3:  # a step at x == 0 writes column 0 of the bank the top row is in
+            raise ValueError(f"a memory window needs a frame 3 or more wide, not {width}")
+        if not groups or any(len(g) != len(groups[0]) for g in groups):
+            raise ValueError("every sub-beat must take the same number of lanes")
+        taps = []
+        for g in groups:
+            if any(not 0 <= k < 9 * channels for k in g):
+                raise ValueError(f"lanes must lie in 0..{9 * channels - 1}")
+            if len({k // channels for k in g}) != 1:
+                raise ValueError(f"sub-beat lanes {g} span several taps; each must read one")
+            taps.append(g[0] // channels)
+        self.groups, self.fold, self._taps = [list(g) for g in groups], len(groups), taps
+        super().__init__(
+            {
+                "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
+                "o": Out(stream.Signature(vector_layout(signed(8), len(groups[0]), MARKER_BITS))),
+                "framing_error": Out(1),
+            }
+        )
+
+    @property
+    def interval(self) -> int:
+        """Fewest cycles between two windows: the sub-beats' reads and the step."""
+        return self.fold + 1
+
+    @property
+    def memory_bits(self) -> int:
+        return 3 * self.width * self.channels * 8
+
+    @property
+    def register_bits(self) -> int:
+        """The read pixel, the held position's column, rows' banks, masks and markers, and
+        each sub-beat's flags (counters excluded)."""
+        pos = (self.width + 1).bit_length() + 2 + 4 + MARKER_BITS
+        return self.channels * 8 + pos + 1 + MARKER_BITS
+
+    def elaborate(self, platform):
+        m = Module()
+        C, W, H, S, F = self.channels, self.width, self.height, self.stride, self.fold
+        pixel = data.ArrayLayout(signed(8), C)
+        m.submodules.lines = lines = memory.Memory(shape=pixel, depth=3 * W, init=[])
+        wr = lines.write_port()
+        rd = lines.read_port()
+
+        # A position is held from its step until its last sub-beat's read; the next step
+        # (which writes a pixel) waits for that, so no read ever sees a later row.
+        held = Signal(name="held")
+        phase = Signal(range(F), name="phase")  # the next sub-beat to read
+        r = _Raster(m, self.i, ~held, W, H, S)
+
+        # Rows rotate through three banks, one step per row: `bank` takes the row being
+        # written. The window at (cx, cy) reads rows cy - 1 .. cy + 1; cy + 1 is the row
+        # being written, or (a step at x == 0) the row before it.
+        def minus(b, k):
+            return Mux(b >= k, b - k, b + 3 - k)
+
+        bank = Signal(range(3), name="bank")
+        new_pixel = Mux(r.zero_step, 0, self.i.payload.data.as_value())
+        bottom = Signal(range(3), name="pos_bottom")  # the bank of the position's row cy + 1
+        pos_cx = Signal(range(W + 1), name="pos_cx")
+        masks = Signal(4, name="pos_masks")
+        side = Signal(MARKER_BITS, name="pos_side")
+        with m.If(r.step):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(bank * W + r.x), wr.data.eq(new_pixel)]
+            with m.If(r.x_next == 0):
+                m.d.sync += bank.eq(Mux(bank == 2, 0, bank + 1))
+            m.d.sync += [
+                held.eq(r.emit),
+                phase.eq(0),
+                bottom.eq(Mux(r.x == 0, minus(bank, 1), bank)),
+                pos_cx.eq(r.cx),
+                masks.eq(r.masks),
+                side.eq(r.markers),
+            ]
+
+        # Sub-beat `phase`: its tap's pixel at the address of its row's bank and column;
+        # the read port's enable holds the result while the output waits.
+        stall = self.o.valid & ~self.o.ready
+        issue = held & ~stall
+        tap = Array(Const(t, range(9)) for t in self._taps)[phase]
+        ky, kx = tap // 3, tap % 3
+        row_bank = Signal(range(3), name="row_bank")
+        m.d.comb += row_bank.eq(
+            Mux(ky == 2, bottom, Mux(ky == 1, minus(bottom, 1), minus(bottom, 2)))
+        )
+        col = Signal(range(W + 2), name="col")  # cx + kx, one past the tap's column
+        m.d.comb += col.eq(pos_cx + kx)
+        outside = Array(_outside(masks, t // 3, t % 3) for t in self._taps)[phase]
+        m.d.comb += [
+            rd.en.eq(~stall),
+            rd.addr.eq(row_bank * W + Mux(outside, 0, col - 1)),
+        ]
+        out_phase = Signal(range(F), name="out_phase")
+        out_outside = Signal(name="out_outside")
+        out_side = Signal(MARKER_BITS, name="out_side")
+        with m.If(~stall):
+            m.d.sync += [
+                self.o.valid.eq(issue),
+                out_phase.eq(phase),
+                out_outside.eq(outside),
+                out_side.eq(side),
+            ]
+        with m.If(issue):
+            m.d.sync += phase.eq(Mux(phase == F - 1, 0, phase + 1))
+            with m.If(phase == F - 1):
+                m.d.sync += held.eq(0)
+
+        # Lane j of sub-beat p is channel groups[p][j] % C of the pixel read, or its pad.
+        m.d.comb += self.o.payload.side.eq(out_side)
+        for j in range(len(self.groups[0])):
+            chans = [g[j] % C for g in self.groups]
+            value = (
+                rd.data[chans[0]]
+                if len(set(chans)) == 1
+                else Array(rd.data[c] for c in chans)[out_phase]
+            )
+            pads = [self.pad[c] for c in chans]
+            const = (
+                pads[0]
+                if len(set(pads)) == 1
+                else Array(Const(v, signed(8)) for v in pads)[out_phase]
+            )
+            m.d.comb += self.o.payload.data[j].eq(Mux(out_outside, const, value))
+
+        r.check_markers(m, self.framing_error)
+        return m
+
+
+class _Raster:
+    """The stepping of a 3x3 window through raster-order frames, shared by
+    :class:`SlidingWindow` and :class:`MemoryWindow`: one step per input pixel (or per
+    flush position) while ``free`` (the window's output can take a new position);
+    ``i.ready`` is driven here. Per step: the column ``x`` written, the window position
+    ``(cx, cy)`` it completes, whether that position is given (``emit``), its ``markers``
+    and its border ``masks`` (top, bottom, left, right: rows and columns outside the
+    frame)."""
+
+    def __init__(self, m, i, free, W, H, S):
+        # Step position (y, x) in the frame being read; rows H and H + 1 (one step) are the
+        # flush that completes the previous frame's last windows. When the next frame's first
+        # pixel is already waiting, its first row and a step stand in for the flush instead
+        # (`pending` marks a frame whose last windows are still to come); otherwise the
+        # flush runs on zeros with the input not ready. Overlap needs H >= 2, so that one
+        # frame's flush ends before the next frame's own last row.
+        self.W, self.H, self.i = W, H, i
+        overlap = H >= 2
+        self.x = x = Signal(range(W), name="x")
+        self.y = y = Signal(range(H + 2), name="y")
+        pending = Signal(name="pending")
+        flushing = Signal(name="flushing")
+        flush_start = Signal(name="flush_start")  # no pixel waiting: start the zero flush
+        m.d.comb += [
+            flushing.eq(y >= H),
+            flush_start.eq(pending & (y == 0) & (x == 0) & ~i.valid),
+        ]
+        self.zero_step = zero_step = flushing | flush_start
+        ey = Mux(flush_start, H, y)  # the row this step stands for
+
+        self.step = step = Signal(name="step")
+        m.d.comb += [step.eq(free & (i.valid | zero_step)), i.ready.eq(free & ~flushing)]
+        last_pixel = ~zero_step & (y == H - 1) & (x == W - 1)
+        flush_end = ey == H + 1  # the zero flush's last step
+        # The previous frame's last window: at the zero flush's end, or overlapped at (1, 0).
+        last_flush = flush_end | (pending & (ey == 1) & (x == 0))
+        self.x_next = Mux(flush_end | (x == W - 1), 0, x + 1)
+        y_next = Mux(x == W - 1, ey + 1, ey)
+        if overlap:  # after a frame's last pixel, the next frame (or the flush) starts at 0
+            y_next = Mux(flush_end | last_pixel, 0, y_next)
+        else:  # after a frame's last pixel, flush at once
+            y_next = Mux(flush_end, 0, Mux(last_pixel, H, y_next))
+
+        # The window centred on the pixel W + 1 steps back, in virtual row vy of its frame.
+        vy = Mux(pending & (ey < 2), ey + H, ey) if overlap else ey
+        self.cx = cx = Signal(range(W + 1), name="cx")  # + 1: at least one bit, for cx[0]
+        self.cy = cy = Signal(range(H + 1), name="cy")
+        started = Signal(name="started")  # at least W + 1 steps into the frame
+        m.d.comb += [
+            cx.eq(Mux(x == 0, W - 1, x - 1)),
+            cy.eq(Mux(x == 0, vy - 2, vy - 1)),
+            started.eq((vy >= 2) | ((vy == 1) & (x != 0))),
+        ]
+        self.emit = started
+        if S == 2:
+            self.emit = started & ~cx[0] & ~cy[0]
+        last_cx, last_cy = (W - 1) - (W - 1) % S, (H - 1) - (H - 1) % S
+        markers = [None] * MARKER_BITS
+        markers[EOL_BIT] = cx == last_cx
+        markers[EOF_BIT] = (cx == last_cx) & (cy == last_cy)
+        self.markers = Cat(*markers)
+        self.masks = Cat(cy == 0, cy == H - 1, cx == 0, cx == W - 1)
+        with m.If(step):
+            m.d.sync += [x.eq(self.x_next), y.eq(y_next)]
+            if overlap:
+                with m.If(last_pixel):
+                    m.d.sync += pending.eq(1)
+                with m.Elif(last_flush):
+                    m.d.sync += pending.eq(0)
+
+    def check_markers(self, m, error):
+        """Input markers must agree with the fixed frame size: ``error`` (sticky) if not."""
+        x, y, W, H = self.x, self.y, self.W, self.H
         with m.If(self.i.valid & self.i.ready):
             side = self.i.payload.side
             eol, eof = x == W - 1, (x == W - 1) & (y == H - 1)
             with m.If((side[EOL_BIT] != eol) | (side[EOF_BIT] != eof)):
-                m.d.sync += self.framing_error.eq(1)
-        return m
+                m.d.sync += error.eq(1)

@@ -13,6 +13,7 @@ On the ``two_cores_shuffle`` preset's cores on two stages, 18x10 in
 import pytest
 
 from semifreddo_hw.digit_serial import DigitSerialMatVec
+from semifreddo_hw.window import MemoryWindow
 from tests.backbone_helpers import SHORT_PLAN, build, reduced
 from tests.test_backbone import (  # noqa: F401 (collected here, on the spaced build)
     test_as_built_with_shuffle_under_stalls,
@@ -30,7 +31,10 @@ def main(rtl_build_dir):
 
 def test_every_saving_is_in_the_build(main):
     """Spaced digit-serial products, with and without a window, products and serializers
-    that read in place: all present, so the end-to-end tests here cover them."""
+    that read in place, configurable windows read from memory (constant-padded stems
+    among them): all present, so the end-to-end tests here cover them. (A configurable
+    serializer holding a register window is left to ``tests/test_conv.py``: at this
+    period every configurable window here is a memory window.)"""
     seen = set()
     for layer in main.dut.layers():
         conv = layer.conv
@@ -42,7 +46,10 @@ def test_every_saving_is_in_the_build(main):
             seen.add("frozen serializer holds")
         if conv.cut is not None:
             seen.add("register slice after the serializer")
-    want = {("spaced", True), ("spaced", False), ("hold", True), ("hold", False)}
+        if isinstance(conv.window, MemoryWindow):
+            seen.add(("memory window", conv.kind))
+    want = {("spaced", True), ("spaced", False), ("hold", False)}
+    want |= {("memory window", "depthwise"), ("memory window", "full")}
     want |= {"frozen serializer holds", "register slice after the serializer"}
     assert seen >= want, seen
 

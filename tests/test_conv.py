@@ -10,6 +10,7 @@ from amaranth.hdl import Shape
 
 from semifreddo_hw.conv import Conv
 from semifreddo_hw.emit import part_text
+from semifreddo_hw.window import MemoryWindow
 from sim.golden.layers import conv3x3, depthwise3x3, pointwise
 from sim.golden.primitives import requantize
 from sim.pysim import run_stream_pysim
@@ -259,6 +260,45 @@ def test_held_window_conv_pysim(
 
 
 @pytest.mark.parametrize(
+    "size,c,stride,period", [((5, 7), 2, 1, 19), ((6, 5), 2, 2, 20), ((4, 3), 1, 2, 11)]
+)
+def test_memory_window_conv_pysim(size, c, stride, period):
+    """A depthwise layer folded a lane per cycle (``9 * c`` sub-beats), given a period with
+    a cycle to spare, reads its taps from the window's line memory (``MemoryWindow``)
+    instead of registers: bit-exact under stalls, the window registers gone, and fed at
+    the period's rate each frame costs the time its pixels take."""
+    rng = np.random.default_rng([*size, c, stride, period])
+    w, scale, bias = make_layer(rng, "depthwise", c, c, extremes=True)
+    kw = dict(fold=9 * c, configurable=True)
+    mem = _conv("depthwise", w, size, stride, 11, True, scale, bias, period=period, **kw)
+    tight = _conv("depthwise", w, size, stride, 11, True, scale, bias, period=period - 1, **kw)
+    assert isinstance(mem.window, MemoryWindow) and mem.serializer is None
+    assert mem.report()["memory_window"] and "memory_window" not in tight.report()
+    saved = tight.report()["register_bits"] - mem.report()["register_bits"]
+    assert saved >= 9 * c * 8 - c * 8 - 20, saved
+    x, xs, y, ys = vectors(rng, "depthwise", w, size, c, stride, scale, bias, 11, True)
+    run_stream_pysim(mem, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+    rate = -(-period // stride)
+    x, xs, y, ys = vectors(rng, "depthwise", w, size, c, stride, scale, bias, 11, True, frames=3)
+    n_in, n_out = len(x) // 3, len(y) // 3
+
+    def cycles(frames):
+        a, b = n_in * frames, n_out * frames
+        return run_stream_pysim(
+            mem,
+            x[:a],
+            y[:b],
+            in_sides=xs[:a],
+            out_sides=ys[:b],
+            in_stall=0,
+            out_stall=0,
+            in_period=rate,
+        )
+
+    assert cycles(3) - cycles(2) == n_in * rate
+
+
+@pytest.mark.parametrize(
     "size,stride,fold,digits,configurable,period",
     [((5, 6), 2, 1, 4, False, 9), ((6, 5), 2, 2, 5, False, 16), ((5, 4), 2, 4, 1, True, 5)],
 )
@@ -338,13 +378,15 @@ CONFIGURABLE_RTL = {
     "cfg_stem_9x6_c2_s2": ("full", (6, 9), 2, 16, 2, False, 1),
     "cfg_dw_7x5_c4_s2_fold12": ("depthwise", (5, 7), 4, 4, 2, True, 12),
     "cfg_stem_5x4_c2_fold18": ("full", (4, 5), 2, 3, 1, False, 18),
+    # a lane per cycle with a cycle to spare: the taps come from the window's line memory
+    "cfg_dw_9x5_c3_s2_memory_window": ("depthwise", (5, 9), 3, 3, 2, True, 27, 29),
 }
 
 
 @pytest.mark.parametrize("name", list(RTL) + list(CONFIGURABLE_RTL))
 def test_conv_rtl_bit_exact(rtl_build_dir, name):
     configurable = name in CONFIGURABLE_RTL
-    kind, size, c_in, c_out, stride, extremes, fold = (
+    kind, size, c_in, c_out, stride, extremes, fold, *period = (
         CONFIGURABLE_RTL[name] if configurable else (*RTL[name], 1)
     )
     rng = np.random.default_rng(len(name))
@@ -358,7 +400,9 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
         True,
         configurable=configurable,
         fold=fold,
+        period=period[0] if period else None,
     )
+    assert isinstance(dut.window, MemoryWindow) == name.endswith("memory_window")
     if name == AMARANTH_CASE:
         design = VerilatorDesign.build(dut, f"conv_{name}", rtl_build_dir)
     else:

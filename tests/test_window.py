@@ -9,7 +9,8 @@ from amaranth.hdl import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from semifreddo_hw.window import SlidingWindow
+from semifreddo_hw.fold import group_lanes, slice_lanes
+from semifreddo_hw.window import MemoryWindow, SlidingWindow
 from sim.errors import SimulationMismatch
 from sim.golden.layers import window3x3
 from sim.pysim import run_stream_pysim
@@ -215,3 +216,50 @@ def test_window_parameters_are_checked():
         SlidingWindow(2, 4, 4, pad=[0, 128])
     with pytest.raises(ValueError, match="pad must be 2 int8 values"):
         SlidingWindow(2, 4, 4, pad=[0])
+
+
+def _one_tap_groups(c, kind):
+    """Sub-beat lane groups that read one tap each: a lane per sub-beat (a depthwise layer
+    folded to a channel's slice per cycle), or a tap's channels in two halves."""
+    if kind == "lane":
+        return slice_lanes(group_lanes(c, c, taps=9), 9)
+    half = c // 2
+    return [[t * c + h * half + k for k in range(half)] for t in range(9) for h in range(2)]
+
+
+@pytest.mark.parametrize(
+    "w,h,c,s,kind",
+    [
+        (5, 3, 2, 1, "lane"),
+        (6, 5, 4, 2, "half"),
+        (3, 1, 2, 1, "half"),
+        (7, 4, 1, 2, "lane"),
+        (3, 3, 2, 2, "lane"),
+        (4, 2, 4, 1, "half"),
+    ],
+)
+def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
+    """MemoryWindow: every sub-beat equals the padded golden window's lanes of its group
+    (zeros and int8 constants, extremes at the borders), under stalls; without stalls a
+    window every ``fold + 1`` cycles at most."""
+    groups = _one_tap_groups(c, kind)
+    for pad in (None, [-128, 127, 37, -1][:c]):
+        dut = MemoryWindow(c, w, h, stride=s, pad=pad, groups=groups)
+        frames = _frames(np.random.default_rng(w * h + c), 3, h, w, c)
+        x, xs, y, ys = _vectors(frames, s, pad)
+        sub = [[beat[k] for k in g] for beat in y for g in groups]
+        sides = [side for side in ys for _ in groups]
+        run_stream_pysim(dut, x, sub, in_sides=xs, out_sides=sides, in_stall=0.4, out_stall=0.4)
+        cycles = run_stream_pysim(
+            dut, x, sub, in_sides=xs, out_sides=sides, in_stall=0, out_stall=0
+        )
+        assert cycles <= len(y) * dut.interval + len(x) + 2 * (w + 2), cycles
+
+
+def test_memory_window_parameters_are_checked():
+    with pytest.raises(ValueError, match="span several taps"):
+        MemoryWindow(2, 4, 4, groups=[[0, 2]] * 9)
+    with pytest.raises(ValueError, match="3 or more wide"):
+        MemoryWindow(1, 2, 4, groups=[[k] for k in range(9)])
+    with pytest.raises(ValueError, match="same number of lanes"):
+        MemoryWindow(2, 4, 4, groups=[[0, 1], [2]])
