@@ -13,7 +13,8 @@ arrives, so a frame's last ``width + 1`` windows need ``width + 1`` more steps. 
 frame is already arriving, its first pixels provide those steps (its first row enters the
 line buffer while the previous frame's bottom row, padded, leaves): back-to-back frames take
 ``width * height`` cycles each. If no pixel is waiting at the end of a frame, the block
-flushes on its own with zeros (``width + 1`` cycles, input not ready), so no window is ever
+flushes on its own (``width + 1`` cycles, input not ready; the rows it stands for are
+outside the frame, masked wherever read), so no window is ever
 held back waiting for a next frame.
 """
 
@@ -131,24 +132,26 @@ class SlidingWindow(_Frame, wiring.Component):
             shape=data.ArrayLayout(pixel, 2), depth=W, init=[]
         )
         wr = lines.write_port()
-        rd = lines.read_port(transparent_for=(wr,))  # W == 1 reads what it just wrote
+        # W == 1 reads what it just wrote. Transparent, the read can also register its
+        # address instead of its data (LUT RAM): a few flip-flops instead of a word's.
+        rd = lines.read_port(transparent_for=(wr,))
 
         r = _Raster(m, self.i, ~self.o.valid | self.o.ready, W, H, S)
         m.d.comb += rd.addr.eq(Mux(r.step, r.x_next, r.x))  # read one step ahead
-        step, x, zero_step = r.step, r.x, r.zero_step
+        step, x = r.step, r.x
 
-        new_pixel = Mux(zero_step, 0, self.i.payload.data.as_value())
+        # Flush steps take whatever the input holds: the rows they stand for lie outside the
+        # frame, so every window that reads them masks them.
+        new_pixel = self.i.payload.data.as_value()
         column = [rd.data[0], rd.data[1], new_pixel]  # rows y-2, y-1, y at column x
         win = [[Signal(pixel, name=f"win{ky}{kx}") for kx in range(3)] for ky in range(3)]
         mask_top, mask_bottom, mask_left, mask_right = (
             Signal(name=n) for n in ("pad_top", "pad_bottom", "pad_left", "pad_right")
         )
+        # Address and data unconditional (only the enable follows the step): no multiplexer.
+        m.d.comb += [wr.addr.eq(x), wr.data.eq(Cat(rd.data[1].as_value(), new_pixel))]
         with m.If(step):
-            m.d.comb += [
-                wr.en.eq(1),
-                wr.addr.eq(x),
-                wr.data.eq(Cat(rd.data[1].as_value(), new_pixel)),
-            ]
+            m.d.comb += wr.en.eq(1)
             for ky in range(3):
                 m.d.sync += [
                     win[ky][0].eq(win[ky][1]),
@@ -249,10 +252,26 @@ class MemoryWindow(_Frame, wiring.Component):
         wr = lines.write_port()
         rd = lines.read_port()
 
+        # Sub-beats as (tap, group): where the taps run 0..8 within each group of nine
+        # sub-beats that read the same channels (a layer folded a slice per cycle, the
+        # stems), two small counters; otherwise the sub-beat's index and a table. The
+        # lanes' channel multiplexers then have one input per group, not per sub-beat.
+        taps = self._taps
+        chans = [[k % C for k in g] for g in self.groups]
+        regular = F % 9 == 0 and all(
+            t == p % 9 and chans[p] == chans[p - p % 9] for p, t in enumerate(taps)
+        )
+        G = F // 9 if regular else F
+        group_chans = chans[::9] if regular else chans
+        count = Signal(range(9 if regular else F), name="count")  # tap, or sub-beat
+        group = Signal(range(G), name="group")
+        tap = count if regular else Array(Const(t, range(9)) for t in taps)[count]
+        last_in_group = count == (8 if regular else F - 1)
+        last = last_in_group & (group == G - 1) if regular else last_in_group
+
         # A position is held from its step until its last sub-beat's read; the next step
         # (which writes a pixel) waits for that, so no read ever sees a later row.
         held = Signal(name="held")
-        phase = Signal(range(F), name="phase")  # the next sub-beat to read
         r = _Raster(m, self.i, ~held, W, H, S)
 
         # Rows rotate through three banks, one step per row: `bank` takes the row being
@@ -262,70 +281,73 @@ class MemoryWindow(_Frame, wiring.Component):
             return Mux(b >= k, b - k, b + 3 - k)
 
         bank = Signal(range(3), name="bank")
-        new_pixel = Mux(r.zero_step, 0, self.i.payload.data.as_value())
+        new_pixel = self.i.payload.data.as_value()  # flush rows: masked wherever read
         bottom = Signal(range(3), name="pos_bottom")  # the bank of the position's row cy + 1
         pos_cx = Signal(range(W + 1), name="pos_cx")
         masks = Signal(4, name="pos_masks")
         side = Signal(MARKER_BITS, name="pos_side")
+        m.d.comb += [wr.addr.eq(bank * W + r.x), wr.data.eq(new_pixel)]
         with m.If(r.step):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(bank * W + r.x), wr.data.eq(new_pixel)]
+            m.d.comb += wr.en.eq(1)
             with m.If(r.x_next == 0):
                 m.d.sync += bank.eq(Mux(bank == 2, 0, bank + 1))
             m.d.sync += [
                 held.eq(r.emit),
-                phase.eq(0),
+                count.eq(0),
+                group.eq(0),
                 bottom.eq(Mux(r.x == 0, minus(bank, 1), bank)),
                 pos_cx.eq(r.cx),
                 masks.eq(r.masks),
                 side.eq(r.markers),
             ]
 
-        # Sub-beat `phase`: its tap's pixel at the address of its row's bank and column;
+        # A sub-beat's read: its tap's pixel at the address of its row's bank and column;
         # the read port's enable holds the result while the output waits.
         stall = self.o.valid & ~self.o.ready
         issue = held & ~stall
-        tap = Array(Const(t, range(9)) for t in self._taps)[phase]
-        ky, kx = tap // 3, tap % 3
+        ky = Array(Const(t // 3, 2) for t in range(9))[tap]
+        kx = Array(Const(t % 3, 2) for t in range(9))[tap]
         row_bank = Signal(range(3), name="row_bank")
         m.d.comb += row_bank.eq(
             Mux(ky == 2, bottom, Mux(ky == 1, minus(bottom, 1), minus(bottom, 2)))
         )
         col = Signal(range(W + 2), name="col")  # cx + kx, one past the tap's column
         m.d.comb += col.eq(pos_cx + kx)
-        outside = Array(_outside(masks, t // 3, t % 3) for t in self._taps)[phase]
+        outside = Array(_outside(masks, t // 3, t % 3) for t in range(9))[tap]
         m.d.comb += [
             rd.en.eq(~stall),
             rd.addr.eq(row_bank * W + Mux(outside, 0, col - 1)),
         ]
-        out_phase = Signal(range(F), name="out_phase")
+        out_group = Signal(range(G), name="out_group")
         out_outside = Signal(name="out_outside")
         out_side = Signal(MARKER_BITS, name="out_side")
         with m.If(~stall):
             m.d.sync += [
                 self.o.valid.eq(issue),
-                out_phase.eq(phase),
+                out_group.eq(group if regular else count),
                 out_outside.eq(outside),
                 out_side.eq(side),
             ]
         with m.If(issue):
-            m.d.sync += phase.eq(Mux(phase == F - 1, 0, phase + 1))
-            with m.If(phase == F - 1):
+            m.d.sync += count.eq(Mux(last_in_group, 0, count + 1))
+            if regular:
+                with m.If(last_in_group):
+                    m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+            with m.If(last):
                 m.d.sync += held.eq(0)
 
-        # Lane j of sub-beat p is channel groups[p][j] % C of the pixel read, or its pad.
+        # Lane j of a sub-beat is channel groups[p][j] % C of the pixel read, or its pad.
         m.d.comb += self.o.payload.side.eq(out_side)
         for j in range(len(self.groups[0])):
-            chans = [g[j] % C for g in self.groups]
+            cs = [g[j] for g in group_chans]
             value = (
-                rd.data[chans[0]]
-                if len(set(chans)) == 1
-                else Array(rd.data[c] for c in chans)[out_phase]
+                rd.data[cs[0]] if len(set(cs)) == 1 else Array(rd.data[c] for c in cs)[out_group]
             )
-            pads = [self.pad[c] for c in chans]
+            pads = [self.pad[c] for c in cs]
             const = (
                 pads[0]
                 if len(set(pads)) == 1
-                else Array(Const(v, signed(8)) for v in pads)[out_phase]
+                else Array(Const(v, signed(8)) for v in pads)[out_group]
             )
             m.d.comb += self.o.payload.data[j].eq(Mux(out_outside, const, value))
 
@@ -347,7 +369,7 @@ class _Raster:
         # flush that completes the previous frame's last windows. When the next frame's first
         # pixel is already waiting, its first row and a step stand in for the flush instead
         # (`pending` marks a frame whose last windows are still to come); otherwise the
-        # flush runs on zeros with the input not ready. Overlap needs H >= 2, so that one
+        # flush runs without input (not ready). Overlap needs H >= 2, so that one
         # frame's flush ends before the next frame's own last row.
         self.W, self.H, self.i = W, H, i
         overlap = H >= 2
@@ -360,7 +382,7 @@ class _Raster:
             flushing.eq(y >= H),
             flush_start.eq(pending & (y == 0) & (x == 0) & ~i.valid),
         ]
-        self.zero_step = zero_step = flushing | flush_start
+        zero_step = flushing | flush_start
         ey = Mux(flush_start, H, y)  # the row this step stands for
 
         self.step = step = Signal(name="step")
