@@ -183,6 +183,31 @@ def test_folded_conv_pysim(kind, size, c_in, c_out, stride, fold, configurable):
         assert r["multipliers"] * fold == w.size
 
 
+def frame_cost(dut, rng, kind, w, size, c_in, stride, scale, bias, period):
+    """``(cycles one more frame costs, its pixels' time)``: frames fed back to back at a
+    pixel every ``period / stride`` cycles (the rate ``period`` stands for at the output),
+    no stalls. (The stream's very end may come later: a held or spaced layer works through
+    the last frame's flush more slowly, but not through frames.)"""
+    rate = -(-period // stride)
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
+    n_in, n_out = len(x) // 3, len(y) // 3
+
+    def cycles(frames):
+        a, b = n_in * frames, n_out * frames
+        return run_stream_pysim(
+            dut,
+            x[:a],
+            y[:b],
+            in_sides=xs[:a],
+            out_sides=ys[:b],
+            in_stall=0,
+            out_stall=0,
+            in_period=rate,
+        )
+
+    return cycles(3) - cycles(2), n_in * rate
+
+
 # 3x3 layers given the beat period of a rate-folded build: kind, (height, width), c_in,
 # c_out, stride, fold, digits (frozen: digit-serial), configurable, period.
 HELD = [
@@ -235,28 +260,10 @@ def test_held_window_conv_pysim(
     assert (held.cut is not None) == configurable and copying.cut is None
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
     run_stream_pysim(held, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
-    # Frames back to back at the rate: each frame costs the copying layer's frame period
-    # (the stream's very end may come later: a held or spaced layer works through the last
-    # frame's zero flush more slowly, but not through frames).
-    rate = -(-period // stride)
-    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True, frames=3)
-    n_in, n_out = len(x) // 3, len(y) // 3
-
-    def cycles(dut, frames):
-        a, b = n_in * frames, n_out * frames
-        return run_stream_pysim(
-            dut,
-            x[:a],
-            y[:b],
-            in_sides=xs[:a],
-            out_sides=ys[:b],
-            in_stall=0,
-            out_stall=0,
-            in_period=rate,
-        )
-
-    per_frame = [cycles(d, 3) - cycles(d, 2) for d in (held, copying)]
-    assert per_frame[0] == per_frame[1] == n_in * rate, per_frame
+    # Frames back to back at the rate: each frame costs the copying layer's frame period.
+    layer = (kind, w, size, c_in, stride, scale, bias)
+    per_frame = [frame_cost(d, rng, *layer, period) for d in (held, copying)]
+    assert per_frame[0][0] == per_frame[1][0] == per_frame[0][1], per_frame
 
 
 @pytest.mark.parametrize(
@@ -278,24 +285,8 @@ def test_memory_window_conv_pysim(size, c, stride, period):
     assert saved >= 9 * c * 8 - c * 8 - 20, saved
     x, xs, y, ys = vectors(rng, "depthwise", w, size, c, stride, scale, bias, 11, True)
     run_stream_pysim(mem, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
-    rate = -(-period // stride)
-    x, xs, y, ys = vectors(rng, "depthwise", w, size, c, stride, scale, bias, 11, True, frames=3)
-    n_in, n_out = len(x) // 3, len(y) // 3
-
-    def cycles(frames):
-        a, b = n_in * frames, n_out * frames
-        return run_stream_pysim(
-            mem,
-            x[:a],
-            y[:b],
-            in_sides=xs[:a],
-            out_sides=ys[:b],
-            in_stall=0,
-            out_stall=0,
-            in_period=rate,
-        )
-
-    assert cycles(3) - cycles(2) == n_in * rate
+    cost, pixels = frame_cost(mem, rng, "depthwise", w, size, c, stride, scale, bias, period)
+    assert cost == pixels, (cost, pixels)
 
 
 @pytest.mark.parametrize(
