@@ -373,3 +373,37 @@ def test_verify_takes_only_a_module_name_from_the_report(onnx_build, tmp_path):
         r = run("sim.verify", "--build", bad, "--work", tmp_path)
         assert r.returncode == 2 and "'top' is not a module name" in r.stderr, r.stderr
     assert (victim / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.slow
+def test_verify_per_layer_on_the_paper_build(tmp_path):
+    """The paper preset (VGA, too big to simulate whole here), built from seeded int8
+    weights and checked layer by layer on a sample: a regular block's layers at 40x30x128
+    and a downsampling block's configurable pointwise layer. Minutes: the build dominates
+    (every layer: ``python -m sim.verify --build DIR --per-layer``, about 20 minutes on
+    one core)."""
+    from spec.network import preset
+    from weights.files import save_frozen, save_trainable
+    from weights.synthetic import random_params
+
+    net = preset("paper")
+    params = random_params(net, np.random.default_rng(2020))
+    save_frozen(tmp_path / "f.npz", net, params)
+    save_trainable(tmp_path / "t.npz", net, params)
+    r = run(
+        "generators.build",
+        "--freeze",
+        tmp_path / "f.npz",
+        "--trainable",
+        tmp_path / "t.npz",
+        "--out",
+        tmp_path / "paper",
+        "--quiet",
+        timeout=3600,
+    )
+    assert r.returncode == 0, r.stderr
+    for layers in ("frozen.m4.1.*", "a.m4.0.b0_pw"):
+        args = ["--per-layer", "--layers", layers, "--frames", "1", "--quiet"]
+        r = run("sim.verify", "--build", tmp_path / "paper", *args, "--work", tmp_path / "sim")
+        assert r.returncode == 0 and r.stdout.startswith("PASS"), r.stdout + r.stderr
+        assert r.stdout.count("output beats matched") == (2 if "*" in layers else 1), r.stdout
