@@ -485,8 +485,9 @@ def _parser():
         "--placer",
         choices=PLACERS,
         default="heap",
-        help="nextpnr's placer: heap (analytical, default) or static (electrostatic; "
-        "it converged on a design at 96 %% of the LUTs where heap's legaliser stalled)",
+        help="nextpnr's placer: heap (analytical, default) or static (electrostatic: it "
+        "spreads a large design in minutes, but its final legalisation can run on without "
+        "end; docs/bringup.md)",
     )
     p.add_argument(
         "--no-bitstream",

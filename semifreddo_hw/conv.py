@@ -40,7 +40,7 @@ from .fold import (
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
 from .streams import SkidBuffer, forward, vector_layout
-from .window import MemoryWindow, SlidingWindow
+from .window import MemoryWindow, SlidingWindow, check_frame, lane_pad
 
 __all__ = ["Conv", "KINDS", "BANK_AXES", "product_matrix", "plan_conv"]
 
@@ -201,12 +201,10 @@ class Conv(wiring.Component):
         c_out = w.shape[0]
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
-        self.window = (
-            None
-            if kind == "pointwise"
-            else SlidingWindow(c_in, width, height, stride=stride, pad=pad)
-        )
-        if pad is not None and kind == "pointwise":
+        # The window is built once the layer knows how its consumer reads it (below).
+        windowed = kind != "pointwise"
+        frame_pad = check_frame(c_in, width, height, stride, pad) if windowed else None
+        if pad is not None and not windowed:
             raise ValueError("a pointwise layer has no window to pad")
         matrix, mask = product_matrix(kind, w)
         self.fold = fold
@@ -231,28 +229,28 @@ class Conv(wiring.Component):
         def holds(work: int) -> bool:
             """Whether the product, taking ``work`` cycles per beat, may hold the window's
             beat (see ``period``): a register per input bit saved."""
-            if self.window is None or period is None or work == 1:
+            if not windowed or period is None or work == 1:
                 return False
             return stride == 1 or period > work
 
-        def lane_pad(hold: bool):
+        def consumer_pad(hold: bool):
             """Held, the window is padded by its consumer (``defer_pad``): per lane, the
             constant a lane outside the frame reads."""
-            return self.window.lane_pad if hold and self.window is not None else None
+            return lane_pad(frame_pad) if hold and windowed else None
 
         def memory_window(groups) -> bool:
             """Whether a :class:`~.window.MemoryWindow` may give a folded configurable
             layer's sub-beats (each one tap's lanes): where the period leaves the step a
             cycle after the sub-beats (and one more behind a stride-2 window, as for
             ``hold``) and the frame is 3 or more wide."""
-            if self.window is None or period is None or width < 3:
+            if not windowed or period is None or width < 3:
                 return False
             if any(len({k // c_in for k in g}) != 1 for g in groups):
                 return False
             return period >= fold + 1 + (1 if stride == 2 else 0)
 
         hold = holds(fold)
-        self.serializer = self.deserializer = self.accumulator = None
+        self.window = self.serializer = self.deserializer = self.accumulator = None
         group = c_out // channel_groups
         if configurable:
             if fold == 1:
@@ -306,7 +304,7 @@ class Conv(wiring.Component):
                         groups,
                         MARKER_BITS,
                         hold=hold,
-                        pad=lane_pad(hold),
+                        pad=consumer_pad(hold),
                     )
                 if self.slices > 1:  # the slices' partial sums added, as wide as the whole
                     widest = int(mask.sum(axis=1).max())
@@ -341,13 +339,13 @@ class Conv(wiring.Component):
                 # also without a window the product reads its input in place, and where
                 # the period leaves ``fold`` cycles more the serializer behind it reads the
                 # product's output in place (the next beat waits for it anyway).
-                spare = 1 if self.window is not None and stride == 2 else 0
+                spare = 1 if windowed and stride == 2 else 0
                 latency = DigitSerialMatVec(matrix, digits=d, hold=True, **product).latency
                 spaced = period is not None and period >= latency + 1 + spare
                 ser_hold = spaced and fold > 1 and period >= latency + 1 + spare + fold
                 hold = holds(d) or spaced
                 self.product = DigitSerialMatVec(
-                    matrix, digits=d, hold=hold, spaced=spaced, pad=lane_pad(hold), **product
+                    matrix, digits=d, hold=hold, spaced=spaced, pad=consumer_pad(hold), **product
                 )
                 if spaced:
                     self._args["spaced"] = True
@@ -370,10 +368,10 @@ class Conv(wiring.Component):
         )
         if self.hold:
             self._args["hold"] = True
-            if self.window is not None:  # the consumer pads what it picks (see lane_pad)
-                self.window = SlidingWindow(
-                    c_in, width, height, stride=stride, pad=pad, defer_pad=True
-                )
+        if windowed and self.window is None:  # held, the consumer pads what it picks
+            self.window = SlidingWindow(
+                c_in, width, height, stride=stride, pad=pad, defer_pad=self.hold
+            )
         # A folded configurable layer of a rate build: a register slice between the
         # serializer and the product (two sub-beats of a channel group, a few dozen bits),
         # so that the downstream ready stops there instead of running on through the
@@ -525,7 +523,7 @@ class Conv(wiring.Component):
             m.submodules.window = window = self.window
             wiring.connect(m, wiring.flipped(self.i), window.i)
             wiring.connect(m, window.o, chain[0].i)
-            if getattr(window, "defer_pad", False):
+            if "outside" in window.signature.members:  # padded by the consumer
                 m.d.comb += chain[0].outside.eq(window.outside)
             m.d.comb += self.framing_error.eq(window.framing_error)
         else:

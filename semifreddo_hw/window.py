@@ -26,21 +26,34 @@ from spec.stream import EOF_BIT, EOL_BIT, MARKER_BITS
 
 from .streams import vector_layout
 
-__all__ = ["MemoryWindow", "SlidingWindow"]
+__all__ = ["MemoryWindow", "SlidingWindow", "check_frame", "lane_pad"]
+
+
+def check_frame(channels, width, height, stride, pad) -> tuple[int, ...]:
+    """A window's frame checked (positive sizes, stride 1 or 2, ``pad`` None or an int8
+    per channel; ``ValueError`` naming what is wrong); returns the pad per channel."""
+    for name, v in (("channels", channels), ("width", width), ("height", height)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, not {v!r}")
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, not {stride!r}")
+    pad = (0,) * channels if pad is None else tuple(int(v) for v in pad)
+    if len(pad) != channels or any(not -128 <= v <= 127 for v in pad):
+        raise ValueError(f"pad must be {channels} int8 values, not {pad!r}")
+    return pad
+
+
+def lane_pad(pad) -> tuple[int, ...]:
+    """Per window lane ``(ky * 3 + kx) * channels + c``, what it reads outside the frame:
+    channel ``c``'s constant of ``pad``."""
+    return tuple(pad) * 9
 
 
 class _Frame:
     """What both windows share: the checked frame geometry, the frame timing and the lag."""
 
     def _frame(self, channels, width, height, stride, pad):
-        for name, v in (("channels", channels), ("width", width), ("height", height)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, not {stride!r}")
-        pad = (0,) * channels if pad is None else tuple(int(v) for v in pad)
-        if len(pad) != channels or any(not -128 <= v <= 127 for v in pad):
-            raise ValueError(f"pad must be {channels} int8 values, not {pad!r}")
+        pad = check_frame(channels, width, height, stride, pad)
         self.channels, self.width, self.height, self.stride = channels, width, height, stride
         self.pad = pad
         self.out_width = -(-width // stride)
@@ -56,6 +69,11 @@ class _Frame:
     def flush_cycles(self) -> int:
         """Cycles to finish a frame when no next frame follows at once."""
         return self.width + 1
+
+    @property
+    def lane_pad(self) -> tuple[int, ...]:
+        """What each window lane reads outside the frame (:func:`lane_pad`)."""
+        return lane_pad(self.pad)
 
     @property
     def lag(self) -> tuple[int, int]:
@@ -109,11 +127,6 @@ class SlidingWindow(_Frame, wiring.Component):
                 **({"outside": Out(9 * channels)} if self.defer_pad else {}),
             }
         )
-
-    @property
-    def lane_pad(self) -> tuple[int, ...]:
-        """What each output lane reads outside the frame (its channel's pad constant)."""
-        return self.pad * 9
 
     @property
     def memory_bits(self) -> int:

@@ -16,12 +16,12 @@ PARAM_PORT = "param_write"
 FLAGS = ("framing_error", "marker_mismatch")  # the backbone's sticky error outputs
 
 
-def random_frames(net, rng, count):
-    """``count`` random int8 frames for ``net``, the first starting with a row of -128 and
-    the last ending with a row of 127 (extremes through every layer)."""
-    frames = [
-        rng.integers(-128, 128, size=(net.height, net.width, net.channels_in)) for _ in range(count)
-    ]
+def random_frames(net, rng, count, shape=None):
+    """``count`` random int8 frames for ``net`` (or of ``shape``, (height, width, channels):
+    a layer's input), the first starting with a row of -128 and the last ending with a row
+    of 127 (extremes through every layer)."""
+    shape = (net.height, net.width, net.channels_in) if shape is None else shape
+    frames = [rng.integers(-128, 128, size=shape) for _ in range(count)]
     frames[0][0] = -128
     frames[-1][-1] = 127
     return frames

