@@ -178,6 +178,7 @@ class BackboneDesign:
             **(rate_options(net, self.input_period(config)) if rate else {}),
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
+            swap=config.swap,
         )
 
     def emit(self, config: BuildConfig, log) -> dict[str, str]:
@@ -279,6 +280,15 @@ def _report_md(r: dict, net) -> str:
         f"weights given in {r['weights_form']} form; run-time parameters power up "
         f"{r['power_up']}; core shuffle {r['core_shuffle']} (the trainable file's setting: "
         "drive the `shuffle` input so).",
+        "",
+        (
+            "Two run-time parameter sets: writes go to the shadow set and `param_swap` "
+            "switches frames to it at a frame boundary (the parameter memory bits count both "
+            "sets; build with `--no-swap` for one)."
+            if r["parameter_sets"] == 2
+            else "One run-time parameter set (built with `--no-swap`): write parameters only "
+            "while no frame is inside the pipeline."
+        ),
         "",
         "| quantity | value |",
         "|---|---|",

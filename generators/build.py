@@ -146,6 +146,14 @@ def parser(
         help="the design clock, for --fps (default: 100)",
     )
     p.add_argument(
+        "--no-swap",
+        dest="swap",
+        action="store_false",
+        help="one set of run-time parameters instead of two (half the parameter memory; "
+        "write them only while no frame is inside); by default writes go to a shadow set "
+        "that param_swap switches in at a frame boundary",
+    )
+    p.add_argument(
         "--levels-per-stage",
         type=int,
         default=2,
@@ -183,6 +191,7 @@ def run_build(args, log=print) -> tuple[GuardedDir, steps.Build, dict]:
         fold=args.fold,
         fps=args.fps,
         clock_mhz=args.clock_mhz,
+        swap=args.swap,
         jobs=args.jobs,
     )
     b = steps.run(config, log)

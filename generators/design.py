@@ -26,6 +26,7 @@ class BuildConfig:
     fold: str = "spatial"  # or "rate": every layer folded as far as its rate allows
     fps: float | None = None  # "rate" only: fold further, down to this frame rate
     clock_mhz: float = 100.0  # the clock --fps is counted at
+    swap: bool = True  # two parameter sets, swapped at frame boundaries (--no-swap: one)
     jobs: int = 1
 
 

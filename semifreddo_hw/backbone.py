@@ -19,22 +19,30 @@ between blocks: one register each, as every stream after the stride-2 stems carr
 at most every other cycle.
 
 All run-time parameters (every requantizer's scale and bias, the trainable cores' weights,
-the alpha codes) are written through one always-ready ``param_write`` stream of
-``{addr, value}`` (:mod:`.param_bus`); :attr:`Backbone.address_map` says where each lives
-and :meth:`Backbone.param_writes` turns a parameter set into the writes that load it.
+the alpha codes) are written through one ``param_write`` stream of ``{addr, value}``
+(:mod:`.param_bus`); :attr:`Backbone.address_map` says where each lives and
+:meth:`Backbone.param_writes` turns a parameter set into the writes that load it.
+
+Built with ``swap``, every parameter memory holds two sets, and each frame is computed
+entirely with one of them: writes go to the set no entering frame uses (the shadow);
+``param_swap`` makes it the set of the next frame to start at the input, which carries it
+as its epoch marker (:data:`spec.stream.EPOCH`) through every layer, each reading its
+parameters with the set its beat names. From the swap until the first beat of the new set
+has left every output (``param_busy``), ``param_write`` holds further writes back: they
+belong to the next set, whose memory frames of the old set still read.
 """
 
 from typing import NamedTuple
 
 import numpy as np
-from amaranth.hdl import Cat, Module, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import names
 from spec.network import WEIGHT_AXES, Network
 from spec.params import check_params
-from spec.stream import MARKER_BITS
+from spec.stream import EOF_BIT, EPOCH_BIT, MARKER_BITS
 
 from .balance import chain_bounds, fifo_depths
 from .blend import AlphaBlend, CoreShuffle
@@ -77,10 +85,20 @@ class Backbone(wiring.Component):
         The output feature maps of each core present (int8 lanes, markers). They share one
         input: drain them concurrently (or tie an unused one's ``ready`` high); holding one
         back for longer than the balancing FIFOs' slack stalls them all.
-    param_write : In(stream, always ready)
+    param_write : In(stream)
         ``{addr, value}``: one run-time parameter (see :attr:`address_map`); writes outside
-        the map are ignored, values are taken modulo their field's width. Write between
-        frames.
+        the map are ignored, values are taken modulo their field's width. Without ``swap``
+        always ready, and a write takes effect at once: write between frames, with the
+        pipeline empty. With ``swap`` writes go to the shadow set and are held back
+        (``ready`` low) while ``param_busy``.
+    param_swap : In(1), with ``swap``
+        A pulse: the shadow set is complete; frames from the next one to start at the input
+        (whose first beat, the one after an end-of-frame beat or the very first, is offered
+        on ``i`` after the pulse's cycle) are computed with it.
+    param_busy : Out(1), with ``swap``
+        A swap is asked for and waits for a frame to start, or frames of the old set may
+        still be inside (until every output has passed a beat of the new set). Low again:
+        the update has reached the outputs.
     shuffle : In(1)
         Cross-core shuffle on (networks with ``core_shuffle``); change between frames.
     framing_error, marker_mismatch : Out(1)
@@ -99,12 +117,16 @@ class Backbone(wiring.Component):
         periods: dict | None = None,
         solver: str = "da4ml",
         levels_per_stage: int = 2,
+        swap: bool = False,
     ):
         if not isinstance(net, Network):
             raise TypeError(f"net must be a spec.network.Network, not {type(net).__name__}")
+        if not isinstance(swap, bool):
+            raise TypeError(f"swap must be a bool, not {type(swap).__name__}")
         check_params(net, params)
-        self.net = net
-        kw = dict(solver=solver, levels_per_stage=levels_per_stage)
+        self.net, self.swap = net, swap
+        sets = 2 if swap else 1
+        kw = dict(solver=solver, levels_per_stage=levels_per_stage, sets=sets)
         graphs, folds, digits, periods = graphs or {}, folds or {}, digits or {}, periods or {}
         # Per convolution, what it takes beyond the parameters: its planned graph, fold,
         # digits and beat period.
@@ -130,7 +152,10 @@ class Backbone(wiring.Component):
         }
         self.blends = {
             b.name: AlphaBlend(
-                b.channels, alpha_init=params[b.name].tolist(), fold=folds.get(b.name, 1)
+                b.channels,
+                alpha_init=params[b.name].tolist(),
+                fold=folds.get(b.name, 1),
+                sets=sets,
             )
             for b in net.blends()
         }
@@ -147,10 +172,13 @@ class Backbone(wiring.Component):
         members = {
             "i": In(stream.Signature(in_layout)),
             **{f"o_{core}": Out(stream.Signature(out_layout)) for core in net.cores},
-            "param_write": In(self.bus.signature()),
+            "param_write": In(self.bus.signature(always_ready=not swap)),
             "framing_error": Out(1),
             "marker_mismatch": Out(1),
         }
+        if swap:
+            members["param_swap"] = In(1)
+            members["param_busy"] = Out(1)
         if net.core_shuffle:
             members["shuffle"] = In(1)
         super().__init__(members)
@@ -334,6 +362,7 @@ class Backbone(wiring.Component):
             "balance_fifo_bits": fifo_bits,
             "balance": self.balance,
             "parameter_addresses": self.bus.size,
+            "parameter_sets": 2 if self.swap else 1,
             "layers": layers,
         }
 
@@ -342,8 +371,9 @@ class Backbone(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         errors, mismatches = [], []
-        self._connect_params(m)
-        feats = self._stems(m, errors)
+        entry, shadow = self._epochs(m)
+        self._connect_params(m, shadow)
+        feats = self._stems(m, entry, errors)
         for i in range(len(self.net.stages)):
             inputs = self._meeting_point(m, i, feats, mismatches)
             feats = self._stage(m, i, inputs, errors)
@@ -355,19 +385,67 @@ class Backbone(wiring.Component):
                 m.d.sync += self.marker_mismatch.eq(1)
         return m
 
-    def _connect_params(self, m):
-        """Decode ``param_write`` onto every bank's write port."""
+    def _epochs(self, m):
+        """The input with each frame's epoch marker: the set it is computed with (0 without
+        ``swap``); returns that stream and the set writes go to (None without ``swap``)."""
+        entry = stream.Signature(self.i.payload.shape()).create()
+        m.d.comb += [
+            entry.valid.eq(self.i.valid),
+            self.i.ready.eq(entry.ready),
+            entry.payload.eq(self.i.payload),
+        ]
+        if not self.swap:
+            m.d.comb += entry.payload.side[EPOCH_BIT].eq(0)
+            return entry, None
+        cur = Signal(name="epoch")  # the set of the frame entering now
+        pending = Signal(name="swap_pending")  # asked for, waiting for a frame to start
+        flight = Signal(name="swap_flight")  # frames of the old set may be inside
+        at_start = Signal(init=1, name="frame_start")  # the next input beat starts a frame
+        # A frame's set is decided when its first beat is offered, and held with the beat
+        # until every stem has it (they may take it in different cycles).
+        held, held_epoch = Signal(name="epoch_held"), Signal(name="epoch_held_value")
+        epoch = Signal(name="epoch_in")
+        m.d.comb += [
+            epoch.eq(Mux(held, held_epoch, cur ^ (pending & ~flight & at_start))),
+            entry.payload.side[EPOCH_BIT].eq(epoch),
+            self.param_busy.eq(pending | flight),
+        ]
+        m.d.sync += [held.eq(self.i.valid & ~self.i.ready), held_epoch.eq(epoch)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [at_start.eq(self.i.payload.side[EOF_BIT]), cur.eq(epoch)]
+            with m.If(epoch != cur):
+                m.d.sync += [pending.eq(0), flight.eq(1)]
+        with m.If(self.param_swap):  # after the apply: a request in that cycle waits
+            m.d.sync += pending.eq(1)
+        # The old set is free once every output has passed a beat of the new one (frames
+        # leave each output in order).
+        seen = []
+        for core in self.net.cores:
+            o, s = getattr(self, f"o_{core}"), Signal(name=f"swap_seen_{core}")
+            now = Signal(name=f"swap_seen_{core}_now")
+            m.d.comb += now.eq(s | (o.valid & o.ready & (o.payload.side[EPOCH_BIT] == cur)))
+            seen.append((s, now))
+        with m.If(flight):
+            m.d.sync += [s.eq(now) for s, now in seen]
+            with m.If(Cat(*(now for _, now in seen)).all()):
+                m.d.sync += [flight.eq(0)] + [s.eq(0) for s, _ in seen]
+        # Writes after a swap belong to the next set: held until this one is done.
+        m.d.comb += self.param_write.ready.eq(~(pending | flight))
+        return entry, ~cur
+
+    def _connect_params(self, m, shadow):
+        """Decode ``param_write`` onto every bank's write port (into set ``shadow``)."""
         ports = {}
         for layer in self.layers():
             for field in ("scale", "bias") + (("weight",) if layer.conv.configurable else ()):
                 ports[(layer.name, field)] = getattr(layer.owner, f"{layer.prefix}{field}_write")
         for name, blend in self.blends.items():
             ports[(name, "alpha")] = blend.alpha_write
-        self.bus.connect(m, self.param_write, ports)
+        self.bus.connect(m, self.param_write, ports, set_=shadow)
 
-    def _stems(self, m, errors) -> dict:
-        """Every core's stem, all fed from the input; returns their output streams."""
-        _broadcast(m, self.i, [stem.i for stem in self.stems.values()])
+    def _stems(self, m, entry, errors) -> dict:
+        """Every core's stem, all fed from ``entry``; returns their output streams."""
+        _broadcast(m, entry, [stem.i for stem in self.stems.values()])
         feats = {}
         for core, stem in self.stems.items():
             m.submodules[f"{core}_stem"] = stem

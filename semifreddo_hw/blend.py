@@ -14,7 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.formats import ALPHA_BITS, ALPHA_ONE
-from spec.stream import MARKER_BITS
+from spec.stream import EPOCH_BIT, MARKER_BITS
 
 from .fold import Deserializer, PhaseCounter, Serializer
 from .param_bank import ParamBank, PhaseBank
@@ -37,9 +37,13 @@ class AlphaBlend(wiring.Component):
     that come every F cycles or rarer, :mod:`.fold`): each beat as F sub-beats of a channel
     group, one multiplier per group lane, the codes in a :class:`PhaseBank` read a group per
     cycle; three stages per sub-beat (operands while the codes are read, product, sum).
+
+    ``sets`` 2: two sets of codes (both starting as ``alpha_init``); each beat is blended
+    with the set its epoch marker (:data:`spec.stream.EPOCH`) names, and ``alpha_write``
+    names the set it writes.
     """
 
-    def __init__(self, channels: int, *, alpha_init=None, fold: int = 1):
+    def __init__(self, channels: int, *, alpha_init=None, fold: int = 1, sets: int = 1):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         if not isinstance(fold, int) or fold < 1 or channels % fold:
@@ -47,11 +51,16 @@ class AlphaBlend(wiring.Component):
         init = [0] * channels if alpha_init is None else [int(a) for a in alpha_init]
         if len(init) != channels or any(not 0 <= a <= ALPHA_ONE for a in init):
             raise ValueError(f"alpha_init must be {channels} codes in 0..{ALPHA_ONE}")
+        if sets not in (1, 2):
+            raise ValueError(f"sets must be 1 or 2, not {sets!r}")
         self.channels, self.fold, self.lanes = channels, fold, channels // fold
+        self.sets = sets
         self.alphas = (
-            ParamBank(unsigned(ALPHA_BITS), channels, init=[init])
+            ParamBank(unsigned(ALPHA_BITS), channels, sets=sets, init=[init] * sets)
             if fold == 1
-            else PhaseBank(unsigned(ALPHA_BITS), channels, self.lanes, init=[init])
+            else PhaseBank(
+                unsigned(ALPHA_BITS), channels, self.lanes, sets=sets, init=[init] * sets
+            )
         )
         layout = vector_layout(signed(8), channels, MARKER_BITS)
         super().__init__(
@@ -96,6 +105,8 @@ class AlphaBlend(wiring.Component):
             xf = [pipe.stage(x, name=f"xf{c}") for c, x in enumerate(xf)]
             xt = [pipe.stage(x, name=f"xt{c}_0") for c, x in enumerate(xt)]
             codes = list(alphas.data)
+        if self.sets > 1:  # the codes are read with the (sub-)beat at the pipeline's input
+            m.d.comb += alphas.select.eq(src.payload.side[EPOCH_BIT])
         for c in range(self.lanes):
             a = Signal(range(ALPHA_ONE + 1), name=f"a{c}")
             m.d.comb += a.eq(Mux(codes[c] > ALPHA_ONE, ALPHA_ONE, codes[c]))

@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec.formats import INT8_MAX, INT8_MIN
 from spec.network import WEIGHT_AXES, sums_per_output
-from spec.stream import MARKER_BITS
+from spec.stream import EPOCH_BIT, MARKER_BITS
 
 from .adder_graph import AdderGraph, signed_width
 from .cmvm import plan_cmvm, plan_depthwise
@@ -140,6 +140,10 @@ class Conv(wiring.Component):
         :class:`~.digit_serial.DigitSerialMatVec`). A folded configurable layer (with a
         period given) gets a register slice (``cut``) between its serializer and its
         product: the downstream ``ready`` stops there.
+    sets : 1, or 2 for two run-time parameter sets (scales, biases and configurable
+        weights; both start with the given values): each beat is computed with the set its
+        epoch marker (:data:`spec.stream.EPOCH`) names, and the write ports name the set
+        they write.
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -166,8 +170,11 @@ class Conv(wiring.Component):
         pad=None,
         digits: int = 1,
         period: int | None = None,
+        sets: int = 1,
     ):
         w = _checked(kind, weights)
+        if sets not in (1, 2):
+            raise ValueError(f"sets must be 1 or 2, not {sets!r}")
         if period is not None and (not isinstance(period, int) or period < 1):
             raise ValueError(f"period must be a positive integer or None, not {period!r}")
         if not isinstance(fold, int) or fold < 1:
@@ -193,11 +200,12 @@ class Conv(wiring.Component):
             "configurable": bool(configurable),
             **({"fold": fold} if fold > 1 else {}),
             **({"digits": digits} if digits > 1 else {}),
+            **({"sets": sets} if sets > 1 else {}),
             # a build without an input padding keeps its parts' cache keys
             **({"pad": [int(v) for v in pad]} if pad is not None and any(pad) else {}),
         }
         self.kind, self.weights, self.stride = kind, w, stride
-        self.configurable = configurable
+        self.configurable, self.sets = configurable, sets
         c_out = w.shape[0]
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
@@ -260,7 +268,8 @@ class Conv(wiring.Component):
                     matrix.shape[1],
                     c_out,
                     mask=mask,
-                    init=matrix,
+                    init=np.stack([matrix] * sets),
+                    sets=sets,
                     levels_per_stage=levels_per_stage,
                     side_width=MARKER_BITS,
                 )
@@ -277,8 +286,14 @@ class Conv(wiring.Component):
                     group,
                     mask=mask[rows[0]][:, groups[0]],
                     init=np.stack(
-                        [matrix[rows[p // self.slices]][:, groups[p]] for p in range(fold)]
+                        [
+                            np.stack(
+                                [matrix[rows[p // self.slices]][:, groups[p]] for p in range(fold)]
+                            )
+                        ]
+                        * sets
                     ),
+                    sets=sets,
                     levels_per_stage=levels_per_stage,
                     side_width=MARKER_BITS,
                     fold=fold,
@@ -391,6 +406,7 @@ class Conv(wiring.Component):
             bias_init=bias_init,
             side_width=MARKER_BITS,
             fold=channel_groups,
+            sets=sets,
         )
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
@@ -538,4 +554,7 @@ class Conv(wiring.Component):
             ports.append((self.weight_write, product.write))
         for src, dst in ports:
             forward(m, src, dst)
+        if self.sets > 1:  # each block reads its parameters with its beat's set
+            for block in (requant, product) if self.configurable else (requant,):
+                m.d.comb += block.select.eq(block.i.payload.side[EPOCH_BIT])
         return m

@@ -15,6 +15,7 @@ from spec.link import (
     CMD_FRAME,
     CMD_SHUFFLE,
     CMD_STATUS,
+    CMD_SWAP,
     CMD_WRITE,
     STATUS_FLAGS,
     TAG_EOF,
@@ -139,6 +140,11 @@ class UARTLink(wiring.Component):
                             m.next = "SHUFFLE"
                         with m.Case(CMD_STATUS):
                             m.d.sync += status_wanted.eq(1)
+                        with m.Case(CMD_SWAP):
+                            if "param_swap" in bb.signature.members:
+                                m.d.comb += bb.param_swap.eq(1)
+                            else:
+                                m.d.sync += bad_command.eq(1)
                         with m.Default():
                             m.d.sync += bad_command.eq(1)
             with m.State("ARGS"):
@@ -149,8 +155,11 @@ class UARTLink(wiring.Component):
                         m.next = "WRITE"
             with m.State("WRITE"):
                 # Addresses past the port's width would wrap into the map: dropped instead.
+                # With two parameter sets the port holds a write back while a swap is on its
+                # way (the host lets a frame flow first).
                 m.d.comb += bb.param_write.valid.eq(args[addr_width:32] == 0)
-                m.next = "COMMAND"
+                with m.If(bb.param_write.ready | (args[addr_width:32] != 0)):
+                    m.next = "COMMAND"
             with m.State("PIXEL"):
                 m.d.comb += [rxq.o.ready.eq(1), self.in_frame.eq(1)]
                 with m.If(have):
@@ -223,7 +232,8 @@ class UARTLink(wiring.Component):
                 with m.If(txq.i.ready):
                     m.next = "STATUS"
             with m.State("STATUS"):
-                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(self.status)]
+                busy = bb.param_busy if "param_busy" in bb.signature.members else Const(0, 1)
+                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(Cat(self.status, busy))]
                 with m.If(txq.i.ready):
                     m.d.sync += status_wanted.eq(0)
                     m.next = "IDLE"

@@ -61,7 +61,7 @@ class ParamBank(wiring.Component):
         ``select`` at once. Element ``k`` is :meth:`element` ``(k)``; the row comes in
         chunks of 256 because Amaranth caps one signal at 65,536 bits (a 128x128
         layer's weights are 131,072). Lanes past ``count`` read 0.
-        Write only while the block using the bank is idle, between frames.
+        Write a set only while no beat computed with it is inside the block.
     """
 
     def __init__(self, elem: ShapeCastable, count: int, *, sets: int = 1, init=None):
@@ -160,7 +160,7 @@ class PhaseBank(wiring.Component):
     en : In(1)
         Read enable: ``data`` shows the row addressed in the last cycle ``en`` was high.
     data : Out(ArrayLayout(elem, lanes))
-        The row read. Write only while the block using the bank is idle, between frames.
+        The row read. Write a set only while no beat computed with it is inside the block.
     """
 
     def __init__(self, elem: ShapeCastable, count: int, lanes: int, *, sets: int = 1, init=None):
@@ -221,8 +221,8 @@ class PhaseBank(wiring.Component):
             shape=data.ArrayLayout(self.elem, lanes),
             depth=self.sets * rows,
             init=[row[p * lanes : (p + 1) * lanes] for row in self.init for p in range(rows)],
-            # Parameters change only between frames, never while read: no read-during-write
-            # logic is needed around the block RAM.
+            # A set is written only while no beat reads it (the other set, with two, may be
+            # read meanwhile: another row): no read-during-write logic around the block RAM.
             attrs={"no_rw_check": 1},
         )
         m.submodules.mem = mem

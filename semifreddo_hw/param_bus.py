@@ -91,24 +91,30 @@ class ParamBus:
         self.size = base
         self.address_width = max(1, ceil_log2(self.size))
 
-    def signature(self) -> stream.Signature:
+    def signature(self, *, always_ready: bool = True) -> stream.Signature:
         """The bus: ``{addr, value}`` (value signed, taken modulo its field's width)."""
         return stream.Signature(
             data.StructLayout(
                 {"addr": unsigned(self.address_width), "value": signed(PARAM_VALUE_BITS)}
             ),
-            always_ready=True,
+            always_ready=always_ready,
         )
 
-    def connect(self, m, bus, ports: dict) -> None:
+    def connect(self, m, bus, ports: dict, *, set_=None) -> None:
         """Decode ``bus`` onto the write port of each region (``ports[(layer, field)]``):
-        a write reaches the one region whose addresses hold ``addr``."""
+        a write reaches the one region whose addresses hold ``addr``, in its bank's weight
+        set ``set_`` (a value; None: set 0)."""
         for r in self.regions:
             port = ports[(r.layer, r.field)]
             offset = bus.payload.addr - r.base
+            if set_ is not None:
+                m.d.comb += port.payload.set.eq(set_)
             m.d.comb += [
                 port.valid.eq(
-                    bus.valid & (bus.payload.addr >= r.base) & (bus.payload.addr < r.base + r.count)
+                    bus.valid
+                    & bus.ready
+                    & (bus.payload.addr >= r.base)
+                    & (bus.payload.addr < r.base + r.count)
                 ),
                 port.payload.index.eq(offset[: len(port.payload.index)]),
                 port.payload.value.eq(bus.payload.value[: r.width]),

@@ -52,10 +52,15 @@ class Requantizer(wiring.Component):
         Power-up values (default scale 1, bias 0).
     fold : int
         Sub-beats per beat (default 1: spatial).
+    sets : int
+        Parameter sets (default 1); ``scale_init`` and ``bias_init`` are then their first
+        set's values, and every set starts with them.
 
     Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``channels /
-    fold`` lanes each; ``scale_write`` and ``bias_write`` (bank writes: channel ``c`` at the
-    bank's ``address(c)``). Change the parameters only while the block is idle.
+    fold`` lanes each; ``scale_write`` and ``bias_write`` (bank writes ``{set, index,
+    value}``: channel ``c`` at the bank's ``address(c)``); ``select``: the set the (sub-)beat
+    at ``i`` in the same cycle is computed with (each stage reads its parameters with the
+    set its beat came in with). Change a set only while no beat computed with it is inside.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class Requantizer(wiring.Component):
         bias_init=None,
         side_width: int = 0,
         fold: int = 1,
+        sets: int = 1,
     ):
         for name, v, lo in (
             ("channels", channels, 1),
@@ -78,6 +84,7 @@ class Requantizer(wiring.Component):
             ("scale_bits", scale_bits, 2),
             ("bias_bits", bias_bits, 2),
             ("fold", fold, 1),
+            ("sets", sets, 1),
         ):
             if not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
@@ -89,22 +96,25 @@ class Requantizer(wiring.Component):
         self.channels, self.acc_width, self.shift, self.relu = channels, acc_width, shift, relu
         self.scale_bits, self.bias_bits = scale_bits, bias_bits
         self.side_width, self.fold, self.lanes = side_width, fold, lanes
+        self.sets = sets
         inits = (
-            [scale_init if scale_init is not None else [1] * channels],
-            [bias_init if bias_init is not None else [0] * channels],
+            [scale_init if scale_init is not None else [1] * channels] * sets,
+            [bias_init if bias_init is not None else [0] * channels] * sets,
         )
         if fold == 1:
-            self.scales = ParamBank(signed(scale_bits), channels, init=inits[0])
-            self.biases = ParamBank(signed(bias_bits), channels, init=inits[1])
+            self.scales = ParamBank(signed(scale_bits), channels, sets=sets, init=inits[0])
+            self.biases = ParamBank(signed(bias_bits), channels, sets=sets, init=inits[1])
         else:
-            self.scales = PhaseBank(signed(scale_bits), channels, lanes, init=inits[0])
-            self.biases = PhaseBank(signed(bias_bits), channels, lanes, init=inits[1])
+            bank = dict(sets=sets)
+            self.scales = PhaseBank(signed(scale_bits), channels, lanes, init=inits[0], **bank)
+            self.biases = PhaseBank(signed(bias_bits), channels, lanes, init=inits[1], **bank)
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(signed(acc_width), lanes, side_width))),
                 "o": Out(stream.Signature(vector_layout(signed(8), lanes, side_width))),
                 "scale_write": self.scales.signature.members["write"],
                 "bias_write": self.biases.signature.members["write"],
+                "select": In(range(sets)),
             }
         )
 
@@ -159,6 +169,12 @@ class Requantizer(wiring.Component):
 
         pipe = Pipeline(self.latency, name="rq")
         pipe.connect(m, self.i, self.o)
+        # The scale is read with the beat at the input, the bias a stage later.
+        if self.sets > 1:
+            m.d.comb += [
+                scales.select.eq(self.select),
+                biases.select.eq(pipe.stage(self.select, name="select1")),
+            ]
         if self.fold == 1:
             for c in range(self.channels):
                 prod = pipe.stage(
@@ -166,7 +182,7 @@ class Requantizer(wiring.Component):
                     signed(self._product_width),
                     name=f"prod{c}",
                 )
-                # The bias is read straight from its bank: it only changes between frames.
+                # The bias is read straight from its bank, with the set of the beat there.
                 y = self._output(m, pipe, prod, biases.element(c), c)
                 m.d.comb += self.o.payload.data[c].eq(y)
         else:

@@ -22,7 +22,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.stream import EOF_BIT, EOL_BIT, MARKER_BITS
+from spec.stream import EOF_BIT, EOL_BIT, EPOCH_BIT, MARKER_BITS
 
 from .streams import vector_layout
 
@@ -47,6 +47,10 @@ def lane_pad(pad) -> tuple[int, ...]:
     """Per window lane ``(ky * 3 + kx) * channels + c``, what it reads outside the frame:
     channel ``c``'s constant of ``pad``."""
     return tuple(pad) * 9
+
+
+#: Registers of :class:`_Raster` for the epoch markers: the frame being read's, the one before.
+_EPOCH_REGISTERS = 2
 
 
 class _Frame:
@@ -93,7 +97,8 @@ class SlidingWindow(_Frame, wiring.Component):
     Output lane ``(ky * 3 + kx) * channels + c`` is channel ``c`` of the pixel at row offset
     ``ky - 1`` and column offset ``kx - 1`` from the window centre (``pad[c]`` outside the
     frame: 0 unless ``pad``, int8 constants per channel, is given).
-    Output beats carry their own end-of-line and end-of-frame markers. Input markers are checked
+    Output beats carry their own end-of-line and end-of-frame markers, and the epoch
+    (:data:`spec.stream.EPOCH`) of their frame's first pixel. Input markers are checked
     against the fixed frame size: a mismatch sets the sticky ``framing_error`` output.
 
     With ``defer_pad``, the output lanes are the window's registers as they are and the
@@ -134,8 +139,8 @@ class SlidingWindow(_Frame, wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        """Window and output-flag registers (counters excluded)."""
-        return 9 * self.channels * 8 + 7
+        """Window, output side and flag registers, the frame's epochs (counters excluded)."""
+        return 9 * self.channels * 8 + MARKER_BITS + 5 + _EPOCH_REGISTERS
 
     def elaborate(self, platform):
         m = Module()
@@ -253,9 +258,9 @@ class MemoryWindow(_Frame, wiring.Component):
     @property
     def register_bits(self) -> int:
         """The read pixel, the held position's column, rows' banks, masks and markers, and
-        each sub-beat's flags (counters excluded)."""
+        each sub-beat's flags, the frame's epochs (counters excluded)."""
         pos = (self.width + 1).bit_length() + 2 + 4 + MARKER_BITS
-        return self.channels * 8 + pos + 1 + MARKER_BITS
+        return self.channels * 8 + pos + 1 + MARKER_BITS + _EPOCH_REGISTERS
 
     def elaborate(self, platform):
         m = Module()
@@ -425,16 +430,23 @@ class _Raster:
         if S == 2:
             self.emit = started & ~cx[0] & ~cy[0]
         last_cx, last_cy = (W - 1) - (W - 1) % S, (H - 1) - (H - 1) % S
+        # The parameter set of the position's frame: the one its first pixel named (read at
+        # the step taking it), or, while the previous frame's last windows are still to
+        # come (`pending`), the previous frame's.
+        epoch, epoch_prev = Signal(name="epoch"), Signal(name="epoch_prev")
+        with m.If(step & ~zero_step & (y == 0) & (x == 0)):
+            m.d.sync += epoch.eq(i.payload.side[EPOCH_BIT])
         markers = [None] * MARKER_BITS
         markers[EOL_BIT] = cx == last_cx
         markers[EOF_BIT] = (cx == last_cx) & (cy == last_cy)
+        markers[EPOCH_BIT] = Mux(pending, epoch_prev, epoch) if overlap else epoch
         self.markers = Cat(*markers)
         self.masks = Cat(cy == 0, cy == H - 1, cx == 0, cx == W - 1)
         with m.If(step):
             m.d.sync += [x.eq(self.x_next), y.eq(y_next)]
             if overlap:
                 with m.If(last_pixel):
-                    m.d.sync += pending.eq(1)
+                    m.d.sync += [pending.eq(1), epoch_prev.eq(epoch)]
                 with m.Elif(last_flush):
                     m.d.sync += pending.eq(0)
 

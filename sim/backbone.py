@@ -10,7 +10,14 @@ from spec.stream import MARKER_BITS, frames_to_beats
 from .golden.backbone import backbone
 from .lanes import Lanes
 
-__all__ = ["random_frames", "backbone_streams", "run_backbone", "PARAM_PORT", "FLAGS"]
+__all__ = [
+    "random_frames",
+    "backbone_streams",
+    "run_backbone",
+    "run_backbone_swaps",
+    "PARAM_PORT",
+    "FLAGS",
+]
 
 PARAM_PORT = "param_write"
 FLAGS = ("framing_error", "marker_mismatch")  # the backbone's sticky error outputs
@@ -39,6 +46,41 @@ def backbone_streams(net, params, frames, *, shuffle=False, in_stall=0.3, out_st
         lanes = Lanes(int(np.shape(golden[0][core])[-1]), 8, side_width=MARKER_BITS)
         outputs[f"o_{core}"] = (y, ys, lanes, out_stall)
     return inputs, outputs
+
+
+def run_backbone_swaps(
+    design, net, param_sets, frames, swaps, *, shuffle=False, test_name, seed, **stalls
+) -> dict:
+    """Run ``frames`` back to back through a Verilator build of a backbone built with two
+    parameter sets (``swap``), powered up with ``param_sets[0]``, while ``swaps`` (``(after,
+    writes)``: after the input's first ``after`` beats, the ``(PARAM_PORT, payload)`` writes
+    and a pulse of ``param_swap``) load the next sets mid-stream. Every output frame must
+    equal the golden model under the set of its frame (the swaps pulsed before its first
+    input beat; its epoch marker the set's parity). Returns the testbench's statistics
+    (``frame_sets``, ``swap_pulses``, ``busy_low``, ``output_frame_first``)."""
+    if len(param_sets) != len(swaps) + 1:
+        raise ValueError(f"{len(swaps)} swaps need {len(swaps) + 1} parameter sets")
+    inputs, outputs = backbone_streams(net, param_sets[0], frames, shuffle=shuffle, **stalls)
+    out_w, out_h = net.output_size()
+    expected_sets = {f"o_{core}": [] for core in net.cores}
+    for k, params in enumerate(param_sets):
+        golden = [backbone(net, params, f, shuffle=shuffle) for f in frames]
+        for core in net.cores:
+            beats = frames_to_beats([g[core] for g in golden], [k % 2] * len(frames))
+            expected_sets[f"o_{core}"].append(beats)
+    statics = [("shuffle", int(shuffle))] if net.core_shuffle else []
+    return design.run_streams(
+        inputs,
+        outputs,
+        statics=statics,
+        flags=FLAGS,
+        test_name=test_name,
+        seed=seed,
+        swaps=[(after, [p for _, p in writes]) for after, writes in swaps],
+        swap_ports={"write": PARAM_PORT, "swap": "param_swap", "busy": "param_busy"},
+        frame_beats={"i": net.width * net.height, **{o: out_w * out_h for o in expected_sets}},
+        expected_sets=expected_sets,
+    )
 
 
 def run_backbone(

@@ -16,7 +16,7 @@ import numpy as np
 
 from common.cli import Parser, run_command
 from spec.link import decode
-from weights.io import WeightFileError
+from weights.io import WeightFileError, read_json
 
 from .errors import SimulationMismatch
 from .link import check_answer, host_bytes
@@ -78,7 +78,9 @@ def _run(args, log, open_port=None) -> int:
     frames = input_frames(args, net)
     writes = [] if args.no_params else read_param_writes(build / "param_writes.hex")
     shuffle = args.shuffle == "on" and net.core_shuffle
-    send = host_bytes(net, frames, writes=writes, shuffle=shuffle)
+    # A design with two parameter sets loads the writes into its shadow set: swap them in.
+    swap = bool(writes) and read_json(build / "report.json").get("parameter_sets") == 2
+    send = host_bytes(net, frames, writes=writes, shuffle=shuffle, swap=swap)
     channels = [net.channels_after(len(net.stages))] * len(net.cores)
     w, h = net.output_size()
     expect = len(frames) * w * h * sum(1 + c for c in channels) + 2

@@ -4,7 +4,14 @@ beat compared with the golden model (numpy and :mod:`spec.link` only)."""
 
 import numpy as np
 
-from spec.link import decode, encode_frame, encode_shuffle, encode_status, encode_write
+from spec.link import (
+    decode,
+    encode_frame,
+    encode_shuffle,
+    encode_status,
+    encode_swap,
+    encode_write,
+)
 from spec.stream import EOF_BIT, EOL_BIT, frames_to_beats
 
 from .errors import SimulationMismatch
@@ -13,10 +20,13 @@ from .golden.backbone import backbone
 __all__ = ["host_bytes", "check_answer", "run_link"]
 
 
-def host_bytes(net, frames, *, writes=(), shuffle=False) -> bytes:
-    """What the host sends: the parameter writes, the shuffle setting (networks with the
-    shuffle), the frames, then a status request."""
+def host_bytes(net, frames, *, writes=(), shuffle=False, swap=False) -> bytes:
+    """What the host sends: the parameter writes (and, ``swap``, for a design with two
+    parameter sets, the swap that makes them the frames' set), the shuffle setting
+    (networks with the shuffle), the frames, then a status request."""
     out = b"".join(encode_write(a, v) for a, v in writes)
+    if swap:
+        out += encode_swap()
     if net.core_shuffle:
         out += encode_shuffle(shuffle)
     return out + b"".join(encode_frame(f) for f in frames) + encode_status()
@@ -63,13 +73,15 @@ def run_link(
     divisor,
     writes=(),
     shuffle=False,
+    swap=False,
     test_name,
     seed=0,
     gap=0.2,
 ) -> dict:
     """Send :func:`host_bytes` through ``design`` (a :class:`sim.rtl.VerilatorDesign` of the
-    link, UART ``divisor``) and check the answer (:func:`check_answer`)."""
-    send = host_bytes(net, frames, writes=writes, shuffle=shuffle)
+    link, UART ``divisor``; ``swap``: its backbone has two parameter sets) and check the
+    answer (:func:`check_answer`)."""
+    send = host_bytes(net, frames, writes=writes, shuffle=shuffle, swap=swap and bool(writes))
     w, h = net.output_size()
     expect = len(frames) * w * h * sum(1 + c for c in channels) + 2
     # Each byte takes 10 bits each way plus the random pauses; then a frame's latency.

@@ -254,6 +254,10 @@ class VerilatorDesign:
         test_name: str = "stream",
         max_cycles: int | None = None,
         drain_cycles: int = 20,
+        swaps=(),
+        swap_ports=None,
+        frame_beats=None,
+        expected_sets=None,
     ) -> dict:
         """Drive input streams and check output streams, under random stalls.
 
@@ -264,6 +268,13 @@ class VerilatorDesign:
         for the whole run; ``flags`` are sticky error outputs that must be low at the end.
         Returns the testbench's statistics (cycles, beats per port, first output cycle per
         output).
+
+        Parameter swaps mid-stream (:mod:`sim.tb.stream_tb`): ``swaps`` are ``(after,
+        payloads)``, writes made once the first input has sent ``after`` beats and followed
+        by a pulse; ``swap_ports`` names the ports (``write``, ``swap``, ``busy``),
+        ``frame_beats`` the beats per frame of the first input and of every output, and
+        ``expected_sets`` every output's beats computed with each set, as ``(beats,
+        sides)`` pairs (the first pair is the output's own).
         """
         inputs = {port: Stream(*v) for port, v in inputs.items()}
         outputs = {port: Stream(*v) for port, v in outputs.items()}
@@ -285,6 +296,17 @@ class VerilatorDesign:
             "drain_cycles": drain_cycles,
             "max_cycles": max_cycles or _cycle_limit(streams),
         }
+        if swaps:
+            spec["swaps"] = [{"after": a, "writes": [int(p) for p in w]} for a, w in swaps]
+            spec["swap_ports"] = dict(swap_ports)
+            for port, n in frame_beats.items():
+                spec["inputs" if port in inputs else "outputs"][port]["frame_beats"] = n
+            for port, sets in expected_sets.items():
+                lanes = outputs[port].lanes
+                spec["outputs"][port]["expected_sets"] = [
+                    Stream(b, sides, lanes, 0).packed() for b, sides in sets
+                ]
+            spec["max_cycles"] += 20 * sum(len(w) for _, w in swaps)
         return self.run_bench("sim.tb.stream_tb", spec, test_name)
 
     def run_bench(self, module: str, spec: dict, test_name: str) -> dict:

@@ -13,6 +13,12 @@ Host to board, a command byte and its arguments:
   order). The board adds the end-of-line and end-of-frame markers.
 * ``C`` (:data:`CMD_SHUFFLE`), one byte (0 or 1): the cross-core shuffle, for the frames
   that follow (networks with the shuffle only; send it between frames).
+* ``X`` (:data:`CMD_SWAP`): a design built with two parameter sets (the default; see
+  ``param_swap`` in ``docs/backbone.md``) computes the frames that follow with the set the
+  writes so far went to. Writes after a swap wait on the board until the swap has reached
+  the outputs, and a frame must flow for that: after a swap, send a frame (or poll the
+  status until ``param_busy`` is low) before writing again. A design with one set answers
+  ``X`` as an unknown command.
 * ``S`` (:data:`CMD_STATUS`): the board answers with one status record.
 
 Any other command byte is skipped and sets the ``bad_command`` status flag.
@@ -23,7 +29,8 @@ Board to host, records:
   order, plus :data:`TAG_EOL` / :data:`TAG_EOF` at the end of a row / frame), then the
   beat's channels as int8 bytes. Beats of different cores interleave; each core's beats
   come in order.
-* a status record: :data:`TAG_STATUS`, then one byte of :data:`STATUS_FLAGS` bits (sticky).
+* a status record: :data:`TAG_STATUS`, then one byte of :data:`STATUS_FLAGS` bits (sticky,
+  from bit 0), then ``param_busy`` (:data:`STATUS_LIVE`: a swap not yet at the outputs).
 """
 
 import numpy as np
@@ -33,23 +40,29 @@ __all__ = [
     "CMD_FRAME",
     "CMD_SHUFFLE",
     "CMD_STATUS",
+    "CMD_SWAP",
     "TAG_EOL",
     "TAG_EOF",
     "TAG_STATUS",
     "STATUS_FLAGS",
+    "STATUS_LIVE",
     "beat_tag",
     "encode_write",
     "encode_frame",
     "encode_shuffle",
     "encode_status",
+    "encode_swap",
     "Records",
     "decode",
 ]
 
 CMD_WRITE, CMD_FRAME, CMD_SHUFFLE, CMD_STATUS = b"W"[0], b"F"[0], b"C"[0], b"S"[0]
+CMD_SWAP = b"X"[0]
 TAG_EOL, TAG_EOF, TAG_STATUS = 0x10, 0x20, 0x80
 #: Status bits, from bit 0: the backbone's two sticky error outputs, then the link's own.
 STATUS_FLAGS = ("framing_error", "marker_mismatch", "rx_overrun", "rx_framing", "bad_command")
+#: Status bits after those: states, not sticky.
+STATUS_LIVE = ("param_busy",)
 
 
 def beat_tag(core: int, eol: bool, eof: bool) -> int:
@@ -82,9 +95,14 @@ def encode_status() -> bytes:
     return bytes([CMD_STATUS])
 
 
+def encode_swap() -> bytes:
+    return bytes([CMD_SWAP])
+
+
 class Records:
     """What :func:`decode` found: per core, its beats (``(channels,)`` int8 arrays) and their
-    markers (``(eol, eof)``); the status records (dicts of :data:`STATUS_FLAGS`); and the
+    markers (``(eol, eof)``); the status records (dicts of :data:`STATUS_FLAGS` and
+    :data:`STATUS_LIVE`); and the
     bytes after the last whole record."""
 
     def __init__(self, cores: int):
@@ -113,7 +131,9 @@ def decode(data: bytes, channels: list[int]) -> Records:
         if tag == TAG_STATUS:
             if k + 2 > len(data):
                 break
-            out.status.append({f: bool(data[k + 1] >> b & 1) for b, f in enumerate(STATUS_FLAGS)})
+            out.status.append(
+                {f: bool(data[k + 1] >> b & 1) for b, f in enumerate(STATUS_FLAGS + STATUS_LIVE)}
+            )
             k += 2
             continue
         core = tag & 0x0F

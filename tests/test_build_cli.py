@@ -165,6 +165,23 @@ def test_identical_input_gives_identical_build(onnx_build, tmp_path):
         )
 
 
+def test_no_swap_builds_one_parameter_set(onnx_build, tmp_path):
+    """By default two parameter sets (updates land on frame boundaries); ``--no-swap``
+    builds one: half the parameter memory, no swap ports, the same address map and image."""
+    root, _ = onnx_build
+    r = build_tiny(root, tmp_path / "one", "--no-swap", "--quiet")
+    assert r.returncode == 0, r.stderr
+    two, one = root / "build", tmp_path / "one"
+    rep2, rep1 = (json.loads((d / "report.json").read_text()) for d in (two, one))
+    assert (rep2["parameter_sets"], rep1["parameter_sets"]) == (2, 1)
+    assert rep2["parameter_memory_bits"] == 2 * rep1["parameter_memory_bits"]
+    for name in ("address_map.json", "param_writes.hex"):
+        assert (two / name).read_bytes() == (one / name).read_bytes()
+    assert "param_swap" in (two / "semifreddo.v").read_text()
+    assert "param_swap" not in (one / "semifreddo.v").read_text()
+    assert "--no-swap" in (one / "report.md").read_text()
+
+
 def test_verify_passes_on_the_build(onnx_build):
     root, _ = onnx_build
     # Relative paths, as a user types them (the simulation runs in a directory of its own).

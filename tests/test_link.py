@@ -22,7 +22,7 @@ from sim.backbone import random_frames
 from sim.host import exchange
 from sim.link import check_answer, run_link
 from sim.rtl import VerilatorDesign
-from spec.link import STATUS_FLAGS, decode, encode_status
+from spec.link import STATUS_FLAGS, STATUS_LIVE, decode, encode_status, encode_swap
 from spec.network import network_from_dict
 from tests.backbone_helpers import SHORT_PLAN, retrained
 from tests.cli_helpers import run_module
@@ -168,7 +168,9 @@ NET = network_from_dict(
 @pytest.fixture(scope="module")
 def board(rtl_build_dir):
     params = random_params(NET, np.random.default_rng(5))
-    dut = Backbone(NET, params, folds=rate_folds(NET))
+    # Two parameter sets, as builds have by default: the writes land in the shadow set and
+    # the host's swap command switches the frames to it.
+    dut = Backbone(NET, params, folds=rate_folds(NET), swap=True)
     link = UARTLink(dut, DIVISOR, tx_depth=1 << (output_bytes(dut) - 1).bit_length())
     text = "\n".join(
         [
@@ -209,6 +211,7 @@ def e2e(board):
         divisor=DIVISOR,
         writes=writes,
         shuffle=True,
+        swap=True,
         test_name="link_e2e",
         seed=7,
     )
@@ -254,22 +257,34 @@ def test_host_tool_against_the_simulated_board(board, e2e):
     check_answer(net, new, frames, answer, link.channels, shuffle=True)
 
 
-def test_bad_command_is_flagged(board):
+def _status_after(board, send: bytes, test_name: str) -> list[dict]:
+    """The status records the simulated board answers to ``send`` (ending in a status
+    request)."""
     net, params, dut, link, design = board
     stats = design.run_bench(
         "sim.tb.uart_tb",
         {
-            "send": (b"?" + encode_status()).hex(),
+            "send": send.hex(),
             "divisor": DIVISOR,
             "gap": 0.0,
             "expect": 2,
             "max_cycles": 100_000,
             "seed": 1,
         },
-        "link_bad_command",
+        test_name,
     )
-    got = decode(bytes.fromhex(stats["received"]), link.channels)
-    assert got.status == [{f: f == "bad_command" for f in STATUS_FLAGS}]
+    return decode(bytes.fromhex(stats["received"]), link.channels).status
+
+
+def test_bad_command_is_flagged(board):
+    status = _status_after(board, b"?" + encode_status(), "link_bad_command")
+    assert status == [{f: f == "bad_command" for f in STATUS_FLAGS + STATUS_LIVE}]
+
+
+def test_a_swap_is_busy_until_a_frame_flows(board):
+    """``X`` asks for a swap; with no frame sent it waits, and the status says so."""
+    status = _status_after(board, encode_swap() + encode_status(), "link_swap_busy")
+    assert status == [{f: f == "param_busy" for f in STATUS_FLAGS + STATUS_LIVE}]
 
 
 def test_host_command_refuses_bad_input(tmp_path):
