@@ -98,7 +98,7 @@ class Backbone(wiring.Component):
     param_busy : Out(1), with ``swap``
         A swap is asked for and waits for a frame to start, or frames of the old set may
         still be inside (until every output has passed a beat of the new set). Low again:
-        the update has reached the outputs.
+        the update has reached the outputs. A reset returns the frames to set 0.
     shuffle : In(1)
         Cross-core shuffle on (networks with ``core_shuffle``); change between frames.
     framing_error, marker_mismatch : Out(1)

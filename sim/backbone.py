@@ -15,6 +15,7 @@ __all__ = [
     "backbone_streams",
     "run_backbone",
     "run_backbone_swaps",
+    "param_image",
     "PARAM_PORT",
     "FLAGS",
 ]
@@ -46,6 +47,24 @@ def backbone_streams(net, params, frames, *, shuffle=False, in_stall=0.3, out_st
         lanes = Lanes(int(np.shape(golden[0][core])[-1]), 8, side_width=MARKER_BITS)
         outputs[f"o_{core}"] = (y, ys, lanes, out_stall)
     return inputs, outputs
+
+
+def param_image(regions, entries) -> list[tuple[int, int]]:
+    """``(address, value)`` for every address of ``regions`` (the records of a build's
+    ``address_map.json``), loaded from a trainable file's ``entries`` as ``docs/backbone.md``
+    ("The address map") says: in address order, values signed 32-bit, gaps 0. For the
+    build's own parameters, what ``param_writes.hex`` holds."""
+    image = {}
+    for r in regions:
+        image.update(dict.fromkeys(range(r["base"], r["base"] + r["count"]), 0))
+        a = np.asarray(entries[r["entry"]])
+        a = a.transpose([r["entry_axes"].index(x) for x in r["axes"]])
+        if list(a.shape) != r["shape"]:
+            raise ValueError(f"{r['entry']}: shape {list(a.shape)}, the map says {r['shape']}")
+        k = np.arange(a.size)
+        addr = r["base"] + k // r["row"] * r["row_stride"] + k % r["row"]
+        image.update(zip(addr.tolist(), a.reshape(-1).astype(np.int64).tolist(), strict=True))
+    return sorted(image.items())
 
 
 def run_backbone_swaps(

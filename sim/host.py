@@ -20,25 +20,9 @@ from weights.io import WeightFileError, read_json
 
 from .errors import SimulationMismatch
 from .link import check_answer, host_bytes
-from .verify import VerifyError, input_frames, load_build
+from .verify import VerifyError, input_frames, load_build, read_param_writes
 
 __all__ = ["main", "read_param_writes", "exchange"]
-
-
-def read_param_writes(path: Path) -> list[tuple[int, int]]:
-    """The ``(address, value)`` pairs of a build's ``param_writes.hex``."""
-    out = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as e:
-        raise VerifyError(f"{path}: {e.strerror or e}") from None
-    for n, line in enumerate(lines, 1):
-        try:
-            a, v = (int(f, 16) for f in line.split())
-        except ValueError:
-            raise VerifyError(f"{path}:{n}: not two hexadecimal words") from None
-        out.append((a, v - (1 << 32) if v >> 31 else v))
-    return out
 
 
 def exchange(port, send: bytes, expect: int, timeout: float) -> bytes:

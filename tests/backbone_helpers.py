@@ -12,8 +12,7 @@ from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import FLAGS, PARAM_PORT, random_frames, run_backbone
 from sim.rtl import VerilatorDesign, struct_word
 from spec.network import Network, network_from_dict, preset
-from spec.params import ConvParams
-from weights.synthetic import random_params
+from weights.synthetic import random_params, retrained
 
 __all__ = [
     "BUILD_FILES",
@@ -89,18 +88,6 @@ def build(
     return Built(
         net, params, dut, VerilatorDesign.from_verilog(text, top, build_root, optimize=True)
     )
-
-
-def retrained(net, params, rng, **kw):
-    """New run-time parameters for the same hardware: fresh trainable weights, scales,
-    biases and alphas; the frozen core keeps its wired-in weights and shifts."""
-    new = random_params(net, rng, **kw)
-    for spec in net.convs():
-        old = params[spec.name]
-        if spec.frozen:
-            p = new[spec.name]
-            new[spec.name] = ConvParams(old.weight, p.scale, p.bias, old.shift)
-    return new
 
 
 def with_alpha(net, params, code):

@@ -242,12 +242,14 @@ def test_synth_command_measures_a_build(micro_build):
     plan = data["plan"]
     assert plan["parameter_memory_bits"] == report["parameter_memory_bits"]
     assert set(data["layers"]) == set(report["layers"])
+    assert report["parameter_sets"] == 2  # the build's default
     for name, layer in data["layers"].items():
         plan, measured = layer["plan"], layer["measured"]
-        # The line buffer is the layer's one memory; the plan's registers and its parameter
-        # banks (read whole every beat) are the flip-flops, but for a valid bit per stage.
-        assert measured["memory_bits"] == plan["line_buffer_bits"], name
-        regs = plan["register_bits"] + plan["memory_bits"]
+        # The line buffer and the parameter banks (two sets: two rows, read whole every
+        # beat) are the layer's memories; the plan's registers are the flip-flops, but for
+        # a valid bit per stage. (With one set, a bank is one row: flip-flops.)
+        assert measured["memory_bits"] == plan["line_buffer_bits"] + plan["memory_bits"], name
+        regs = plan["register_bits"]
         assert abs(measured["generic_ffs"] - regs) <= 0.05 * regs + 16, name
     md = (micro_build / "synth.md").read_text()
     assert "Measured" in md and "| layer |" in md and "frozen.stem" in md

@@ -13,6 +13,7 @@ import onnx
 import pytest
 
 from generators.build import main as build_main
+from sim.backbone import param_image
 from spec.network import network_from_dict
 from tests.backbone_helpers import BUILD_FILES
 from tests.cli_helpers import run_module as run
@@ -197,6 +198,23 @@ def test_verify_passes_on_the_build(onnx_build):
         "timing without stalls: 192 input pixels in 192 cycles (1.000 pixel/clock)" in r.stdout
     ), r.stdout
     assert re.search(r"o_frozen: first beat \d+ cycles after the first pixel", r.stdout)
+    # Two parameter sets (the default): the image is checked and a swap runs mid-stream.
+    assert "parameter swap: param_writes.hex is the image of trainable.npz" in r.stdout
+
+
+def test_verify_checks_the_parameter_image(onnx_build, tmp_path):
+    root, _ = onnx_build
+    bad = tmp_path / "bad"
+    shutil.copytree(root / "build", bad)
+    lines = (bad / "param_writes.hex").read_text().splitlines()
+    a, v = lines[5].split()
+    lines[5] = f"{a} {int(v, 16) ^ 1:08x}"
+    (bad / "param_writes.hex").write_text("\n".join(lines) + "\n")
+    r = run("sim.verify", "--build", bad, "--quiet", "--work", root / "sim")
+    assert r.returncode != 0
+    assert "param_writes.hex: not the image of trainable.npz by address_map.json (first " in (
+        r.stdout + r.stderr
+    ), r.stdout + r.stderr
 
 
 def test_verify_fails_on_a_build_that_does_not_match_its_weights(onnx_build, tmp_path):
@@ -206,6 +224,12 @@ def test_verify_fails_on_a_build_that_does_not_match_its_weights(onnx_build, tmp
     t = dict(load_npz(bad / "trainable.npz"))
     t["b.m2.0.b1_pw.bias"] = t["b.m2.0.b1_pw.bias"] + (1 << 20)  # the hardware has the old
     save_npz(bad / "trainable.npz", t)
+    # The parameter image made to match the new file, so that only the simulation can tell.
+    regions = json.loads((bad / "address_map.json").read_text())
+    image = param_image(regions, t)
+    (bad / "param_writes.hex").write_text(
+        "".join(f"{a:08x} {v & 0xFFFFFFFF:08x}\n" for a, v in image)
+    )
     stamp = root / "sim" / "semifreddo" / ".semifreddo-stamp"
     built = stamp.stat().st_mtime_ns  # the passing run's simulation build
     r = run("sim.verify", "--build", bad, "--frames", "1", "--quiet", "--work", root / "sim")

@@ -10,7 +10,13 @@ from spec.params import ConvParams
 
 from .floatnet import FloatConv, conv_float, sigmoid
 
-__all__ = ["gaussian_int8", "trained_like_int8", "random_params", "random_float_params"]
+__all__ = [
+    "gaussian_int8",
+    "trained_like_int8",
+    "random_params",
+    "retrained",
+    "random_float_params",
+]
 
 
 def _per_channel_int8(w):
@@ -59,6 +65,30 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
             else rng.integers(0, 129, size=blend.channels)
         )
     return params
+
+
+def retrained(net, params, rng) -> dict:
+    """Other run-time parameters for the hardware built from ``params``: the trainable
+    cores' weights drawn afresh (:func:`random_params`), every layer's scales and biases
+    moved around its own (so that its shift, a build-time constant, still suits them:
+    scales times 0.5 to 1.5, biases plus up to half their spread), new alpha codes; the
+    frozen weights, the shifts and anything else in ``params`` kept."""
+    fresh = random_params(net, rng)
+    new = dict(params)
+    for spec in net.convs():
+        old = params[spec.name]
+        lo, hi = RANGES["scale"]
+        scale = np.clip(np.round(old.scale * rng.uniform(0.5, 1.5, np.shape(old.scale))), lo, hi)
+        spread = int(np.ptp(old.bias)) // 2 + 1
+        lo, hi = RANGES["bias"]
+        bias = np.clip(old.bias + rng.integers(-spread, spread + 1, np.shape(old.bias)), lo, hi)
+        weight = old.weight if spec.frozen else fresh[spec.name].weight
+        new[spec.name] = ConvParams(
+            weight, scale.astype(np.int64), bias.astype(np.int64), old.shift
+        )
+    for b in net.blends():
+        new[b.name] = fresh[b.name]
+    return new
 
 
 def random_float_params(net, rng, pixels, *, shuffle: bool = False) -> dict:
