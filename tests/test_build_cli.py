@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +202,29 @@ def test_verify_passes_on_the_build(onnx_build):
     assert re.search(r"o_frozen: first beat \d+ cycles after the first pixel", r.stdout)
     # Two parameter sets (the default): the image is checked and a swap runs mid-stream.
     assert "parameter swap: param_writes.hex is the image of trainable.npz" in r.stdout
+
+
+def test_rtl_sim_bench_times_the_build_and_runs_a_frame(onnx_build, tmp_path):
+    """bench/rtl_sim.py on the build (its Verilator build is the one sim.verify made, reused):
+    cycles per second from two capped runs, then the whole frame, bit-exact."""
+    root, _ = onnx_build
+    out = tmp_path / "rtl_sim.json"
+    args = ["--build", root / "build", "--work", root / "sim", "--cycles", "500", "3000"]
+    r = subprocess.run(
+        [sys.executable, "bench/rtl_sim.py", *map(str, args), "--frame", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert [run["cycles"] for run in data["runs"]] == [500, 3000]
+    assert data["cycles_per_second"] > 0 and data["frame"] == [12, 8]
+    frame = data["whole_frame"]
+    assert frame["bit_exact"] and frame["cycles"] >= 12 * 8
+    assert set(frame["received"]) == {"o_frozen", "o_a", "o_b"}
+    assert "whole frame:" in r.stdout and "cycles/s" in r.stdout
 
 
 def test_verify_checks_the_parameter_image(onnx_build, tmp_path):
