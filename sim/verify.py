@@ -139,13 +139,13 @@ def verify(args, log) -> list[str]:
     frames = input_frames(args, net)
     # A build with two parameter sets is also checked swapping sets mid-stream.
     swap = read_json(build / "report.json").get("parameter_sets") == 2
-    image = _image(build, net, params) if swap else None
+    regions, image = _image(build, net, params) if swap else (None, None)
     with _work(args) as work:
         t0 = time.perf_counter()
         design = _design(top, verilog, text, work, log)
         lines = _simulate(args, net, params, design, frames, log, t0)
         if swap:
-            lines.append(_swap(args, build, net, params, image, design, log))
+            lines.append(_swap(args, net, params, regions, image, design, log))
         return lines
 
 
@@ -216,11 +216,12 @@ def verify_layers(args, log) -> list[str]:
     return [line for line, _err in results]
 
 
-def _image(build, net, params) -> list[tuple[int, int]]:
-    """The parameter image of ``trainable.npz`` by ``address_map.json``, which
+def _image(build, net, params):
+    """``address_map.json`` and the parameter image of ``trainable.npz`` by it, which
     ``param_writes.hex`` must be (:class:`VerifyError` if not)."""
+    regions = read_json(build / "address_map.json")
     try:
-        image = param_image(read_json(build / "address_map.json"), trainable_arrays(net, params))
+        image = param_image(regions, trainable_arrays(net, params))
     except (KeyError, ValueError, TypeError, IndexError) as e:
         raise VerifyError(f"{build / 'address_map.json'}: does not fit the weights ({e})") from None
     words = read_param_writes(build / "param_writes.hex")
@@ -230,14 +231,13 @@ def _image(build, net, params) -> list[tuple[int, int]]:
             f"{build / 'param_writes.hex'}: not the image of trainable.npz by address_map.json"
             + (f" (first difference at address {bad:#x})" if bad is not None else " (length)")
         )
-    return image
+    return regions, image
 
 
-def _swap(args, build, net, params, image, design, log) -> str:
+def _swap(args, net, params, regions, image, design, log) -> str:
     """While frames stream, the writes of another parameter set (fresh trainable weights,
     scales, biases, alphas) go to the shadow set and a swap switches to it: every output
     frame must equal the golden model under the set its frame started with."""
-    regions = read_json(build / "address_map.json")
     new = retrained(net, params, np.random.default_rng(args.seed + 1))
     old = dict(image)
     writes = [(a, v) for a, v in param_image(regions, trainable_arrays(net, new)) if old[a] != v]
