@@ -15,7 +15,12 @@ __all__ = [
     "ALPHA_ONE",
     "ALPHA_BITS",
     "PARAM_VALUE_BITS",
+    "PWL_SLOPE_BITS",
+    "PWL_INTERCEPT_BITS",
+    "PWL_SEGMENTS",
+    "POOL_MULT_BITS",
     "RANGES",
+    "pool_constants",
 ]
 
 
@@ -34,6 +39,13 @@ ALPHA_ONE, ALPHA_BITS = 128, 8
 #: A value on the run-time parameter bus: wide enough for a bias.
 PARAM_VALUE_BITS = BIAS_BITS
 
+#: Piecewise-linear activation (the head, ``docs/numerics.md`` §7): per segment a signed
+#: slope and intercept, run-time; the default segment count of a table.
+PWL_SLOPE_BITS, PWL_INTERCEPT_BITS, PWL_SEGMENTS = 16, 32, 8
+#: Global average pooling (§6): the divider's multiplier has at least this many significant
+#: bits.
+POOL_MULT_BITS = 16
+
 #: Inclusive range of each integer parameter, by field name.
 RANGES = {
     "weight": (INT8_MIN, INT8_MAX),
@@ -42,3 +54,18 @@ RANGES = {
     "shift": (0, SHIFT_MAX),
     "alpha": (0, ALPHA_ONE),
 }
+
+
+def pool_constants(pixels: int) -> tuple[int, int]:
+    """``(mult, shift)`` of a global average pool over ``pixels`` pixels (§6): the smallest
+    ``shift`` for which ``mult = round(2**shift / pixels)`` (half up) has at least
+    :data:`POOL_MULT_BITS` significant bits, so ``mult / 2**shift`` is ``1 / pixels`` to
+    within a relative ``2**-15``. One pixel gives ``(2**15, 15)``: the identity."""
+    if not isinstance(pixels, int) or pixels < 1:
+        raise ValueError(f"pixels must be a positive integer, not {pixels!r}")
+    shift = 0
+    while True:
+        mult = ((1 << (shift + 1)) + pixels) // (2 * pixels)
+        if mult >= 1 << (POOL_MULT_BITS - 1):
+            return mult, shift
+        shift += 1

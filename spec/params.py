@@ -14,7 +14,7 @@ from . import names
 from .formats import RANGES, SHIFT_MAX
 from .network import BlendSpec, Network, check_keys
 
-__all__ = ["ConvParams", "check_params"]
+__all__ = ["ConvParams", "HeadGroupParams", "check_params"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -31,6 +31,35 @@ class ConvParams:
     def quant(self) -> dict:
         """The requantizer as the hardware blocks and golden twins take it."""
         return {"scale": self.scale, "bias": self.bias, "shift": self.shift}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HeadGroupParams:
+    """Integer parameters of one head group (``docs/numerics.md`` §4, §6, §7): the pointwise
+    convolution's int8 ``weight`` ``(c_out, c_in)``, ``scale``, ``bias`` and build-time
+    ``shift`` (its requantizer, no ReLU); the activation's table (``breakpoints``, strictly
+    increasing int8, one fewer than the ``slopes`` and ``intercepts``) and build-time
+    ``pwl_shift``; the run-time switches ``pool`` (0/1: one averaged vector per frame) and
+    ``source`` (which of the group's sources it reads)."""
+
+    weight: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+    shift: int
+    breakpoints: np.ndarray
+    slopes: np.ndarray
+    intercepts: np.ndarray
+    pwl_shift: int
+    pool: int = 0
+    source: int = 0
+
+    def quant(self) -> dict:
+        """The requantizer as the hardware blocks and golden twins take it."""
+        return {"scale": self.scale, "bias": self.bias, "shift": self.shift}
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The activation's ``(breakpoints, slopes, intercepts)``."""
+        return self.breakpoints, self.slopes, self.intercepts
 
 
 def _check_array(name, value, shape, lo, hi):
