@@ -1,6 +1,12 @@
 """What a whole backbone costs to build and what it contains.
 
     python bench/scale.py --preset paper --json bench/scale_paper.json
+    python bench/scale.py --preset paper --head-only --json bench/scale_paper_head.json
+
+``--head-only`` measures the model head alone at its largest (``docs/head.md``): groups of
+``C -> C`` over the preset's ``C`` output channels, as many as 131,072 weights allow (two
+at ``paper`` size), rate-folded to the beat period of the preset's outputs (one pixel per
+clock in), elaborated and emitted in parts (a module per group's convolution).
 
 For each mode (``cold``: empty caches; ``warm``: the plan and Verilog-part caches the cold
 run filled), a fresh process plans every frozen layer (``--jobs`` workers), builds the
@@ -77,6 +83,20 @@ class TreeMemory:
         self.peak = max(self.peak, self._tree_rss())
 
 
+def timed(steps: dict, label: str, name: str, fn):
+    """``fn()``, its wall time and the peak memory of the process tree in ``steps[name]``
+    (printed as ``label`` on stderr)."""
+    t = time.perf_counter()
+    with TreeMemory() as mem:
+        result = fn()
+    steps[name] = {
+        "seconds": round(time.perf_counter() - t, 1),
+        "peak_memory_mb": round(mem.peak / 2**20),
+    }
+    print(f"  {label}: {steps[name]}", file=sys.stderr, flush=True)
+    return result
+
+
 def measure(preset_name: str, jobs: int, seed: int) -> dict:
     """One build in this process: plan, construct, emit. Returns counts and costs."""
     import numpy as np
@@ -99,15 +119,7 @@ def measure(preset_name: str, jobs: int, seed: int) -> dict:
     steps = {}
 
     def step(name, fn):
-        t = time.perf_counter()
-        with TreeMemory() as mem:
-            result = fn()
-        steps[name] = {
-            "seconds": round(time.perf_counter() - t, 1),
-            "peak_memory_mb": round(mem.peak / 2**20),
-        }
-        print(f"  {preset_name} {name}: {steps[name]}", file=sys.stderr, flush=True)
-        return result
+        return timed(steps, f"{preset_name} {name}", name, fn)
 
     for s in build_steps.STEPS:  # the build's own steps, on synthetic weights
         if s.name in ("plan", "elaborate", "emit"):
@@ -134,6 +146,72 @@ def measure(preset_name: str, jobs: int, seed: int) -> dict:
     }
 
 
+def measure_head(preset_name: str, jobs: int, seed: int) -> dict:
+    """The largest head of ``preset_name`` (see the module docstring), in this process:
+    construct, emit. Returns counts and costs."""
+    import dataclasses
+
+    import numpy as np
+
+    from generators.backbone_build import rate_folds, rate_periods
+    from semifreddo_hw.emit import to_verilog_parts
+    from semifreddo_hw.head import Head, HeadGroup
+    from spec import names
+    from spec.network import HEAD_MAX_WEIGHTS, HeadGroupSpec, preset
+    from weights.synthetic import random_head_group
+
+    base = preset(preset_name)
+    c = base.channels_after(len(base.stages))
+    spec = HeadGroupSpec(c, c, tuple((core, 0) for core in base.cores))
+    net = dataclasses.replace(base, head=(spec,) * min(8, HEAD_MAX_WEIGHTS // (c * c)))
+    folds, periods = rate_folds(net), rate_periods(net)
+    rng = np.random.default_rng(seed)
+    steps, built = {}, {}
+
+    def step(name, fn):
+        return timed(steps, f"{preset_name} head {name}", name, fn)
+
+    def elaborate():
+        built["head"] = Head(
+            [
+                HeadGroup.of_network(
+                    net,
+                    k,
+                    random_head_group(rng, g),
+                    fold=folds[names.head_group(k)],
+                    period=periods[names.head_group(k)],
+                    sets=2,
+                )
+                for k, g in enumerate(net.head)
+            ]
+        )
+
+    step("elaborate", elaborate)
+    head = built["head"]
+    parts = {f"head__g{k}": g.conv for k, g in enumerate(head.groups)}
+    text = step("emit", lambda: to_verilog_parts(head, "head", parts, jobs=jobs))
+    reports = [g.conv.report() for g in head.groups]
+    return {
+        "preset": preset_name,
+        "part": "head",
+        "jobs": jobs,
+        "groups": len(head.groups),
+        "c_in": c,
+        "c_out": c,
+        "head_weights": sum(g.weights for g in net.head),
+        "fold": folds[names.head_group(0)],
+        "multipliers": sum(r["multipliers"] for r in reports)
+        + sum(g.pwl.lanes for g in head.groups),
+        "parameter_memory_bits": sum(bank.bits for g in head.groups for _, bank, _ in g.banks()),
+        "parameter_sets": 2,
+        "verilog_lines": text.count("\n"),
+        "verilog_mb": round(len(text) / 2**20, 1),
+        "steps": steps,
+        "total_seconds": round(sum(s["seconds"] for s in steps.values()), 1),
+        "peak_memory_mb": max(s["peak_memory_mb"] for s in steps.values()),
+    }
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="small")
@@ -141,10 +219,35 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--head-only", action="store_true", help="the largest model head alone (docstring)"
+    )
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child run
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.preset, args.jobs, args.seed)))
+        fn = measure_head if args.head_only else measure
+        print(json.dumps(fn(args.preset, args.jobs, args.seed)))
+        return 0
+    if args.head_only:
+        with tempfile.TemporaryDirectory(prefix="semifreddo-scale-") as cache:
+            env = dict(os.environ, SEMIFREDDO_CACHE_DIR=cache)
+            cmd = [sys.executable, __file__, "--one", "--head-only", "--preset", args.preset]
+            cmd += ["--jobs", str(args.jobs), "--seed", str(args.seed)]
+            out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"preset {args.preset} head: {r['groups']} groups of {r['c_in']} -> {r['c_out']}, "
+            f"{r['head_weights']:,} weights, fold {r['fold']}, {r['multipliers']:,} "
+            f"multipliers, parameter memory {r['parameter_memory_bits']:,} bits (2 sets); "
+            f"Verilog {r['verilog_lines']:,} lines ({r['verilog_mb']} MB)"
+        )
+        s = r["steps"]
+        print(
+            f"elaborate {s['elaborate']['seconds']} s, emit {s['emit']['seconds']} s, "
+            f"peak {r['peak_memory_mb']} MB (jobs {args.jobs})"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(r, indent=2) + "\n")
         return 0
 
     rows = []

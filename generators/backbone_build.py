@@ -48,7 +48,9 @@ def rate_folds(net, input_period: int = 1) -> dict[str, int]:
     times a divisor of the products each output sums (:class:`semifreddo_hw.conv.Conv`'s
     ``fold``: its sums then come in slices)."""
     periods = net.peak_periods()
-    folds = {c.name: _fold(c, periods[c.name] * input_period) for c in net.convs()}
+    folds = {
+        c.name: _fold(c, periods[c.name] * input_period) for c in net.convs() + net.head_convs()
+    }
     blend_periods = net.blend_periods()
     for b in net.blends():  # an alpha blend folds by channel groups, as a requantizer does
         period = blend_periods[b.name] * input_period
@@ -340,6 +342,26 @@ def _report_md(r: dict, net) -> str:
             f"{x['weights']} | {x['adders']} | {x['multipliers']} | "
             f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |{cols}"
         )
+    if "head" in r:
+        md += [
+            "",
+            f"## Head ({r['head']['weights']:,} configurable weights)",
+            "",
+            "Per group: pointwise convolution (configurable), requantizer, piecewise-linear "
+            "activation, global average pool switched at run time (`docs/head.md`). Its "
+            "parameters are in the memory bits and parameter addresses above.",
+            "",
+            "| group | c_in -> c_out | sources (core, first channel) | segments | fold "
+            "| multipliers (product, activation) | memory bits |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for (name, g), spec in zip(r["head"]["groups"].items(), net.head, strict=True):
+            md.append(
+                f"| {name} | {spec.c_in} -> {spec.c_out} | "
+                + ", ".join(f"{c} {f}" for c, f in g["sources"])
+                + f" | {g['segments']} | {g.get('fold', 1)} | "
+                f"{g['multipliers']}, {g['pwl_multipliers']} | {g['memory_bits']:,} |"
+            )
     if "quantization" in r:
         md += [
             "",

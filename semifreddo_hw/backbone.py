@@ -7,7 +7,8 @@ the frozen core's stage (constant weights) runs beside each trainable core's sta
 SRAM). A trainable stage reads the per-channel alpha blend of the frozen core's features and
 its own core's (when there is a frozen core), after which the run-time cross-core shuffle
 may swap half the channels of the two blended streams. Every core ends in its own output
-stream.
+stream; a network with a model head (``docs/head.md``) also feeds the cores' outputs, side
+by side, to the head's groups, each with an output stream of its own.
 
 The trainable stages are shorter than the frozen ones, so their outputs are delay-balanced:
 each meeting point of a frozen and a trainable path (every blend, and the outputs) has FIFOs
@@ -48,8 +49,9 @@ from .balance import chain_bounds, fifo_depths
 from .blend import AlphaBlend, CoreShuffle
 from .blocks import DownsamplingBlock, RegularBlock
 from .conv import Conv
+from .head import Head, HeadGroup
 from .param_bus import ElementOrder, ParamBus, Region
-from .streams import HalfRateSlice, StreamFIFO, fork, vector_layout
+from .streams import HalfRateSlice, StreamFIFO, fork, join, vector_layout
 
 __all__ = ["Backbone", "Layer", "Region"]
 
@@ -85,6 +87,9 @@ class Backbone(wiring.Component):
         The output feature maps of each core present (int8 lanes, markers). They share one
         input: drain them concurrently (or tie an unused one's ``ready`` high); holding one
         back for longer than the balancing FIFOs' slack stalls them all.
+    o_head_g0, o_head_g1, ... : Out(stream)
+        With a head, each group's output (:func:`spec.names.output_port`): a beat per
+        output pixel, or one per frame where the group pools. Drained as the cores'.
     param_write : In(stream)
         ``{addr, value}``: one run-time parameter (see :attr:`address_map`); writes outside
         the map are ignored, values are taken modulo their field's width. Without ``swap``
@@ -165,13 +170,29 @@ class Backbone(wiring.Component):
             else []
         )
         self.balance = self._balance()
+        self.head = (
+            Head(
+                [
+                    self._head_group(k, params[names.head_group(k)], folds, periods, kw)
+                    for k in range(len(net.head))
+                ]
+            )
+            if net.head
+            else None
+        )
         self.bus = ParamBus(self._banks())
 
         in_layout = vector_layout(signed(8), net.channels_in, MARKER_BITS)
         out_layout = vector_layout(signed(8), net.channels_after(len(net.stages)), MARKER_BITS)
         members = {
             "i": In(stream.Signature(in_layout)),
-            **{f"o_{core}": Out(stream.Signature(out_layout)) for core in net.cores},
+            **{names.output_port(core): Out(stream.Signature(out_layout)) for core in net.cores},
+            **{
+                names.output_port(names.head_group(k)): Out(
+                    stream.Signature(vector_layout(signed(8), g.c_out, MARKER_BITS))
+                )
+                for k, g in enumerate(net.head)
+            },
             "param_write": In(self.bus.signature(always_ready=not swap)),
             "framing_error": Out(1),
             "marker_mismatch": Out(1),
@@ -228,6 +249,24 @@ class Backbone(wiring.Component):
             )
         return RegularBlock(blk.channels_in, blk.width_in, blk.height_in, **branches[0], **kw)
 
+    def _head_group(self, k, p, folds, periods, kw):
+        """Head group ``k`` with parameters ``p``, folded as ``folds`` says."""
+        name = names.head_group(k)
+        return HeadGroup.of_network(
+            self.net,
+            k,
+            p,
+            fold=folds.get(name, 1),
+            period=periods.get(name),
+            levels_per_stage=kw["levels_per_stage"],
+            sets=kw["sets"],
+        )
+
+    def head_groups(self):
+        """``(name, HeadGroup)`` of every head group, in order."""
+        groups = self.head.groups if self.head is not None else []
+        return [(names.head_group(k), g) for k, g in enumerate(groups)]
+
     def layers(self):
         """Every convolution (a :class:`Layer`), in network order."""
         for core in self.net.cores:
@@ -240,7 +279,9 @@ class Backbone(wiring.Component):
     def parts(self, name: str) -> dict:
         """Every convolution as a part for :func:`~.emit.to_verilog_parts`, keyed by its
         module name (:func:`spec.names.part_module`)."""
-        return {names.part_module(name, layer.name): layer.conv for layer in self.layers()}
+        convs = [(layer.name, layer.conv) for layer in self.layers()]
+        convs += [(n, g.conv) for n, g in self.head_groups()]
+        return {names.part_module(name, n): conv for n, conv in convs}
 
     def _balance(self) -> list[dict]:
         """Per meeting point (0: after the stems, ``i``: after stage ``i``), the depths of
@@ -287,6 +328,17 @@ class Backbone(wiring.Component):
                 yield layer.name, "weight", conv.product.bank, weights
         for name, blend in self.blends.items():
             yield name, "alpha", blend.alphas, ElementOrder(("c",), (blend.channels,), ("c",))
+        for name, g in self.head_groups():
+            for field, bank, _ in g.banks():
+                if field == "weight":
+                    order = ElementOrder(g.conv.bank_axes, g.conv.bank_shape, ("co", "ci"))
+                elif field in ("scale", "bias"):
+                    order = ElementOrder(("co",), (g.c_out,), ("co",))
+                elif field in ("pool", "source"):
+                    order = ElementOrder((), (), ())  # one value: a scalar entry
+                else:  # the activation's table
+                    order = ElementOrder(("k",), (bank.count,), ("k",))
+                yield name, field, bank, order
 
     @property
     def address_map(self) -> list[Region]:
@@ -300,6 +352,13 @@ class Backbone(wiring.Component):
         ``ValueError``)."""
         check_params(self.net, params)
         convs = {layer.name: layer.conv for layer in self.layers()}
+        convs |= {n: g.conv for n, g in self.head_groups()}
+        for n, g in self.head_groups():
+            if params[n].pwl_shift != g.pwl.shift:
+                raise ValueError(
+                    f"{n}.pwl_shift: {params[n].pwl_shift}, but the hardware was built with "
+                    f"{g.pwl.shift} (a build-time constant)"
+                )
         for name, conv in convs.items():
             p = params[name]
             if p.shift != conv.requant.shift:
@@ -312,10 +371,17 @@ class Backbone(wiring.Component):
                     f"{name}.weight: differs from the frozen weights the hardware was built with"
                 )
 
+        table = {"pwl_breakpoint": "breakpoints", "pwl_slope": "slopes"}
+        table["pwl_intercept"] = "intercepts"
+
         def values(r: Region):
             p = params[r.layer]
             if r.field == "alpha":
                 return p
+            if r.field in table:
+                return getattr(p, table[r.field])
+            if r.field in ("pool", "source"):
+                return [getattr(p, r.field)]
             if r.field == "weight":
                 conv = convs[r.layer]
                 out = np.zeros(conv.product.bank.count, dtype=np.int64)
@@ -357,14 +423,31 @@ class Backbone(wiring.Component):
             "adders": sum(r["adders"] for r in layers.values()),
             "multipliers": sum(r["multipliers"] for r in layers.values()),
             "parameter_memory_bits": sum(r["memory_bits"] for r in layers.values())
-            + sum(b.alphas.bits for b in self.blends.values()),
+            + sum(b.alphas.bits for b in self.blends.values())
+            + sum(bank.bits for _, g in self.head_groups() for _, bank, _ in g.banks()),
             "line_buffer_bits": sum(r.get("line_buffer_bits", 0) for r in layers.values()),
             "balance_fifo_bits": fifo_bits,
             "balance": self.balance,
             "parameter_addresses": self.bus.size,
             "parameter_sets": 2 if self.swap else 1,
             "layers": layers,
+            **({"head": self._head_report()} if self.head is not None else {}),
         }
+
+    def _head_report(self) -> dict:
+        """The head's groups: the convolution's plan (as a layer's), the activation and the
+        pool, the sources as input lanes."""
+        groups = {}
+        for (name, g), spec in zip(self.head_groups(), self.net.head, strict=True):
+            groups[name] = {
+                **g.conv.report(),
+                "sources": [list(s) for s in spec.sources],
+                "segments": spec.segments,
+                "pwl_multipliers": g.pwl.lanes,
+                "pool_sum_bits": g.pool.sum_width * g.c_out,
+                "memory_bits": sum(bank.bits for _, bank, _ in g.banks()),
+            }
+        return {"weights": sum(spec.weights for spec in self.net.head), "groups": groups}
 
     # -- elaboration -------------------------------------------------------------------
 
@@ -420,9 +503,9 @@ class Backbone(wiring.Component):
         # The old set is free once every output has passed a beat of the new one (frames
         # leave each output in order).
         seen = []
-        for core in self.net.cores:
-            o, s = getattr(self, f"o_{core}"), Signal(name=f"swap_seen_{core}")
-            now = Signal(name=f"swap_seen_{core}_now")
+        for out in self._output_names():
+            o, s = getattr(self, names.output_port(out)), Signal(name=f"swap_seen_{out}")
+            now = Signal(name=f"swap_seen_{out}_now")
             m.d.comb += now.eq(s | (o.valid & o.ready & (o.payload.side[EPOCH_BIT] == cur)))
             seen.append((s, now))
         with m.If(flight):
@@ -433,6 +516,10 @@ class Backbone(wiring.Component):
         m.d.comb += self.param_write.ready.eq(~(pending | flight))
         return entry, ~cur
 
+    def _output_names(self) -> list[str]:
+        """The cores and head groups, each with an output stream."""
+        return list(self.net.cores) + [n for n, _ in self.head_groups()]
+
     def _connect_params(self, m, shadow):
         """Decode ``param_write`` onto every bank's write port (into set ``shadow``)."""
         ports = {}
@@ -441,6 +528,9 @@ class Backbone(wiring.Component):
                 ports[(layer.name, field)] = getattr(layer.owner, f"{layer.prefix}{field}_write")
         for name, blend in self.blends.items():
             ports[(name, "alpha")] = blend.alpha_write
+        for k, (name, g) in enumerate(self.head_groups()):
+            for field, _, port in g.banks():
+                ports[(name, field)] = getattr(self.head, f"g{k}_{port}")
         self.bus.connect(m, self.param_write, ports, set_=shadow)
 
     def _stems(self, m, entry, errors) -> dict:
@@ -527,8 +617,33 @@ class Backbone(wiring.Component):
             feats["frozen"] = _delay(
                 m, f"frozen_bal{last}", feats["frozen"], self.balance[last]["frozen"]
             )
+        if self.head is None:
+            for core, src in feats.items():
+                wiring.connect(m, src, wiring.flipped(getattr(self, names.output_port(core))))
+            return
+        # Each core's output also goes to the head, the cores side by side in one beat.
+        m.submodules.head = head = self.head
+        feeds = []
         for core, src in feats.items():
-            wiring.connect(m, src, wiring.flipped(getattr(self, f"o_{core}")))
+            feed = stream.Signature(src.payload.shape()).create()
+            _broadcast(m, src, [wiring.flipped(getattr(self, names.output_port(core))), feed])
+            feeds.append(feed)
+        join(m, feeds, head.i)
+        width = len(feeds[0].payload.data)
+        for j, feed in enumerate(feeds):
+            for c in range(width):
+                m.d.comb += head.i.payload.data[j * width + c].eq(feed.payload.data[c])
+        m.d.comb += head.i.payload.side.eq(feeds[0].payload.side)
+        with m.If(
+            head.i.valid
+            & head.i.ready
+            & Cat(*(f.payload.side != feeds[0].payload.side for f in feeds[1:])).any()
+        ):
+            m.d.sync += self.marker_mismatch.eq(1)
+        for k, (name, _) in enumerate(self.head_groups()):
+            wiring.connect(
+                m, getattr(head, f"o{k}"), wiring.flipped(getattr(self, names.output_port(name)))
+            )
 
 
 def _slice(m, name, src):

@@ -37,7 +37,7 @@ from .param_bank import ParamBank
 from .pipeline import Pipeline
 from .streams import SkidBuffer, fork, forward, vector_layout
 
-__all__ = ["PiecewiseLinear", "GlobalAvgPool", "HeadGroup", "Head", "pwl_identity", "pwl_relu"]
+__all__ = ["PiecewiseLinear", "GlobalAvgPool", "HeadGroup", "Head"]
 
 
 def _int8_stream(lanes: int) -> stream.Signature:
@@ -47,32 +47,6 @@ def _int8_stream(lanes: int) -> stream.Signature:
 def _epoch(beat):
     """The parameter set a beat is computed with (its epoch marker)."""
     return beat.payload.side[EPOCH_BIT]
-
-
-def pwl_identity(segments: int, shift: int) -> tuple[list, list, list]:
-    """``(breakpoints, slopes, intercepts)`` of ``y = x`` with ``segments`` segments at
-    ``shift`` (slopes ``2**shift``: ``shift`` at most 14)."""
-    if not 0 <= shift <= PWL_SLOPE_BITS - 2:
-        raise ValueError(f"the identity needs a shift in 0..{PWL_SLOPE_BITS - 2}, not {shift}")
-    return _spaced(segments), [1 << shift] * segments, [0] * segments
-
-
-def pwl_relu(segments: int, shift: int) -> tuple[list, list, list]:
-    """The table of ``y = max(x, 0)``: slope 0 in the segments below the breakpoint at 0,
-    ``2**shift`` from it on."""
-    bp, slopes, icepts = pwl_identity(segments, shift)
-    zero = bp.index(0)  # segments 0 .. zero hold the negative inputs
-    return bp, [0 if k <= zero else s for k, s in enumerate(slopes)], icepts
-
-
-def _spaced(segments: int) -> list[int]:
-    """``segments - 1`` strictly increasing int8 breakpoints spread over the int8 range,
-    one of them 0."""
-    if not isinstance(segments, int) or not 2 <= segments <= 256:
-        raise ValueError(f"segments must be an integer in 2..256, not {segments!r}")
-    below = (segments - 1) // 2
-    step = 256 // segments
-    return [max(INT8_MIN + 1, min(INT8_MAX, j * step)) for j in range(-below, segments - below - 1)]
 
 
 class PiecewiseLinear(wiring.Component):
@@ -379,6 +353,30 @@ class HeadGroup(wiring.Component):
                 "o": Out(_int8_stream(self.c_out)),
                 **{f"{name}_write": self._port(bank) for name, bank in self._writes()},
             }
+        )
+
+    @classmethod
+    def of_network(cls, net, k: int, p, **kw) -> "HeadGroup":
+        """Group ``k`` of ``net``'s head (a :class:`spec.network.Network`) with parameters
+        ``p`` (:class:`spec.params.HeadGroupParams`); ``kw``: ``fold``, ``period``,
+        ``sets``, ``levels_per_stage``."""
+        g = net.head[k]
+        out_w, out_h = net.output_size()
+        return cls(
+            len(net.cores) * net.channels_after(len(net.stages)),
+            [net.head_lane(core, first) for core, first in g.sources],
+            p.weight,
+            width=out_w,
+            height=out_h,
+            shift=p.shift,
+            scale_init=[int(v) for v in p.scale],
+            bias_init=[int(v) for v in p.bias],
+            pwl_shift=p.pwl_shift,
+            segments=g.segments,
+            pwl_init=[[int(v) for v in t] for t in p.table()],
+            pool_init=int(p.pool),
+            source_init=int(p.source),
+            **kw,
         )
 
     @staticmethod

@@ -11,6 +11,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from spec import names
 from spec.link import (
     CMD_FRAME,
     CMD_SHUFFLE,
@@ -36,12 +37,14 @@ def _lanes(port) -> int:
 
 
 def output_channels(backbone) -> list[int]:
-    """Each core's output channels, in core order (what :func:`spec.link.decode` needs)."""
-    return [_lanes(getattr(backbone, f"o_{c}")) for c in backbone.net.cores]
+    """Each output's channels, cores then head groups (:meth:`spec.network.Network.outputs`;
+    what :func:`spec.link.decode` needs)."""
+    return [_lanes(getattr(backbone, names.output_port(o))) for o, _ in backbone.net.outputs()]
 
 
 def output_bytes(backbone) -> int:
-    """Bytes the link sends per frame: a tag and the channels per output beat, every core."""
+    """Bytes the link sends per frame at most: a tag and the channels per output beat, every
+    output (a head group's as if it did not pool)."""
     w, h = backbone.net.output_size()
     return sum(w * h * (1 + c) for c in output_channels(backbone))
 
@@ -66,8 +69,8 @@ class UARTLink(wiring.Component):
                 raise ValueError(f"{name} must be an integer of at least 2, not {v!r}")
         self.backbone, self.rx_uart, self.tx_uart = backbone, UARTRx(divisor), UARTTx(divisor)
         self.rx_depth, self.tx_depth = rx_depth, tx_depth
-        self.cores = list(backbone.net.cores)
-        #: Each core's output channels (:func:`output_channels`).
+        self.outputs = [o for o, _ in backbone.net.outputs()]
+        #: Each output's channels (:func:`output_channels`).
         self.channels = output_channels(backbone)
         super().__init__()
 
@@ -186,7 +189,7 @@ class UARTLink(wiring.Component):
     def _sender(self, m, txq, status_wanted):
         """Output beats and status records -> tagged bytes for the line."""
         bb = self.backbone
-        ports = [getattr(bb, f"o_{c}") for c in self.cores]
+        ports = [getattr(bb, names.output_port(o)) for o in self.outputs]
         lanes = self.channels
         core = Signal(range(max(2, len(ports))))
         lane = Signal(range(max(lanes) + 1))

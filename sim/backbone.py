@@ -5,13 +5,15 @@ Shared by the end-to-end tests and the post-build check."""
 
 import numpy as np
 
-from spec.stream import MARKER_BITS, frames_to_beats
+from spec import names
+from spec.stream import EOF, EOL, EPOCH, MARKER_BITS, frames_to_beats
 
 from .golden.backbone import backbone
 from .lanes import Lanes
 
 __all__ = [
     "random_frames",
+    "output_beats",
     "backbone_streams",
     "run_backbone",
     "run_backbone_swaps",
@@ -35,17 +37,42 @@ def random_frames(net, rng, count, shape=None):
     return frames
 
 
+def output_beats(outputs, epochs=None) -> tuple[list, list[int]]:
+    """``(lanes, sides)`` of one output stream over several frames: ``outputs`` are its
+    golden results, a feature map ``(h, w, c)`` per frame, or a vector ``(c,)`` where a head
+    group pools (one beat with the frame's last markers); frame ``k`` computed with set
+    ``epochs[k]`` (default 0)."""
+    epochs = [0] * len(outputs) if epochs is None else list(epochs)
+    lanes, sides = [], []
+    for y, e in zip(outputs, epochs, strict=True):
+        y = np.asarray(y)
+        if y.ndim == 1:
+            lanes.append(y.tolist())
+            sides.append(EOL | EOF | (EPOCH if e else 0))
+        else:
+            a, b = frames_to_beats([y], [e])
+            lanes += a
+            sides += b
+    return lanes, sides
+
+
+def _outputs(net) -> list[str]:
+    """Every output of ``net``'s backbone: the cores, then the head's groups."""
+    return list(net.cores) + [names.head_group(k) for k in range(len(net.head))]
+
+
 def backbone_streams(net, params, frames, *, shuffle=False, in_stall=0.3, out_stall=0.3):
     """``(inputs, outputs)`` for :meth:`sim.rtl.VerilatorDesign.run_streams`: the frames on
-    ``i`` and, per core, the golden model's feature maps on ``o_<core>``."""
+    ``i`` and, per core and head group, the golden model's results on its output port
+    (:func:`spec.names.output_port`)."""
     x, xs = frames_to_beats(frames)
     inputs = {"i": (x, xs, Lanes(net.channels_in, 8, side_width=MARKER_BITS), in_stall)}
     golden = [backbone(net, params, f, shuffle=shuffle) for f in frames]
     outputs = {}
-    for core in net.cores:
-        y, ys = frames_to_beats([g[core] for g in golden])
-        lanes = Lanes(int(np.shape(golden[0][core])[-1]), 8, side_width=MARKER_BITS)
-        outputs[f"o_{core}"] = (y, ys, lanes, out_stall)
+    for out in _outputs(net):
+        y, ys = output_beats([g[out] for g in golden])
+        lanes = Lanes(int(np.shape(golden[0][out])[-1]), 8, side_width=MARKER_BITS)
+        outputs[names.output_port(out)] = (y, ys, lanes, out_stall)
     return inputs, outputs
 
 
@@ -80,13 +107,17 @@ def run_backbone_swaps(
     if len(param_sets) != len(swaps) + 1:
         raise ValueError(f"{len(swaps)} swaps need {len(swaps) + 1} parameter sets")
     inputs, outputs = backbone_streams(net, param_sets[0], frames, shuffle=shuffle, **stalls)
-    out_w, out_h = net.output_size()
-    expected_sets = {f"o_{core}": [] for core in net.cores}
+    expected_sets = {names.output_port(out): [] for out in _outputs(net)}
+    frame_beats = {"i": net.width * net.height}
     for k, params in enumerate(param_sets):
         golden = [backbone(net, params, f, shuffle=shuffle) for f in frames]
-        for core in net.cores:
-            beats = frames_to_beats([g[core] for g in golden], [k % 2] * len(frames))
-            expected_sets[f"o_{core}"].append(beats)
+        for out in _outputs(net):
+            beats = output_beats([g[out] for g in golden], [k % 2] * len(frames))
+            expected_sets[names.output_port(out)].append(beats)
+            # the testbench counts a frame's beats per output: a pool switch stays put
+            n = len(beats[0]) // len(frames)
+            if frame_beats.setdefault(names.output_port(out), n) != n:
+                raise ValueError(f"{out}: the sets must agree on pooling")
     statics = [("shuffle", int(shuffle))] if net.core_shuffle else []
     return design.run_streams(
         inputs,
@@ -97,7 +128,7 @@ def run_backbone_swaps(
         seed=seed,
         swaps=[(after, [p for _, p in writes]) for after, writes in swaps],
         swap_ports={"write": PARAM_PORT, "swap": "param_swap", "busy": "param_busy"},
-        frame_beats={"i": net.width * net.height, **{o: out_w * out_h for o in expected_sets}},
+        frame_beats=frame_beats,
         expected_sets=expected_sets,
     )
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import Parser, run_command
+from spec import names
 from spec.link import decode
 from weights.io import WeightFileError, read_json
 
 from .errors import SimulationMismatch
-from .link import check_answer, host_bytes
+from .link import answer_bytes, check_answer, host_bytes
 from .verify import VerifyError, input_frames, load_build, read_param_writes
 
 __all__ = ["main", "read_param_writes", "exchange"]
@@ -50,7 +51,7 @@ def _parser() -> Parser:
     p.add_argument("--no-params", action="store_true", help="do not send param_writes.hex first")
     p.add_argument("--shuffle", choices=("on", "off"), default="on")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds without a byte")
-    p.add_argument("--out", metavar="FILE", help="save each core's output frames (.npz)")
+    p.add_argument("--out", metavar="FILE", help="save each output's frames (.npz, by output port)")
     return p
 
 
@@ -65,9 +66,9 @@ def _run(args, log, open_port=None) -> int:
     # A design with two parameter sets loads the writes into its shadow set: swap them in.
     swap = bool(writes) and read_json(build / "report.json").get("parameter_sets") == 2
     send = host_bytes(net, frames, writes=writes, shuffle=shuffle, swap=swap)
-    channels = [net.channels_after(len(net.stages))] * len(net.cores)
+    channels = [c for _, c in net.outputs()]
     w, h = net.output_size()
-    expect = len(frames) * w * h * sum(1 + c for c in channels) + 2
+    expect = answer_bytes(net, params, frames, shuffle=shuffle)
     log(f"sending {len(send):,} bytes ({len(writes)} writes, {len(frames)} frame(s))")
     try:
         port = (open_port or serial.serial_for_url)(args.port, baudrate=args.baud, timeout=0.1)
@@ -83,9 +84,15 @@ def _run(args, log, open_port=None) -> int:
     print(f"PASS {args.port}: " + ", ".join(f"{p} {n} beats" for p, n in received.items()))
     if args.out:
         got = decode(answer, channels)
+        # a pooled head group's answer is one vector per frame
         np.savez(
             args.out,
-            **{f"o_{c}": np.stack(got.frames(k, h, w)) for k, c in enumerate(net.cores)},
+            **{
+                names.output_port(o): np.stack(
+                    got.beats[k] if len(got.beats[k]) == len(frames) else got.frames(k, h, w)
+                )
+                for k, (o, _) in enumerate(net.outputs())
+            },
         )
     return 0
 

@@ -53,6 +53,11 @@ RANGES = {
     "bias": signed_range(BIAS_BITS),
     "shift": (0, SHIFT_MAX),
     "alpha": (0, ALPHA_ONE),
+    "pwl_breakpoint": (INT8_MIN, INT8_MAX),
+    "pwl_slope": signed_range(PWL_SLOPE_BITS),
+    "pwl_intercept": signed_range(PWL_INTERCEPT_BITS),
+    "pwl_shift": (0, SHIFT_MAX),
+    "pool": (0, 1),
 }
 
 

@@ -25,10 +25,11 @@ Any other command byte is skipped and sets the ``bad_command`` status flag.
 
 Board to host, records:
 
-* an output beat: a tag byte (:func:`beat_tag`: the core's index in the network's core
-  order, plus :data:`TAG_EOL` / :data:`TAG_EOF` at the end of a row / frame), then the
-  beat's channels as int8 bytes. Beats of different cores interleave; each core's beats
-  come in order.
+* an output beat: a tag byte (:func:`beat_tag`: the output's index in
+  :meth:`spec.network.Network.outputs`, the cores in order then the head's groups, plus
+  :data:`TAG_EOL` / :data:`TAG_EOF` at the end of a row / frame; a head group that pools
+  sends one beat per frame, with both), then the beat's channels as int8 bytes. Beats of
+  different outputs interleave; each output's beats come in order.
 * a status record: :data:`TAG_STATUS`, then one byte of :data:`STATUS_FLAGS` bits (sticky,
   from bit 0), then ``param_busy`` (:data:`STATUS_LIVE`: a swap not yet at the outputs).
 """

@@ -4,8 +4,9 @@ Cores are ``frozen``, ``a`` and ``b``. A convolution is ``<core>.stem`` or
 ``<core>.m<i>.<j>.<layer>``: layer ``dw``/``pw`` of regular block ``j`` (from 0) of Semifreddo
 module ``i`` (from 1), or ``b0_dw``/``b0_pw``/``b1_dw``/``b1_pw`` for the two branches of a
 downsampling block. The alpha blend in front of trainable core ``k``'s stage ``i`` is
-``<k>.m<i>.alpha``. Weight files, the golden model, the hardware, the quantizer and the ONNX
-import all name layers through these functions.
+``<k>.m<i>.alpha``. Group ``k`` of the model head is ``head.g<k>``. Weight files, the
+golden model, the hardware, the quantizer and the ONNX import all name layers through these
+functions.
 """
 
 import re
@@ -21,6 +22,8 @@ __all__ = [
     "block",
     "conv",
     "blend",
+    "head_group",
+    "output_port",
     "part_module",
     "is_module_name",
     "INPUT_PAD",
@@ -63,6 +66,17 @@ def conv(core: str, module: int, index: int, layer: str) -> str:
 def blend(core: str, module: int) -> str:
     """The alpha blend in front of trainable core ``core``'s stage ``module``."""
     return f"{core}.m{module}.alpha"
+
+
+def head_group(index: int) -> str:
+    """Group ``index`` (from 0) of the model head: its convolution, activation and pool."""
+    return f"head.g{index}"
+
+
+def output_port(name: str) -> str:
+    """The design's output stream of a core (``frozen``, ``a``, ``b``) or of a head group
+    (:func:`head_group`): ``o_<name>``, dots as underscores."""
+    return "o_" + name.replace(".", "_")
 
 
 def part_module(top: str, layer: str) -> str:

@@ -18,6 +18,9 @@ __all__ = [
     "Network",
     "ConvSpec",
     "BlendSpec",
+    "HeadGroupSpec",
+    "HEAD_MAX_WEIGHTS",
+    "HEAD_MAX_GROUPS",
     "WEIGHT_AXES",
     "PRESETS",
     "preset",
@@ -58,6 +61,41 @@ class StageSpec:
     trainable: tuple[BlockSpec, ...]
 
 
+#: The most configurable weights a head may have in all (paper §3.3: e.g. two groups of
+#: 256 -> 256 at full size).
+HEAD_MAX_WEIGHTS = 131072
+#: The most groups a head may have: with three cores, eleven outputs (the host link tags
+#: a beat with its output's index in four bits).
+HEAD_MAX_GROUPS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadGroupSpec:
+    """One group of the model head (``docs/head.md``): a configurable pointwise convolution
+    from ``c_in`` channels of the cores' output features to ``c_out`` channels, then a
+    piecewise-linear activation of ``segments`` segments and a run-time global average
+    pool. ``sources`` are the run-time choices of its input, ``(core, first channel)``
+    each: ``c_in`` channels from there on, the cores' outputs side by side in
+    :attr:`Network.cores` order (a source may span cores)."""
+
+    c_in: int
+    c_out: int
+    sources: tuple[tuple[str, int], ...]
+    segments: int = 8
+
+    @property
+    def weights(self) -> int:
+        return self.c_in * self.c_out
+
+    def to_dict(self) -> dict:
+        return {
+            "c_in": self.c_in,
+            "c_out": self.c_out,
+            "sources": [[core, first] for core, first in self.sources],
+            "segments": self.segments,
+        }
+
+
 @dataclasses.dataclass(frozen=True)
 class Network:
     """A backbone: input frame, stem width, stages, which cores exist, options."""
@@ -71,6 +109,7 @@ class Network:
     trainable_cores: int = 2  # 0, 1 or 2
     frozen_core: bool = True
     core_shuffle: bool = True  # hardware present (enabled at run time)
+    head: tuple[HeadGroupSpec, ...] = ()  # the model head's groups (none: features only)
 
     def __post_init__(self):
         if not 1 <= self.channels_in <= 4:
@@ -83,6 +122,45 @@ class Network:
             raise ValueError(f"{self.name}: the core shuffle needs two trainable cores")
         if self.width < 1 or self.height < 1:
             raise ValueError(f"{self.name}: frame size must be positive")
+        self._check_head()
+
+    def _check_head(self):
+        channels = self.channels_after(len(self.stages))
+        for k, g in enumerate(self.head):
+            where = f"{self.name}: head group {k}"
+            if not isinstance(g, HeadGroupSpec):
+                raise ValueError(f"{where} must be a HeadGroupSpec")
+            for key in ("c_in", "c_out", "segments"):
+                v = getattr(g, key)
+                if type(v) is not int or not 1 <= v <= _MAX_CHANNELS:
+                    raise ValueError(f"{where}: {key} must be an integer in 1..{_MAX_CHANNELS}")
+            if not 2 <= g.segments <= 256:
+                raise ValueError(f"{where}: segments must lie in 2..256, not {g.segments}")
+            if not g.sources or len(g.sources) > 16:
+                raise ValueError(f"{where}: 1 to 16 sources expected")
+            for core, first in g.sources:
+                if core not in self.cores:
+                    raise ValueError(f"{where}: source core {core!r} is not in the network")
+                # the cores' outputs side by side: a source may run on into the next core
+                room = (len(self.cores) - self.cores.index(core)) * channels
+                if type(first) is not int or not 0 <= first < channels or first + g.c_in > room:
+                    raise ValueError(
+                        f"{where}: source ({core!r}, {first}) must start {g.c_in} channels "
+                        f"within the {room} from {core!r} on (the cores' {channels} "
+                        f"channels each, side by side)"
+                    )
+        if len(self.head) > HEAD_MAX_GROUPS:
+            raise ValueError(f"{self.name}: a head has at most {HEAD_MAX_GROUPS} groups")
+        total = sum(g.weights for g in self.head)
+        if total > HEAD_MAX_WEIGHTS:
+            raise ValueError(
+                f"{self.name}: the head has {total} weights, at most {HEAD_MAX_WEIGHTS}"
+            )
+
+    def head_lane(self, core: str, first: int) -> int:
+        """The head's input lane of channel ``first`` of ``core``'s output (the cores' outputs
+        side by side, in :attr:`cores` order)."""
+        return self.cores.index(core) * self.channels_after(len(self.stages)) + first
 
     @property
     def stem_weights(self) -> int:
@@ -122,6 +200,8 @@ class Network:
             "trainable_cores": self.trainable_cores,
             "frozen_core": self.frozen_core,
             "core_shuffle": self.core_shuffle,
+            # only with a head: the description of a network without one is unchanged
+            **({"head": [g.to_dict() for g in self.head]} if self.head else {}),
         }
 
     @property
@@ -196,6 +276,24 @@ class Network:
                     ]
         return out
 
+    def outputs(self) -> list[tuple[str, int]]:
+        """The design's output streams, ``(name, channels)``: the cores in :attr:`cores`
+        order, then the head groups (:func:`spec.names.head_group`)."""
+        c = self.channels_after(len(self.stages))
+        return [(core, c) for core in self.cores] + [
+            (names.head_group(k), g.c_out) for k, g in enumerate(self.head)
+        ]
+
+    def head_convs(self) -> list["ConvSpec"]:
+        """The head groups' pointwise convolutions (configurable, no ReLU: the activation
+        table follows), named as the groups (:func:`spec.names.head_group`), on the
+        cores' output frame."""
+        w, h = self.output_size()
+        return [
+            ConvSpec(names.head_group(k), "pointwise", g.c_in, g.c_out, 1, False, w, h, False)
+            for k, g in enumerate(self.head)
+        ]
+
     def peak_periods(self) -> dict[str, int]:
         """Per convolution, the fewest cycles between two beats its product may see when
         the input streams one pixel per clock: ``2**k`` after ``k`` stride-2 windows (its
@@ -210,6 +308,8 @@ class Network:
                     k *= blk.stride
                     for layer in names.block_layers(blk.stride):
                         out[names.conv(core, i, j, layer)] = k
+        for c in self.head_convs():  # the head reads the cores' outputs
+            out[c.name] = k
         return out
 
     def blend_periods(self) -> dict[str, int]:
@@ -367,6 +467,7 @@ _DICT_KEYS = {
     "frozen_core": bool,
     "core_shuffle": bool,
 }
+_HEAD_KEYS = {"c_in": int, "c_out": int, "sources": list, "segments": int}
 # The name reaches reports and file contents: plain printable text only.
 _NETWORK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _MAX_SIDE, _MAX_CHANNELS = 8192, 4096  # far past any real sensor or layer; bounds the build
@@ -385,19 +486,21 @@ def check_keys(given, wanted, *, unknown, missing) -> None:
 
 def network_from_dict(d) -> Network:
     """A :class:`Network` from :meth:`Network.to_dict`'s data, or from ``{"preset": name}``
-    (optionally with ``"name"``). Every key, type and value is checked: a ``ValueError``
+    (optionally with a ``"head"``). Every key, type and value is checked: a ``ValueError``
     names the first that is wrong."""
     if not isinstance(d, dict):
         raise ValueError(f"a network description is a JSON object, not {type(d).__name__}")
     if "preset" in d:
-        extra = sorted(set(d) - {"preset"})
+        extra = sorted(set(d) - {"preset", "head"})
         if extra:
             raise ValueError(f"network: 'preset' cannot be combined with {extra[0]!r}")
         if not isinstance(d["preset"], str):
             raise ValueError("network: 'preset' must be a string")
-        return preset(d["preset"])
+        net = preset(d["preset"])
+        return dataclasses.replace(net, head=_head_from_list(d["head"])) if "head" in d else net
+    head = _head_from_list(d.get("head", []))
     check_keys(
-        d,
+        {k: v for k, v in d.items() if k != "head"},
         _DICT_KEYS,
         unknown=lambda key: f"network: unknown key {key!r}",
         missing=lambda key: f"network: missing key {key!r}",
@@ -451,7 +554,42 @@ def network_from_dict(d) -> Network:
         trainable_cores=d["trainable_cores"],
         frozen_core=d["frozen_core"],
         core_shuffle=d["core_shuffle"],
+        head=head,
     )
+
+
+def _head_from_list(groups) -> tuple[HeadGroupSpec, ...]:
+    """The head's groups from their JSON form (the network checks them against itself)."""
+    if not isinstance(groups, list) or len(groups) > HEAD_MAX_GROUPS:
+        raise ValueError(f"network: 'head' must be a list of at most {HEAD_MAX_GROUPS} groups")
+    out = []
+    for k, g in enumerate(groups):
+        if not isinstance(g, dict):
+            raise ValueError(f"network: head group {k} must be an object")
+        check_keys(
+            g,
+            _HEAD_KEYS,
+            unknown=lambda key, k=k: f"network: head group {k}: unknown key {key!r}",
+            missing=lambda key, k=k: f"network: head group {k}: missing key {key!r}",
+        )
+        for key, kind in _HEAD_KEYS.items():
+            v = g[key]
+            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+                raise ValueError(f"network: head group {k}: {key!r} must be {kind.__name__}")
+        sources = []
+        for src in g["sources"]:
+            if not (
+                isinstance(src, list)
+                and len(src) == 2
+                and isinstance(src[0], str)
+                and type(src[1]) is int
+            ):
+                raise ValueError(
+                    f"network: head group {k}: a source is [core, first channel], not {src!r}"
+                )
+            sources.append((src[0], src[1]))
+        out.append(HeadGroupSpec(g["c_in"], g["c_out"], tuple(sources), g["segments"]))
+    return tuple(out)
 
 
 def preset(name: str) -> Network:

@@ -1,7 +1,8 @@
 """The integer parameters of a network (``docs/numerics.md`` §3-5) and their checks.
 
 A parameter set is a dict: each convolution's name maps to a :class:`ConvParams`, each
-blend's name to its alpha codes (one per channel); optionally
+blend's name to its alpha codes (one per channel), each head group's name to a
+:class:`HeadGroupParams`; optionally
 :data:`spec.names.INPUT_PAD` to the int8 value per input channel that the stems pad the
 frame with (a build-time constant; zeros when absent).
 """
@@ -11,10 +12,17 @@ import dataclasses
 import numpy as np
 
 from . import names
-from .formats import RANGES, SHIFT_MAX
-from .network import BlendSpec, Network, check_keys
+from .formats import INT8_MAX, INT8_MIN, PWL_SLOPE_BITS, RANGES, SHIFT_MAX
+from .network import BlendSpec, HeadGroupSpec, Network, check_keys
 
-__all__ = ["ConvParams", "HeadGroupParams", "check_params"]
+__all__ = [
+    "ConvParams",
+    "HeadGroupParams",
+    "check_params",
+    "pwl_identity",
+    "pwl_relu",
+    "pwl_spaced",
+]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -72,10 +80,42 @@ def _check_array(name, value, shape, lo, hi):
         raise ValueError(f"{name}: values must lie in [{lo}, {hi}], found [{a.min()}, {a.max()}]")
 
 
+def _check_shift(name, v):
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= SHIFT_MAX:
+        raise ValueError(f"{name}: an integer in 0..{SHIFT_MAX} expected, not {v!r}")
+
+
+def _check_head_group(name, spec: HeadGroupSpec, p) -> None:
+    if not isinstance(p, HeadGroupParams):
+        raise ValueError(f"{name}: HeadGroupParams expected, not {type(p).__name__}")
+    _check_array(f"{name}.weight", p.weight, (spec.c_out, spec.c_in), *RANGES["weight"])
+    for field in ("scale", "bias"):
+        _check_array(f"{name}.{field}", getattr(p, field), (spec.c_out,), *RANGES[field])
+    k = spec.segments
+    for field, attr, n in (
+        ("pwl_breakpoint", "breakpoints", k - 1),
+        ("pwl_slope", "slopes", k),
+        ("pwl_intercept", "intercepts", k),
+    ):
+        _check_array(f"{name}.{field}", getattr(p, attr), (n,), *RANGES[field])
+    if np.any(np.diff(np.asarray(p.breakpoints)) <= 0):
+        raise ValueError(f"{name}.pwl_breakpoint: breakpoints must increase strictly")
+    _check_shift(f"{name}.shift", p.shift)
+    _check_shift(f"{name}.pwl_shift", p.pwl_shift)
+    for field, top in (("pool", 1), ("source", len(spec.sources) - 1)):
+        v = getattr(p, field)
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v <= top:
+            raise ValueError(f"{name}.{field}: an integer in 0..{top} expected, not {v!r}")
+
+
 def check_params(net: Network, params: dict) -> None:
     """Raise ``ValueError`` naming the first entry of ``params`` that does not fit ``net``:
     a missing or extra name, a wrong type, shape or dtype, a value out of range."""
-    wanted = {c.name: c for c in net.convs()} | {b.name: b for b in net.blends()}
+    wanted = (
+        {c.name: c for c in net.convs()}
+        | {b.name: b for b in net.blends()}
+        | {names.head_group(k): g for k, g in enumerate(net.head)}
+    )
     if names.INPUT_PAD in params:
         _check_array(names.INPUT_PAD, params[names.INPUT_PAD], (net.channels_in,), -128, 127)
     check_keys(
@@ -89,12 +129,38 @@ def check_params(net: Network, params: dict) -> None:
         if isinstance(spec, BlendSpec):
             _check_array(name, p, (spec.channels,), *RANGES["alpha"])
             continue
+        if isinstance(spec, HeadGroupSpec):
+            _check_head_group(name, spec, p)
+            continue
         if not isinstance(p, ConvParams):
             raise ValueError(f"{name}: ConvParams expected, not {type(p).__name__}")
         _check_array(f"{name}.weight", p.weight, spec.weight_shape, *RANGES["weight"])
         for field in ("scale", "bias"):
             _check_array(f"{name}.{field}", getattr(p, field), (spec.c_out,), *RANGES[field])
-        if not isinstance(p.shift, int) or not 0 <= p.shift <= SHIFT_MAX:
-            raise ValueError(
-                f"{name}.shift: an integer in 0..{SHIFT_MAX} expected, not {p.shift!r}"
-            )
+        _check_shift(f"{name}.shift", p.shift)
+
+
+def pwl_identity(segments: int, shift: int) -> tuple[list, list, list]:
+    """``(breakpoints, slopes, intercepts)`` of ``y = x`` with ``segments`` segments at
+    ``shift`` (slopes ``2**shift``: ``shift`` at most 14)."""
+    if not 0 <= shift <= PWL_SLOPE_BITS - 2:
+        raise ValueError(f"the identity needs a shift in 0..{PWL_SLOPE_BITS - 2}, not {shift}")
+    return pwl_spaced(segments), [1 << shift] * segments, [0] * segments
+
+
+def pwl_relu(segments: int, shift: int) -> tuple[list, list, list]:
+    """The table of ``y = max(x, 0)``: slope 0 in the segments below the breakpoint at 0,
+    ``2**shift`` from it on."""
+    bp, slopes, icepts = pwl_identity(segments, shift)
+    zero = bp.index(0)  # segments 0 .. zero hold the negative inputs
+    return bp, [0 if k <= zero else s for k, s in enumerate(slopes)], icepts
+
+
+def pwl_spaced(segments: int) -> list[int]:
+    """``segments - 1`` strictly increasing int8 breakpoints spread over the int8 range,
+    one of them 0."""
+    if not isinstance(segments, int) or not 2 <= segments <= 256:
+        raise ValueError(f"segments must be an integer in 2..256, not {segments!r}")
+    below = (segments - 1) // 2
+    step = 256 // segments
+    return [max(INT8_MIN + 1, min(INT8_MAX, j * step)) for j in range(-below, segments - below - 1)]

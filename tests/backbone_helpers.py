@@ -71,18 +71,27 @@ class Built:
 
 
 def build(
-    name, build_root, seed=1, *, fold="spatial", input_period=1, serial=True, swap=False
+    name,
+    build_root,
+    seed=1,
+    *,
+    fold="spatial",
+    input_period=1,
+    serial=True,
+    swap=False,
+    params=None,
 ) -> Built:
-    """The preset ``name`` (or a :class:`~spec.network.Network`) with random parameters, in
-    Verilator; ``fold`` and ``input_period`` as the build command's ``--fold`` and the
-    period its ``--fps`` gives; ``serial=False`` keeps the frozen products word-parallel;
-    ``swap``: two parameter sets, swapped at frame boundaries."""
+    """The preset ``name`` (or a :class:`~spec.network.Network`) with random parameters
+    (or ``params``), in Verilator; ``fold`` and ``input_period`` as the build command's
+    ``--fold`` and the period its ``--fps`` gives; ``serial=False`` keeps the frozen
+    products word-parallel; ``swap``: two parameter sets, swapped at frame boundaries."""
     net = name if isinstance(name, Network) else preset(name)
-    params = random_params(net, np.random.default_rng(seed))
+    if params is None:
+        params = random_params(net, np.random.default_rng(seed))
     rate = fold == "rate"
     options = rate_options(net, input_period, serial=serial) if rate else {}
     dut = Backbone(net, params, swap=swap, **options)
-    top = f"bb_{net.name}" + ("_swap" if swap else "")
+    top = f"bb_{net.name}" + ("_rate" if rate else "") + ("_swap" if swap else "")
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)
     return Built(

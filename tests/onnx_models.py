@@ -116,6 +116,62 @@ def _normalise(b, x, steps):
     return x
 
 
+def _channels(b, x, lo, hi):
+    """Channels ``lo .. hi - 1`` of ``x`` (a Slice on axis 1)."""
+    bounds = [b.const(n, [v], np.int64) for n, v in (("lo", lo), ("hi", hi), ("ax", 1))]
+    return b.op("Slice", [x, *bounds])
+
+
+def _head(b, net, fparams, feats):
+    """The head's groups as model outputs: the cores' outputs side by side (Concat), each
+    group's channels from its source (Slice), a 1x1 Conv, BatchNormalization, Relu (for
+    ``relu``), GlobalAveragePool and Flatten (pooled). ``mutate["grouped_head"]``: every
+    group in one Conv with ``group`` = the number of groups over their sources' channels
+    (consecutive, same sizes), split into the groups' outputs after the batch norm."""
+    side = b.op("Concat", [feats[core] for core in net.cores], axis=1)
+    params = [fparams[f"head.g{k}"] for k in range(len(net.head))]
+    lanes = [net.head_lane(*g.sources[p.source]) for g, p in zip(net.head, params, strict=True)]
+
+    def bn(y, convs):
+        return b.op(
+            "BatchNormalization",
+            [
+                y,
+                *(
+                    b.const(f, np.concatenate([getattr(c, f) for c in convs]))
+                    for f in ("gamma", "beta", "mean", "var")
+                ),
+            ],
+            epsilon=float(convs[0].eps),
+        )
+
+    if b.mutate.get("grouped_head"):
+        c_in, c_out, n = net.head[0].c_in, net.head[0].c_out, len(net.head)
+        w = np.concatenate([np.asarray(p.conv.weight, np.float32) for p in params])
+        x = _channels(b, side, lanes[0], lanes[0] + n * c_in)
+        y = bn(
+            b.op("Conv", [x, b.const("w", w[:, :, None, None])], kernel_shape=[1, 1], group=n),
+            [p.conv for p in params],
+        )
+        split = b.const("split", [c_out] * n, np.int64)
+        ys = b.op("Split", [y, split], n, axis=1)
+        ys = ys if n > 1 else [ys]
+    else:
+        ys = []
+        for lane, g, p in zip(lanes, net.head, params, strict=True):
+            w = np.asarray(p.conv.weight, np.float32)[:, :, None, None]
+            x = _channels(b, side, lane, lane + g.c_in)
+            ys.append(bn(b.op("Conv", [x, b.const("w", w)], kernel_shape=[1, 1]), [p.conv]))
+    outs = []
+    for y, p in zip(ys, params, strict=True):
+        if p.activation == "relu":
+            y = b.op("Relu", [y])
+        if p.pool:
+            y = b.op("Flatten", [b.op("GlobalAveragePool", [y])])
+        outs.append(y)
+    return outs
+
+
 def backbone_onnx(
     net, fparams, *, shuffle=False, mutate=None, norm=(), input_type=TensorProto.FLOAT
 ) -> onnx.ModelProto:
@@ -128,8 +184,10 @@ def backbone_onnx(
     when it is callable; keys ``CONV.weight``, ``CONV.bias`` (with ``fold_bn``),
     ``CONV.gamma`` / ``beta`` / ``mean`` / ``var``, ``CORE.mI.alpha``, and ``split``,
     ``shape1``, ``shape2`` for every Split's sizes and channel shuffle's shapes),
-    ``{"eps": {conv: value}}`` (a batch norm's epsilon). ``norm``: an input normalisation
-    in front of the stems (:func:`_normalise`), with the input of type ``input_type``.
+    ``{"eps": {conv: value}}`` (a batch norm's epsilon). A network with a head gets one more
+    output per group (:func:`_head`; ``{"grouped_head": True}`` for one grouped Conv).
+    ``norm``: an input normalisation in front of the stems (:func:`_normalise`), with the
+    input of type ``input_type``.
     No errors: ``{"fold_bn": True}``
     (batch norms folded into conv weights and biases, as exporters in inference mode do) and
     ``{"look_through": "Identity"}`` (or ``"Dropout"``: such a node after every float
@@ -179,6 +237,8 @@ def backbone_onnx(
                 x = b.channel_shuffle(b.op("Concat", parts, axis=1), blk.channels_out, h, w)
             feats[core] = x
     outs = [feats[core] for core in net.cores]
+    if net.head:
+        outs += _head(b, net, fparams, feats)
     if b.mutate.get("head"):
         pooled = b.op("Flatten", [b.op("GlobalAveragePool", [outs[-1]])])
         c_last = int(net.to_dict()["stem_channels"]) * 2 ** sum(f.count(2) for f, _ in net.plan)

@@ -15,8 +15,6 @@ from semifreddo_hw.head import (
     Head,
     HeadGroup,
     PiecewiseLinear,
-    pwl_identity,
-    pwl_relu,
 )
 from sim.errors import SimulationMismatch
 from sim.golden.head import head_group
@@ -24,7 +22,7 @@ from sim.golden.primitives import global_avg_pool, pwl
 from sim.pysim import run_streams_pysim
 from sim.rtl import Lanes, VerilatorDesign, struct_word
 from spec.formats import pool_constants
-from spec.params import HeadGroupParams
+from spec.params import HeadGroupParams, pwl_identity, pwl_relu
 from spec.stream import EOF, EOL, EPOCH, MARKER_BITS, frame_to_beats, frames_to_beats
 
 

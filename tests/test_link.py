@@ -3,6 +3,7 @@
 framing errors, overruns), then a whole backbone behind it in Verilator, driven through its
 ``rx``/``tx`` pins as a host would, every output beat compared with the golden model."""
 
+import dataclasses
 import os
 import threading
 import tty
@@ -22,6 +23,7 @@ from sim.backbone import random_frames
 from sim.host import exchange
 from sim.link import check_answer, run_link
 from sim.rtl import VerilatorDesign
+from spec import names
 from spec.link import STATUS_FLAGS, STATUS_LIVE, decode, encode_status, encode_swap
 from spec.network import network_from_dict
 from tests.backbone_helpers import SHORT_PLAN, retrained
@@ -161,13 +163,23 @@ NET = network_from_dict(
         "trainable_cores": 2,
         "frozen_core": True,
         "core_shuffle": True,
+        # a head: its groups' beats go over the line too, tagged after the cores'
+        "head": [
+            {"c_in": 4, "c_out": 3, "sources": [["frozen", 0], ["b", 0]], "segments": 8},
+            {"c_in": 2, "c_out": 2, "sources": [["a", 2]], "segments": 4},
+        ],
     }
 )
+#: The head group that averages its frames (the other sends a beat per pixel).
+POOLED = "head.g0"
 
 
 @pytest.fixture(scope="module")
 def board(rtl_build_dir):
     params = random_params(NET, np.random.default_rng(5))
+    for k in range(len(NET.head)):
+        name = names.head_group(k)
+        params[name] = dataclasses.replace(params[name], pool=int(name == POOLED))
     # Two parameter sets, as builds have by default: the writes land in the shadow set and
     # the host's swap command switches the frames to it.
     dut = Backbone(NET, params, folds=rate_folds(NET), swap=True)
@@ -184,8 +196,8 @@ def board(rtl_build_dir):
 
 #: Layers whose run-time parameters the board-level test rewrites over the line: a folded
 #: configurable stem, a folded pointwise layer of the last stage, a frozen layer's scales and
-#: biases; and every alpha.
-REWRITTEN = ("a.stem", "b.m2.0.pw", "frozen.m1.1.pw")
+#: biases, the head's groups; and every alpha.
+REWRITTEN = ("a.stem", "b.m2.0.pw", "frozen.m1.1.pw", "head.g0", "head.g1")
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +236,9 @@ def test_frames_and_parameters_over_the_uart(board, e2e):
     net, *_ = board
     _, _, stats = e2e
     w, h = net.output_size()
-    assert stats["received"] == {f"o_{c}": 2 * w * h for c in net.cores}
+    assert stats["received"] == {
+        names.output_port(o): 2 * (1 if o == POOLED else w * h) for o, _ in net.outputs()
+    }
 
 
 def test_host_tool_against_the_simulated_board(board, e2e):

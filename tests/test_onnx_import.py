@@ -2,6 +2,7 @@
 imported float network computes what onnxruntime computes, and graphs that do not fit the
 topology are refused with the node named."""
 
+import dataclasses
 import json
 import os
 import re
@@ -72,7 +73,7 @@ def test_parameters_come_back_exactly():
         ({"flip_relu": ["frozen.m1.1.pw"]}, r"expected the Relu after conv frozen.m1.1.pw"),
         ({"flip_relu": ["b.m2.0.b0_dw"]}, r"conv b.m2.0.b0_dw has no ReLU"),
         ({"shuffle_groups": 1}, r"not the two-group channel shuffle"),
-        ({"head": True}, r"comes from Gemm node .*the model head is not supported yet"),
+        ({"head": True}, r"comes from Gemm node .*the first outputs are the cores' feature maps"),
         ({"swap_blend": True}, r"blend a.m2.alpha mixes .*not the frozen core's features"),
     ],
 )
@@ -540,3 +541,77 @@ def test_cli_reports_the_folded_normalisation(tmp_path, capsys):
     assert "core shuffle on" in out
     assert out.count("input normalisation folded into") == len(net.cores)
     assert "Sub" in out and "Div" in out
+
+
+def _head_float_net(layout, seed=0):
+    """TINY with a head: ``separate`` groups of different shapes (one pooled with ReLU, one
+    per pixel, one whose source spans two cores), or ``grouped``: two groups of the same
+    shape over consecutive channels, exported as one grouped Conv."""
+    base = network_from_dict(TINY)
+    c = base.channels_after(len(base.stages))
+    head = {
+        "separate": [
+            {"c_in": c, "c_out": 5, "sources": [["frozen", 0], ["b", 0]], "segments": 8},
+            {"c_in": c // 2, "c_out": 3, "sources": [["a", c // 2]], "segments": 4},
+            {"c_in": c, "c_out": 2, "sources": [["frozen", c // 2], ["a", 0]], "segments": 8},
+        ],
+        "grouped": [
+            {"c_in": c // 2, "c_out": 4, "sources": [["a", 0]], "segments": 8},
+            {"c_in": c // 2, "c_out": 4, "sources": [["a", c // 2]], "segments": 8},
+        ],
+    }[layout]
+    net = network_from_dict({**TINY, "name": f"tiny_{layout}", "head": head})
+    fp = random_float_params(net, np.random.default_rng(seed), calibration_frames(net))
+    for k, g in enumerate(net.head):  # the first pooled with ReLU, then alternating
+        name = f"head.g{k}"
+        fp[name] = dataclasses.replace(
+            fp[name],
+            activation=("relu", "identity")[k % 2],
+            pool=int(k % 2 == 0),
+            source=len(g.sources) - 1,
+        )
+    return net, fp
+
+
+@pytest.mark.parametrize("layout", ["separate", "grouped"])
+def test_head_imports_and_computes_what_onnxruntime_does(layout):
+    """A head after the backbone (one output per group): convs, batch norms, activations,
+    pool switches and the chosen sources come back, and the imported float network's head
+    outputs equal onnxruntime's."""
+    net, fp = _head_float_net(layout)
+    model = backbone_onnx(net, fp, mutate={"grouped_head": layout == "grouped"})
+    got, _ = import_onnx(model, net)
+    for k in range(len(net.head)):
+        a, b = fp[f"head.g{k}"], got[f"head.g{k}"]
+        assert (a.activation, a.pool, a.source) == (b.activation, b.pool, b.source)
+        assert np.allclose(a.conv.weight, b.conv.weight, rtol=1e-6)
+        assert np.allclose(a.conv.folded(), b.conv.folded(), rtol=1e-5)
+    x = (calibration_frames(net, 2, seed=9).astype(np.float64) - 128) / 128
+    session = onnxruntime.InferenceSession(model.SerializeToString())
+    for frame in x:
+        outs = session.run(None, {"image": frame.transpose(2, 0, 1)[None].astype(np.float32)})
+        ref = float_forward(net, got, frame)
+        for k, o in enumerate(outs[len(net.cores) :]):
+            r = ref[f"head.g{k}"]
+            r = r[None] if r.ndim == 1 else r.transpose(2, 0, 1)[None]
+            assert o.shape == r.shape, k
+            assert np.abs(o - r).max() <= 1e-4 * max(1.0, np.abs(r).max()), k
+
+
+def test_head_reading_other_channels_is_refused():
+    """A group whose conv reads channels that are none of its sources is named, and so is a
+    model with other outputs than the cores and the head's groups."""
+    net, fp = _head_float_net("separate")
+    model = backbone_onnx(net, fp)
+    other = network_from_dict(
+        {**net.to_dict(), "head": [{**g.to_dict(), "sources": [["a", 0]]} for g in net.head]}
+    )
+    with pytest.raises(
+        OnnxImportError,
+        match=r"head group head.g0: its conv reads 8 channels from b channel 0 on, not 8 "
+        r"channels from one of its sources \[\('a', 0\)\]",
+    ):
+        import_onnx(model, other)
+    fewer = network_from_dict({**TINY, "head": [net.head[0].to_dict()] * 2})
+    with pytest.raises(OnnxImportError, match=r"6 outputs, expected 5 .*then one per head group"):
+        import_onnx(model, fewer)

@@ -1,16 +1,19 @@
 """Weight files (frozen v2, trainable v2 and v1), network descriptions and quantization, without
 hardware: round trips, determinism, every check's message, and the quantizer's promises."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from sim.golden.backbone import backbone
-from spec.network import PRESETS, network_from_dict, preset
+from sim.golden.primitives import pwl
+from spec import names
+from spec.network import PRESETS, HeadGroupSpec, network_from_dict, preset
 from spec.params import check_params
 from tests.malformed.make_corpus import TINY
-from weights.files import load_weights, save_frozen, save_trainable
+from weights.files import load_weights, save_frozen, save_trainable, trainable_arrays
 from weights.floatnet import FloatConv, float_forward
 from weights.io import WeightFileError, save_npz
 from weights.quantize import _scale_keys, calibration_frames, error_report, quantize
@@ -379,3 +382,121 @@ def test_odd_stems_and_coreless_strides_are_described():
     assert no_frozen.channels_after(2) == with_strides.channels_after(2) == 8
     assert [c.name for c in no_frozen.convs()] == [c.name for c in with_strides.convs()]
     assert network_from_dict(json.loads(json.dumps(no_frozen.to_dict()))) == no_frozen
+
+
+def _head_net():
+    base = preset("two_cores_shuffle")
+    c = base.channels_after(len(base.stages))
+    head = (
+        HeadGroupSpec(c, 6, (("frozen", 0), ("a", 0), ("b", 0))),
+        HeadGroupSpec(c // 2, 3, (("b", c // 2),), segments=4),
+    )
+    return dataclasses.replace(base, name="with_head", head=head)
+
+
+def test_head_files_round_trip(tmp_path):
+    """A network with a head: its description in both files, every head entry in the
+    trainable file, read back as the same parameters; without a trainable file the head
+    powers up as zeros with an all-zero table."""
+    net = _head_net()
+    params = _int_pair(tmp_path, net, seed=3)
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert w.net == net
+    for k in range(len(net.head)):
+        name = names.head_group(k)
+        p, q = params[name], w.params[name]
+        for f in ("weight", "scale", "bias", "breakpoints", "slopes", "intercepts"):
+            assert np.array_equal(getattr(p, f), getattr(q, f)), f
+        assert (p.shift, p.pwl_shift, p.pool, p.source) == (q.shift, q.pwl_shift, q.pool, q.source)
+    bare = load_weights(tmp_path / "f.npz")
+    check_params(net, bare.params)
+    assert not bare.params[names.head_group(0)].slopes.any()
+
+
+@pytest.mark.parametrize(
+    "entry, value, message",
+    [
+        ("head.g0.weight", np.zeros((6, 3), np.int8), r"head.g0.weight has shape \(6, 3\)"),
+        ("head.g1.pwl_breakpoint", np.array([5, 5, 9], np.int8), "must increase strictly"),
+        ("head.g1.pwl_slope", np.array([0, 0, 0, 40000]), r"pwl_slope.*\[-32768, 32767\]"),
+        ("head.g1.source", np.array(1, np.uint8), r"head.g1.source.*\[0, 0\]"),
+        ("head.g0.pool", np.array(2, np.uint8), r"head.g0.pool.*\[0, 1\]"),
+        ("head.g0.pwl_shift", None, "missing entry 'head.g0.pwl_shift'"),
+    ],
+)
+def test_head_entries_are_checked(tmp_path, entry, value, message):
+    net = _head_net()
+    params = random_params(net, np.random.default_rng(1))
+    arrays = trainable_arrays(net, params)
+    if value is None:
+        del arrays[entry]
+    else:
+        arrays[entry] = value
+    save_frozen(tmp_path / "f.npz", net, params)
+    save_npz(tmp_path / "t.npz", arrays)
+    with pytest.raises(WeightFileError, match=message):
+        load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+
+
+def test_head_description_is_checked():
+    net = _head_net()
+    d = net.to_dict()
+    d["head"][0]["sources"] = [["a", 3]]  # channels 3.. of a and on into b: allowed
+    assert network_from_dict(d).head[0].sources == (("a", 3),)
+    d["head"][0]["sources"] = [["b", 3]]
+    with pytest.raises(ValueError, match=r"source \('b', 3\) must start 16 channels within"):
+        network_from_dict(d)
+    d["head"][0] = {"c_in": 2, "c_out": 2, "sources": [["a", 0]], "segments": 1}
+    with pytest.raises(ValueError, match="segments must lie in 2..256"):
+        network_from_dict(d)
+    d["head"][0] = {"c_in": 2, "c_out": 2, "sources": [["a", 0]], "extra": 1, "segments": 8}
+    with pytest.raises(ValueError, match="head group 0: unknown key 'extra'"):
+        network_from_dict(d)
+    with pytest.raises(ValueError, match="at most 8 groups"):
+        network_from_dict({"preset": "small", "head": [d["head"][0]] * 9})
+
+
+def test_float_head_round_trips_and_quantizes(tmp_path):
+    """A head in float form: its convolution and batch norm, activation, pool and source
+    round-trip; quantized, the int8 head follows the float one (the error report's head
+    rows), the activation an exact identity or ReLU table."""
+    net = _head_net()
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(6, net.height, net.width, net.channels_in))
+    fparams = random_float_params(net, rng, pixels)
+    for k in range(len(net.head)):  # one group pooled, one not
+        name = names.head_group(k)
+        fparams[name] = dataclasses.replace(fparams[name], pool=k % 2)
+    save_frozen(tmp_path / "f.npz", net, fparams)
+    save_trainable(tmp_path / "t.npz", net, fparams)
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert w.form == "float"
+    for k in range(len(net.head)):
+        p, q = fparams[names.head_group(k)], w.fparams[names.head_group(k)]
+        assert (p.activation, p.pool, p.source) == (q.activation, q.pool, q.source)
+        assert np.allclose(p.conv.weight, q.conv.weight, rtol=1e-6)
+    params, scales = quantize(net, w.fparams, pixels)
+    check_params(net, params)
+    for k in range(len(net.head)):
+        p, act = params[names.head_group(k)], w.fparams[names.head_group(k)].activation
+        assert np.array_equal(
+            pwl(np.arange(-128, 128), *p.table(), p.pwl_shift),
+            np.arange(-128, 128).clip(0 if act == "relu" else -128),
+        )
+    report = error_report(net, w.fparams, params, scales, pixels)
+    rows = {r["output"]: r for r in report["outputs"]}
+    for k in range(len(net.head)):
+        assert rows[names.head_group(k)]["rel_rms"] < 0.25, rows
+
+
+def test_float_head_activation_is_checked(tmp_path):
+    net = _head_net()
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(2, net.height, net.width, net.channels_in))
+    fparams = random_float_params(net, rng, pixels)
+    arrays = trainable_arrays(net, fparams)
+    arrays["head.g1.activation"] = np.array("gelu")
+    save_frozen(tmp_path / "f.npz", net, fparams)
+    save_npz(tmp_path / "t.npz", arrays)
+    with pytest.raises(WeightFileError, match="head.g1.activation must be one of identity, relu"):
+        load_weights(tmp_path / "f.npz", tmp_path / "t.npz")

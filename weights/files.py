@@ -25,9 +25,9 @@ import numpy as np
 from spec import names
 from spec.formats import RANGES
 from spec.network import Network, network_from_dict, preset
-from spec.params import ConvParams
+from spec.params import ConvParams, HeadGroupParams, pwl_spaced
 
-from .floatnet import FloatConv
+from .floatnet import ACTIVATIONS, FloatConv, FloatHeadGroup
 from .io import (
     WeightFileError,
     check_header,
@@ -80,8 +80,9 @@ class Weights:
 
 def entry_name(layer: str, field: str) -> str:
     """The trainable file's entry holding ``field`` of ``layer``: a conv's ``<conv>.weight``,
-    ``.scale``, ``.bias`` or ``.shift``; a blend's alpha codes (``field`` ``alpha``) are the
-    entry ``<blend>`` itself."""
+    ``.scale``, ``.bias`` or ``.shift``; a head group's also ``.pwl_breakpoint``,
+    ``.pwl_slope``, ``.pwl_intercept``, ``.pwl_shift``, ``.pool`` and ``.source``; a blend's
+    alpha codes (``field`` ``alpha``) are the entry ``<blend>`` itself."""
     return layer if field == "alpha" else f"{layer}.{field}"
 
 
@@ -205,6 +206,19 @@ def load_weights(
             for c in convs
         }
         params |= {b.name: np.zeros(b.channels, np.int64) for b in net.blends()}
+        params |= {
+            names.head_group(k): HeadGroupParams(
+                np.zeros((g.c_out, g.c_in), np.int64),
+                np.zeros(g.c_out, np.int64),
+                np.zeros(g.c_out, np.int64),
+                DEFAULT_SHIFT,
+                np.array(pwl_spaced(g.segments), np.int64),
+                np.zeros(g.segments, np.int64),
+                np.zeros(g.segments, np.int64),
+                0,
+            )
+            for k, g in enumerate(net.head)
+        }
         return Weights(net, form, params=params, trainable=False)
     tform = "float" if any(k.endswith(".bn_gamma") for k in ta) else "int8"
     if frozen and tform != form:
@@ -227,17 +241,7 @@ def load_weights(
     for c in convs:
         n = c.name
         if form == "float":
-            bn = [_array(tp, ta, f"{n}.bn_{f}", (c.c_out,), form) for f in BN_FIELDS]
-            if (bn[3] < 0).any():
-                raise WeightFileError(f"{tp}: {n}.bn_var has a negative variance")
-            eps = 1e-5
-            if f"{n}.bn_eps" in ta:
-                eps = float(_array(tp, ta, f"{n}.bn_eps", (), form))
-            if eps < 0 or not (bn[3] + eps > 0).all():
-                raise WeightFileError(
-                    f"{tp}: {n}.bn_eps must be >= 0 and bn_var + bn_eps > 0 (eps {eps})"
-                )
-            out[n] = FloatConv(weights[n], *bn, eps=eps)
+            out[n] = _float_conv(tp, ta, n, weights[n])
         else:
             scale = _array(tp, ta, entry_name(n, "scale"), (c.c_out,), form, *RANGES["scale"])
             bias = _array(tp, ta, entry_name(n, "bias"), (c.c_out,), form, *RANGES["bias"])
@@ -247,6 +251,9 @@ def load_weights(
         out[b.name] = _array(
             trainable_path, ta, entry_name(b.name, "alpha"), (b.channels,), form, *RANGES["alpha"]
         )
+    for k, g in enumerate(net.head):
+        read = _float_head_group if form == "float" else _head_group
+        out[names.head_group(k)] = read(tp, ta, names.head_group(k), g)
     shuffle = False
     if names.CORE_SHUFFLE in ta:
         if not net.core_shuffle:
@@ -267,6 +274,83 @@ def load_weights(
     if form == "float":
         return Weights(net, form, fparams=out, shuffle=shuffle)
     return Weights(net, form, params=out, shuffle=shuffle)
+
+
+#: A head group's entries in the trainable file: field, shape (from its spec), range.
+def _head_entries(g):
+    k = g.segments
+    return {
+        "weight": ((g.c_out, g.c_in), RANGES["weight"]),
+        "scale": ((g.c_out,), RANGES["scale"]),
+        "bias": ((g.c_out,), RANGES["bias"]),
+        "shift": ((), RANGES["shift"]),
+        "pwl_breakpoint": ((k - 1,), RANGES["pwl_breakpoint"]),
+        "pwl_slope": ((k,), RANGES["pwl_slope"]),
+        "pwl_intercept": ((k,), RANGES["pwl_intercept"]),
+        "pwl_shift": ((), RANGES["pwl_shift"]),
+    }
+
+
+def _float_conv(tp, ta, n, weight) -> FloatConv:
+    """Conv ``n``'s batch norm from the float-form entries, with its ``weight``."""
+    c_out = weight.shape[0]
+    bn = [_array(tp, ta, f"{n}.bn_{f}", (c_out,), "float") for f in BN_FIELDS]
+    if (bn[3] < 0).any():
+        raise WeightFileError(f"{tp}: {n}.bn_var has a negative variance")
+    eps = 1e-5
+    if f"{n}.bn_eps" in ta:
+        eps = float(_array(tp, ta, f"{n}.bn_eps", (), "float"))
+    if eps < 0 or not (bn[3] + eps > 0).all():
+        raise WeightFileError(f"{tp}: {n}.bn_eps must be >= 0 and bn_var + bn_eps > 0 (eps {eps})")
+    return FloatConv(weight, *bn, eps=eps)
+
+
+def _switches(path, arrays, name, g) -> tuple[int, int]:
+    """A head group's ``pool`` and ``source`` entries (0-d integers, either form)."""
+    pool = _array(path, arrays, entry_name(name, "pool"), (), "int8", *RANGES["pool"])
+    last = len(g.sources) - 1
+    source = _array(path, arrays, entry_name(name, "source"), (), "int8", 0, last)
+    return int(pool), int(source)
+
+
+def _float_head_group(path, arrays, name, g) -> FloatHeadGroup:
+    """Head group ``name``'s float parameters: its convolution and batch norm, the
+    ``activation`` (a 0-d string of :data:`~.floatnet.ACTIVATIONS`), pool and source."""
+    weight = _array(path, arrays, entry_name(name, "weight"), (g.c_out, g.c_in), "float")
+    conv = _float_conv(path, arrays, name, weight)
+    key = entry_name(name, "activation")
+    if key not in arrays:
+        raise WeightFileError(f"{path}: missing entry {key!r}")
+    a = arrays.pop(key)
+    if a.shape != () or a.dtype.kind != "U" or str(a) not in ACTIVATIONS:
+        raise WeightFileError(
+            f"{path}: {key} must be one of {', '.join(ACTIVATIONS)} (a string), not {a!r}"
+        )
+    return FloatHeadGroup(conv, str(a), *_switches(path, arrays, name, g))
+
+
+def _head_group(path, arrays, name, g) -> HeadGroupParams:
+    """Head group ``name``'s parameters from the trainable file's entries (int8 form)."""
+    v = {
+        field: _array(path, arrays, entry_name(name, field), shape, "int8", *rng)
+        for field, (shape, rng) in _head_entries(g).items()
+    }
+    if np.any(np.diff(v["pwl_breakpoint"]) <= 0):
+        raise WeightFileError(
+            f"{path}: {entry_name(name, 'pwl_breakpoint')} must increase strictly, "
+            f"not {v['pwl_breakpoint'].tolist()}"
+        )
+    return HeadGroupParams(
+        v["weight"],
+        v["scale"],
+        v["bias"],
+        int(v["shift"]),
+        v["pwl_breakpoint"],
+        v["pwl_slope"],
+        v["pwl_intercept"],
+        int(v["pwl_shift"]),
+        *_switches(path, arrays, name, g),
+    )
 
 
 def _header(fmt, version, net):
@@ -317,9 +401,7 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
                 np.float32 if w.dtype.kind == "f" else np.int8
             )
         if isinstance(p, FloatConv):
-            for f in BN_FIELDS:
-                arrays[f"{c.name}.bn_{f}"] = np.asarray(getattr(p, f), np.float32)
-            arrays[f"{c.name}.bn_eps"] = np.array(p.eps, np.float32)
+            arrays |= _bn_arrays(c.name, p)
         else:
             arrays[entry_name(c.name, "scale")] = np.asarray(p.scale, np.int16)
             arrays[entry_name(c.name, "bias")] = np.asarray(p.bias, np.int32)
@@ -329,12 +411,41 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
         arrays[entry_name(b.name, "alpha")] = a.astype(
             np.float32 if a.dtype.kind == "f" else np.uint8
         )
+    for k in range(len(net.head)):
+        name, p = names.head_group(k), params[names.head_group(k)]
+        if isinstance(p, FloatHeadGroup):
+            arrays[entry_name(name, "weight")] = np.asarray(p.conv.weight, np.float32)
+            arrays |= _bn_arrays(name, p.conv)
+            arrays[entry_name(name, "activation")] = np.array(p.activation)
+            arrays[entry_name(name, "pool")] = np.array(p.pool, np.uint8)
+            arrays[entry_name(name, "source")] = np.array(p.source, np.uint8)
+            continue
+        for field, value, dtype in (
+            ("weight", p.weight, np.int8),
+            ("scale", p.scale, np.int16),
+            ("bias", p.bias, np.int32),
+            ("shift", p.shift, np.int8),
+            ("pwl_breakpoint", p.breakpoints, np.int8),
+            ("pwl_slope", p.slopes, np.int16),
+            ("pwl_intercept", p.intercepts, np.int32),
+            ("pwl_shift", p.pwl_shift, np.int8),
+            ("pool", p.pool, np.uint8),
+            ("source", p.source, np.uint8),
+        ):
+            arrays[entry_name(name, field)] = np.asarray(value).astype(dtype)
     if net.core_shuffle:
         arrays[names.CORE_SHUFFLE] = np.array(int(shuffle), np.uint8)
     if names.INPUT_PAD in params:
         pad = np.asarray(params[names.INPUT_PAD])
         arrays[names.INPUT_PAD] = pad.astype(np.float32 if pad.dtype.kind == "f" else np.int8)
     return arrays
+
+
+def _bn_arrays(name, p: FloatConv) -> dict:
+    """The float-form batch-norm entries of conv ``name``."""
+    out = {f"{name}.bn_{f}": np.asarray(getattr(p, f), np.float32) for f in BN_FIELDS}
+    out[f"{name}.bn_eps"] = np.array(p.eps, np.float32)
+    return out
 
 
 def network_option(preset_name: str | None, config: str | None) -> Network | None:

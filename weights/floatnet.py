@@ -13,7 +13,18 @@ from spec import names
 from spec.dataflow import forward
 from spec.network import Network
 
-__all__ = ["FloatConv", "conv_float", "float_forward", "sigmoid"]
+__all__ = [
+    "FloatConv",
+    "FloatHeadGroup",
+    "ACTIVATIONS",
+    "conv_float",
+    "float_forward",
+    "float_head_group",
+    "sigmoid",
+]
+
+#: The activations a float head group may name (each an exact piecewise-linear table).
+ACTIVATIONS = ("identity", "relu")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -33,6 +44,33 @@ class FloatConv:
         """Per channel ``(gain, offset)``: the norm as ``y = gain * conv + offset``."""
         gain = self.gamma / np.sqrt(self.var + self.eps)
         return gain, self.beta - self.mean * gain
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FloatHeadGroup:
+    """One float head group (``docs/head.md``): a pointwise :class:`FloatConv` ``(c_out,
+    c_in)`` with its batch norm, an ``activation`` of :data:`ACTIVATIONS`, the run-time
+    ``pool`` switch (0/1) and ``source`` (an index into the group's sources)."""
+
+    conv: FloatConv
+    activation: str = "identity"
+    pool: int = 0
+    source: int = 0
+
+
+def float_head_group(x, sources, p: FloatHeadGroup, record=None, name=None):
+    """Float twin of :func:`sim.golden.head.head_group`: ``x`` the cores' outputs side by
+    side ``(..., H, W, C)``; returns the group's ``(..., H, W, c_out)`` or, pooled, the
+    frame means ``(..., c_out)``. With ``record``, the activation's output (before the
+    pool) is stored under ``name``."""
+    w = np.asarray(p.conv.weight, float)
+    first = sources[p.source] if 0 <= p.source < len(sources) else sources[0]
+    gain, offset = p.conv.folded()
+    y = x[..., first : first + w.shape[1]] @ w.T * gain + offset
+    y = np.maximum(y, 0) if p.activation == "relu" else y
+    if record is not None:
+        record[name] = y
+    return y.mean(axis=(-3, -2)) if p.pool else y
 
 
 def conv_float(kind, x, w, stride):
@@ -57,8 +95,9 @@ def conv_float(kind, x, w, stride):
 
 
 def float_forward(net: Network, fparams: dict, x, *, shuffle=False, record=None) -> dict:
-    """The float network on ``x`` (real-valued input, (..., H, W, C)): ``{core: output}``.
-    With ``record`` (a dict), every convolution's output is stored under its name. The stems
+    """The float network on ``x`` (real-valued input, (..., H, W, C)): ``{core: output}``,
+    and each head group's output by its name. With ``record`` (a dict), every convolution's
+    output (a head group's activation output) is stored under its name. The stems
     pad ``x`` with ``fparams[INPUT_PAD]`` per channel where it is given (an input
     normalisation folded into them, ``weights/onnx_input.py``), with zeros otherwise."""
     specs = {c.name: c for c in net.convs()}
@@ -83,7 +122,14 @@ def float_forward(net: Network, fparams: dict, x, *, shuffle=False, record=None)
         a = sigmoid(fparams[name])
         return a * xf + (1 - a) * xt
 
-    return forward(net, np.asarray(x, float), conv, blend, shuffle=shuffle)
+    out = forward(net, np.asarray(x, float), conv, blend, shuffle=shuffle)
+    if net.head:
+        feats = np.concatenate([out[core] for core in net.cores], axis=-1)
+        for k, g in enumerate(net.head):
+            name = names.head_group(k)
+            sources = [net.head_lane(core, first) for core, first in g.sources]
+            out[name] = float_head_group(feats, sources, fparams[name], record, name)
+    return out
 
 
 def sigmoid(logits) -> np.ndarray:

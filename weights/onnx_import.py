@@ -6,8 +6,9 @@ writes the float-form weight files (``docs/weights-format.md``) that ``python -m
 generators.build`` quantizes and builds.
 
 The graph must be the backbone of the description, in NCHW layout, with one output per core
-in the order ``frozen``, ``a``, ``b`` (those the network has). It is read backwards from each
-output, so node and tensor names do not matter, only the dataflow:
+in the order ``frozen``, ``a``, ``b`` (those the network has), then, for a network with a
+head, one output per head group. It is read backwards from each output, so node and tensor
+names do not matter, only the dataflow:
 
 * convolution: ``Conv`` (3x3 pad 1, or 1x1; depthwise as ``group = C``; an optional bias),
   then ``BatchNormalization`` (optional: a framework may have folded it into the conv), then
@@ -26,6 +27,14 @@ output, so node and tensor names do not matter, only the dataflow:
   ``BatchNormalization``. It is folded into the stems exactly (``weights/onnx_input.py``). A
   model with one (or with a uint8 input) takes raw pixels 0..255; a model without one takes
   ``(p - 128) / 128``, the network's own input convention.
+
+* head group (``docs/head.md``): a 1x1 ``Conv`` (an optional bias; any ``group``: the group
+  is then the conv's group whose output channels the graph slices off), an optional
+  ``BatchNormalization``, an optional ``Relu`` (else the identity), a ``Split`` or
+  ``Slice`` of channels (a grouped conv's part) before or after the ``Relu``, an optional
+  ``GlobalAveragePool`` (then its pool switch is on), optionally ``Flatten``. The conv reads
+  the cores' outputs, a ``Concat`` of them on axis 1 or channels of those; what it reads
+  must be one of the group's sources, which becomes its power-up source.
 
 ``Identity`` and ``Dropout`` nodes are looked through. Anything else is an error naming the
 node and what was expected there. Parameters must be real floats (float, double, float16,
@@ -51,7 +60,8 @@ __all__ = ["OnnxImportError", "import_onnx", "main"]
 
 
 def import_onnx(model, net: Network, report: list | None = None) -> tuple[dict, bool]:
-    """Float parameters of ``net`` (:class:`FloatConv` per conv, blend logits, and the input
+    """Float parameters of ``net`` (:class:`FloatConv` per conv, blend logits, a
+    :class:`~.floatnet.FloatHeadGroup` per head group, and the input
     padding ``spec.names.INPUT_PAD`` where a normalisation was folded into the stems) from an
     ONNX model (a path or ``onnx.ModelProto``), and whether it has the cross-core shuffle on.
     With ``report`` (a list), a line per folded input normalisation is appended to it."""
@@ -86,7 +96,7 @@ def import_onnx(model, net: Network, report: list | None = None) -> tuple[dict, 
     params, shuffle = reader.read()
     if report is not None:
         report.extend(reader.folded)
-    missing = [c.name for c in net.convs() if c.name not in params] + [
+    missing = [c.name for c in net.convs() + net.head_convs() if c.name not in params] + [
         b.name for b in net.blends() if b.name not in params
     ]
     if missing:  # cannot happen for a walk that completed; a guard against reader bugs

@@ -9,7 +9,7 @@ import numpy as np
 from spec import names
 from spec.network import Network
 
-from .floatnet import FloatConv
+from .floatnet import FloatConv, FloatHeadGroup
 from .onnx_graph import F32_MAX, Graph, OnnxImportError, label
 from .onnx_input import fold_input, input_norm
 
@@ -71,55 +71,54 @@ class Reader:
                 f"stride {spec.stride}, group {group}, pads {pads}; found weight {w.shape}, "
                 f"strides {got[1]}, group {got[2]}, pads {got[3]}, dilations {got[4]}"
             )
-        weight = w.reshape(spec.weight_shape)
+        self.params[name] = self._float_conv(node, bn, name, w.reshape(spec.weight_shape))
+        return node.input[0]
+
+    def _float_conv(self, node, bn, name, weight, rows=None) -> FloatConv:
+        """Conv ``name``'s :class:`FloatConv`: ``weight`` (its rows ``rows`` of the node's,
+        a slice; all by default), the node's bias and the batch norm ``bn`` (or None) on
+        those rows, the bias folded into the norm."""
+        g = self.g
+        c_all = int(g.floats(node.input[1], f"conv {name} weight").shape[0])
+        rows = slice(0, c_all) if rows is None else rows
+        c_out = weight.shape[0]
         bias = (
-            g.floats(node.input[2], f"conv {name} bias ({label(node)})", (spec.c_out,))
+            g.floats(node.input[2], f"conv {name} bias ({label(node)})", (c_all,))[rows]
             if len(node.input) > 2 and node.input[2]
-            else np.zeros(spec.c_out)
+            else np.zeros(c_out)
         )
         if bn is None:
-            p = FloatConv(
-                weight,
-                np.ones(spec.c_out),
-                bias,
-                np.zeros(spec.c_out),
-                np.ones(spec.c_out),
-                eps=0.0,
+            return FloatConv(weight, np.ones(c_out), bias, np.zeros(c_out), np.ones(c_out), eps=0.0)
+        gamma, beta, mean, var = (
+            g.floats(i, f"batch norm of {name} ({label(bn)}) {field}", (c_all,))[rows]
+            for i, field in zip(bn.input[1:5], ("gamma", "beta", "mean", "var"), strict=True)
+        )
+        try:
+            eps = float(g.attrs(bn).get("epsilon", 1e-5))
+        except (TypeError, ValueError):
+            eps = math.nan
+        if not (math.isfinite(eps) and 0 <= eps <= F32_MAX):
+            raise OnnxImportError(
+                f"batch norm of {name} ({label(bn)}): epsilon "
+                f"{g.attrs(bn).get('epsilon')!r} must be a finite "
+                f"number >= 0"
             )
-        else:
-            gamma, beta, mean, var = (
-                g.floats(i, f"batch norm of {name} ({label(bn)}) {field}", (spec.c_out,))
-                for i, field in zip(bn.input[1:5], ("gamma", "beta", "mean", "var"), strict=True)
+        # as the weight files hold them (float32), which their reader checks the same way
+        v32 = var.astype(np.float32)
+        bad = np.flatnonzero((v32 < 0) | ((v32 == 0) & (np.float32(eps) == 0)))
+        if len(bad):
+            raise OnnxImportError(
+                f"batch norm of {name} ({label(bn)}): variance "
+                f"{bn.input[4]!r}[{bad[0] + rows.start}] is {var[bad[0]]} with "
+                f"epsilon {eps}; variance must be >= 0 and variance + "
+                f"epsilon > 0"
             )
-            try:
-                eps = float(g.attrs(bn).get("epsilon", 1e-5))
-            except (TypeError, ValueError):
-                eps = math.nan
-            if not (math.isfinite(eps) and 0 <= eps <= F32_MAX):
-                raise OnnxImportError(
-                    f"batch norm of {name} ({label(bn)}): epsilon "
-                    f"{g.attrs(bn).get('epsilon')!r} must be a finite "
-                    f"number >= 0"
-                )
-            # as the weight files hold them (float32), which their reader checks the same way
-            v32 = var.astype(np.float32)
-            bad = np.flatnonzero((v32 < 0) | ((v32 == 0) & (np.float32(eps) == 0)))
-            if len(bad):
-                raise OnnxImportError(
-                    f"batch norm of {name} ({label(bn)}): variance "
-                    f"{bn.input[4]!r}[{bad[0]}] is {var[bad[0]]} with "
-                    f"epsilon {eps}; variance must be >= 0 and variance + "
-                    f"epsilon > 0"
-                )
-            mean = mean - bias  # the conv's bias folded into the norm
-            if not (np.abs(mean) <= F32_MAX).all():
-                raise OnnxImportError(
-                    f"batch norm of {name} ({label(bn)}): mean - conv "
-                    f"bias is beyond the float32 range"
-                )
-            p = FloatConv(weight, gamma, beta, mean, var, eps=eps)
-        self.params[name] = p
-        return node.input[0]
+        mean = mean - bias  # the conv's bias folded into the norm
+        if not (np.abs(mean) <= F32_MAX).all():
+            raise OnnxImportError(
+                f"batch norm of {name} ({label(bn)}): mean - conv bias is beyond the float32 range"
+            )
+        return FloatConv(weight, gamma, beta, mean, var, eps=eps)
 
     def halves(self, tensor, channels, what):
         """``tensor`` is the first or second half (axis 1) of another: ``(source, half)``."""
@@ -308,16 +307,138 @@ class Reader:
         self.shuffle = shuffled
         return ta, tb
 
+    def _channel_range(self, node, tensor, what) -> tuple[int, int]:
+        """The channels (axis 1) of its input that ``tensor``, an output of the Split or
+        Slice ``node``, holds: ``(start, stop)``."""
+        g = self.g
+        if node.op_type == "Split":
+            a = g.attrs(node)
+            sizes = a.get("split") or (
+                g.ints(node.input[1], f"{what}: the sizes of Split {label(node)}")
+                if len(node.input) > 1 and node.input[1]
+                else None
+            )
+            if a.get("axis", 0) != 1 or sizes is None or len(sizes) != len(node.output):
+                raise OnnxImportError(
+                    f"node {label(node)}: expected a Split on axis 1 with its sizes given"
+                )
+            k = list(node.output).index(tensor)
+            start = sum(int(v) for v in sizes[:k])
+            return start, start + int(sizes[k])
+        starts, ends, axes, steps = (
+            g.ints(node.input[i], f"{what}: the {field} of Slice {label(node)}")
+            if len(node.input) > i and node.input[i]
+            else [1]
+            for i, field in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
+        )
+        if axes != [1] or steps != [1] or len(starts) != 1 or len(ends) != 1 or starts[0] < 0:
+            raise OnnxImportError(f"node {label(node)}: expected a Slice of channels on axis 1")
+        return starts[0], ends[0]
+
+    def _lanes(self, tensor, cores, what) -> list[tuple[str, int]]:
+        """``(core, channel)`` of each channel of ``tensor``: a core's output (``cores``
+        maps its tensor to the core), a ``Concat`` of such on axis 1, or a ``Split`` /
+        ``Slice`` of channels of one of these."""
+        g, c = self.g, self.net.channels_after(len(self.net.stages))
+        tensor = g.source(tensor)
+        if tensor in cores:
+            return [(cores[tensor], k) for k in range(c)]
+        node = g.expect(
+            tensor,
+            ("Concat", "Split", "Slice"),
+            f"{what}: a core's output, or a Concat, Split or Slice of the cores' outputs",
+        )
+        if node.op_type == "Concat":
+            if g.attrs(node).get("axis") != 1:
+                raise OnnxImportError(f"node {label(node)}: expected a Concat on axis 1")
+            return [lane for x in node.input for lane in self._lanes(x, cores, what)]
+        lo, hi = self._channel_range(node, tensor, what)
+        lanes = self._lanes(node.input[0], cores, what)
+        return lanes[lo : min(hi, len(lanes))]
+
+    def head_group(self, tensor, k, cores) -> FloatHeadGroup:
+        """Head group ``k`` from its model output ``tensor``, read backwards: an optional
+        ``Flatten`` after a ``GlobalAveragePool`` (the pool switch on), an optional ``Relu``
+        (else the identity), optionally a ``Split`` / ``Slice`` of channels (one group of a
+        grouped conv), an optional ``BatchNormalization``, then a 1x1 ``Conv`` (any
+        ``group``: the group whose output channels the slice selects) on the cores'
+        outputs (``cores``: tensor -> core) or channels of them, which must be one of the
+        group's sources."""
+        g, spec, name = self.g, self.net.head[k], names.head_group(k)
+        what = f"head group {name}"
+        node = g.node(tensor, f"the output of {what}")
+        pool, act, rows = 0, "identity", None
+        if node.op_type == "Flatten":
+            tensor = node.input[0]
+            node = g.expect(tensor, ("GlobalAveragePool",), f"{what}: a pool to flatten")
+        if node.op_type == "GlobalAveragePool":
+            pool, tensor = 1, node.input[0]
+            node = g.node(tensor, f"{what}: what its pool averages")
+        for _ in range(2):  # a ReLU and a slice of channels, in either order
+            if node.op_type == "Relu" and act == "identity":
+                act, tensor = "relu", node.input[0]
+            elif node.op_type in ("Split", "Slice") and rows is None:
+                rows, tensor = self._channel_range(node, g.source(tensor), what), node.input[0]
+            else:
+                break
+            node = g.node(tensor, f"{what}: its conv")
+        bn = None
+        if node.op_type == "BatchNormalization":
+            bn, node = node, g.node(node.input[0], f"{what}: its conv")
+        if node.op_type != "Conv":
+            raise OnnxImportError(
+                f"node {label(node)} ({node.op_type}): expected the 1x1 conv of {what}"
+            )
+        w = g.floats(node.input[1], f"{what}: conv weight")
+        a = g.attrs(node)
+        groups = int(a.get("group", 1))
+        if (
+            w.ndim != 4
+            or w.shape[2:] != (1, 1)
+            or list(a.get("strides", [1, 1])) != [1, 1]
+            or any(a.get("pads", [0] * 4))
+            or w.shape[0] % groups
+        ):
+            raise OnnxImportError(
+                f"node {label(node)}: the conv of {what} must be 1x1, stride 1, no padding; "
+                f"found weight {w.shape}, strides {a.get('strides')}, pads {a.get('pads')}"
+            )
+        per = w.shape[0] // groups  # output channels of each of the conv's groups
+        lo, hi = rows if rows is not None else (0, w.shape[0])
+        cg = lo // per
+        if hi - lo != spec.c_out or hi > (cg + 1) * per or w.shape[1] != spec.c_in:
+            raise OnnxImportError(
+                f"node {label(node)}: {what} is {spec.c_in} -> {spec.c_out} channels; the model "
+                f"gives channels {lo}..{hi} of a conv of weight {w.shape} in {groups} group(s)"
+            )
+        lanes = self._lanes(node.input[0], cores, what)[cg * spec.c_in : (cg + 1) * spec.c_in]
+        # The group's input must be c_in consecutive lanes of the cores side by side,
+        # starting where one of its sources does.
+        side = [self.net.head_lane(core, ch) for core, ch in lanes]
+        starts = [self.net.head_lane(core, first) for core, first in spec.sources]
+        found = [i for i, s0 in enumerate(starts) if side == list(range(s0, s0 + spec.c_in))]
+        if not found:
+            where = f"{lanes[0][0]} channel {lanes[0][1]}" if lanes else "nothing"
+            raise OnnxImportError(
+                f"{what}: its conv reads {len(lanes)} channels from {where} on, not "
+                f"{spec.c_in} channels from one of its sources {list(spec.sources)}"
+            )
+        conv = self._float_conv(node, bn, name, w[lo:hi, :, 0, 0], slice(lo, hi))
+        return FloatHeadGroup(conv, act, pool, found[0])
+
     def read(self):
         net, g = self.net, self.g
         if len(g.inputs) != 1:
             raise OnnxImportError(f"the model has {len(g.inputs)} inputs, expected 1 (the image)")
-        if len(g.outputs) != len(net.cores):
+        outputs = net.outputs()
+        if len(g.outputs) != len(outputs):
             raise OnnxImportError(
                 f"the model has {len(g.outputs)} outputs, expected "
-                f"{len(net.cores)} ({', '.join(net.cores)}: one per core)"
+                f"{len(outputs)} ({', '.join(o for o, _ in outputs)}: one per core"
+                + (", then one per head group)" if net.head else ")")
             )
-        for out in g.outputs:
+        heads = g.outputs[len(net.cores) :]
+        for out in g.outputs[: len(net.cores)]:
             node = g.producer.get(g.source(out))
             if node is not None and node.op_type in (
                 "GlobalAveragePool",
@@ -328,10 +449,13 @@ class Reader:
             ):
                 raise OnnxImportError(
                     f"output {out!r} comes from {node.op_type} node "
-                    f"{label(node)}: the model head is not supported yet; "
-                    f"export the backbone's feature maps as outputs"
+                    f"{label(node)}: the first outputs are the cores' feature maps; a head "
+                    f"is described in the network (its 'head') and its groups' outputs follow"
                 )
-        cur = {core: g.source(out) for core, out in zip(net.cores, g.outputs, strict=True)}
+        cur = {core: g.source(out) for core, out in zip(net.cores, g.outputs, strict=False)}
+        by_tensor = {t: core for core, t in cur.items()}
+        for k, out in enumerate(heads):
+            self.params[names.head_group(k)] = self.head_group(out, k, by_tensor)
         trainable = [c for c in net.cores if c != "frozen"]
         for i in reversed(range(1, len(net.stages) + 1)):
             cur = {core: self.stage(cur[core], core, i) for core in net.cores}

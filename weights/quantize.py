@@ -20,6 +20,10 @@ logits, as a training framework exports them) is quantized as follows
   ``gamma' = gamma / sqrt(var + eps)``; the shift is the largest (<= 62) that keeps every
   scale within int16 and every bias within int32;
 * alpha codes: ``round(128 sigmoid(logit))``;
+* a head group: its convolution as any (input scale: the cores' outputs', one tensor;
+  output scale: calibrated on its activation's output), its activation (``identity`` or
+  ``relu``) the exact table at shift :data:`PWL_SHIFT`, its pool and source as given (the
+  pool averages at the same scale);
 * the input padding of a folded normalisation (``x`` per channel): ``round(128 x)`` as
   int8, the pixel value the stems' windows read outside the frame.
 """
@@ -27,12 +31,13 @@ logits, as a training framework exports them) is quantized as follows
 import numpy as np
 
 from sim.golden.backbone import int_conv
+from sim.golden.head import head_group
 from sim.golden.primitives import alpha_blend, alpha_code
 from spec import names
 from spec.dataflow import forward
 from spec.formats import INT8_MAX, INT8_MIN, RANGES, SHIFT_MAX
 from spec.network import Network
-from spec.params import ConvParams
+from spec.params import ConvParams, HeadGroupParams, pwl_identity, pwl_relu
 
 from .floatnet import float_forward, sigmoid
 from .io import WeightFileError
@@ -48,6 +53,8 @@ _MSE_CANDIDATES = 64  # clipping levels tried between max/16 and max, for ``mse`
 _MSE_SAMPLES = 1 << 20  # values of a tensor the ``mse`` search looks at (an even stride)
 
 _SCALE_MAX, _BIAS_MAX = RANGES["scale"][1], RANGES["bias"][1]
+#: The activation tables' shift: identity and ReLU are exact at any shift up to 14.
+PWL_SHIFT = 8
 
 
 def calibration_count(net: Network) -> int:
@@ -74,7 +81,8 @@ def _scale_keys(net: Network) -> dict[str, tuple[str, str]]:
     """Per convolution, the keys of its input and output activation scales. ``in`` is the
     image; ``g0`` the stems' outputs; ``g<i>.<k>`` the tensor after the ``k``-th
     downsampling block of stage ``i`` in every core (the cores meet there); a depthwise
-    conv's output (no ReLU, read only by its pointwise conv) has its own."""
+    conv's output (no ReLU, read only by its pointwise conv) has its own, and so has each
+    head group's (its activation's output, which its pool keeps)."""
     keys = {names.stem(core): ("in", "g0") for core in net.cores}
     group = "g0"
     for i in range(1, len(net.stages) + 1):
@@ -92,6 +100,8 @@ def _scale_keys(net: Network) -> dict[str, tuple[str, str]]:
                     keys[pw] = (dw, out)
                 g = out
         group = g  # every core's stage ends in the same tensor (same downsamplings)
+    for k in range(len(net.head)):  # a head group reads the cores' outputs, one tensor
+        keys[names.head_group(k)] = (group, names.head_group(k))
     return keys
 
 
@@ -157,29 +167,20 @@ def quantize(
     act["in"] = 1 / 128  # exact: x = p - 128 stands for (p - 128) / 128
     params = {}
     for spec in net.convs():
-        p = fparams[spec.name]
-        w = np.asarray(p.weight, float)
-        rows = w.reshape(w.shape[0], -1)
-        s_w = np.abs(rows).max(axis=1) / 127
-        s_w = np.where(s_w > 0, s_w, 1.0)
-        q = np.clip(np.round(rows / s_w[:, None]), INT8_MIN, INT8_MAX).astype(np.int64)
-        q = q.reshape(w.shape)
         s_x, s_y = act[keys[spec.name][0]], act[keys[spec.name][1]]
-        with np.errstate(all="ignore"):
-            gain, offset = p.folded()
-            mult, add = gain * s_w * s_x / s_y, offset / s_y
-        if not (np.isfinite(mult).all() and np.isfinite(add).all()):
-            raise WeightFileError(
-                f"{spec.name}: its folded batch norm overflows (gain or "
-                f"offset not finite); check gamma, var and eps"
-            )
-        shift = SHIFT_MAX
-        m_max, b_max = float(np.abs(mult).max()), float(np.abs(add).max())
-        while shift > 0 and (m_max * 2**shift > _SCALE_MAX or b_max * 2**shift + 0.5 > _BIAS_MAX):
-            shift -= 1
-        scale = np.clip(np.round(mult * 2**shift), -_SCALE_MAX - 1, _SCALE_MAX)
-        bias = np.clip(np.round(add * 2**shift), -_BIAS_MAX - 1, _BIAS_MAX)
-        params[spec.name] = ConvParams(q, scale.astype(np.int64), bias.astype(np.int64), shift)
+        params[spec.name] = ConvParams(*_requantized(spec.name, fparams[spec.name], s_x, s_y))
+    for k, g in enumerate(net.head):
+        name = names.head_group(k)
+        p = fparams[name]
+        s_x, s_y = act[keys[name][0]], act[keys[name][1]]
+        table = (pwl_relu if p.activation == "relu" else pwl_identity)(g.segments, PWL_SHIFT)
+        params[name] = HeadGroupParams(
+            *_requantized(name, p.conv, s_x, s_y),
+            *(np.asarray(v, np.int64) for v in table),
+            PWL_SHIFT,
+            p.pool,
+            p.source,
+        )
     for blend in net.blends():
         logits = np.asarray(fparams[blend.name], float)
         params[blend.name] = alpha_code(sigmoid(logits))
@@ -187,7 +188,37 @@ def quantize(
         pad = np.clip(np.round(128 * np.asarray(fparams[names.INPUT_PAD], float)), -128, 127)
         if pad.any():
             params[names.INPUT_PAD] = pad.astype(np.int64)
-    return params, {spec.name: act[keys[spec.name][1]] for spec in net.convs()}
+    convs = [spec.name for spec in net.convs()] + [
+        names.head_group(k) for k in range(len(net.head))
+    ]
+    return params, {name: act[keys[name][1]] for name in convs}
+
+
+def _requantized(name, p, s_x, s_y):
+    """``(weight, scale, bias, shift)`` of float conv ``p`` (a :class:`FloatConv`) between
+    activation scales ``s_x`` and ``s_y``: symmetric int8 weights per output channel, the
+    batch norm folded into the requantizer at the largest shift that fits."""
+    w = np.asarray(p.weight, float)
+    rows = w.reshape(w.shape[0], -1)
+    s_w = np.abs(rows).max(axis=1) / 127
+    s_w = np.where(s_w > 0, s_w, 1.0)
+    q = np.clip(np.round(rows / s_w[:, None]), INT8_MIN, INT8_MAX).astype(np.int64)
+    q = q.reshape(w.shape)
+    with np.errstate(all="ignore"):
+        gain, offset = p.folded()
+        mult, add = gain * s_w * s_x / s_y, offset / s_y
+    if not (np.isfinite(mult).all() and np.isfinite(add).all()):
+        raise WeightFileError(
+            f"{name}: its folded batch norm overflows (gain or "
+            f"offset not finite); check gamma, var and eps"
+        )
+    shift = SHIFT_MAX
+    m_max, b_max = float(np.abs(mult).max()), float(np.abs(add).max())
+    while shift > 0 and (m_max * 2**shift > _SCALE_MAX or b_max * 2**shift + 0.5 > _BIAS_MAX):
+        shift -= 1
+    scale = np.clip(np.round(mult * 2**shift), -_SCALE_MAX - 1, _SCALE_MAX)
+    bias = np.clip(np.round(add * 2**shift), -_BIAS_MAX - 1, _BIAS_MAX)
+    return q, scale.astype(np.int64), bias.astype(np.int64), shift
 
 
 def _error_row(q, scale, ref) -> dict:
@@ -208,10 +239,10 @@ def error_report(
 ) -> dict:
     """How far the integer network lies from the float one over ``pixels`` (uint8 frames),
     both run with the core shuffle ``shuffle``: ``{"outputs": rows, "layers": rows}``, a row
-    per core output (``output``: the core) and per convolution in network order (``layer``),
-    each with ``rel_rms`` = RMS(error) / RMS(float), ``sqnr_db``, ``max_abs`` (real units:
-    int8 values times their activation scale) and the fraction of int8 values at the
-    saturation limit. Errors accumulate through the network, as they do in the chip."""
+    per output (``output``: the core or head group) and per convolution in network order
+    (``layer``), each with ``rel_rms`` = RMS(error) / RMS(float), ``sqnr_db``, ``max_abs``
+    (real units: int8 values times their activation scale) and the fraction of int8 values
+    at the saturation limit. Errors accumulate through the network, as they do in the chip."""
     pixels = np.asarray(pixels)
     fl = {}
     fl_out = float_forward(
@@ -226,12 +257,19 @@ def error_report(
         ints[name].append(y)
         return y
 
+    heads = [names.head_group(k) for k in range(len(net.head))]
+    int_out |= {name: [] for name in heads}
     for frame in pixels.astype(np.int64) - 128:
         out = forward(
             net, frame, recording, lambda n, xf, xt: alpha_blend(params[n], xf, xt), shuffle=shuffle
         )
-        for core in net.cores:
-            int_out[core].append(out[core])
+        if heads:
+            feats = np.concatenate([out[core] for core in net.cores], axis=-1)
+            for name, g in zip(heads, net.head, strict=True):
+                sources = [net.head_lane(core, first) for core, first in g.sources]
+                out[name] = head_group(feats, sources, params[name])
+        for name in int_out:
+            int_out[name].append(out[name])
     layers = [
         {"layer": spec.name}
         | _error_row(np.stack(ints[spec.name]), out_scales[spec.name], fl[spec.name])
@@ -243,5 +281,9 @@ def error_report(
         # a core's output is one tensor with its last conv's output (the scale keys)
         outputs.append(
             {"output": core} | _error_row(np.stack(int_out[core]), out_scales[last], fl_out[core])
+        )
+    for name in heads:  # a head group's answer has its activation's scale, pooled or not
+        outputs.append(
+            {"output": name} | _error_row(np.stack(int_out[name]), out_scales[name], fl_out[name])
         )
     return {"outputs": outputs, "layers": layers}

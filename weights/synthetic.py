@@ -4,16 +4,18 @@ and so more signed digits, than a trained layer."""
 
 import numpy as np
 
+from spec import names
 from spec.dataflow import forward
 from spec.formats import RANGES
-from spec.params import ConvParams
+from spec.params import ConvParams, HeadGroupParams
 
-from .floatnet import FloatConv, conv_float, sigmoid
+from .floatnet import ACTIVATIONS, FloatConv, FloatHeadGroup, conv_float, sigmoid
 
 __all__ = [
     "gaussian_int8",
     "trained_like_int8",
     "random_params",
+    "random_head_group",
     "retrained",
     "random_float_params",
 ]
@@ -49,15 +51,9 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
     jittered), small biases, and random alpha codes (or all ``alpha`` when given)."""
     params = {}
     for spec in net.convs():
-        shape = spec.weight_shape
-        rows = trained_like_int8(rng, shape[0], int(np.prod(shape[1:])))
-        w = rows.reshape(shape)
-        nz = np.maximum((rows != 0).sum(axis=1), 1)
-        rms = np.sqrt((rows.astype(float) ** 2).sum(axis=1) / nz)
-        gain = rng.uniform(1.1, 2.1, size=shape[0]) / (np.maximum(rms, 1) * np.sqrt(nz))
-        scale = np.clip(np.round(gain * (1 << shift)), *RANGES["scale"])
-        bias = np.round(rng.normal(0, 4, size=shape[0]) * (1 << shift))
-        params[spec.name] = ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
+        params[spec.name] = _random_conv(rng, spec.weight_shape, shift)
+    for k, g in enumerate(net.head):
+        params[names.head_group(k)] = random_head_group(rng, g, shift=shift)
     for blend in net.blends():
         params[blend.name] = (
             np.full(blend.channels, alpha, dtype=np.int64)
@@ -67,12 +63,51 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
     return params
 
 
+def _random_conv(rng, shape, shift) -> ConvParams:
+    """Trained-like weights of ``shape`` and a requantizer keeping the output's magnitude."""
+    rows = trained_like_int8(rng, shape[0], int(np.prod(shape[1:])))
+    w = rows.reshape(shape)
+    nz = np.maximum((rows != 0).sum(axis=1), 1)
+    rms = np.sqrt((rows.astype(float) ** 2).sum(axis=1) / nz)
+    gain = rng.uniform(1.1, 2.1, size=shape[0]) / (np.maximum(rms, 1) * np.sqrt(nz))
+    scale = np.clip(np.round(gain * (1 << shift)), *RANGES["scale"])
+    bias = np.round(rng.normal(0, 4, size=shape[0]) * (1 << shift))
+    return ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
+
+
+def random_head_group(
+    rng, spec, *, shift: int = 16, pwl_shift: int = 8, pool=None, source=None
+) -> HeadGroupParams:
+    """Parameters of a head group (:class:`spec.network.HeadGroupSpec` ``spec``): a
+    convolution as :func:`random_params` makes them, a random monotone-ish activation table
+    (sorted distinct breakpoints, slopes around 1, small intercepts), a random pool switch
+    and source unless given."""
+    conv = _random_conv(rng, (spec.c_out, spec.c_in), shift)
+    k = spec.segments
+    bp = np.sort(rng.choice(np.arange(-127, 128), size=k - 1, replace=False))
+    slopes = np.round(rng.uniform(-0.5, 2.0, size=k) * (1 << pwl_shift))
+    intercepts = np.round(rng.normal(0, 8, size=k) * (1 << pwl_shift))
+    return HeadGroupParams(
+        conv.weight,
+        conv.scale,
+        conv.bias,
+        shift,
+        bp.astype(np.int64),
+        np.clip(slopes, *RANGES["pwl_slope"]).astype(np.int64),
+        intercepts.astype(np.int64),
+        pwl_shift,
+        int(rng.integers(2)) if pool is None else pool,
+        int(rng.integers(len(spec.sources))) if source is None else source,
+    )
+
+
 def retrained(net, params, rng) -> dict:
     """Other run-time parameters for the hardware built from ``params``: the trainable
     cores' weights drawn afresh (:func:`random_params`), every layer's scales and biases
     moved around its own (so that its shift, a build-time constant, still suits them:
-    scales times 0.5 to 1.5, biases plus up to half their spread), new alpha codes; the
-    frozen weights, the shifts and anything else in ``params`` kept."""
+    scales times 0.5 to 1.5, biases plus up to half their spread), new alpha codes, new head
+    weights, tables and sources (the pool switches kept); the frozen weights, the shifts
+    and anything else in ``params`` kept."""
     fresh = random_params(net, rng)
     new = dict(params)
     for spec in net.convs():
@@ -88,6 +123,10 @@ def retrained(net, params, rng) -> dict:
         )
     for b in net.blends():
         new[b.name] = fresh[b.name]
+    for k, g in enumerate(net.head):
+        name, old = names.head_group(k), params[names.head_group(k)]
+        p = random_head_group(rng, g, shift=old.shift, pwl_shift=old.pwl_shift, pool=old.pool)
+        new[name] = p
     return new
 
 
@@ -96,7 +135,8 @@ def random_float_params(net, rng, pixels, *, shuffle: bool = False) -> dict:
     heavy-tailed conv weights with the smallest quarter pruned, batch norms whose mean and
     variance are the statistics of their own inputs over ``pixels`` (uint8 frames, as
     training would have left them) with gamma in [0.5, 1.5] and small betas, and blend
-    logits around 0 (alpha near 0.5); trained with the core shuffle ``shuffle``."""
+    logits around 0 (alpha near 0.5), head groups with alternating activations and random
+    pool switches and sources; trained with the core shuffle ``shuffle``."""
     specs = {c.name: c for c in net.convs()}
     params = {}
 
@@ -124,5 +164,20 @@ def random_float_params(net, rng, pixels, *, shuffle: bool = False) -> dict:
         a = sigmoid(params[name])
         return a * xf + (1 - a) * xt
 
-    forward(net, (np.asarray(pixels, float) - 128) / 128, conv, blend, shuffle=shuffle)
+    out = forward(net, (np.asarray(pixels, float) - 128) / 128, conv, blend, shuffle=shuffle)
+    if net.head:  # each group's batch norm from its own outputs' statistics
+        feats = np.concatenate([out[core] for core in net.cores], axis=-1)
+        for k, g in enumerate(net.head):
+            source = int(rng.integers(len(g.sources)))
+            first = net.head_lane(*g.sources[source])
+            w = rng.standard_t(df=5, size=(g.c_out, g.c_in)) * np.sqrt(2 / g.c_in)
+            y = feats[..., first : first + g.c_in] @ w.T
+            axes = tuple(range(y.ndim - 1))
+            bn = (rng.uniform(0.5, 1.5, g.c_out), rng.normal(0, 0.2, g.c_out))
+            params[names.head_group(k)] = FloatHeadGroup(
+                FloatConv(w, *bn, y.mean(axis=axes), y.var(axis=axes)),
+                ACTIVATIONS[k % len(ACTIVATIONS)],
+                int(rng.integers(2)),
+                source,
+            )
     return params

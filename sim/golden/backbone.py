@@ -7,6 +7,7 @@ import numpy as np
 from spec import names
 from spec.dataflow import forward
 
+from .head import head_group
 from .layers import conv3x3, depthwise3x3, pointwise
 from .primitives import alpha_blend, requantize
 
@@ -17,19 +18,28 @@ def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
     """Outputs of every core of ``net`` for one int8 ``frame`` (height, width, channels):
     ``{"frozen": ..., "a": ..., "b": ...}`` (the cores ``net`` has), each (h, w, c), with the
     integer parameters ``params`` (see :func:`spec.dataflow.forward` for the dataflow; the
-    stems pad the frame with ``params[INPUT_PAD]`` where it is given)."""
+    stems pad the frame with ``params[INPUT_PAD]`` where it is given); with a model head,
+    also each group's output by its name (:func:`sim.golden.head.head_group` on the cores'
+    outputs side by side)."""
     x = np.asarray(frame, dtype=np.int64)
     if x.shape != (net.height, net.width, net.channels_in):
         raise ValueError(
             f"frame shape {x.shape}, expected {(net.height, net.width, net.channels_in)}"
         )
-    return forward(
+    out = forward(
         net,
         x,
         int_conv(net, params),
         lambda name, xf, xt: alpha_blend(params[name], xf, xt),
         shuffle=shuffle,
     )
+    if net.head:
+        feats = np.concatenate([out[core] for core in net.cores], axis=-1)
+        for k, g in enumerate(net.head):
+            name = names.head_group(k)
+            sources = [net.head_lane(core, first) for core, first in g.sources]
+            out[name] = head_group(feats, sources, params[name])
+    return out
 
 
 def int_conv(net, params):
