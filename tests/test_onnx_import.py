@@ -16,6 +16,7 @@ import pytest
 from spec.network import network_from_dict, preset
 from tests.malformed.make_corpus import TINY
 from tests.onnx_models import backbone_onnx
+from weights.files import load_weights
 from weights.floatnet import float_forward
 from weights.onnx_import import OnnxImportError, import_onnx
 from weights.onnx_import import main as import_main
@@ -615,3 +616,21 @@ def test_head_reading_other_channels_is_refused():
     fewer = network_from_dict({**TINY, "head": [net.head[0].to_dict()] * 2})
     with pytest.raises(OnnxImportError, match=r"6 outputs, expected 5 .*then one per head group"):
         import_onnx(model, fewer)
+
+
+def test_cli_imports_a_head_into_float_files(tmp_path, capsys):
+    """``--config`` with a head: the float files carry the head, read back as it was."""
+    net, fp = _head_float_net("grouped")
+    onnx.save(backbone_onnx(net, fp, mutate={"grouped_head": True}), tmp_path / "m.onnx")
+    (tmp_path / "net.json").write_text(json.dumps(net.to_dict()))
+    out = ["--frozen", str(tmp_path / "f.npz"), "--trainable", str(tmp_path / "t.npz")]
+    assert (
+        import_main([str(tmp_path / "m.onnx"), "--config", str(tmp_path / "net.json"), *out]) == 0
+    )
+    assert "2 head group(s)" in capsys.readouterr().err
+    w = load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+    assert w.net == net and w.form == "float"
+    for k in range(len(net.head)):
+        a, b = fp[f"head.g{k}"], w.fparams[f"head.g{k}"]
+        assert (a.activation, a.pool, a.source) == (b.activation, b.pool, b.source)
+        assert np.allclose(a.conv.weight, b.conv.weight, rtol=1e-6)

@@ -500,3 +500,12 @@ def test_float_head_activation_is_checked(tmp_path):
     save_npz(tmp_path / "t.npz", arrays)
     with pytest.raises(WeightFileError, match="head.g1.activation must be one of identity, relu"):
         load_weights(tmp_path / "f.npz", tmp_path / "t.npz")
+
+
+def test_files_disagreeing_on_the_head_are_refused(tmp_path):
+    net = _head_net()
+    params = _int_pair(tmp_path, net)
+    bare = dataclasses.replace(net, head=())
+    save_frozen(tmp_path / "f.npz", bare, {k: v for k, v in params.items() if "head" not in k})
+    with pytest.raises(WeightFileError, match=r"differs from that of .* \(head None vs \["):
+        load_weights(tmp_path / "f.npz", tmp_path / "t.npz")

@@ -101,8 +101,9 @@ def _network_entry(path, arrays) -> Network | None:
 
 def _differs(a: Network, b: Network) -> str:
     da, db = a.to_dict(), b.to_dict()
-    key = next(k for k in da if k != "name" and da[k] != db[k])
-    return f"{key} {da[key]!r} vs {db[key]!r}"
+    # "head" is absent from a description without one
+    key = next(k for k in [*da, *db] if k != "name" and da.get(k) != db.get(k))
+    return f"{key} {da.get(key)!r} vs {db.get(key)!r}"
 
 
 def resolve_network(sources: list[tuple[str, Network | None]]) -> Network:

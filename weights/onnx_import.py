@@ -109,7 +109,9 @@ def _parser() -> Parser:
         prog="python -m weights.onnx_import",
         description="ONNX float backbone -> float-form weight files",
     )
-    p.add_argument("model", help="ONNX model (NCHW; outputs: frozen, a, b core features)")
+    p.add_argument(
+        "model", help="ONNX model (NCHW; outputs: frozen, a, b core features, then head groups)"
+    )
     net_args = p.add_mutually_exclusive_group(required=True)
     net_args.add_argument(
         "--preset", metavar="NAME", help=f"network description by name ({', '.join(PRESETS)})"
@@ -138,8 +140,9 @@ def _run(args, log) -> None:
     layers = sum(
         k in params for k in [c.name for c in net.convs()] + [b.name for b in net.blends()]
     )
+    head = f", {len(net.head)} head group(s)" if net.head else ""
     log(
-        f"imported {args.model}: network {net.name}, {layers} layers and blends, "
+        f"imported {args.model}: network {net.name}, {layers} layers and blends{head}, "
         f"core shuffle {'on' if shuffle else 'off'}"
     )
     for line in folded:
