@@ -196,10 +196,13 @@ class GlobalAvgPool(wiring.Component):
     frame). With ``enable`` low the beats pass unchanged (combinationally).
 
     ``enable`` is read with each beat; keep it steady over a frame (a design with two
-    parameter sets reads it from the frame's set). After a frame's last beat the block
-    takes ``channels + 1`` cycles to divide, one channel per cycle on one multiplier, and
-    takes no beat meanwhile; the next frame's beats then add up while the answer waits to
-    be taken, up to the next frame's last beat.
+    parameter sets reads it from the frame's set; with one, write it between frames, as
+    every run-time parameter). A beat passed unpooled clears the sums, so a frame whose
+    pooling was cut short leaves nothing in the next one's average.
+
+    After a frame's last beat the block takes ``channels + 1`` cycles to divide, one
+    channel per cycle on one multiplier, and takes no beat meanwhile; the next frame's beats
+    then add up while the answer waits to be taken, up to the next frame's last beat.
 
     Ports: ``i``, ``o`` (int8 lanes, markers), ``enable`` In(1).
     """
@@ -249,6 +252,10 @@ class GlobalAvgPool(wiring.Component):
             m.d.sync += [s.eq(s + i.payload.data[c]) for c, s in enumerate(sums)]
             with m.If(last):
                 m.d.sync += [busy.eq(1), count.eq(0), answer_side.eq(i.payload.side)]
+        with m.Elif(i.valid & i.ready):
+            # A beat passed unpooled: a frame cut short by turning the pool off leaves no
+            # partial sums behind for the next pooled frame.
+            m.d.sync += [s.eq(0) for s in sums]
         # Dividing: channel 0's sum into the multiplier, the sums shift down (zeros in:
         # the next frame starts from 0), the quotients shift into the answer.
         m.d.sync += prod_valid.eq(0)

@@ -89,7 +89,7 @@ def _run(args, log, open_port=None) -> int:
             args.out,
             **{
                 names.output_port(o): np.stack(
-                    got.beats[k] if len(got.beats[k]) == len(frames) else got.frames(k, h, w)
+                    got.beats[k] if getattr(params.get(o), "pool", 0) else got.frames(k, h, w)
                 )
                 for k, (o, _) in enumerate(net.outputs())
             },

@@ -18,6 +18,7 @@ __all__ = [
     "PWL_SLOPE_BITS",
     "PWL_INTERCEPT_BITS",
     "PWL_SEGMENTS",
+    "PWL_SHIFT_DEFAULT",
     "POOL_MULT_BITS",
     "RANGES",
     "pool_constants",
@@ -42,6 +43,9 @@ PARAM_VALUE_BITS = BIAS_BITS
 #: Piecewise-linear activation (the head, ``docs/numerics.md`` §7): per segment a signed
 #: slope and intercept, run-time; the default segment count of a table.
 PWL_SLOPE_BITS, PWL_INTERCEPT_BITS, PWL_SEGMENTS = 16, 32, 8
+#: The activation's shift where nothing else sets it (quantized heads, a zero power-up):
+#: the identity and ReLU tables are exact at any shift up to 14.
+PWL_SHIFT_DEFAULT = 8
 #: Global average pooling (§6): the divider's multiplier has at least this many significant
 #: bits.
 POOL_MULT_BITS = 16

@@ -86,7 +86,7 @@ def test_network_description_round_trips_the_head():
     with pytest.raises(ValueError, match="at most 8 groups"):
         dataclasses.replace(net, head=(HeadGroupSpec(4, 4, (("a", 0),)),) * 9)
     paper = preset("paper")  # two groups of 256 -> 256, the paper's example, are the most
-    assert dataclasses.replace(paper, head=(HeadGroupSpec(256, 256, (("a", 0),)),) * 2)
+    dataclasses.replace(paper, head=(HeadGroupSpec(256, 256, (("a", 0),)),) * 2)  # no error
     with pytest.raises(ValueError, match="the head has 131073 weights, at most 131072"):
         dataclasses.replace(
             paper,
@@ -113,6 +113,23 @@ def test_head_written_through_the_bus(built, layout, pools):
     # The check can fail: without the writes, the power-up parameters answer.
     with pytest.raises(SimulationMismatch):
         b.run(params, frames[:1], shuffle=True, test_name=f"bad{pools}")
+
+
+def test_head_build_time_constants_are_checked(built):
+    """``param_writes`` refuses parameters whose build-time head constants differ."""
+    b = built("single")
+    p = b.params["head.g0"]
+    other = {**b.params, "head.g0": dataclasses.replace(p, pwl_shift=p.pwl_shift + 1)}
+    with pytest.raises(
+        ValueError,
+        match=r"head.g0.pwl_shift: \d+, but the hardware was built with \d+ \(a build-time",
+    ):
+        b.dut.param_writes(other)
+    other = {**b.params, "head.g0": dataclasses.replace(p, shift=p.shift + 1)}
+    with pytest.raises(
+        ValueError, match=r"head.g0.shift: \d+, but the hardware was built with \d+ \(a build-time"
+    ):
+        b.dut.param_writes(other)
 
 
 def test_head_rate_folded(built):

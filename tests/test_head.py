@@ -6,9 +6,14 @@ time, two parameter sets switched per frame), every output beat compared under r
 stalls."""
 
 import functools
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from semifreddo_hw.head import (
     GlobalAvgPool,
@@ -124,12 +129,62 @@ def test_global_avg_pool(size, enable):
 
 
 def test_pool_constants_are_close():
+    """``mult`` is ``2**shift / pixels`` rounded half up, with 16 significant bits at the
+    smallest such shift."""
     for pixels in (1, 2, 3, 35, 300, 4800, 307200):
         mult, shift = pool_constants(pixels)
+        assert mult == math.floor(Fraction(2**shift, pixels) + Fraction(1, 2))
         assert mult >= 1 << 15
+        assert math.floor(Fraction(2 ** (shift - 1), pixels) + Fraction(1, 2)) < 1 << 15
         assert abs(mult / 2**shift * pixels - 1) < 2**-15
-        assert ((1 << shift) + pixels // 2) // pixels == mult or mult == round(2**shift / pixels)
     assert pool_constants(1) == (1 << 15, 15)
+
+
+class _EnableInSide(wiring.Component):
+    """A :class:`GlobalAvgPool` whose ``enable`` is each beat's epoch bit (set per beat by
+    the bench), so the pool can switch between frames, or in the middle of one."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        super().__init__({"i": In(pool.i.signature.flip()), "o": Out(pool.o.signature)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pool = self.pool
+        wiring.connect(m, wiring.flipped(self.i), self.pool.i)
+        wiring.connect(m, self.pool.o, wiring.flipped(self.o))
+        m.d.comb += self.pool.enable.eq(self.i.payload.side[2])
+        return m
+
+
+def test_global_avg_pool_switched_per_frame_and_mid_frame():
+    """Pooled, passed, pooled with the pool turned off half way (its beats from there on
+    pass; no answer), pooled again: the last answer is its own frame's average only (a cut
+    frame leaves no partial sums)."""
+    h, w, c = 3, 4, 2
+    rng = np.random.default_rng(8)
+    frames = [rng.integers(-128, 128, size=(h, w, c)) for _ in range(4)]
+    frames[3][...] = 127
+    x, xs = frames_to_beats(frames, [1, 0, 1, 1])
+    n = h * w
+    cut = n + n + n // 2  # frame 2 pooled up to here, then passed
+    xs[cut : cut + n - n // 2] = [v & ~EPOCH for v in xs[cut : cut + n - n // 2]]
+    mult, shift = pool_constants(n)
+    y, ys = [global_avg_pool(frames[0], mult, shift).tolist()], [xs[n - 1]]
+    y += x[n : 2 * n] + x[cut : 3 * n]
+    ys += xs[n : 2 * n] + xs[cut : 3 * n]
+    y.append(global_avg_pool(frames[3], mult, shift).tolist())
+    ys.append(xs[-1])
+    assert y[-1] == [127] * c
+    for stall in (0.0, 0.4):
+        run_streams_pysim(
+            _EnableInSide(GlobalAvgPool(c, w, h)),
+            {"i": (x, xs)},
+            {"o": (y, ys)},
+            in_stall=stall,
+            out_stall=stall,
+            seed=2,
+        )
 
 
 # -- whole heads in Verilator ------------------------------------------------------------

@@ -634,3 +634,29 @@ def test_cli_imports_a_head_into_float_files(tmp_path, capsys):
         a, b = fp[f"head.g{k}"], w.fparams[f"head.g{k}"]
         assert (a.activation, a.pool, a.source) == (b.activation, b.pool, b.source)
         assert np.allclose(a.conv.weight, b.conv.weight, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("group0", r"the conv of head group head.g0 has group 0"),
+        ("slice_no_axes", r"a Slice of channels needs its axes"),
+    ],
+)
+def test_head_graphs_that_do_not_fit_are_refused(change, message):
+    """A grouped head conv with ``group`` 0; a Slice without axes (ONNX slices the batch
+    axis then, not the channels)."""
+    net, fp = _head_float_net("grouped")
+    model = backbone_onnx(net, fp, mutate={"grouped_head": True})
+    for node in model.graph.node:
+        if (
+            change == "group0"
+            and node.op_type == "Conv"
+            and any(a.name == "group" and a.i == 2 for a in node.attribute)
+        ):
+            next(a for a in node.attribute if a.name == "group").i = 0
+        if change == "slice_no_axes" and node.op_type == "Slice" and len(node.input) == 4:
+            del node.input[3]
+            break
+    with pytest.raises(OnnxImportError, match=message):
+        import_onnx(model, net)

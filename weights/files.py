@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from spec import names
-from spec.formats import RANGES
+from spec.formats import PWL_SHIFT_DEFAULT, RANGES
 from spec.network import Network, network_from_dict, preset
 from spec.params import ConvParams, HeadGroupParams, pwl_spaced
 
@@ -216,7 +216,7 @@ def load_weights(
                 np.array(pwl_spaced(g.segments), np.int64),
                 np.zeros(g.segments, np.int64),
                 np.zeros(g.segments, np.int64),
-                0,
+                PWL_SHIFT_DEFAULT,
             )
             for k, g in enumerate(net.head)
         }

@@ -325,15 +325,23 @@ class Reader:
             k = list(node.output).index(tensor)
             start = sum(int(v) for v in sizes[:k])
             return start, start + int(sizes[k])
+        if len(node.input) < 4 or not node.input[3]:  # no axes: ONNX slices from axis 0
+            raise OnnxImportError(f"node {label(node)}: a Slice of channels needs its axes")
         starts, ends, axes, steps = (
             g.ints(node.input[i], f"{what}: the {field} of Slice {label(node)}")
             if len(node.input) > i and node.input[i]
             else [1]
             for i, field in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
         )
-        if axes != [1] or steps != [1] or len(starts) != 1 or len(ends) != 1 or starts[0] < 0:
+        if (
+            axes not in ([1], [-3])  # NCHW: -3 is the channel axis too
+            or steps != [1]
+            or len(starts) != 1
+            or len(ends) != 1
+            or not 0 <= starts[0] < ends[0]
+        ):
             raise OnnxImportError(f"node {label(node)}: expected a Slice of channels on axis 1")
-        return starts[0], ends[0]
+        return starts[0], ends[0]  # an end past the channels means to the end (clamped)
 
     def _lanes(self, tensor, cores, what) -> list[tuple[str, int]]:
         """``(core, channel)`` of each channel of ``tensor``: a core's output (``cores``
@@ -392,6 +400,8 @@ class Reader:
         w = g.floats(node.input[1], f"{what}: conv weight")
         a = g.attrs(node)
         groups = int(a.get("group", 1))
+        if groups < 1:
+            raise OnnxImportError(f"node {label(node)}: the conv of {what} has group {groups}")
         if (
             w.ndim != 4
             or w.shape[2:] != (1, 1)
@@ -405,6 +415,7 @@ class Reader:
             )
         per = w.shape[0] // groups  # output channels of each of the conv's groups
         lo, hi = rows if rows is not None else (0, w.shape[0])
+        hi = min(hi, w.shape[0])  # a Slice's end past the channels: to the end
         cg = lo // per
         if hi - lo != spec.c_out or hi > (cg + 1) * per or w.shape[1] != spec.c_in:
             raise OnnxImportError(

@@ -35,7 +35,7 @@ from sim.golden.head import head_group
 from sim.golden.primitives import alpha_blend, alpha_code
 from spec import names
 from spec.dataflow import forward
-from spec.formats import INT8_MAX, INT8_MIN, RANGES, SHIFT_MAX
+from spec.formats import INT8_MAX, INT8_MIN, PWL_SHIFT_DEFAULT, RANGES, SHIFT_MAX
 from spec.network import Network
 from spec.params import ConvParams, HeadGroupParams, pwl_identity, pwl_relu
 
@@ -53,8 +53,7 @@ _MSE_CANDIDATES = 64  # clipping levels tried between max/16 and max, for ``mse`
 _MSE_SAMPLES = 1 << 20  # values of a tensor the ``mse`` search looks at (an even stride)
 
 _SCALE_MAX, _BIAS_MAX = RANGES["scale"][1], RANGES["bias"][1]
-#: The activation tables' shift: identity and ReLU are exact at any shift up to 14.
-PWL_SHIFT = 8
+PWL_SHIFT = PWL_SHIFT_DEFAULT  # the activation tables' shift
 
 
 def calibration_count(net: Network) -> int:
