@@ -490,6 +490,17 @@ def _parser():
         "end; docs/bringup.md)",
     )
     p.add_argument(
+        "--bram-fill",
+        type=float,
+        default=1.0,
+        metavar="FRACTION",
+        help="the share of the part's block RAMs the build may use (default 1.0); less "
+        "leaves nextpnr's legaliser room (docs/bringup.md)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="nextpnr's random seed (default: its own)"
+    )
+    p.add_argument(
         "--no-bitstream",
         action="store_true",
         help="write the build and board_link.v only (no Yosys, no nextpnr)",
@@ -502,6 +513,8 @@ def board_build(args, log) -> int:
     board = BOARDS[args.board]
     if not 10 <= args.clock_mhz <= 400:
         raise BuildError("--clock-mhz must lie in 10..400")
+    if not 0.1 <= args.bram_fill <= 1.0:
+        raise BuildError("--bram-fill must lie in 0.1..1.0")
     try:
         clock_mhz = pll_dividers(board.clock_mhz, args.clock_mhz)[3]
         divisor = uart_divisor(clock_mhz * 1e6, args.baud)
@@ -515,9 +528,12 @@ def board_build(args, log) -> int:
     depth = 1 << max(6, (output_bytes(dut) - 1).bit_length())
     link = UARTLink(dut, divisor, tx_depth=min(depth, 1 << 14))
     backbone_v = files[f"{args.top}.v"] if f"{args.top}.v" in files else files["semifreddo.v"]
-    # The block RAMs the link's byte queues leave, and a few spare for Yosys's own shapes.
+    # The block RAMs the link's byte queues leave (of the share --bram-fill allows), and a
+    # few spare for Yosys's own shapes.
     spare = (
-        board.device["bram"] - 4 - sum(bram_blocks(8, d) for d in (link.rx_depth, link.tx_depth))
+        int(board.device["bram"] * args.bram_fill)
+        - 4
+        - sum(bram_blocks(8, d) for d in (link.rx_depth, link.tx_depth))
     )
     backbone_v, memories = place_memories(backbone_v, spare)
     log(
@@ -555,7 +571,8 @@ def board_build(args, log) -> int:
                         build_dir=str(work),
                         do_program=False,
                         nextpnr_opts="--timing-allow-fail --report top_report.json "
-                        f"--placer {args.placer}",
+                        f"--placer {args.placer}"
+                        + (f" --seed {args.seed}" if args.seed is not None else ""),
                         **synth_overrides(args.dsp, dsp_width),
                     )
             except Exception as e:  # noqa: BLE001 - the tools' own logs say why
