@@ -1,7 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """Property-based fuzzing of network descriptions (hypothesis): legal descriptions drawn
 from the description rules (sizes down to one pixel, 1-3 input channels, odd stems where
-allowed, one or two stages of stride 1 or 2, any mix of cores, the shuffle), int8
+allowed, one or two stages of stride 1 or 2, any mix of cores, the shuffle, a model head of
+up to two groups reading any run of the cores' outputs), int8
 parameters with a layer at an extreme, frames with rows of -128 and 127.
 
 * default suite: every drawn description is accepted, round-trips through its JSON form,
@@ -28,6 +29,7 @@ from semifreddo_hw.emit import to_verilog_parts
 from sim.backbone import random_frames, run_backbone
 from sim.golden.backbone import backbone
 from sim.rtl import VerilatorDesign
+from spec import names
 from spec.network import network_from_dict
 from weights.synthetic import random_params
 
@@ -70,17 +72,40 @@ def descriptions(draw):
         plan.append([f, t])
     first = (plan[0][0] or plan[0][1])[0]
     stems = [2, 4] + ([1, 3] if first == 2 and not shuffle else [])
-    return {
+    stem = draw(st.sampled_from(stems))
+    d = {
         "name": "fuzz",
         "width": draw(st.integers(1, 9)),
         "height": draw(st.integers(1, 6)),
         "channels_in": draw(st.integers(1, 3)),
-        "stem_channels": draw(st.sampled_from(stems)),
+        "stem_channels": stem,
         "plan": plan,
         "trainable_cores": trainable,
         "frozen_core": frozen,
         "core_shuffle": shuffle,
     }
+    # A model head on some: groups reading any run of the cores' outputs side by side.
+    cores = (["frozen"] if frozen else []) + ["a", "b"][:trainable]
+    c = stem * 2 ** sum((f or t)[0] == 2 for f, t in plan)
+    head = []
+    for _ in range(draw(st.integers(0, 2))):
+        c_in = draw(st.integers(1, c * len(cores)))
+        starts = [
+            (core, ch)
+            for k, core in enumerate(cores)
+            for ch in range(c)
+            if k * c + ch + c_in <= len(cores) * c
+        ]
+        sources = draw(st.lists(st.sampled_from(starts), min_size=1, max_size=2, unique=True))
+        head.append(
+            {
+                "c_in": c_in,
+                "c_out": draw(st.integers(1, 4)),
+                "sources": [list(src) for src in sources],
+                "segments": draw(st.integers(2, 8)),
+            }
+        )
+    return d | ({"head": head} if head else {})
 
 
 def _params(net, seed, extreme):
@@ -123,7 +148,12 @@ def test_drawn_descriptions_hold_their_promises(d, seed, extreme):
     for core in net.cores:
         assert out[core].shape == (h, w, net.channels_after(len(net.stages))), core
         assert out[core].min() >= -128 and out[core].max() <= 127
-    assert set(Backbone(net, params).signature.members) >= {f"o_{c}" for c in net.cores}
+    for k, g in enumerate(net.head):
+        y, pooled = out[names.head_group(k)], params[names.head_group(k)].pool
+        assert y.shape == ((g.c_out,) if pooled else (h, w, g.c_out)), k
+        assert y.min() >= -128 and y.max() <= 127
+    ports = set(Backbone(net, params).signature.members)
+    assert ports >= {names.output_port(o) for o, _ in net.outputs()}
 
 
 @pytest.mark.slow
