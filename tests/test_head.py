@@ -48,7 +48,14 @@ def _pwl_sides(n, rng):
 @pytest.mark.parametrize("fold", [1, 4])
 @pytest.mark.parametrize(
     "table, segments, shift",
-    [("identity", 8, 5), ("relu", 8, 0), ("random", 8, 9), ("random", 2, 0), ("random", 5, 62)],
+    [
+        ("identity", 8, 5),
+        ("relu", 8, 0),
+        ("random", 8, 9),
+        ("random", 2, 0),
+        ("random", 4, 31),  # about the widest shift whose outputs are not all 0
+        ("random", 5, 62),  # every output 0: nothing wraps at the widest shift
+    ],
 )
 def test_pwl_every_input(table, segments, shift, fold):
     """All 256 inputs through the table (power-up image, then rewritten), under stalls;
