@@ -753,7 +753,8 @@ def synthesize_build(build: Path, runner: Runner) -> dict:
     res = runner.run({name: (p.text, name) for name, p in parts.items()})
     flows = runner.flows
     layer_of = {}
-    for conv in net.convs():
+    convs = net.convs() + net.head_convs()  # a head group's convolution is a part too
+    for conv in convs:
         module = part_module(top, conv.name)
         layer_of[module] = layer_of[f"{module}__product"] = conv.name
     rows = [
@@ -764,9 +765,10 @@ def synthesize_build(build: Path, runner: Runner) -> dict:
         row.update(derived(row))
         row.pop("memories")
     layers = {}
-    for conv in net.convs():
+    heads = report.get("head", {}).get("groups", {})
+    for conv in convs:
         mine = [r for r in rows if r["layer"] == conv.name]
-        plan = report.get("layers", {}).get(conv.name, {})
+        plan = report.get("layers", {}).get(conv.name) or heads.get(conv.name, {})
         layers[conv.name] = {
             "plan": {
                 k: plan.get(k, 0) for k in ("adders", "multipliers", "register_bits", "memory_bits")
