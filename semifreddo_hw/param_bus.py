@@ -13,9 +13,8 @@ from typing import NamedTuple
 
 from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, stream
-from amaranth.utils import ceil_log2
 
-from spec.formats import PARAM_VALUE_BITS
+from spec.formats import PARAM_VALUE_BITS, param_address_bits
 
 __all__ = ["Region", "ParamBus", "ElementOrder"]
 
@@ -89,7 +88,7 @@ class ParamBus:
             self._banks.append(bank)
             base += count
         self.size = base
-        self.address_width = max(1, ceil_log2(self.size))
+        self.address_width = param_address_bits(self.size)
 
     def signature(self, *, always_ready: bool = True) -> stream.Signature:
         """The bus: ``{addr, value}`` (value signed, taken modulo its field's width)."""

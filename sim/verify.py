@@ -31,6 +31,7 @@ from common.cli import Parser, run_command
 from common.files import OutputError
 from common.parallel import cpu_jobs, fork_map
 from common.verilog import module_tree
+from spec.formats import param_word
 from spec.names import is_module_name, part_module
 from spec.network import Network, network_from_dict
 from spec.stream import MARKER_BITS, frames_to_beats
@@ -245,8 +246,7 @@ def _swap(args, net, params, regions, image, design, log) -> str:
     # the one that starts after the swap show the new set.
     count = 2 + -(-len(writes) // (net.width * net.height))
     frames = random_frames(net, np.random.default_rng(args.seed + 2), count)
-    address_width = max(1, (len(image) - 1).bit_length())
-    payloads = [(PARAM_PORT, a | (v & 0xFFFFFFFF) << address_width) for a, v in writes]
+    payloads = [(PARAM_PORT, param_word(a, v, len(image))) for a, v in writes]
     log(f"[+] parameter swap: {len(writes)} writes while {count} frames stream")
     stats = run_backbone_swaps(
         design,

@@ -22,6 +22,8 @@ __all__ = [
     "POOL_MULT_BITS",
     "RANGES",
     "pool_constants",
+    "param_address_bits",
+    "param_word",
 ]
 
 
@@ -78,3 +80,16 @@ def pool_constants(pixels: int) -> tuple[int, int]:
         if mult >= 1 << (POOL_MULT_BITS - 1):
             return mult, shift
         shift += 1
+
+
+def param_address_bits(addresses: int) -> int:
+    """Width of the ``addr`` field of a parameter bus over ``addresses`` addresses (at least
+    one bit)."""
+    return max(1, (addresses - 1).bit_length())
+
+
+def param_word(addr: int, value: int, addresses: int) -> int:
+    """One parameter-bus write as a bit pattern: ``addr`` in the low
+    :func:`param_address_bits` bits, then ``value`` as :data:`PARAM_VALUE_BITS`-bit two's
+    complement (the bus's ``{addr, value}`` layout)."""
+    return addr | (value & ((1 << PARAM_VALUE_BITS) - 1)) << param_address_bits(addresses)

@@ -142,3 +142,16 @@ def test_the_file_order_would_load_the_stems_wrongly(build, tmp_path):
     wrong = differences(image, read_hex(build.dir / "param_writes.hex"), regions)
     assert wrong
     assert {w.split()[1].strip("(") for w in wrong} == {"a.stem.weight", "b.stem.weight"}
+
+
+def test_param_word_is_the_bus_layout():
+    """The host side's packing (spec.formats.param_word) is the bus's own layout."""
+    from semifreddo_hw.param_bus import ParamBus
+    from sim.rtl import struct_word
+    from spec.formats import param_address_bits, param_word
+
+    for size, addr, value in ((1, 0, -1), (5, 4, 2**31 - 1), (300, 299, -(2**31)), (2, 1, 7)):
+        bus = ParamBus([])  # no banks; its signature at a given address count:
+        bus.size, bus.address_width = size, param_address_bits(size)
+        layout = bus.signature().members["payload"].shape
+        assert param_word(addr, value, size) == struct_word(layout, addr=addr, value=value)
