@@ -133,7 +133,11 @@ class BackboneDesign:
                 "warning: no --trainable file: every run-time parameter (trainable weights, "
                 f"scales, biases, alphas) powers up as 0 and every shift is {DEFAULT_SHIFT}"
             )
-        log(f"      network {w.net.name}, cores {', '.join(w.net.cores)}, weights in {w.form} form")
+        head = f", a head of {len(w.net.head)} group(s)" if w.net.head else ""
+        log(
+            f"      network {w.net.name}, cores {', '.join(w.net.cores)}{head}, "
+            f"weights in {w.form} form"
+        )
         return cls(w)
 
     def quantize(self, config: BuildConfig) -> None:
