@@ -61,6 +61,8 @@ def run(
     fps: float | None,
     keep: Path | None = None,
     placer: str = "heap",
+    bram_fill: float = 1.0,
+    seed: int | None = None,
 ) -> dict:
     with tempfile.TemporaryDirectory(prefix="semifreddo-bench-board-") as tmp:
         frozen, trainable = weight_files(name, Path(tmp))
@@ -89,6 +91,9 @@ def run(
             *(["--fps", str(fps)] if fps is not None else []),
             "--placer",
             placer,
+            "--bram-fill",
+            str(bram_fill),
+            *(["--seed", str(seed)] if seed is not None else []),
         ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True)
@@ -109,6 +114,8 @@ def run(
         "input_period": r.get("input_period", 1),
         "dsp_mode": dsp,
         "placer": placer,
+        "bram_fill": bram_fill,
+        **({"seed": seed} if seed is not None else {}),
         **({k: r[k] for k in ("dsp_min_width", "multiplies") if k in r}),
         **{k: r[k] for k in FIELDS},
         **{k: r[k] for k in r if k.endswith("_pct")},
@@ -155,6 +162,10 @@ def main(argv=None) -> int:
         type=Path,
         help="keep each build (tool logs included) in KEEP/<preset>_<fold> (default: discarded)",
     )
+    ap.add_argument(
+        "--bram-fill", type=float, default=1.0, help="the build's --bram-fill (default 1.0)"
+    )
+    ap.add_argument("--seed", type=int, help="nextpnr's seed (the build's --seed)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", type=Path, help="write the records here")
     args = ap.parse_args(argv)
@@ -172,6 +183,8 @@ def main(argv=None) -> int:
                     args.fps,
                     args.keep,
                     args.placer,
+                    args.bram_fill,
+                    args.seed,
                 )
             )
             print_table(records[-1:])

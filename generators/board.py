@@ -588,6 +588,9 @@ def board_build(args, log) -> int:
             report["seconds"] = round(time.perf_counter() - t0, 1)
             report["uart_baud"] = args.baud
             report["placer"] = args.placer
+            report["bram_fill"] = args.bram_fill
+            if args.seed is not None:
+                report["seed"] = args.seed
             report["uart_divisor"] = divisor
             report["dsp_mode"] = args.dsp
             report["multiplies"] = counts
