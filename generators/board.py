@@ -322,11 +322,19 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
         if used + need <= blocks:
             chosen.add(mem[0])
             used += need
-    for n, _, _, _, depth in reversed(found):
+    for n, _, name, _, depth in reversed(found):
         style = "block" if n in chosen else "distributed" if depth > 4 else None
-        if style:
+        attrs = [f'ram_style = "{style}"'] if style else []
+        # Amaranth's FIFOs (their memory is "storage") never read and write one address in
+        # one cycle (a read needs an entry, a write a free slot), so a collision's result
+        # does not matter. Unsaid, Yosys rebuilds a block RAM's read register in the fabric
+        # to return the old data: about two flip-flops and LUTs per bit beside the block
+        # RAM, which is what kept nextpnr's legaliser from placing `small`.
+        if name == "storage":
+            attrs.append("no_rw_check")
+        if attrs:
             indent = _MEMORY.match(lines[n])[1]
-            lines.insert(n, f'{indent}(* ram_style = "{style}" *)')
+            lines.insert(n, f"{indent}(* {', '.join(attrs)} *)")
     summary = {
         "memories": len(found),
         "in_block_ram": len(chosen),
