@@ -142,14 +142,7 @@ class Reader:
                     f"{channels} channels in two halves on axis 1"
                 )
             return g.source(node.input[0]), list(node.output).index(tensor)
-        if len(node.input) < 4:
-            raise OnnxImportError(f"node {label(node)}: a Slice of channels needs its axes")
-        starts, ends, axes, steps = (
-            g.ints(node.input[i], f"{what}: the {field} of Slice {label(node)}")
-            if len(node.input) > i and node.input[i]
-            else [1]
-            for i, field in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
-        )
+        starts, ends, axes, steps = self._slice_bounds(node, what)
         half = channels // 2
         for h, (lo, hi) in enumerate(((0, half), (half, channels))):
             if (
@@ -307,6 +300,19 @@ class Reader:
         self.shuffle = shuffled
         return ta, tb
 
+    def _slice_bounds(self, node, what):
+        """``(starts, ends, axes, steps)`` of the Slice ``node`` (steps default to 1); its
+        axes must be given (without them ONNX slices from axis 0)."""
+        g = self.g
+        if len(node.input) < 4 or not node.input[3]:
+            raise OnnxImportError(f"node {label(node)}: a Slice of channels needs its axes")
+        return tuple(
+            g.ints(node.input[i], f"{what}: the {field} of Slice {label(node)}")
+            if len(node.input) > i and node.input[i]
+            else [1]
+            for i, field in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
+        )
+
     def _channel_range(self, node, tensor, what) -> tuple[int, int]:
         """The channels (axis 1) of its input that ``tensor``, an output of the Split or
         Slice ``node``, holds: ``(start, stop)``."""
@@ -325,14 +331,7 @@ class Reader:
             k = list(node.output).index(tensor)
             start = sum(int(v) for v in sizes[:k])
             return start, start + int(sizes[k])
-        if len(node.input) < 4 or not node.input[3]:  # no axes: ONNX slices from axis 0
-            raise OnnxImportError(f"node {label(node)}: a Slice of channels needs its axes")
-        starts, ends, axes, steps = (
-            g.ints(node.input[i], f"{what}: the {field} of Slice {label(node)}")
-            if len(node.input) > i and node.input[i]
-            else [1]
-            for i, field in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
-        )
+        starts, ends, axes, steps = self._slice_bounds(node, what)
         if (
             axes not in ([1], [-3])  # NCHW: -3 is the channel axis too
             or steps != [1]
