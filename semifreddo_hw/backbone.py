@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 
 from spec import names
 from spec.network import WEIGHT_AXES, Network
-from spec.params import check_params
+from spec.params import check_params, head_passes
 from spec.stream import EOF_BIT, EPOCH_BIT, MARKER_BITS
 
 from .balance import chain_bounds, fifo_depths
@@ -171,12 +171,7 @@ class Backbone(wiring.Component):
         )
         self.balance = self._balance()
         self.head = (
-            Head(
-                [
-                    self._head_group(k, params[names.head_group(k)], folds, periods, kw)
-                    for k in range(len(net.head))
-                ]
-            )
+            Head([self._head_group(k, params, folds, periods, kw) for k in range(len(net.head))])
             if net.head
             else None
         )
@@ -249,18 +244,29 @@ class Backbone(wiring.Component):
             )
         return RegularBlock(blk.channels_in, blk.width_in, blk.height_in, **branches[0], **kw)
 
-    def _head_group(self, k, p, folds, periods, kw):
-        """Head group ``k`` with parameters ``p``, folded as ``folds`` says."""
+    def _head_group(self, k, params, folds, periods, kw):
+        """Head group ``k`` with its parameters (and its later passes') from ``params``,
+        folded as ``folds`` says."""
         name = names.head_group(k)
+        p, *passes = head_passes(self.net, params, k)
         return HeadGroup.of_network(
             self.net,
             k,
             p,
+            passes,
             fold=folds.get(name, 1),
             period=periods.get(name),
             levels_per_stage=kw["levels_per_stage"],
             sets=kw["sets"],
         )
+
+    def head_passes(self):
+        """``(name, HeadGroup)`` of every repeated head group's later pass, in order."""
+        return [
+            (names.head_pass(k, j), g)
+            for k, (_, g) in enumerate(self.head_groups())
+            for j in range(1, g.repeats)
+        ]
 
     def head_groups(self):
         """``(name, HeadGroup)`` of every head group, in order."""
@@ -328,17 +334,14 @@ class Backbone(wiring.Component):
                 yield layer.name, "weight", conv.product.bank, weights
         for name, blend in self.blends.items():
             yield name, "alpha", blend.alphas, ElementOrder(("c",), (blend.channels,), ("c",))
-        for name, g in self.head_groups():
+        for k, (name, g) in enumerate(self.head_groups()):
             for field, bank, _ in g.banks():
-                if field == "weight":
-                    order = ElementOrder(g.conv.bank_axes, g.conv.bank_shape, ("co", "ci"))
-                elif field in ("scale", "bias"):
-                    order = ElementOrder(("co",), (g.c_out,), ("co",))
-                elif field in ("pool", "source"):
-                    order = ElementOrder((), (), ())  # one value: a scalar entry
-                else:  # the activation's table
-                    order = ElementOrder(("k",), (bank.count,), ("k",))
-                yield name, field, bank, order
+                yield name, field, bank, _head_order(g, field, bank)
+            # A repeated group's later passes: regions of their own on the same banks.
+            for j in range(1, g.repeats):
+                for field, bank, _ in g.pass_banks():
+                    order = _head_order(g, field, bank)
+                    yield names.head_pass(k, j), field, bank, order, j * g.sets
 
     @property
     def address_map(self) -> list[Region]:
@@ -371,6 +374,7 @@ class Backbone(wiring.Component):
                     f"{name}.weight: differs from the frozen weights the hardware was built with"
                 )
 
+        passes = {n: g.conv for n, g in self.head_passes()}
         table = {"pwl_breakpoint": "breakpoints", "pwl_slope": "slopes"}
         table["pwl_intercept"] = "intercepts"
 
@@ -380,10 +384,10 @@ class Backbone(wiring.Component):
                 return p
             if r.field in table:
                 return getattr(p, table[r.field])
-            if r.field in ("pool", "source"):
+            if r.field in ("pool", "source", "repeat"):
                 return [getattr(p, r.field)]
             if r.field == "weight":
-                conv = convs[r.layer]
+                conv = convs.get(r.layer) or passes[r.layer]
                 out = np.zeros(conv.product.bank.count, dtype=np.int64)
                 for idx in np.ndindex(p.weight.shape):
                     out[conv.weight_element(*idx)] = p.weight[idx]
@@ -446,6 +450,7 @@ class Backbone(wiring.Component):
                 "pwl_multipliers": g.pwl.lanes,
                 "pool_sum_bits": g.pool.sum_width * g.c_out,
                 "memory_bits": sum(bank.bits for _, bank, _ in g.banks()),
+                **({"repeats": g.repeats} if g.repeats > 1 else {}),
             }
         return {"weights": sum(spec.weights for spec in self.net.head), "groups": groups}
 
@@ -531,6 +536,9 @@ class Backbone(wiring.Component):
         for k, (name, g) in enumerate(self.head_groups()):
             for field, _, port in g.banks():
                 ports[(name, field)] = getattr(self.head, f"g{k}_{port}")
+            for j in range(1, g.repeats):  # the same ports, the pass's sets
+                for field, _, port in g.pass_banks():
+                    ports[(names.head_pass(k, j), field)] = getattr(self.head, f"g{k}_{port}")
         self.bus.connect(m, self.param_write, ports, set_=shadow)
 
     def _stems(self, m, entry, errors) -> dict:
@@ -644,6 +652,17 @@ class Backbone(wiring.Component):
             wiring.connect(
                 m, getattr(head, f"o{k}"), wiring.flipped(getattr(self, names.output_port(name)))
             )
+
+
+def _head_order(g, field, bank) -> ElementOrder:
+    """The element order of head group ``g``'s bank ``field``."""
+    if field == "weight":
+        return ElementOrder(g.conv.bank_axes, g.conv.bank_shape, ("co", "ci"))
+    if field in ("scale", "bias"):
+        return ElementOrder(("co",), (g.c_out,), ("co",))
+    if field in ("pool", "source", "repeat"):
+        return ElementOrder((), (), ())  # one value: a scalar entry
+    return ElementOrder(("k",), (bank.count,), ("k",))  # the activation's table
 
 
 def _slice(m, name, src):

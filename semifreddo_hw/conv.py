@@ -24,7 +24,6 @@ from amaranth.lib.wiring import In, Out
 
 from spec.formats import INT8_MAX, INT8_MIN
 from spec.network import WEIGHT_AXES, sums_per_output
-from spec.stream import EPOCH_BIT, MARKER_BITS
 
 from .adder_graph import AdderGraph, signed_width
 from .cmvm import plan_cmvm, plan_depthwise
@@ -39,7 +38,7 @@ from .fold import (
 )
 from .matvec import ConfigurableMatVec, FrozenMatVec
 from .requant import Requantizer
-from .streams import SkidBuffer, forward, vector_layout
+from .streams import SkidBuffer, beat_set, forward, marker_width, vector_layout
 from .window import MemoryWindow, SlidingWindow, check_frame, lane_pad
 
 __all__ = ["Conv", "KINDS", "BANK_AXES", "product_matrix", "plan_conv"]
@@ -100,6 +99,20 @@ def plan_conv(kind: str, weights, solver: str = "da4ml") -> AdderGraph:
     return plan_cmvm(product_matrix(kind, w)[0], solver)
 
 
+def _ints(values):
+    return None if values is None else [int(v) for v in values]
+
+
+def _pass_rows(first, later, sets: int):
+    """A requantizer bank's power-up: ``first`` (pass 0's values or None) as it is without
+    later passes, else one row per bank set, pass by pass (every pass's values given)."""
+    if not later:
+        return first
+    if any(v is None for v in [first, *later]):
+        raise ValueError("a layer run several passes needs every pass's scales and biases")
+    return [_ints(v) for v in [first, *later] for _ in range(sets)]
+
+
 class Conv(wiring.Component):
     """One convolution layer: [3x3 window ->] product -> requantizer.
 
@@ -144,6 +157,12 @@ class Conv(wiring.Component):
         weights; both start with the given values): each beat is computed with the set its
         epoch marker (:data:`spec.stream.EPOCH`) names, and the write ports name the set
         they write.
+    passes : 1, or P > 1 for a configurable layer run several passes per beat (a repeated
+        head group): each pass has its own ``sets`` of scales, biases and weights, the
+        beats carry their pass index above the markers (:func:`~.streams.marker_width`)
+        and each is computed with set ``pass * sets + epoch`` (:func:`~.streams.beat_set`)
+    pass_init : with ``passes`` P, the power-up ``(weights, scale_init, bias_init)`` of
+        passes 1 .. P - 1 (pass 0's are the arguments above)
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -171,8 +190,18 @@ class Conv(wiring.Component):
         digits: int = 1,
         period: int | None = None,
         sets: int = 1,
+        passes: int = 1,
+        pass_init=(),
     ):
         w = _checked(kind, weights)
+        if not isinstance(passes, int) or passes < 1:
+            raise ValueError(f"passes must be a positive integer, not {passes!r}")
+        if passes > 1 and not configurable:
+            raise ValueError("only a configurable layer runs several passes")
+        pass_init = [(_checked(kind, pw), sc, bi) for pw, sc, bi in pass_init]
+        if len(pass_init) != passes - 1 or any(pw.shape != w.shape for pw, _, _ in pass_init):
+            raise ValueError(f"pass_init must give {passes - 1} passes' weights shaped {w.shape}")
+        side = marker_width(passes)
         if sets not in (1, 2):
             raise ValueError(f"sets must be 1 or 2, not {sets!r}")
         if period is not None and (not isinstance(period, int) or period < 1):
@@ -201,11 +230,20 @@ class Conv(wiring.Component):
             **({"fold": fold} if fold > 1 else {}),
             **({"digits": digits} if digits > 1 else {}),
             **({"sets": sets} if sets > 1 else {}),
+            **(
+                {
+                    "passes": passes,
+                    "pass_init": [[pw.tolist(), _ints(sc), _ints(bi)] for pw, sc, bi in pass_init],
+                }
+                if passes > 1
+                else {}
+            ),
             # a build without an input padding keeps its parts' cache keys
             **({"pad": [int(v) for v in pad]} if pad is not None and any(pad) else {}),
         }
         self.kind, self.weights, self.stride = kind, w, stride
-        self.configurable, self.sets = configurable, sets
+        self.configurable, self.sets, self.passes = configurable, sets, passes
+        banks = sets * passes  # parameter sets in each bank: pass * sets + epoch
         c_out = w.shape[0]
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
@@ -215,6 +253,9 @@ class Conv(wiring.Component):
         if pad is not None and not windowed:
             raise ValueError("a pointwise layer has no window to pad")
         matrix, mask = product_matrix(kind, w)
+        # the power-up weight image of each bank set, pass by pass
+        images = [matrix, *(product_matrix(kind, pw)[0] for pw, _, _ in pass_init)]
+        images = [img for img in images for _ in range(sets)]
         self.fold = fold
         # Folded: sub-beat p computes output channels p * P ... from the lanes groups[p]
         # (all of them, or channel group p of each tap of a depthwise window); past one
@@ -268,10 +309,10 @@ class Conv(wiring.Component):
                     matrix.shape[1],
                     c_out,
                     mask=mask,
-                    init=np.stack([matrix] * sets),
-                    sets=sets,
+                    init=np.stack(images),
+                    sets=banks,
                     levels_per_stage=levels_per_stage,
-                    side_width=MARKER_BITS,
+                    side_width=side,
                 )
             else:
                 groups = slice_lanes(
@@ -288,14 +329,14 @@ class Conv(wiring.Component):
                     init=np.stack(
                         [
                             np.stack(
-                                [matrix[rows[p // self.slices]][:, groups[p]] for p in range(fold)]
+                                [img[rows[p // self.slices]][:, groups[p]] for p in range(fold)]
                             )
+                            for img in images
                         ]
-                        * sets
                     ),
-                    sets=sets,
+                    sets=banks,
                     levels_per_stage=levels_per_stage,
-                    side_width=MARKER_BITS,
+                    side_width=side,
                     fold=fold,
                 )
                 elements = np.full(mask.shape, -1)
@@ -317,7 +358,7 @@ class Conv(wiring.Component):
                         signed(8),
                         matrix.shape[1],
                         groups,
-                        MARKER_BITS,
+                        side,
                         hold=hold,
                         pad=consumer_pad(hold),
                     )
@@ -329,7 +370,7 @@ class Conv(wiring.Component):
                         signed(signed_width(widest * lo, widest * hi)),
                         group,
                         self.slices,
-                        MARKER_BITS,
+                        side,
                     )
             # Bank element of each weight, in the shape of ``weights``.
             if kind == "pointwise":
@@ -344,7 +385,7 @@ class Conv(wiring.Component):
         else:
             if graph is None:
                 graph = plan_conv(kind, w, solver)
-            product = dict(graph=graph, levels_per_stage=levels_per_stage, side_width=MARKER_BITS)
+            product = dict(graph=graph, levels_per_stage=levels_per_stage, side_width=side)
             self.product = FrozenMatVec(matrix, **product)
             spaced = ser_hold = False
             if digits > 1 and self.product.out_width > 1:
@@ -371,7 +412,7 @@ class Conv(wiring.Component):
                     signed(self.product.out_width),
                     c_out,
                     group_lanes(c_out, fold),
-                    MARKER_BITS,
+                    side,
                     hold=ser_hold,
                 )
         #: Whether the product (or a configurable layer's serializer) reads its input beat
@@ -396,21 +437,21 @@ class Conv(wiring.Component):
             self.cut = SkidBuffer((self.serializer or self.window).o.payload.shape())
             self._args["cut"] = True
         if fold > 1:
-            self.deserializer = Deserializer(signed(8), group, channel_groups, MARKER_BITS)
+            self.deserializer = Deserializer(signed(8), group, channel_groups, side)
         self.requant = Requantizer(
             c_out,
             self.product.out_width if self.accumulator is None else self.accumulator.width,
             shift=shift,
             relu=relu,
-            scale_init=scale_init,
-            bias_init=bias_init,
-            side_width=MARKER_BITS,
+            scale_init=_pass_rows(scale_init, [sc for _, sc, _ in pass_init], sets),
+            bias_init=_pass_rows(bias_init, [bi for _, _, bi in pass_init], sets),
+            side_width=side,
             fold=channel_groups,
-            sets=sets,
+            sets=banks,
         )
         members = {
-            "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
-            "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
+            "i": In(stream.Signature(vector_layout(signed(8), c_in, side))),
+            "o": Out(stream.Signature(vector_layout(signed(8), c_out, side))),
             "scale_write": self.requant.signature.members["scale_write"],
             "bias_write": self.requant.signature.members["bias_write"],
             "framing_error": Out(1),
@@ -554,7 +595,7 @@ class Conv(wiring.Component):
             ports.append((self.weight_write, product.write))
         for src, dst in ports:
             forward(m, src, dst)
-        if self.sets > 1:  # each block reads its parameters with its beat's set
+        if self.sets * self.passes > 1:  # each block reads its parameters with its beat's set
             for block in (requant, product) if self.configurable else (requant,):
-                m.d.comb += block.select.eq(block.i.payload.side[EPOCH_BIT])
+                m.d.comb += block.select.eq(beat_set(block.i.payload.side, self.sets, self.passes))
         return m

@@ -14,7 +14,7 @@ each stage reads it with the set its beat's epoch marker (:data:`spec.stream.EPO
 so a swap lands on a frame boundary as in the backbone.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -28,6 +28,7 @@ from spec.formats import (
     SHIFT_MAX,
     pool_constants,
 )
+from spec.params import PASS_FIELDS
 from spec.stream import EOF_BIT, EPOCH_BIT, MARKER_BITS
 
 from .adder_graph import signed_width
@@ -35,13 +36,13 @@ from .conv import Conv
 from .fold import Deserializer, Serializer, group_lanes
 from .param_bank import ParamBank
 from .pipeline import Pipeline
-from .streams import SkidBuffer, fork, forward, vector_layout
+from .streams import SkidBuffer, StreamFIFO, beat_set, fork, forward, marker_width, vector_layout
 
 __all__ = ["PiecewiseLinear", "GlobalAvgPool", "HeadGroup", "Head"]
 
 
-def _int8_stream(lanes: int) -> stream.Signature:
-    return stream.Signature(vector_layout(signed(8), lanes, MARKER_BITS))
+def _int8_stream(lanes: int, passes: int = 1) -> stream.Signature:
+    return stream.Signature(vector_layout(signed(8), lanes, marker_width(passes)))
 
 
 def _epoch(beat):
@@ -61,7 +62,9 @@ class PiecewiseLinear(wiring.Component):
 
     Ports: ``i``, ``o`` (int8 lanes, markers); ``breakpoint_write``, ``slope_write``,
     ``intercept_write`` (bank writes ``{set, index, value}``, element ``k`` at index ``k``).
-    Each stage reads its table with the set its beat's epoch marker names.
+    Each stage reads its table with the set its beat's epoch marker names; with ``passes``
+    P > 1, each pass has its own table (``pass_init``: passes 1 .. P - 1's power-up tables)
+    and a beat's set is ``pass * sets + epoch`` (:func:`~.streams.beat_set`).
     """
 
     def __init__(
@@ -73,10 +76,19 @@ class PiecewiseLinear(wiring.Component):
         init=None,
         fold: int = 1,
         sets: int = 1,
+        passes: int = 1,
+        pass_init=(),
     ):
-        for name, v, lo in (("channels", channels, 1), ("fold", fold, 1), ("sets", sets, 1)):
+        for name, v, lo in (
+            ("channels", channels, 1),
+            ("fold", fold, 1),
+            ("sets", sets, 1),
+            ("passes", passes, 1),
+        ):
             if not isinstance(v, int) or v < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, not {v!r}")
+        if len(pass_init) != passes - 1:
+            raise ValueError(f"pass_init must give {passes - 1} passes' tables")
         if not isinstance(segments, int) or not 2 <= segments <= 256:
             raise ValueError(f"segments must be an integer in 2..256, not {segments!r}")
         if not isinstance(shift, int) or not 0 <= shift <= SHIFT_MAX:
@@ -85,23 +97,23 @@ class PiecewiseLinear(wiring.Component):
             raise ValueError(f"fold {fold} must divide the {channels} channels")
         if init is None:
             init = ([0] * (segments - 1), [0] * segments, [0] * segments)
-        bp, slopes, icepts = (list(v) for v in init)
-        if (len(bp), len(slopes), len(icepts)) != (segments - 1, segments, segments):
+        tables = [[list(v) for v in t] for t in [init, *pass_init]]
+        if any(tuple(map(len, t)) != (segments - 1, segments, segments) for t in tables):
             raise ValueError(
                 f"a table of {segments} segments has {segments - 1} breakpoints and "
                 f"{segments} slopes and intercepts"
             )
         self.channels, self.shift, self.segments = channels, shift, segments
-        self.fold, self.sets, self.lanes = fold, sets, channels // fold
-        self.breakpoints = ParamBank(signed(8), segments - 1, sets=sets, init=[bp] * sets)
-        self.slopes = ParamBank(signed(PWL_SLOPE_BITS), segments, sets=sets, init=[slopes] * sets)
-        self.intercepts = ParamBank(
-            signed(PWL_INTERCEPT_BITS), segments, sets=sets, init=[icepts] * sets
-        )
+        self.fold, self.sets, self.passes, self.lanes = fold, sets, passes, channels // fold
+        rows = [[t[f] for t in tables for _ in range(sets)] for f in range(3)]
+        banks = sets * passes
+        self.breakpoints = ParamBank(signed(8), segments - 1, sets=banks, init=rows[0])
+        self.slopes = ParamBank(signed(PWL_SLOPE_BITS), segments, sets=banks, init=rows[1])
+        self.intercepts = ParamBank(signed(PWL_INTERCEPT_BITS), segments, sets=banks, init=rows[2])
         super().__init__(
             {
-                "i": In(_int8_stream(channels)),
-                "o": Out(_int8_stream(channels)),
+                "i": In(_int8_stream(channels, passes)),
+                "o": Out(_int8_stream(channels, passes)),
                 "breakpoint_write": self.breakpoints.signature.members["write"],
                 "slope_write": self.slopes.signature.members["write"],
                 "intercept_write": self.intercepts.signature.members["write"],
@@ -130,10 +142,9 @@ class PiecewiseLinear(wiring.Component):
             forward(m, port, bank.write)
         src, dst = self.i, self.o
         if self.fold > 1:
-            ser = Serializer(
-                signed(8), self.channels, group_lanes(self.channels, self.fold), MARKER_BITS
-            )
-            des = Deserializer(signed(8), self.lanes, self.fold, MARKER_BITS)
+            side = marker_width(self.passes)
+            ser = Serializer(signed(8), self.channels, group_lanes(self.channels, self.fold), side)
+            des = Deserializer(signed(8), self.lanes, self.fold, side)
             m.submodules.ser, m.submodules.des = ser, des
             wiring.connect(m, wiring.flipped(self.i), ser.i)
             wiring.connect(m, des.o, wiring.flipped(self.o))
@@ -148,11 +159,14 @@ class PiecewiseLinear(wiring.Component):
         side1 = pipe.stage(src.payload.side, name="side1")
         side2 = pipe.stage(side1, name="side2")
         m.d.comb += dst.payload.side.eq(pipe.stage(side2, name="side3"))
-        if self.sets > 1:  # each stage reads the table with its own beat's set
+        if self.sets * self.passes > 1:  # each stage reads the table with its own beat's set
             m.d.comb += [
-                self.breakpoints.select.eq(src.payload.side[EPOCH_BIT]),
-                self.slopes.select.eq(side1[EPOCH_BIT]),
-                self.intercepts.select.eq(side2[EPOCH_BIT]),
+                bank.select.eq(beat_set(side, self.sets, self.passes))
+                for bank, side in (
+                    (self.breakpoints, src.payload.side),
+                    (self.slopes, side1),
+                    (self.intercepts, side2),
+                )
             ]
         bps = [self.breakpoints.element(j) for j in range(self.segments - 1)]
         slopes = [self.slopes.element(k) for k in range(self.segments)]
@@ -286,7 +300,18 @@ class HeadGroup(wiring.Component):
     ``weights`` ``(c_out, c_in)`` int8 power-up image, ``shift``/``scale_init``/
     ``bias_init`` (the requantizer's), ``pwl_shift``/``segments``/``pwl_init`` (the
     activation's), ``pool_init`` (0/1), ``source_init`` (an index into ``sources``),
-    ``fold`` (the convolution's and activation's, :class:`~.conv.Conv`), ``sets``.
+    ``fold`` (the convolution's and activation's, :class:`~.conv.Conv`), ``sets``;
+    ``repeats`` R > 1 (``c_in == c_out``) builds the group for up to R passes per beat
+    (paper §3.4), each through the same convolution and activation with its own weights,
+    scales, biases and table (``pass_init``: passes 1 .. R - 1's power-up ``(weights,
+    scale, bias, table)``), pass ``j + 1`` reading pass ``j``'s output; the run-time count
+    (``repeat_init``, the ``repeat_write`` port; 0 runs one pass, past R runs R) is read per
+    beat with its epoch. The passes interleave: a beat's next pass goes back in through a
+    feedback FIFO ahead of new beats, and a new beat enters only while fewer than
+    :attr:`loop_depth` are inside (so the FIFO never fills) and, with two sets, behind
+    beats of its own epoch only (so the order stays the input's).
+    A beat takes the loop's products ``count`` times: a folded group that sees a beat every
+    ``period`` cycles keeps its rate while ``count * fold <= period``.
 
     Ports: ``i`` (``channels`` lanes), ``o`` (``c_out`` lanes: a beat per pixel, or one per
     frame pooled), and a write port per run-time memory (:meth:`banks`: ``weight_write``,
@@ -315,7 +340,16 @@ class HeadGroup(wiring.Component):
         sets: int = 1,
         levels_per_stage: int = 2,
         period: int | None = None,
+        repeats: int = 1,
+        repeat_init: int = 1,
+        pass_init=(),
     ):
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"repeats must be a positive integer, not {repeats!r}")
+        if not isinstance(repeat_init, int) or not 1 <= repeat_init <= repeats:
+            raise ValueError(f"repeat_init must be an integer in 1..{repeats}")
+        if len(pass_init) != repeats - 1:
+            raise ValueError(f"pass_init must give {repeats - 1} later passes")
         self.conv = Conv(
             "pointwise",
             weights,
@@ -327,8 +361,15 @@ class HeadGroup(wiring.Component):
             sets=sets,
             levels_per_stage=levels_per_stage,
             period=period,
+            passes=repeats,
+            pass_init=[(w, sc, bi) for w, sc, bi, _ in pass_init],
         )
         self.c_in, self.c_out = self.conv.c_in, self.conv.c_out
+        if repeats > 1 and self.c_in != self.c_out:
+            raise ValueError(
+                f"a repeated group needs c_in == c_out, not {self.c_in} -> {self.c_out}"
+            )
+        self.repeats = repeats
         sources = tuple(sources)
         if not sources or any(
             not isinstance(s, int) or not 0 <= s <= channels - self.c_in for s in sources
@@ -348,8 +389,15 @@ class HeadGroup(wiring.Component):
             init=pwl_init,
             fold=pwl_fold,
             sets=sets,
+            passes=repeats,
+            pass_init=[t for *_, t in pass_init],
         )
         self.pool = GlobalAvgPool(self.c_out, width, height)
+        self.repeat_bank = None
+        if repeats > 1:
+            self.repeat_bank = ParamBank(
+                unsigned(repeats.bit_length()), 1, sets=sets, init=[[repeat_init]] * sets
+            )
         self.pool_bank = ParamBank(unsigned(1), 1, sets=sets, init=[[pool_init]] * sets)
         self.source_bank = ParamBank(
             unsigned(max(1, ceil_log2(len(sources)))), 1, sets=sets, init=[[source_init]] * sets
@@ -362,12 +410,28 @@ class HeadGroup(wiring.Component):
             }
         )
 
+    @property
+    def loop_depth(self) -> int:
+        """Most beats inside a repeated group's loop at once (its feedback FIFO's depth):
+        enough to keep the products busy, since the pipelines hold fewer."""
+        return self.conv.pipe_beats + self.pwl.latency * self.pwl.fold + 4
+
     @classmethod
-    def of_network(cls, net, k: int, p, **kw) -> "HeadGroup":
+    def of_network(cls, net, k: int, p, passes=(), **kw) -> "HeadGroup":
         """Group ``k`` of ``net``'s head (a :class:`spec.network.Network`) with parameters
-        ``p`` (:class:`spec.params.HeadGroupParams`); ``kw``: ``fold``, ``period``,
+        ``p`` (:class:`spec.params.HeadGroupParams`) and, repeated, ``passes`` (its later
+        passes' :class:`spec.params.HeadPassParams`); ``kw``: ``fold``, ``period``,
         ``sets``, ``levels_per_stage``."""
         g = net.head[k]
+        if g.repeats > 1:
+            kw |= dict(
+                repeats=g.repeats,
+                repeat_init=int(p.repeat),
+                pass_init=[
+                    (q.weight, *([int(v) for v in a] for a in (q.scale, q.bias)), q.table())
+                    for q in passes
+                ],
+            )
         out_w, out_h = net.output_size()
         return cls(
             len(net.cores) * net.channels_after(len(net.stages)),
@@ -402,7 +466,13 @@ class HeadGroup(wiring.Component):
             ("intercept", self.pwl.intercepts),
             ("pool", self.pool_bank),
             ("source", self.source_bank),
+            *([("repeat", self.repeat_bank)] if self.repeat_bank is not None else []),
         ]
+
+    def pass_banks(self):
+        """``(field, bank, port name)`` of the memories that hold a set per pass (a repeated
+        group's later passes write them at sets ``pass * sets + epoch``)."""
+        return [b for b in self.banks() if b[0] in PASS_FIELDS]
 
     def banks(self):
         """``(field, bank, port name)`` of every run-time memory, in address order."""
@@ -423,6 +493,9 @@ class HeadGroup(wiring.Component):
             "pool": self.pool_bank.write,
             "source": self.source_bank.write,
         }
+        if self.repeat_bank is not None:
+            m.submodules.repeat_bank = self.repeat_bank
+            inner["repeat"] = self.repeat_bank.write
         for name, port in inner.items():
             forward(m, getattr(self, f"{name}_write"), port)
 
@@ -445,12 +518,69 @@ class HeadGroup(wiring.Component):
             m.d.comb += pick.i.payload.data[k].eq(
                 Mux(choice < len(lanes), _pick(lanes, choice), lanes[0])
             )
-        wiring.connect(m, pick.o, self.conv.i)
         wiring.connect(m, self.conv.o, self.pwl.i)
-        wiring.connect(m, self.pwl.o, self.pool.i)
+        if self.repeats == 1:
+            wiring.connect(m, pick.o, self.conv.i)
+            wiring.connect(m, self.pwl.o, self.pool.i)
+        else:
+            self._loop(m, pick.o, self.pwl.o, self.pool.i)
         m.d.comb += self.pool.enable.eq(self.pool_bank.element(0))
         wiring.connect(m, self.pool.o, wiring.flipped(self.o))
         return m
+
+    def _loop(self, m, src, back, dst):
+        """The passes of a repeated group: beats of ``src`` (markers only) into the
+        convolution as pass 0, the activation's beats (``back``) back in for their next pass
+        or, after the last, out to ``dst`` (markers only)."""
+        depth = self.loop_depth
+        m.submodules.feedback = fb = StreamFIFO(back.payload.shape(), depth)
+        inside = Signal(range(depth + 1), name="loop_inside")  # admitted, not yet out
+        admit, leave = Signal(name="loop_admit"), Signal(name="loop_leave")
+        conv = self.conv.i
+        # A beat's next pass goes first; a new beat enters only while the FIFO could take
+        # every beat inside (so a pass's output always finds room: no deadlock) and, with
+        # two sets, only behind beats of its own epoch (the sets' counts may differ, and a
+        # beat of fewer passes would overtake): at a swap the loop drains once.
+        room = Signal(name="loop_room")
+        m.d.comb += room.eq(inside < depth)
+        if self.sets > 1:
+            epoch = Signal(name="loop_epoch")  # of the beats inside
+            with m.If(admit):
+                m.d.sync += epoch.eq(src.payload.side[EPOCH_BIT])
+            m.d.comb += room.eq(
+                (inside == 0) | ((inside < depth) & (epoch == src.payload.side[EPOCH_BIT]))
+            )
+        m.d.comb += [
+            admit.eq(src.valid & src.ready),
+            conv.valid.eq(fb.o.valid | (src.valid & room)),
+            fb.o.ready.eq(conv.ready),
+            src.ready.eq(conv.ready & ~fb.o.valid & room),
+        ]
+        with m.If(fb.o.valid):
+            m.d.comb += conv.payload.eq(fb.o.payload)
+        with m.Else():  # pass 0: the pass bits above the markers are zero
+            m.d.comb += [
+                conv.payload.data.eq(src.payload.data),
+                conv.payload.side.eq(src.payload.side),
+            ]
+        # After its pass: out when it was the last (the count read with the beat's epoch).
+        pass_ = back.payload.side[MARKER_BITS:]
+        count = self.repeat_bank.element(0)
+        if self.sets > 1:
+            m.d.comb += self.repeat_bank.select.eq(back.payload.side[EPOCH_BIT])
+        last = Signal(name="loop_last")
+        m.d.comb += [
+            last.eq((pass_ + 1 >= count) | (pass_ == self.repeats - 1)),
+            dst.payload.data.eq(back.payload.data),
+            dst.payload.side.eq(back.payload.side[:MARKER_BITS]),
+            dst.valid.eq(back.valid & last),
+            fb.i.payload.data.eq(back.payload.data),
+            fb.i.payload.side.eq(Cat(back.payload.side[:MARKER_BITS], pass_ + 1)),
+            fb.i.valid.eq(back.valid & ~last),
+            back.ready.eq(Mux(last, dst.ready, fb.i.ready)),
+            leave.eq(dst.valid & dst.ready),
+        ]
+        m.d.sync += inside.eq(inside + admit - leave)
 
 
 class Head(wiring.Component):

@@ -5,7 +5,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["ParamBank", "PhaseBank", "write_layout"]
+__all__ = ["ParamBank", "PhaseBank", "per_set", "write_layout"]
 
 _CHUNK = 256  # elements per memory
 
@@ -31,6 +31,17 @@ def _rows(elem, count: int, sets: int, init) -> list[list[int]]:
             if not lo <= v <= hi:
                 raise ValueError(f"init[{r}][{k}] = {v} does not fit {shape}")
     return rows
+
+
+def per_set(init, default, sets: int) -> list:
+    """``sets`` rows of power-up values from ``init``: None (``default`` in every set), one
+    row (every set), or a sequence of ``sets`` rows (one per set, as a block run several
+    passes per beat has: :func:`~.streams.beat_set`)."""
+    if init is None:
+        return [list(default)] * sets
+    if len(init) and all(hasattr(r, "__len__") for r in init):
+        return [list(r) for r in init]  # checked against the bank's shape by _rows
+    return [list(init)] * sets
 
 
 def write_layout(elem: ShapeCastable, count: int, sets: int) -> data.StructLayout:

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-from amaranth.hdl import Shape, signed, unsigned
+from amaranth.hdl import Mux, Shape, signed, unsigned
 from amaranth.lib import data, stream
 
 from spec.formats import PARAM_VALUE_BITS, param_address_bits
@@ -60,11 +60,14 @@ class Region:
 
 class ParamBus:
     """The address space over ``banks``: ``(layer, field, bank, order)`` in address order
-    (``order``: the bank's element order, an :class:`ElementOrder`)."""
+    (``order``: the bank's element order, an :class:`ElementOrder`), or ``(layer, field,
+    bank, order, first_set)`` for a region that writes the bank from set ``first_set`` on
+    (a repeated head group's later pass: several regions on one bank)."""
 
     def __init__(self, banks):
-        self.regions, self._banks, base = [], [], 0
-        for layer, field, bank, order in banks:
+        self.regions, self._banks, self._first_sets, base = [], [], [], 0
+        for layer, field, bank, order, *first_set in banks:
+            self._first_sets.append(first_set[0] if first_set else 0)
             shape = Shape.cast(bank.elem)
             count = bank.address_count
             if math.prod(order.shape) != bank.count or sorted(order.axes) != sorted(
@@ -102,21 +105,33 @@ class ParamBus:
     def connect(self, m, bus, ports: dict, *, set_=None) -> None:
         """Decode ``bus`` onto the write port of each region (``ports[(layer, field)]``):
         a write reaches the one region whose addresses hold ``addr``, in its bank's weight
-        set ``set_`` (a value; None: set 0)."""
-        for r in self.regions:
+        set ``set_`` (a value; None: set 0) past the region's first set."""
+        by_port = {}  # the regions writing each port (one, or a repeated group's passes)
+        for r, first in zip(self.regions, self._first_sets, strict=True):
             port = ports[(r.layer, r.field)]
-            offset = bus.payload.addr - r.base
-            if set_ is not None:
-                m.d.comb += port.payload.set.eq(set_)
-            m.d.comb += [
-                port.valid.eq(
+            by_port.setdefault(id(port), (port, []))[1].append((r, first))
+        for port, regions in by_port.values():
+            valid, index, set_index = 0, 0, 0
+            for r, first in regions:
+                hit = (
                     bus.valid
                     & bus.ready
                     & (bus.payload.addr >= r.base)
                     & (bus.payload.addr < r.base + r.count)
-                ),
-                port.payload.index.eq(offset[: len(port.payload.index)]),
-                port.payload.value.eq(bus.payload.value[: r.width]),
+                )
+                offset = (bus.payload.addr - r.base)[: len(port.payload.index)]
+                chosen = first if set_ is None else first + set_
+                if len(regions) == 1:
+                    valid, index, set_index = hit, offset, chosen
+                else:
+                    valid = valid | hit
+                    index, set_index = Mux(hit, offset, index), Mux(hit, chosen, set_index)
+            if set_ is not None or len(regions) > 1:
+                m.d.comb += port.payload.set.eq(set_index)
+            m.d.comb += [
+                port.valid.eq(valid),
+                port.payload.index.eq(index),
+                port.payload.value.eq(bus.payload.value[: regions[0][0].width]),
             ]
 
     def writes(self, values) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from spec.formats import BIAS_BITS, INT8_MAX, INT8_MIN, SCALE_BITS, SHIFT_MAX
 
 from .adder_graph import signed_width
 from .fold import PhaseCounter
-from .param_bank import ParamBank, PhaseBank
+from .param_bank import ParamBank, PhaseBank, per_set
 from .pipeline import Pipeline
 from .streams import forward, vector_layout
 
@@ -53,8 +53,8 @@ class Requantizer(wiring.Component):
     fold : int
         Sub-beats per beat (default 1: spatial).
     sets : int
-        Parameter sets (default 1); ``scale_init`` and ``bias_init`` are then their first
-        set's values, and every set starts with them.
+        Parameter sets (default 1); every set starts with ``scale_init`` and ``bias_init``,
+        unless they give a row per set (:func:`~.param_bank.per_set`).
 
     Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``channels /
     fold`` lanes each; ``scale_write`` and ``bias_write`` (bank writes ``{set, index,
@@ -98,8 +98,8 @@ class Requantizer(wiring.Component):
         self.side_width, self.fold, self.lanes = side_width, fold, lanes
         self.sets = sets
         inits = (
-            [scale_init if scale_init is not None else [1] * channels] * sets,
-            [bias_init if bias_init is not None else [0] * channels] * sets,
+            per_set(scale_init, [1] * channels, sets),
+            per_set(bias_init, [0] * channels, sets),
         )
         if fold == 1:
             self.scales = ParamBank(signed(scale_bits), channels, sets=sets, init=inits[0])

@@ -3,12 +3,17 @@ handshake helpers (:func:`fork`, :func:`join`, :func:`forward`), the channel-shu
 map, register slices (:class:`SkidBuffer`, :class:`HalfRateSlice`) and a FIFO
 (:class:`StreamFIFO`)."""
 
-from amaranth.hdl import Cat, Module, Shape, ShapeCastable, Signal, unsigned
+from amaranth.hdl import C, Cat, Module, Shape, ShapeCastable, Signal, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from spec.stream import EPOCH_BIT, MARKER_BITS
 
 __all__ = [
     "vector_layout",
+    "marker_width",
+    "beat_set",
     "fork",
     "forward",
     "join",
@@ -28,6 +33,20 @@ def vector_layout(elem: ShapeCastable, count: int, side_width: int = 0) -> data.
     if not isinstance(side_width, int) or side_width < 0:
         raise ValueError(f"side_width must be a non-negative integer, not {side_width!r}")
     return data.StructLayout({"data": data.ArrayLayout(elem, count), "side": unsigned(side_width)})
+
+
+def marker_width(passes: int = 1) -> int:
+    """Side bits of a beat inside a block run ``passes`` times per beat (a repeated head
+    group): the markers (:data:`spec.stream.MARKER_BITS`), then the beat's pass index."""
+    return MARKER_BITS + ceil_log2(passes)
+
+
+def beat_set(side, sets: int, passes: int = 1):
+    """The parameter set a beat with markers ``side`` (:func:`marker_width` ``(passes)``
+    bits) is computed with, in a bank of ``sets * passes`` sets: ``pass * sets + epoch``
+    (the epoch marker counts only with two sets)."""
+    epoch = side[EPOCH_BIT] if sets > 1 else C(0, 0)
+    return Cat(epoch, side[MARKER_BITS : marker_width(passes)])
 
 
 def fork(m, src, *dsts) -> None:

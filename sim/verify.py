@@ -18,6 +18,7 @@ is named); 2 bad input (one line).
 """
 
 import contextlib
+import dataclasses
 import fnmatch
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from common.cli import Parser, run_command
 from common.files import OutputError
 from common.parallel import cpu_jobs, fork_map
 from common.verilog import module_tree
+from spec import names
 from spec.formats import param_word
 from spec.names import is_module_name, part_module
 from spec.network import Network, network_from_dict
@@ -138,15 +140,19 @@ def verify(args, log) -> list[str]:
     build = Path(args.build)
     net, params, top, verilog, text = load_build(build)
     frames = input_frames(args, net)
-    # A build with two parameter sets is also checked swapping sets mid-stream.
+    # A build with two parameter sets is also checked swapping sets mid-stream; one with a
+    # repeated head group, with every pass count.
     swap = read_json(build / "report.json").get("parameter_sets") == 2
-    regions, image = _image(build, net, params) if swap else (None, None)
+    repeated = any(g.repeats > 1 for g in net.head)
+    regions, image = _image(build, net, params) if swap or repeated else (None, None)
     with _work(args) as work:
         t0 = time.perf_counter()
         design = _design(top, verilog, text, work, log)
         lines = _simulate(args, net, params, design, frames, log, t0)
         if swap:
             lines.append(_swap(args, net, params, regions, image, design, log))
+        if repeated:
+            lines.append(_repeats(args, net, params, regions, image, design, swap, log))
         return lines
 
 
@@ -281,6 +287,40 @@ def _design(top, verilog, text, work, log):
         raise VerifyError(f"{verilog}: {str(e).splitlines()[0]}") from None
     except (OSError, OutputError) as e:  # --work holds something else there
         raise VerifyError(f"--work {work}: {e}") from None
+
+
+def _repeats(args, net, params, regions, image, design, swap, log) -> str:
+    """Every pass count of the repeated head groups (count ``n`` in each, or its most):
+    the counts written through ``param_write`` at their ``address_map.json`` addresses
+    (into the shadow set and swapped in, on a build with two sets), frames streamed under
+    stalls, every output beat compared with the golden model under that count."""
+    top = max(g.repeats for g in net.head)
+    base = {r["entry"]: r["base"] for r in regions}
+    frames = random_frames(net, np.random.default_rng(args.seed + 3), 3 if swap else 1)
+    counts = []
+    for n in range(1, top + 1):
+        new, writes = dict(params), []
+        for k, g in enumerate(net.head):
+            name = names.head_group(k)
+            if g.repeats > 1:
+                count = min(n, g.repeats)
+                new[name] = dataclasses.replace(params[name], repeat=count)
+                writes.append((PARAM_PORT, param_word(base[f"{name}.repeat"], count, len(image))))
+        log(f"[+] repeat count {n}: {len(writes)} write(s), {len(frames)} frame(s)")
+        kw = dict(seed=args.seed + n, in_stall=args.stall, out_stall=args.stall)
+        if swap:
+            stats = run_backbone_swaps(
+                design, net, [params, new], frames, [(0, writes)], test_name=f"verify_n{n}", **kw
+            )
+            if stats["frame_sets"][-1] != 1:
+                raise SimulationMismatch(f"repeat count {n}: the count never reached a frame")
+        else:
+            run_backbone(design, net, new, frames, writes=writes, test_name=f"verify_n{n}", **kw)
+        counts.append(n)
+    return (
+        f"repeated head groups: pass counts {counts[0]}..{counts[-1]} written through "
+        f"param_write{' and swapped in' if swap else ''}: every output beat matched"
+    )
 
 
 def _simulate(args, net, params, design, frames, log, t0) -> list[str]:

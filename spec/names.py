@@ -23,6 +23,7 @@ __all__ = [
     "conv",
     "blend",
     "head_group",
+    "head_pass",
     "output_port",
     "part_module",
     "is_module_name",
@@ -71,6 +72,12 @@ def blend(core: str, module: int) -> str:
 def head_group(index: int) -> str:
     """Group ``index`` (from 0) of the model head: its convolution, activation and pool."""
     return f"head.g{index}"
+
+
+def head_pass(index: int, pass_: int) -> str:
+    """Pass ``pass_`` (from 1) of a repeated head group ``index``: its own weights, scales,
+    biases and activation table (pass 0's are :func:`head_group`'s)."""
+    return f"{head_group(index)}.pass{pass_}"
 
 
 def output_port(name: str) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "HeadGroupSpec",
     "HEAD_MAX_WEIGHTS",
     "HEAD_MAX_GROUPS",
+    "HEAD_MAX_REPEATS",
     "WEIGHT_AXES",
     "PRESETS",
     "preset",
@@ -67,6 +68,8 @@ HEAD_MAX_WEIGHTS = 131072
 #: The most groups a head may have: with three cores, eleven outputs (the host link tags
 #: a beat with its output's index in four bits).
 HEAD_MAX_GROUPS = 8
+#: Most passes a head group may be built for (paper §3.4, Table 2 lists 1 to 6).
+HEAD_MAX_REPEATS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +79,17 @@ class HeadGroupSpec:
     piecewise-linear activation of ``segments`` segments and a run-time global average
     pool. ``sources`` are the run-time choices of its input, ``(core, first channel)``
     each: ``c_in`` channels from there on, the cores' outputs side by side in
-    :attr:`Network.cores` order (a source may span cores)."""
+    :attr:`Network.cores` order (a source may span cores). ``repeats`` (at most
+    :data:`HEAD_MAX_REPEATS`; more than 1 needs ``c_in == c_out``) is the most passes a
+    frame may take through the convolution and activation, each pass with its own weights
+    and table, pass ``j + 1`` reading pass ``j``'s output (paper §3.4); the count is set at
+    run time."""
 
     c_in: int
     c_out: int
     sources: tuple[tuple[str, int], ...]
     segments: int = 8
+    repeats: int = 1
 
     @property
     def weights(self) -> int:
@@ -93,6 +101,8 @@ class HeadGroupSpec:
             "c_out": self.c_out,
             "sources": [[core, first] for core, first in self.sources],
             "segments": self.segments,
+            # written only when repeated, so that existing descriptions stay byte-identical
+            **({"repeats": self.repeats} if self.repeats != 1 else {}),
         }
 
 
@@ -136,6 +146,13 @@ class Network:
                     raise ValueError(f"{where}: {key} must be an integer in 1..{_MAX_CHANNELS}")
             if not 2 <= g.segments <= 256:
                 raise ValueError(f"{where}: segments must lie in 2..256, not {g.segments}")
+            if type(g.repeats) is not int or not 1 <= g.repeats <= HEAD_MAX_REPEATS:
+                raise ValueError(f"{where}: repeats must be an integer in 1..{HEAD_MAX_REPEATS}")
+            if g.repeats > 1 and g.c_in != g.c_out:
+                raise ValueError(
+                    f"{where}: a repeated group reads its own output, so c_in ({g.c_in}) must "
+                    f"equal c_out ({g.c_out})"
+                )
             if not g.sources or len(g.sources) > 16:
                 raise ValueError(f"{where}: 1 to 16 sources expected")
             for core, first in g.sources:
@@ -468,6 +485,7 @@ _DICT_KEYS = {
     "core_shuffle": bool,
 }
 _HEAD_KEYS = {"c_in": int, "c_out": int, "sources": list, "segments": int}
+_HEAD_OPTIONAL = {"repeats": int}
 # The name reaches reports and file contents: plain printable text only.
 _NETWORK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 _MAX_SIDE, _MAX_CHANNELS = 8192, 4096  # far past any real sensor or layer; bounds the build
@@ -567,12 +585,14 @@ def _head_from_list(groups) -> tuple[HeadGroupSpec, ...]:
         if not isinstance(g, dict):
             raise ValueError(f"network: head group {k} must be an object")
         check_keys(
-            g,
+            {key: v for key, v in g.items() if key not in _HEAD_OPTIONAL},
             _HEAD_KEYS,
             unknown=lambda key, k=k: f"network: head group {k}: unknown key {key!r}",
             missing=lambda key, k=k: f"network: head group {k}: missing key {key!r}",
         )
-        for key, kind in _HEAD_KEYS.items():
+        for key, kind in (_HEAD_KEYS | _HEAD_OPTIONAL).items():
+            if key not in g:
+                continue
             v = g[key]
             if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
                 raise ValueError(f"network: head group {k}: {key!r} must be {kind.__name__}")
@@ -588,7 +608,9 @@ def _head_from_list(groups) -> tuple[HeadGroupSpec, ...]:
                     f"network: head group {k}: a source is [core, first channel], not {src!r}"
                 )
             sources.append((src[0], src[1]))
-        out.append(HeadGroupSpec(g["c_in"], g["c_out"], tuple(sources), g["segments"]))
+        out.append(
+            HeadGroupSpec(g["c_in"], g["c_out"], tuple(sources), g["segments"], g.get("repeats", 1))
+        )
     return tuple(out)
 
 

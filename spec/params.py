@@ -18,7 +18,10 @@ from .network import BlendSpec, HeadGroupSpec, Network, check_keys
 __all__ = [
     "ConvParams",
     "HeadGroupParams",
+    "HeadPassParams",
+    "PASS_FIELDS",
     "check_params",
+    "head_passes",
     "pwl_identity",
     "pwl_relu",
     "pwl_spaced",
@@ -48,7 +51,9 @@ class HeadGroupParams:
     ``shift`` (its requantizer, no ReLU); the activation's table (``breakpoints``, strictly
     increasing int8, one fewer than the ``slopes`` and ``intercepts``) and build-time
     ``pwl_shift``; the run-time switches ``pool`` (0/1: one averaged vector per frame) and
-    ``source`` (which of the group's sources it reads)."""
+    ``source`` (which of the group's sources it reads); ``repeat``, the passes a frame takes
+    through a repeated group (1 .. its spec's ``repeats``; passes after the first take their
+    weights, scales, biases and table from :class:`HeadPassParams`)."""
 
     weight: np.ndarray
     scale: np.ndarray
@@ -60,10 +65,34 @@ class HeadGroupParams:
     pwl_shift: int
     pool: int = 0
     source: int = 0
+    repeat: int = 1
 
     def quant(self) -> dict:
         """The requantizer as the hardware blocks and golden twins take it."""
         return {"scale": self.scale, "bias": self.bias, "shift": self.shift}
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The activation's ``(breakpoints, slopes, intercepts)``."""
+        return self.breakpoints, self.slopes, self.intercepts
+
+
+#: A repeated head group's entries of each later pass (weight files, address map), in
+#: :class:`HeadPassParams` order.
+PASS_FIELDS = ("weight", "scale", "bias", "pwl_breakpoint", "pwl_slope", "pwl_intercept")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HeadPassParams:
+    """A repeated head group's parameters for one pass after the first
+    (:func:`spec.names.head_pass`): the fields of :class:`HeadGroupParams` that each pass
+    has of its own (the shifts, switches and repeat count are the group's)."""
+
+    weight: np.ndarray
+    scale: np.ndarray
+    bias: np.ndarray
+    breakpoints: np.ndarray
+    slopes: np.ndarray
+    intercepts: np.ndarray
 
     def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The activation's ``(breakpoints, slopes, intercepts)``."""
@@ -85,9 +114,11 @@ def _check_shift(name, v):
         raise ValueError(f"{name}: an integer in 0..{SHIFT_MAX} expected, not {v!r}")
 
 
-def _check_head_group(name, spec: HeadGroupSpec, p) -> None:
-    if not isinstance(p, HeadGroupParams):
-        raise ValueError(f"{name}: HeadGroupParams expected, not {type(p).__name__}")
+def _check_head_group(name, spec: HeadGroupSpec, p, kind=None) -> None:
+    """Group ``name``'s parameters (``kind`` :class:`HeadPassParams`: a later pass's)."""
+    kind = kind or HeadGroupParams
+    if not isinstance(p, kind):
+        raise ValueError(f"{name}: {kind.__name__} expected, not {type(p).__name__}")
     _check_array(f"{name}.weight", p.weight, (spec.c_out, spec.c_in), *RANGES["weight"])
     for field in ("scale", "bias"):
         _check_array(f"{name}.{field}", getattr(p, field), (spec.c_out,), *RANGES[field])
@@ -100,12 +131,26 @@ def _check_head_group(name, spec: HeadGroupSpec, p) -> None:
         _check_array(f"{name}.{field}", getattr(p, attr), (n,), *RANGES[field])
     if np.any(np.diff(np.asarray(p.breakpoints)) <= 0):
         raise ValueError(f"{name}.pwl_breakpoint: breakpoints must increase strictly")
+    if kind is HeadPassParams:
+        return
     _check_shift(f"{name}.shift", p.shift)
     _check_shift(f"{name}.pwl_shift", p.pwl_shift)
-    for field, top in (("pool", 1), ("source", len(spec.sources) - 1)):
+    for field, lo, top in (
+        ("pool", 0, 1),
+        ("source", 0, len(spec.sources) - 1),
+        ("repeat", 1, spec.repeats),
+    ):
         v = getattr(p, field)
-        if not isinstance(v, int | np.integer) or isinstance(v, bool) or not 0 <= v <= top:
-            raise ValueError(f"{name}.{field}: an integer in 0..{top} expected, not {v!r}")
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or not lo <= v <= top:
+            raise ValueError(f"{name}.{field}: an integer in {lo}..{top} expected, not {v!r}")
+
+
+def head_passes(net: Network, params: dict, k: int) -> list:
+    """Group ``k``'s parameters per pass, first to its spec's last (``params`` checked):
+    its :class:`HeadGroupParams`, then a :class:`HeadPassParams` per later pass."""
+    return [params[names.head_group(k)]] + [
+        params[names.head_pass(k, j)] for j in range(1, net.head[k].repeats)
+    ]
 
 
 def check_params(net: Network, params: dict) -> None:
@@ -115,6 +160,11 @@ def check_params(net: Network, params: dict) -> None:
         {c.name: c for c in net.convs()}
         | {b.name: b for b in net.blends()}
         | {names.head_group(k): g for k, g in enumerate(net.head)}
+        | {
+            names.head_pass(k, j): (g, HeadPassParams)
+            for k, g in enumerate(net.head)
+            for j in range(1, g.repeats)
+        }
     )
     if names.INPUT_PAD in params:
         _check_array(names.INPUT_PAD, params[names.INPUT_PAD], (net.channels_in,), -128, 127)
@@ -131,6 +181,9 @@ def check_params(net: Network, params: dict) -> None:
             continue
         if isinstance(spec, HeadGroupSpec):
             _check_head_group(name, spec, p)
+            continue
+        if isinstance(spec, tuple):  # a repeated group's later pass
+            _check_head_group(name, spec[0], p, spec[1])
             continue
         if not isinstance(p, ConvParams):
             raise ValueError(f"{name}: ConvParams expected, not {type(p).__name__}")

@@ -272,12 +272,13 @@ def group_writes(head, k, p, set_=0):
 
 def expected_output(group_layout, frames, epochs, sets_params):
     """The group's beats for ``frames`` (frame ``k`` computed with
-    ``sets_params[epochs[k]]``)."""
+    ``sets_params[epochs[k]]``: its parameters, or a repeated group's ``(params,
+    later passes)``)."""
     sources = group_layout[2]
     lanes, sides = [], []
     for f, e in zip(frames, epochs, strict=True):
-        p = sets_params[e]
-        y = head_group(f, sources, p)
+        p, passes = sets_params[e] if isinstance(sets_params[e], tuple) else (sets_params[e], ())
+        y = head_group(f, sources, p, passes)
         if p.pool:
             lanes.append(y.tolist())
             sides.append(EOL | EOF | (EPOCH if e else 0))

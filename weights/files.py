@@ -25,7 +25,7 @@ import numpy as np
 from spec import names
 from spec.formats import PWL_SHIFT_DEFAULT, RANGES
 from spec.network import Network, network_from_dict, preset
-from spec.params import ConvParams, HeadGroupParams, pwl_spaced
+from spec.params import PASS_FIELDS, ConvParams, HeadGroupParams, HeadPassParams, pwl_spaced
 
 from .floatnet import ACTIVATIONS, FloatConv, FloatHeadGroup
 from .io import (
@@ -207,19 +207,22 @@ def load_weights(
             for c in convs
         }
         params |= {b.name: np.zeros(b.channels, np.int64) for b in net.blends()}
-        params |= {
-            names.head_group(k): HeadGroupParams(
+        for k, g in enumerate(net.head):
+            zero = (
                 np.zeros((g.c_out, g.c_in), np.int64),
                 np.zeros(g.c_out, np.int64),
                 np.zeros(g.c_out, np.int64),
-                DEFAULT_SHIFT,
+            )
+            table = (
                 np.array(pwl_spaced(g.segments), np.int64),
                 np.zeros(g.segments, np.int64),
                 np.zeros(g.segments, np.int64),
-                PWL_SHIFT_DEFAULT,
             )
-            for k, g in enumerate(net.head)
-        }
+            params[names.head_group(k)] = HeadGroupParams(
+                *zero, DEFAULT_SHIFT, *table, PWL_SHIFT_DEFAULT
+            )
+            for j in range(1, g.repeats):
+                params[names.head_pass(k, j)] = HeadPassParams(*zero, *table)
         return Weights(net, form, params=params, trainable=False)
     tform = "float" if any(k.endswith(".bn_gamma") for k in ta) else "int8"
     if frozen and tform != form:
@@ -253,8 +256,15 @@ def load_weights(
             trainable_path, ta, entry_name(b.name, "alpha"), (b.channels,), form, *RANGES["alpha"]
         )
     for k, g in enumerate(net.head):
+        if form == "float" and g.repeats > 1:
+            raise WeightFileError(
+                f"{tp}: head group {k} is repeated ({g.repeats} passes); float weights "
+                f"describe one pass: give int8 weights for every pass"
+            )
         read = _float_head_group if form == "float" else _head_group
         out[names.head_group(k)] = read(tp, ta, names.head_group(k), g)
+        for j in range(1, g.repeats):
+            out[names.head_pass(k, j)] = _head_pass(tp, ta, names.head_pass(k, j), g)
     shuffle = False
     if names.CORE_SHUFFLE in ta:
         if not net.core_shuffle:
@@ -330,17 +340,28 @@ def _float_head_group(path, arrays, name, g) -> FloatHeadGroup:
     return FloatHeadGroup(conv, str(a), *_switches(path, arrays, name, g))
 
 
-def _head_group(path, arrays, name, g) -> HeadGroupParams:
-    """Head group ``name``'s parameters from the trainable file's entries (int8 form)."""
+def _head_values(path, arrays, name, entries) -> dict:
+    """``entries`` (field: shape, range) of head group or pass ``name`` (int8 form), the
+    breakpoints checked to increase."""
     v = {
         field: _array(path, arrays, entry_name(name, field), shape, "int8", *rng)
-        for field, (shape, rng) in _head_entries(g).items()
+        for field, (shape, rng) in entries.items()
     }
     if np.any(np.diff(v["pwl_breakpoint"]) <= 0):
         raise WeightFileError(
             f"{path}: {entry_name(name, 'pwl_breakpoint')} must increase strictly, "
             f"not {v['pwl_breakpoint'].tolist()}"
         )
+    return v
+
+
+def _head_group(path, arrays, name, g) -> HeadGroupParams:
+    """Head group ``name``'s parameters from the trainable file's entries (int8 form); a
+    repeated group's also its run-time pass count ``repeat``."""
+    v = _head_values(path, arrays, name, _head_entries(g))
+    repeat = 1
+    if g.repeats > 1:
+        repeat = int(_array(path, arrays, entry_name(name, "repeat"), (), "int8", 1, g.repeats))
     return HeadGroupParams(
         v["weight"],
         v["scale"],
@@ -351,7 +372,16 @@ def _head_group(path, arrays, name, g) -> HeadGroupParams:
         v["pwl_intercept"],
         int(v["pwl_shift"]),
         *_switches(path, arrays, name, g),
+        repeat,
     )
+
+
+def _head_pass(path, arrays, name, g) -> HeadPassParams:
+    """A repeated group's later pass ``name`` (:func:`spec.names.head_pass`): the entries
+    of :data:`PASS_FIELDS`."""
+    entries = _head_entries(g)
+    v = _head_values(path, arrays, name, {f: entries[f] for f in PASS_FIELDS})
+    return HeadPassParams(*(v[f] for f in PASS_FIELDS))
 
 
 def _header(fmt, version, net):
@@ -421,25 +451,43 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
             arrays[entry_name(name, "pool")] = np.array(p.pool, np.uint8)
             arrays[entry_name(name, "source")] = np.array(p.source, np.uint8)
             continue
-        for field, value, dtype in (
-            ("weight", p.weight, np.int8),
-            ("scale", p.scale, np.int16),
-            ("bias", p.bias, np.int32),
-            ("shift", p.shift, np.int8),
-            ("pwl_breakpoint", p.breakpoints, np.int8),
-            ("pwl_slope", p.slopes, np.int16),
-            ("pwl_intercept", p.intercepts, np.int32),
-            ("pwl_shift", p.pwl_shift, np.int8),
-            ("pool", p.pool, np.uint8),
-            ("source", p.source, np.uint8),
-        ):
-            arrays[entry_name(name, field)] = np.asarray(value).astype(dtype)
+        g = net.head[k]
+        fields = [*_head_entries(g), "pool", "source", *(["repeat"] if g.repeats > 1 else [])]
+        arrays |= _head_arrays(name, p, fields)
+        for j in range(1, g.repeats):
+            later = names.head_pass(k, j)
+            arrays |= _head_arrays(later, params[later], PASS_FIELDS)
     if net.core_shuffle:
         arrays[names.CORE_SHUFFLE] = np.array(int(shuffle), np.uint8)
     if names.INPUT_PAD in params:
         pad = np.asarray(params[names.INPUT_PAD])
         arrays[names.INPUT_PAD] = pad.astype(np.float32 if pad.dtype.kind == "f" else np.int8)
     return arrays
+
+
+#: Each int8-form head entry's dtype (the narrowest that holds its range).
+_HEAD_DTYPES = dict(
+    weight=np.int8,
+    scale=np.int16,
+    bias=np.int32,
+    shift=np.int8,
+    pwl_breakpoint=np.int8,
+    pwl_slope=np.int16,
+    pwl_intercept=np.int32,
+    pwl_shift=np.int8,
+    pool=np.uint8,
+    source=np.uint8,
+    repeat=np.uint8,
+)
+
+
+def _head_arrays(name, p, fields) -> dict:
+    """The entries ``fields`` of head group or pass ``name`` with parameters ``p``."""
+    attrs = dict(pwl_breakpoint="breakpoints", pwl_slope="slopes", pwl_intercept="intercepts")
+    return {
+        entry_name(name, f): np.asarray(getattr(p, attrs.get(f, f))).astype(_HEAD_DTYPES[f])
+        for f in fields
+    }
 
 
 def _bn_arrays(name, p: FloatConv) -> dict:

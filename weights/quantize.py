@@ -30,8 +30,7 @@ logits, as a training framework exports them) is quantized as follows
 
 import numpy as np
 
-from sim.golden.backbone import int_conv
-from sim.golden.head import head_group
+from sim.golden.backbone import head, int_conv
 from sim.golden.primitives import alpha_blend, alpha_code
 from spec import names
 from spec.dataflow import forward
@@ -262,11 +261,7 @@ def error_report(
         out = forward(
             net, frame, recording, lambda n, xf, xt: alpha_blend(params[n], xf, xt), shuffle=shuffle
         )
-        if heads:
-            feats = np.concatenate([out[core] for core in net.cores], axis=-1)
-            for name, g in zip(heads, net.head, strict=True):
-                sources = [net.head_lane(core, first) for core, first in g.sources]
-                out[name] = head_group(feats, sources, params[name])
+        out |= head(net, params, out)
         for name in int_out:
             int_out[name].append(out[name])
     layers = [

@@ -2,12 +2,14 @@
 and the shipped examples). Uniform random int8 is not used: it has far more large weights,
 and so more signed digits, than a trained layer."""
 
+import dataclasses
+
 import numpy as np
 
 from spec import names
 from spec.dataflow import forward
 from spec.formats import RANGES
-from spec.params import ConvParams, HeadGroupParams
+from spec.params import ConvParams, HeadGroupParams, HeadPassParams
 
 from .floatnet import ACTIVATIONS, FloatConv, FloatHeadGroup, conv_float, sigmoid
 
@@ -16,6 +18,7 @@ __all__ = [
     "trained_like_int8",
     "random_params",
     "random_head_group",
+    "random_head",
     "retrained",
     "random_float_params",
 ]
@@ -52,8 +55,8 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
     params = {}
     for spec in net.convs():
         params[spec.name] = _random_conv(rng, spec.weight_shape, shift)
-    for k, g in enumerate(net.head):
-        params[names.head_group(k)] = random_head_group(rng, g, shift=shift)
+    for k in range(len(net.head)):
+        params |= random_head(rng, net, k, shift=shift)
     for blend in net.blends():
         params[blend.name] = (
             np.full(blend.channels, alpha, dtype=np.int64)
@@ -75,13 +78,29 @@ def _random_conv(rng, shape, shift) -> ConvParams:
     return ConvParams(w, scale.astype(np.int64), bias.astype(np.int64), shift)
 
 
+def random_head(rng, net, k: int, *, repeat=None, **kw) -> dict:
+    """Group ``k`` of ``net``'s head, by name: its :func:`random_head_group` parameters
+    (``kw`` passed on) and, repeated, a :class:`HeadPassParams` per later pass (their own
+    convolution and table) and a random pass count unless ``repeat`` is given."""
+    g = net.head[k]
+    first = random_head_group(rng, g, **kw)
+    if repeat is None:  # drawn only for a repeated group: others keep their random stream
+        repeat = int(rng.integers(1, g.repeats + 1)) if g.repeats > 1 else 1
+    out = {names.head_group(k): dataclasses.replace(first, repeat=repeat)}
+    for j in range(1, g.repeats):
+        q = random_head_group(rng, g, shift=first.shift, pwl_shift=first.pwl_shift)
+        later = (q.weight, q.scale, q.bias, *q.table())
+        out[names.head_pass(k, j)] = HeadPassParams(*later)
+    return out
+
+
 def random_head_group(
     rng, spec, *, shift: int = 16, pwl_shift: int = 8, pool=None, source=None
 ) -> HeadGroupParams:
     """Parameters of a head group (:class:`spec.network.HeadGroupSpec` ``spec``): a
     convolution as :func:`random_params` makes them, a random monotone-ish activation table
     (sorted distinct breakpoints, slopes around 1, small intercepts), a random pool switch
-    and source unless given."""
+    and source unless given (one pass: see :func:`random_head`)."""
     conv = _random_conv(rng, (spec.c_out, spec.c_in), shift)
     k = spec.segments
     bp = np.sort(rng.choice(np.arange(-127, 128), size=k - 1, replace=False))
@@ -106,8 +125,8 @@ def retrained(net, params, rng) -> dict:
     cores' weights drawn afresh (:func:`random_params`), every layer's scales and biases
     moved around its own (so that its shift, a build-time constant, still suits them:
     scales times 0.5 to 1.5, biases plus up to half their spread), new alpha codes, new head
-    weights, tables and sources (the pool switches kept); the frozen weights, the shifts
-    and anything else in ``params`` kept."""
+    weights, tables and sources (the pool switches and pass counts kept); the frozen
+    weights, the shifts and anything else in ``params`` kept."""
     fresh = random_params(net, rng)
     new = dict(params)
     for spec in net.convs():
@@ -123,10 +142,11 @@ def retrained(net, params, rng) -> dict:
         )
     for b in net.blends():
         new[b.name] = fresh[b.name]
-    for k, g in enumerate(net.head):
-        name, old = names.head_group(k), params[names.head_group(k)]
-        p = random_head_group(rng, g, shift=old.shift, pwl_shift=old.pwl_shift, pool=old.pool)
-        new[name] = p
+    for k in range(len(net.head)):
+        old = params[names.head_group(k)]
+        new |= random_head(
+            rng, net, k, repeat=old.repeat, shift=old.shift, pwl_shift=old.pwl_shift, pool=old.pool
+        )
     return new
 
 

@@ -6,12 +6,13 @@ import numpy as np
 
 from spec import names
 from spec.dataflow import forward
+from spec.params import head_passes
 
 from .head import head_group
 from .layers import conv3x3, depthwise3x3, pointwise
 from .primitives import alpha_blend, requantize
 
-__all__ = ["backbone", "int_conv"]
+__all__ = ["backbone", "head", "int_conv"]
 
 
 def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
@@ -33,12 +34,20 @@ def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
         lambda name, xf, xt: alpha_blend(params[name], xf, xt),
         shuffle=shuffle,
     )
-    if net.head:
-        feats = np.concatenate([out[core] for core in net.cores], axis=-1)
-        for k, g in enumerate(net.head):
-            name = names.head_group(k)
-            sources = [net.head_lane(core, first) for core, first in g.sources]
-            out[name] = head_group(feats, sources, params[name])
+    return out | head(net, params, out)
+
+
+def head(net, params, cores: dict) -> dict:
+    """Each head group's output by its name, from the ``cores``' outputs of one frame (the
+    cores side by side, as the head reads them); ``{}`` without a head."""
+    if not net.head:
+        return {}
+    feats = np.concatenate([cores[core] for core in net.cores], axis=-1)
+    out = {}
+    for k, g in enumerate(net.head):
+        sources = [net.head_lane(core, first) for core, first in g.sources]
+        p, *passes = head_passes(net, params, k)
+        out[names.head_group(k)] = head_group(feats, sources, p, passes)
     return out
 
 
