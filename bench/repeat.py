@@ -7,6 +7,7 @@ past the first (cycles for ``--frames`` frames minus those for one, over the dif
 printed beside the paper's Table 2 as a fraction of the one-pass frame time.
 
     python bench/repeat.py --preset small --fold rate --json bench/repeat_small.json
+    python bench/repeat.py --preset small --input-period 8 --json bench/repeat_small_p8.json
 
 The paper's hardware runs the repeated blocks once per pass over the frame, so its frame
 rate falls as 1/N (200, 100, 67, 50, 40, 33 fps at VGA). Ours interleaves the passes of a
@@ -53,10 +54,10 @@ def repeat_network(name: str, repeats: int):
 def measure(args, log) -> dict:
     net = repeat_network(args.preset, args.max)
     params = random_params(net, np.random.default_rng(args.seed))
-    options = rate_options(net, 1) if args.fold == "rate" else {}
+    options = rate_options(net, args.input_period) if args.fold == "rate" else {}
     t0 = time.perf_counter()
     dut = Backbone(net, params, **options)
-    top = f"bb_{net.name}_{args.fold}"
+    top = f"bb_{net.name}_{args.fold}_p{args.input_period}"
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=args.jobs)
     with tempfile.TemporaryDirectory(prefix="semifreddo-repeat-") as tmp:
         design = VerilatorDesign.from_verilog(text, top, Path(tmp), optimize=True)
@@ -103,6 +104,7 @@ def measure(args, log) -> dict:
         "preset": args.preset,
         "network": net.name,
         "fold": args.fold,
+        "input_period": args.input_period,
         "frame": [net.width, net.height],
         "head_group": {
             "channels": group.c_in,
@@ -135,6 +137,14 @@ def main(argv=None) -> int:
     p.add_argument("--fold", default="rate", choices=["rate", "spatial"])
     p.add_argument("--max", type=int, default=HEAD_MAX_REPEATS, help="passes built (default 8)")
     p.add_argument("--frames", type=int, default=3, help="frames back to back (default 3)")
+    p.add_argument(
+        "--input-period",
+        type=int,
+        default=1,
+        help="clocks between input pixels, as the build's --fps gives (default 1): the "
+        "build folds to it; the input is still offered every clock, so the frame time is "
+        "what the folded design takes (period x pixels while nothing else limits it)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--json", metavar="FILE")

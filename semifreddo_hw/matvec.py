@@ -214,7 +214,8 @@ class ConfigurableMatVec(wiring.Component):
     ``n_in`` lanes, and sub-beat ``p`` computes its ``n_out`` outputs with the weights of
     phase ``p`` (``init`` then has shape ``(F, n_out, n_in)``, or ``(sets, F, n_out,
     n_in)``): one row of a :class:`PhaseBank` per phase (block RAM), multipliers for one
-    phase only. The operands are registered while the row is read, then the products.
+    phase only. The operands are registered while the row is read, then the operands and
+    the row again (a memory read and a multiply never share a stage), then the products.
 
     Ports: ``i``, ``o`` as :class:`FrozenMatVec`; ``write`` and ``select`` as the bank's
     (``select`` picks one of ``sets`` weight sets).
@@ -301,8 +302,10 @@ class ConfigurableMatVec(wiring.Component):
 
     @property
     def _product_stage(self) -> int:
-        """Stages up to and including the products (folded: the operands first)."""
-        return 1 if self.fold == 1 else 2
+        """Stages up to and including the products (folded: the operands while the row is
+        read, then the operands and the row registered, so that a block RAM or LUT RAM read
+        and a multiply never share a stage)."""
+        return 1 if self.fold == 1 else 3
 
     @property
     def latency(self) -> int:
@@ -312,8 +315,8 @@ class ConfigurableMatVec(wiring.Component):
         lo, hi = self.product_range
         weights = int(self.mask.sum())
         regs = 16 * weights + self.latency * self.side_width
-        if self.fold > 1:  # operands and the weight row
-            regs += 8 * len(self._operands) + 8 * weights
+        if self.fold > 1:  # operands (two stages) and the weight row, as read and registered
+            regs += 16 * len(self._operands) + 16 * weights
         for t in self.taps:
             if t:
                 n = len(t)
@@ -348,10 +351,11 @@ class ConfigurableMatVec(wiring.Component):
             # Stage 1 holds the operands while the bank reads the phase's row.
             phase = PhaseCounter(m, self.i, self.fold, name="mv")
             m.d.comb += [bank.phase.eq(phase.value), bank.en.eq(pipe.en)]
-            x = {i: pipe.stage(self.i.payload.data[i], name=f"x{i}") for i in self._operands}
+            x = {i: pipe.delay(self.i.payload.data[i], 2, name=f"x{i}") for i in self._operands}
+            row = [pipe.stage(bank.data[k], name=f"w{k}") for k in range(bank.lanes)]
 
             def weight(k):
-                return bank.data[k]
+                return row[k]
 
         k = 0
         for j, taps in enumerate(self.taps):

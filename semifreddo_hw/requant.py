@@ -28,13 +28,17 @@ class Requantizer(wiring.Component):
     Exact: every intermediate is as wide as its range, so nothing wraps.
 
     Spatial (``fold`` 1): every channel in every beat, one multiplier each, parameters read
-    from a :class:`ParamBank`; two pipeline stages (multiply; add, shift, clamp).
+    from a :class:`ParamBank`; four pipeline stages (operand and scale registered; multiply,
+    the bias registered; add and shift; clamp).
 
     Folded (``fold`` F > 1, :mod:`.fold`): each beat is F sub-beats of ``channels / F``
     lanes, channel group after channel group, one multiplier per lane,
-    parameters read a group at a time from :class:`PhaseBank`\\ s (block RAM); three stages
-    (operands registered, the scale read; multiply, the bias read; add, shift, clamp), so
-    the multiplier has registers on both sides.
+    parameters read a group at a time from :class:`PhaseBank`\\ s (block RAM); five stages
+    (the scale read; the scale registered; multiply, the bias registered; add and shift;
+    clamp). Neither a memory read nor a multiply shares a stage with other arithmetic, so a
+    DSP block has registers on both sides and the wide add and the saturation get a stage
+    each: measured, these layers went from about 58 MHz to 125-135 MHz on the ECP5
+    (``bench/fmax.py``).
 
     Parameters
     ----------
@@ -121,16 +125,23 @@ class Requantizer(wiring.Component):
     @property
     def latency(self) -> int:
         """Pipeline stages from an accepted input (sub-)beat to its output."""
-        return 2 if self.fold == 1 else 3
+        return 4 if self.fold == 1 else 5
 
     @property
     def register_bits(self) -> int:
         """Data register bits (operands, products, results, side bits; valid bits and the
         phase counters excluded)."""
-        lanes, side = self.lanes * (self._product_width + 8), self.latency * self.side_width
-        if self.fold == 1:
-            return lanes + side
-        return lanes + self.lanes * (self.acc_width + self.scale_bits + self.bias_bits) + side
+        # Per lane: the operand (twice, folded: it waits for the row), product, shifted sum
+        # and result; the scale and bias as read (a memory's read register, folded or with
+        # two sets, where synthesis makes the first register after a memory its read port;
+        # flip-flops with one spatial set), and folded once more registered.
+        per_lane = self.acc_width + self._product_width + max(1, self._sum_width - self.shift) + 8
+        operands = self.scale_bits + self.bias_bits
+        if self.fold > 1:
+            per_lane += self.acc_width + operands
+        elif self.sets == 1:
+            per_lane += operands
+        return self.lanes * per_lane + self.latency * self.side_width
 
     @property
     def _product_range(self) -> tuple[int, int]:
@@ -148,16 +159,25 @@ class Requantizer(wiring.Component):
     def _product_width(self) -> int:
         return signed_width(*self._product_range)
 
-    def _output(self, m, pipe, prod, bias, c):
-        """``clamp((prod + bias + round) >> shift)`` for channel (lane) ``c``, registered."""
+    @property
+    def _sum_width(self) -> int:
+        """Width of ``prod + bias + round``."""
         b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
         p_lo, p_hi = self._product_range
         rnd = (1 << self.shift) >> 1
-        t_width = signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
+        return signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
+
+    def _output(self, m, pipe, prod, bias, c):
+        """``clamp((prod + bias + round) >> shift)`` for channel (lane) ``c``, registered."""
+        rnd = (1 << self.shift) >> 1
+        t_width = self._sum_width
         lo = 0 if self.relu else INT8_MIN
+        # The sum registered, then shifted and clamped: a wide add behind a memory read and
+        # a saturation behind it were one stage too long for an FPGA's 100 MHz.
+        # (only the bits the shift keeps are registered)
         t = Signal(signed(t_width), name=f"t{c}")
-        r = Signal(signed(max(1, t_width - self.shift)), name=f"r{c}")
-        m.d.comb += [t.eq(prod + bias + rnd), r.eq(t >> self.shift)]
+        m.d.comb += t.eq(prod + bias + rnd)
+        r = pipe.stage(t >> self.shift, signed(max(1, t_width - self.shift)), name=f"r{c}")
         return pipe.stage(Mux(r > INT8_MAX, INT8_MAX, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
 
     def elaborate(self, platform):
@@ -169,7 +189,9 @@ class Requantizer(wiring.Component):
 
         pipe = Pipeline(self.latency, name="rq")
         pipe.connect(m, self.i, self.o)
-        # The scale is read with the beat at the input, the bias a stage later.
+        # The scale is read with the beat at the input, the bias a stage later (beside the
+        # multiply); each read is registered before its arithmetic (a memory read, then a
+        # DSP block or a wide add, in one stage was too long for an FPGA's 100 MHz).
         if self.sets > 1:
             m.d.comb += [
                 scales.select.eq(self.select),
@@ -177,31 +199,29 @@ class Requantizer(wiring.Component):
             ]
         if self.fold == 1:
             for c in range(self.channels):
-                prod = pipe.stage(
-                    self.i.payload.data[c] * scales.element(c),
-                    signed(self._product_width),
-                    name=f"prod{c}",
-                )
-                # The bias is read straight from its bank, with the set of the beat there.
-                y = self._output(m, pipe, prod, biases.element(c), c)
+                # operands registered, so that a DSP block's input registers take them
+                a = pipe.stage(self.i.payload.data[c], name=f"a{c}")
+                s_ = pipe.stage(scales.element(c), name=f"s{c}")
+                prod = pipe.stage(a * s_, signed(self._product_width), name=f"prod{c}")
+                bias = pipe.stage(biases.element(c), name=f"b{c}")  # read beside the multiply
+                y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += self.o.payload.data[c].eq(y)
         else:
             # Stage 1 holds the operands while the scale bank reads the group's row; stage
             # 2 the products while the bias bank reads it (banks advance with the pipeline).
             phase = PhaseCounter(m, self.i, self.fold, name="rq")
-            phase1 = pipe.stage(phase.value, name="phase1")
             m.d.comb += [
                 scales.phase.eq(phase.value),
                 scales.en.eq(pipe.en),
-                biases.phase.eq(phase1),
+                biases.phase.eq(pipe.stage(phase.value, name="phase1")),
                 biases.en.eq(pipe.en),
             ]
             for c in range(self.lanes):
-                acc = pipe.stage(self.i.payload.data[c], name=f"acc{c}")
-                prod = pipe.stage(
-                    acc * scales.data[c], signed(self._product_width), name=f"prod{c}"
-                )
-                y = self._output(m, pipe, prod, biases.data[c], c)
+                acc = pipe.delay(self.i.payload.data[c], 2, name=f"acc{c}")
+                s_ = pipe.stage(scales.data[c], name=f"s{c}")  # the memory's read, registered
+                prod = pipe.stage(acc * s_, signed(self._product_width), name=f"prod{c}")
+                bias = pipe.stage(biases.data[c], name=f"b{c}")
+                y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += self.o.payload.data[c].eq(y)
         m.d.comb += self.o.payload.side.eq(
             pipe.delay(self.i.payload.side, self.latency, name="side")

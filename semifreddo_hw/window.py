@@ -217,9 +217,10 @@ class MemoryWindow(_Frame, wiring.Component):
     sub-beat), padded, with the window's markers.
 
     The neighbourhood is never copied into registers: three rows of pixels stay in one
-    memory (a bank per row, rotating), and each sub-beat reads its tap's pixel there, a
-    cycle after its address. So a 16-channel window costs one pixel register instead of
-    1,152 flip-flops, and the consumer's lane multiplexer becomes the memory's address.
+    memory (a bank per row, rotating), and each sub-beat reads its tap's pixel there
+    (registered once more before the lane multiplexers). So a 16-channel window costs two
+    pixel registers instead of 1,152 flip-flops, and the consumer's lane multiplexer becomes
+    the memory's address.
     The price: a third row of memory, and a window every ``len(groups) + 1`` cycles at most
     (the step that writes the next pixel waits until the last sub-beat has been read).
     """
@@ -252,6 +253,14 @@ class MemoryWindow(_Frame, wiring.Component):
         return self.fold + 1
 
     @property
+    def lag(self) -> tuple[int, int]:
+        """As :class:`SlidingWindow`'s, and one window more at most: a window's last
+        sub-beat may still be in the read's two stages when the next step has taken a
+        pixel."""
+        lo, hi = super().lag
+        return lo, hi + 1
+
+    @property
     def memory_bits(self) -> int:
         return 3 * self.width * self.channels * 8
 
@@ -260,7 +269,8 @@ class MemoryWindow(_Frame, wiring.Component):
         """The read pixel, the held position's column, rows' banks, masks and markers, and
         each sub-beat's flags, the frame's epochs (counters excluded)."""
         pos = (self.width + 1).bit_length() + 2 + 4 + MARKER_BITS
-        return self.channels * 8 + pos + 1 + MARKER_BITS + _EPOCH_REGISTERS
+        flags = 1 + MARKER_BITS  # a sub-beat's, in each of the read's two stages
+        return 2 * self.channels * 8 + pos + 2 * flags + _EPOCH_REGISTERS
 
     def elaborate(self, platform):
         m = Module()
@@ -336,15 +346,28 @@ class MemoryWindow(_Frame, wiring.Component):
             rd.en.eq(~stall),
             rd.addr.eq(row_bank * W + Mux(outside, 0, col - 1)),
         ]
+        # Two stages behind the address: the read, then the pixel read registered (a block
+        # RAM's data output is slow, 5.8 ns on the ECP5 without its own output register, and
+        # must not feed the lane multiplexers in the same cycle).
+        read_valid = Signal(name="read_valid")
+        read_group = Signal(range(G), name="read_group")
+        read_outside = Signal(name="read_outside")
+        read_side = Signal(MARKER_BITS, name="read_side")
         out_group = Signal(range(G), name="out_group")
         out_outside = Signal(name="out_outside")
         out_side = Signal(MARKER_BITS, name="out_side")
+        out_pixel = Signal(pixel, name="out_pixel")
         with m.If(~stall):
             m.d.sync += [
-                self.o.valid.eq(issue),
-                out_group.eq(group if regular else count),
-                out_outside.eq(outside),
-                out_side.eq(side),
+                read_valid.eq(issue),
+                read_group.eq(group if regular else count),
+                read_outside.eq(outside),
+                read_side.eq(side),
+                self.o.valid.eq(read_valid),
+                out_group.eq(read_group),
+                out_outside.eq(read_outside),
+                out_side.eq(read_side),
+                out_pixel.eq(rd.data),
             ]
         with m.If(issue):
             m.d.sync += count.eq(Mux(last_in_group, 0, count + 1))
@@ -359,7 +382,9 @@ class MemoryWindow(_Frame, wiring.Component):
         for j in range(len(self.groups[0])):
             cs = [g[j] for g in group_chans]
             value = (
-                rd.data[cs[0]] if len(set(cs)) == 1 else Array(rd.data[c] for c in cs)[out_group]
+                out_pixel[cs[0]]
+                if len(set(cs)) == 1
+                else Array(out_pixel[c] for c in cs)[out_group]
             )
             pads = [self.pad[c] for c in cs]
             const = (

@@ -15,7 +15,7 @@ from spec.network import HeadGroupSpec, network_from_dict
 from spec.params import check_params
 from tests.backbone_helpers import SHORT_PLAN, build, reduced, retrained
 from weights.files import WeightFileError, load_weights, save_frozen, save_trainable
-from weights.synthetic import random_params
+from weights.synthetic import random_float_params, random_params
 
 REPEATS = 4
 
@@ -160,3 +160,14 @@ def test_weight_files_carry_every_pass(tmp_path):
     broken(lambda a: a.pop("head.g0.pass2.pwl_slope"), "head.g0.pass2.pwl_slope")
     broken(lambda a: a.__setitem__("head.g0.repeat", np.array(5, np.uint8)), "head.g0.repeat")
     broken(lambda a: a.__setitem__("head.g0.pass1.shift", np.array(3, np.int8)), "pass1.shift")
+
+
+def test_float_files_of_a_repeated_group_are_refused(tmp_path):
+    """Float weights describe one pass: a repeated group needs int8 files, and says so."""
+    net = repeat_net()
+    pixels = np.random.default_rng(1).integers(0, 256, (2, net.height, net.width, 3), np.uint8)
+    fp = random_float_params(net, np.random.default_rng(7), pixels)
+    save_frozen(tmp_path / "f.npz", net, fp)
+    save_trainable(tmp_path / "t.npz", net, fp)
+    with pytest.raises(WeightFileError, match="head group 0 is repeated .* give int8 weights"):
+        load_weights(tmp_path / "f.npz", tmp_path / "t.npz")

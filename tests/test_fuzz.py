@@ -2,7 +2,7 @@
 """Property-based fuzzing of network descriptions (hypothesis): legal descriptions drawn
 from the description rules (sizes down to one pixel, 1-3 input channels, odd stems where
 allowed, one or two stages of stride 1 or 2, any mix of cores, the shuffle, a model head of
-up to two groups reading any run of the cores' outputs), int8
+up to two groups reading any run of the cores' outputs, some repeated up to 3 passes), int8
 parameters with a layer at an extreme, frames with rows of -128 and 127.
 
 * default suite: every drawn description is accepted, round-trips through its JSON form,
@@ -97,12 +97,14 @@ def descriptions(draw):
             if k * c + ch + c_in <= len(cores) * c
         ]
         sources = draw(st.lists(st.sampled_from(starts), min_size=1, max_size=2, unique=True))
+        repeats = draw(st.integers(1, 3))  # a repeated group reads its own output: c -> c
         head.append(
             {
                 "c_in": c_in,
-                "c_out": draw(st.integers(1, 4)),
+                "c_out": c_in if repeats > 1 else draw(st.integers(1, 4)),
                 "sources": [list(src) for src in sources],
                 "segments": draw(st.integers(2, 8)),
+                **({"repeats": repeats} if repeats > 1 else {}),
             }
         )
     return d | ({"head": head} if head else {})

@@ -224,8 +224,10 @@ def random_group(rng, c_in, c_out, sources, segments, *, table, pool, shift=None
     )
 
 
-def build_group(layout, p, sets):
-    c_in, c_out, sources, fold, segments = layout
+def build_group(layout, p, sets, **kw):
+    """The group of ``layout`` powered up with ``p`` (``kw``: more :class:`HeadGroup`
+    arguments)."""
+    c_in, c_out, sources, fold, segments = layout[:5]
     return HeadGroup(
         CHANNELS,
         sources,
@@ -242,6 +244,7 @@ def build_group(layout, p, sets):
         source_init=p.source,
         fold=fold,
         sets=sets,
+        **kw,
     )
 
 

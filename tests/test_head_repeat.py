@@ -15,8 +15,9 @@ from semifreddo_hw.head import Head, HeadGroup
 from sim.errors import SimulationMismatch
 from sim.rtl import VerilatorDesign
 from spec.params import HeadPassParams
-from tests.test_head import CHANNELS, HEIGHT, WIDTH, _frames, random_group
+from tests.test_head import _frames, random_group
 from tests.test_head import _run as run_head
+from tests.test_head import build_group as head_group_of
 
 REPEATS = 4
 
@@ -41,25 +42,12 @@ def _ints(a):
 
 
 def build_group(layout, p, passes, sets):
-    c_in, c_out, sources, fold, segments, repeats = layout
-    return HeadGroup(
-        CHANNELS,
-        sources,
-        p.weight,
-        width=WIDTH,
-        height=HEIGHT,
-        shift=p.shift,
-        scale_init=p.scale,
-        bias_init=p.bias,
-        pwl_shift=p.pwl_shift,
-        segments=segments,
-        pwl_init=p.table(),
-        pool_init=p.pool,
-        source_init=p.source,
-        fold=fold,
-        sets=sets,
-        repeats=repeats,
-        repeat_init=min(2, repeats),
+    return head_group_of(
+        layout,
+        p,
+        sets,
+        repeats=layout[5],
+        repeat_init=min(2, layout[5]),
         pass_init=[(q.weight, _ints(q.scale), _ints(q.bias), q.table()) for q in passes],
     )
 
