@@ -139,8 +139,12 @@ class SlidingWindow(_Frame, wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        """Window, output side and flag registers, the frame's epochs (counters excluded)."""
-        return 9 * self.channels * 8 + MARKER_BITS + 5 + _EPOCH_REGISTERS
+        """Window, output side and flag registers, the frame's epochs, and (two or more
+        columns) the row written back (counters excluded)."""
+        # the row, its column and the write's enable
+        column = max(1, (self.width - 1).bit_length())
+        write_back = 2 * self.channels * 8 + column + 1 if self.width >= 2 else 0
+        return 9 * self.channels * 8 + MARKER_BITS + 5 + _EPOCH_REGISTERS + write_back
 
     def elaborate(self, platform):
         m = Module()
@@ -167,9 +171,18 @@ class SlidingWindow(_Frame, wiring.Component):
             Signal(name=n) for n in ("pad_top", "pad_bottom", "pad_left", "pad_right")
         )
         # Address and data unconditional (only the enable follows the step): no multiplexer.
-        m.d.comb += [wr.addr.eq(x), wr.data.eq(Cat(rd.data[1].as_value(), new_pixel))]
+        # Two or more columns: the row written back a cycle later, from registers, so that
+        # the memory's read never drives its own write in one cycle (a block RAM's data
+        # output is slow). The next step reads another column; a read of the same column
+        # (two columns, at the wrap) sees the write through the port's transparency.
+        back = Cat(rd.data[1].as_value(), new_pixel)
+        if W >= 2:
+            wb_addr, wb_data = Signal.like(x, name="wb_addr"), Signal.like(back, name="wb_data")
+            m.d.sync += [wr.en.eq(step), wb_addr.eq(x), wb_data.eq(back)]
+            m.d.comb += [wr.addr.eq(wb_addr), wr.data.eq(wb_data)]
+        else:
+            m.d.comb += [wr.addr.eq(x), wr.data.eq(back), wr.en.eq(step)]
         with m.If(step):
-            m.d.comb += wr.en.eq(1)
             for ky in range(3):
                 m.d.sync += [
                     win[ky][0].eq(win[ky][1]),
