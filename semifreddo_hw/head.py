@@ -546,10 +546,8 @@ class HeadGroup(wiring.Component):
         if self.sets > 1:
             epoch = Signal(name="loop_epoch")  # of the beats inside
             with m.If(admit):
-                m.d.sync += epoch.eq(src.payload.side[EPOCH_BIT])
-            m.d.comb += room.eq(
-                (inside == 0) | ((inside < depth) & (epoch == src.payload.side[EPOCH_BIT]))
-            )
+                m.d.sync += epoch.eq(_epoch(src))
+            m.d.comb += room.eq((inside == 0) | ((inside < depth) & (epoch == _epoch(src))))
         m.d.comb += [
             admit.eq(src.valid & src.ready),
             conv.valid.eq(fb.o.valid | (src.valid & room)),
@@ -567,7 +565,7 @@ class HeadGroup(wiring.Component):
         pass_ = back.payload.side[MARKER_BITS:]
         count = self.repeat_bank.element(0)
         if self.sets > 1:
-            m.d.comb += self.repeat_bank.select.eq(back.payload.side[EPOCH_BIT])
+            m.d.comb += self.repeat_bank.select.eq(_epoch(back))
         last = Signal(name="loop_last")
         m.d.comb += [
             last.eq((pass_ + 1 >= count) | (pass_ == self.repeats - 1)),
