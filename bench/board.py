@@ -29,7 +29,7 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from generators.board import PLACERS  # noqa: E402
+from generators.board import PLACERS, ROUTERS  # noqa: E402
 from spec.network import PRESETS, preset  # noqa: E402
 from weights.files import save_frozen, save_trainable  # noqa: E402
 from weights.quantize import calibration_frames  # noqa: E402
@@ -61,6 +61,7 @@ def run(
     fps: float | None,
     keep: Path | None = None,
     placer: str = "heap",
+    router: str = "router2",
     bram_fill: float = 1.0,
     seed: int | None = None,
 ) -> dict:
@@ -91,6 +92,9 @@ def run(
             *(["--fps", str(fps)] if fps is not None else []),
             "--placer",
             placer,
+            "--router",
+            router,
+            *(["--tool-dir", str(keep / f"{name}_{fold}_tools")] if keep is not None else []),
             "--bram-fill",
             str(bram_fill),
             *(["--seed", str(seed)] if seed is not None else []),
@@ -114,6 +118,7 @@ def run(
         "input_period": r.get("input_period", 1),
         "dsp_mode": dsp,
         "placer": placer,
+        "router": router,
         "bram_fill": bram_fill,
         **({"seed": seed} if seed is not None else {}),
         **({k: r[k] for k in ("dsp_min_width", "multiplies") if k in r}),
@@ -152,6 +157,7 @@ def main(argv=None) -> int:
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--dsp", default="auto", choices=["auto", "wide", "all", "none"])
     ap.add_argument("--placer", default="heap", choices=PLACERS, help="nextpnr's placer")
+    ap.add_argument("--router", default="router2", choices=ROUTERS, help="nextpnr's router")
     ap.add_argument(
         "--fps",
         type=float,
@@ -160,7 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--keep",
         type=Path,
-        help="keep each build (tool logs included) in KEEP/<preset>_<fold> (default: discarded)",
+        help="keep each build (tool logs included) in KEEP/<preset>_<fold> and the tools' "
+        "working files (netlist, scripts) in KEEP/<preset>_<fold>_tools (default: discarded)",
     )
     ap.add_argument(
         "--bram-fill", type=float, default=1.0, help="the build's --bram-fill (default 1.0)"
@@ -182,9 +189,10 @@ def main(argv=None) -> int:
                     args.dsp,
                     args.fps,
                     args.keep,
-                    args.placer,
-                    args.bram_fill,
-                    args.seed,
+                    placer=args.placer,
+                    router=args.router,
+                    bram_fill=args.bram_fill,
+                    seed=args.seed,
                 )
             )
             print_table(records[-1:])

@@ -369,6 +369,7 @@ _UTIL = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
 _FMAX = re.compile(
     r"Max frequency for clock '([^']+)': ([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)"
 )
+_ROUTED = re.compile(r"^Info: (?:Routing complete|Router2 time)", re.M)
 _CELL = re.compile(
     r"^\s+(\d+)\s+(?:\S+\s+)?(LUT4|CCU2C|TRELLIS_FF|DP16KD|MULT18X18D|TRELLIS_DPR16X4)\s*$"
 )
@@ -380,7 +381,10 @@ def read_report(work: Path, board: _Board, target_mhz: float, net, input_period:
     pixel every ``input_period`` clocks (``--fps``; the backbone may take pixels faster)."""
     tim = (work / "top.tim").read_text() if (work / "top.tim").is_file() else ""
     util = {m[0]: (int(m[1]), int(m[2])) for m in _UTIL.findall(tim)}
-    fmax = _FMAX.findall(tim)
+    # The Fmax after routing: the last one printed after the router said it finished (a
+    # log cut short in the router ends on the placer's estimate, which is not a result).
+    done = _ROUTED.search(tim)
+    fmax = _FMAX.findall(tim[done.end() :]) if done else []
     cells = {}
     rpt = work / "top.rpt"
     if rpt.is_file():
@@ -468,6 +472,9 @@ def board_markdown(r: dict, net, command: str) -> str:
 
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).
 PLACERS = ("heap", "static")
+#: nextpnr-ecp5's routers: router1 (its default) and router2 (negotiated congestion, faster
+#: on a full part; docs/bringup.md).
+ROUTERS = ("router1", "router2")
 
 
 def _parser():
@@ -496,6 +503,20 @@ def _parser():
         help="nextpnr's placer: heap (analytical, default) or static (electrostatic: it "
         "spreads a large design in minutes, but its final legalisation can run on without "
         "end; docs/bringup.md)",
+    )
+    p.add_argument(
+        "--router",
+        choices=ROUTERS,
+        default="router2",
+        help="nextpnr's router (default router2: router1 takes hours on a full part)",
+    )
+    p.add_argument(
+        "--tool-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run Yosys and nextpnr in DIR and leave their files there (netlist, logs, "
+        "scripts: nextpnr can be rerun from them); default: a temporary directory",
     )
     p.add_argument(
         "--bram-fill",
@@ -528,6 +549,10 @@ def board_build(args, log) -> int:
         divisor = uart_divisor(clock_mhz * 1e6, args.baud)
     except ValueError as e:
         raise BuildError(f"--clock-mhz/--baud: {e}") from None
+    if args.tool_dir is not None and args.tool_dir.resolve().is_relative_to(
+        Path(args.out).resolve()
+    ):
+        raise BuildError("--tool-dir must lie outside --out (the output is written as a whole)")
     env = None if args.no_bitstream else yowasp_env()
     out, b, files = run_build(args, log)
     dut = b.design.hardware
@@ -565,7 +590,7 @@ def board_build(args, log) -> int:
         log(f"[board] {board.name}: Yosys, nextpnr, ecppack (YoWASP; many minutes)")
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="semifreddo-board-") as tmp:
-            work = Path(tmp) / "build"
+            work = Path(tmp) / "build" if args.tool_dir is None else args.tool_dir.resolve()
             platform = board.make()
             platform.add_file(f"{args.top}.v", backbone_v)
             saved = {k: os.environ.get(k) for k in env}
@@ -579,7 +604,7 @@ def board_build(args, log) -> int:
                         build_dir=str(work),
                         do_program=False,
                         nextpnr_opts="--timing-allow-fail --report top_report.json "
-                        f"--placer {args.placer}"
+                        f"--placer {args.placer} --router {args.router}"
                         + (f" --seed {args.seed}" if args.seed is not None else ""),
                         **synth_overrides(args.dsp, dsp_width),
                     )
@@ -596,6 +621,7 @@ def board_build(args, log) -> int:
             report["seconds"] = round(time.perf_counter() - t0, 1)
             report["uart_baud"] = args.baud
             report["placer"] = args.placer
+            report["router"] = args.router
             report["bram_fill"] = args.bram_fill
             if args.seed is not None:
                 report["seed"] = args.seed

@@ -91,6 +91,7 @@ Info: \t          MULT18X18D:     100/    156    64%
 Info: \t          TRELLIS_FF:   64833/  83640    77%
 Info: \t        TRELLIS_COMB:   71779/  83640    85%
 Info: Max frequency for clock '$glbnet$pll_clk': 93.10 MHz (FAIL at 100.00 MHz)
+Info: Routing complete.
 Info: Max frequency for clock '$glbnet$pll_clk': 104.52 MHz (PASS at 100.00 MHz)
 """
 
@@ -116,6 +117,15 @@ def test_report_of_a_design_that_does_not_fit(tmp_path):
     assert not r["fits"] and r["dsp_pct"] == 345.5
     r = read_report(tmp_path / "missing", BOARDS["ulx3s-85f"], 100.0, preset("small"))
     assert not r["fits"] and r["fmax_mhz"] is None
+
+
+def test_report_of_a_log_cut_short_in_the_router(tmp_path):
+    # The placer's estimate is not an Fmax: without the router's last word, nothing routed.
+    (tmp_path / "top.tim").write_text(TIM.replace("Info: Routing complete.\n", ""))
+    r = read_report(tmp_path, BOARDS["ulx3s-85f"], 100.0, preset("small"))
+    assert not r["routed"] and not r["fits"] and r["fmax_mhz"] is None
+    (tmp_path / "top.tim").write_text(TIM.replace("Routing complete.", "Router2 time 81.25s"))
+    assert read_report(tmp_path, BOARDS["ulx3s-85f"], 100.0, preset("small"))["fmax_mhz"] == 104.52
 
 
 def _board(*args):
