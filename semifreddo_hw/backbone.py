@@ -42,15 +42,16 @@ from amaranth.lib.wiring import In, Out
 
 from spec import names
 from spec.network import WEIGHT_AXES, Network
-from spec.params import check_params, head_passes
+from spec.params import block_passes, check_params, head_passes
 from spec.stream import EOF_BIT, EPOCH_BIT, MARKER_BITS
 
-from .balance import chain_bounds, fifo_depths
+from .balance import BALANCE_MARGIN, chain_bounds, fifo_depths
 from .blend import AlphaBlend, CoreShuffle
 from .blocks import DownsamplingBlock, RegularBlock
 from .conv import Conv
 from .head import Head, HeadGroup
 from .param_bus import ElementOrder, ParamBus, Region
+from .repeat import RepeatLoop
 from .streams import HalfRateSlice, StreamFIFO, fork, join, vector_layout
 
 __all__ = ["Backbone", "Layer", "Region"]
@@ -148,7 +149,7 @@ class Backbone(wiring.Component):
         self.stages = {
             core: [
                 [
-                    self._block(core, i, j, blk, params, options, kw)
+                    self._block(net, core, i, j, blk, params, options, kw)
                     for j, blk in enumerate(net.blocks(core, i))
                 ]
                 for i in range(1, len(net.stages) + 1)
@@ -222,7 +223,7 @@ class Backbone(wiring.Component):
         )
 
     @staticmethod
-    def _block(core, i, j, blk, params, options, kw):
+    def _block(net, core, i, j, blk, params, options, kw):
         layers = {layer: names.conv(core, i, j, layer) for layer in names.block_layers(blk.stride)}
         kw = dict(
             kw,
@@ -242,7 +243,25 @@ class Backbone(wiring.Component):
             return DownsamplingBlock(
                 blk.channels_in, blk.width_in, blk.height_in, branches=branches, **kw
             )
-        return RegularBlock(blk.channels_in, blk.width_in, blk.height_in, **branches[0], **kw)
+        if core == "frozen" or (i, j) != net.repeated_block():
+            return RegularBlock(blk.channels_in, blk.width_in, blk.height_in, **branches[0], **kw)
+        # A trainable core's repeated block: built for every pass, in its loop.
+        count, passes = block_passes(net, params, core)
+        later = [
+            {k: p[k].weight for k in p} | {f"{k}_quant": p[k].quant() for k in p}
+            for p in passes[1:]
+        ]
+        block = RegularBlock(
+            blk.channels_in,
+            blk.width_in,
+            blk.height_in,
+            **branches[0],
+            passes=net.trainable_repeats,
+            pass_init=later,
+            frame_bits=1,
+            **kw,
+        )
+        return RepeatLoop(block, repeat_init=count, sets=kw["sets"])
 
     def _head_group(self, k, params, folds, periods, kw):
         """Head group ``k`` with its parameters (and its later passes') from ``params``,
@@ -266,6 +285,24 @@ class Backbone(wiring.Component):
             (names.head_pass(k, j), g)
             for k, (_, g) in enumerate(self.head_groups())
             for j in range(1, g.repeats)
+        ]
+
+    def loops(self):
+        """``(core, RepeatLoop)`` of every trainable core's repeated block, in core order."""
+        where = self.net.repeated_block()
+        if where is None:
+            return []
+        i, j = where
+        return [(c, self.stages[c][i - 1][j]) for c in self.net.cores if c != "frozen"]
+
+    def pass_layers(self):
+        """``(name, Conv)`` of every repeated block's later passes' layers (the pass's name,
+        the layer that runs it)."""
+        return [
+            (names.block_pass(core, *self.net.repeated_block(), p, layer), conv)
+            for core, loop in self.loops()
+            for p in range(1, loop.passes)
+            for layer, conv in loop.layers.items()
         ]
 
     def head_groups(self):
@@ -295,9 +332,10 @@ class Backbone(wiring.Component):
         the blends or outputs (:func:`~.balance.fifo_depths`). Every core's stage ``i``
         reads the same pixels through the same first window, so the windows cancel."""
         net = self.net
-        if not net.blended:
-            return [{"trainable": 0, "frozen": 0} for _ in range(len(net.stages) + 1)]
         skid = HalfRateSlice.beats
+        if not net.blended:
+            depths = [{"trainable": 0, "frozen": 0} for _ in range(len(net.stages) + 1)]
+            return self._balance_loops(depths, skid)
         t = next(c for c in net.cores if c != "frozen")
         depths = [
             fifo_depths(
@@ -316,7 +354,19 @@ class Backbone(wiring.Component):
                     (lo_t, hi_t + blend + skid),
                 )
             )
-        return depths
+        return self._balance_loops(depths, skid)
+
+    def _balance_loops(self, depths, skid) -> list[dict]:
+        """``depths`` with the trainable outputs' FIFOs deep enough for repeated blocks: one
+        core's loop may run a frame of passes more than another's (their counts differ), and
+        a head joining the cores must not stall the one behind."""
+        if not self.loops() or len(self.net.cores) < 2:
+            return depths
+        t = self.loops()[0][0]
+        lo, hi = chain_bounds(self.stages[t][-1][0], self.stages[t][-1][1:], skid)
+        last = dict(depths[-1])
+        last["trainable"] = max(last["trainable"], hi - lo + BALANCE_MARGIN)
+        return depths[:-1] + [last]
 
     # -- run-time parameters -------------------------------------------------------------
 
@@ -325,13 +375,17 @@ class Backbone(wiring.Component):
         (:class:`~.param_bus.ElementOrder`: per output channel, or the weights in
         :attr:`Conv.bank_axes <semifreddo_hw.conv.Conv.bank_axes>` order)."""
         for layer in self.layers():
-            conv = layer.conv
-            channels = ElementOrder(("co",), (conv.c_out,), ("co",))
-            yield layer.name, "scale", conv.requant.scales, channels
-            yield layer.name, "bias", conv.requant.biases, channels
-            if conv.configurable:
-                weights = ElementOrder(conv.bank_axes, conv.bank_shape, WEIGHT_AXES[conv.kind])
-                yield layer.name, "weight", conv.product.bank, weights
+            yield from _conv_banks(layer.name, layer.conv)
+        # A repeated block's later passes: regions of their own on the same banks (the
+        # sets of each pass), then its pass count.
+        for core, loop in self.loops():
+            for p in range(1, loop.passes):
+                for layer, conv in loop.layers.items():
+                    name = names.block_pass(core, *self.net.repeated_block(), p, layer)
+                    yield from _conv_banks(name, conv, p * loop.sets)
+            # entry "<block>.repeat": the parameters' name for it (spec.names.block_repeat)
+            name = names.block(core, *self.net.repeated_block())
+            yield name, "repeat", loop.repeat_bank, ElementOrder((), (), ())
         for name, blend in self.blends.items():
             yield name, "alpha", blend.alphas, ElementOrder(("c",), (blend.channels,), ("c",))
         for k, (name, g) in enumerate(self.head_groups()):
@@ -356,6 +410,7 @@ class Backbone(wiring.Component):
         check_params(self.net, params)
         convs = {layer.name: layer.conv for layer in self.layers()}
         convs |= {n: g.conv for n, g in self.head_groups()}
+        convs |= dict(self.pass_layers())
         for n, g in self.head_groups():
             if params[n].pwl_shift != g.pwl.shift:
                 raise ValueError(
@@ -379,6 +434,8 @@ class Backbone(wiring.Component):
         table["pwl_intercept"] = "intercepts"
 
         def values(r: Region):
+            if r.layer not in params:  # a repeated block's count, "<block>.repeat"
+                return [params[f"{r.layer}.{r.field}"]]
             p = params[r.layer]
             if r.field == "alpha":
                 return p
@@ -405,9 +462,8 @@ class Backbone(wiring.Component):
         layers = {layer.name: layer.conv.report() for layer in self.layers()}
         lane_bits = {i: net.channels_after(i) * 8 + MARKER_BITS for i in range(len(net.stages) + 1)}
         fifo_bits = sum(
-            (b["trainable"] * (len(net.cores) - 1) + b["frozen"]) * lane_bits[i]
+            (b["trainable"] * net.trainable_cores + b["frozen"]) * lane_bits[i]
             for i, b in enumerate(self.balance)
-            if net.blended
         )
         frozen = [r for r in layers.values() if not r["configurable"]]
         config = [r for r in layers.values() if r["configurable"]]
@@ -431,6 +487,14 @@ class Backbone(wiring.Component):
             + sum(bank.bits for _, g in self.head_groups() for _, bank, _ in g.banks()),
             "line_buffer_bits": sum(r.get("line_buffer_bits", 0) for r in layers.values()),
             "balance_fifo_bits": fifo_bits,
+            **(
+                {
+                    "trainable_repeats": net.trainable_repeats,
+                    "repeat_fifo_bits": sum(loop.memory_bits for _, loop in self.loops()),
+                }
+                if self.loops()
+                else {}
+            ),
             "balance": self.balance,
             "parameter_addresses": self.bus.size,
             "parameter_sets": 2 if self.swap else 1,
@@ -531,6 +595,14 @@ class Backbone(wiring.Component):
         for layer in self.layers():
             for field in ("scale", "bias") + (("weight",) if layer.conv.configurable else ()):
                 ports[(layer.name, field)] = getattr(layer.owner, f"{layer.prefix}{field}_write")
+        for core, loop in self.loops():  # later passes: the same ports, the pass's sets
+            where = self.net.repeated_block()
+            for p in range(1, loop.passes):
+                for layer in loop.layers:
+                    for field in ("scale", "bias", "weight"):
+                        port = getattr(loop, f"{layer}_{field}_write")
+                        ports[(names.block_pass(core, *where, p, layer), field)] = port
+            ports[(names.block(core, *where), "repeat")] = loop.repeat_write
         for name, blend in self.blends.items():
             ports[(name, "alpha")] = blend.alpha_write
         for k, (name, g) in enumerate(self.head_groups()):
@@ -553,7 +625,7 @@ class Backbone(wiring.Component):
 
     def _balanced(self, m, i, feats) -> dict:
         """The trainable streams at meeting point ``i``, through their balancing FIFOs."""
-        depth = self.balance[i]["trainable"] if self.net.blended else 0
+        depth = self.balance[i]["trainable"]
         return {
             core: _delay(m, f"{core}_bal{i}", src, depth) if core != "frozen" else src
             for core, src in feats.items()
@@ -652,6 +724,17 @@ class Backbone(wiring.Component):
             wiring.connect(
                 m, getattr(head, f"o{k}"), wiring.flipped(getattr(self, names.output_port(name)))
             )
+
+
+def _conv_banks(name, conv, first_set=None):
+    """The parameter regions of convolution ``name`` (``first_set``: of a later pass)."""
+    channels = ElementOrder(("co",), (conv.c_out,), ("co",))
+    extra = () if first_set is None else (first_set,)
+    yield name, "scale", conv.requant.scales, channels, *extra
+    yield name, "bias", conv.requant.biases, channels, *extra
+    if conv.configurable:
+        weights = ElementOrder(conv.bank_axes, conv.bank_shape, WEIGHT_AXES[conv.kind])
+        yield name, "weight", conv.product.bank, weights, *extra
 
 
 def _head_order(g, field, bank) -> ElementOrder:

@@ -27,7 +27,7 @@ from spec import names
 from spec.stream import MARKER_BITS
 
 from .conv import Conv
-from .streams import StreamFIFO, fork, forward, join, shuffle_lanes, vector_layout
+from .streams import StreamFIFO, fork, forward, join, marker_width, shuffle_lanes, vector_layout
 
 __all__ = ["RegularBlock", "DownsamplingBlock"]
 
@@ -75,13 +75,13 @@ class _Block(wiring.Component):
     """Shared parts: the pixel-stream ports, per-layer parameter ports, the branch chains
     (:attr:`branches`: ``(dw, pw)`` layer pairs)."""
 
-    def __init__(self, c_in, c_out, layers: dict[str, Conv]):
+    def __init__(self, c_in, c_out, layers: dict[str, Conv], side: int = MARKER_BITS):
         self.layers = layers
         pairs = list(layers.values())
         self.branches = list(zip(pairs[0::2], pairs[1::2], strict=True))
         members = {
-            "i": In(stream.Signature(vector_layout(signed(8), c_in, MARKER_BITS))),
-            "o": Out(stream.Signature(vector_layout(signed(8), c_out, MARKER_BITS))),
+            "i": In(stream.Signature(vector_layout(signed(8), c_in, side))),
+            "o": Out(stream.Signature(vector_layout(signed(8), c_out, side))),
             "framing_error": Out(1),
         }
         for name, layer in layers.items():
@@ -118,20 +118,51 @@ class RegularBlock(_Block):
     ``dw``: ``(channels/2, 3, 3)``, ``pw``: ``(channels/2, channels/2)`` int8 weights;
     ``dw_quant``, ``pw_quant``: requantizer dicts. The pass-through half waits in a FIFO as
     deep as the conv branch can fall behind, so the block takes one pixel per clock.
+
+    ``passes`` P > 1 (configurable only) builds the block for P passes, frame by frame (a
+    repeated block, :class:`~.repeat.RepeatLoop`): ``pass_init`` gives passes 1 .. P - 1,
+    each ``{"dw", "dw_quant", "pw", "pw_quant"}``; the beats carry their frame's pass index
+    above the markers, and ``frame_bits`` more bits above it (carried through untouched).
     """
 
     def __init__(
-        self, channels, width, height, *, dw, dw_quant, pw, pw_quant, layer_options=None, **options
+        self,
+        channels,
+        width,
+        height,
+        *,
+        dw,
+        dw_quant,
+        pw,
+        pw_quant,
+        layer_options=None,
+        passes: int = 1,
+        pass_init=(),
+        frame_bits: int = 0,
+        **options,
     ):
         if not isinstance(channels, int) or channels < 2 or channels % 2:
             raise ValueError(f"channels must be an even integer >= 2, not {channels!r}")
+        if len(pass_init) != passes - 1:
+            raise ValueError(f"pass_init must give {passes - 1} later passes")
         self.channels, self.width, self.height = channels, width, height
         branch = {"dw": dw, "dw_quant": dw_quant, "pw": pw, "pw_quant": pw_quant}
         geometry = {"width": width, "height": height, "stride": 1}
+        layer_options = dict(layer_options or {})
+        if passes > 1 or frame_bits:
+            for layer in names.REGULAR_LAYERS:
+                inits = [
+                    (q[layer], q[f"{layer}_quant"]["scale"], q[f"{layer}_quant"]["bias"])
+                    for q in pass_init
+                ]
+                layer_options[layer] = layer_options.get(layer, {}) | dict(
+                    passes=passes, pass_init=inits, frame_bits=frame_bits
+                )
         layers = _layers(
             [branch], names.REGULAR_LAYERS, channels // 2, layer_options, geometry, options
         )
-        super().__init__(channels, channels, layers)
+        self.passes = passes
+        super().__init__(channels, channels, layers, marker_width(passes) + frame_bits)
         self.bypass_depth = _branch_beats(*self.branches[0]) + 2
 
     @property

@@ -157,12 +157,15 @@ class Conv(wiring.Component):
         weights; both start with the given values): each beat is computed with the set its
         epoch marker (:data:`spec.stream.EPOCH`) names, and the write ports name the set
         they write.
-    passes : 1, or P > 1 for a configurable layer run several passes per beat (a repeated
-        head group): each pass has its own ``sets`` of scales, biases and weights, the
-        beats carry their pass index above the markers (:func:`~.streams.marker_width`)
-        and each is computed with set ``pass * sets + epoch`` (:func:`~.streams.beat_set`)
+    passes : 1, or P > 1 for a configurable layer run several passes (a repeated head group,
+        a beat's passes; a repeated block, a frame's): each pass has its own ``sets`` of
+        scales, biases and weights, the beats carry their pass index above the markers
+        (:func:`~.streams.marker_width`) and each is computed with set
+        ``pass * sets + epoch`` (:func:`~.streams.beat_set`)
     pass_init : with ``passes`` P, the power-up ``(weights, scale_init, bias_init)`` of
         passes 1 .. P - 1 (pass 0's are the arguments above)
+    frame_bits : side bits above the pass index that every beat of a frame carries alike
+        (a repeated block's last-pass flag), carried through untouched
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -192,6 +195,7 @@ class Conv(wiring.Component):
         sets: int = 1,
         passes: int = 1,
         pass_init=(),
+        frame_bits: int = 0,
     ):
         w = _checked(kind, weights)
         if not isinstance(passes, int) or passes < 1:
@@ -201,7 +205,9 @@ class Conv(wiring.Component):
         pass_init = [(_checked(kind, pw), sc, bi) for pw, sc, bi in pass_init]
         if len(pass_init) != passes - 1 or any(pw.shape != w.shape for pw, _, _ in pass_init):
             raise ValueError(f"pass_init must give {passes - 1} passes' weights shaped {w.shape}")
-        side = marker_width(passes)
+        if not isinstance(frame_bits, int) or frame_bits < 0:
+            raise ValueError(f"frame_bits must be a non-negative integer, not {frame_bits!r}")
+        side = marker_width(passes) + frame_bits
         if sets not in (1, 2):
             raise ValueError(f"sets must be 1 or 2, not {sets!r}")
         if period is not None and (not isinstance(period, int) or period < 1):
@@ -238,6 +244,7 @@ class Conv(wiring.Component):
                 if passes > 1
                 else {}
             ),
+            **({"frame_bits": frame_bits} if frame_bits else {}),
             # a build without an input padding keeps its parts' cache keys
             **({"pad": [int(v) for v in pad]} if pad is not None and any(pad) else {}),
         }
@@ -349,7 +356,7 @@ class Conv(wiring.Component):
                 if memory_window(groups):
                     # The window itself gives the sub-beats, read from its line memory.
                     self.window = MemoryWindow(
-                        c_in, width, height, stride=stride, pad=pad, groups=groups
+                        c_in, width, height, stride=stride, pad=pad, groups=groups, side=side
                     )
                     self._args["memory_window"] = True
                     hold = False
@@ -426,7 +433,7 @@ class Conv(wiring.Component):
             self._args["hold"] = True
         if windowed and self.window is None:  # held, the consumer pads what it picks
             self.window = SlidingWindow(
-                c_in, width, height, stride=stride, pad=pad, defer_pad=self.hold
+                c_in, width, height, stride=stride, pad=pad, defer_pad=self.hold, side=side
             )
         # A folded configurable layer of a rate build: a register slice between the
         # serializer and the product (two sub-beats of a channel group, a few dozen bits),

@@ -56,8 +56,13 @@ _EPOCH_REGISTERS = 2
 class _Frame:
     """What both windows share: the checked frame geometry, the frame timing and the lag."""
 
-    def _frame(self, channels, width, height, stride, pad):
+    def _frame(self, channels, width, height, stride, pad, side=MARKER_BITS):
         pad = check_frame(channels, width, height, stride, pad)
+        if not isinstance(side, int) or side < MARKER_BITS:
+            raise ValueError(f"side must be an integer >= {MARKER_BITS}, not {side!r}")
+        #: Side bits of a beat: the markers, then bits every beat of a frame carries alike
+        #: (a repeated block's pass index), kept with the frame as its epoch is.
+        self.side = side
         self.channels, self.width, self.height, self.stride = channels, width, height, stride
         self.pad = pad
         self.out_width = -(-width // stride)
@@ -121,13 +126,14 @@ class SlidingWindow(_Frame, wiring.Component):
         stride: int = 1,
         pad=None,
         defer_pad: bool = False,
+        side: int = MARKER_BITS,
     ):
-        self._frame(channels, width, height, stride, pad)
+        self._frame(channels, width, height, stride, pad, side)
         self.defer_pad = bool(defer_pad)
         super().__init__(
             {
-                "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
-                "o": Out(stream.Signature(vector_layout(signed(8), 9 * channels, MARKER_BITS))),
+                "i": In(stream.Signature(vector_layout(signed(8), channels, side))),
+                "o": Out(stream.Signature(vector_layout(signed(8), 9 * channels, side))),
                 "framing_error": Out(1),
                 **({"outside": Out(9 * channels)} if self.defer_pad else {}),
             }
@@ -144,7 +150,8 @@ class SlidingWindow(_Frame, wiring.Component):
         # the row, its column and the write's enable
         column = max(1, (self.width - 1).bit_length())
         write_back = 2 * self.channels * 8 + column + 1 if self.width >= 2 else 0
-        return 9 * self.channels * 8 + MARKER_BITS + 5 + _EPOCH_REGISTERS + write_back
+        tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
+        return 9 * self.channels * 8 + self.side + 5 + tags + write_back
 
     def elaborate(self, platform):
         m = Module()
@@ -238,8 +245,8 @@ class MemoryWindow(_Frame, wiring.Component):
     (the step that writes the next pixel waits until the last sub-beat has been read).
     """
 
-    def __init__(self, channels, width, height, *, stride=1, pad=None, groups):
-        self._frame(channels, width, height, stride, pad)
+    def __init__(self, channels, width, height, *, stride=1, pad=None, groups, side=MARKER_BITS):
+        self._frame(channels, width, height, stride, pad, side)
         if width < 3:  # a step at x == 0 writes column 0 of the bank the top row is in
             raise ValueError(f"a memory window needs a frame 3 or more wide, not {width}")
         if not groups or any(len(g) != len(groups[0]) for g in groups):
@@ -254,8 +261,8 @@ class MemoryWindow(_Frame, wiring.Component):
         self.groups, self.fold, self._taps = [list(g) for g in groups], len(groups), taps
         super().__init__(
             {
-                "i": In(stream.Signature(vector_layout(signed(8), channels, MARKER_BITS))),
-                "o": Out(stream.Signature(vector_layout(signed(8), len(groups[0]), MARKER_BITS))),
+                "i": In(stream.Signature(vector_layout(signed(8), channels, side))),
+                "o": Out(stream.Signature(vector_layout(signed(8), len(groups[0]), side))),
                 "framing_error": Out(1),
             }
         )
@@ -281,9 +288,9 @@ class MemoryWindow(_Frame, wiring.Component):
     def register_bits(self) -> int:
         """The read pixel, the held position's column, rows' banks, masks and markers, and
         each sub-beat's flags, the frame's epochs (counters excluded)."""
-        pos = (self.width + 1).bit_length() + 2 + 4 + MARKER_BITS
-        flags = 1 + MARKER_BITS  # a sub-beat's, in each of the read's two stages
-        return 2 * self.channels * 8 + pos + 2 * flags + _EPOCH_REGISTERS
+        pos = (self.width + 1).bit_length() + 2 + 4 + self.side
+        flags = 1 + self.side  # a sub-beat's, in each of the read's two stages
+        return 2 * self.channels * 8 + pos + 2 * flags + _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
 
     def elaborate(self, platform):
         m = Module()
@@ -326,7 +333,7 @@ class MemoryWindow(_Frame, wiring.Component):
         bottom = Signal(range(3), name="pos_bottom")  # the bank of the position's row cy + 1
         pos_cx = Signal(range(W + 1), name="pos_cx")
         masks = Signal(4, name="pos_masks")
-        side = Signal(MARKER_BITS, name="pos_side")
+        side = Signal(self.side, name="pos_side")
         m.d.comb += [wr.addr.eq(bank * W + r.x), wr.data.eq(new_pixel)]
         with m.If(r.step):
             m.d.comb += wr.en.eq(1)
@@ -365,10 +372,10 @@ class MemoryWindow(_Frame, wiring.Component):
         read_valid = Signal(name="read_valid")
         read_group = Signal(range(G), name="read_group")
         read_outside = Signal(name="read_outside")
-        read_side = Signal(MARKER_BITS, name="read_side")
+        read_side = Signal(self.side, name="read_side")
         out_group = Signal(range(G), name="out_group")
         out_outside = Signal(name="out_outside")
-        out_side = Signal(MARKER_BITS, name="out_side")
+        out_side = Signal(self.side, name="out_side")
         out_pixel = Signal(pixel, name="out_pixel")
         with m.If(~stall):
             m.d.sync += [
@@ -471,14 +478,16 @@ class _Raster:
         # The parameter set of the position's frame: the one its first pixel named (read at
         # the step taking it), or, while the previous frame's last windows are still to
         # come (`pending`), the previous frame's.
-        epoch, epoch_prev = Signal(name="epoch"), Signal(name="epoch_prev")
+        # So are the bits above it (a pass index), all the frame's: its "tag".
+        tag_bits = len(i.payload.side) - EPOCH_BIT
+        epoch = Signal(tag_bits, name="epoch")
+        epoch_prev = Signal(tag_bits, name="epoch_prev")
         with m.If(step & ~zero_step & (y == 0) & (x == 0)):
-            m.d.sync += epoch.eq(i.payload.side[EPOCH_BIT])
-        markers = [None] * MARKER_BITS
+            m.d.sync += epoch.eq(i.payload.side[EPOCH_BIT:])
+        markers = [None] * EPOCH_BIT
         markers[EOL_BIT] = cx == last_cx
         markers[EOF_BIT] = (cx == last_cx) & (cy == last_cy)
-        markers[EPOCH_BIT] = Mux(pending, epoch_prev, epoch) if overlap else epoch
-        self.markers = Cat(*markers)
+        self.markers = Cat(*markers, Mux(pending, epoch_prev, epoch) if overlap else epoch)
         self.masks = Cat(cy == 0, cy == H - 1, cx == 0, cx == W - 1)
         with m.If(step):
             m.d.sync += [x.eq(self.x_next), y.eq(y_next)]

@@ -141,9 +141,9 @@ def verify(args, log) -> list[str]:
     net, params, top, verilog, text = load_build(build)
     frames = input_frames(args, net)
     # A build with two parameter sets is also checked swapping sets mid-stream; one with a
-    # repeated head group, with every pass count.
+    # repeated head group or repeated blocks, with every pass count.
     swap = read_json(build / "report.json").get("parameter_sets") == 2
-    repeated = any(g.repeats > 1 for g in net.head)
+    repeated = any(g.repeats > 1 for g in net.head) or net.trainable_repeats > 1
     regions, image = _image(build, net, params) if swap or repeated else (None, None)
     with _work(args) as work:
         t0 = time.perf_counter()
@@ -290,22 +290,25 @@ def _design(top, verilog, text, work, log):
 
 
 def _repeats(args, net, params, regions, image, design, swap, log) -> str:
-    """Every pass count of the repeated head groups (count ``n`` in each, or its most):
+    """Every pass count of the repeated head groups and blocks (count ``n`` in each, or its
+    most; the second trainable core's block one fewer, so that the cores' counts differ):
     the counts written through ``param_write`` at their ``address_map.json`` addresses
     (into the shadow set and swapped in, on a build with two sets), frames streamed under
-    stalls, every output beat compared with the golden model under that count."""
-    top = max(g.repeats for g in net.head)
+    stalls, every output beat compared with the golden model under those counts."""
+    top = max([g.repeats for g in net.head] + [net.trainable_repeats])
     base = {r["entry"]: r["base"] for r in regions}
     frames = random_frames(net, np.random.default_rng(args.seed + 3), 3 if swap else 1)
     counts = []
     for n in range(1, top + 1):
-        new, writes = dict(params), []
+        new, entries = dict(params), {}
         for k, g in enumerate(net.head):
             name = names.head_group(k)
             if g.repeats > 1:
-                count = min(n, g.repeats)
+                count = entries[f"{name}.repeat"] = min(n, g.repeats)
                 new[name] = dataclasses.replace(params[name], repeat=count)
-                writes.append((PARAM_PORT, param_word(base[f"{name}.repeat"], count, len(image))))
+        for j, name in enumerate(net.repeat_counts()):
+            new[name] = entries[name] = max(1, min(n, net.trainable_repeats) - j)
+        writes = [(PARAM_PORT, param_word(base[e], v, len(image))) for e, v in entries.items()]
         log(f"[+] repeat count {n}: {len(writes)} write(s), {len(frames)} frame(s)")
         kw = dict(seed=args.seed + n, in_stall=args.stall, out_stall=args.stall)
         if swap:
@@ -318,9 +321,15 @@ def _repeats(args, net, params, regions, image, design, swap, log) -> str:
             run_backbone(design, net, new, frames, writes=writes, test_name=f"verify_n{n}", **kw)
         counts.append(n)
     return (
-        f"repeated head groups: pass counts {counts[0]}..{counts[-1]} written through "
+        f"repeated {_repeated(net)}: pass counts {counts[0]}..{counts[-1]} written through "
         f"param_write{' and swapped in' if swap else ''}: every output beat matched"
     )
+
+
+def _repeated(net) -> str:
+    """What repeats in ``net``, for the summary."""
+    what = ["head groups"] if any(g.repeats > 1 for g in net.head) else []
+    return " and ".join(what + (["blocks"] if net.trainable_repeats > 1 else []))
 
 
 def _simulate(args, net, params, design, frames, log, t0) -> list[str]:

@@ -54,7 +54,14 @@ def core_shuffle(a, b, enable: bool):
     )
 
 
-def forward(net, frame, conv, blend, *, shuffle: bool = False) -> dict:
+def _regular(conv, dw, pw, x):
+    """A regular block: the first half of the channels passes, the second is convolved
+    by ``dw`` then ``pw``; then the channel shuffle."""
+    half = x.shape[-1] // 2
+    return _join_shuffled([x[..., :half], conv(pw, conv(dw, x[..., half:]))])
+
+
+def forward(net, frame, conv, blend, *, shuffle: bool = False, repeats=None) -> dict:
     """``{core: output}`` for the cores of ``net``, where ``conv(name, x)`` applies
     convolution ``name`` (with its requantizer or batch norm, and ReLU where the layer has
     one) and ``blend(name, frozen, own)`` the alpha blend ``name``. Arrays are
@@ -65,7 +72,9 @@ def forward(net, frame, conv, blend, *, shuffle: bool = False) -> dict:
     core), then, with ``shuffle``, the two blended streams swap the second half of their
     channels. A regular block convolves the second half of its channels and keeps the
     first; a downsampling block runs two branches on all of them; both end in a channel
-    shuffle."""
+    shuffle. A repeated block (:meth:`~spec.network.Network.repeated_block`) runs
+    ``repeats[core]`` passes (1 when not given, clamped to 1..its most), pass ``p`` with the
+    layers :func:`spec.names.block_pass` names."""
     feats = {core: conv(names.stem(core), frame) for core in net.cores}
     trainable = [c for c in net.cores if c != "frozen"]
     for i in range(1, len(net.stages) + 1):
@@ -81,11 +90,16 @@ def forward(net, frame, conv, blend, *, shuffle: bool = False) -> dict:
                 layers = [names.conv(core, i, j, layer) for layer in names.block_layers(blk.stride)]
                 branches = [layers[k : k + 2] for k in range(0, len(layers), 2)]  # (dw, pw)
                 if blk.stride == 2:  # downsampling: every branch on all channels
-                    parts = [conv(pw, conv(dw, x)) for dw, pw in branches]
-                else:  # regular: the first half passes, the second is convolved
-                    ((dw, pw),) = branches
-                    half = x.shape[-1] // 2
-                    parts = [x[..., :half], conv(pw, conv(dw, x[..., half:]))]
-                x = _join_shuffled(parts)
+                    x = _join_shuffled([conv(pw, conv(dw, x)) for dw, pw in branches])
+                    continue
+                ((dw, pw),) = branches
+                x = _regular(conv, dw, pw, x)
+                # A repeated block (the core's last): its later passes, each on the previous
+                # one's output with its own layers.
+                if core != "frozen" and (i, j) == net.repeated_block():
+                    count = min(max(1, (repeats or {}).get(core, 1)), net.trainable_repeats)
+                    for p in range(1, count):
+                        dw, pw = (names.block_pass(core, i, j, p, n) for n in names.REGULAR_LAYERS)
+                        x = _regular(conv, dw, pw, x)
             feats[core] = x
     return feats

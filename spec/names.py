@@ -4,9 +4,10 @@ Cores are ``frozen``, ``a`` and ``b``. A convolution is ``<core>.stem`` or
 ``<core>.m<i>.<j>.<layer>``: layer ``dw``/``pw`` of regular block ``j`` (from 0) of Semifreddo
 module ``i`` (from 1), or ``b0_dw``/``b0_pw``/``b1_dw``/``b1_pw`` for the two branches of a
 downsampling block. The alpha blend in front of trainable core ``k``'s stage ``i`` is
-``<k>.m<i>.alpha``. Group ``k`` of the model head is ``head.g<k>``. Weight files, the
-golden model, the hardware, the quantizer and the ONNX import all name layers through these
-functions.
+``<k>.m<i>.alpha``. Group ``k`` of the model head is ``head.g<k>``. A repeated trainable
+block's later passes are ``<block>.pass<p>.<layer>``, its pass count ``<block>.repeat``.
+Weight files, the golden model, the hardware, the quantizer and the ONNX import all name
+layers through these functions.
 """
 
 import re
@@ -24,6 +25,8 @@ __all__ = [
     "blend",
     "head_group",
     "head_pass",
+    "block_pass",
+    "block_repeat",
     "output_port",
     "part_module",
     "is_module_name",
@@ -78,6 +81,17 @@ def head_pass(index: int, pass_: int) -> str:
     """Pass ``pass_`` (from 1) of a repeated head group ``index``: its own weights, scales,
     biases and activation table (pass 0's are :func:`head_group`'s)."""
     return f"{head_group(index)}.pass{pass_}"
+
+
+def block_pass(core: str, module: int, index: int, pass_: int, layer: str) -> str:
+    """Layer ``layer`` of pass ``pass_`` (from 1) of a repeated block: its own weights,
+    scales and biases (pass 0's are :func:`conv`'s)."""
+    return f"{block(core, module, index)}.pass{pass_}.{layer}"
+
+
+def block_repeat(core: str, module: int, index: int) -> str:
+    """The run-time pass count of a repeated block."""
+    return f"{block(core, module, index)}.repeat"
 
 
 def output_port(name: str) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "HEAD_MAX_WEIGHTS",
     "HEAD_MAX_GROUPS",
     "HEAD_MAX_REPEATS",
+    "BLOCK_MAX_REPEATS",
     "WEIGHT_AXES",
     "PRESETS",
     "preset",
@@ -70,6 +71,8 @@ HEAD_MAX_WEIGHTS = 131072
 HEAD_MAX_GROUPS = 8
 #: Most passes a head group may be built for (paper §3.4, Table 2 lists 1 to 6).
 HEAD_MAX_REPEATS = 8
+#: Most passes a trainable core's last block may be built for (paper §3.4).
+BLOCK_MAX_REPEATS = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +123,10 @@ class Network:
     frozen_core: bool = True
     core_shuffle: bool = True  # hardware present (enabled at run time)
     head: tuple[HeadGroupSpec, ...] = ()  # the model head's groups (none: features only)
+    #: The most passes each trainable core's last block may take per frame (paper §3.4):
+    #: pass ``p + 1`` reads pass ``p``'s output, each with its own weights; the count is set
+    #: at run time. More than 1 needs a regular (stride 1) last trainable block.
+    trainable_repeats: int = 1
 
     def __post_init__(self):
         if not 1 <= self.channels_in <= 4:
@@ -132,6 +139,18 @@ class Network:
             raise ValueError(f"{self.name}: the core shuffle needs two trainable cores")
         if self.width < 1 or self.height < 1:
             raise ValueError(f"{self.name}: frame size must be positive")
+        r = self.trainable_repeats
+        if type(r) is not int or not 1 <= r <= BLOCK_MAX_REPEATS:
+            raise ValueError(
+                f"{self.name}: trainable_repeats must be an integer in 1..{BLOCK_MAX_REPEATS}"
+            )
+        if r > 1 and not self.trainable_cores:
+            raise ValueError(f"{self.name}: trainable_repeats needs a trainable core")
+        if r > 1 and self.stages[-1].trainable[-1].stride != 1:
+            raise ValueError(
+                f"{self.name}: a repeated block reads its own output, so the last trainable "
+                f"block must be a regular (stride 1) block, not a downsampling one"
+            )
         self._check_head()
 
     def _check_head(self):
@@ -219,7 +238,40 @@ class Network:
             "core_shuffle": self.core_shuffle,
             # only with a head: the description of a network without one is unchanged
             **({"head": [g.to_dict() for g in self.head]} if self.head else {}),
+            **({"trainable_repeats": self.trainable_repeats} if self.trainable_repeats > 1 else {}),
         }
+
+    def repeated_block(self) -> tuple[int, int] | None:
+        """``(module, index)`` of the block each trainable core repeats (its last), or
+        None when :attr:`trainable_repeats` is 1."""
+        if self.trainable_repeats == 1:
+            return None
+        return len(self.stages), len(self.stages[-1].trainable) - 1
+
+    def pass_convs(self) -> list["ConvSpec"]:
+        """The later passes' convolutions of every repeated block (:func:`spec.names.
+        block_pass`), core by core, pass by pass: each its pass-0 layer's under a new name."""
+        where = self.repeated_block()
+        if where is None:
+            return []
+        specs = {c.name: c for c in self.convs()}
+        return [
+            dataclasses.replace(
+                specs[names.conv(core, *where, layer)],
+                name=names.block_pass(core, *where, p, layer),
+            )
+            for core in self.cores
+            if core != "frozen"
+            for p in range(1, self.trainable_repeats)
+            for layer in names.REGULAR_LAYERS
+        ]
+
+    def repeat_counts(self) -> list[str]:
+        """The run-time pass count of each repeated block (:func:`spec.names.block_repeat`)."""
+        where = self.repeated_block()
+        if where is None:
+            return []
+        return [names.block_repeat(core, *where) for core in self.cores if core != "frozen"]
 
     @property
     def cores(self) -> tuple[str, ...]:
@@ -325,6 +377,13 @@ class Network:
                     k *= blk.stride
                     for layer in names.block_layers(blk.stride):
                         out[names.conv(core, i, j, layer)] = k
+        # A repeated block takes a frame's beats once per pass in the time of one.
+        where = self.repeated_block()
+        for core in self.cores if where else ():
+            if core != "frozen":
+                for layer in names.REGULAR_LAYERS:
+                    name = names.conv(core, *where, layer)
+                    out[name] = max(1, out[name] // self.trainable_repeats)
         for c in self.head_convs():  # the head reads the cores' outputs
             out[c.name] = k
         return out
@@ -484,6 +543,8 @@ _DICT_KEYS = {
     "frozen_core": bool,
     "core_shuffle": bool,
 }
+#: Keys a description may leave out (written only when they differ from the default).
+_DICT_OPTIONAL = {"trainable_repeats": int}
 _HEAD_KEYS = {"c_in": int, "c_out": int, "sources": list, "segments": int}
 _HEAD_OPTIONAL = {"repeats": int}
 # The name reaches reports and file contents: plain printable text only.
@@ -517,8 +578,12 @@ def network_from_dict(d) -> Network:
         net = preset(d["preset"])
         return dataclasses.replace(net, head=_head_from_list(d["head"])) if "head" in d else net
     head = _head_from_list(d.get("head", []))
+    optional = {k: d[k] for k in _DICT_OPTIONAL if k in d}
+    for key, v in optional.items():
+        if type(v) is not _DICT_OPTIONAL[key]:
+            raise ValueError(f"network: {key!r} must be {_DICT_OPTIONAL[key].__name__}, not {v!r}")
     check_keys(
-        {k: v for k, v in d.items() if k != "head"},
+        {k: v for k, v in d.items() if k != "head" and k not in _DICT_OPTIONAL},
         _DICT_KEYS,
         unknown=lambda key: f"network: unknown key {key!r}",
         missing=lambda key: f"network: missing key {key!r}",
@@ -573,6 +638,7 @@ def network_from_dict(d) -> Network:
         frozen_core=d["frozen_core"],
         core_shuffle=d["core_shuffle"],
         head=head,
+        **optional,
     )
 
 

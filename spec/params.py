@@ -2,7 +2,9 @@
 
 A parameter set is a dict: each convolution's name maps to a :class:`ConvParams`, each
 blend's name to its alpha codes (one per channel), each head group's name to a
-:class:`HeadGroupParams`; optionally
+:class:`HeadGroupParams`; with repeated trainable blocks, each later pass's layer
+(:func:`spec.names.block_pass`) to a :class:`ConvParams` (its shift that of pass 0) and each
+block's pass count (:func:`spec.names.block_repeat`) to an integer; optionally
 :data:`spec.names.INPUT_PAD` to the int8 value per input channel that the stems pad the
 frame with (a build-time constant; zeros when absent).
 """
@@ -22,6 +24,8 @@ __all__ = [
     "PASS_FIELDS",
     "check_params",
     "head_passes",
+    "block_passes",
+    "repeat_counts",
     "pwl_identity",
     "pwl_relu",
     "pwl_spaced",
@@ -153,6 +157,29 @@ def head_passes(net: Network, params: dict, k: int) -> list:
     ]
 
 
+def block_passes(net: Network, params: dict, core: str) -> tuple[int, list[dict]]:
+    """Trainable core ``core``'s repeated block (``params`` checked): its run-time pass
+    count and, per pass from the first, ``{layer: ConvParams}``."""
+    where = net.repeated_block()
+    return repeat_counts(net, params)[core], [
+        {layer: params[_pass_layer(core, where, p, layer)] for layer in names.REGULAR_LAYERS}
+        for p in range(net.trainable_repeats)
+    ]
+
+
+def repeat_counts(net: Network, params: dict) -> dict[str, int]:
+    """Each trainable core's run-time pass count of its repeated block (``{}`` without)."""
+    where = net.repeated_block()
+    if where is None:
+        return {}
+    return {c: int(params[names.block_repeat(c, *where)]) for c in net.cores if c != "frozen"}
+
+
+def _pass_layer(core, where, p, layer) -> str:
+    """The name of pass ``p``'s ``layer`` of ``core``'s repeated block at ``where``."""
+    return names.conv(core, *where, layer) if p == 0 else names.block_pass(core, *where, p, layer)
+
+
 def check_params(net: Network, params: dict) -> None:
     """Raise ``ValueError`` naming the first entry of ``params`` that does not fit ``net``:
     a missing or extra name, a wrong type, shape or dtype, a value out of range."""
@@ -165,6 +192,8 @@ def check_params(net: Network, params: dict) -> None:
             for k, g in enumerate(net.head)
             for j in range(1, g.repeats)
         }
+        | {c.name: c for c in net.pass_convs()}
+        | {name: "repeat" for name in net.repeat_counts()}
     )
     if names.INPUT_PAD in params:
         _check_array(names.INPUT_PAD, params[names.INPUT_PAD], (net.channels_in,), -128, 127)
@@ -185,12 +214,27 @@ def check_params(net: Network, params: dict) -> None:
         if isinstance(spec, tuple):  # a repeated group's later pass
             _check_head_group(name, spec[0], p, spec[1])
             continue
+        if spec == "repeat":  # a repeated block's pass count
+            top = net.trainable_repeats
+            if not isinstance(p, int | np.integer) or isinstance(p, bool) or not 1 <= p <= top:
+                raise ValueError(f"{name}: an integer in 1..{top} expected, not {p!r}")
+            continue
         if not isinstance(p, ConvParams):
             raise ValueError(f"{name}: ConvParams expected, not {type(p).__name__}")
         _check_array(f"{name}.weight", p.weight, spec.weight_shape, *RANGES["weight"])
         for field in ("scale", "bias"):
             _check_array(f"{name}.{field}", getattr(p, field), (spec.c_out,), *RANGES[field])
         _check_shift(f"{name}.shift", p.shift)
+    where = net.repeated_block()
+    for core in net.cores if where else ():  # a requantizer's shift is built in: one a layer
+        for p in range(1, net.trainable_repeats) if core != "frozen" else ():
+            for layer in names.REGULAR_LAYERS:
+                first, name = (_pass_layer(core, where, q, layer) for q in (0, p))
+                if params[name].shift != params[first].shift:
+                    raise ValueError(
+                        f"{name}.shift: {params[name].shift}, but every pass shares its "
+                        f"layer's built-in shift ({first}: {params[first].shift})"
+                    )
 
 
 def pwl_identity(segments: int, shift: int) -> tuple[list, list, list]:

@@ -206,6 +206,16 @@ def load_weights(
             )
             for c in convs
         }
+        params |= {
+            c.name: ConvParams(
+                np.zeros(c.weight_shape, np.int64),
+                np.zeros(c.c_out, np.int64),
+                np.zeros(c.c_out, np.int64),
+                DEFAULT_SHIFT,
+            )
+            for c in net.pass_convs()
+        }
+        params |= {name: 1 for name in net.repeat_counts()}
         params |= {b.name: np.zeros(b.channels, np.int64) for b in net.blends()}
         for k, g in enumerate(net.head):
             zero = (
@@ -231,6 +241,13 @@ def load_weights(
             f"{form} form: quantize both or neither"
         )
     form = tform
+    if form == "float" and net.trainable_repeats > 1:
+        raise WeightFileError(
+            f"{trainable_path}: the trainable cores' last block is repeated "
+            f"({net.trainable_repeats} passes); float weights describe one pass: give int8 "
+            f"weights for every pass"
+        )
+    convs = convs + net.pass_convs()
     for c in convs:
         if not c.frozen:
             weights[c.name] = _array(
@@ -251,6 +268,8 @@ def load_weights(
             bias = _array(tp, ta, entry_name(n, "bias"), (c.c_out,), form, *RANGES["bias"])
             shift = _array(tp, ta, entry_name(n, "shift"), (), form, *RANGES["shift"])
             out[n] = ConvParams(weights[n], scale, bias, int(shift))
+    for n in net.repeat_counts():
+        out[n] = int(_array(tp, ta, n, (), form, 1, net.trainable_repeats))
     for b in net.blends():
         out[b.name] = _array(
             trainable_path, ta, entry_name(b.name, "alpha"), (b.channels,), form, *RANGES["alpha"]
@@ -423,8 +442,10 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
     network has the shuffle."""
     if shuffle and not net.core_shuffle:
         raise ValueError(f"network {net.name!r} has no core shuffle to switch on")
+    if any(isinstance(params[c.name], FloatConv) for c in net.pass_convs()):
+        raise ValueError("a repeated block's passes are written in int8 form only")
     arrays = _header(TRAINABLE, TRAINABLE_VERSION, net)
-    for c in net.convs():
+    for c in net.convs() + net.pass_convs():
         p = params[c.name]
         if not c.frozen:
             w = np.asarray(p.weight)
@@ -437,6 +458,8 @@ def trainable_arrays(net: Network, params: dict, shuffle: bool = False) -> dict:
             arrays[entry_name(c.name, "scale")] = np.asarray(p.scale, np.int16)
             arrays[entry_name(c.name, "bias")] = np.asarray(p.bias, np.int32)
             arrays[entry_name(c.name, "shift")] = np.array(p.shift, np.int8)
+    for n in net.repeat_counts():
+        arrays[n] = np.array(int(params[n]), np.uint8)
     for b in net.blends():
         a = np.asarray(params[b.name])
         arrays[entry_name(b.name, "alpha")] = a.astype(

@@ -19,6 +19,7 @@ __all__ = [
     "random_params",
     "random_head_group",
     "random_head",
+    "random_passes",
     "retrained",
     "random_float_params",
 ]
@@ -57,6 +58,7 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
         params[spec.name] = _random_conv(rng, spec.weight_shape, shift)
     for k in range(len(net.head)):
         params |= random_head(rng, net, k, shift=shift)
+    params |= random_passes(rng, net, shift=shift)
     for blend in net.blends():
         params[blend.name] = (
             np.full(blend.channels, alpha, dtype=np.int64)
@@ -64,6 +66,16 @@ def random_params(net, rng, *, shift: int = 16, alpha=None) -> dict:
             else rng.integers(0, 129, size=blend.channels)
         )
     return params
+
+
+def random_passes(rng, net, *, shift: int = 16, repeat=None) -> dict:
+    """For a network with repeated trainable blocks: each later pass's layers (random as
+    :func:`random_params`' are) and each block's pass count (random unless ``repeat`` is
+    given); ``{}`` otherwise, drawing nothing (other networks keep their random stream)."""
+    out = {c.name: _random_conv(rng, c.weight_shape, shift) for c in net.pass_convs()}
+    for name in net.repeat_counts():
+        out[name] = int(rng.integers(1, net.trainable_repeats + 1)) if repeat is None else repeat
+    return out
 
 
 def _random_conv(rng, shape, shift) -> ConvParams:
@@ -129,7 +141,7 @@ def retrained(net, params, rng) -> dict:
     weights, the shifts and anything else in ``params`` kept."""
     fresh = random_params(net, rng)
     new = dict(params)
-    for spec in net.convs():
+    for spec in net.convs() + net.pass_convs():
         old = params[spec.name]
         lo, hi = RANGES["scale"]
         scale = np.clip(np.round(old.scale * rng.uniform(0.5, 1.5, np.shape(old.scale))), lo, hi)

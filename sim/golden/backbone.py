@@ -6,7 +6,7 @@ import numpy as np
 
 from spec import names
 from spec.dataflow import forward
-from spec.params import head_passes
+from spec.params import head_passes, repeat_counts
 
 from .head import head_group
 from .layers import conv3x3, depthwise3x3, pointwise
@@ -33,6 +33,7 @@ def backbone(net, params, frame, *, shuffle: bool = False) -> dict:
         int_conv(net, params),
         lambda name, xf, xt: alpha_blend(params[name], xf, xt),
         shuffle=shuffle,
+        repeats=repeat_counts(net, params),
     )
     return out | head(net, params, out)
 
@@ -54,7 +55,7 @@ def head(net, params, cores: dict) -> dict:
 def int_conv(net, params):
     """``conv(name, x)`` for :func:`spec.dataflow.forward`: layer ``name`` of ``net`` on one
     int8 frame, exact accumulation then the requantizer (``docs/numerics.md`` §3-4)."""
-    specs = {c.name: c for c in net.convs()}
+    specs = {c.name: c for c in net.convs() + net.pass_convs()}
     pad = params.get(names.INPUT_PAD)  # the stems' padding (the only "full" convolutions)
 
     def conv(name, x):
