@@ -314,6 +314,11 @@ def _report_md(r: dict, net) -> str:
         md.append(f"| {key.replace('_', ' ')} | {r[key]:,} |")
         if key == "multipliers" and "blend_multipliers" in r:
             md.append(f"| alpha blend multipliers (folded) | {r['blend_multipliers']:,} |")
+        if key == "balance_fifo_bits" and "repeat_fifo_bits" in r:
+            md.append(
+                f"| repeated blocks: passes, feedback FIFO bits | {r['trainable_repeats']}, "
+                f"{r['repeat_fifo_bits']:,} |"
+            )
     md.append(f"| pruned frozen weights | {r['frozen_weights'] - r['frozen_nonzero_weights']:,} |")
     md.append(
         f"| register bits (layers) | {sum(x['register_bits'] for x in r['layers'].values()):,} |"

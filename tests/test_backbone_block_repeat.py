@@ -1,5 +1,5 @@
 """A backbone whose trainable cores repeat their last block (paper §3.4), end to end in
-Verilator against the golden model: pass counts 1-3 written through the parameter bus (the
+Verilator against the golden model: pass counts 1-4 written through the parameter bus (the
 two cores' counts differing, a head joining them), spatial and rate-folded builds (the
 folded one at full input rate too), a mid-stream swap between sets of different counts, the
 description and the weight files."""
@@ -18,12 +18,12 @@ from tests.backbone_helpers import SHORT_PLAN, build, reduced, retrained
 from weights.files import WeightFileError, load_weights, save_frozen, save_trainable
 from weights.synthetic import random_float_params, random_params
 
-REPEATS = 3
+REPEATS = 4
 
 
 def repeat_net(head=True):
     """The two-trainable-core configuration on :data:`SHORT_PLAN` (its last stage one
-    regular block per trainable core) with that block built for three passes, and a head
+    regular block per trainable core) with that block built for four passes, and a head
     group reading both trainable cores (so that their outputs are joined)."""
     net = reduced("two_cores_shuffle", SHORT_PLAN)
     c = net.channels_after(len(net.stages))
@@ -77,13 +77,13 @@ def test_parameters_of_every_pass_are_checked():
     bad = {**params, name: dataclasses.replace(params[name], shift=params[name].shift - 1)}
     with pytest.raises(ValueError, match="b.m2.0.pass2.pw.shift: .* every pass shares"):
         check_params(net, bad)
-    with pytest.raises(ValueError, match="a.m2.0.repeat: an integer in 1..3"):
-        check_params(net, with_counts(net, params, 4, 1))
+    with pytest.raises(ValueError, match="a.m2.0.repeat: an integer in 1..4"):
+        check_params(net, with_counts(net, params, 5, 1))
     with pytest.raises(ValueError, match="a.m2.0.pass1.dw: missing"):
         check_params(net, {k: v for k, v in params.items() if k != "a.m2.0.pass1.dw"})
 
 
-@pytest.mark.parametrize("counts", [(1, 1), (2, 1), (3, 2), (1, 3)])
+@pytest.mark.parametrize("counts", [(1, 1), (2, 1), (3, 2), (4, 3), (1, 4)])
 def test_pass_counts_written_through_the_bus(built, counts):
     """Power up with counts 2 and 2; write every pass's parameters and other counts through
     ``param_write``; stream frames under stalls: every output beat as the golden model."""
@@ -119,14 +119,14 @@ def test_pass_counts_rate_folded_at_full_rate(built):
 
 
 def test_pass_count_swapped_mid_stream(built):
-    """Two parameter sets: the power-up one (counts 2), swapped for counts 1 and 3, then 3
+    """Two parameter sets: the power-up one (counts 2), swapped for counts 1 and 4, then 4
     and 1: every output frame computed with exactly one set (its counts included)."""
     b = built(swap=True)
     net = b.net
     rng = np.random.default_rng(4)
     first = b.params
-    second = with_counts(net, retrained(net, first, rng), 1, 3)
-    third = with_counts(net, retrained(net, second, rng), 3, 1)
+    second = with_counts(net, retrained(net, first, rng), 1, 4)
+    third = with_counts(net, retrained(net, second, rng), 4, 1)
     frames = random_frames(net, np.random.default_rng(6), 6)
     swaps = [
         (12, b.writes(b.dut.param_writes(second))),
@@ -166,18 +166,18 @@ def test_weight_files_carry_every_pass(tmp_path):
             check_params(net, load_weights(frozen, tmp_path / "bad.npz").params)
 
     broken(lambda a: a.pop("a.m2.0.pass2.dw.bias"), "a.m2.0.pass2.dw.bias")
-    broken(lambda a: a.__setitem__("b.m2.0.repeat", np.array(4, np.uint8)), "b.m2.0.repeat")
+    broken(lambda a: a.__setitem__("b.m2.0.repeat", np.array(5, np.uint8)), "b.m2.0.repeat")
     broken(lambda a: a.__setitem__("a.m2.0.pass1.pw.shift", np.array(3, np.int8)), "pass1.pw")
 
-    pixels = np.random.default_rng(1).integers(0, 256, (2, net.height, net.width, 3), np.uint8)
-    fp = random_float_params(
-        dataclasses.replace(net, trainable_repeats=1), np.random.default_rng(7), pixels
-    )
-    save_frozen(tmp_path / "ff.npz", net, fp)
+    # A float file pair of the same network (its trainable file written as for one pass,
+    # then given the repeated description): refused, float weights describe one pass.
     flat = dataclasses.replace(net, trainable_repeats=1)
+    pixels = np.random.default_rng(1).integers(0, 256, (2, net.height, net.width, 3), np.uint8)
+    fp = random_float_params(flat, np.random.default_rng(7), pixels)
+    save_frozen(tmp_path / "ff.npz", net, fp)
     save_trainable(tmp_path / "ft.npz", flat, fp)
-    with np.load(tmp_path / "ft.npz") as z:
-        floats = dict(z) | {"network": np.load(tmp_path / "ff.npz")["network"]}
+    with np.load(tmp_path / "ft.npz") as z, np.load(tmp_path / "ff.npz") as f:
+        floats = dict(z) | {"network": f["network"]}
     np.savez(tmp_path / "ft.npz", **floats)
-    with pytest.raises(WeightFileError, match="repeated .3 passes.* give int8 weights"):
+    with pytest.raises(WeightFileError, match="repeated .4 passes.* give int8 weights"):
         load_weights(tmp_path / "ff.npz", tmp_path / "ft.npz")

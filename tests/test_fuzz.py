@@ -107,6 +107,10 @@ def descriptions(draw):
                 **({"repeats": repeats} if repeats > 1 else {}),
             }
         )
+    # Repeated trainable blocks where the last trainable block is a regular one.
+    if trainable and plan[-1][1][-1:] == [1]:
+        repeats = draw(st.integers(1, 3))
+        d |= {"trainable_repeats": repeats} if repeats > 1 else {}
     return d | ({"head": head} if head else {})
 
 
