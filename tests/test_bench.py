@@ -134,3 +134,28 @@ def test_fold_rates_bench_counts_multiplies_per_period(tmp_path):
         assert rec["multiplies"] == rec["weights"] + rec["blends"] + rec["requantizers"]
     assert records[1]["weights"] < records[0]["weights"]
     assert "two_cores_shuffle" in r.stdout
+
+
+def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
+    """A netlist of a few named cells (as Yosys flattens a board build): every flip-flop
+    counted once, by the backbone block and the component it sits in."""
+    cells = {
+        "link.backbone.frozen_m1_0.dw.window.win00_TRELLIS_FF_Q": "TRELLIS_FF",
+        "link.backbone.frozen_m1_0.dw.window.win00_TRELLIS_FF_Q_1": "TRELLIS_FF",
+        "link.backbone.a_m1_0.pw.requant.prod3_TRELLIS_FF_Q": "TRELLIS_FF",
+        "link.backbone.a_m1_0.pw.requant.prod3_LUT4_Z": "LUT4",
+        "link.rx_uart.shift_TRELLIS_FF_Q": "TRELLIS_FF",
+    }
+    net = {"modules": {"top": {"cells": {k: {"type": v} for k, v in cells.items()}}}}
+    (tmp_path / "top.json").write_text(json.dumps(net))
+    out = tmp_path / "ffs.json"
+    args = ("--netlist", tmp_path / "top.json", "--json", out)
+    r = _bench("bench/netlist_ffs.py", *args, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(out.read_text())
+    assert (got["flip_flops"], got["outside_backbone"]) == (4, 1)
+    assert got["by_block"] == {"frozen_m1_0": 2, "a_m1_0": 1}
+    assert got["by_kind"] == {"dw.window": 2, "pw.requant": 1}
+    assert got["by_register"] == {"window:win00": 2, "requant:prod3": 1}
+    bad = _bench("bench/netlist_ffs.py", "--netlist", tmp_path / "none.json", timeout=60)
+    assert bad.returncode == 2 and "none.json" in bad.stderr

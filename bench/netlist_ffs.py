@@ -1,0 +1,91 @@
+"""Where a board build's flip-flops are: the ``TRELLIS_FF`` cells of a synthesized netlist
+(Yosys's ``top.json``, as ``python -m generators.board --tool-dir DIR`` leaves it), counted by
+the backbone block they sit in and by the kind of component (window, product, requantizer,
+...), from the hierarchical names Yosys keeps when it flattens.
+
+    python -m generators.board --board ulx3s-85f --freeze F --trainable T --fps 8000 \\
+        --out OUT --tool-dir TOOLS
+    python bench/netlist_ffs.py --netlist TOOLS/top.json --json FILE
+
+A placement that stalls in nextpnr's legaliser at a high flip-flop utilisation needs to know
+which flip-flops to cut; this says where they are. Seconds (the netlist's JSON is parsed
+whole: ~150 MB for the ``small`` preset).
+"""
+
+import argparse
+import collections
+import json
+import re
+import sys
+from pathlib import Path
+
+#: The backbone's instance inside the board top (``link.backbone``) and inside a bare build.
+_PREFIXES = (("link", "backbone"), ())
+#: A component's name: digits at the end of an instance name (lanes, branches) made one.
+_INDEX = re.compile(r"\d+$")
+#: A register's own name: Yosys's suffixes cut (``win00_TRELLIS_FF_Q_3`` -> ``win00``).
+_LEAF = re.compile(r"(_TRELLIS|\[|\$).*")
+
+
+def count(netlist: dict, top: str = "top") -> dict:
+    """The ``TRELLIS_FF`` cells of module ``top``: in all, per backbone block (the first
+    name inside the backbone), per component kind (the instance path inside the block, its
+    indices made ``#``) and per register (kind and register name; the 100 largest)."""
+    cells = netlist["modules"][top]["cells"]
+    blocks, kinds, registers = collections.Counter(), collections.Counter(), collections.Counter()
+    total = outside = 0
+    for name, cell in cells.items():
+        if cell["type"] != "TRELLIS_FF":
+            continue
+        total += 1
+        parts = name.lstrip("\\$").split(".")
+        prefix = next((p for p in _PREFIXES if tuple(parts[: len(p)]) == p and p), None)
+        if prefix is None or len(parts) <= len(prefix) + 1:
+            outside += 1
+            continue
+        inner = parts[len(prefix) :]
+        blocks[inner[0]] += 1
+        kind = ".".join(_INDEX.sub("#", p) for p in inner[1:-1]) or "(block)"
+        kinds[kind] += 1
+        registers[f"{kind.split('.')[-1]}:{_LEAF.sub('', inner[-1])}"] += 1
+    return {
+        "flip_flops": total,
+        "outside_backbone": outside,
+        "by_block": dict(blocks.most_common()),
+        "by_kind": dict(kinds.most_common()),
+        # the registers' long tail (one name per lane of some layers) left out
+        "by_register": dict(registers.most_common(100)),
+    }
+
+
+def table(result: dict, rows: int) -> str:
+    out = [f"flip-flops: {result['flip_flops']:,} ({result['outside_backbone']:,} outside the "]
+    out[0] += "backbone)"
+    for key, title in (("by_block", "block"), ("by_kind", "kind"), ("by_register", "register")):
+        out += ["", f"{title:40} {'FFs':>8}"]
+        for name, n in list(result[key].items())[:rows]:
+            out.append(f"{name[:40]:40} {n:>8,}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--netlist", required=True, type=Path, help="Yosys's top.json")
+    p.add_argument("--top", default="top", help="the top module (default top)")
+    p.add_argument("--rows", type=int, default=20, help="rows per table (default 20)")
+    p.add_argument("--json", type=Path, help="write the counts here")
+    args = p.parse_args(argv)
+    try:
+        netlist = json.loads(args.netlist.read_text())
+        result = count(netlist, args.top)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"netlist_ffs: {args.netlist}: {e}", file=sys.stderr)
+        return 2
+    print(table(result, args.rows))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
