@@ -2,6 +2,7 @@
 against the golden model, derive new run-time parameters."""
 
 import dataclasses
+import functools
 import zlib
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "FLAGS",
     "Built",
     "build",
+    "builds",
     "retrained",
     "with_alpha",
     "CONFIGS",
@@ -55,6 +57,16 @@ class Built:
             )
             for n in (1, 3)
         ]
+
+    def run_with_and_without_stalls(self, params, frames, *, test_name):
+        """``params`` written through the bus, ``frames`` streamed (shuffle on) once at full
+        rate (input always offered, outputs always read) and once under stalls."""
+        writes = self.dut.param_writes(params)
+        for stall in (0, None):
+            kw = {"in_stall": 0, "out_stall": 0} if stall == 0 else {}
+            self.run(
+                params, frames, shuffle=True, writes=writes, test_name=f"{test_name}{stall}", **kw
+            )
 
     def run(self, params, frames, *, shuffle=False, writes=(), test_name, **kw):
         return run_backbone(
@@ -97,6 +109,17 @@ def build(
     return Built(
         net, params, dut, VerilatorDesign.from_verilog(text, top, build_root, optimize=True)
     )
+
+
+def builds(net, params, build_root):
+    """``get(fold="spatial", swap=False)``: ``net`` with ``params`` built as :func:`build`
+    does, once per fold and swap (for a module-scoped fixture)."""
+
+    @functools.cache
+    def get(fold="spatial", swap=False) -> Built:
+        return build(net, build_root, fold=fold, swap=swap, params=params)
+
+    return get
 
 
 def with_alpha(net, params, code):

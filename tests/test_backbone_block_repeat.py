@@ -14,7 +14,7 @@ from sim.errors import SimulationMismatch
 from spec import names
 from spec.network import HeadGroupSpec, network_from_dict
 from spec.params import check_params
-from tests.backbone_helpers import SHORT_PLAN, build, reduced, retrained
+from tests.backbone_helpers import SHORT_PLAN, builds, reduced, retrained
 from weights.files import WeightFileError, load_weights, save_frozen, save_trainable
 from weights.synthetic import random_float_params, random_params
 
@@ -38,16 +38,10 @@ def with_counts(net, params, a, b):
 
 @pytest.fixture(scope="module")
 def built(rtl_build_dir):
-    cache = {}
-
-    def get(fold="spatial", swap=False):
-        if (fold, swap) not in cache:
-            net = repeat_net()
-            params = with_counts(net, random_params(net, np.random.default_rng(5)), 2, 2)
-            cache[fold, swap] = build(net, rtl_build_dir, fold=fold, swap=swap, params=params)
-        return cache[fold, swap]
-
-    return get
+    net = repeat_net()
+    return builds(
+        net, with_counts(net, random_params(net, np.random.default_rng(5)), 2, 2), rtl_build_dir
+    )
 
 
 def test_description_round_trips_the_repeats():
@@ -112,10 +106,7 @@ def test_pass_counts_rate_folded_at_full_rate(built):
     for count in range(1, REPEATS + 1):
         params = with_counts(net, b.params, count, REPEATS + 1 - count)
         frames = random_frames(net, np.random.default_rng(count), 2)
-        writes = b.dut.param_writes(params)
-        for stall in (0, None):
-            kw = {"in_stall": 0, "out_stall": 0} if stall == 0 else {}
-            b.run(params, frames, shuffle=True, writes=writes, test_name=f"r{count}{stall}", **kw)
+        b.run_with_and_without_stalls(params, frames, test_name=f"r{count}")
 
 
 def test_pass_count_swapped_mid_stream(built):
