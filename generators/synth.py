@@ -777,6 +777,8 @@ def synthesize_build(build: Path, runner: Runner) -> dict:
             "measured": add_up(mine, flows, [r["count"] for r in mine]),
         }
     plan_total = {k: report.get(k) for k in ("adders", "multipliers", *_MEMORY)}
+    if "repeat_fifo_bits" in report:  # repeated blocks' feedback FIFOs: memory too
+        plan_total["repeat_fifo_bits"] = report["repeat_fifo_bits"]
     plan_total["register_bits_layers"] = sum(
         x.get("register_bits", 0) for x in report.get("layers", {}).values()
     )
@@ -844,7 +846,8 @@ def build_markdown(r: dict, command: str) -> str:
         f"{_n(plan['register_bits_layers'])} | "
         f"{_n(_add(x['measured'][ff] for x in r['layers'].values()))} |",
         "| memory bits (parameters + line buffers + balancing FIFOs) | "
-        f"{_n(_add(plan[k] for k in _MEMORY))} | {_n(r['total']['memory_bits'])} |",
+        f"{_n(_add(plan.get(k, 0) for k in (*_MEMORY, 'repeat_fifo_bits')))} | "
+        f"{_n(r['total']['memory_bits'])} |",
         f"| adders / multipliers | {_n(plan['adders'])} / {_n(plan['multipliers'])} | "
         "(in the gates, LUTs and carries above) |",
         "",

@@ -360,7 +360,7 @@ class Backbone(wiring.Component):
         """``depths`` with the trainable outputs' FIFOs deep enough for repeated blocks: one
         core's loop may run a frame of passes more than another's (their counts differ), and
         a head joining the cores must not stall the one behind."""
-        if not self.loops() or len(self.net.cores) < 2:
+        if len(self.loops()) < 2:  # one trainable core: the frozen FIFO balances it
             return depths
         t = self.loops()[0][0]
         lo, hi = chain_bounds(self.stages[t][-1][0], self.stages[t][-1][1:], skid)

@@ -10,12 +10,14 @@ frame has entered, comes back in as pass 1, and so on; the last pass's output le
 block's layers are built for ``P`` passes (:class:`~.blocks.RegularBlock` ``passes``): each
 beat carries its frame's pass index above the markers, and every parameter bank reads set
 ``pass * sets + epoch``. A last-pass flag above the pass index says where a beat goes when it
-leaves the block, decided when its frame's first beat enters (so a count written while a
-frame is inside changes nothing of that frame).
+leaves the block; the frame's count is read when its first beat enters (with the frame's
+epoch) and kept for all its passes, so a count written while a frame is inside changes
+nothing of that frame.
 
 The memory this costs is the feedback FIFO: one frame of the block's features
 (``width * height`` beats), plus the parameter sets of the later passes. The block's own
-line buffers serve every pass, as the passes never overlap inside it.
+line buffers serve every pass: one pass's frame follows the previous one through the
+window as the input's frames follow each other.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
@@ -36,7 +38,9 @@ class RepeatLoop(wiring.Component):
     """``block`` (a :class:`~.blocks.RegularBlock` built with ``passes`` P > 1 and
     ``frame_bits`` 1) run ``count`` passes per frame, ``count`` the run-time value of the
     ``repeat_write`` port's bank (``repeat_init`` at power-up; 0 runs one pass, past P runs
-    P), read with the frame's epoch (``sets`` 2: one count per parameter set).
+    P, the bank being ``P.bit_length()`` bits wide: writes are taken modulo its width), read
+    with the frame's epoch when its first beat enters (``sets`` 2: one count per parameter
+    set).
 
     Frames enter one at a time: a new frame's first beat waits until the frame before has
     entered for its last pass, so a frame of ``count`` passes holds the input for the
@@ -117,7 +121,9 @@ class RepeatLoop(wiring.Component):
 
         # Which stream enters: a frame is taken whole from one source. A looped frame (the
         # FIFO's) goes before a new one; a new one starts only once no beat of a frame with
-        # passes still to go is inside ("owed": entered, not yet back in the FIFO).
+        # passes still to go is inside the block or the FIFO ("owed": entered, its next pass
+        # not yet entered; counted out when that pass takes it from the FIFO, since a beat
+        # written into the FIFO shows at its output only cycles later).
         in_fresh = Signal(name="in_fresh")  # inside a new frame (entered, not its end)
         in_loop = Signal(name="in_loop")  # inside a looped frame
         owed = Signal(range(2 * self.loop_depth + 1), name="owed")
@@ -130,8 +136,10 @@ class RepeatLoop(wiring.Component):
         pass_ = Signal(self.pass_bits, name="pass")
         m.d.comb += pass_.eq(Mux(take_loop, fb.o.payload.side[MARKER_BITS:last_bit] + 1, 0))
 
-        # The last pass: decided at the frame's first beat with the count of its epoch.
-        count = self.repeat_bank.element(0)
+        # The frame's count: read (with its epoch) when its first beat enters as pass 0, kept
+        # for its later passes. Whether a pass is the last: decided at its first beat.
+        count_reg = Signal.like(self.repeat_bank.element(0), name="count_reg")
+        count = Mux(take_fresh, self.repeat_bank.element(0), count_reg)
         if self.sets > 1:
             m.d.comb += self.repeat_bank.select.eq(side[EPOCH_BIT])
         first = ~in_fresh & ~in_loop
@@ -147,14 +155,15 @@ class RepeatLoop(wiring.Component):
             bi.payload.side.eq(Cat(side[:MARKER_BITS], pass_, last)),
         ]
         admit = bi.valid & bi.ready
-        back = fb.i.valid & fb.i.ready
         with m.If(admit):
             m.d.sync += last_reg.eq(last)
             with m.If(take_loop):
                 m.d.sync += in_loop.eq(~side[EOF_BIT])
             with m.Else():
                 m.d.sync += in_fresh.eq(~side[EOF_BIT])
-        m.d.sync += owed.eq(owed + (admit & ~last) - back)
+                with m.If(first):
+                    m.d.sync += count_reg.eq(count)
+        m.d.sync += owed.eq(owed + (admit & ~last) - (admit & take_loop))
 
         # Leaving the block: the last pass out, the others back into the FIFO.
         bo = blk.o

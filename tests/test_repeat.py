@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
 
 from semifreddo_hw.blocks import RegularBlock
 from semifreddo_hw.repeat import RepeatLoop
@@ -15,7 +16,7 @@ from sim.errors import SimulationMismatch
 from sim.golden.blocks import regular_block
 from sim.pysim import run_stream_pysim
 from sim.rtl import VerilatorDesign
-from spec.stream import frames_to_beats
+from spec.stream import MARKER_BITS, frames_to_beats
 from tests.rtl_helpers import bank_writes, run_pixels, writes_for
 from tests.test_blocks import branch, vectors
 
@@ -54,6 +55,7 @@ RTL = {
     "spatial_7x5_c8": (8, 7, 5, 4, 1, 1),
     "folded_6x4_c8": (8, 6, 4, 4, 2, 1),
     "two_sets_5x3_c4": (4, 5, 3, 3, 1, 2),
+    "two_sets_1x1_c4": (4, 1, 1, 3, 1, 2),
     "one_row_6x1_c4": (4, 6, 1, 3, 1, 1),
 }
 
@@ -113,11 +115,13 @@ def test_repeat_loop_rtl_every_count(loops, name, count):
     )
 
 
-def test_repeat_loop_two_sets_switch_the_count_per_frame(loops):
+@pytest.mark.parametrize("name", ["two_sets_5x3_c4", "two_sets_1x1_c4"])
+def test_repeat_loop_two_sets_switch_the_count_per_frame(loops, name):
     """Two parameter sets, counts 3 and 1 (each with its own passes), frames alternating
-    between them by their epoch marker."""
-    c, w, h, passes, _, _ = RTL["two_sets_5x3_c4"]
-    dut, _, design = loops("two_sets_5x3_c4")
+    between them by their epoch marker; one-pixel frames too (a frame of one pass must not
+    enter while one of three is still going round: their outputs would swap)."""
+    c, w, h, passes, _, _ = RTL[name]
+    dut, _, design = loops(name)
     rng = np.random.default_rng(3)
     sets = [[branch(rng, c // 2) for _ in range(passes)] for _ in range(2)]
     counts, epochs = (3, 1), [0, 1, 1, 0, 1]
@@ -129,6 +133,46 @@ def test_repeat_loop_two_sets_switch_the_count_per_frame(loops):
     )
     writes = [w for e in (0, 1) for w in pass_writes(dut, sets[e], counts[e], set_=e)]
     run_pixels(design, (x, xs), (y, ys), c, c, writes=writes, stalls=[(0.3, 0.3), (0, 0)])
+
+
+def test_repeat_loop_keeps_a_frames_count_while_it_goes_round():
+    """Count 4 at power-up; count 1 written once the frame's second pass has begun: the
+    frame still takes its four passes (the count is read when its first beat enters)."""
+    c, w, h, passes = 4, 5, 3, 4
+    rng = np.random.default_rng(0)
+    dut, ps = make(rng, c, w, h, passes, 4)
+    frame = rng.integers(-128, 128, size=(h, w, c))
+    x, xs = frames_to_beats([frame])
+    got, written = [], []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        k = 0
+        for _ in range(400):
+            ctx.set(dut.i.valid, k < len(x))
+            if k < len(x):
+                ctx.set(dut.i.payload.data, [int(v) for v in x[k]])
+                ctx.set(dut.i.payload.side, xs[k])
+            ctx.set(dut.repeat_write.valid, 0)
+            await ctx.delay(1e-9)
+            side = ctx.get(dut.block.i.payload.side)
+            entering = ctx.get(dut.block.i.valid) and ctx.get(dut.block.i.ready)
+            if not written and entering and (side >> MARKER_BITS) & 3 == 1:
+                ctx.set(dut.repeat_write.valid, 1)
+                ctx.set(dut.repeat_write.payload.value, 1)
+                written.append(1)
+            if k < len(x) and ctx.get(dut.i.ready):
+                k += 1
+            if ctx.get(dut.o.valid):
+                got.append([int(v) for v in ctx.get(dut.o.payload.data)])
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert written and len(got) == w * h
+    assert np.array_equal(np.array(got).reshape(h, w, c), golden(ps, 4)(frame))
 
 
 def test_repeat_loop_detects_a_wrong_count(loops):
