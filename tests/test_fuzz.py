@@ -52,6 +52,25 @@ REGRESSIONS = [
         0,
         "min",
     ),
+    # repeated blocks on two trainable cores (counts 2 and 1), 2x1 frames at the block,
+    # a head joining the cores: frames must leave in order whatever the counts
+    (
+        {
+            "name": "fuzz",
+            "width": 3,
+            "height": 2,
+            "channels_in": 2,
+            "stem_channels": 2,
+            "plan": [[[1], [1]]],
+            "trainable_cores": 2,
+            "frozen_core": True,
+            "core_shuffle": True,
+            "trainable_repeats": 3,
+            "head": [{"c_in": 4, "c_out": 3, "sources": [["a", 0]], "segments": 4}],
+        },
+        5,
+        None,
+    ),
 ]
 
 
