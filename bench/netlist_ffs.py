@@ -23,6 +23,9 @@ from pathlib import Path
 _PREFIXES = (("link", "backbone"), ())
 #: A component's name: digits at the end of an instance name (lanes, branches) made one.
 _INDEX = re.compile(r"\d+$")
+#: Yosys's names for the flip-flops it builds beside a block RAM's output port (its read
+#: register rebuilt in the fabric for a read-write collision's result).
+_BRAM_PORT = re.compile(r"_DO[AB]\d+_TRELLIS_FF")
 #: A register's own name: Yosys's suffixes cut (``win00_TRELLIS_FF_Q_3`` -> ``win00``).
 _LEAF = re.compile(r"(_TRELLIS|\[|\$).*")
 
@@ -34,10 +37,25 @@ def count(netlist: dict, top: str = "top") -> dict:
     cells = netlist["modules"][top]["cells"]
     blocks, kinds, registers = collections.Counter(), collections.Counter(), collections.Counter()
     total = outside = 0
+    # Block RAM data outputs: which cell drives each net bit.
+    bram_out = {
+        bit: name
+        for name, cell in cells.items()
+        if cell["type"] == "DP16KD"
+        for port, bits in cell["connections"].items()
+        if cell.get("port_directions", {}).get(port) == "output"
+        for bit in bits
+    }
+    collision = 0
+    fed = collections.Counter()  # per block RAM, the flip-flops its outputs drive directly
     for name, cell in cells.items():
         if cell["type"] != "TRELLIS_FF":
             continue
         total += 1
+        collision += bool(_BRAM_PORT.search(name))
+        data = cell.get("connections", {}).get("DI", [])
+        if data and data[0] in bram_out:
+            fed[bram_out[data[0]]] += 1
         parts = name.lstrip("\\$").split(".")
         prefix = next((p for p in _PREFIXES if tuple(parts[: len(p)]) == p and p), None)
         if prefix is None or len(parts) <= len(prefix) + 1:
@@ -51,6 +69,12 @@ def count(netlist: dict, top: str = "top") -> dict:
     return {
         "flip_flops": total,
         "outside_backbone": outside,
+        # flip-flops whose data comes straight from a block RAM's output (they crowd the
+        # slices beside it), how many block RAMs have any, the most on one
+        "block_ram_fed": sum(fed.values()),
+        "block_rams_feeding": len(fed),
+        "most_on_one_block_ram": max(fed.values(), default=0),
+        "block_ram_port_registers": collision,
         "by_block": dict(blocks.most_common()),
         "by_kind": dict(kinds.most_common()),
         # the registers' long tail (one name per lane of some layers) left out
@@ -61,6 +85,12 @@ def count(netlist: dict, top: str = "top") -> dict:
 def table(result: dict, rows: int) -> str:
     out = [f"flip-flops: {result['flip_flops']:,} ({result['outside_backbone']:,} outside the "]
     out[0] += "backbone)"
+    out.append(
+        f"fed straight from a block RAM's output: {result['block_ram_fed']:,} (on "
+        f"{result['block_rams_feeding']} block RAMs, at most {result['most_on_one_block_ram']} "
+        f"on one); Yosys's block RAM port registers (`_DOA`/`_DOB` names): "
+        f"{result['block_ram_port_registers']:,}"
+    )
     for key, title in (("by_block", "block"), ("by_kind", "kind"), ("by_register", "register")):
         out += ["", f"{title:40} {'FFs':>8}"]
         for name, n in list(result[key].items())[:rows]:

@@ -154,6 +154,7 @@ def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
     assert r.returncode == 0, r.stderr
     got = json.loads(out.read_text())
     assert (got["flip_flops"], got["outside_backbone"]) == (4, 1)
+    assert (got["block_ram_fed"], got["block_ram_port_registers"]) == (0, 0)
     assert got["by_block"] == {"frozen_m1_0": 2, "a_m1_0": 1}
     assert got["by_kind"] == {"dw.window": 2, "pw.requant": 1}
     assert got["by_register"] == {"window:win00": 2, "requant:prod3": 1}
