@@ -298,11 +298,15 @@ class Backbone(wiring.Component):
     def pass_layers(self):
         """``(name, Conv)`` of every repeated block's later passes' layers (the pass's name,
         the layer that runs it)."""
+        return [(name, loop.layers[layer]) for name, loop, layer, _ in self._passes()]
+
+    def _passes(self):
+        """``(name, loop, layer, pass)`` of every repeated block's later passes' layers."""
         return [
-            (names.block_pass(core, *self.net.repeated_block(), p, layer), conv)
+            (names.block_pass(core, *self.net.repeated_block(), p, layer), loop, layer, p)
             for core, loop in self.loops()
             for p in range(1, loop.passes)
-            for layer, conv in loop.layers.items()
+            for layer in loop.layers
         ]
 
     def head_groups(self):
@@ -377,13 +381,11 @@ class Backbone(wiring.Component):
         for layer in self.layers():
             yield from _conv_banks(layer.name, layer.conv)
         # A repeated block's later passes: regions of their own on the same banks (the
-        # sets of each pass), then its pass count.
+        # sets of each pass), then each block's pass count (entry "<block>.repeat": the
+        # parameters' name for it, spec.names.block_repeat).
+        for name, loop, layer, p in self._passes():
+            yield from _conv_banks(name, loop.layers[layer], p * loop.sets)
         for core, loop in self.loops():
-            for p in range(1, loop.passes):
-                for layer, conv in loop.layers.items():
-                    name = names.block_pass(core, *self.net.repeated_block(), p, layer)
-                    yield from _conv_banks(name, conv, p * loop.sets)
-            # entry "<block>.repeat": the parameters' name for it (spec.names.block_repeat)
             name = names.block(core, *self.net.repeated_block())
             yield name, "repeat", loop.repeat_bank, ElementOrder((), (), ())
         for name, blend in self.blends.items():
@@ -595,14 +597,11 @@ class Backbone(wiring.Component):
         for layer in self.layers():
             for field in ("scale", "bias") + (("weight",) if layer.conv.configurable else ()):
                 ports[(layer.name, field)] = getattr(layer.owner, f"{layer.prefix}{field}_write")
-        for core, loop in self.loops():  # later passes: the same ports, the pass's sets
-            where = self.net.repeated_block()
-            for p in range(1, loop.passes):
-                for layer in loop.layers:
-                    for field in ("scale", "bias", "weight"):
-                        port = getattr(loop, f"{layer}_{field}_write")
-                        ports[(names.block_pass(core, *where, p, layer), field)] = port
-            ports[(names.block(core, *where), "repeat")] = loop.repeat_write
+        for name, loop, layer, _ in self._passes():  # the same ports, the pass's sets
+            for field in ("scale", "bias", "weight"):
+                ports[(name, field)] = getattr(loop, f"{layer}_{field}_write")
+        for core, loop in self.loops():
+            ports[(names.block(core, *self.net.repeated_block()), "repeat")] = loop.repeat_write
         for name, blend in self.blends.items():
             ports[(name, "alpha")] = blend.alpha_write
         for k, (name, g) in enumerate(self.head_groups()):
