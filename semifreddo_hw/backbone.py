@@ -17,7 +17,9 @@ pipeline takes one pixel per clock and never deadlocks whatever the valid/ready 
 the input and of outputs drained concurrently. Register slices
 (:class:`~.streams.HalfRateSlice`) after every block cut the combinational ``ready`` paths
 between blocks: one register each, as every stream after the stride-2 stems carries a beat
-at most every other cycle.
+at most every other cycle. A block whose output already comes from flip-flops needs none
+(a downsampling block's skew FIFOs; a regular block of a rate build whose last layer's
+deserializer is registered).
 
 All run-time parameters (every requantizer's scale and bias, the trainable cores' weights,
 the alpha codes) are written through one ``param_write`` stream of ``{addr, value}``
@@ -674,7 +676,9 @@ class Backbone(wiring.Component):
 
     def _stage(self, m, i, inputs, errors) -> dict:
         """Every core's stage ``i + 1`` from ``inputs`` (the frozen stage's first block is
-        already connected), each block followed by a register slice."""
+        already connected), each block followed by a register slice unless its output
+        already comes from flip-flops (``registered_output``). The balancing FIFOs count a
+        slice's beat after every block all the same: a bound a beat high where none is."""
         mod, feats = i + 1, {}
         for core, src in inputs.items():
             if core != "frozen":
@@ -684,7 +688,10 @@ class Backbone(wiring.Component):
                 errors.append(block.framing_error)
                 if core != "frozen" or j:
                     wiring.connect(m, src, block.i)
-                src = _slice(m, f"{core}_m{mod}_{j}_out", block.o)
+                if getattr(block, "registered_output", False):
+                    src = block.o
+                else:
+                    src = _slice(m, f"{core}_m{mod}_{j}_out", block.o)
             feats[core] = src
         return feats
 

@@ -166,6 +166,14 @@ class RegularBlock(_Block):
         self.bypass_depth = _branch_beats(*self.branches[0]) + 2
 
     @property
+    def registered_output(self) -> bool:
+        """Whether ``o`` is driven from flip-flops and its ``ready`` reaches only registers'
+        enables (the bypass FIFO's output register, beside a registered deserializer:
+        :class:`~.fold.Deserializer`), so that no register slice need follow the block."""
+        ((_, pw),) = self.branches
+        return pw.deserializer is not None and pw.deserializer.registered
+
+    @property
     def pipe_beats(self) -> int:
         """Most beats the block holds past its window: the branch's pipelines (the bypass
         FIFO holds the same pixels, beside it)."""
@@ -221,7 +229,32 @@ class DownsamplingBlock(_Block):
         )
         super().__init__(channels, 2 * channels, layers)
         beats = [_branch_beats(dw, pw) for dw, pw in self.branches]
-        self.skew_depth = max(beats) - min(beats) + 2
+        #: Beats of each branch's skew FIFO; 0: none (:meth:`_skew_free`).
+        self.skew_depth = 0 if self._skew_free() else max(beats) - min(beats) + 2
+
+    def _skew_free(self) -> bool:
+        """Whether the branches can meet without skew FIFOs: both end in a registered
+        deserializer (a rate build), and their beats come further apart than the branches'
+        latencies differ plus a beat's sub-beats and its turn in the output register, so
+        the branch ahead waits for the other within the gap before its next beat.
+        (Without FIFOs nothing deadlocks either way: the branch behind has been given every
+        pixel the one ahead used; the FIFOs only keep the rate.)"""
+        pws = [pw for _, pw in self.branches]
+        if any(pw.deserializer is None or not pw.deserializer.registered for pw in pws):
+            return False
+        latency = [
+            dw.report()["latency_cycles"] + pw.report()["latency_cycles"]
+            for dw, pw in self.branches
+        ]
+        gap = max(latency) - min(latency) + max(pw.deserializer.fold for pw in pws) + 2
+        return min(pw.period for pw in pws) > gap
+
+    @property
+    def registered_output(self) -> bool:
+        """Whether ``o`` is driven from flip-flops and its ``ready`` reaches only registers'
+        enables: always (the skew FIFOs' output registers, or without them the branches'
+        registered deserializers)."""
+        return True
 
     @property
     def pipe_beats(self) -> int:
@@ -236,7 +269,11 @@ class DownsamplingBlock(_Block):
         for b, (dw, pw) in enumerate(self.branches):
             m.d.comb += [dw.i.payload.eq(self.i.payload)]
             wiring.connect(m, dw.o, pw.i)
-            # Each branch ends in a small FIFO that absorbs the difference in pipeline depth.
+            # Each branch ends in a small FIFO that absorbs the difference in pipeline depth
+            # (none where the beats' gap absorbs it).
+            if not self.skew_depth:
+                ends.append(pw.o)
+                continue
             q = StreamFIFO(pw.o.payload.shape(), self.skew_depth)
             m.submodules[f"b{b}_skew"] = q
             wiring.connect(m, pw.o, q.i)

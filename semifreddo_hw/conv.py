@@ -220,6 +220,7 @@ class Conv(wiring.Component):
             raise ValueError("only a frozen product runs digit-serially (digits > 1)")
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
+        self.period = period
         self._args = {
             "kind": kind,
             "shape": list(w.shape),
@@ -444,7 +445,15 @@ class Conv(wiring.Component):
             self.cut = SkidBuffer((self.serializer or self.window).o.payload.shape())
             self._args["cut"] = True
         if fold > 1:
-            self.deserializer = Deserializer(signed(8), group, channel_groups, side)
+            # A rate build whose beats leave the requantizer's groups a cycle to spare: the
+            # output beat from flip-flops (a block ending here needs no register slice
+            # behind it, and the downstream ready stops at the deserializer).
+            registered = period is not None and period >= channel_groups + 1
+            self.deserializer = Deserializer(
+                signed(8), group, channel_groups, side, registered=registered
+            )
+            if registered:
+                self._args["registered_output"] = True
         self.requant = Requantizer(
             c_out,
             self.product.out_width if self.accumulator is None else self.accumulator.width,
@@ -542,7 +551,7 @@ class Conv(wiring.Component):
         r["register_bits"] += self.requant.register_bits
         if self.fold > 1:  # a beat's last sub-beat leaves fold - 1 cycles after its first
             r["fold"] = self.fold
-            r["latency_cycles"] += self.fold - 1
+            r["latency_cycles"] += self.fold - 1 + self.deserializer.latency
             r["register_bits"] += self.deserializer.register_bits
             if self.serializer is not None:
                 r["register_bits"] += self.serializer.register_bits

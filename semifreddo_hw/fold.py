@@ -200,12 +200,21 @@ class Deserializer(wiring.Component):
     """``fold`` sub-beats of ``i`` (``lanes`` lanes of ``elem`` each, in phase order) as one
     beat of ``fold * lanes`` lanes on ``o``, phase ``p`` in lanes ``p * lanes ...``; the side
     bits are the last sub-beat's. The first ``fold - 1`` sub-beats wait in registers; the last
-    passes straight through (no added latency)."""
+    passes straight through (no added latency).
 
-    def __init__(self, elem, lanes: int, fold: int, side_width: int = 0):
+    With ``registered``, the last waits in a register too and ``o`` is driven from
+    flip-flops, as from a :class:`~.streams.HalfRateSlice`: ``i.ready`` is the output's
+    emptiness, so neither ``valid`` nor ``ready`` passes combinationally and no slice need
+    follow. The price: a cycle of latency, and a beat every ``fold + 1`` cycles at most (the
+    next beat's sub-beats wait until this one has left)."""
+
+    def __init__(
+        self, elem, lanes: int, fold: int, side_width: int = 0, *, registered: bool = False
+    ):
         if not isinstance(fold, int) or fold < 1:
             raise ValueError(f"fold must be a positive integer, not {fold!r}")
         self.elem, self.lanes, self.fold = elem, lanes, fold
+        self.registered, self.side_width = bool(registered), side_width
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(elem, lanes, side_width))),
@@ -214,28 +223,43 @@ class Deserializer(wiring.Component):
         )
 
     @property
+    def latency(self) -> int:
+        """Cycles from the last sub-beat's acceptance to the beat on ``o``."""
+        return int(self.registered)
+
+    @property
     def register_bits(self) -> int:
-        return (self.fold - 1) * self.lanes * Shape.cast(self.elem).width
+        held = self.fold if self.registered else self.fold - 1
+        side = self.side_width if self.registered else 0
+        return held * self.lanes * Shape.cast(self.elem).width + side
 
     def elaborate(self, platform):
         m = Module()
         phase = PhaseCounter(m, self.i, self.fold, name="des")
+        rows = self.fold if self.registered else self.fold - 1
         held = [
-            [Signal(self.elem, name=f"held{p}_{k}") for k in range(self.lanes)]
-            for p in range(self.fold - 1)
+            [Signal(self.elem, name=f"held{p}_{k}") for k in range(self.lanes)] for p in range(rows)
         ]
-        m.d.comb += [
-            self.o.valid.eq(self.i.valid & phase.last),
-            self.i.ready.eq(~phase.last | self.o.ready),
-            self.o.payload.side.eq(self.i.payload.side),
-        ]
+        if self.registered:
+            side = Signal(self.side_width, name="held_side")
+            m.d.comb += [self.i.ready.eq(~self.o.valid), self.o.payload.side.eq(side)]
+            with m.If(self.i.valid & self.i.ready & phase.last):
+                m.d.sync += [self.o.valid.eq(1), side.eq(self.i.payload.side)]
+            with m.Elif(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+        else:
+            m.d.comb += [
+                self.o.valid.eq(self.i.valid & phase.last),
+                self.i.ready.eq(~phase.last | self.o.ready),
+                self.o.payload.side.eq(self.i.payload.side),
+            ]
         for p, row in enumerate(held):
             with m.If(self.i.valid & self.i.ready & (phase.value == p)):
                 m.d.sync += [r.eq(self.i.payload.data[k]) for k, r in enumerate(row)]
         out = self.o.payload.data
         for p in range(self.fold):
             for k in range(self.lanes):
-                src = self.i.payload.data[k] if p == self.fold - 1 else held[p][k]
+                src = held[p][k] if p < rows else self.i.payload.data[k]
                 m.d.comb += out[p * self.lanes + k].eq(src)
         return m
 

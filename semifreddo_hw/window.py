@@ -146,10 +146,10 @@ class SlidingWindow(_Frame, wiring.Component):
     @property
     def register_bits(self) -> int:
         """Window, output side and flag registers, the frame's epochs, and (two or more
-        columns) the row written back (counters excluded)."""
-        # the row, its column and the write's enable
+        columns) the written-back row's column and enable (counters excluded; the row
+        itself is written from the window's registers)."""
         column = max(1, (self.width - 1).bit_length())
-        write_back = 2 * self.channels * 8 + column + 1 if self.width >= 2 else 0
+        write_back = column + 1 if self.width >= 2 else 0
         tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
         return 9 * self.channels * 8 + self.side + 5 + tags + write_back
 
@@ -180,15 +180,21 @@ class SlidingWindow(_Frame, wiring.Component):
         # Address and data unconditional (only the enable follows the step): no multiplexer.
         # Two or more columns: the row written back a cycle later, from registers, so that
         # the memory's read never drives its own write in one cycle (a block RAM's data
-        # output is slow). The next step reads another column; a read of the same column
+        # output is slow). Those registers are the window's newest column: the step loads
+        # rows y-1 and y of column x into ``win12`` and ``win22``, and they keep them
+        # through the next cycle, when the write happens (a step in that cycle changes them
+        # only at its end). The next step reads another column; a read of the same column
         # (two columns, at the wrap) sees the write through the port's transparency.
-        back = Cat(rd.data[1].as_value(), new_pixel)
         if W >= 2:
-            wb_addr, wb_data = Signal.like(x, name="wb_addr"), Signal.like(back, name="wb_data")
-            m.d.sync += [wr.en.eq(step), wb_addr.eq(x), wb_data.eq(back)]
-            m.d.comb += [wr.addr.eq(wb_addr), wr.data.eq(wb_data)]
+            wb_addr = Signal.like(x, name="wb_addr")
+            m.d.sync += [wr.en.eq(step), wb_addr.eq(x)]
+            m.d.comb += [wr.addr.eq(wb_addr), wr.data.eq(Cat(win[1][2], win[2][2]))]
         else:
-            m.d.comb += [wr.addr.eq(x), wr.data.eq(back), wr.en.eq(step)]
+            m.d.comb += [
+                wr.addr.eq(x),
+                wr.data.eq(Cat(rd.data[1].as_value(), new_pixel)),
+                wr.en.eq(step),
+            ]
         with m.If(step):
             for ky in range(3):
                 m.d.sync += [

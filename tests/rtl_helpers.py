@@ -6,6 +6,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from semifreddo_hw.streams import vector_layout
+from sim.pysim import run_stream_pysim
 from sim.rtl import Lanes, struct_word
 from spec.stream import MARKER_BITS
 
@@ -103,3 +104,26 @@ def padded(x, outside, pad):
         [p if (f >> k) & 1 else v for k, (v, p) in enumerate(zip(b, pad, strict=True))]
         for b, f in zip(x, outside, strict=True)
     ]
+
+
+def extra_frame_cycles(dut, frames, *, in_period):
+    """Cycles a third back-to-back frame costs a design in Amaranth's simulator, pixels fed
+    one every ``in_period`` cycles and no stalls, every output checked: ``frames`` is
+    ``(x, xs, y, ys)`` of three equal frames (:func:`spec.stream.frames_to_beats`)."""
+    x, xs, y, ys = frames
+    n_in, n_out = len(x) // 3, len(y) // 3
+
+    def cycles(count):
+        a, b = n_in * count, n_out * count
+        return run_stream_pysim(
+            dut,
+            x[:a],
+            y[:b],
+            in_sides=xs[:a],
+            out_sides=ys[:b],
+            in_stall=0,
+            out_stall=0,
+            in_period=in_period,
+        )
+
+    return cycles(3) - cycles(2)

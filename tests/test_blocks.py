@@ -13,7 +13,7 @@ from sim.rtl import VerilatorDesign
 from spec import dataflow
 from spec.dataflow import channel_shuffle
 from spec.stream import frames_to_beats
-from tests.rtl_helpers import run_pixels, writes_for
+from tests.rtl_helpers import extra_frame_cycles, run_pixels, writes_for
 from weights.synthetic import trained_like_int8
 
 
@@ -155,6 +155,56 @@ def test_regular_block_one_pixel_per_clock(designs):
         (stats,) = run_pixels(design, (x, xs), (y, ys), c, c, stalls=[(0, 0)], name=f"tp{frames}")
         cycles.append(stats["cycles"])
     assert cycles[1] - cycles[0] == 2 * w * h
+
+
+def rate_options(names, period, fold, configurable):
+    """Layer options of a rate build: each layer folded ``fold`` ways, frozen products run
+    over up to 6 digits (no more than the period), every layer told the period of its
+    beats (``period[name]``)."""
+    return {
+        n: {"fold": fold, "period": period[n]}
+        | ({} if configurable else {"digits": min(6, period[n])})
+        for n in names
+    }
+
+
+# block maker, channels, width, height, configurable, fold, input period (cycles per pixel);
+# whether the block's output comes from registers, whether the skew FIFOs go
+RATE = [
+    (regular, 8, 7, 5, False, 2, 9, True, None),
+    (regular, 4, 6, 3, True, 2, 9, True, None),
+    (regular, 8, 7, 5, False, 4, 4, False, None),  # 4 < 4 + 1: the plain deserializer
+    (downsampling, 8, 9, 7, False, 4, 30, True, True),
+    (downsampling, 4, 6, 5, True, 4, 30, True, True),
+    (downsampling, 8, 9, 7, False, 4, 3, True, False),  # beats 6 apart: no time to wait
+]
+
+
+@pytest.mark.parametrize("make,c,w,h,configurable,fold,period,registered,skew_free", RATE)
+def test_rate_built_block(make, c, w, h, configurable, fold, period, registered, skew_free):
+    """Blocks of a rate build: where the period allows, the last layers' deserializers are
+    registered (no slice need follow the block) and a downsampling block's branches meet
+    without skew FIFOs; bit-exact under stalls either way, and with pixels fed at the
+    period and no stalls, each further frame costs exactly its pixels' time (the rate
+    kept)."""
+    rng = np.random.default_rng([c, w, h, fold, period])
+    if make is regular:
+        p = branch(rng, c // 2)
+        names_ = ("dw", "pw")
+        opts = rate_options(names_, {"dw": period, "pw": period}, fold, configurable)
+        dut = RegularBlock(c, w, h, **p, configurable=configurable, layer_options=opts)
+        ref = functools.partial(regular_block, **p)
+    else:
+        br = [branch(rng, c), branch(rng, c)]
+        names_ = ("b0_dw", "b0_pw", "b1_dw", "b1_pw")
+        opts = rate_options(names_, dict.fromkeys(names_, 2 * period), fold, configurable)
+        dut = DownsamplingBlock(c, w, h, branches=br, configurable=configurable, layer_options=opts)
+        ref = functools.partial(downsampling_block, branches=br)
+        assert (dut.skew_depth == 0) == skew_free
+    assert dut.registered_output == registered
+    x, xs, y, ys = vectors(rng, ref, c, w, h, 3)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.4, out_stall=0.4)
+    assert extra_frame_cycles(dut, (x, xs, y, ys), in_period=period) == len(x) // 3 * period
 
 
 def test_block_parameters_are_checked():

@@ -10,6 +10,7 @@ import pytest
 from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
 
 from semifreddo_hw.fold import (
     Accumulator,
@@ -35,13 +36,23 @@ class Chain(wiring.Component):
     put back together; the inner block's parameter ports are passed through."""
 
     def __init__(
-        self, elem, channels, fold, *, taps=1, inner=None, out_elem=None, groups=None, hold=False
+        self,
+        elem,
+        channels,
+        fold,
+        *,
+        taps=1,
+        inner=None,
+        out_elem=None,
+        groups=None,
+        hold=False,
+        registered=False,
     ):
         groups = groups or group_lanes(channels, fold, taps)
         self.ser = Serializer(elem, taps * channels, groups, 2, hold=hold)
         self.inner = inner
         lanes = len(groups[0]) if inner is None else len(inner.o.payload.data)
-        self.des = Deserializer(out_elem or elem, lanes, fold, 2)
+        self.des = Deserializer(out_elem or elem, lanes, fold, 2, registered=registered)
         members = {"i": In(self.ser.i.signature.flip()), "o": Out(self.des.o.signature)}
         if inner is not None:
             members |= {k: v for k, v in inner.signature.members.items() if k not in ("i", "o")}
@@ -84,6 +95,52 @@ def test_serialize_and_put_back(channels, fold, taps, hold):
     if hold or fold == 1:  # without stalls, a beat every fold cycles
         cycles = run_stream_pysim(dut, x.tolist(), want, in_stall=0, out_stall=0)
         assert cycles <= len(x) * fold + 2
+
+
+@pytest.mark.parametrize("channels, fold, taps", [(8, 4, 1), (6, 3, 9), (4, 1, 1), (2, 2, 1)])
+def test_registered_deserializer(channels, fold, taps):
+    """``registered``: every beat put back bit-exact (side bits included) under stalls; a
+    beat every ``fold + 1`` cycles without stalls; one register row (and the side bits)
+    more than the plain one."""
+    rng = np.random.default_rng([channels, fold, taps])
+    x = int8_stimulus(rng, 23, taps * channels)
+    groups = group_lanes(channels, fold, taps)
+    want = [[row[k] for g in groups for k in g] for row in x.tolist()]
+    dut = Chain(signed(8), channels, fold, taps=taps, registered=True)
+    plain = Deserializer(signed(8), len(groups[0]), fold, 2)
+    assert dut.des.latency == 1 and plain.latency == 0
+    assert dut.des.register_bits == plain.register_bits + 8 * len(groups[0]) + 2
+    run_stream_pysim(dut, x.tolist(), want, in_stall=0.4, out_stall=0.4, seed=fold)
+    cycles = run_stream_pysim(dut, x.tolist(), want, in_stall=0, out_stall=0)
+    assert cycles <= len(x) * (fold + 1) + 3
+
+
+@pytest.mark.parametrize("o_ready", [0, 1])
+@pytest.mark.parametrize("fold", [1, 3])
+def test_registered_deserializer_ready_is_its_emptiness(fold, o_ready):
+    """``registered``: ``i.ready`` is the output register's emptiness in every cycle, so the
+    consumer's ``ready`` never reaches the producer (held low: the first beat stays)."""
+    dut = Deserializer(signed(8), 1, fold, 2, registered=True)
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        ctx.set(dut.o.ready, o_ready)
+        for _ in range(3 * fold + 4):
+            await ctx.tick()
+            seen.append((ctx.get(dut.i.ready), ctx.get(dut.o.valid)))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert all(r == 1 - v for r, v in seen), seen
+    valid = [v for _, v in seen]
+    if o_ready:  # each beat leaves in the cycle after it is complete
+        assert sum(valid) >= 3 and not any(valid[k] & valid[k + 1] for k in range(len(valid) - 1))
+    else:  # the first beat stays
+        first = valid.index(1)
+        assert first <= fold and all(valid[first:])
 
 
 @pytest.mark.parametrize("channels, fold, taps", [(6, 3, 9), (4, 1, 9), (2, 2, 9), (8, 8, 1)])
