@@ -54,7 +54,7 @@ from .conv import Conv
 from .head import Head, HeadGroup
 from .param_bus import ElementOrder, ParamBus, Region
 from .repeat import RepeatLoop
-from .streams import HalfRateSlice, StreamFIFO, fork, join, vector_layout
+from .streams import HalfRateSlice, SkidBuffer, StreamFIFO, fork, join, vector_layout
 
 __all__ = ["Backbone", "Layer", "Region"]
 
@@ -343,9 +343,11 @@ class Backbone(wiring.Component):
             depths = [{"trainable": 0, "frozen": 0} for _ in range(len(net.stages) + 1)]
             return self._balance_loops(depths, skid)
         t = next(c for c in net.cores if c != "frozen")
+        stem_in = SkidBuffer.beats  # every stem's input buffer
         depths = [
             fifo_depths(
-                (0, self.stems["frozen"].pipe_beats + skid), (0, self.stems[t].pipe_beats + skid)
+                (0, self.stems["frozen"].pipe_beats + skid + stem_in),
+                (0, self.stems[t].pipe_beats + skid + stem_in),
             )
         ]
         for i in range(len(net.stages)):
@@ -615,11 +617,17 @@ class Backbone(wiring.Component):
         self.bus.connect(m, self.param_write, ports, set_=shadow)
 
     def _stems(self, m, entry, errors) -> dict:
-        """Every core's stem, all fed from ``entry``; returns their output streams."""
-        _broadcast(m, entry, [stem.i for stem in self.stems.values()])
+        """Every core's stem, all fed from ``entry`` through a skid buffer each (so that no
+        stem's ``ready`` runs through the fork into the others' windows or back to the
+        input: on the ECP5 that path was the design's longest, eleven LUTs); returns their
+        output streams."""
+        skids = {core: SkidBuffer(entry.payload.shape()) for core in self.stems}
+        _broadcast(m, entry, [skid.i for skid in skids.values()])
         feats = {}
         for core, stem in self.stems.items():
+            m.submodules[f"{core}_stem_in"] = skids[core]
             m.submodules[f"{core}_stem"] = stem
+            wiring.connect(m, skids[core].o, stem.i)
             errors.append(stem.framing_error)
             feats[core] = _slice(m, f"{core}_stem_slice", stem.o)
         return feats

@@ -133,6 +133,19 @@ class DigitSerialMatVec(FrozenMatVec):
         return self.graph.schedule(self.levels_per_stage).stages + load + self.digits
 
     @property
+    def _pick_entries(self) -> int:
+        """Entries of the ``hold`` digitizer's pick: one per digit holding an int8 value's
+        own bits, the last also every later (sign) digit."""
+        return min(self.digits, -(-7 // self.digit_width) + 1)
+
+    @property
+    def pick_index_bits(self) -> int:
+        """Bits of the register keeping the picked entry beside the phase (``hold`` with
+        sign digits past the entries; 0 otherwise)."""
+        top = self._pick_entries
+        return (top - 1).bit_length() if self.hold and top < self.digits else 0
+
+    @property
     def beats_held(self) -> int:
         """Most beats inside at once: those in the digitizer and the graph (a digit each per
         stage, ``digits`` per beat) and the one waiting at the output (``spaced``: one)."""
@@ -195,6 +208,7 @@ class DigitSerialMatVec(FrozenMatVec):
             o is not None for o in plan.outputs
         )
         control = (n_stages + 1) * (1 + (self.digits - 1).bit_length() + self.side_width)
+        control += self.pick_index_bits
         r.update(
             digits=self.digits,
             digit_width=d,
@@ -250,7 +264,6 @@ class DigitSerialMatVec(FrozenMatVec):
                 with m.If(run):
                     m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
             with m.If(valid[1]):
-                m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
                 if self.hold:
                     m.d.sync += [run.eq(~last), busy.eq(1)]
                 else:
@@ -262,14 +275,11 @@ class DigitSerialMatVec(FrozenMatVec):
                 side[1].eq(self.i.payload.side),
                 self.i.ready.eq(en & last),
             ]
-            with m.If(en & valid[1]):
-                m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
         else:
             lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
             m.d.comb += self.i.ready.eq(en & (~valid[1] | last))
             with m.If(en):
                 with m.If(valid[1]):
-                    m.d.sync += phase[1].eq(Mux(last, 0, phase[1] + 1))
                     m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
                 with m.If(~valid[1] | last):
                     m.d.sync += valid[1].eq(self.i.valid)
@@ -282,6 +292,9 @@ class DigitSerialMatVec(FrozenMatVec):
         done = [None] + [Signal(name=f"done{s}") for s in range(1, n_stages + 1)]
         for s in range(1, n_stages + 1):
             m.d.comb += [step[s].eq(en & valid[s]), done[s].eq(step[s] & (phase[s] == D - 1))]
+        next_phase = Mux(last, 0, phase[1] + 1)
+        with m.If(step[1]):  # (spaced, ``en`` is 1: every valid digit)
+            m.d.sync += phase[1].eq(next_phase)
 
         def restarting(s, reg, value, init=0):
             """``reg`` takes ``value`` with each digit of stage ``s`` and ``init`` after a
@@ -321,8 +334,13 @@ class DigitSerialMatVec(FrozenMatVec):
         # With ``hold``: digit t of an int8 value (a lane of ``i``, or a pad constant) is
         # picked by the phase. From phase ceil(7 / d) on, every bit is the sign: one entry
         # serves them.
-        top = min(D, -(-7 // d) + 1)
-        index = phase[1] if top == D else Mux(phase[1] >= top, top - 1, phase[1])
+        top = self._pick_entries
+        index = phase[1]
+        if self.pick_index_bits:  # the sign digits' entry, kept in a register beside the
+            # phase (a comparison fewer in front of the lanes' multiplexers)
+            index = Signal(range(top), name="pick")
+            with m.If(step[1]):
+                m.d.sync += index.eq(Mux(next_phase >= top, top - 1, next_phase))
 
         def pick(v):
             v = Value.cast(v)

@@ -467,19 +467,40 @@ class _Raster:
         else:  # after a frame's last pixel, flush at once
             y_next = Mux(flush_end, 0, Mux(last_pixel, H, y_next))
 
-        # The window centred on the pixel W + 1 steps back, in virtual row vy of its frame.
-        vy = Mux(pending & (ey < 2), ey + H, ey) if overlap else ey
+        # The window centred on the pixel W + 1 steps back, in virtual row vy of its frame:
+        # vy = ey + H while the previous frame's last rows are still to come (``wrap``),
+        # else ey; its position (cx, cy) = (x - 1, vy - 1), or (W - 1, vy - 2) at x == 0.
+        # The masks, markers and emit compare the position against constants without
+        # computing vy and cy: their additions would become carry chains that no LUT
+        # mapping sees past, and with them every window's step was the longest logic of
+        # the design (on the ECP5: ten LUT levels and a carry, from the input's valid
+        # through the flush decision). Positions not emitted may differ; nothing reads them.
+        wrap = (pending & Mux(flush_start, H < 2, y < 2)) if overlap else Const(0)
+
+        def ey_is(v):
+            return Mux(flush_start, v == H, y == v) if v >= 0 else Const(0)
+
+        def vy_is(v):
+            return Mux(wrap, ey_is(v - H), ey_is(v))
+
+        def cy_is(c):
+            return Mux(x == 0, vy_is(c + 2), vy_is(c + 1))
+
+        def cx_is(c):
+            return (x == 0 if c == W - 1 else Const(0)) | (x == c + 1 if c + 1 < W else Const(0))
+
         self.cx = cx = Signal(range(W + 1), name="cx")  # + 1: at least one bit, for cx[0]
-        self.cy = cy = Signal(range(H + 1), name="cy")
         started = Signal(name="started")  # at least W + 1 steps into the frame
+        ey_ge2 = Mux(flush_start, H >= 2, y >= 2)
         m.d.comb += [
             cx.eq(Mux(x == 0, W - 1, x - 1)),
-            cy.eq(Mux(x == 0, vy - 2, vy - 1)),
-            started.eq((vy >= 2) | ((vy == 1) & (x != 0))),
+            started.eq(wrap | ey_ge2 | (vy_is(1) & (x != 0))),
         ]
         self.emit = started
         if S == 2:
-            self.emit = started & ~cx[0] & ~cy[0]
+            vy_odd = Mux(flush_start, H & 1, y[0]) ^ (wrap & (H & 1))
+            cy_odd = Mux(x == 0, vy_odd, ~vy_odd)  # vy - 2 keeps vy's parity, vy - 1 not
+            self.emit = started & ~cx[0] & ~cy_odd
         last_cx, last_cy = (W - 1) - (W - 1) % S, (H - 1) - (H - 1) % S
         # The parameter set of the position's frame: the one its first pixel named (read at
         # the step taking it), or, while the previous frame's last windows are still to
@@ -491,10 +512,10 @@ class _Raster:
         with m.If(step & ~zero_step & (y == 0) & (x == 0)):
             m.d.sync += epoch.eq(i.payload.side[EPOCH_BIT:])
         markers = [None] * EPOCH_BIT
-        markers[EOL_BIT] = cx == last_cx
-        markers[EOF_BIT] = (cx == last_cx) & (cy == last_cy)
+        markers[EOL_BIT] = cx_is(last_cx)
+        markers[EOF_BIT] = cx_is(last_cx) & cy_is(last_cy)
         self.markers = Cat(*markers, Mux(pending, epoch_prev, epoch) if overlap else epoch)
-        self.masks = Cat(cy == 0, cy == H - 1, cx == 0, cx == W - 1)
+        self.masks = Cat(cy_is(0), cy_is(H - 1), cx_is(0), cx_is(W - 1))
         with m.If(step):
             m.d.sync += [x.eq(self.x_next), y.eq(y_next)]
             if overlap:
