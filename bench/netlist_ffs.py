@@ -30,6 +30,20 @@ _BRAM_PORT = re.compile(r"_DO[AB]\d+_TRELLIS_FF")
 _LEAF = re.compile(r"(_TRELLIS|\[|\$).*")
 
 
+def place(name: str):
+    """Where a flattened cell or net name sits in the backbone: ``(block, kind, leaf)``
+    (the first name inside the backbone; the instance path inside the block, its indices
+    made ``#``, or ``(block)``; the cell's own name, Yosys's suffixes cut), or None
+    outside it."""
+    parts = name.lstrip("\\$").split(".")
+    prefix = next((p for p in _PREFIXES if tuple(parts[: len(p)]) == p and p), None)
+    if prefix is None or len(parts) <= len(prefix) + 1:
+        return None
+    inner = parts[len(prefix) :]
+    kind = ".".join(_INDEX.sub("#", p) for p in inner[1:-1]) or "(block)"
+    return inner[0], kind, _LEAF.sub("", inner[-1])
+
+
 def count(netlist: dict, top: str = "top") -> dict:
     """The ``TRELLIS_FF`` cells of module ``top``: in all, per backbone block (the first
     name inside the backbone), per component kind (the instance path inside the block, its
@@ -56,16 +70,14 @@ def count(netlist: dict, top: str = "top") -> dict:
         data = cell.get("connections", {}).get("DI", [])
         if data and data[0] in bram_out:
             fed[bram_out[data[0]]] += 1
-        parts = name.lstrip("\\$").split(".")
-        prefix = next((p for p in _PREFIXES if tuple(parts[: len(p)]) == p and p), None)
-        if prefix is None or len(parts) <= len(prefix) + 1:
+        where = place(name)
+        if where is None:
             outside += 1
             continue
-        inner = parts[len(prefix) :]
-        blocks[inner[0]] += 1
-        kind = ".".join(_INDEX.sub("#", p) for p in inner[1:-1]) or "(block)"
+        block, kind, leaf = where
+        blocks[block] += 1
         kinds[kind] += 1
-        registers[f"{kind.split('.')[-1]}:{_LEAF.sub('', inner[-1])}"] += 1
+        registers[f"{kind.split('.')[-1]}:{leaf}"] += 1
     return {
         "flip_flops": total,
         "outside_backbone": outside,

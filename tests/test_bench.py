@@ -160,3 +160,28 @@ def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
     assert got["by_register"] == {"window:win00": 2, "requant:prod3": 1}
     bad = _bench("bench/netlist_ffs.py", "--netlist", tmp_path / "none.json", timeout=60)
     assert bad.returncode == 2 and "none.json" in bad.stderr
+
+
+def test_congestion_sums_router2_overuse_by_part(tmp_path):
+    """A router2 congestion-by-net heatmap of a few nets: every net's overuse counted once,
+    by the backbone block and component it belongs to, or outside by its first names."""
+    rows = [
+        ("link.backbone.frozen_m1_0.dw.product.i__payload[3]", 5),
+        ("link.backbone.frozen_m1_0.dw.product.n7_c", 2),
+        ("link.backbone.a_m2_0.b0_pw.requant.t0[1]", 4),
+        ("link.args[0]", 7),
+        ("link.args[1]", 1),
+    ]
+    heat = tmp_path / "heat_congestion_by_net_2.csv"
+    heat.write_text("".join(f"{n},{v}\n" for n, v in rows))
+    out = tmp_path / "congestion.json"
+    r = _bench("bench/congestion.py", "--heatmap", heat, "--json", out, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(out.read_text())
+    assert (got["nets"], got["overuse"]) == (5, 19)
+    assert got["by_block"] == {"frozen_m1_0": 7, "a_m2_0": 4}
+    assert got["by_part"] == {"product": 7, "requant": 4}
+    assert got["outside_backbone"] == {"link.args": 8}
+    assert "product" in r.stdout
+    bad = _bench("bench/congestion.py", "--heatmap", tmp_path / "none.csv", timeout=60)
+    assert bad.returncode == 2 and "none.csv" in bad.stderr
