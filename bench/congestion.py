@@ -14,11 +14,10 @@ parts of the design they belong to. Seconds.
 import argparse
 import collections
 import csv
-import json
 import sys
 from pathlib import Path
 
-from netlist_ffs import place  # the same names as the flip-flop counts
+from netlist_ffs import place, run, tables  # the flip-flop counts' names and tables
 
 
 def count(rows) -> dict:
@@ -55,15 +54,8 @@ def read(path: Path) -> list[tuple[str, int]]:
 
 def table(result: dict, rows: int) -> str:
     out = [f"overused wires: {result['overuse']:,} on {result['nets']:,} nets"]
-    for key, title in (
-        ("by_part", "part"),
-        ("by_block", "block"),
-        ("outside_backbone", "outside the backbone"),
-    ):
-        out += ["", f"{title:40} {'overuse':>8} {'share':>6}"]
-        for name, n in list(result[key].items())[:rows]:
-            out.append(f"{name[:40]:40} {n:>8,} {n / max(1, result['overuse']):>6.1%}")
-    return "\n".join(out)
+    sections = (("by_part", "part"), ("by_block", "block"), ("outside_backbone", "outside"))
+    return "\n".join(out + tables(result, sections, rows, "overuse", max(1, result["overuse"])))
 
 
 def main(argv=None) -> int:
@@ -72,15 +64,13 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=15, help="rows per table (default 15)")
     p.add_argument("--json", type=Path, help="write the sums here")
     args = p.parse_args(argv)
-    try:
-        result = count(read(args.heatmap))
-    except (OSError, ValueError) as e:
-        print(f"congestion: {args.heatmap}: {e}", file=sys.stderr)
-        return 2
-    print(table(result, args.rows))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return run(
+        "congestion",
+        args.heatmap,
+        lambda: count(read(args.heatmap)),
+        lambda r: table(r, args.rows),
+        args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -103,11 +103,20 @@ def table(result: dict, rows: int) -> str:
         f"on one); Yosys's block RAM port registers (`_DOA`/`_DOB` names): "
         f"{result['block_ram_port_registers']:,}"
     )
-    for key, title in (("by_block", "block"), ("by_kind", "kind"), ("by_register", "register")):
-        out += ["", f"{title:40} {'FFs':>8}"]
+    sections = (("by_block", "block"), ("by_kind", "kind"), ("by_register", "register"))
+    return "\n".join(out + tables(result, sections, rows, "FFs"))
+
+
+def tables(result: dict, sections, rows: int, column: str, total: int = 0) -> list[str]:
+    """Lines of ``result[key]``'s first ``rows`` entries under ``title`` for each
+    ``(key, title)`` of ``sections``; with ``total``, each entry's share of it too."""
+    out = []
+    for key, title in sections:
+        out += ["", f"{title:40} {column:>8}" + (f" {'share':>6}" if total else "")]
         for name, n in list(result[key].items())[:rows]:
-            out.append(f"{name[:40]:40} {n:>8,}")
-    return "\n".join(out)
+            share = f" {n / total:>6.1%}" if total else ""
+            out.append(f"{name[:40]:40} {n:>8,}{share}")
+    return out
 
 
 def main(argv=None) -> int:
@@ -117,15 +126,25 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=20, help="rows per table (default 20)")
     p.add_argument("--json", type=Path, help="write the counts here")
     args = p.parse_args(argv)
+
+    def compute():
+        return count(json.loads(args.netlist.read_text()), args.top)
+
+    return run("netlist_ffs", args.netlist, compute, lambda r: table(r, args.rows), args.json)
+
+
+def run(name, source, compute, text, json_path) -> int:
+    """A diagnostic bench's ending: ``compute()``'s result printed as ``text(result)`` and
+    written to ``json_path`` (if given), 0; or, if ``source`` cannot be read, one line
+    naming it on stderr, 2."""
     try:
-        netlist = json.loads(args.netlist.read_text())
-        result = count(netlist, args.top)
+        result = compute()
     except (OSError, ValueError, KeyError) as e:
-        print(f"netlist_ffs: {args.netlist}: {e}", file=sys.stderr)
+        print(f"{name}: {source}: {e}", file=sys.stderr)
         return 2
-    print(table(result, args.rows))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(text(result))
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
