@@ -242,10 +242,7 @@ class DownsamplingBlock(_Block):
         pws = [pw for _, pw in self.branches]
         if any(pw.deserializer is None or not pw.deserializer.registered for pw in pws):
             return False
-        latency = [
-            dw.report()["latency_cycles"] + pw.report()["latency_cycles"]
-            for dw, pw in self.branches
-        ]
+        latency = [dw.latency + pw.latency for dw, pw in self.branches]
         gap = max(latency) - min(latency) + max(pw.deserializer.fold for pw in pws) + 2
         return min(pw.period for pw in pws) > gap
 

@@ -538,6 +538,19 @@ class Conv(wiring.Component):
         in the bank: the element itself, unless folded)."""
         return self.product.bank.address(self.weight_element(*index))
 
+    @property
+    def latency(self) -> int:
+        """Cycles from a beat at the product to its output beat without stalls (for 3x3
+        kinds the window's lag comes before): the product, the slice behind a configurable
+        serializer, the accumulator, the requantizer, and folded, the beat's other sub-beats
+        and the deserializer."""
+        n = self.product.latency + self.requant.latency + (self.cut is not None)
+        if self.accumulator is not None:
+            n += self.accumulator.latency
+        if self.fold > 1:  # a beat's last sub-beat leaves fold - 1 cycles after its first
+            n += self.fold - 1 + self.deserializer.latency
+        return n
+
     def report(self) -> dict:
         r = {
             "kind": self.kind,
@@ -546,21 +559,18 @@ class Conv(wiring.Component):
             **self.product.report(),
         }
         r["weights"] = int(self.weights.size)  # not the depthwise block matrix's size
-        r["latency_cycles"] += self.requant.latency  # plus, for 3x3 kinds, the window's lag
+        r["latency_cycles"] = self.latency  # plus, for 3x3 kinds, the window's lag
         r["memory_bits"] += self.requant.scales.bits + self.requant.biases.bits
         r["register_bits"] += self.requant.register_bits
-        if self.fold > 1:  # a beat's last sub-beat leaves fold - 1 cycles after its first
+        if self.fold > 1:
             r["fold"] = self.fold
-            r["latency_cycles"] += self.fold - 1 + self.deserializer.latency
             r["register_bits"] += self.deserializer.register_bits
             if self.serializer is not None:
                 r["register_bits"] += self.serializer.register_bits
         if self.cut is not None:
-            r["latency_cycles"] += 1
             r["register_bits"] += 2 * Shape.cast(self.cut.i.payload.shape()).width
         if self.accumulator is not None:
             r["slices"] = self.slices
-            r["latency_cycles"] += self.accumulator.latency
             r["register_bits"] += self.accumulator.register_bits
         if self.hold:
             r["hold"] = True

@@ -475,7 +475,8 @@ class _Raster:
         # mapping sees past, and with them every window's step was the longest logic of
         # the design (on the ECP5: ten LUT levels and a carry, from the input's valid
         # through the flush decision). Positions not emitted may differ; nothing reads them.
-        wrap = (pending & Mux(flush_start, H < 2, y < 2)) if overlap else Const(0)
+        ey_below2 = Mux(flush_start, H < 2, y < 2)
+        wrap = (pending & ey_below2) if overlap else Const(0)
 
         def ey_is(v):
             return Mux(flush_start, v == H, y == v) if v >= 0 else Const(0)
@@ -491,10 +492,9 @@ class _Raster:
 
         self.cx = cx = Signal(range(W + 1), name="cx")  # + 1: at least one bit, for cx[0]
         started = Signal(name="started")  # at least W + 1 steps into the frame
-        ey_ge2 = Mux(flush_start, H >= 2, y >= 2)
         m.d.comb += [
             cx.eq(Mux(x == 0, W - 1, x - 1)),
-            started.eq(wrap | ey_ge2 | (vy_is(1) & (x != 0))),
+            started.eq(wrap | ~ey_below2 | (vy_is(1) & (x != 0))),
         ]
         self.emit = started
         if S == 2:
