@@ -49,7 +49,7 @@ def count(netlist: dict, top: str = "top") -> dict:
     name inside the backbone), per component kind (the instance path inside the block, its
     indices made ``#``) and per register (kind and register name; the 100 largest)."""
     cells = netlist["modules"][top]["cells"]
-    blocks, kinds, registers = collections.Counter(), collections.Counter(), collections.Counter()
+    blocks, kinds, parts, registers = (collections.Counter() for _ in range(4))
     total = outside = 0
     # Block RAM data outputs: which cell drives each net bit.
     bram_out = {
@@ -77,6 +77,7 @@ def count(netlist: dict, top: str = "top") -> dict:
         block, kind, leaf = where
         blocks[block] += 1
         kinds[kind] += 1
+        parts[kind.split(".")[-1]] += 1
         registers[f"{kind.split('.')[-1]}:{leaf}"] += 1
     return {
         "flip_flops": total,
@@ -89,6 +90,8 @@ def count(netlist: dict, top: str = "top") -> dict:
         "block_ram_port_registers": collision,
         "by_block": dict(blocks.most_common()),
         "by_kind": dict(kinds.most_common()),
+        # the kinds summed by their last part (window, product, requant, ...)
+        "by_part": dict(parts.most_common()),
         # the registers' long tail (one name per lane of some layers) left out
         "by_register": dict(registers.most_common(100)),
     }
@@ -107,30 +110,39 @@ def table(result: dict, rows: int) -> str:
     return "\n".join(out + tables(result, sections, rows, "FFs"))
 
 
-def tables(result: dict, sections, rows: int, column: str, total: int = 0) -> list[str]:
+def tables(
+    result: dict, sections, rows: int, column: str, total: int = 0, width: int = 40
+) -> list[str]:
     """Lines of ``result[key]``'s first ``rows`` entries under ``title`` for each
-    ``(key, title)`` of ``sections``; with ``total``, each entry's share of it too."""
+    ``(key, title)`` of ``sections`` (names cut to ``width``); with ``total``, each entry's
+    share of it too."""
     out = []
     for key, title in sections:
-        out += ["", f"{title:40} {column:>8}" + (f" {'share':>6}" if total else "")]
+        out += ["", f"{title:{width}} {column:>8}" + (f" {'share':>6}" if total else "")]
         for name, n in list(result[key].items())[:rows]:
             share = f" {n / total:>6.1%}" if total else ""
-            out.append(f"{name[:40]:40} {n:>8,}{share}")
+            out.append(f"{name[:width]:{width}} {n:>8,}{share}")
     return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    return netlist_command("netlist_ffs", __doc__, count, table, argv, rows=20)
+
+
+def netlist_command(name, doc, count, table, argv, rows: int) -> int:
+    """The command line of a bench reading a synthesized netlist: ``--netlist``, ``--top``,
+    ``--rows``, ``--json``; ``count(netlist, top)`` printed as ``table(result, rows)``."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--netlist", required=True, type=Path, help="Yosys's top.json")
     p.add_argument("--top", default="top", help="the top module (default top)")
-    p.add_argument("--rows", type=int, default=20, help="rows per table (default 20)")
-    p.add_argument("--json", type=Path, help="write the counts here")
+    p.add_argument("--rows", type=int, default=rows, help=f"rows per table (default {rows})")
+    p.add_argument("--json", type=Path, help="write the result here")
     args = p.parse_args(argv)
 
     def compute():
         return count(json.loads(args.netlist.read_text()), args.top)
 
-    return run("netlist_ffs", args.netlist, compute, lambda r: table(r, args.rows), args.json)
+    return run(name, args.netlist, compute, lambda r: table(r, args.rows), args.json)
 
 
 def run(name, source, compute, text, json_path) -> int:

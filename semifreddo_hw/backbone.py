@@ -619,8 +619,8 @@ class Backbone(wiring.Component):
     def _stems(self, m, entry, errors) -> dict:
         """Every core's stem, all fed from ``entry`` through a skid buffer each (so that no
         stem's ``ready`` runs through the fork into the others' windows or back to the
-        input: on the ECP5 that path was the design's longest, eleven LUTs); returns their
-        output streams."""
+        input: on the ECP5 that path was the design's longest, 10.25 levels by
+        ``bench/logic_depth.py``); returns their output streams."""
         skids = {core: SkidBuffer(entry.payload.shape()) for core in self.stems}
         _broadcast(m, entry, [skid.i for skid in skids.values()])
         feats = {}

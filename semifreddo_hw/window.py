@@ -473,8 +473,10 @@ class _Raster:
         # The masks, markers and emit compare the position against constants without
         # computing vy and cy: their additions would become carry chains that no LUT
         # mapping sees past, and with them every window's step was the longest logic of
-        # the design (on the ECP5: ten LUT levels and a carry, from the input's valid
-        # through the flush decision). Positions not emitted may differ; nothing reads them.
+        # the design (on the ECP5, once the stems had skid buffers: 9.25 levels by
+        # ``bench/logic_depth.py``, from the row counter through the flush decision; after,
+        # no chain in the design deeper than 7.25). Positions not emitted may differ;
+        # nothing reads them.
         ey_below2 = Mux(flush_start, H < 2, y < 2)
         wrap = (pending & ey_below2) if overlap else Const(0)
 

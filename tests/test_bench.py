@@ -136,6 +136,18 @@ def test_fold_rates_bench_counts_multiplies_per_period(tmp_path):
     assert "two_cores_shuffle" in r.stdout
 
 
+def _netlist_bench(script, netlist, tmp_path):
+    """``script`` run on ``netlist`` (written as Yosys's top.json): its JSON result; and
+    run on a netlist that is not there, it fails with one line naming it."""
+    (tmp_path / "top.json").write_text(json.dumps(netlist))
+    out = tmp_path / "result.json"
+    r = _bench(script, "--netlist", tmp_path / "top.json", "--json", out, timeout=60)
+    assert r.returncode == 0, r.stderr
+    bad = _bench(script, "--netlist", tmp_path / "none.json", timeout=60)
+    assert bad.returncode == 2 and "none.json" in bad.stderr
+    return json.loads(out.read_text())
+
+
 def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
     """A netlist of a few named cells (as Yosys flattens a board build): every flip-flop
     counted once, by the backbone block and the component it sits in."""
@@ -147,19 +159,12 @@ def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
         "link.rx_uart.shift_TRELLIS_FF_Q": "TRELLIS_FF",
     }
     net = {"modules": {"top": {"cells": {k: {"type": v} for k, v in cells.items()}}}}
-    (tmp_path / "top.json").write_text(json.dumps(net))
-    out = tmp_path / "ffs.json"
-    args = ("--netlist", tmp_path / "top.json", "--json", out)
-    r = _bench("bench/netlist_ffs.py", *args, timeout=60)
-    assert r.returncode == 0, r.stderr
-    got = json.loads(out.read_text())
+    got = _netlist_bench("bench/netlist_ffs.py", net, tmp_path)
     assert (got["flip_flops"], got["outside_backbone"]) == (4, 1)
     assert (got["block_ram_fed"], got["block_ram_port_registers"]) == (0, 0)
     assert got["by_block"] == {"frozen_m1_0": 2, "a_m1_0": 1}
     assert got["by_kind"] == {"dw.window": 2, "pw.requant": 1}
     assert got["by_register"] == {"window:win00": 2, "requant:prod3": 1}
-    bad = _bench("bench/netlist_ffs.py", "--netlist", tmp_path / "none.json", timeout=60)
-    assert bad.returncode == 2 and "none.json" in bad.stderr
 
 
 def test_congestion_sums_router2_overuse_by_part(tmp_path):
@@ -185,3 +190,35 @@ def test_congestion_sums_router2_overuse_by_part(tmp_path):
     assert "product" in r.stdout
     bad = _bench("bench/congestion.py", "--heatmap", tmp_path / "none.csv", timeout=60)
     assert bad.returncode == 2 and "none.csv" in bad.stderr
+
+
+def test_logic_depth_finds_the_longest_chain_and_the_widest_net(tmp_path):
+    """Two registers joined by three LUT4s and a CCU2C, a third register fed by one LUT:
+    the deeper chain is reported with its levels (3 + 0.25) by where it starts and ends,
+    and the net with most loads first."""
+
+    def cell(kind, ins, outs):
+        conns = {**{p: [b] for p, b in ins.items()}, **{p: [b] for p, b in outs.items()}}
+        dirs = {**dict.fromkeys(ins, "input"), **dict.fromkeys(outs, "output")}
+        return {"type": kind, "connections": conns, "port_directions": dirs}
+
+    bb = "link.backbone."
+    cells = {
+        bb + "a_m1_0.dw.window.x_TRELLIS_FF_Q": cell("TRELLIS_FF", {"DI": 9}, {"Q": 2}),
+        bb + "a_m1_0.dw.window.s_LUT4_Z": cell("LUT4", {"A": 2}, {"Z": 3}),
+        bb + "a_m1_0.dw.window.t_LUT4_Z": cell("LUT4", {"A": 3, "B": 2}, {"Z": 4}),
+        bb + "a_m1_0.dw.window.u_LUT4_Z": cell("LUT4", {"A": 4, "B": 2}, {"Z": 5}),
+        bb + "a_m1_0.dw.window.c_CCU2C_S0": cell("CCU2C", {"A0": 5}, {"S0": 6}),
+        bb + "a_m1_0.pw.product.y_TRELLIS_FF_Q": cell("TRELLIS_FF", {"DI": 6}, {"Q": 7}),
+        bb + "a_m1_0.pw.product.v_LUT4_Z": cell("LUT4", {"A": 2}, {"Z": 8}),
+        bb + "a_m1_0.pw.requant.r_TRELLIS_FF_Q": cell("TRELLIS_FF", {"DI": 8}, {"Q": 9}),
+    }
+    nets = {"x": {"bits": [2]}, "t": {"bits": [4]}}
+    net = {"modules": {"top": {"cells": cells, "netnames": nets}}}
+    got = _netlist_bench("bench/logic_depth.py", net, tmp_path)
+    assert got["deepest_levels"] == 3.25
+    assert got["deepest"] == {
+        "a_m1_0.dw.window -> a_m1_0.pw.product": 3.25,
+        "a_m1_0.dw.window -> a_m1_0.pw.requant": 1.0,
+    }
+    assert next(iter(got["most_loads"].items())) == ("x", 4)
