@@ -2,13 +2,16 @@
 """Measured silicon: synthesis area of frozen vs configurable layers, the paper's Table 3,
 and a freezing sweep.
 
-    python bench/area.py --parts table3 sweep --json bench/area_cores.json \
+    python bench/area.py --parts table3 sweep --jobs 2 --json bench/area_cores.json \
         --plot bench/area_sweep.png
-    python bench/area.py --parts matrices --json bench/area_matrices.json [--skip ...]
+    python bench/area.py --parts matrices --check-rows --jobs 2 --timeout 300 \
+        --json bench/area_matrices.json --skip ...
 
-The matrices part is slow: over an hour of Yosys for every size, even with the ``--skip``
-list docs/performance.md gives (ABC on da4ml's combinational netlists and on the constant
-products dominates); the test suite runs its smallest case only.
+Both take 24 minutes on 2 idle cores with the ``--skip`` list docs/performance.md gives
+(8 and 16); the cut syntheses (ABC on da4ml's largest combinational netlists and on the
+constant products) were each stopped after 10 to 15 minutes without a result.
+``--one-stage`` adds the frozen layers built without internal register stages. The test
+suite runs the smallest case only.
 
 Every number here comes from a Yosys netlist (:mod:`generators.synth`: flows ``generic``
 (gates and a CMOS transistor estimate), ``ice40`` and ``ecp5`` (LUT4, carries, flip-flops;
@@ -18,8 +21,9 @@ multipliers in LUTs, no DSPs)), never from the plan. Three parts (``--parts``):
   3x3 layers (``--depthwise`` channels), four variants of ``y = W @ x``: ``frozen`` (this
   project's FrozenMatVec), ``configurable`` (ConfigurableMatVec: weights in memory,
   multipliers), ``da4ml`` (da4ml's own Verilog for the same matrix) and ``constants`` (the
-  products written as ``x * w`` and left to Yosys). All have registered inputs and
-  registered outputs; memories are counted in bits, not mapped.
+  products written as ``x * w`` and left to Yosys), and with ``--one-stage``
+  ``frozen_one_stage``. All have registered inputs and registered outputs; memories are
+  counted in bits, not mapped.
 * ``table3``: the five Table 3 configurations (the presets of ``spec.network``), emitted as
   a build emits them and synthesized part by part (:func:`generators.synth.part_units`:
   each convolution, each product, each block's glue, each blend and shuffle, the top's own
@@ -209,23 +213,35 @@ def matrix_cases(sizes, depthwise, seed, zeros_sizes=None):
     return dense + dw + sorted(sparse, key=lambda c: c[3].size)
 
 
-def run_matrices(runner: Runner, sizes, depthwise, seed, check_rows=False, zeros_sizes=None):
+def _frozen_unit(fz: FrozenMatVec) -> tuple[tuple[str, str], dict]:
+    """A frozen layer's unit (under the common top) and its plan's counts."""
+    plan = fz.graph.pipelined(fz.levels_per_stage, -128, 127)
+    return (wrap_project(part_text(fz, "core"), "core", "top"), "top"), {
+        "plan_adders": fz.graph.adders,
+        "plan_adder_bits": sum(op.width for op in plan.ops if op.kind in ("add", "neg")),
+        "plan_register_bits": fz.report()["register_bits"],
+        "latency_cycles": fz.latency,
+        "levels_per_stage": fz.levels_per_stage,
+    }
+
+
+def run_matrices(
+    runner: Runner, sizes, depthwise, seed, check_rows=False, zeros_sizes=None, one_stage=False
+):
     """Synthesize every variant of every case; returns the records. ``check_rows``: the
     smallest dense matrix's configurable layer is also synthesized whole
-    (``configurable_whole``)."""
+    (``configurable_whole``). ``one_stage``: the frozen layer also built with one register
+    stage, no internal pipeline (``frozen_one_stage``: the same plan, ``levels_per_stage``
+    its depth), the timing da4ml's netlist has."""
     units, meta = {}, {}
     for label, kind, density, w, mask, graph in matrix_cases(sizes, depthwise, seed, zeros_sizes):
         n_out, n_in = w.shape
         case = f"{label}_d{int(round(density * 100))}"
         fz = FrozenMatVec(w, graph=graph) if graph is not None else FrozenMatVec(w)
-        units[(case, "frozen")] = (wrap_project(part_text(fz, "core"), "core", "top"), "top")
-        plan = fz.graph.pipelined(fz.levels_per_stage, -128, 127)
-        meta[(case, "frozen")] = {
-            "plan_adders": fz.graph.adders,
-            "plan_adder_bits": sum(op.width for op in plan.ops if op.kind in ("add", "neg")),
-            "plan_register_bits": fz.report()["register_bits"],
-            "latency_cycles": fz.latency,
-        }
+        units[(case, "frozen")], meta[(case, "frozen")] = _frozen_unit(fz)
+        if one_stage:
+            one = FrozenMatVec(w, graph=fz.graph, levels_per_stage=max(1, fz.graph.depth))
+            units[(case, "frozen_one_stage")], meta[(case, "frozen_one_stage")] = _frozen_unit(one)
         # Configurable: every output row is the same netlist (weights are run-time data, one
         # multiplier per weight, one adder tree per row; rows share only the inputs), so
         # one row is synthesized, without input registers, and counted n_out times; the
@@ -285,8 +301,7 @@ def run_matrices(runner: Runner, sizes, depthwise, seed, check_rows=False, zeros
     for case in dict.fromkeys(c for c, _v in units):
         info = meta[case]
         variants = ["frozen", "configurable", "da4ml", "constants"]
-        if (case, "configurable_whole") in units:
-            variants.append("configurable_whole")
+        variants += [v for v in ("frozen_one_stage", "configurable_whole") if (case, v) in units]
         for variant in variants:
             if variant == "configurable":
                 row, inreg = res[f"{case}/configurable_row"], res[f"{case}/input_registers"]
@@ -543,6 +558,39 @@ def print_matrices(records, flows):
         )
 
 
+#: docs/performance.md's matrices table: (heading, record key, ratio to configurable shown).
+_MARKDOWN_COLUMNS = (
+    ("ECP5 LUT4", "ecp5_lut4", True),
+    ("CCU2C", "ecp5_ccu2", False),
+    ("ECP5 LUT4 eq.", "ecp5_lut4_equiv", True),
+    ("iCE40 LUT4", "ice40_lut4", True),
+    ("transistors", "transistors", True),
+    ("logic transistors", "transistors_logic", True),
+    ("gates", "generic_cells", True),
+    ("ECP5 FF", "ecp5_ff", False),
+)
+
+
+def markdown_matrices(records) -> str:
+    """The matrices' records as the Markdown table of ``docs/performance.md``: in brackets
+    the ratio to the configurable layer of the same case, ``n/m`` where not measured, and
+    each variant's Yosys seconds (all flows)."""
+    head = ["case", "variant", *(h for h, _k, _r in _MARKDOWN_COLUMNS), "Yosys s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        cells = [f"{r['shape']} d{int(r['density'] * 100)}", r["variant"]]
+        for _h, key, with_ratio in _MARKDOWN_COLUMNS:
+            value = r.get(key)
+            ratio = r.get(f"{key}_vs_configurable") if r["variant"] != "configurable" else None
+            shown = "n/m" if value is None else f"{value:,}"
+            if value is not None and with_ratio and ratio is not None:
+                shown += f" ({ratio:.3f})"
+            cells.append(shown)
+        cells.append(f"{r['seconds']:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _short(m: str) -> str:
     return {
         "transistors": "transistors",
@@ -596,6 +644,10 @@ def print_sweep(sw, flows):
         print(f"{'':>30}" + "".join(f"{p['normalized'][m]:>13.3f}" for m in ms))
 
 
+#: The variants whose plans print_plan_vs_netlist sets beside their netlists.
+_PLANNED = ("frozen", "frozen_one_stage", "configurable")
+
+
 def print_plan_vs_netlist(records):
     """The plan's estimates next to the netlist's counts, per matrix case: adders (the plan's
     adder bits against ECP5's carry bits, two per CCU2C) and flip-flops (the plan's register
@@ -606,7 +658,7 @@ def print_plan_vs_netlist(records):
         f"{'reg bits':>10}{'gen FF':>8}{'iCE40 FF':>9}{'ECP5 FF':>8}"
     )
     for r in records:
-        if r["variant"] not in ("frozen", "configurable") or "plan_register_bits" not in r:
+        if r["variant"] not in _PLANNED or "plan_register_bits" not in r:
             continue
         regs = r["plan_register_bits"] + 8 * r["n_in"]
         ccu2 = r.get("ecp5_ccu2")
@@ -680,6 +732,12 @@ def _parser():
         help="also synthesize the smallest dense configurable layer whole, to check the "
         "row-by-row count against it",
     )
+    ap.add_argument(
+        "--one-stage",
+        action="store_true",
+        help="also synthesize each frozen layer with no internal register stage "
+        "(frozen_one_stage, the timing of da4ml's netlist)",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="Yosys processes at a time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -707,6 +765,11 @@ def _parser():
         metavar="FILE",
         help="print the tables of an earlier run's JSON; synthesize nothing",
     )
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="with --report: the matrices' table in Markdown, as docs/performance.md has it",
+    )
     return ap
 
 
@@ -722,8 +785,16 @@ def _print_all(out):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    if args.markdown and not args.report:
+        _parser().error("--markdown prints an earlier run's table: give --report FILE")
     if args.report:
-        _print_all(json.loads(args.report.read_text()))
+        out = json.loads(args.report.read_text())
+        if args.markdown:
+            if "matrices" not in out:
+                _parser().error(f"{args.report} has no matrices part")
+            print(markdown_matrices(out["matrices"]))
+        else:
+            _print_all(out)
         return 0
     if args.cache:
         return _run(args)
@@ -767,7 +838,13 @@ def _run(args):
     if "matrices" in args.parts:
         t = time.perf_counter()
         out["matrices"] = run_matrices(
-            runner, args.sizes, args.depthwise, args.seed, args.check_rows, args.zeros_sizes
+            runner,
+            args.sizes,
+            args.depthwise,
+            args.seed,
+            args.check_rows,
+            args.zeros_sizes,
+            args.one_stage,
         )
         out["matrices_seconds"] = round(time.perf_counter() - t, 1)
     _print_all(out)

@@ -147,6 +147,7 @@ def test_area_bench_smallest_case(tmp_path):
         "--depthwise",
         "2",
         "--check-rows",
+        "--one-stage",
         "--json",
         out,
     )
@@ -155,7 +156,7 @@ def test_area_bench_smallest_case(tmp_path):
     recs = {(x["shape"], x["density"], x["variant"]): x for x in data["matrices"]}
     cases = [("4x4", 1.0), ("dw2", 1.0)]
     variants = ("frozen", "configurable", "da4ml", "constants")
-    assert set(recs) == {(s, d, v) for s, d in cases for v in variants} | {
+    assert set(recs) == {(s, d, v) for s, d in cases for v in (*variants, "frozen_one_stage")} | {
         ("4x4", 1.0, "configurable_whole")
     }
     for rec in recs.values():
@@ -190,11 +191,31 @@ def test_area_bench_smallest_case(tmp_path):
         # stage and the wrapper's input registers, less what synthesis finds constant.
         most = frozen["plan_register_bits"] + frozen["latency_cycles"] + 8 * frozen["n_in"]
         assert most / 2 < frozen["generic_ffs"] <= most, (shape, density)
+        # One register stage: the same plan, no internal registers (so fewer flip-flops
+        # wherever the graph is deeper than a stage's two levels).
+        one = recs[(shape, density, "frozen_one_stage")]
+        assert one["latency_cycles"] == 1 and one["plan_adders"] == frozen["plan_adders"]
+        assert one["plan_register_bits"] <= frozen["plan_register_bits"]
+        assert one["generic_ffs"] <= frozen["generic_ffs"]
     # Counting one row n times matches synthesizing the whole layer within a few percent.
     whole, rows = recs[("4x4", 1.0, "configurable_whole")], recs[("4x4", 1.0, "configurable")]
     for metric in ("transistors", "ice40_lut4", "ecp5_lut4_equiv"):
         assert abs(whole[metric] / rows[metric] - 1) < 0.05, metric
     assert "4x4" in r.stdout and "total" in r.stdout
+    # The same records as docs/performance.md's table: a row each, eleven cells a row.
+    md = _run("bench/area.py", "--report", out, "--markdown")
+    assert md.returncode == 0, md.stderr
+    rows = md.stdout.splitlines()
+    assert rows[0].startswith("| case | variant | ECP5 LUT4 |")
+    assert len(rows) == 2 + len(data["matrices"])
+    assert all(row.count("|") == 12 for row in rows)
+    whole_row = next(row for row in rows if "| configurable_whole |" in row)
+    assert whole_row.startswith("| 4x4 d100 |") and f"{whole['ecp5_ff']:,}" in whole_row
+
+
+def test_area_markdown_needs_a_report():
+    r = _run("bench/area.py", "--markdown")
+    assert r.returncode == 2 and "--report" in r.stderr.splitlines()[-1]
 
 
 #: The smallest backbone: a frozen core only, its stem and one block.
