@@ -45,7 +45,8 @@ def test_parameters_reloaded_at_run_time(main):
     writes = main.dut.param_writes(new)
     end = writes[-1][0] + 1
     # In random order; each value also written first with garbage above its field's width
-    # (taken modulo the width: the same value lands) and to addresses past the map (ignored).
+    # (taken modulo the width: the same value lands) and to addresses past the map and, last,
+    # between its regions (ignored: a decode that aliased them would overwrite a value).
     widths = {a: r.width for r in main.dut.address_map for a in range(r.base, r.base + r.count)}
     order = rng.permutation(len(writes))
     noisy = [(end + int(k), -1) for k in range(3)]
@@ -55,6 +56,9 @@ def test_parameters_reloaded_at_run_time(main):
         if widths[a] < 32 and -(1 << 31) <= wrapped < (1 << 31):
             noisy.append((a, wrapped))
         noisy.append((a, v))
+    gaps = sorted(set(range(end)) - set(widths))
+    assert gaps  # regions of different spans leave some
+    noisy += [(a, -1) for a in gaps]
     main.run(new, frames, shuffle=False, writes=noisy, test_name="reloaded")
 
 
@@ -116,19 +120,22 @@ def test_one_pixel_per_clock(main):
     assert three["cycles"] - one["cycles"] == 2 * main.net.width * main.net.height
 
 
-def test_address_map_is_contiguous_and_complete(main):
+def test_address_map_is_aligned_and_complete(main):
     net, dut = main.net, main.dut
     regions = dut.address_map
     assert regions[0].base == 0
     for a, b in zip(regions, regions[1:], strict=False):
-        assert b.base == a.base + a.count
+        # in network order, each at the first multiple of its span after the one before
+        span = 1 << (b.count - 1).bit_length()
+        assert b.base % span == 0 and a.base + a.count <= b.base < a.base + a.count + span
+    assert dut.bus.size == regions[-1].base + regions[-1].count
     fields = {(r.layer, r.field) for r in regions}
     for spec in net.convs():
         assert (spec.name, "scale") in fields and (spec.name, "bias") in fields
         assert ((spec.name, "weight") in fields) == (not spec.frozen)
     assert {r.layer for r in regions if r.field == "alpha"} == {b.name for b in net.blends()}
     writes = dut.param_writes(main.params)
-    assert [a for a, _ in writes] == list(range(regions[-1].base + regions[-1].count))
+    assert [a for a, _ in writes] == [a for r in regions for a in range(r.base, r.base + r.count)]
 
 
 def test_param_writes_refuse_build_time_changes(main):

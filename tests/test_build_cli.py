@@ -141,9 +141,12 @@ def test_build_writes_every_file_and_reports_progress(onnx_build):
     assert rep["weights_form"] == "float" and rep["cores"] == ["frozen", "a", "b"]
     assert rep["multipliers"] == rep["configurable_weights"] > 0 and rep["adders"] > 0
     assert len(rep["quantization"]["layers"]) == len(network_from_dict(TINY).convs())
-    # The parameter image holds one write per address of the map, in order.
+    # The parameter image holds one write per address of the map's regions, in order.
     writes = (root / "build" / "param_writes.hex").read_text().splitlines()
-    assert [int(w.split()[0], 16) for w in writes] == list(range(rep["parameter_addresses"]))
+    regions = json.loads((root / "build" / "address_map.json").read_text())
+    addresses = [a for r in regions for a in range(r["base"], r["base"] + r["count"])]
+    assert [int(w.split()[0], 16) for w in writes] == addresses
+    assert addresses[-1] == rep["parameter_addresses"] - 1
     # The build's quantized files are valid input for a rebuild.
     assert load_npz(root / "build" / "frozen.npz")["version"] == 2
 
