@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from amaranth.hdl import Mux, Shape, signed, unsigned
 from amaranth.lib import data, stream
+from amaranth.utils import ceil_log2
 
 from spec.formats import PARAM_VALUE_BITS, param_address_bits
 
@@ -79,7 +80,7 @@ class ParamBus:
             self._first_sets.append(first_set[0] if first_set else 0)
             shape = Shape.cast(bank.elem)
             count = bank.address_count
-            span = 1 << (count - 1).bit_length()
+            span = 1 << ceil_log2(count)
             base = -(-base // span) * span  # aligned: see the module docstring
             if math.prod(order.shape) != bank.count or sorted(order.axes) != sorted(
                 order.source_axes
@@ -127,7 +128,7 @@ class ParamBus:
             for r, first in regions:
                 # The span's high bits pick the region; its low bits are the bank's index
                 # (past the bank's count they are ignored: the banks' own contract).
-                k = (r.count - 1).bit_length()
+                k = ceil_log2(r.count)
                 hit = bus.valid & bus.ready & (bus.payload.addr[k:] == r.base >> k)
                 offset = bus.payload.addr[:k][: len(port.payload.index)]
                 chosen = first if set_ is None else first + set_
