@@ -1,7 +1,8 @@
 """Each layer's own Fmax on the ECP5 (LFE5U-85F), placed and routed out of context: a fast
 loop for timing work, where a whole board build takes an hour.
 
-    python bench/fmax.py --build DIR [--layer GLOB ...] [--freq 100] --json FILE
+    python bench/fmax.py --build DIR [--layer GLOB ...] [--module NAME ...] [--freq 100] \
+        --json FILE
 
 ``DIR`` is a build directory (``python -m generators.build``, any ``--fold``). Each layer's
 Verilog module (:func:`spec.names.part_module`, with everything it instantiates) goes through
@@ -11,6 +12,9 @@ build's; memories placed as the board build places them) and YoWASP nextpnr-ecp5
 read: the achieved Fmax and the critical path (its start and end cells, and how much of it
 is logic and how much routing). A layer meets the board's clock here or not at all; a
 whole design adds the paths between layers (register slices cut most) and congestion.
+``--module`` runs any module of the design the same way, by its name in the Verilog (a
+backbone block such as ``semifreddo.frozen_m4_0``, a balancing FIFO, a core's blend): the
+paths between a block's layers, out of context, in minutes.
 """
 
 import argparse
@@ -29,7 +33,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from common.parallel import fork_map  # noqa: E402
-from common.verilog import module_tree  # noqa: E402
+from common.verilog import module_token, module_tree, verilog_modules  # noqa: E402
 from generators.board import place_memories, synth_overrides, yowasp_env  # noqa: E402
 from spec.names import part_module  # noqa: E402
 from weights.io import read_json  # noqa: E402
@@ -37,6 +41,7 @@ from weights.io import read_json  # noqa: E402
 
 def _yosys_script(top: str, dsp: str) -> str:
     o = synth_overrides(dsp, 8)
+    top = module_token(top).strip()
     return "\n".join(
         [
             "read_verilog -defer design.v",
@@ -134,6 +139,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", required=True, metavar="DIR")
     p.add_argument("--layer", action="append", metavar="GLOB", help="layers to run (default all)")
+    p.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="modules to run by their Verilog name (then no layer unless --layer)",
+    )
     p.add_argument("--freq", type=float, default=100.0, help="target MHz (default 100)")
     p.add_argument("--dsp", default="auto", choices=["auto", "wide", "all", "none"])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -144,12 +156,15 @@ def main(argv=None) -> int:
     report = read_json(build / "report.json")
     top = report.get("top", "semifreddo")
     text = (build / f"{top}.v").read_text()
-    layers = [
-        n for n in report["layers"] if any(fnmatch.fnmatch(n, g) for g in args.layer or ["*"])
-    ]
-    if not layers:
+    globs = args.layer or ([] if args.module else ["*"])
+    layers = [n for n in report["layers"] if any(fnmatch.fnmatch(n, g) for g in globs)]
+    if args.layer and not layers:
         p.error("no layer matches --layer")
-    jobs = [(n, part_module(top, n)) for n in layers]
+    modules = verilog_modules(text)
+    for m in args.module:
+        if m not in modules:
+            p.error(f"--module {m}: no such module in {build / (top + '.v')}")
+    jobs = [(n, part_module(top, n)) for n in layers] + [(m, m) for m in args.module]
     results = fork_map(lambda j: measure(j[0], text, j[1], args), jobs, args.jobs)
     print(f"{'layer':<28} {'Fmax':>7} {'COMB':>6} {'FF':>6} {'DSP':>4}  critical path")
     for r in results:

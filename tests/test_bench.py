@@ -222,3 +222,33 @@ def test_logic_depth_finds_the_longest_chain_and_the_widest_net(tmp_path):
         "a_m1_0.dw.window -> a_m1_0.pw.requant": 1.0,
     }
     assert next(iter(got["most_loads"].items())) == ("x", 4)
+
+
+def test_placed_paths_estimates_the_longest_path_from_the_placement(tmp_path):
+    """A register to a register through two LUTs in distant tiles, beside a short path: the
+    long one is reported with nextpnr-ecp5's distance estimate for each net and the cells'
+    delays (0.525 + 0.546 + 0.45 + 0.806 + 0.45 + 0.156 + 0.1 ns), step by step, and the
+    worst delay between the parts it joins."""
+
+    def cell(kind, ins, outs, tile):
+        conns = {**{p: [b] for p, b in ins.items()}, **{p: [b] for p, b in outs.items()}}
+        dirs = {**dict.fromkeys(ins, "input"), **dict.fromkeys(outs, "output")}
+        bel = {"NEXTPNR_BEL": f"X{tile[0]}/Y{tile[1]}/SLICEA.FF0"}
+        return {"type": kind, "connections": conns, "port_directions": dirs, "attributes": bel}
+
+    bb = "link.backbone."
+    cells = {
+        bb + "a_m1_0.dw.window.x_TRELLIS_FF_Q": cell("TRELLIS_FF", {"M": 9}, {"Q": 2}, (10, 10)),
+        bb + "a_m1_0.dw.window.s_LUT": cell("TRELLIS_COMB", {"A": 2}, {"F": 3}, (10, 20)),
+        bb + "a_m2_0.pw.product.t_LUT": cell("TRELLIS_COMB", {"B": 3}, {"F": 4}, (30, 20)),
+        bb + "a_m2_0.pw.product.y_TRELLIS_FF_Q": cell("TRELLIS_FF", {"M": 4}, {"Q": 5}, (30, 20)),
+        bb + "a_m2_0.pw.requant.r_TRELLIS_FF_Q": cell("TRELLIS_FF", {"M": 5}, {"Q": 9}, (30, 21)),
+    }
+    net = {"modules": {"top": {"cells": cells, "netnames": {}}}}
+    got = _netlist_bench("bench/placed_paths.py", net, tmp_path)
+    worst = got["paths"][0]
+    assert worst["delay_ns"] == 3.033
+    assert [s["at_ns"] for s in worst["steps"]] == [0.525, 1.521, 2.777, 3.033]
+    assert worst["steps"][-1]["cell"].endswith("product.y_TRELLIS_FF_Q")
+    assert got["estimated_fmax_mhz"] == round(1000 / 3.033, 2)
+    assert got["worst_by_parts"]["a_m1_0.dw.window -> a_m2_0.pw.product"] == 3.033
