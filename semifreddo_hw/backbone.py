@@ -711,6 +711,11 @@ class Backbone(wiring.Component):
             feats["frozen"] = _delay(
                 m, f"frozen_bal{last}", feats["frozen"], self.balance[last]["frozen"]
             )
+        # Every output from flip-flops: a balancing FIFO's read data comes out of a block
+        # RAM, on the ECP5 5.8 ns after the clock, too late for the logic that reads it
+        # beyond the backbone (a board link's sender, the swap's bookkeeping above, the
+        # head), wherever the placer puts that (bench/placed_paths.py).
+        feats = {core: _slice(m, f"{core}_out", src) for core, src in feats.items()}
         if self.head is None:
             for core, src in feats.items():
                 wiring.connect(m, src, wiring.flipped(getattr(self, names.output_port(core))))

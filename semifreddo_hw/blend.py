@@ -32,11 +32,12 @@ class AlphaBlend(wiring.Component):
     above 128 written to ``alpha_write`` act as 128, so the output is always a convex
     combination and always int8.
 
-    Spatial (``fold`` 1): one multiplier per channel, codes in a :class:`ParamBank`; two
-    pipeline stages (:attr:`latency`). Folded (``fold`` F dividing the channels, for beats
-    that come every F cycles or rarer, :mod:`.fold`): each beat as F sub-beats of a channel
-    group, one multiplier per group lane, the codes in a :class:`PhaseBank` read a group per
-    cycle; three stages per sub-beat (operands while the codes are read, product, sum).
+    Spatial (``fold`` 1): one multiplier per channel, codes in a :class:`ParamBank`; three
+    pipeline stages (:attr:`latency`: difference, product, sum). Folded (``fold`` F dividing
+    the channels, for beats that come every F cycles or rarer, :mod:`.fold`): each beat as F
+    sub-beats of a channel group, one multiplier per group lane, the codes in a
+    :class:`PhaseBank` read a group per cycle; four stages per sub-beat (operands while the
+    codes are read, difference, product, sum).
 
     ``sets`` 2: two sets of codes (both starting as ``alpha_init``); each beat is blended
     with the set its epoch marker (:data:`spec.stream.EPOCH`) names, and ``alpha_write``
@@ -76,7 +77,7 @@ class AlphaBlend(wiring.Component):
     @property
     def latency(self) -> int:
         """Pipeline stages from a (sub-)beat to its result."""
-        return 2 if self.fold == 1 else 3
+        return 3 if self.fold == 1 else 4
 
     @property
     def pipe_beats(self) -> int:
@@ -108,12 +109,15 @@ class AlphaBlend(wiring.Component):
         if self.sets > 1:  # the codes are read with the (sub-)beat at the pipeline's input
             m.d.comb += alphas.select.eq(src.payload.side[EPOCH_BIT])
         for c in range(self.lanes):
-            a = Signal(range(ALPHA_ONE + 1), name=f"a{c}")
-            m.d.comb += a.eq(Mux(codes[c] > ALPHA_ONE, ALPHA_ONE, codes[c]))
             # a * x_f + (128 - a) * x_t = 128 * x_t + a * (x_f - x_t): one multiplier per
-            # channel, not two. |a * (x_f - x_t)| <= 128 * 255 fits signed(17).
-            p = pipe.stage((xf[c] - xt[c]) * a, signed(17), name=f"p{c}")
-            t = pipe.stage(xt[c], name=f"xt{c}")
+            # channel, not two. |a * (x_f - x_t)| <= 128 * 255 fits signed(17). The
+            # difference and the clamped code get a stage of their own: a subtraction's carry
+            # chain in front of a DSP block's multiply was, with the route to the product's
+            # register, the longest path of a placed board build (bench/placed_paths.py).
+            a = pipe.stage(Mux(codes[c] > ALPHA_ONE, ALPHA_ONE, codes[c]), name=f"a{c}")
+            d = pipe.stage(xf[c] - xt[c], signed(9), name=f"d{c}")
+            p = pipe.stage(d * a, signed(17), name=f"p{c}")
+            t = pipe.delay(xt[c], 2, name=f"xt{c}")
             total = Signal(signed(17), name=f"sum{c}")
             m.d.comb += total.eq((t << 7) + p + 64)
             y = pipe.stage(total >> 7, signed(8), name=f"y{c}")

@@ -25,7 +25,7 @@ from spec.link import (
 )
 from spec.stream import EOF_BIT, EOL_BIT
 
-from .streams import StreamFIFO
+from .streams import HalfRateSlice, StreamFIFO
 from .uart import UARTRx, UARTTx
 
 __all__ = ["UARTLink", "output_bytes", "output_channels"]
@@ -82,7 +82,11 @@ class UARTLink(wiring.Component):
         m.submodules.tx_uart = txu = self.tx_uart
         m.submodules.rx_queue = rxq = StreamFIFO(8, self.rx_depth)
         m.submodules.tx_queue = txq = StreamFIFO(8, self.tx_depth)
+        # The parser decodes each byte from a register, not from the queue's block RAM
+        # (whose read data comes late in the cycle on the ECP5).
+        m.submodules.rx_byte = rx_byte = HalfRateSlice(8)
         wiring.connect(m, rxu.o, rxq.i)
+        wiring.connect(m, rxq.o, rx_byte.i)
         wiring.connect(m, txq.o, txu.i)
         m.d.comb += [rxu.rx.eq(self.rx), self.tx.eq(txu.tx)]
         bad_command = Signal()
@@ -98,16 +102,17 @@ class UARTLink(wiring.Component):
         # The sender first: where it clears a status request in the cycle the parser sets a
         # new one, the parser's statement comes later and wins.
         self._sender(m, txq, status_wanted)
-        self._parser(m, rxq, bad_command, status_wanted)
+        self._parser(m, rx_byte, bad_command, status_wanted)
         return m
 
-    def _parser(self, m, rxq, bad_command, status_wanted):
-        """Host bytes -> parameter writes, frame pixels and the shuffle setting."""
+    def _parser(self, m, rx, bad_command, status_wanted):
+        """Host bytes (stream ``rx.o``) -> parameter writes, frame pixels and the shuffle
+        setting."""
         bb, net = self.backbone, self.backbone.net
         channels = net.channels_in
         write = bb.param_write.payload
         addr_width, value_width = len(Value.cast(write.addr)), len(Value.cast(write.value))
-        byte, have = rxq.o.payload, rxq.o.valid
+        byte, have = rx.o.payload, rx.o.valid
         args = Signal(64)  # address, then value: little-endian, shifted in from the top
         count = Signal(range(max(8, channels) + 1))
         pixel = Signal(8 * channels)
@@ -131,7 +136,7 @@ class UARTLink(wiring.Component):
         ]
         with m.FSM(name="parser"):
             with m.State("COMMAND"):
-                m.d.comb += rxq.o.ready.eq(1)
+                m.d.comb += rx.o.ready.eq(1)
                 with m.If(have):
                     m.d.sync += count.eq(0)
                     with m.Switch(byte):
@@ -151,7 +156,7 @@ class UARTLink(wiring.Component):
                         with m.Default():
                             m.d.sync += bad_command.eq(1)
             with m.State("ARGS"):
-                m.d.comb += rxq.o.ready.eq(1)
+                m.d.comb += rx.o.ready.eq(1)
                 with m.If(have):
                     m.d.sync += [args.eq(Cat(args[8:], byte)), count.eq(count + 1)]
                     with m.If(count == 7):
@@ -164,7 +169,7 @@ class UARTLink(wiring.Component):
                 with m.If(bb.param_write.ready | (args[addr_width:32] != 0)):
                     m.next = "COMMAND"
             with m.State("PIXEL"):
-                m.d.comb += [rxq.o.ready.eq(1), self.in_frame.eq(1)]
+                m.d.comb += [rx.o.ready.eq(1), self.in_frame.eq(1)]
                 with m.If(have):
                     m.d.sync += [pixel.eq(Cat(pixel[8:], byte)), count.eq(count + 1)]
                     with m.If(count == channels - 1):
@@ -181,7 +186,7 @@ class UARTLink(wiring.Component):
                     with m.Else():
                         m.next = "PIXEL"
             with m.State("SHUFFLE"):
-                m.d.comb += rxq.o.ready.eq(1)
+                m.d.comb += rx.o.ready.eq(1)
                 with m.If(have):
                     m.d.sync += shuffle.eq(byte[0])
                     m.next = "COMMAND"
