@@ -243,8 +243,8 @@ def dsp_min_width(counts: dict[str, int], available: int) -> int:
 
 # The multiplies of the emitted Verilog are read at their context width (16 bits or more):
 # narrowed to their operands' real widths first (wreduce), then those at least ``width``
-# bits on both sides mapped (a requantizer's 19-bit sum splits into an 18-bit block and a
-# LUT-built rest).
+# bits on both sides mapped (a requantizer multiplies a sum wider than 18 bits in two parts
+# itself: its low 17 bits in a block, the rest in LUTs, ``semifreddo_hw.requant``).
 def _dsp_script(width: int) -> str:
     return (
         "proc\nopt_expr\nopt_clean\nwreduce\n"

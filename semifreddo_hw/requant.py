@@ -21,6 +21,12 @@ from .streams import forward, vector_layout
 
 __all__ = ["Requantizer"]
 
+#: An FPGA DSP block's signed operand (the ECP5's MULT18X18D): an accumulator wider than
+#: this is multiplied in two parts.
+DSP_OPERAND_BITS = 18
+#: The low part's bits (unsigned: one bit less than the DSP operand).
+SPLIT_BITS = DSP_OPERAND_BITS - 1
+
 
 class Requantizer(wiring.Component):
     """Per-channel scale, bias, shift, round half up, saturate to int8, optional ReLU.
@@ -38,7 +44,8 @@ class Requantizer(wiring.Component):
     clamp). Neither a memory read nor a multiply shares a stage with other arithmetic, so a
     DSP block has registers on both sides and the wide add and the saturation get a stage
     each: measured, these layers went from about 58 MHz to 125-135 MHz on the ECP5
-    (``bench/fmax.py``).
+    (``bench/fmax.py``). A sum wider than a DSP operand (:data:`DSP_OPERAND_BITS`) is
+    multiplied in two parts, each registered, and they are added with the bias.
 
     Parameters
     ----------
@@ -135,7 +142,8 @@ class Requantizer(wiring.Component):
         # and result; the scale and bias as read (a memory's read register, folded or with
         # two sets, where synthesis makes the first register after a memory its read port;
         # flip-flops with one spatial set), and folded once more registered.
-        per_lane = self.acc_width + self._product_width + max(1, self._sum_width - self.shift) + 8
+        product = sum(signed_width(*r) for r in self._partial_ranges)
+        per_lane = self.acc_width + product + max(1, self._sum_width - self.shift) + 8
         operands = self.scale_bits + self.bias_bits
         if self.fold > 1:
             per_lane += self.acc_width + operands
@@ -156,8 +164,31 @@ class Requantizer(wiring.Component):
         return min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo
 
     @property
-    def _product_width(self) -> int:
-        return signed_width(*self._product_range)
+    def _partial_ranges(self) -> list[tuple[int, int]]:
+        """Ranges of the registered partial products (:meth:`_product`): ``acc * scale``
+        whole, or its low (:data:`SPLIT_BITS` unsigned bits) and high parts."""
+        a, s = self.acc_width, self.scale_bits
+        s_lo, s_hi = -(1 << (s - 1)), (1 << (s - 1)) - 1
+        if a <= DSP_OPERAND_BITS:
+            return [self._product_range]
+        low = (1 << SPLIT_BITS) - 1
+        h_lo, h_hi = -(1 << (a - SPLIT_BITS - 1)), (1 << (a - SPLIT_BITS - 1)) - 1
+        return [(low * s_lo, low * s_hi), (min(h_lo * s_hi, h_hi * s_lo), h_lo * s_lo)]
+
+    def _product(self, pipe, acc, scale, c):
+        """``acc * scale``, registered: as one product where ``acc`` fits an FPGA's DSP
+        operand, else as two (the low bits, unsigned, in the DSP block; the few high bits
+        beside it in logic) added in the next stage (:meth:`_output`). Added in the same
+        stage, the DSP block's product ran through a carry chain, and the placer puts DSP
+        blocks where their columns are: far from that chain on a full part."""
+        ranges = self._partial_ranges
+        if len(ranges) == 1:
+            return pipe.stage(acc * scale, signed(signed_width(*ranges[0])), name=f"prod{c}")
+        low = acc.as_unsigned()[:SPLIT_BITS] * scale
+        high = acc[SPLIT_BITS:].as_signed() * scale
+        p_lo = pipe.stage(low, signed(signed_width(*ranges[0])), name=f"prod{c}_lo")
+        p_hi = pipe.stage(high, signed(signed_width(*ranges[1])), name=f"prod{c}_hi")
+        return p_lo + (p_hi << SPLIT_BITS)
 
     @property
     def _sum_width(self) -> int:
@@ -202,7 +233,7 @@ class Requantizer(wiring.Component):
                 # operands registered, so that a DSP block's input registers take them
                 a = pipe.stage(self.i.payload.data[c], name=f"a{c}")
                 s_ = pipe.stage(scales.element(c), name=f"s{c}")
-                prod = pipe.stage(a * s_, signed(self._product_width), name=f"prod{c}")
+                prod = self._product(pipe, a, s_, c)
                 bias = pipe.stage(biases.element(c), name=f"b{c}")  # read beside the multiply
                 y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += self.o.payload.data[c].eq(y)
@@ -219,7 +250,7 @@ class Requantizer(wiring.Component):
             for c in range(self.lanes):
                 acc = pipe.delay(self.i.payload.data[c], 2, name=f"acc{c}")
                 s_ = pipe.stage(scales.data[c], name=f"s{c}")  # the memory's read, registered
-                prod = pipe.stage(acc * s_, signed(self._product_width), name=f"prod{c}")
+                prod = self._product(pipe, acc, s_, c)
                 bias = pipe.stage(biases.data[c], name=f"b{c}")
                 y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += self.o.payload.data[c].eq(y)
