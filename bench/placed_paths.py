@@ -6,9 +6,9 @@ route takes an hour or never converges, this names the paths behind that estimat
     python bench/placed_paths.py --netlist placed.json [--rows 10] [--json FILE]
 
 Delays are an estimate in nextpnr's own terms: a net's delay is nextpnr-ecp5's placement
-estimate for the distance between its driver's and its sink's tiles (its ``estimateDelay``:
-(80 - 9 x speed) ps per unit of a distance that counts the first five tiles in each
-direction twice, plus six; speed grade 6), a carry chain's link is free; cell delays are
+estimate for the distance between its driver's and its sink's tiles (its ``predictDelay``:
+80 ps at speed grade 6 per unit of a distance that counts the first five tiles in each
+direction twice, plus six; free into a carry chain's link), and the cell delays are
 those of routed ECP5 paths read from nextpnr's timing reports on this design's layers
 (``bench/fmax.py``): a flip-flop's clock to output 0.525 ns, a LUT or a carry cell's input to
 output 0.45 ns, a carry cell's carry in to carry out 0.036 ns (0.071 every second one),
@@ -28,7 +28,8 @@ if str(_BENCH) not in sys.path:
 
 from netlist_ffs import netlist_command, place  # noqa: E402
 
-SPEED = 6
+#: nextpnr-ecp5's speed grade index (0 is grade 6, the ULX3S's and the board flow's).
+SPEED_INDEX = 0
 CLK_TO_Q = 0.525
 LUT = 0.45
 CARRY_LINK = 0.036
@@ -36,6 +37,8 @@ MULT = 3.93
 BRAM_NOREG = 5.8
 BRAM_REG = 0.9
 SETUP = 0.1
+#: The arrival time of a constant: earlier than any path.
+NEVER = float("-inf")
 
 _LOC = re.compile(r"X(\d+)/Y(\d+)")
 #: Inputs of a combinational cell that reach its outputs (the rest are a LUT RAM's write
@@ -50,7 +53,7 @@ def route_delay(a, b) -> float:
     """nextpnr-ecp5's placement estimate between tiles ``a`` and ``b`` (ns)."""
     dx, dy = abs(a[0] - b[0]), abs(a[1] - b[1])
     units = 6 + max(dx - 5, 0) + max(dy - 5, 0) + 2 * (min(dx, 5) + min(dy, 5))
-    return (80 - 9 * SPEED) * units / 1000
+    return (80 - 9 * SPEED_INDEX) * units / 1000
 
 
 class Placed:
@@ -133,21 +136,24 @@ def count(netlist: dict, top: str = "top", paths: int = 10) -> dict:
             arrival[key] = (t0, None)
             return arrival[key]
         arrival[key] = (0.0, None)  # a combinational loop, if any, stops here
-        best = (0.0, None)
+        # A combinational cell with no timed input (a LUT with no inputs: a constant, as
+        # nextpnr's $PACKER_VCC) starts no path.
+        best = (NEVER, None)
         for in_port, bit in placed.inputs[cell_name]:
             delay = _arc(cell, in_port, port)
             if delay is None or bit in placed.globals or bit not in placed.driver:
                 continue
             src = placed.driver[bit]
-            t = at(*src)[0] + net_delay(src[0], cell_name, in_port) + delay
+            t = at(*src)[0] + net_delay(src, cell_name, in_port) + delay
             if t > best[0]:
                 best = (t, (src, in_port))
         arrival[key] = best
         return best
 
-    def net_delay(src_cell: str, dst_cell: str, dst_port: str) -> float:
-        if dst_port == "FCI":
-            return 0.0
+    def net_delay(src, dst_cell: str, dst_port: str) -> float:
+        src_cell, src_port = src
+        if dst_port in ("FCI", "FXA", "FXB") or (src_port == "F" and dst_port == "DI"):
+            return 0.0  # dedicated wires inside a slice (nextpnr predicts them free too)
         a, b = placed.loc[src_cell], placed.loc[dst_cell]
         return route_delay(a, b) if a and b else 0.0
 
@@ -164,8 +170,9 @@ def count(netlist: dict, top: str = "top", paths: int = 10) -> dict:
             elif kind == "MULT18X18D" and _is_seq_source(cell, "P0") is None:
                 continue
             src = placed.driver[bit]
-            t = at(*src)[0] + net_delay(src[0], name, port) + SETUP
-            ends.append((t, name, port, src))
+            t = at(*src)[0] + net_delay(src, name, port) + SETUP
+            if t > 0:
+                ends.append((t, name, port, src))
     ends.sort(key=lambda e: -e[0])
     out, seen, pairs = [], set(), {}
     for t, name, port, src in ends:

@@ -226,9 +226,9 @@ def test_logic_depth_finds_the_longest_chain_and_the_widest_net(tmp_path):
 
 def test_placed_paths_estimates_the_longest_path_from_the_placement(tmp_path):
     """A register to a register through two LUTs in distant tiles, beside a short path: the
-    long one is reported with nextpnr-ecp5's distance estimate for each net and the cells'
-    delays (0.525 + 0.546 + 0.45 + 0.806 + 0.45 + 0.156 + 0.1 ns), step by step, and the
-    worst delay between the parts it joins."""
+    long one is reported with nextpnr-ecp5's distance estimate for each net (80 ps a unit:
+    21, 31 and 6 units) and the cells' delays (0.525 + 1.68 + 0.45 + 2.48 + 0.45 + 0.48 + 0.1
+    ns), step by step, and the worst delay between the parts it joins."""
 
     def cell(kind, ins, outs, tile):
         conns = {**{p: [b] for p, b in ins.items()}, **{p: [b] for p, b in outs.items()}}
@@ -247,8 +247,8 @@ def test_placed_paths_estimates_the_longest_path_from_the_placement(tmp_path):
     net = {"modules": {"top": {"cells": cells, "netnames": {}}}}
     got = _netlist_bench("bench/placed_paths.py", net, tmp_path)
     worst = got["paths"][0]
-    assert worst["delay_ns"] == 3.033
-    assert [s["at_ns"] for s in worst["steps"]] == [0.525, 1.521, 2.777, 3.033]
+    assert worst["delay_ns"] == 6.165
+    assert [s["at_ns"] for s in worst["steps"]] == [0.525, 2.655, 5.585, 6.165]
     assert worst["steps"][-1]["cell"].endswith("product.y_TRELLIS_FF_Q")
-    assert got["estimated_fmax_mhz"] == round(1000 / 3.033, 2)
-    assert got["worst_by_parts"]["a_m1_0.dw.window -> a_m2_0.pw.product"] == 3.033
+    assert got["estimated_fmax_mhz"] == round(1000 / 6.165, 2)
+    assert got["worst_by_parts"]["a_m1_0.dw.window -> a_m2_0.pw.product"] == 6.165
