@@ -33,6 +33,8 @@ SPEED_INDEX = 0
 CLK_TO_Q = 0.525
 LUT = 0.45
 CARRY_LINK = 0.036
+#: A carry cell's carry in to its sum output.
+CARRY_SUM = 0.443
 MULT = 3.93
 BRAM_NOREG = 5.8
 BRAM_REG = 0.9
@@ -114,7 +116,7 @@ def _arc(cell: dict, in_port: str, out_port: str) -> float | None:
     if i == "FCI":
         if cell.get("parameters", {}).get("MODE") != "CCU2":
             return None
-        return CARRY_LINK if o == "FCO" else 0.443
+        return CARRY_LINK if o == "FCO" else CARRY_SUM
     return LUT
 
 
