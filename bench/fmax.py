@@ -160,10 +160,9 @@ def main(argv=None) -> int:
     layers = [n for n in report["layers"] if any(fnmatch.fnmatch(n, g) for g in globs)]
     if args.layer and not layers:
         p.error("no layer matches --layer")
-    modules = verilog_modules(text)
-    for m in args.module:
-        if m not in modules:
-            p.error(f"--module {m}: no such module in {build / (top + '.v')}")
+    missing = set(args.module) - set(verilog_modules(text)) if args.module else set()
+    if missing:
+        p.error(f"--module {sorted(missing)[0]}: no such module in {build / (top + '.v')}")
     jobs = [(n, part_module(top, n)) for n in layers] + [(m, m) for m in args.module]
     results = fork_map(lambda j: measure(j[0], text, j[1], args), jobs, args.jobs)
     print(f"{'layer':<28} {'Fmax':>7} {'COMB':>6} {'FF':>6} {'DSP':>4}  critical path")

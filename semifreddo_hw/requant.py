@@ -11,7 +11,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spec.formats import BIAS_BITS, INT8_MAX, INT8_MIN, SCALE_BITS, SHIFT_MAX
+from spec.formats import BIAS_BITS, INT8_MAX, INT8_MIN, SCALE_BITS, SHIFT_MAX, signed_range
 
 from .adder_graph import signed_width
 from .fold import PhaseCounter
@@ -20,6 +20,13 @@ from .pipeline import Pipeline
 from .streams import forward, vector_layout
 
 __all__ = ["Requantizer"]
+
+
+def _times(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int]:
+    """The range of ``a * b`` for ``a`` in range ``x`` and ``b`` in range ``y``."""
+    corners = [a * b for a in x for b in y]
+    return min(corners), max(corners)
+
 
 #: An FPGA DSP block's signed operand (the ECP5's MULT18X18D): an accumulator wider than
 #: this is multiplied in two parts.
@@ -154,26 +161,19 @@ class Requantizer(wiring.Component):
     @property
     def _product_range(self) -> tuple[int, int]:
         """Range of ``acc * scale`` over all signed inputs and scales."""
-        a, s = self.acc_width, self.scale_bits
-        a_lo, a_hi, s_lo, s_hi = (
-            -(1 << (a - 1)),
-            (1 << (a - 1)) - 1,
-            -(1 << (s - 1)),
-            (1 << (s - 1)) - 1,
-        )
-        return min(a_lo * s_hi, a_hi * s_lo), a_lo * s_lo
+        return _times(signed_range(self.acc_width), signed_range(self.scale_bits))
 
     @property
     def _partial_ranges(self) -> list[tuple[int, int]]:
         """Ranges of the registered partial products (:meth:`_product`): ``acc * scale``
         whole, or its low (:data:`SPLIT_BITS` unsigned bits) and high parts."""
-        a, s = self.acc_width, self.scale_bits
-        s_lo, s_hi = -(1 << (s - 1)), (1 << (s - 1)) - 1
-        if a <= DSP_OPERAND_BITS:
+        if self.acc_width <= DSP_OPERAND_BITS:
             return [self._product_range]
-        low = (1 << SPLIT_BITS) - 1
-        h_lo, h_hi = -(1 << (a - SPLIT_BITS - 1)), (1 << (a - SPLIT_BITS - 1)) - 1
-        return [(low * s_lo, low * s_hi), (min(h_lo * s_hi, h_hi * s_lo), h_lo * s_lo)]
+        scale = signed_range(self.scale_bits)
+        return [
+            _times((0, (1 << SPLIT_BITS) - 1), scale),
+            _times(signed_range(self.acc_width - SPLIT_BITS), scale),
+        ]
 
     def _product(self, pipe, acc, scale, c):
         """``acc * scale``, registered: as one product where ``acc`` fits an FPGA's DSP
