@@ -6,6 +6,7 @@ import json
 import time
 
 from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.dsp import dsp_platform
 from semifreddo_hw.emit import to_verilog_parts
 from spec.network import sums_per_output
 from weights.files import (
@@ -203,7 +204,13 @@ class BackboneDesign:
         log(f"      {len(dut.parts(top))} layer modules, {config.jobs} job(s)")
         return {
             f"{top}.v": to_verilog_parts(
-                dut, top, dut.parts(top), jobs=config.jobs, use_cache=True, progress=progress
+                dut,
+                top,
+                dut.parts(top),
+                jobs=config.jobs,
+                use_cache=True,
+                progress=progress,
+                platform=dsp_platform(dut, config.dsp, config.dsp_blocks),
             )
         }
 

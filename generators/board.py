@@ -38,6 +38,14 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from common.cli import run_command
 from common.files import OutputError
+from semifreddo_hw.dsp import (
+    DSP_CHOICES,
+    DSP_WIDTHS,
+    MULT18X18D_MODEL,
+    dsp_min_width,
+    dsp_multiplies,
+    dsp_platform,
+)
 from semifreddo_hw.emit import as_instances, to_verilog_with_instances
 from semifreddo_hw.link import UARTLink, output_bytes
 from semifreddo_hw.uart import uart_divisor
@@ -205,40 +213,6 @@ class BoardTop(Elaboratable):
                 idx = k * len(pins) + j
                 m.d.comb += pin.eq(shown[idx] if idx < len(shown) else 0)
         return m
-
-
-#: ``--dsp``: which multiplies go to MULT18X18D blocks. Yosys's ECP5 flow sends every multiply
-#: of 2x2 bits or more to one; a folded build can have hundreds of 8x8 ones (weights) and the
-#: part 156 blocks. ``auto`` (default) picks, from the build's own counts
-#: (:func:`dsp_multiplies`), the narrowest operand width whose multiplies all fit the part:
-#: 8 bits (weights, alpha blends and requantizers), 9 (blends and requantizers) or 10 (the
-#: requantizers' 19x16 scales); ``wide`` is 9, ``all`` every multiply, ``none`` none. The
-#: rest are built from LUTs.
-DSP_CHOICES = ("auto", "wide", "all", "none")
-
-#: Narrowest operand, in bits, of the multiplies given DSP blocks, per kind of multiply:
-#: trainable weights are int8 x int8, an alpha blend int9 x 8-bit code (a signed 9 x 9),
-#: a requantizer a 16-bit scale times the sum.
-DSP_WIDTHS = {"weights": 8, "blends": 9, "requantizers": 10}
-
-
-def dsp_multiplies(dut) -> dict[str, int]:
-    """How many multiplies of each kind (:data:`DSP_WIDTHS`) the backbone ``dut`` has."""
-    layers = dut.layers()
-    return {
-        "weights": dut.report()["multipliers"],
-        "blends": sum(b.lanes for b in dut.blends.values()),
-        "requantizers": sum(layer.conv.requant.lanes for layer in layers),
-    }
-
-
-def dsp_min_width(counts: dict[str, int], available: int) -> int:
-    """``auto``'s operand width: the narrowest of :data:`DSP_WIDTHS` whose multiplies (those
-    as wide or wider) all fit ``available`` blocks; the widest if none do."""
-    for width in sorted(set(DSP_WIDTHS.values())):
-        if sum(n for k, n in counts.items() if DSP_WIDTHS[k] >= width) <= available:
-            return width
-    return max(DSP_WIDTHS.values())
 
 
 # The multiplies of the emitted Verilog are read at their context width (16 bits or more):
@@ -562,7 +536,7 @@ def board_build(args, log) -> int:
     ):
         raise BuildError("--tool-dir must lie outside --out (the output is written as a whole)")
     env = None if args.no_bitstream else yowasp_env()
-    out, b, files = run_build(args, log)
+    out, b, files = run_build(args, log, dsp=args.dsp, dsp_blocks=board.device["dsp"])
     dut = b.design.hardware
     # The output queue holds a frame's answer (up to 16 KiB): the line never stalls the
     # backbone when the host sends frames no faster than the line carries them.
@@ -581,8 +555,15 @@ def board_build(args, log) -> int:
         f"[board] memories: {memories['in_block_ram']} of {memories['memories']} in block RAM "
         f"({memories['blocks']} blocks, {memories['lut_ram_cells_saved']:,} LUT RAM cells saved)"
     )
+    # For simulation: with the products in DSP blocks, the block's model beside them (the
+    # synthesis reads the backbone alone, the block being the part's own).
+    blocks = dsp_platform(dut, args.dsp, board.device["dsp"]) is not None
     files["board/board_link.v"] = "\n".join(
-        [to_verilog_with_instances(link, "board_link", {args.top: dut}), backbone_v]
+        [
+            to_verilog_with_instances(link, "board_link", {args.top: dut}),
+            backbone_v,
+            *([MULT18X18D_MODEL] if blocks else []),
+        ]
     )
     status = 0
     counts = dsp_multiplies(dut)

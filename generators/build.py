@@ -163,9 +163,10 @@ def parser(
     return p
 
 
-def run_build(args, log=print) -> tuple[GuardedDir, steps.Build, dict]:
+def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict]:
     """Check the arguments and run the build steps: the guarded output directory (checked,
-    not yet written), the finished :class:`~.steps.Build` and the files to write."""
+    not yet written), the finished :class:`~.steps.Build` and the files to write.
+    ``options``: further :class:`~.design.BuildConfig` fields (a board's ``dsp``)."""
     if not is_module_name(args.top):
         raise BuildError(
             f"--top {args.top!r} is not a Verilog identifier of at most 64 "
@@ -193,6 +194,7 @@ def run_build(args, log=print) -> tuple[GuardedDir, steps.Build, dict]:
         clock_mhz=args.clock_mhz,
         swap=args.swap,
         jobs=args.jobs,
+        **options,
     )
     b = steps.run(config, log)
     return out, b, {**b.files, "timing.json": json.dumps(b.timing, indent=2) + "\n"}

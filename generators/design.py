@@ -27,6 +27,10 @@ class BuildConfig:
     fps: float | None = None  # "rate" only: fold further, down to this frame rate
     clock_mhz: float = 100.0  # the clock --fps is counted at
     swap: bool = True  # two parameter sets, swapped at frame boundaries (--no-swap: one)
+    # Board builds: --dsp, the products given the ECP5's DSP blocks, registers and all, out
+    # of the part's dsp_blocks (semifreddo_hw.dsp.dsp_platform); None: $mul cells.
+    dsp: str | None = None
+    dsp_blocks: int = 0
     jobs: int = 1
 
 

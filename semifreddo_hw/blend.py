@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from spec.formats import ALPHA_BITS, ALPHA_ONE
 from spec.stream import EPOCH_BIT, MARKER_BITS
 
+from .dsp import dsp_target
 from .fold import Deserializer, PhaseCounter, Serializer
 from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline
@@ -92,13 +93,13 @@ class AlphaBlend(wiring.Component):
         if self.fold == 1:
             both = stream.Signature(self.f.payload.shape()).create()
             join(m, [self.f, self.t], both)
-            pipe = Pipeline(self.latency, name="blend")
+            pipe = Pipeline(self.latency, name="blend", dsp=dsp_target(platform))
             pipe.connect(m, both, self.o)
             xf, xt = self.f.payload.data, self.t.payload.data
             codes = [alphas.element(c) for c in range(self.channels)]
             src, dst = self.f, self.o
         else:
-            both, pipe, src, dst = self._folded(m)
+            both, pipe, src, dst = self._folded(m, dsp_target(platform))
             xf, xt = src.payload.data[: self.lanes], src.payload.data[self.lanes :]
             # Stage 1 holds the operands while the bank reads the group's codes.
             phase = PhaseCounter(m, src, self.fold, name="blend")
@@ -116,7 +117,7 @@ class AlphaBlend(wiring.Component):
             # register, the longest path of a placed board build (bench/placed_paths.py).
             a = pipe.stage(Mux(codes[c] > ALPHA_ONE, ALPHA_ONE, codes[c]), name=f"a{c}")
             d = pipe.stage(xf[c] - xt[c], signed(9), name=f"d{c}")
-            p = pipe.stage(d * a, signed(17), name=f"p{c}")
+            p = pipe.product(d, a, signed(17), name=f"p{c}")
             t = pipe.delay(xt[c], 2, name=f"xt{c}")
             total = Signal(signed(17), name=f"sum{c}")
             m.d.comb += total.eq((t << 7) + p + 64)
@@ -128,7 +129,7 @@ class AlphaBlend(wiring.Component):
         pipe.finish(m)
         return m
 
-    def _folded(self, m):
+    def _folded(self, m, dsp):
         """The two streams joined into one of both beats' lanes (``x_f`` then ``x_t``),
         serialized into channel groups (a group's ``x_f`` lanes, then its ``x_t`` lanes) and
         put back together behind the pipeline: ``(joined, pipeline, sub-beats in, sub-beats
@@ -154,7 +155,7 @@ class AlphaBlend(wiring.Component):
         m.submodules.deserializer = des = Deserializer(signed(8), g, self.fold, MARKER_BITS)
         wiring.connect(m, both, ser.i)
         wiring.connect(m, des.o, wiring.flipped(self.o))
-        pipe = Pipeline(self.latency, name="blend")
+        pipe = Pipeline(self.latency, name="blend", dsp=dsp)
         pipe.connect(m, ser.o, des.i)
         return both, pipe, ser.o, des.i
 

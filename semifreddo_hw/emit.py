@@ -42,13 +42,17 @@ __all__ = [
 ]
 
 
-def to_verilog(component: wiring.Component, name: str) -> str:
-    """Verilog text for ``component`` as module ``name``, plus ``clk`` and ``rst``.
+def to_verilog(component: wiring.Component, name: str, platform=None) -> str:
+    """Verilog text for ``component`` as module ``name``, plus ``clk`` and ``rst``;
+    ``platform`` is what its ``elaborate`` gets (None, or a target's primitives such as
+    :class:`.dsp.ECP5DSP`).
 
     Source locations are not emitted, so the text depends only on the design, not on where
     the package is installed: identical inputs give byte-identical Verilog.
     """
-    return verilog.convert(component, name=name, ports=ports_of(component), emit_src=False)
+    return verilog.convert(
+        component, name=name, platform=platform, ports=ports_of(component), emit_src=False
+    )
 
 
 def _instance(component, module: str) -> Instance:
@@ -86,18 +90,18 @@ def as_instances(parts: dict):
             del part.elaborate
 
 
-def to_verilog_with_instances(component, name: str, parts: dict) -> str:
-    """``to_verilog(component, name)`` with each of ``parts`` an instance of its module
-    (:func:`as_instances`)."""
+def to_verilog_with_instances(component, name: str, parts: dict, platform=None) -> str:
+    """``to_verilog(component, name, platform)`` with each of ``parts`` an instance of its
+    module (:func:`as_instances`)."""
     with as_instances(parts):
-        return to_verilog(component, name)
+        return to_verilog(component, name, platform)
 
 
-def part_text(component, name: str) -> str:
+def part_text(component, name: str, platform=None) -> str:
     """Verilog for ``component`` as module ``name`` (written as text where
-    :func:`.verilog_text.text_writer` has a writer for it, else converted by Amaranth),
-    followed by its ``verilog_parts`` as modules of their own, recursively, in their
-    order."""
+    :func:`.verilog_text.text_writer` has a writer for it, else converted by Amaranth for
+    ``platform``), followed by its ``verilog_parts`` as modules of their own, recursively,
+    in their order."""
     subs = (
         {f"{name}__{key}": sub for key, sub in component.verilog_parts().items()}
         if hasattr(component, "verilog_parts")
@@ -109,14 +113,14 @@ def part_text(component, name: str) -> str:
             raise TypeError(f"part {name}: a component written as text cannot have verilog_parts()")
         text = writer(component, name)
     else:
-        text = to_verilog_with_instances(component, name, subs)
+        text = to_verilog_with_instances(component, name, subs, platform)
     _check_outputs(component, name, text)
-    return "\n".join([text, *(part_text(sub, module) for module, sub in subs.items())])
+    return "\n".join([text, *(part_text(sub, module, platform) for module, sub in subs.items())])
 
 
 def _emit_part(job) -> str:
-    component, name, entry = job
-    text = part_text(component, name)
+    component, name, entry, platform = job
+    text = part_text(component, name, platform)
     if entry is not None:
         cache.write("verilog", entry, text)
     return text
@@ -156,6 +160,7 @@ def to_verilog_parts(
     jobs: int = 1,
     use_cache: bool = False,
     progress=None,
+    platform=None,
 ) -> str:
     """Verilog for ``component`` as module ``name``, with each sub-component in ``parts``
     (a dict ``{module name: component}``) emitted as a module of its own by
@@ -170,19 +175,27 @@ def to_verilog_parts(
     :func:`code_fingerprint`, and read back instead of converted again (a bad entry is
     converted again).
     ``progress(done, total)`` follows the parts converted (those not read from the
-    cache)."""
+    cache). ``platform`` goes to every ``elaborate`` (:func:`to_verilog`); its ``repr``
+    is part of the cache key."""
     items = list(parts.items())
-    top = to_verilog_with_instances(component, name, parts)
+    top = to_verilog_with_instances(component, name, parts, platform)
     texts, todo = [None] * len(items), []
     code = code_fingerprint() if use_cache else ""
     for k, (module, part) in enumerate(items):
         entry = None
         if use_cache and hasattr(part, "fingerprint"):
-            entry = cache.key({"module": module, "part": part.fingerprint(), "code": code})
+            entry = cache.key(
+                {
+                    "module": module,
+                    "part": part.fingerprint(),
+                    "code": code,
+                    "platform": repr(platform),
+                }
+            )
             texts[k] = cache.read("verilog", entry, lambda text, m=module: _checked_part(text, m))
             if texts[k] is not None:
                 continue
-        todo.append((part, module, entry))
+        todo.append((part, module, entry, platform))
     made = fork_map(_emit_part, todo, jobs, progress)
     fresh = iter(made)
     texts = [t if t is not None else next(fresh) for t in texts]

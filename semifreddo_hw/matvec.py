@@ -24,6 +24,7 @@ from spec.formats import INT8_MAX, INT8_MIN
 
 from .adder_graph import AdderGraph, signed_width, sum_tree
 from .cmvm import SOLVERS, plan_cmvm
+from .dsp import dsp_target
 from .fold import PhaseCounter
 from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline
@@ -343,7 +344,7 @@ class ConfigurableMatVec(wiring.Component):
         m.submodules.bank = bank = self.bank
         forward(m, self.write, bank.write)
         m.d.comb += bank.select.eq(self.select)
-        pipe = Pipeline(self.latency, name="mv")
+        pipe = Pipeline(self.latency, name="mv", dsp=dsp_target(platform))
         pipe.connect(m, self.i, self.o)
         if self.fold == 1:
             x, weight = self.i.payload.data, bank.element
@@ -362,8 +363,14 @@ class ConfigurableMatVec(wiring.Component):
             if not taps:
                 m.d.comb += self.o.payload.data[j].eq(0)
                 continue
+            # Folded, both operands are this pipeline's registers, which a DSP block can
+            # hold (spatial: the input and the weights' flip-flops feed the multiply).
             products = [
-                pipe.stage(x[i] * weight(k + n), signed(16), name=f"p{j}_{i}")
+                (
+                    pipe.stage(x[i] * weight(k + n), signed(16), name=f"p{j}_{i}")
+                    if self.fold == 1
+                    else pipe.product(x[i], weight(k + n), signed(16), name=f"p{j}_{i}")
+                )
                 for n, i in enumerate(taps)
             ]
             k += len(taps)

@@ -9,6 +9,8 @@ high the block accepts one beat per clock.
 
 from amaranth.hdl import Module, Signal, Value
 
+from .dsp import ECP5DSP
+
 __all__ = ["Pipeline"]
 
 
@@ -22,15 +24,19 @@ class Pipeline:
     ----------
     en : Signal
         High in cycles where every stage register advances by one beat.
+
+    ``dsp``: the elaboration's :class:`~.dsp.ECP5DSP` target, if any (:meth:`product`).
     """
 
-    def __init__(self, latency: int, *, name: str = "pipe"):
+    def __init__(self, latency: int, *, name: str = "pipe", dsp: ECP5DSP | None = None):
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
         self.latency = latency
         self.name = name
         self.en = Signal(name=f"{name}_en")
+        self.dsp = dsp
         self._regs: list[tuple[Signal, Value]] = []
+        self._blocks: list[tuple[Signal, Value, Value]] = []
         self._finished = False
 
     def connect(self, m: Module, i, o) -> None:
@@ -56,6 +62,24 @@ class Pipeline:
         self._regs.append((reg, value))
         return reg
 
+    def product(self, a: Signal, b: Signal, shape, *, name: str) -> Signal:
+        """``a * b`` in a register of ``shape`` that takes it whenever the pipeline advances,
+        where ``a`` and ``b`` are registers of this pipeline (:meth:`stage`). With a
+        :attr:`dsp` target that takes the operands, one DSP block holds all three: its input
+        registers take what ``a`` and ``b`` take, its output register is the product's (the
+        fabric registers ``a`` and ``b`` are then left to what else reads them)."""
+        if self._finished:
+            raise RuntimeError("Pipeline.product() after finish(): the register would be undriven")
+        values = {id(reg): value for reg, value in self._regs}
+        for operand in (a, b):
+            if id(operand) not in values:
+                raise ValueError(f"{name}: an operand is not a register of pipeline {self.name}")
+        if self.dsp is None or not self.dsp.takes(a.shape(), b.shape()):
+            return self.stage(a * b, shape, name=name)
+        p = Signal(shape, name=name)
+        self._blocks.append((p, values[id(a)], values[id(b)]))
+        return p
+
     def delay(self, value: Value, cycles: int, *, name: str) -> Value:
         """``value`` delayed by ``cycles`` pipeline advances (a chain of stage registers)."""
         for k in range(cycles):
@@ -69,5 +93,7 @@ class Pipeline:
         if self._regs:
             with m.If(self.en):
                 m.d.sync += [reg.eq(value) for reg, value in self._regs]
-        self._regs = []
+        for p, a, b in self._blocks:
+            self.dsp.product(m, a, b, p, self.en, name=f"{p.name}_dsp")
+        self._regs, self._blocks = [], []
         self._finished = True

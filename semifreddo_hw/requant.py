@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from spec.formats import BIAS_BITS, INT8_MAX, INT8_MIN, SCALE_BITS, SHIFT_MAX, signed_range
 
 from .adder_graph import signed_width
+from .dsp import DSP_OPERAND_BITS, dsp_target
 from .fold import PhaseCounter
 from .param_bank import ParamBank, PhaseBank, per_set
 from .pipeline import Pipeline
@@ -28,10 +29,8 @@ def _times(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int]:
     return min(corners), max(corners)
 
 
-#: An FPGA DSP block's signed operand (the ECP5's MULT18X18D): an accumulator wider than
-#: this is multiplied in two parts.
-DSP_OPERAND_BITS = 18
-#: The low part's bits (unsigned: one bit less than the DSP operand).
+#: The low part's bits, where an accumulator wider than a DSP block's signed operand is
+#: multiplied in two parts (unsigned: one bit less than the DSP operand).
 SPLIT_BITS = DSP_OPERAND_BITS - 1
 
 
@@ -176,18 +175,21 @@ class Requantizer(wiring.Component):
         ]
 
     def _product(self, pipe, acc, scale, c):
-        """``acc * scale``, registered: as one product where ``acc`` fits an FPGA's DSP
-        operand, else as two (the low bits, unsigned, in the DSP block; the few high bits
-        beside it in logic) added in the next stage (:meth:`_output`). Added in the same
-        stage, the DSP block's product ran through a carry chain, and the placer puts DSP
-        blocks where their columns are: far from that chain on a full part."""
+        """``acc * scale``, registered, ``acc`` (a value) registered first and ``scale`` (a
+        register) as it is, so that a DSP block's registers can hold both operands and the
+        product (:meth:`.pipeline.Pipeline.product`): as one product where ``acc`` fits the
+        block's operand, else as two (the low bits, unsigned, in the block; the few high bits
+        beside it) added in the next stage (:meth:`_output`). Added in the same stage, the
+        block's product ran through a carry chain, and the placer puts DSP blocks where their
+        columns are: far from that chain on a full part."""
         ranges = self._partial_ranges
         if len(ranges) == 1:
-            return pipe.stage(acc * scale, signed(signed_width(*ranges[0])), name=f"prod{c}")
-        low = acc.as_unsigned()[:SPLIT_BITS] * scale
-        high = acc[SPLIT_BITS:].as_signed() * scale
-        p_lo = pipe.stage(low, signed(signed_width(*ranges[0])), name=f"prod{c}_lo")
-        p_hi = pipe.stage(high, signed(signed_width(*ranges[1])), name=f"prod{c}_hi")
+            a = pipe.stage(acc, name=f"a{c}")
+            return pipe.product(a, scale, signed(signed_width(*ranges[0])), name=f"prod{c}")
+        low = pipe.stage(acc.as_unsigned()[:SPLIT_BITS], name=f"a{c}_lo")
+        high = pipe.stage(acc[SPLIT_BITS:].as_signed(), name=f"a{c}_hi")
+        p_lo = pipe.product(low, scale, signed(signed_width(*ranges[0])), name=f"prod{c}_lo")
+        p_hi = pipe.product(high, scale, signed(signed_width(*ranges[1])), name=f"prod{c}_hi")
         return p_lo + (p_hi << SPLIT_BITS)
 
     @property
@@ -218,7 +220,7 @@ class Requantizer(wiring.Component):
         for bank, port in ((scales, self.scale_write), (biases, self.bias_write)):
             forward(m, port, bank.write)
 
-        pipe = Pipeline(self.latency, name="rq")
+        pipe = Pipeline(self.latency, name="rq", dsp=dsp_target(platform))
         pipe.connect(m, self.i, self.o)
         # The scale is read with the beat at the input, the bias a stage later (beside the
         # multiply); each read is registered before its arithmetic (a memory read, then a
@@ -230,10 +232,8 @@ class Requantizer(wiring.Component):
             ]
         if self.fold == 1:
             for c in range(self.channels):
-                # operands registered, so that a DSP block's input registers take them
-                a = pipe.stage(self.i.payload.data[c], name=f"a{c}")
                 s_ = pipe.stage(scales.element(c), name=f"s{c}")
-                prod = self._product(pipe, a, s_, c)
+                prod = self._product(pipe, self.i.payload.data[c], s_, c)
                 bias = pipe.stage(biases.element(c), name=f"b{c}")  # read beside the multiply
                 y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += self.o.payload.data[c].eq(y)
@@ -248,7 +248,7 @@ class Requantizer(wiring.Component):
                 biases.en.eq(pipe.en),
             ]
             for c in range(self.lanes):
-                acc = pipe.delay(self.i.payload.data[c], 2, name=f"acc{c}")
+                acc = pipe.stage(self.i.payload.data[c], name=f"acc{c}")
                 s_ = pipe.stage(scales.data[c], name=f"s{c}")  # the memory's read, registered
                 prod = self._product(pipe, acc, s_, c)
                 bias = pipe.stage(biases.data[c], name=f"b{c}")

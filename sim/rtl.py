@@ -36,6 +36,7 @@ from cocotb_tools.runner import get_runner
 
 from common.files import GuardedDir
 from semifreddo_hw import cache
+from semifreddo_hw.dsp import MULT18X18D_MODEL, dsp_target
 from semifreddo_hw.emit import to_verilog
 
 from . import objcache
@@ -137,10 +138,15 @@ class VerilatorDesign:
 
     @classmethod
     def build(
-        cls, component, name: str, build_root: Path, *, optimize: bool = False
+        cls, component, name: str, build_root: Path, *, optimize: bool = False, platform=None
     ) -> VerilatorDesign:
-        """Emit ``component`` as module ``name`` and compile it under ``build_root/name``."""
-        return cls.from_verilog(to_verilog(component, name), name, build_root, optimize=optimize)
+        """Emit ``component`` as module ``name`` (elaborated for ``platform``: an
+        :class:`~semifreddo_hw.dsp.ECP5DSP` brings the DSP block's model along) and compile
+        it under ``build_root/name``."""
+        text = to_verilog(component, name, platform)
+        if dsp_target(platform) is not None:
+            text += "\n" + MULT18X18D_MODEL
+        return cls.from_verilog(text, name, build_root, optimize=optimize)
 
     @classmethod
     def from_verilog(

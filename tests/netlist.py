@@ -14,14 +14,15 @@ __all__ = ["netlist", "rtlil_cells", "adder_cells", "registers", "memory_bits"]
 _CELL = re.compile(r"^\s*cell \\?(\$\w+) \S+\n(.*?)^\s*end$", re.M | re.S)
 
 
-def netlist(dut) -> str:
-    return rtlil.convert(dut, ports=ports_of(dut), emit_src=False)
+def netlist(dut, platform=None) -> str:
+    return rtlil.convert(dut, platform=platform, ports=ports_of(dut), emit_src=False)
 
 
-def rtlil_cells(dut) -> dict:
-    """Cell type -> [count, total WIDTH parameter] in the component's netlist."""
+def rtlil_cells(dut, platform=None) -> dict:
+    """Cell type -> [count, total WIDTH parameter] in the component's netlist (elaborated
+    for ``platform``)."""
     cells = collections.defaultdict(lambda: [0, 0])
-    for kind, body in _CELL.findall(netlist(dut)):
+    for kind, body in _CELL.findall(netlist(dut, platform)):
         cells[kind][0] += 1
         width = re.search(r"parameter \\WIDTH (\d+)", body)
         cells[kind][1] += int(width.group(1)) if width else 0

@@ -166,6 +166,11 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
     text = (out / "board" / "board_link.v").read_text()
     assert "module board_link(" in text and "module semifreddo(" in text
     assert '(* ram_style = "block" *)' in text  # memories placed for the part
+    # The products in the part's DSP blocks (--dsp auto), their model beside them, the
+    # build's own Verilog without it (Yosys has the block as a cell).
+    assert re.search(r"^\s*MULT18X18D #\(", text, re.M)
+    assert text.count("module MULT18X18D(") == 1
+    assert "module MULT18X18D(" not in (out / "semifreddo.v").read_text()
     # Folded by the rate: the report says so, layer by layer.
     rep = json.loads((out / "report.json").read_text())
     net = network_from_dict(TINY)

@@ -10,6 +10,7 @@ import pytest
 from semifreddo_hw import emit
 from semifreddo_hw.blocks import RegularBlock
 from semifreddo_hw.conv import Conv
+from semifreddo_hw.dsp import ECP5DSP
 from semifreddo_hw.emit import to_verilog_parts
 from semifreddo_hw.matvec import ConfigurableMatVec, FrozenMatVec
 from semifreddo_hw.verilog_text import configurable_matvec, frozen_matvec, text_writer
@@ -59,9 +60,17 @@ def test_parts_cache_by_content(tmp_path, monkeypatch):
     assert len(list((tmp_path / "verilog").iterdir())) == 2
     calls = []
     real = emit.to_verilog
-    monkeypatch.setattr(emit, "to_verilog", lambda c, name: calls.append(name) or real(c, name))
+
+    def counted(c, name, platform=None):
+        calls.append(name)
+        return real(c, name, platform)
+
+    monkeypatch.setattr(emit, "to_verilog", counted)
     assert to_verilog_parts(block, "top", _parts(block), use_cache=True) == first
     assert calls == ["top"]  # only the top was converted again
+    calls.clear()
+    to_verilog_parts(block, "top", _parts(block), use_cache=True, platform=ECP5DSP())
+    assert sorted(calls) == ["top", "top__dw", "top__pw"]  # another target, other entries
     other = _block(seed=1)
     calls.clear()
     to_verilog_parts(other, "top", _parts(other), use_cache=True)
