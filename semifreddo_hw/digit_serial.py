@@ -250,10 +250,17 @@ class DigitSerialMatVec(FrozenMatVec):
             busy, run = Signal(name="busy"), Signal(name="run")  # inside; stage 1 mid-word
             idle = ~busy & ~self.o.valid
             if self.hold:
+                # The producer moves on in a word's last digit. With two digits or more that
+                # is known a cycle ahead, so ``i.ready`` comes from a flip-flop: a window's
+                # step, which enables all its registers, then starts at one.
+                ready = (run | idle) & last
+                if D > 1:
+                    ready = Signal(name="ready")
+                    m.d.sync += ready.eq(valid[1] & (phase[1] == D - 2))
                 m.d.comb += [
                     valid[1].eq(run | (self.i.valid & idle)),
                     side[1].eq(self.i.payload.side),
-                    self.i.ready.eq((run | idle) & last),
+                    self.i.ready.eq(ready),
                 ]
             else:
                 lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
