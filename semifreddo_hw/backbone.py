@@ -596,25 +596,36 @@ class Backbone(wiring.Component):
         return list(self.net.cores) + [n for n, _ in self.head_groups()]
 
     def _connect_params(self, m, shadow):
-        """Decode ``param_write`` onto every bank's write port (into set ``shadow``)."""
-        ports = {}
+        """Decode ``param_write`` onto every bank's write port (into set ``shadow``), through
+        a register per block, blend, repeat loop and the head (:meth:`.ParamBus.connect`'s
+        ``groups``)."""
+        ports, groups = {}, {}
+
+        def add(key, port, owner):
+            ports[key], groups[key] = port, id(owner)
+
         for layer in self.layers():
             for field in ("scale", "bias") + (("weight",) if layer.conv.configurable else ()):
-                ports[(layer.name, field)] = getattr(layer.owner, f"{layer.prefix}{field}_write")
+                port = getattr(layer.owner, f"{layer.prefix}{field}_write")
+                add((layer.name, field), port, layer.owner)
         for name, loop, layer, _ in self._passes():  # the same ports, the pass's sets
             for field in ("scale", "bias", "weight"):
-                ports[(name, field)] = getattr(loop, f"{layer}_{field}_write")
+                add((name, field), getattr(loop, f"{layer}_{field}_write"), loop)
         for core, loop in self.loops():
-            ports[(names.block(core, *self.net.repeated_block()), "repeat")] = loop.repeat_write
+            add((names.block(core, *self.net.repeated_block()), "repeat"), loop.repeat_write, loop)
         for name, blend in self.blends.items():
-            ports[(name, "alpha")] = blend.alpha_write
+            add((name, "alpha"), blend.alpha_write, blend)
         for k, (name, g) in enumerate(self.head_groups()):
             for field, _, port in g.banks():
-                ports[(name, field)] = getattr(self.head, f"g{k}_{port}")
+                add((name, field), getattr(self.head, f"g{k}_{port}"), self.head)
             for j in range(1, g.repeats):  # the same ports, the pass's sets
                 for field, _, port in g.pass_banks():
-                    ports[(names.head_pass(k, j), field)] = getattr(self.head, f"g{k}_{port}")
-        self.bus.connect(m, self.param_write, ports, set_=shadow)
+                    add(
+                        (names.head_pass(k, j), field),
+                        getattr(self.head, f"g{k}_{port}"),
+                        self.head,
+                    )
+        self.bus.connect(m, self.param_write, ports, set_=shadow, groups=groups)
 
     def _stems(self, m, entry, errors) -> dict:
         """Every core's stem, all fed from ``entry`` through a skid buffer each (so that no

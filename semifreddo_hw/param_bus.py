@@ -19,7 +19,7 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-from amaranth.hdl import Mux, Shape, signed, unsigned
+from amaranth.hdl import Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.utils import ceil_log2
 
@@ -114,35 +114,67 @@ class ParamBus:
             always_ready=always_ready,
         )
 
-    def connect(self, m, bus, ports: dict, *, set_=None) -> None:
+    def connect(self, m, bus, ports: dict, *, set_=None, groups: dict | None = None) -> None:
         """Decode ``bus`` onto the write port of each region (``ports[(layer, field)]``):
         a write reaches the one region whose addresses hold ``addr``, in its bank's weight
         set ``set_`` (a value; None: set 0) past the region's first set. A region is hit by
-        its base's high bits (it is aligned to its span) and indexed by the low ones."""
+        its base's high bits (it is aligned to its span) and indexed by the low ones.
+
+        ``groups`` (``{(layer, field): key}``, every port's): each key's ports decode a
+        copy of the write (and of ``set_``) registered for them alone, a cycle later. The
+        one bus that reaches every memory of a design then ends at a few flip-flops per
+        group, which the placer puts beside the group's memories; unregistered, the path
+        from the bus's source through the decode into a far memory's write enable was
+        among the longest of a placed board build."""
+        write = (bus.valid & bus.ready, bus.payload.addr, bus.payload.value, set_)
         by_port = {}  # the regions writing each port (one, or a repeated group's passes)
         for r, first in zip(self.regions, self._first_sets, strict=True):
             port = ports[(r.layer, r.field)]
             by_port.setdefault(id(port), (port, []))[1].append((r, first))
+        if groups is None:
+            self._decode(m, write, by_port.values())
+            return
+        by_group = {}  # a port's group: its first region's
         for port, regions in by_port.values():
+            key = groups[(regions[0][0].layer, regions[0][0].field)]
+            by_group.setdefault(key, []).append((port, regions))
+        for k, group in enumerate(by_group.values()):
+            valid = Signal(name=f"param_valid_g{k}")
+            addr = Signal.like(bus.payload.addr, name=f"param_addr_g{k}")
+            width = max(r.width for _, regions in group for r, _ in regions)
+            value = Signal(width, name=f"param_value_g{k}")
+            m.d.sync += [valid.eq(write[0]), addr.eq(write[1]), value.eq(write[2])]
+            chosen = None
+            if set_ is not None:
+                chosen = Signal(Value.cast(set_).shape(), name=f"param_set_g{k}")
+                m.d.sync += chosen.eq(set_)
+            self._decode(m, (valid, addr, value, chosen), group)
+
+    @staticmethod
+    def _decode(m, write, by_port) -> None:
+        """:meth:`connect`'s decode of ``write`` (``valid``, ``addr``, ``value``, set or
+        None) onto each port of ``by_port`` (``(port, [(region, first set), ...])``)."""
+        valid_in, addr, value, set_ = write
+        for port, port_regions in by_port:
             valid, index, set_index = 0, 0, 0
-            for r, first in regions:
+            for r, first in port_regions:
                 # The span's high bits pick the region; its low bits are the bank's index
                 # (past the bank's count they are ignored: the banks' own contract).
                 k = ceil_log2(r.count)
-                hit = bus.valid & bus.ready & (bus.payload.addr[k:] == r.base >> k)
-                offset = bus.payload.addr[:k][: len(port.payload.index)]
+                hit = valid_in & (addr[k:] == r.base >> k)
+                offset = addr[:k][: len(port.payload.index)]
                 chosen = first if set_ is None else first + set_
-                if len(regions) == 1:
+                if len(port_regions) == 1:
                     valid, index, set_index = hit, offset, chosen
                 else:
                     valid = valid | hit
                     index, set_index = Mux(hit, offset, index), Mux(hit, chosen, set_index)
-            if set_ is not None or len(regions) > 1:
+            if set_ is not None or len(port_regions) > 1:
                 m.d.comb += port.payload.set.eq(set_index)
             m.d.comb += [
                 port.valid.eq(valid),
                 port.payload.index.eq(index),
-                port.payload.value.eq(bus.payload.value[: regions[0][0].width]),
+                port.payload.value.eq(value[: port_regions[0][0].width]),
             ]
 
     def writes(self, values) -> list[tuple[int, int]]:
