@@ -88,8 +88,10 @@ def rate_digits(net, input_period: int = 1) -> dict[str, int]:
 def rate_periods(net, input_period: int = 1) -> dict[str, int]:
     """Per convolution, the fewest cycles between the beats its product sees
     (:meth:`spec.network.Network.peak_periods` at one pixel every ``input_period`` clocks):
-    :class:`semifreddo_hw.conv.Conv`'s ``period``."""
-    return {name: p * input_period for name, p in net.peak_periods().items()}
+    :class:`semifreddo_hw.conv.Conv`'s ``period``; per alpha blend, its stream's
+    (:meth:`~spec.network.Network.blend_periods`): :class:`~semifreddo_hw.blend.AlphaBlend`'s."""
+    periods = net.peak_periods() | net.blend_periods()
+    return {name: p * input_period for name, p in periods.items()}
 
 
 def rate_options(net, input_period: int = 1, *, serial: bool = True) -> dict:

@@ -79,8 +79,10 @@ class Backbone(wiring.Component):
     is planned here. ``folds`` maps convolutions and alpha blends to their fold and
     ``digits`` frozen convolutions to the cycles their product may take per beat
     (:class:`~.conv.Conv`, :class:`~.blend.AlphaBlend`; default 1 both, spatial and
-    word-parallel); ``periods`` convolutions to the fewest cycles between their beats
-    (Conv's ``period``: where given, 3x3 layers read their windows in place).
+    word-parallel); ``periods`` convolutions and alpha blends to the fewest cycles between
+    their beats (Conv's and AlphaBlend's ``period``: where given, 3x3 layers read their
+    windows in place, and folded layers and blends with a cycle to spare register their
+    output).
 
     Ports
     -----
@@ -164,6 +166,7 @@ class Backbone(wiring.Component):
                 alpha_init=params[b.name].tolist(),
                 fold=folds.get(b.name, 1),
                 sets=sets,
+                period=periods.get(b.name),
             )
             for b in net.blends()
         }

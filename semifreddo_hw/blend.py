@@ -43,9 +43,23 @@ class AlphaBlend(wiring.Component):
     ``sets`` 2: two sets of codes (both starting as ``alpha_init``); each beat is blended
     with the set its epoch marker (:data:`spec.stream.EPOCH`) names, and ``alpha_write``
     names the set it writes.
+
+    ``period``: the fewest cycles between two beats (a rate build's). Folded, where the
+    beats leave a cycle to spare (``period`` > ``fold``), the output beat comes from
+    flip-flops (:attr:`registered_output`): neither ``o.ready`` nor ``o.valid`` runs
+    through the pipeline's enable into the streams that feed it, which on a placed board
+    build crossed the chip from the blend through the core shuffle into its own input FIFOs.
     """
 
-    def __init__(self, channels: int, *, alpha_init=None, fold: int = 1, sets: int = 1):
+    def __init__(
+        self,
+        channels: int,
+        *,
+        alpha_init=None,
+        fold: int = 1,
+        sets: int = 1,
+        period: int | None = None,
+    ):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be a positive integer, not {channels!r}")
         if not isinstance(fold, int) or fold < 1 or channels % fold:
@@ -57,6 +71,7 @@ class AlphaBlend(wiring.Component):
             raise ValueError(f"sets must be 1 or 2, not {sets!r}")
         self.channels, self.fold, self.lanes = channels, fold, channels // fold
         self.sets = sets
+        self.registered_output = fold > 1 and period is not None and period >= fold + 1
         self.alphas = (
             ParamBank(unsigned(ALPHA_BITS), channels, sets=sets, init=[init] * sets)
             if fold == 1
@@ -83,8 +98,11 @@ class AlphaBlend(wiring.Component):
     @property
     def pipe_beats(self) -> int:
         """Most beats inside at once: one per stage; folded, a beat's sub-beats spread over
-        ``fold`` stages, one more beat is partly in flight and one in the deserializer."""
-        return self.latency if self.fold == 1 else -(-self.latency // self.fold) + 2
+        ``fold`` stages, one more beat is partly in flight and one in the deserializer (one
+        more where it is registered)."""
+        if self.fold == 1:
+            return self.latency
+        return -(-self.latency // self.fold) + 2 + int(self.registered_output)
 
     def elaborate(self, platform):
         m = Module()
@@ -152,7 +170,9 @@ class AlphaBlend(wiring.Component):
         # in the cycle it is taken. (Behind a register slice, which refills a cycle
         # later, a beat would cost fold + 1 cycles.)
         m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS, hold=True)
-        m.submodules.deserializer = des = Deserializer(signed(8), g, self.fold, MARKER_BITS)
+        m.submodules.deserializer = des = Deserializer(
+            signed(8), g, self.fold, MARKER_BITS, registered=self.registered_output
+        )
         wiring.connect(m, both, ser.i)
         wiring.connect(m, des.o, wiring.flipped(self.o))
         pipe = Pipeline(self.latency, name="blend", dsp=dsp)

@@ -2,6 +2,8 @@
 """Alpha blend and cross-core shuffle against the golden model, with independent random
 stalls on every stream."""
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.hdl import Cat, Module, signed
@@ -16,6 +18,7 @@ from sim.pysim import run_streams_pysim
 from sim.rtl import Lanes, VerilatorDesign
 from spec.dataflow import core_shuffle
 from spec.stream import MARKER_BITS, frames_to_beats
+from tests.netlist import netlist
 
 
 def _frames(rng, c, n=2, h=3, w=5):
@@ -25,18 +28,24 @@ def _frames(rng, c, n=2, h=3, w=5):
     return fr
 
 
-@pytest.mark.parametrize("fold", [1, 2, 3, 6])
+@pytest.mark.parametrize(
+    "fold, period", [(1, None), (2, None), (3, None), (6, None), (2, 3), (6, 7)]
+)
 @pytest.mark.parametrize("case", ["zero", "one", "half", "random", "written"])
-def test_alpha_blend(case, fold):
+def test_alpha_blend(case, fold, period):
     """Spatial and folded (a channel group per cycle, the codes read from a phase bank),
-    codes from the power-up image or written (at the bank's write index)."""
+    codes from the power-up image or written (at the bank's write index); folded with a
+    cycle to spare (``period``), the output beat from flip-flops."""
     rng = np.random.default_rng(len(case))
     c = 6
     codes = {"zero": [0] * c, "one": [128] * c, "half": [64] * c}.get(
         case, rng.integers(0, 129, size=c).tolist()
     )
     init = codes if case != "written" else None
-    dut = AlphaBlend(c, alpha_init=init, fold=fold)
+    dut = AlphaBlend(c, alpha_init=init, fold=fold, period=period)
+    assert dut.registered_output == (period is not None)
+    if dut.registered_output:  # o.valid a flip-flop's output itself
+        assert re.search(r"connect \\Q \\o__valid$", netlist(dut), re.M)
     writes = []
     if case == "written":  # codes above 128 act as 128
         codes = [0, 128, 200, 255, 1, 127]
@@ -184,6 +193,10 @@ def test_blend_and_shuffle_in_verilator(rtl_build_dir):
         ),
         "blend_fold8": (
             _PairHarness(AlphaBlend(c, alpha_init=codes.tolist(), fold=8), c, c),
+            [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)],
+        ),
+        "blend_fold8_registered": (
+            _PairHarness(AlphaBlend(c, alpha_init=codes.tolist(), fold=8, period=9), c, c),
             [alpha_blend(codes, p, q).tolist() for p, q in zip(a, b, strict=True)],
         ),
         "shuffle": (
