@@ -41,10 +41,9 @@ from common.files import OutputError
 from semifreddo_hw.dsp import (
     DSP_CHOICES,
     DSP_WIDTHS,
-    MULT18X18D_MODEL,
     dsp_min_width,
     dsp_multiplies,
-    dsp_platform,
+    with_model,
 )
 from semifreddo_hw.emit import as_instances, to_verilog_with_instances
 from semifreddo_hw.link import UARTLink, output_bytes
@@ -557,13 +556,8 @@ def board_build(args, log) -> int:
     )
     # For simulation: with the products in DSP blocks, the block's model beside them (the
     # synthesis reads the backbone alone, the block being the part's own).
-    blocks = dsp_platform(dut, args.dsp, board.device["dsp"]) is not None
-    files["board/board_link.v"] = "\n".join(
-        [
-            to_verilog_with_instances(link, "board_link", {args.top: dut}),
-            backbone_v,
-            *([MULT18X18D_MODEL] if blocks else []),
-        ]
+    files["board/board_link.v"] = with_model(
+        "\n".join([to_verilog_with_instances(link, "board_link", {args.top: dut}), backbone_v])
     )
     status = 0
     counts = dsp_multiplies(dut)

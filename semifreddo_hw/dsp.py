@@ -18,6 +18,7 @@ the block. Which multiplies go to blocks (``--dsp``) is chosen from the backbone
 """
 
 import dataclasses
+import re
 
 from amaranth.hdl import (
     ClockSignal,
@@ -42,6 +43,7 @@ __all__ = [
     "dsp_platform",
     "dsp_target",
     "dsp_width",
+    "with_model",
 ]
 
 #: A ``MULT18X18D``'s operands: signed, 18 bits each (an unsigned operand up to 17 bits).
@@ -162,6 +164,17 @@ endmodule
 
 
 MULT18X18D_MODEL = _model()
+
+_INSTANCE = re.compile(r"^\s*MULT18X18D\s+#\(", re.M)
+
+
+def with_model(text: str) -> str:
+    """Verilog ``text`` for a simulator: with :data:`MULT18X18D_MODEL` after it where it
+    instantiates the block and does not define it (a board build's Verilog; Yosys reads
+    that without the model, the block being one of the part's cells)."""
+    if _INSTANCE.search(text) and "module MULT18X18D(" not in text:
+        return text + "\n" + MULT18X18D_MODEL
+    return text
 
 
 #: ``--dsp``: which multiplies go to DSP blocks. A folded build can have hundreds of 8x8

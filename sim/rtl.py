@@ -36,7 +36,7 @@ from cocotb_tools.runner import get_runner
 
 from common.files import GuardedDir
 from semifreddo_hw import cache
-from semifreddo_hw.dsp import MULT18X18D_MODEL, dsp_target
+from semifreddo_hw.dsp import with_model
 from semifreddo_hw.emit import to_verilog
 
 from . import objcache
@@ -140,21 +140,22 @@ class VerilatorDesign:
     def build(
         cls, component, name: str, build_root: Path, *, optimize: bool = False, platform=None
     ) -> VerilatorDesign:
-        """Emit ``component`` as module ``name`` (elaborated for ``platform``: an
-        :class:`~semifreddo_hw.dsp.ECP5DSP` brings the DSP block's model along) and compile
-        it under ``build_root/name``."""
-        text = to_verilog(component, name, platform)
-        if dsp_target(platform) is not None:
-            text += "\n" + MULT18X18D_MODEL
-        return cls.from_verilog(text, name, build_root, optimize=optimize)
+        """Emit ``component`` as module ``name`` (elaborated for ``platform``, such as an
+        :class:`~semifreddo_hw.dsp.ECP5DSP`) and compile it under ``build_root/name``."""
+        return cls.from_verilog(
+            to_verilog(component, name, platform), name, build_root, optimize=optimize
+        )
 
     @classmethod
     def from_verilog(
         cls, text: str, name: str, build_root: Path, *, optimize: bool = False
     ) -> VerilatorDesign:
         """Compile Verilog ``text`` whose top module is ``name`` under ``build_root/name``
-        (``optimize``: Verilator's optimisations on, for whole networks). A directory
-        there that this method did not make is an :class:`~common.files.OutputError`."""
+        (``optimize``: Verilator's optimisations on, for whole networks), with the DSP
+        block's model where the text uses the block (:func:`~semifreddo_hw.dsp.with_model`:
+        a board build's Verilog). A directory there that this method did not make is an
+        :class:`~common.files.OutputError`."""
+        text = with_model(text)
         _ensure_verilator_on_path()
         # absolute: the simulation runs in its own directory and reads the spec from here
         build_dir = Path(build_root).resolve() / name

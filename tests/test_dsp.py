@@ -12,7 +12,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 
 from semifreddo_hw.blend import AlphaBlend
-from semifreddo_hw.dsp import ECP5DSP, dsp_platform, dsp_width
+from semifreddo_hw.dsp import ECP5DSP, dsp_platform, dsp_width, with_model
 from semifreddo_hw.emit import to_verilog
 from semifreddo_hw.pipeline import Pipeline
 from semifreddo_hw.requant import Requantizer
@@ -46,6 +46,16 @@ def test_target_checks_and_takes():
     assert dsp_width("none", {}, 0) is None and dsp_platform(None, None, 156) is None
     with pytest.raises(ValueError, match="--dsp must be one of"):
         dsp_width("most", {}, 0)
+
+
+def test_the_model_goes_where_the_block_is_used():
+    """Beside Verilog that instantiates the block, once; nowhere else (a simulation of a
+    board build's ``semifreddo.v``, ``sim.verify`` included, gets it from here)."""
+    blocks = to_verilog(Requantizer(2, 12, shift=3), "m", ECP5DSP())
+    plain = to_verilog(Requantizer(2, 12, shift=3), "m")
+    assert with_model(plain) == plain
+    once = with_model(blocks)
+    assert once.count("module MULT18X18D(") == 1 and with_model(once) == once
 
 
 def test_product_takes_only_its_own_registers():
