@@ -40,9 +40,9 @@ from common.cli import run_command
 from common.files import OutputError
 from semifreddo_hw.dsp import (
     DSP_CHOICES,
-    DSP_WIDTHS,
     dsp_min_width,
     dsp_multiplies,
+    dsp_width,
     with_model,
 )
 from semifreddo_hw.emit import as_instances, to_verilog_with_instances
@@ -239,7 +239,7 @@ def synth_overrides(dsp: str, min_width: int | None = None) -> dict:
         "script_after_synth": "abc -lut 4 -dress\nsynth_ecp5 -run map_cells:",
     }
     if dsp in ("wide", "auto"):
-        width = DSP_WIDTHS["blends"] if dsp == "wide" else min_width
+        width = min_width if dsp == "auto" else dsp_width(dsp, {}, 0)
         if width is None:
             raise ValueError("--dsp auto needs the operand width (dsp_min_width)")
         out["script_after_read"] = _dsp_script(width)
@@ -561,12 +561,12 @@ def board_build(args, log) -> int:
     )
     status = 0
     counts = dsp_multiplies(dut)
-    dsp_width = dsp_min_width(counts, board.device["dsp"])
+    min_width = dsp_min_width(counts, board.device["dsp"])
     if args.dsp == "auto":
         log(
             "[board] --dsp auto: multiplies of "
             + ", ".join(f"{k} {n}" for k, n in counts.items())
-            + f"; those of {dsp_width} bits or more in the part's {board.device['dsp']} DSPs"
+            + f"; those of {min_width} bits or more in the part's {board.device['dsp']} DSPs"
         )
     if not args.no_bitstream:
         top = BoardTop(link, board, args.clock_mhz)
@@ -589,7 +589,7 @@ def board_build(args, log) -> int:
                         nextpnr_opts="--timing-allow-fail --report top_report.json "
                         f"--placer {args.placer} --router {args.router}"
                         + (f" --seed {args.seed}" if args.seed is not None else ""),
-                        **synth_overrides(args.dsp, dsp_width),
+                        **synth_overrides(args.dsp, min_width),
                     )
             except Exception as e:  # noqa: BLE001 - the tools' own logs say why
                 failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
@@ -613,7 +613,7 @@ def board_build(args, log) -> int:
             report["multiplies"] = counts
             report["memories"] = memories
             if args.dsp == "auto":
-                report["dsp_min_width"] = dsp_width
+                report["dsp_min_width"] = min_width
             if failed:
                 report["tool_error"] = failed
             for name in ("top.bit", "top.svf", "top.rpt", "top.tim", "top_report.json"):
