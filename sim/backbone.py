@@ -6,6 +6,7 @@ Shared by the end-to-end tests and the post-build check."""
 import numpy as np
 
 from spec import names
+from spec.formats import param_word
 from spec.stream import EOF, EOL, EPOCH, MARKER_BITS, frames_to_beats
 
 from .golden.backbone import backbone
@@ -18,6 +19,7 @@ __all__ = [
     "run_backbone",
     "run_backbone_swaps",
     "param_image",
+    "param_writes",
     "PARAM_PORT",
     "FLAGS",
 ]
@@ -92,6 +94,15 @@ def param_image(regions, entries) -> list[tuple[int, int]]:
         addr = r["base"] + k // r["row"] * r["row_stride"] + k % r["row"]
         image.update(zip(addr.tolist(), a.reshape(-1).astype(np.int64).tolist(), strict=True))
     return sorted(image.items())
+
+
+def param_writes(regions, addr_values) -> list[tuple[str, int]]:
+    """``(PARAM_PORT, word)`` for the ``(address, value)`` writes, packed as the port of the
+    build whose ``address_map.json`` records are ``regions`` takes them: its ``addr`` field
+    spans the addresses up to the end of the last region, gaps between regions included
+    (not as many as the regions hold)."""
+    addresses = max(r["base"] + r["count"] for r in regions)
+    return [(PARAM_PORT, param_word(a, v, addresses)) for a, v in addr_values]
 
 
 def run_backbone_swaps(

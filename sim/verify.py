@@ -33,7 +33,6 @@ from common.files import OutputError
 from common.parallel import cpu_jobs, fork_map
 from common.verilog import module_tree
 from spec import names
-from spec.formats import param_word
 from spec.names import is_module_name, part_module
 from spec.network import Network, network_from_dict
 from spec.stream import MARKER_BITS, frames_to_beats
@@ -41,7 +40,13 @@ from weights.files import load_frames, load_weights, trainable_arrays
 from weights.io import WeightFileError, read_json
 from weights.synthetic import retrained
 
-from .backbone import PARAM_PORT, param_image, random_frames, run_backbone, run_backbone_swaps
+from .backbone import (
+    param_image,
+    param_writes,
+    random_frames,
+    run_backbone,
+    run_backbone_swaps,
+)
 from .errors import SimulationMismatch
 from .golden.backbone import int_conv
 from .lanes import Lanes
@@ -152,7 +157,7 @@ def verify(args, log) -> list[str]:
         if swap:
             lines.append(_swap(args, net, params, regions, image, design, log))
         if repeated:
-            lines.append(_repeats(args, net, params, regions, image, design, swap, log))
+            lines.append(_repeats(args, net, params, regions, design, swap, log))
         return lines
 
 
@@ -252,7 +257,7 @@ def _swap(args, net, params, regions, image, design, log) -> str:
     # the one that starts after the swap show the new set.
     count = 2 + -(-len(writes) // (net.width * net.height))
     frames = random_frames(net, np.random.default_rng(args.seed + 2), count)
-    payloads = [(PARAM_PORT, param_word(a, v, len(image))) for a, v in writes]
+    payloads = param_writes(regions, writes)
     log(f"[+] parameter swap: {len(writes)} writes while {count} frames stream")
     stats = run_backbone_swaps(
         design,
@@ -289,7 +294,7 @@ def _design(top, verilog, text, work, log):
         raise VerifyError(f"--work {work}: {e}") from None
 
 
-def _repeats(args, net, params, regions, image, design, swap, log) -> str:
+def _repeats(args, net, params, regions, design, swap, log) -> str:
     """Every pass count of the repeated head groups and blocks (count ``n`` in each, or its
     most; the second trainable core's block one fewer, so that the cores' counts differ):
     the counts written through ``param_write`` at their ``address_map.json`` addresses
@@ -308,7 +313,7 @@ def _repeats(args, net, params, regions, image, design, swap, log) -> str:
                 new[name] = dataclasses.replace(params[name], repeat=count)
         for j, name in enumerate(net.repeat_counts()):
             new[name] = entries[name] = max(1, min(n, net.trainable_repeats) - j)
-        writes = [(PARAM_PORT, param_word(base[e], v, len(image))) for e, v in entries.items()]
+        writes = param_writes(regions, [(base[e], v) for e, v in entries.items()])
         log(f"[+] repeat count {n}: {len(writes)} write(s), {len(frames)} frame(s)")
         kw = dict(seed=args.seed + n, in_stall=args.stall, out_stall=args.stall)
         if swap:

@@ -157,3 +157,24 @@ def test_param_word_is_the_bus_layout():
         bus.size, bus.address_width = size, param_address_bits(size)
         layout = bus.signature().members["payload"].shape
         assert param_word(addr, value, size) == struct_word(layout, addr=addr, value=value)
+
+
+def test_host_writes_fit_the_port(build):
+    """``sim.backbone.param_writes`` packs writes for the build's ``param_write`` port from
+    the map alone: its ``addr`` field spans the gaps between regions too, so counting the
+    regions' addresses (what ``sim.verify`` once did) gives a field one bit short on the
+    rate-folded build, and every value lands shifted."""
+    from sim.backbone import PARAM_PORT, param_writes
+    from sim.rtl import struct_word
+    from spec.formats import param_address_bits
+
+    regions = json.loads((build.dir / "address_map.json").read_text())
+    image = read_hex(build.dir / "param_writes.hex")
+    layout = build.hardware.signature.members[PARAM_PORT].signature.members["payload"].shape
+    words = param_writes(regions, [(a, v - (v >> 31 << 32)) for a, v in image.items()])
+    assert words == [
+        (PARAM_PORT, struct_word(layout, addr=a, value=v - (v >> 31 << 32)))
+        for a, v in image.items()
+    ]
+    short = param_address_bits(len(image)) < layout["addr"].width
+    assert short == (build.fold == "rate")
