@@ -152,7 +152,9 @@ class Conv(wiring.Component):
         runs ``spaced`` (one beat at a time, no stalls inside: see
         :class:`~.digit_serial.DigitSerialMatVec`). A folded configurable layer (with a
         period given) gets a register slice (``cut``) between its serializer and its
-        product: the downstream ``ready`` stops there.
+        product: the downstream ``ready`` stops there. Where the period leaves the window's
+        pixels two cycles or more apart (2 stride 1, 8 stride 2), the window has a register
+        slice in front (``sliced``), so the producer's ``ready`` stops there too.
     sets : 1, or 2 for two run-time parameter sets (scales, biases and configurable
         weights; both start with the given values): each beat is computed with the set its
         epoch marker (:data:`spec.stream.EPOCH`) names, and the write ports name the set
@@ -258,6 +260,9 @@ class Conv(wiring.Component):
         # The window is built once the layer knows how its consumer reads it (below).
         windowed = kind != "pointwise"
         frame_pad = check_frame(c_in, width, height, stride, pad) if windowed else None
+        # Pixels at least two cycles apart at the window (a stride-2 window takes four per
+        # product beat): a register slice in front of it (SlidingWindow's ``sliced``).
+        sliced = windowed and period is not None and period >= (2 if stride == 1 else 8)
         if pad is not None and not windowed:
             raise ValueError("a pointwise layer has no window to pad")
         matrix, mask = product_matrix(kind, w)
@@ -357,7 +362,14 @@ class Conv(wiring.Component):
                 if memory_window(groups):
                     # The window itself gives the sub-beats, read from its line memory.
                     self.window = MemoryWindow(
-                        c_in, width, height, stride=stride, pad=pad, groups=groups, side=side
+                        c_in,
+                        width,
+                        height,
+                        stride=stride,
+                        pad=pad,
+                        groups=groups,
+                        side=side,
+                        sliced=sliced,
                     )
                     self._args["memory_window"] = True
                     hold = False
@@ -434,8 +446,17 @@ class Conv(wiring.Component):
             self._args["hold"] = True
         if windowed and self.window is None:  # held, the consumer pads what it picks
             self.window = SlidingWindow(
-                c_in, width, height, stride=stride, pad=pad, defer_pad=self.hold, side=side
+                c_in,
+                width,
+                height,
+                stride=stride,
+                pad=pad,
+                defer_pad=self.hold,
+                side=side,
+                sliced=sliced,
             )
+        if self.window is not None and sliced:
+            self._args["sliced_window"] = True
         # A folded configurable layer of a rate build: a register slice between the
         # serializer and the product (two sub-beats of a channel group, a few dozen bits),
         # so that the downstream ready stops there instead of running on through the

@@ -18,13 +18,13 @@ outside the frame, masked wherever read), so no window is ever
 held back waiting for a next frame.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.stream import EOF_BIT, EOL_BIT, EPOCH_BIT, MARKER_BITS
 
-from .streams import vector_layout
+from .streams import HalfRateSlice, vector_layout
 
 __all__ = ["MemoryWindow", "SlidingWindow", "check_frame", "lane_pad"]
 
@@ -56,10 +56,17 @@ _EPOCH_REGISTERS = 2
 class _Frame:
     """What both windows share: the checked frame geometry, the frame timing and the lag."""
 
-    def _frame(self, channels, width, height, stride, pad, side=MARKER_BITS):
+    def _frame(self, channels, width, height, stride, pad, side=MARKER_BITS, sliced=False):
         pad = check_frame(channels, width, height, stride, pad)
         if not isinstance(side, int) or side < MARKER_BITS:
             raise ValueError(f"side must be an integer >= {MARKER_BITS}, not {side!r}")
+        if not isinstance(sliced, bool):
+            raise TypeError(f"sliced must be a bool, not {type(sliced).__name__}")
+        #: A :class:`~.streams.HalfRateSlice` in front (``sliced``): ``i.ready`` is a
+        #: flip-flop and the stepping sees a registered pixel, so that no path runs from the
+        #: producer (a block's fork, say) through the step into the window's enables and
+        #: back. For inputs at least two cycles apart (it passes one every other clock).
+        self.sliced = sliced
         #: Side bits of a beat: the markers, then bits every beat of a frame carries alike
         #: (a repeated block's pass index), kept with the frame as its epoch is.
         self.side = side
@@ -93,7 +100,21 @@ class _Frame:
         applies while the next pixel is arriving. Stride 2 counts in output beats (half a
         row each way) and promises no least lag."""
         w_out = -(-self.width // self.stride)
-        return (self.width + 1, self.width + 2) if self.stride == 1 else (0, w_out + 3)
+        lo, hi = (self.width + 1, self.width + 2) if self.stride == 1 else (0, w_out + 3)
+        return lo, hi + self.sliced  # the slice's pixel
+
+    def _input(self, m):
+        """The stream the window steps on: ``i``, or the slice behind it (``sliced``)."""
+        if not self.sliced:
+            return self.i
+        m.submodules.entry = entry = HalfRateSlice(self.i.payload.shape())
+        wiring.connect(m, wiring.flipped(self.i), entry.i)
+        return entry.o
+
+    @property
+    def slice_bits(self) -> int:
+        """Registers of the slice in front (``sliced``; 0 without)."""
+        return Shape.cast(self.i.payload.shape()).width + 1 if self.sliced else 0
 
 
 class SlidingWindow(_Frame, wiring.Component):
@@ -114,7 +135,7 @@ class SlidingWindow(_Frame, wiring.Component):
     window on an FPGA).
 
     Any valid/ready pattern is tolerated; with ``o.ready`` high the block takes one pixel per
-    clock within a frame.
+    clock within a frame (``sliced``: a register slice in front, one every other clock).
     """
 
     def __init__(
@@ -127,8 +148,9 @@ class SlidingWindow(_Frame, wiring.Component):
         pad=None,
         defer_pad: bool = False,
         side: int = MARKER_BITS,
+        sliced: bool = False,
     ):
-        self._frame(channels, width, height, stride, pad, side)
+        self._frame(channels, width, height, stride, pad, side, sliced)
         self.defer_pad = bool(defer_pad)
         super().__init__(
             {
@@ -151,7 +173,7 @@ class SlidingWindow(_Frame, wiring.Component):
         column = max(1, (self.width - 1).bit_length())
         write_back = column + 1 if self.width >= 2 else 0
         tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
-        return 9 * self.channels * 8 + self.side + 5 + tags + write_back
+        return 9 * self.channels * 8 + self.side + 5 + tags + write_back + self.slice_bits
 
     def elaborate(self, platform):
         m = Module()
@@ -165,13 +187,14 @@ class SlidingWindow(_Frame, wiring.Component):
         # address instead of its data (LUT RAM): a few flip-flops instead of a word's.
         rd = lines.read_port(transparent_for=(wr,))
 
-        r = _Raster(m, self.i, ~self.o.valid | self.o.ready, W, H, S)
+        i = self._input(m)
+        r = _Raster(m, i, ~self.o.valid | self.o.ready, W, H, S)
         m.d.comb += rd.addr.eq(Mux(r.step, r.x_next, r.x))  # read one step ahead
         step, x = r.step, r.x
 
         # Flush steps take whatever the input holds: the rows they stand for lie outside the
         # frame, so every window that reads them masks them.
-        new_pixel = self.i.payload.data.as_value()
+        new_pixel = i.payload.data.as_value()
         column = [rd.data[0], rd.data[1], new_pixel]  # rows y-2, y-1, y at column x
         win = [[Signal(pixel, name=f"win{ky}{kx}") for kx in range(3)] for ky in range(3)]
         mask_top, mask_bottom, mask_left, mask_right = (
@@ -249,10 +272,13 @@ class MemoryWindow(_Frame, wiring.Component):
     the memory's address.
     The price: a third row of memory, and a window every ``len(groups) + 1`` cycles at most
     (the step that writes the next pixel waits until the last sub-beat has been read).
+    ``sliced`` as :class:`SlidingWindow`'s.
     """
 
-    def __init__(self, channels, width, height, *, stride=1, pad=None, groups, side=MARKER_BITS):
-        self._frame(channels, width, height, stride, pad, side)
+    def __init__(
+        self, channels, width, height, *, stride=1, pad=None, groups, side=MARKER_BITS, sliced=False
+    ):
+        self._frame(channels, width, height, stride, pad, side, sliced)
         if width < 3:  # a step at x == 0 writes column 0 of the bank the top row is in
             raise ValueError(f"a memory window needs a frame 3 or more wide, not {width}")
         if not groups or any(len(g) != len(groups[0]) for g in groups):
@@ -296,7 +322,8 @@ class MemoryWindow(_Frame, wiring.Component):
         each sub-beat's flags, the frame's epochs (counters excluded)."""
         pos = (self.width + 1).bit_length() + 2 + 4 + self.side
         flags = 1 + self.side  # a sub-beat's, in each of the read's two stages
-        return 2 * self.channels * 8 + pos + 2 * flags + _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
+        tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
+        return 2 * self.channels * 8 + pos + 2 * flags + tags + self.slice_bits
 
     def elaborate(self, platform):
         m = Module()
@@ -326,7 +353,8 @@ class MemoryWindow(_Frame, wiring.Component):
         # A position is held from its step until its last sub-beat's read; the next step
         # (which writes a pixel) waits for that, so no read ever sees a later row.
         held = Signal(name="held")
-        r = _Raster(m, self.i, ~held, W, H, S)
+        i = self._input(m)
+        r = _Raster(m, i, ~held, W, H, S)
 
         # Rows rotate through three banks, one step per row: `bank` takes the row being
         # written. The window at (cx, cy) reads rows cy - 1 .. cy + 1; cy + 1 is the row
@@ -335,7 +363,7 @@ class MemoryWindow(_Frame, wiring.Component):
             return Mux(b >= k, b - k, b + 3 - k)
 
         bank = Signal(range(3), name="bank")
-        new_pixel = self.i.payload.data.as_value()  # flush rows: masked wherever read
+        new_pixel = i.payload.data.as_value()  # flush rows: masked wherever read
         bottom = Signal(range(3), name="pos_bottom")  # the bank of the position's row cy + 1
         pos_cx = Signal(range(W + 1), name="pos_cx")
         masks = Signal(4, name="pos_masks")

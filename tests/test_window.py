@@ -65,10 +65,11 @@ SIZES = [
 ]
 
 
+@pytest.mark.parametrize("sliced", [False, True])
 @pytest.mark.parametrize("w,h,c,s", SIZES)
-def test_window_pysim(w, h, c, s):
+def test_window_pysim(w, h, c, s, sliced):
     rng = np.random.default_rng(w * 100 + h * 10 + c + s)
-    dut = SlidingWindow(c, w, h, stride=s)
+    dut = SlidingWindow(c, w, h, stride=s, sliced=sliced)
     x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, seed=w + h, in_stall=0.4, out_stall=0.4)
 
@@ -81,6 +82,9 @@ RTL_CASES = {
     "9x1_c1_s2": (9, 1, 1, 2),
     "1x6_c5_s2": (1, 6, 5, 2),
     "10x4_c8_s2": (10, 4, 8, 2),
+    # with the register slice in front (a rate build's, for pixels two or more cycles apart)
+    "13x7_c3_s1_sliced": (13, 7, 3, 1),
+    "10x4_c8_s2_sliced": (10, 4, 8, 2),
 }
 
 
@@ -89,7 +93,7 @@ def designs(rtl_build_dir):
     @functools.cache
     def get(name):
         w, h, c, s = RTL_CASES[name]
-        dut = SlidingWindow(c, w, h, stride=s)
+        dut = SlidingWindow(c, w, h, stride=s, sliced=name.endswith("_sliced"))
         return dut, VerilatorDesign.build(dut, f"win_{name}", rtl_build_dir)
 
     return get
@@ -243,11 +247,12 @@ def _one_tap_groups(c, kind):
 )
 def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
     """MemoryWindow: every sub-beat equals the padded golden window's lanes of its group
-    (zeros and int8 constants, extremes at the borders), under stalls; without stalls a
-    window every ``fold + 1`` cycles at most."""
+    (zeros and int8 constants, extremes at the borders; with and without the input slice),
+    under stalls; without stalls a window every ``fold + 1`` cycles at most."""
     groups = _one_tap_groups(c, kind)
-    for pad in (None, [-128, 127, 37, -1][:c]):
-        dut = MemoryWindow(c, w, h, stride=s, pad=pad, groups=groups)
+    pads = [-128, 127, 37, -1][:c]
+    for pad, sliced in ((None, False), (pads, False), (pads, True)):
+        dut = MemoryWindow(c, w, h, stride=s, pad=pad, groups=groups, sliced=sliced)
         frames = _frames(np.random.default_rng(w * h + c), 3, h, w, c)
         x, xs, y, ys = _vectors(frames, s, pad)
         sub = [[beat[k] for k in g] for beat in y for g in groups]
@@ -256,7 +261,8 @@ def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
         cycles = run_stream_pysim(
             dut, x, sub, in_sides=xs, out_sides=sides, in_stall=0, out_stall=0
         )
-        assert cycles <= len(y) * dut.interval + len(x) + 2 * (w + 2), cycles
+        # (sliced, a pixel whose step gives no window still takes two cycles)
+        assert cycles <= len(y) * dut.interval + (1 + sliced) * len(x) + 2 * (w + 2), cycles
 
 
 def test_memory_window_parameters_are_checked():
