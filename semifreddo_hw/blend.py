@@ -49,6 +49,10 @@ class AlphaBlend(wiring.Component):
     flip-flops (:attr:`registered_output`): neither ``o.ready`` nor ``o.valid`` runs
     through the pipeline's enable into the streams that feed it, which on a placed board
     build crossed the chip from the blend through the core shuffle into its own input FIFOs.
+    Folded with a period given, the stages never stall either (:attr:`buffered`: a queue
+    behind them, :class:`~.pipeline.Pipeline`'s ``buffered``): the deserializer's ``ready``
+    stops at the queue instead of running through the stages' enable into the code bank
+    and the input FIFOs.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class AlphaBlend(wiring.Component):
         self.channels, self.fold, self.lanes = channels, fold, channels // fold
         self.sets = sets
         self.registered_output = fold > 1 and period is not None and period >= fold + 1
+        self.buffered = fold > 1 and period is not None
         self.alphas = (
             ParamBank(unsigned(ALPHA_BITS), channels, sets=sets, init=[init] * sets)
             if fold == 1
@@ -91,9 +96,18 @@ class AlphaBlend(wiring.Component):
         )
 
     @property
-    def latency(self) -> int:
-        """Pipeline stages from a (sub-)beat to its result."""
+    def stages(self) -> int:
+        """Pipeline stages."""
         return 3 if self.fold == 1 else 4
+
+    def _pipeline(self, dsp) -> Pipeline:
+        return Pipeline(self.stages, name="blend", dsp=dsp, buffered=self.buffered)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a (sub-)beat to its result: the stages, and :attr:`buffered`, the
+        queue's."""
+        return self._pipeline(None).out_latency
 
     @property
     def pipe_beats(self) -> int:
@@ -101,8 +115,9 @@ class AlphaBlend(wiring.Component):
         ``fold`` stages, one more beat is partly in flight and one in the deserializer (one
         more where it is registered)."""
         if self.fold == 1:
-            return self.latency
-        return -(-self.latency // self.fold) + 2 + int(self.registered_output)
+            return self.stages
+        held = self._pipeline(None).queue_depth if self.buffered else self.stages
+        return -(-held // self.fold) + 2 + int(self.registered_output)
 
     def elaborate(self, platform):
         m = Module()
@@ -111,7 +126,7 @@ class AlphaBlend(wiring.Component):
         if self.fold == 1:
             both = stream.Signature(self.f.payload.shape()).create()
             join(m, [self.f, self.t], both)
-            pipe = Pipeline(self.latency, name="blend", dsp=dsp_target(platform))
+            pipe = self._pipeline(dsp_target(platform))
             pipe.connect(m, both, self.o)
             xf, xt = self.f.payload.data, self.t.payload.data
             codes = [alphas.element(c) for c in range(self.channels)]
@@ -141,7 +156,7 @@ class AlphaBlend(wiring.Component):
             m.d.comb += total.eq((t << 7) + p + 64)
             y = pipe.stage(total >> 7, signed(8), name=f"y{c}")
             m.d.comb += dst.payload.data[c].eq(y)
-        m.d.comb += dst.payload.side.eq(pipe.delay(src.payload.side, self.latency, name="side"))
+        m.d.comb += dst.payload.side.eq(pipe.delay(src.payload.side, self.stages, name="side"))
         with m.If(both.valid & both.ready & (self.f.payload.side != self.t.payload.side)):
             m.d.sync += self.marker_mismatch.eq(1)
         pipe.finish(m)
@@ -175,9 +190,8 @@ class AlphaBlend(wiring.Component):
         )
         wiring.connect(m, both, ser.i)
         wiring.connect(m, des.o, wiring.flipped(self.o))
-        pipe = Pipeline(self.latency, name="blend", dsp=dsp)
-        pipe.connect(m, ser.o, des.i)
-        return both, pipe, ser.o, des.i
+        pipe = self._pipeline(dsp)
+        return both, pipe, ser.o, pipe.connect(m, ser.o, des.i)
 
 
 class CoreShuffle(wiring.Component):

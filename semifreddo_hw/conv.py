@@ -475,6 +475,12 @@ class Conv(wiring.Component):
             )
             if registered:
                 self._args["registered_output"] = True
+        # A folded layer of a rate build: the requantizer's stages never stall (a queue
+        # behind them), so that the deserializer's ready stops at its queue instead of
+        # running through its enable into the banks and back into the product.
+        buffered = fold > 1 and period is not None
+        if buffered:
+            self._args["buffered_requant"] = True
         self.requant = Requantizer(
             c_out,
             self.product.out_width if self.accumulator is None else self.accumulator.width,
@@ -485,6 +491,7 @@ class Conv(wiring.Component):
             side_width=side,
             fold=channel_groups,
             sets=banks,
+            buffered=buffered,
         )
         members = {
             "i": In(stream.Signature(vector_layout(signed(8), c_in, side))),
@@ -518,7 +525,7 @@ class Conv(wiring.Component):
         folded, a register stage holds a sub-beat, so a beat's sub-beats spread over
         ``fold`` stages, one more beat is partly in flight and one partly in the
         deserializer."""
-        r, f = self.requant.latency, self.fold
+        r, f = self.requant.beats_held, self.fold
         if self.configurable:
             p = self.product.latency + 2 * (self.cut is not None)  # the slice's two sub-beats
             if self.accumulator is not None:  # fold sub-beats per beat, then fold / slices

@@ -5,11 +5,20 @@ register stages. :class:`Pipeline` supplies the handshake for such a block: all 
 together on one enable, which holds whenever the last stage has a beat the consumer does not
 take. Nothing is lost or duplicated under any valid/ready pattern, and with ``o.ready`` held
 high the block accepts one beat per clock.
+
+Built ``buffered``, the stages never hold: a queue behind them takes every beat, and a beat is
+accepted only while the queue has room for it and for every beat inside (a credit count). On
+an FPGA the enable of a large pipeline is a net to every stage register (and memory read
+enable) of the block, and in a chain of pipelines each enable is the next one's ``ready``: a
+combinational path back through all of them, crossing the chip. Buffered, there is no enable,
+``i.ready`` is a compare on one register, and ``o`` comes from the queue's flip-flops.
 """
 
 from amaranth.hdl import Module, Signal, Value
+from amaranth.lib import stream, wiring
 
 from .dsp import ECP5DSP
+from .streams import StreamFIFO
 
 __all__ = ["Pipeline"]
 
@@ -26,12 +35,29 @@ class Pipeline:
         High in cycles where every stage register advances by one beat.
 
     ``dsp``: the elaboration's :class:`~.dsp.ECP5DSP` target, if any (:meth:`product`).
+    ``buffered``: the stages never hold (``en`` is 1) and a queue of :attr:`queue_depth`
+    beats follows them (see the module's description); :attr:`out_latency` counts it.
     """
 
-    def __init__(self, latency: int, *, name: str = "pipe", dsp: ECP5DSP | None = None):
+    #: Cycles from a beat's write into the queue to its being offered at ``o``.
+    QUEUE_LATENCY = 2
+
+    def __init__(
+        self,
+        latency: int,
+        *,
+        name: str = "pipe",
+        dsp: ECP5DSP | None = None,
+        buffered: bool = False,
+    ):
         if not isinstance(latency, int) or latency < 0:
             raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
+        if not isinstance(buffered, bool):
+            raise TypeError(f"buffered must be a bool, not {type(buffered).__name__}")
+        if buffered and latency == 0:
+            raise ValueError("a buffered pipeline needs at least one stage")
         self.latency = latency
+        self.buffered = buffered
         self.name = name
         self.en = Signal(name=f"{name}_en")
         self.dsp = dsp
@@ -39,8 +65,23 @@ class Pipeline:
         self._blocks: list[tuple[Signal, Value, Value]] = []
         self._finished = False
 
-    def connect(self, m: Module, i, o) -> None:
-        """Drive ``i.ready``, ``o.valid`` and the enable; ``i``/``o`` are stream interfaces."""
+    @property
+    def queue_depth(self) -> int:
+        """Beats the queue of a ``buffered`` pipeline holds (0 without): its stages, its own
+        latency and one more, so that with ``o`` always ready a beat enters every clock."""
+        return self.latency + self.QUEUE_LATENCY + 1 if self.buffered else 0
+
+    @property
+    def out_latency(self) -> int:
+        """Cycles from an accepted beat to its result at ``o`` (no stalls)."""
+        return self.latency + (self.QUEUE_LATENCY if self.buffered else 0)
+
+    def connect(self, m: Module, i, o):
+        """Drive ``i.ready``, ``o.valid`` and the enable; ``i``/``o`` are stream interfaces.
+        Returns the stream whose ``payload`` the block drives with its last stage's results:
+        ``o`` itself, or (``buffered``) the queue's input."""
+        if self.buffered:
+            return self._connect_buffered(m, i, o)
         if self.latency == 0:
             m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready), self.en.eq(1)]
         else:
@@ -53,6 +94,26 @@ class Pipeline:
             with m.If(self.en):
                 m.d.sync += valid[0].eq(i.valid)
                 m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
+        return o
+
+    def _connect_buffered(self, m: Module, i, o):
+        depth = self.queue_depth
+        m.submodules[f"{self.name}_queue"] = queue = StreamFIFO(o.payload.shape(), depth)
+        # (by hand: `o` may be this block's own output or a sub-block's input)
+        m.d.comb += [o.valid.eq(queue.o.valid), o.payload.eq(queue.o.payload)]
+        m.d.comb += queue.o.ready.eq(o.ready)
+        last = stream.Signature(o.payload.shape()).create(path=(f"{self.name}_last",))
+        wiring.connect(m, last, queue.i)
+        # Beats taken and not yet given at `o`: in the stages or the queue, never more than
+        # it holds, so the queue always has room for the last stage's beat.
+        space = Signal(range(depth + 1), init=depth, name=f"{self.name}_space")
+        take, give = i.valid & i.ready, o.valid & o.ready
+        m.d.sync += space.eq(space - take + give)
+        valid = [Signal(name=f"{self.name}_valid{k + 1}") for k in range(self.latency)]
+        m.d.comb += [self.en.eq(1), i.ready.eq(space != 0), last.valid.eq(valid[-1])]
+        m.d.sync += valid[0].eq(take)
+        m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
+        return last
 
     def stage(self, value: Value, shape=None, *, name: str) -> Signal:
         """A register that takes ``value`` whenever the pipeline advances."""

@@ -72,6 +72,10 @@ class Requantizer(wiring.Component):
     sets : int
         Parameter sets (default 1); every set starts with ``scale_init`` and ``bias_init``,
         unless they give a row per set (:func:`~.param_bank.per_set`).
+    buffered : bool
+        The stages never stall; a queue follows them (:class:`~.pipeline.Pipeline`'s
+        ``buffered``): ``i.ready`` from a register, no enable fanned out to the stages and
+        the banks' reads, two cycles more latency.
 
     Ports: ``i`` (``signed(acc_width)`` lanes), ``o`` (``signed(8)`` lanes), ``channels /
     fold`` lanes each; ``scale_write`` and ``bias_write`` (bank writes ``{set, index,
@@ -94,6 +98,7 @@ class Requantizer(wiring.Component):
         side_width: int = 0,
         fold: int = 1,
         sets: int = 1,
+        buffered: bool = False,
     ):
         for name, v, lo in (
             ("channels", channels, 1),
@@ -114,6 +119,7 @@ class Requantizer(wiring.Component):
         self.scale_bits, self.bias_bits = scale_bits, bias_bits
         self.side_width, self.fold, self.lanes = side_width, fold, lanes
         self.sets = sets
+        self.buffered = bool(buffered)
         inits = (
             per_set(scale_init, [1] * channels, sets),
             per_set(bias_init, [0] * channels, sets),
@@ -136,9 +142,26 @@ class Requantizer(wiring.Component):
         )
 
     @property
-    def latency(self) -> int:
-        """Pipeline stages from an accepted input (sub-)beat to its output."""
+    def stages(self) -> int:
+        """Pipeline stages."""
         return 4 if self.fold == 1 else 5
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input (sub-)beat to its output: the stages, and buffered,
+        the queue's."""
+        return self.stages + (Pipeline.QUEUE_LATENCY if self.buffered else 0)
+
+    @property
+    def beats_held(self) -> int:
+        """Most (sub-)beats inside: one per stage, or (buffered) what the queue has room
+        for, stages included."""
+        return self.queue_depth if self.buffered else self.stages
+
+    @property
+    def queue_depth(self) -> int:
+        """(Sub-)beats the queue behind the stages holds (``buffered``; 0 without)."""
+        return Pipeline(self.stages, buffered=self.buffered).queue_depth
 
     @property
     def register_bits(self) -> int:
@@ -155,7 +178,12 @@ class Requantizer(wiring.Component):
             per_lane += self.acc_width + operands
         elif self.sets == 1:
             per_lane += operands
-        return self.lanes * per_lane + self.latency * self.side_width
+        return self.lanes * per_lane + self.stages * self.side_width + self.queue_bits
+
+    @property
+    def queue_bits(self) -> int:
+        """Storage of the queue behind the stages (``buffered``; 0 without)."""
+        return self.queue_depth * (self.lanes * 8 + self.side_width)
 
     @property
     def _product_range(self) -> tuple[int, int]:
@@ -220,8 +248,8 @@ class Requantizer(wiring.Component):
         for bank, port in ((scales, self.scale_write), (biases, self.bias_write)):
             forward(m, port, bank.write)
 
-        pipe = Pipeline(self.latency, name="rq", dsp=dsp_target(platform))
-        pipe.connect(m, self.i, self.o)
+        pipe = Pipeline(self.stages, name="rq", dsp=dsp_target(platform), buffered=self.buffered)
+        o = pipe.connect(m, self.i, self.o)
         # The scale is read with the beat at the input, the bias a stage later (beside the
         # multiply); each read is registered before its arithmetic (a memory read, then a
         # DSP block or a wide add, in one stage was too long for an FPGA's 100 MHz).
@@ -236,7 +264,7 @@ class Requantizer(wiring.Component):
                 prod = self._product(pipe, self.i.payload.data[c], s_, c)
                 bias = pipe.stage(biases.element(c), name=f"b{c}")  # read beside the multiply
                 y = self._output(m, pipe, prod, bias, c)
-                m.d.comb += self.o.payload.data[c].eq(y)
+                m.d.comb += o.payload.data[c].eq(y)
         else:
             # Stage 1 holds the operands while the scale bank reads the group's row; stage
             # 2 the products while the bias bank reads it (banks advance with the pipeline).
@@ -253,9 +281,7 @@ class Requantizer(wiring.Component):
                 prod = self._product(pipe, acc, s_, c)
                 bias = pipe.stage(biases.data[c], name=f"b{c}")
                 y = self._output(m, pipe, prod, bias, c)
-                m.d.comb += self.o.payload.data[c].eq(y)
-        m.d.comb += self.o.payload.side.eq(
-            pipe.delay(self.i.payload.side, self.latency, name="side")
-        )
+                m.d.comb += o.payload.data[c].eq(y)
+        m.d.comb += o.payload.side.eq(pipe.delay(self.i.payload.side, self.stages, name="side"))
         pipe.finish(m)
         return m

@@ -29,13 +29,14 @@ def _frames(rng, c, n=2, h=3, w=5):
 
 
 @pytest.mark.parametrize(
-    "fold, period", [(1, None), (2, None), (3, None), (6, None), (2, 3), (6, 7)]
+    "fold, period", [(1, None), (2, None), (3, None), (6, None), (2, 3), (6, 7), (3, 3)]
 )
 @pytest.mark.parametrize("case", ["zero", "one", "half", "random", "written"])
 def test_alpha_blend(case, fold, period):
     """Spatial and folded (a channel group per cycle, the codes read from a phase bank),
     codes from the power-up image or written (at the bank's write index); folded with a
-    cycle to spare (``period``), the output beat from flip-flops."""
+    period, stages that never stall (a queue behind them), and with a cycle to spare, the
+    output beat from flip-flops."""
     rng = np.random.default_rng(len(case))
     c = 6
     codes = {"zero": [0] * c, "one": [128] * c, "half": [64] * c}.get(
@@ -43,7 +44,8 @@ def test_alpha_blend(case, fold, period):
     )
     init = codes if case != "written" else None
     dut = AlphaBlend(c, alpha_init=init, fold=fold, period=period)
-    assert dut.registered_output == (period is not None)
+    assert dut.registered_output == (period is not None and period > fold)
+    assert dut.buffered == (period is not None)
     if dut.registered_output:  # o.valid a flip-flop's output itself
         assert re.search(r"connect \\Q \\o__valid$", netlist(dut), re.M)
     writes = []

@@ -147,9 +147,11 @@ def test_spatial_requantizer_in_blocks(rtl_build_dir, acc_width):
     )
 
 
-def test_folded_requantizer_in_blocks(rtl_build_dir):
-    dut = _folded_requant(8, 4, 24, 13, False)
-    design = VerilatorDesign.build(dut, "dsp_frq", rtl_build_dir, platform=ECP5DSP())
+@pytest.mark.parametrize("buffered", [False, True])
+def test_folded_requantizer_in_blocks(rtl_build_dir, buffered):
+    dut = _folded_requant(8, 4, 24, 13, False, buffered)
+    name = "dsp_frq" + ("_buffered" if buffered else "")
+    design = VerilatorDesign.build(dut, name, rtl_build_dir, platform=ECP5DSP())
     assert _blocks(design.verilog.read_text()) == 2 * 2
     acc, y, writes = _requant_case(np.random.default_rng(3), dut, 8, 24, 13, False)
     design.run_stream(

@@ -225,8 +225,10 @@ def test_accumulator_checks_its_parameters():
         Accumulator(signed(9), signed(8), 2, 2)
 
 
-def _folded_requant(channels, fold, acc_width, shift, relu):
-    rq = Requantizer(channels, acc_width, shift=shift, relu=relu, fold=fold, side_width=2)
+def _folded_requant(channels, fold, acc_width, shift, relu, buffered=False):
+    rq = Requantizer(
+        channels, acc_width, shift=shift, relu=relu, fold=fold, side_width=2, buffered=buffered
+    )
     return Chain(signed(acc_width), channels, fold, inner=rq, out_elem=signed(8))
 
 
@@ -244,12 +246,22 @@ def _requant_case(rng, dut, channels, acc_width, shift, relu):
 
 
 @pytest.mark.parametrize(
-    "channels, fold, relu",
-    [(8, 2, False), (8, 8, True), (12, 3, False), (4, 4, True), (12, 4, False), (10, 5, True)],
+    "channels, fold, relu, buffered",
+    [
+        (8, 2, False, False),
+        (8, 8, True, False),
+        (12, 3, False, False),
+        (4, 4, True, False),
+        (12, 4, False, False),
+        (10, 5, True, False),
+        (8, 2, False, True),
+        (12, 3, True, True),
+        (10, 5, False, True),
+    ],
 )
-def test_folded_requantizer_pysim(channels, fold, relu):
+def test_folded_requantizer_pysim(channels, fold, relu, buffered):
     rng = np.random.default_rng(channels + fold)
-    dut = _folded_requant(channels, fold, 20, 9, relu)
+    dut = _folded_requant(channels, fold, 20, 9, relu, buffered)
     acc, y, writes = _requant_case(rng, dut, channels, 20, 9, relu)
     writes = [(port, _fields(dut, port, word)) for port, word in writes]
     run_stream_pysim(
@@ -266,15 +278,17 @@ def _fields(dut, port, word):
 @pytest.fixture(scope="module")
 def designs(rtl_build_dir):
     @functools.cache
-    def get(channels, fold):
-        dut = _folded_requant(channels, fold, 24, 13, False)
-        return dut, VerilatorDesign.build(dut, f"frq_{channels}_{fold}", rtl_build_dir)
+    def get(channels, fold, buffered=False):
+        dut = _folded_requant(channels, fold, 24, 13, False, buffered)
+        name = f"frq_{channels}_{fold}" + ("_buffered" if buffered else "")
+        return dut, VerilatorDesign.build(dut, name, rtl_build_dir)
 
     return get
 
 
-def test_folded_requantizer_verilator(designs):
-    dut, design = designs(8, 4)
+@pytest.mark.parametrize("buffered", [False, True])
+def test_folded_requantizer_verilator(designs, buffered):
+    dut, design = designs(8, 4, buffered)
     rng = np.random.default_rng(5)
     acc, y, writes = _requant_case(rng, dut, 8, 24, 13, False)
     sides = [0] * len(acc)
@@ -377,3 +391,43 @@ def test_folded_matvec_multipliers_and_memory():
     mv = ConfigurableMatVec(16, 4, fold=4)
     assert rtlil_cells(mv)["$mul"][0] == 64 == mv.report()["multipliers"]
     assert mv.report()["weights"] == 4 * 64 and memory_bits(mv) == 4 * 64 * 8
+
+
+def test_buffered_requantizer_ready_is_registered():
+    """Buffered, ``i.ready`` never follows ``o.ready`` within a cycle (it is a compare on
+    the credit register), the stages take a beat every clock with ``o`` always ready, and
+    a stalled output fills the queue and stops the input: without the queue, ``i.ready``
+    follows ``o.ready`` at once."""
+    from amaranth.sim import Simulator
+
+    def readies(buffered):
+        dut = Requantizer(4, 12, shift=2, fold=2, side_width=1, buffered=buffered)
+        seen = []
+
+        async def bench(ctx):
+            ctx.set(dut.i.valid, 1)
+            for cycle in range(40):
+                both = []
+                for ready in (0, 1):
+                    ctx.set(dut.o.ready, ready)
+                    await ctx.delay(1e-9)
+                    both.append(ctx.get(dut.i.ready))
+                ctx.set(dut.o.ready, int(cycle < 10 or cycle >= 30))  # a 20-cycle stall
+                await ctx.delay(1e-9)
+                seen.append((both, ctx.get(dut.i.ready)))
+                await ctx.tick()
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(bench)
+        sim.run()
+        return dut, seen
+
+    dut, seen = readies(True)
+    assert all(a == b for (a, b), _ in seen)
+    assert all(r for _, r in seen[:10])  # one (sub-)beat a clock while the output flows
+    stalled = [r for _, r in seen[10:30]]
+    # the stages and the queue fill up, then the input stops
+    assert 0 < stalled.count(1) <= dut.queue_depth and not any(stalled[-5:])
+    _, seen = readies(False)
+    assert any(a != b for (a, b), _ in seen)
