@@ -19,13 +19,13 @@ from spec.stream import EPOCH_BIT, MARKER_BITS
 from .dsp import dsp_target
 from .fold import Deserializer, PhaseCounter, Serializer
 from .param_bank import ParamBank, PhaseBank
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Stages
 from .streams import fork, forward, join, vector_layout
 
 __all__ = ["AlphaBlend", "CoreShuffle"]
 
 
-class AlphaBlend(wiring.Component):
+class AlphaBlend(Stages, wiring.Component):
     """Blend a frozen-core stream ``f`` and a trainable-core stream ``t`` per channel.
 
     Beats of ``f`` and ``t`` are taken together (same pixel); the output carries ``f``'s
@@ -104,20 +104,13 @@ class AlphaBlend(wiring.Component):
         return Pipeline(self.stages, name="blend", dsp=dsp, buffered=self.buffered)
 
     @property
-    def latency(self) -> int:
-        """Cycles from a (sub-)beat to its result: the stages, and :attr:`buffered`, the
-        queue's."""
-        return self._pipeline(None).out_latency
-
-    @property
     def pipe_beats(self) -> int:
         """Most beats inside at once: one per stage; folded, a beat's sub-beats spread over
         ``fold`` stages, one more beat is partly in flight and one in the deserializer (one
         more where it is registered)."""
         if self.fold == 1:
             return self.stages
-        held = self._pipeline(None).queue_depth if self.buffered else self.stages
-        return -(-held // self.fold) + 2 + int(self.registered_output)
+        return -(-self.beats_held // self.fold) + 2 + int(self.registered_output)
 
     def elaborate(self, platform):
         m = Module()

@@ -351,7 +351,11 @@ class Conv(wiring.Component):
                     levels_per_stage=levels_per_stage,
                     side_width=side,
                     fold=fold,
+                    # a rate build's: its stages never stall (the requantizer's neither)
+                    buffered=period is not None,
                 )
+                if period is not None:
+                    self._args["buffered_product"] = True
                 elements = np.full(mask.shape, -1)
                 phase_of = {}  # (channel group, lane) -> the phase reading it
                 for p, lanes in enumerate(groups):
@@ -527,7 +531,7 @@ class Conv(wiring.Component):
         deserializer."""
         r, f = self.requant.beats_held, self.fold
         if self.configurable:
-            p = self.product.latency + 2 * (self.cut is not None)  # the slice's two sub-beats
+            p = self.product.beats_held + 2 * (self.cut is not None)  # the slice's two sub-beats
             if self.accumulator is not None:  # fold sub-beats per beat, then fold / slices
                 return -(-p // f) + 1 + -(-(r + 1) // (f // self.slices)) + 2
             return p + r if f == 1 else -(-(p + r) // f) + 2

@@ -27,7 +27,7 @@ from .cmvm import SOLVERS, plan_cmvm
 from .dsp import dsp_target
 from .fold import PhaseCounter
 from .param_bank import ParamBank, PhaseBank
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Stages
 from .streams import forward, vector_layout
 
 __all__ = ["FrozenMatVec", "ConfigurableMatVec", "realize_graph"]
@@ -197,7 +197,7 @@ class FrozenMatVec(wiring.Component):
         return m
 
 
-class ConfigurableMatVec(wiring.Component):
+class ConfigurableMatVec(Stages, wiring.Component):
     """``y = W @ x`` for an int8 matrix ``W`` (``n_out`` x ``n_in``) loaded at run time.
 
     ``mask`` (boolean, ``(n_out, n_in)``, default all true) says which weights exist: a
@@ -218,6 +218,10 @@ class ConfigurableMatVec(wiring.Component):
     phase only. The operands are registered while the row is read, then the operands and
     the row again (a memory read and a multiply never share a stage), then the products.
 
+    ``buffered`` (folded only): the stages never stall, a queue behind them
+    (:class:`~.pipeline.Pipeline`'s ``buffered``): ``i.ready`` from a register and no
+    enable fanned out to the stages and the bank's read.
+
     Ports: ``i``, ``o`` as :class:`FrozenMatVec`; ``write`` and ``select`` as the bank's
     (``select`` picks one of ``sets`` weight sets).
     """
@@ -233,6 +237,7 @@ class ConfigurableMatVec(wiring.Component):
         levels_per_stage: int = 2,
         side_width: int = 0,
         fold: int = 1,
+        buffered: bool = False,
     ):
         for name, v in (("n_in", n_in), ("n_out", n_out), ("fold", fold)):
             if not isinstance(v, int) or v < 1:
@@ -258,6 +263,9 @@ class ConfigurableMatVec(wiring.Component):
                 raise ValueError("init has nonzero weights outside the mask")
             init = init[:, :, mask].reshape(init.shape[0], -1).tolist()
         self.n_in, self.n_out, self.mask, self.fold = n_in, n_out, mask, fold
+        if buffered and fold == 1:
+            raise ValueError("only a folded product is buffered")
+        self.buffered = bool(buffered)
         self.levels_per_stage = levels_per_stage
         self.side_width = side_width
         self.taps = [np.flatnonzero(mask[j]).tolist() for j in range(n_out)]
@@ -309,13 +317,14 @@ class ConfigurableMatVec(wiring.Component):
         return 1 if self.fold == 1 else 3
 
     @property
-    def latency(self) -> int:
+    def stages(self) -> int:
+        """Pipeline stages: the products, then the longest adder tree."""
         return self._product_stage + max(self._stages(n) for n in self.trees)
 
     def report(self) -> dict:
         lo, hi = self.product_range
         weights = int(self.mask.sum())
-        regs = 16 * weights + self.latency * self.side_width
+        regs = 16 * weights + self.stages * self.side_width + self.queue_bits
         if self.fold > 1:  # operands (two stages) and the weight row, as read and registered
             regs += 16 * len(self._operands) + 16 * weights
         for t in self.taps:
@@ -323,7 +332,7 @@ class ConfigurableMatVec(wiring.Component):
                 n = len(t)
                 regs += self.trees[n].pipelined(self.levels_per_stage, lo, hi).register_bits
                 regs += signed_width(n * lo, n * hi) * (
-                    self.latency - self._product_stage - self._stages(n)
+                    self.stages - self._product_stage - self._stages(n)
                 )
         return {
             "shape": [self.n_out, self.n_in],
@@ -344,8 +353,8 @@ class ConfigurableMatVec(wiring.Component):
         m.submodules.bank = bank = self.bank
         forward(m, self.write, bank.write)
         m.d.comb += bank.select.eq(self.select)
-        pipe = Pipeline(self.latency, name="mv", dsp=dsp_target(platform))
-        pipe.connect(m, self.i, self.o)
+        pipe = Pipeline(self.stages, name="mv", dsp=dsp_target(platform), buffered=self.buffered)
+        o = pipe.connect(m, self.i, self.o)
         if self.fold == 1:
             x, weight = self.i.payload.data, bank.element
         else:
@@ -361,7 +370,7 @@ class ConfigurableMatVec(wiring.Component):
         k = 0
         for j, taps in enumerate(self.taps):
             if not taps:
-                m.d.comb += self.o.payload.data[j].eq(0)
+                m.d.comb += o.payload.data[j].eq(0)
                 continue
             # Folded, both operands are this pipeline's registers, which a DSP block can
             # hold (spatial: the input and the weights' flip-flops feed the multiply).
@@ -384,11 +393,9 @@ class ConfigurableMatVec(wiring.Component):
                 name=f"sum{j}",
             )
             y = pipe.delay(
-                y, self.latency - self._product_stage - self._stages(len(taps)), name=f"sum{j}_bal"
+                y, self.stages - self._product_stage - self._stages(len(taps)), name=f"sum{j}_bal"
             )
-            m.d.comb += self.o.payload.data[j].eq(y)
-        m.d.comb += self.o.payload.side.eq(
-            pipe.delay(self.i.payload.side, self.latency, name="side")
-        )
+            m.d.comb += o.payload.data[j].eq(y)
+        m.d.comb += o.payload.side.eq(pipe.delay(self.i.payload.side, self.stages, name="side"))
         pipe.finish(m)
         return m

@@ -14,13 +14,13 @@ combinational path back through all of them, crossing the chip. Buffered, there 
 ``i.ready`` is a compare on one register, and ``o`` comes from the queue's flip-flops.
 """
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Module, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 
 from .dsp import ECP5DSP
 from .streams import StreamFIFO
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "Stages"]
 
 
 class Pipeline:
@@ -69,7 +69,7 @@ class Pipeline:
     def queue_depth(self) -> int:
         """Beats the queue of a ``buffered`` pipeline holds (0 without): its stages, its own
         latency and one more, so that with ``o`` always ready a beat enters every clock."""
-        return self.latency + self.QUEUE_LATENCY + 1 if self.buffered else 0
+        return _queue_depth(self.latency, self.buffered)
 
     @property
     def out_latency(self) -> int:
@@ -158,3 +158,37 @@ class Pipeline:
             self.dsp.product(m, a, b, p, self.en, name=f"{p.name}_dsp")
         self._regs, self._blocks = [], []
         self._finished = True
+
+
+def _queue_depth(stages: int, buffered: bool) -> int:
+    return stages + Pipeline.QUEUE_LATENCY + 1 if buffered else 0
+
+
+class Stages:
+    """What a block run by one :class:`Pipeline` of :attr:`stages` registers (``buffered``
+    or not, its attribute) promises about time and room, from those two alone."""
+
+    stages: int
+    buffered: bool
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input (sub-)beat to its output: the stages, and
+        buffered, the queue's."""
+        return self.stages + (Pipeline.QUEUE_LATENCY if self.buffered else 0)
+
+    @property
+    def queue_depth(self) -> int:
+        """(Sub-)beats the queue behind the stages holds (``buffered``; 0 without)."""
+        return _queue_depth(self.stages, self.buffered)
+
+    @property
+    def beats_held(self) -> int:
+        """Most (sub-)beats inside: one per stage, or (buffered) what the queue has room
+        for, stages included."""
+        return self.queue_depth if self.buffered else self.stages
+
+    @property
+    def queue_bits(self) -> int:
+        """Storage of the queue (0 without): its depth times an output beat's bits."""
+        return self.queue_depth * Shape.cast(self.o.payload.shape()).width

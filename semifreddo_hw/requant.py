@@ -17,7 +17,7 @@ from .adder_graph import signed_width
 from .dsp import DSP_OPERAND_BITS, dsp_target
 from .fold import PhaseCounter
 from .param_bank import ParamBank, PhaseBank, per_set
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Stages
 from .streams import forward, vector_layout
 
 __all__ = ["Requantizer"]
@@ -34,7 +34,7 @@ def _times(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int]:
 SPLIT_BITS = DSP_OPERAND_BITS - 1
 
 
-class Requantizer(wiring.Component):
+class Requantizer(Stages, wiring.Component):
     """Per-channel scale, bias, shift, round half up, saturate to int8, optional ReLU.
 
     Exact: every intermediate is as wide as its range, so nothing wraps.
@@ -147,23 +147,6 @@ class Requantizer(wiring.Component):
         return 4 if self.fold == 1 else 5
 
     @property
-    def latency(self) -> int:
-        """Cycles from an accepted input (sub-)beat to its output: the stages, and buffered,
-        the queue's."""
-        return self.stages + (Pipeline.QUEUE_LATENCY if self.buffered else 0)
-
-    @property
-    def beats_held(self) -> int:
-        """Most (sub-)beats inside: one per stage, or (buffered) what the queue has room
-        for, stages included."""
-        return self.queue_depth if self.buffered else self.stages
-
-    @property
-    def queue_depth(self) -> int:
-        """(Sub-)beats the queue behind the stages holds (``buffered``; 0 without)."""
-        return Pipeline(self.stages, buffered=self.buffered).queue_depth
-
-    @property
     def register_bits(self) -> int:
         """Data register bits (operands, products, results, side bits; valid bits and the
         phase counters excluded)."""
@@ -179,11 +162,6 @@ class Requantizer(wiring.Component):
         elif self.sets == 1:
             per_lane += operands
         return self.lanes * per_lane + self.stages * self.side_width + self.queue_bits
-
-    @property
-    def queue_bits(self) -> int:
-        """Storage of the queue behind the stages (``buffered``; 0 without)."""
-        return self.queue_depth * (self.lanes * 8 + self.side_width)
 
     @property
     def _product_range(self) -> tuple[int, int]:

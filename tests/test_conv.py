@@ -232,7 +232,7 @@ def test_held_window_conv_pysim(
     if held.cut is not None:  # the slice's registers are another matter
         saved += 2 * Shape.cast(held.cut.i.payload.shape()).width
     saved += held.window.slice_bits if held.window else 0  # and the window's input slice
-    saved += held.requant.queue_bits  # and the requantizer's queue
+    saved += held.requant.queue_bits + getattr(held.product, "queue_bits", 0)  # and queues
     saved += getattr(held.product, "pick_index_bits", 0)  # a digit-serial pick's index
     if fold > 1:  # and so is a registered deserializer's last group (the period allows it)
         assert held.deserializer.registered == (period >= held.deserializer.fold + 1)

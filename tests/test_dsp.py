@@ -167,12 +167,15 @@ def test_folded_requantizer_in_blocks(rtl_build_dir, buffered):
     )
 
 
-@pytest.mark.parametrize("kind, channels, fold", [("pointwise", 6, 3), ("depthwise", 8, 2)])
-def test_folded_configurable_product_in_blocks(rtl_build_dir, kind, channels, fold):
+@pytest.mark.parametrize(
+    "kind, channels, fold, buffered",
+    [("pointwise", 6, 3, False), ("depthwise", 8, 2, False), ("pointwise", 6, 3, True)],
+)
+def test_folded_configurable_product_in_blocks(rtl_build_dir, kind, channels, fold, buffered):
     """The power-up image, then every weight written (each phase) and the same input."""
     rng = np.random.default_rng(channels * fold)
-    w, dut, images, mv = _matvec_case(kind, channels, fold, rng)
-    name = f"dsp_mv_{kind}"
+    w, dut, images, mv = _matvec_case(kind, channels, fold, rng, buffered)
+    name = f"dsp_mv_{kind}" + ("_buffered" if buffered else "")
     design = VerilatorDesign.build(dut, name, rtl_build_dir, platform=ECP5DSP())
     assert _blocks(design.verilog.read_text()) == mv.report()["multipliers"]
     x = int8_stimulus(rng, 30, w.shape[1])

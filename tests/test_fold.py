@@ -320,7 +320,7 @@ def test_folded_requantizer_has_fewer_multipliers():
         Requantizer(12, 20, shift=8, fold=5)
 
 
-def _matvec_case(kind, channels, fold, rng):
+def _matvec_case(kind, channels, fold, rng, buffered=False):
     """A folded configurable layer product: the matrix over the layer's lanes, the chain,
     and the weights by phase. ``pointwise``: every sub-beat repeats all ``channels`` inputs;
     ``depthwise``: sub-beat ``p`` takes channel group ``p`` of nine taps."""
@@ -329,7 +329,9 @@ def _matvec_case(kind, channels, fold, rng):
         w = rng.integers(-128, 128, size=(channels, channels))
         w[0, 0], w[-1, -1] = -128, 127
         images = w.reshape(fold, group, channels)
-        mv = ConfigurableMatVec(channels, group, init=images, fold=fold, side_width=2)
+        mv = ConfigurableMatVec(
+            channels, group, init=images, fold=fold, side_width=2, buffered=buffered
+        )
         return (
             w,
             Chain(
@@ -355,7 +357,9 @@ def _matvec_case(kind, channels, fold, rng):
             images[p, np.arange(group), t * group + np.arange(group)] = k[
                 p * group : (p + 1) * group, t
             ]
-    mv = ConfigurableMatVec(9 * group, group, mask=mask, init=images, fold=fold, side_width=2)
+    mv = ConfigurableMatVec(
+        9 * group, group, mask=mask, init=images, fold=fold, side_width=2, buffered=buffered
+    )
     return (
         w,
         Chain(signed(8), channels, fold, taps=9, inner=mv, out_elem=signed(mv.out_width)),
@@ -365,13 +369,21 @@ def _matvec_case(kind, channels, fold, rng):
 
 
 @pytest.mark.parametrize(
-    "kind, channels, fold",
-    [("pointwise", 8, 4), ("pointwise", 6, 3), ("depthwise", 8, 2), ("depthwise", 6, 6)],
+    "kind, channels, fold, buffered",
+    [
+        ("pointwise", 8, 4, False),
+        ("pointwise", 6, 3, False),
+        ("depthwise", 8, 2, False),
+        ("depthwise", 6, 6, False),
+        ("pointwise", 6, 3, True),
+        ("depthwise", 8, 2, True),
+    ],
 )
-def test_folded_configurable_matvec_pysim(kind, channels, fold):
-    """The power-up image, then other weights written through the bank (every phase)."""
+def test_folded_configurable_matvec_pysim(kind, channels, fold, buffered):
+    """The power-up image, then other weights written through the bank (every phase);
+    stages that stall, or (buffered) never do, a queue behind them."""
     rng = np.random.default_rng(channels * fold)
-    w, dut, images, mv = _matvec_case(kind, channels, fold, rng)
+    w, dut, images, mv = _matvec_case(kind, channels, fold, rng, buffered)
     x = int8_stimulus(rng, 30, w.shape[1])
     run_stream_pysim(dut, x.tolist(), matvec(w, x).tolist(), in_stall=0.3, out_stall=0.3, seed=1)
     w2, _, images2, _ = _matvec_case(kind, channels, fold, np.random.default_rng(99))
@@ -393,7 +405,8 @@ def test_folded_matvec_multipliers_and_memory():
     assert mv.report()["weights"] == 4 * 64 and memory_bits(mv) == 4 * 64 * 8
 
 
-def test_buffered_requantizer_ready_is_registered():
+@pytest.mark.parametrize("block", ["requantizer", "product"])
+def test_buffered_ready_is_registered(block):
     """Buffered, ``i.ready`` never follows ``o.ready`` within a cycle (it is a compare on
     the credit register), the stages take a beat every clock with ``o`` always ready, and
     a stalled output fills the queue and stops the input: without the queue, ``i.ready``
@@ -401,7 +414,10 @@ def test_buffered_requantizer_ready_is_registered():
     from amaranth.sim import Simulator
 
     def readies(buffered):
-        dut = Requantizer(4, 12, shift=2, fold=2, side_width=1, buffered=buffered)
+        if block == "requantizer":
+            dut = Requantizer(4, 12, shift=2, fold=2, side_width=1, buffered=buffered)
+        else:
+            dut = ConfigurableMatVec(6, 2, fold=3, side_width=1, buffered=buffered)
         seen = []
 
         async def bench(ctx):
