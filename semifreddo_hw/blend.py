@@ -120,10 +120,10 @@ class AlphaBlend(Stages, wiring.Component):
             both = stream.Signature(self.f.payload.shape()).create()
             join(m, [self.f, self.t], both)
             pipe = self._pipeline(dsp_target(platform))
-            pipe.connect(m, both, self.o)
+            dst = pipe.connect(m, both, self.o)
             xf, xt = self.f.payload.data, self.t.payload.data
             codes = [alphas.element(c) for c in range(self.channels)]
-            src, dst = self.f, self.o
+            src = self.f
         else:
             both, pipe, src, dst = self._folded(m, dsp_target(platform))
             xf, xt = src.payload.data[: self.lanes], src.payload.data[self.lanes :]

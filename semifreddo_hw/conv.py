@@ -154,7 +154,9 @@ class Conv(wiring.Component):
         period given) gets a register slice (``cut``) between its serializer and its
         product: the downstream ``ready`` stops there. Where the period leaves the window's
         pixels two cycles or more apart (2 stride 1, 8 stride 2), the window has a register
-        slice in front (``sliced``), so the producer's ``ready`` stops there too.
+        slice in front (``sliced``), so the producer's ``ready`` stops there too; and a folded
+        layer's requantizer (and configurable product) runs ``buffered``
+        (:class:`~.pipeline.Pipeline`): stages that never stall, a queue behind them.
     sets : 1, or 2 for two run-time parameter sets (scales, biases and configurable
         weights; both start with the given values): each beat is computed with the set its
         epoch marker (:data:`spec.stream.EPOCH`) names, and the write ports name the set
@@ -525,10 +527,10 @@ class Conv(wiring.Component):
 
     @property
     def pipe_beats(self) -> int:
-        """Most beats the product and requantizer pipelines hold: one per register stage;
-        folded, a register stage holds a sub-beat, so a beat's sub-beats spread over
-        ``fold`` stages, one more beat is partly in flight and one partly in the
-        deserializer."""
+        """Most beats the product and requantizer pipelines hold: one per register stage
+        (buffered, what the queue has room for: ``beats_held``); folded, a register stage
+        holds a sub-beat, so a beat's sub-beats spread over ``fold`` stages, one more beat
+        is partly in flight and one partly in the deserializer."""
         r, f = self.requant.beats_held, self.fold
         if self.configurable:
             p = self.product.beats_held + 2 * (self.cut is not None)  # the slice's two sub-beats
