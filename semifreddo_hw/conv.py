@@ -265,6 +265,12 @@ class Conv(wiring.Component):
         # Pixels at least two cycles apart at the window (a stride-2 window takes four per
         # product beat): a register slice in front of it (SlidingWindow's ``sliced``).
         sliced = windowed and period is not None and period >= (2 if stride == 1 else 8)
+        # A folded layer of a rate build: the requantizer's stages (and a configurable
+        # product's) never stall, a queue behind them, so that the deserializer's ready
+        # stops at the queue instead of running back through their enables into the banks.
+        buffered = fold > 1 and period is not None
+        if buffered:
+            self._args["buffered"] = True
         if pad is not None and not windowed:
             raise ValueError("a pointwise layer has no window to pad")
         matrix, mask = product_matrix(kind, w)
@@ -353,11 +359,8 @@ class Conv(wiring.Component):
                     levels_per_stage=levels_per_stage,
                     side_width=side,
                     fold=fold,
-                    # a rate build's: its stages never stall (the requantizer's neither)
-                    buffered=period is not None,
+                    buffered=buffered,
                 )
-                if period is not None:
-                    self._args["buffered_product"] = True
                 elements = np.full(mask.shape, -1)
                 phase_of = {}  # (channel group, lane) -> the phase reading it
                 for p, lanes in enumerate(groups):
@@ -481,12 +484,6 @@ class Conv(wiring.Component):
             )
             if registered:
                 self._args["registered_output"] = True
-        # A folded layer of a rate build: the requantizer's stages never stall (a queue
-        # behind them), so that the deserializer's ready stops at its queue instead of
-        # running through its enable into the banks and back into the product.
-        buffered = fold > 1 and period is not None
-        if buffered:
-            self._args["buffered_requant"] = True
         self.requant = Requantizer(
             c_out,
             self.product.out_width if self.accumulator is None else self.accumulator.width,

@@ -36,7 +36,7 @@ class Pipeline:
 
     ``dsp``: the elaboration's :class:`~.dsp.ECP5DSP` target, if any (:meth:`product`).
     ``buffered``: the stages never hold (``en`` is 1) and a queue of :attr:`queue_depth`
-    beats follows them (see the module's description); :attr:`out_latency` counts it.
+    beats follows them (see the module's description; :class:`Stages` counts its latency).
     """
 
     #: Cycles from a beat's write into the queue to its being offered at ``o``.
@@ -71,32 +71,29 @@ class Pipeline:
         latency and one more, so that with ``o`` always ready a beat enters every clock."""
         return _queue_depth(self.latency, self.buffered)
 
-    @property
-    def out_latency(self) -> int:
-        """Cycles from an accepted beat to its result at ``o`` (no stalls)."""
-        return self.latency + (self.QUEUE_LATENCY if self.buffered else 0)
-
     def connect(self, m: Module, i, o):
         """Drive ``i.ready``, ``o.valid`` and the enable; ``i``/``o`` are stream interfaces.
         Returns the stream whose ``payload`` the block drives with its last stage's results:
         ``o`` itself, or (``buffered``) the queue's input."""
-        if self.buffered:
-            return self._connect_buffered(m, i, o)
         if self.latency == 0:
             m.d.comb += [o.valid.eq(i.valid), i.ready.eq(o.ready), self.en.eq(1)]
+            return o
+        valid = [Signal(name=f"{self.name}_valid{k + 1}") for k in range(self.latency)]
+        if self.buffered:
+            out = self._queue(m, i, o)
+            first = i.valid & i.ready
         else:
-            valid = [Signal(name=f"{self.name}_valid{k + 1}") for k in range(self.latency)]
-            m.d.comb += [
-                self.en.eq(~valid[-1] | o.ready),
-                i.ready.eq(self.en),
-                o.valid.eq(valid[-1]),
-            ]
-            with m.If(self.en):
-                m.d.sync += valid[0].eq(i.valid)
-                m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
-        return o
+            out, first = o, i.valid
+            m.d.comb += [self.en.eq(~valid[-1] | o.ready), i.ready.eq(self.en)]
+        m.d.comb += out.valid.eq(valid[-1])
+        with m.If(self.en):
+            m.d.sync += valid[0].eq(first)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
+        return out
 
-    def _connect_buffered(self, m: Module, i, o):
+    def _queue(self, m: Module, i, o):
+        """The queue behind a buffered pipeline's stages, feeding ``o``, and the credit count
+        that drives ``i.ready``; the enable is 1. Returns the queue's input."""
         depth = self.queue_depth
         m.submodules[f"{self.name}_queue"] = queue = StreamFIFO(o.payload.shape(), depth)
         # (by hand: `o` may be this block's own output or a sub-block's input)
@@ -109,10 +106,7 @@ class Pipeline:
         space = Signal(range(depth + 1), init=depth, name=f"{self.name}_space")
         take, give = i.valid & i.ready, o.valid & o.ready
         m.d.sync += space.eq(space - take + give)
-        valid = [Signal(name=f"{self.name}_valid{k + 1}") for k in range(self.latency)]
-        m.d.comb += [self.en.eq(1), i.ready.eq(space != 0), last.valid.eq(valid[-1])]
-        m.d.sync += valid[0].eq(take)
-        m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.latency)]
+        m.d.comb += [self.en.eq(1), i.ready.eq(space != 0)]
         return last
 
     def stage(self, value: Value, shape=None, *, name: str) -> Signal:
