@@ -46,6 +46,7 @@ from semifreddo_hw.dsp import (
     with_model,
 )
 from semifreddo_hw.emit import as_instances, to_verilog_with_instances
+from semifreddo_hw.fanout import KEEP_COPIES
 from semifreddo_hw.link import UARTLink, output_bytes
 from semifreddo_hw.uart import uart_divisor
 from weights.io import WeightFileError
@@ -220,7 +221,7 @@ class BoardTop(Elaboratable):
 # itself: its low 17 bits in a block, the rest in LUTs, ``semifreddo_hw.requant``).
 def _dsp_script(width: int) -> str:
     return (
-        "proc\nopt_expr\nopt_clean\nwreduce\n"
+        "opt_expr\nopt_clean\nwreduce\n"
         "techmap -map +/mul2dsp.v -map +/lattice/dsp_map_18x18.v -D DSP_A_MAXWIDTH=18 "
         f"-D DSP_B_MAXWIDTH=18 -D DSP_A_MINWIDTH={width} -D DSP_B_MINWIDTH={width} "
         "-D DSP_NAME=$__MUL18X18\n"
@@ -231,18 +232,20 @@ def _dsp_script(width: int) -> str:
 def synth_overrides(dsp: str, min_width: int | None = None) -> dict:
     """Amaranth's platform overrides for the Yosys script. YoWASP Yosys 0.70's synth_ecp5
     always runs abc9, which crashes on some frozen layers (``docs/bringup.md``): stop before
-    its LUT mapping, map with abc, then finish. ``min_width``: ``auto``'s width
-    (:func:`dsp_min_width`)."""
+    its LUT mapping, map with abc, then finish. Before synthesis, the design's kept register
+    copies are marked so that Yosys does not merge them (``semifreddo_hw.fanout``).
+    ``min_width``: ``auto``'s width (:func:`dsp_min_width`)."""
     nodsp = "" if dsp == "all" else "-nodsp "
     out = {
         "synth_opts": f"{nodsp}-run begin:map_luts",
         "script_after_synth": "abc -lut 4 -dress\nsynth_ecp5 -run map_cells:",
+        "script_after_read": f"proc\n{KEEP_COPIES}",
     }
     if dsp in ("wide", "auto"):
         width = min_width if dsp == "auto" else dsp_width(dsp, {}, 0)
         if width is None:
             raise ValueError("--dsp auto needs the operand width (dsp_min_width)")
-        out["script_after_read"] = _dsp_script(width)
+        out["script_after_read"] += "\n" + _dsp_script(width)
     return out
 
 

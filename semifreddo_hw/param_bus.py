@@ -19,11 +19,13 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-from amaranth.hdl import Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Mux, Shape, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.utils import ceil_log2
 
 from spec.formats import PARAM_VALUE_BITS, param_address_bits
+
+from .fanout import kept_copy
 
 __all__ = ["Region", "ParamBus", "ElementOrder"]
 
@@ -121,11 +123,12 @@ class ParamBus:
         its base's high bits (it is aligned to its span) and indexed by the low ones.
 
         ``groups`` (``{(layer, field): key}``, every port's): each key's ports decode a
-        copy of the write (and of ``set_``) registered for them alone, a cycle later. The
-        one bus that reaches every memory of a design then ends at a few flip-flops per
-        group, which the placer puts beside the group's memories; unregistered, the path
-        from the bus's source through the decode into a far memory's write enable was
-        among the longest of a placed board build."""
+        copy of the write (and of ``set_``) registered for them alone, a cycle later (kept
+        copies, :func:`~.fanout.kept_copy`: synthesis would merge equal registers back into
+        one). The one bus that reaches every memory of a design then ends at a few
+        flip-flops per group, which the placer puts beside the group's memories;
+        unregistered, the path from the bus's source through the decode into a far memory's
+        write enable was among the longest of a placed board build."""
         write = (bus.valid & bus.ready, bus.payload.addr, bus.payload.value, set_)
         by_port = {}  # the regions writing each port (one, or a repeated group's passes)
         for r, first in zip(self.regions, self._first_sets, strict=True):
@@ -139,15 +142,13 @@ class ParamBus:
             key = groups[(regions[0][0].layer, regions[0][0].field)]
             by_group.setdefault(key, []).append((port, regions))
         for k, group in enumerate(by_group.values()):
-            valid = Signal(name=f"param_valid_g{k}")
-            addr = Signal.like(bus.payload.addr, name=f"param_addr_g{k}")
+            # Kept copies (.fanout): equal registers, which synthesis would merge back
+            # into one driving every group.
             width = max(r.width for _, regions in group for r, _ in regions)
-            value = Signal(width, name=f"param_value_g{k}")
-            m.d.sync += [valid.eq(write[0]), addr.eq(write[1]), value.eq(write[2])]
-            chosen = None
-            if set_ is not None:
-                chosen = Signal(Value.cast(set_).shape(), name=f"param_set_g{k}")
-                m.d.sync += chosen.eq(set_)
+            valid = kept_copy(m, write[0], name=f"param_valid_g{k}")
+            addr = kept_copy(m, write[1], name=f"param_addr_g{k}")
+            value = kept_copy(m, write[2][:width], name=f"param_value_g{k}")
+            chosen = None if set_ is None else kept_copy(m, set_, name=f"param_set_g{k}")
             self._decode(m, (valid, addr, value, chosen), group)
 
     @staticmethod

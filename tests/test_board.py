@@ -25,6 +25,7 @@ from generators.board import (
     synth_overrides,
 )
 from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.fanout import KEEP_COPIES
 from spec.network import network_from_dict, preset
 from tests.cli_helpers import REPO, run_module
 from tests.malformed.make_corpus import TINY
@@ -54,7 +55,8 @@ def test_synth_overrides_keep_the_abc_workaround():
         assert ("-nodsp" in o["synth_opts"]) == (dsp != "all")
     assert "DSP_A_MINWIDTH=9 -D DSP_B_MINWIDTH=9" in synth_overrides("wide")["script_after_read"]
     assert "DSP_A_MINWIDTH=8 -D DSP_B_MINWIDTH=8" in synth_overrides("auto", 8)["script_after_read"]
-    assert "script_after_read" not in synth_overrides("none")
+    assert synth_overrides("none")["script_after_read"] == f"proc\n{KEEP_COPIES}"
+    assert synth_overrides("auto", 8)["script_after_read"].startswith(f"proc\n{KEEP_COPIES}\n")
     with pytest.raises(ValueError, match="auto needs"):
         synth_overrides("auto")
 
