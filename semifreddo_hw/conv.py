@@ -425,9 +425,9 @@ class Conv(wiring.Component):
                 # the period leaves ``fold`` cycles more the serializer behind it reads the
                 # product's output in place (the next beat waits for it anyway).
                 spare = 1 if windowed and stride == 2 else 0
-                latency = DigitSerialMatVec(matrix, digits=d, hold=True, **product).latency
-                spaced = period is not None and period >= latency + 1 + spare
-                ser_hold = spaced and fold > 1 and period >= latency + 1 + spare + fold
+                one = DigitSerialMatVec(matrix, digits=d, hold=True, spaced=True, **product)
+                spaced = period is not None and period >= one.interval + spare
+                ser_hold = spaced and fold > 1 and period >= one.interval + spare + fold
                 hold = holds(d) or spaced
                 self.product = DigitSerialMatVec(
                     matrix, digits=d, hold=hold, spaced=spaced, pad=consumer_pad(hold), **product

@@ -33,6 +33,7 @@ from amaranth.lib.wiring import In
 
 from spec.formats import INT8_MAX, INT8_MIN
 
+from .fanout import kept_copy
 from .matvec import FrozenMatVec
 
 __all__ = ["DigitSerialMatVec", "fewest_digits"]
@@ -71,7 +72,9 @@ class DigitSerialMatVec(FrozenMatVec):
     empty, so nothing inside ever waits: no enable reaches the graph's registers and
     ``i.ready`` comes from flip-flops. Where a layer's beats are that rare (``--fps``
     builds), that keeps the downstream ``ready`` from running through the graph's enable,
-    a net of thousands of loads, into the producer.
+    a net of thousands of loads, into the producer. The start is registered (a cycle more
+    of :attr:`latency` with ``hold``), so the control is flip-flops only, and each group of
+    a stage's registers follows a kept copy of it (:attr:`OPS_PER_COPY`, :attr:`copy_bits`).
 
     :func:`fewest_digits` gives the digit count that keeps the digit width of a given one
     with no idle digits (17-bit outputs in 16 digits need only 9 two-bit digits).
@@ -115,6 +118,13 @@ class DigitSerialMatVec(FrozenMatVec):
         #: Bits per digit: the ``digits`` digits cover the widest output.
         self.digit_width = -(-self.out_width // digits)
 
+    #: Spaced, a copy of a stage's control serves at most this many ops' restarting
+    #: registers (carries, delayed digits), :attr:`LANES_PER_COPY` lanes of the digit pick,
+    #: :attr:`OUTPUTS_PER_COPY` outputs of the collector (module ``fanout``).
+    OPS_PER_COPY = 16
+    LANES_PER_COPY = 16
+    OUTPUTS_PER_COPY = 8
+
     @property
     def _plan(self):
         return self.graph.pipelined(self.levels_per_stage, INT8_MIN, INT8_MAX)
@@ -127,9 +137,10 @@ class DigitSerialMatVec(FrozenMatVec):
     @property
     def latency(self) -> int:
         """Cycles from an input beat's acceptance (with :attr:`hold`, its first offer) to its
-        output beat, without stalls: one to load the digitizer (none with :attr:`hold`), the
-        graph's stages plus one (the collector), the digits."""
-        load = 0 if self.hold else 1
+        output beat, without stalls: one to load the digitizer (with :attr:`hold`, none, or
+        with :attr:`spaced` one to register the start), the graph's stages plus one (the
+        collector), the digits."""
+        load = 0 if self.hold and not self.spaced else 1
         return self.graph.schedule(self.levels_per_stage).stages + load + self.digits
 
     @property
@@ -189,6 +200,39 @@ class DigitSerialMatVec(FrozenMatVec):
                 need(*out)
         return plan, stage, delays
 
+    def _control_groups(self, plan, stage, delays) -> dict:
+        """Spaced: op -> ``(stage, k)``, the copy of its stage's control that its restarting
+        registers follow (the ops with any, :attr:`OPS_PER_COPY` to a copy in op order);
+        otherwise empty (the stages' own control)."""
+        if not self.spaced:
+            return {}
+        groups, count = {}, {}
+        for n, op in enumerate(plan.ops):
+            if op.kind in ("add", "neg") or delays.get(n, 0):
+                s = stage[n]
+                groups[n] = (s, count.get(s, 0) // self.OPS_PER_COPY)
+                count[s] = count.get(s, 0) + 1
+        return groups
+
+    @property
+    def copy_bits(self) -> int:
+        """Register bits of the control's copies (spaced; none otherwise): a valid bit and
+        a last-digit flag per group of ops, a pick index per group of lanes (in place of
+        :attr:`pick_index_bits`), a valid bit and phase per group of outputs."""
+        if not self.spaced:
+            return 0
+        plan, stage, delays = self._layout()
+        phase_bits = (self.digits - 1).bit_length()
+        n_ops = len(set(self._control_groups(plan, stage, delays).values()))
+        bits = n_ops * (1 + (self.digits > 1))
+        top = self._pick_entries
+        if self.hold and top > 1:
+            lanes = len({op.args[0] for op in plan.ops if op.kind == "in"})
+            bits += -(-lanes // self.LANES_PER_COPY) * (top - 1).bit_length()
+        k = self.OUTPUTS_PER_COPY
+        outputs = len({j // k for j, o in enumerate(plan.outputs) if o is not None})
+        return bits + outputs * (1 + phase_bits)
+
     def report(self) -> dict:
         """As :meth:`FrozenMatVec.report`, plus ``digits`` and ``digit_width``; register bits
         count the digit registers, carries, shift delays, the digitizer and the output."""
@@ -208,7 +252,7 @@ class DigitSerialMatVec(FrozenMatVec):
             o is not None for o in plan.outputs
         )
         control = (n_stages + 1) * (1 + (self.digits - 1).bit_length() + self.side_width)
-        control += self.pick_index_bits
+        control += self.copy_bits if self.spaced else self.pick_index_bits
         r.update(
             digits=self.digits,
             digit_width=d,
@@ -246,36 +290,31 @@ class DigitSerialMatVec(FrozenMatVec):
         last = phase[1] == D - 1
         if self.spaced:
             # One word at a time: a word starts only when none is inside and the output
-            # register is empty, so nothing ever waits and ``en`` is constant.
+            # register is empty, so nothing ever waits and ``en`` is constant. The start is
+            # registered (``run``), so every stage's control is flip-flops, which the
+            # groups of registers below can have copies of.
             busy, run = Signal(name="busy"), Signal(name="run")  # inside; stage 1 mid-word
-            idle = ~busy & ~self.o.valid
+            start = self.i.valid & ~busy & ~self.o.valid
+            run_next = start | (run & ~last)
+            m.d.sync += run.eq(run_next)
+            m.d.comb += valid[1].eq(run)
+            with m.If(start):
+                m.d.sync += busy.eq(1)
             if self.hold:
-                # The producer moves on in a word's last digit. With two digits or more that
-                # is known a cycle ahead, so ``i.ready`` comes from a flip-flop: a window's
-                # step, which enables all its registers, then starts at one.
-                ready = (run | idle) & last
-                if D > 1:
-                    ready = Signal(name="ready")
-                    m.d.sync += ready.eq(valid[1] & (phase[1] == D - 2))
-                m.d.comb += [
-                    valid[1].eq(run | (self.i.valid & idle)),
-                    side[1].eq(self.i.payload.side),
-                    self.i.ready.eq(ready),
-                ]
+                # The producer moves on in a word's last digit, which is known a cycle
+                # ahead: ``i.ready`` comes from a flip-flop (a window's step, which
+                # enables all its registers, then starts at one).
+                ready = Signal(name="ready")
+                m.d.sync += ready.eq(start if D == 1 else valid[1] & (phase[1] == D - 2))
+                m.d.comb += [side[1].eq(self.i.payload.side), self.i.ready.eq(ready)]
             else:
                 lanes = {k: Signal.like(x[k], name=f"x{k}") for k in used}
-                m.d.comb += [valid[1].eq(run), self.i.ready.eq(idle)]
-                with m.If(self.i.valid & idle):
+                m.d.comb += self.i.ready.eq(~busy & ~self.o.valid)
+                with m.If(start):
                     m.d.sync += [v.eq(x[k]) for k, v in lanes.items()]
-                    m.d.sync += [side[1].eq(self.i.payload.side), run.eq(1), busy.eq(1)]
+                    m.d.sync += side[1].eq(self.i.payload.side)
                 with m.If(run):
                     m.d.sync += [v.eq(v >> min(d, 7)) for v in lanes.values()]
-            with m.If(valid[1]):
-                if self.hold:
-                    m.d.sync += [run.eq(~last), busy.eq(1)]
-                else:
-                    with m.If(last):
-                        m.d.sync += run.eq(0)
         elif self.hold:
             m.d.comb += [
                 valid[1].eq(self.i.valid),
@@ -303,13 +342,38 @@ class DigitSerialMatVec(FrozenMatVec):
         with m.If(step[1]):  # (spaced, ``en`` is 1: every valid digit)
             m.d.sync += phase[1].eq(next_phase)
 
-        def restarting(s, reg, value, init=0):
-            """``reg`` takes ``value`` with each digit of stage ``s`` and ``init`` after a
-            word's last: a register of the next word starts clean (a synchronous reset,
-            which FPGA flip-flops have, so the restart costs no logic)."""
-            with m.If(done[s]):
+        # Spaced, the control of every stage is flip-flops (en is 1): groups of a stage's
+        # registers get copies of them (.fanout), each placed beside its group, instead
+        # of one valid bit and phase per stage reaching every register of the stage.
+        def ahead(s):
+            """Stage ``s``'s valid bit and phase of the next cycle, and when the phase
+            moves."""
+            if s == 1:
+                return run_next, next_phase, step[1]
+            return valid[s - 1], phase[s - 1], None
+
+        groups, copies = self._control_groups(plan, stage, delays), {}
+
+        def control(n):
+            """``(step, done)`` for the restarting registers of op ``n``."""
+            if n not in groups:
+                return step[stage[n]], done[stage[n]]
+            if groups[n] not in copies:
+                s, k = groups[n]
+                v, p, move = ahead(s)
+                step_ = kept_copy(m, v, name=f"valid{s}_c{k}")
+                last_ = 1 if D == 1 else kept_copy(m, p == D - 1, name=f"last{s}_c{k}", enable=move)
+                copies[groups[n]] = step_, step_ & last_
+            return copies[groups[n]]
+
+        def restarting(n, reg, value, init=0):
+            """``reg`` (of op ``n``) takes ``value`` with each digit of its stage and
+            ``init`` after a word's last: a register of the next word starts clean (a
+            synchronous reset, which FPGA flip-flops have, so the restart costs no logic)."""
+            step_, done_ = control(n)
+            with m.If(done_):
                 m.d.sync += reg.eq(init)
-            with m.Elif(step[s]):
+            with m.Elif(step_):
                 m.d.sync += reg.eq(value)
 
         digit = {}  # op -> its current digit (unsigned, d bits)
@@ -320,7 +384,7 @@ class DigitSerialMatVec(FrozenMatVec):
                 return digit[op]
             if (op, k) not in history:
                 reg = Signal(d, name=f"{plan.ops[op].name}_h{k}")
-                restarting(stage[op], reg, held(op, k - 1))
+                restarting(op, reg, held(op, k - 1))
                 history[op, k] = reg
             return history[op, k]
 
@@ -343,26 +407,38 @@ class DigitSerialMatVec(FrozenMatVec):
         # serves them.
         top = self._pick_entries
         index = phase[1]
-        if self.pick_index_bits:  # the sign digits' entry, kept in a register beside the
-            # phase (a comparison fewer in front of the lanes' multiplexers)
+        if self.pick_index_bits and not self.spaced:  # the sign digits' entry, kept in a
+            # register beside the phase (a comparison fewer in front of the lanes'
+            # multiplexers; spaced, each group of lanes has a copy)
             index = Signal(range(top), name="pick")
             with m.If(step[1]):
                 m.d.sync += index.eq(Mux(next_phase >= top, top - 1, next_phase))
 
-        def pick(v):
+        indices = {}  # spaced: a kept copy of the index per group of lanes
+        index_width = max(0, top - 1).bit_length()
+
+        def pick(v, lane):
             v = Value.cast(v)
             picks = [Cat(*(v[min(t * d + b, 7)] for b in range(d))) for t in range(top)]
-            return picks[0] if top == 1 else Array(picks)[index]
+            if top == 1:
+                return picks[0]
+            if not self.spaced:
+                return Array(picks)[index]
+            k = used.index(lane) // self.LANES_PER_COPY
+            if k not in indices:
+                ahead_ = Mux(next_phase >= top, top - 1, next_phase)
+                indices[k] = kept_copy(m, ahead_[:index_width], name=f"pick_c{k}", enable=step[1])
+            return Array(picks)[indices[k]]
 
         for n, op in enumerate(plan.ops):
             if op.kind == "in":
                 if self.hold:  # bits t*d .. t*d + d - 1 of the lane at phase t, sign-extended
                     lane = op.args[0]
                     digit[n] = Signal(d, name=f"x{lane}_digit")
-                    value = pick(x[lane])
+                    value = pick(x[lane], lane)
                     if self.lane_pad is not None:  # a lane outside the frame: its constant
                         pad = Const(self.lane_pad[lane], signed(8))
-                        value = Mux(self.outside[lane], pick(pad), value)
+                        value = Mux(self.outside[lane], pick(pad, lane), value)
                     m.d.comb += digit[n].eq(value)
                 else:
                     v = lanes[op.args[0]]
@@ -390,7 +466,7 @@ class DigitSerialMatVec(FrozenMatVec):
                 carry = Signal(width, name=f"{op.name}_c", init=carry_in)
                 total = Signal(d + width, name=f"{op.name}_sum")
                 m.d.comb += total.eq(sum(terms[1:], terms[0]) + carry)
-                restarting(stage[n], carry, total[d:], carry_in)
+                restarting(n, carry, total[d:], carry_in)
                 out = Signal(d, name=op.name)
                 m.d.comb += out.eq(total[:d])
                 digit[n] = out
@@ -404,6 +480,21 @@ class DigitSerialMatVec(FrozenMatVec):
             stall = valid[collector] & self.o.valid & ~self.o.ready
             m.d.comb += en.eq(~stall)
         write = en & valid[collector]
+        writes = {}  # spaced: kept copies of the collector's valid bit and phase per group
+
+        def writing(j, t):
+            """Output ``j``'s digit ``t`` is written."""
+            if not self.spaced:
+                return write & (phase[collector] == t)
+            k = j // self.OUTPUTS_PER_COPY
+            if k not in writes:
+                v, p, move = ahead(collector)
+                writes[k] = (
+                    kept_copy(m, v, name=f"write_c{k}"),
+                    kept_copy(m, p, name=f"write_phase_c{k}", enable=move),
+                )
+            return writes[k][0] & (writes[k][1] == t)
+
         for j, out in enumerate(plan.outputs):
             lane = self.o.payload.data[j]
             if out is None:
@@ -416,7 +507,7 @@ class DigitSerialMatVec(FrozenMatVec):
             value = shifted(*out)
             for t in range(-(-self.out_width // d)):
                 hi = min((t + 1) * d, self.out_width)
-                with m.If(write & (phase[collector] == t)):
+                with m.If(writing(j, t)):
                     m.d.sync += acc[t * d : hi].eq(0 if value is None else value[: hi - t * d])
         out_side = Signal(self.side_width, name="out_side")
         m.d.comb += self.o.payload.side.eq(out_side)

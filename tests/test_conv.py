@@ -233,16 +233,20 @@ def test_held_window_conv_pysim(
         saved += 2 * Shape.cast(held.cut.i.payload.shape()).width
     saved += held.window.slice_bits if held.window else 0  # and the window's input slice
     saved += held.requant.queue_bits + getattr(held.product, "queue_bits", 0)  # and queues
-    saved += getattr(held.product, "pick_index_bits", 0)  # a digit-serial pick's index
+    # a digit-serial pick's index, or a spaced product's copies of its control
+    spaced = getattr(held.product, "spaced", False)
+    saved += getattr(held.product, "copy_bits" if spaced else "pick_index_bits", 0)
     if fold > 1:  # and so is a registered deserializer's last group (the period allows it)
         assert held.deserializer.registered == (period >= held.deserializer.fold + 1)
         saved += held.deserializer.register_bits - copying.deserializer.register_bits
     assert saved >= (copied_bits - copied_bits // fold if configurable else copied_bits)
     if not configurable:  # beats rarer than the latency: one at a time
         spare = 1 if stride == 2 else 0
-        assert held.product.spaced == (period >= held.product.latency + 1 + spare)
+        p = held.product  # spaced, a beat every latency + 1 (the start registered: + 1 held)
+        interval = p.latency + 1 + (p.hold and not p.spaced)
+        assert p.spaced == (period >= interval + spare)
         if fold > 1:  # the serializer reads the spaced product's output in place
-            ser_hold = period >= held.product.latency + 1 + spare + fold
+            ser_hold = period >= interval + spare + fold
             assert held.serializer.hold == ser_hold
             if ser_hold:
                 assert saved >= copied_bits + (fold - 1) * (c_out // fold) * held.product.out_width
@@ -451,11 +455,11 @@ def test_conv_parameters_are_checked():
 
 
 def test_what_the_period_chooses_is_in_the_fingerprint():
-    """A spaced product's serializer copies at period 12 and reads in place at 16: other
+    """A spaced product's serializer copies at period 13 and reads in place at 17: other
     hardware, so another fingerprint (the parts cache is keyed by it)."""
     w, scale, bias = make_layer(np.random.default_rng(3), "pointwise", 4, 4)
     a, b = (
-        _conv("pointwise", w, (2, 3), 1, 0, False, fold=4, digits=12, period=p) for p in (12, 16)
+        _conv("pointwise", w, (2, 3), 1, 0, False, fold=4, digits=12, period=p) for p in (13, 17)
     )
     assert a.product.spaced and b.product.spaced
     assert not a.serializer.hold and b.serializer.hold

@@ -16,7 +16,7 @@ from semifreddo_hw.matvec import FrozenMatVec
 from sim.golden.primitives import matvec
 from sim.pysim import run_stream_pysim, run_streams_pysim, run_testbench
 from sim.rtl import Lanes, VerilatorDesign
-from tests.netlist import netlist
+from tests.netlist import netlist, registers
 from tests.rtl_helpers import OutsideInSide, int8_stimulus, padded
 from tests.test_conv import _conv, make_layer, vectors
 from weights.synthetic import gaussian_int8
@@ -291,6 +291,40 @@ def test_spaced_digit_serial(name, hold):
         assert cycles == dut.latency + (len(x) - 1) * dut.interval + 1
 
 
+class TightCopies(DigitSerialMatVec):
+    """A copy of the control for every two ops, lanes and outputs: many groups on a small
+    matrix."""
+
+    OPS_PER_COPY = LANES_PER_COPY = OUTPUTS_PER_COPY = 2
+
+
+def _kept_bits(dut) -> int:
+    text = netlist(dut)
+    kept = set(re.findall(r"attribute \\keep 1\n\s*wire width \d+ \\(\S+)\n", text))
+    return sum(w for name, w in registers(dut) if name in kept)
+
+
+@pytest.mark.parametrize("hold", [False, True])
+@pytest.mark.parametrize("name", ["7x9_csd", "6x6_deep"])
+def test_spaced_control_copies(name, hold):
+    """Spaced, groups of registers follow copies of their stage's control: bit-exact under
+    stalls with many groups (two ops, lanes, outputs each) at every digit count, as fast
+    as with one group, and the copies' bits as the report counts them."""
+    w, solver, levels, side, width, x, y = _case(name, 13, 12)
+    for k, digits in enumerate(_digit_counts(width)):
+        kw = dict(solver=solver, levels_per_stage=levels, side_width=side, hold=hold)
+        dut = TightCopies(w, digits=digits, spaced=True, **kw)
+        run_stream_pysim(dut, x.tolist(), y.tolist(), in_stall=0.3, out_stall=0.4, seed=k)
+        cycles = run_stream_pysim(dut, x.tolist(), y.tolist(), in_stall=0, out_stall=0)
+        assert cycles == dut.latency + (len(x) - 1) * dut.interval + 1
+        plan, stage, delays = dut._layout()
+        groups = set(dut._control_groups(plan, stage, delays).values())
+        assert len(groups) > len({s for s, _ in groups})  # stages with several copies
+        one = DigitSerialMatVec(w, digits=digits, spaced=True, **kw)
+        assert _kept_bits(one) < _kept_bits(dut) == dut.copy_bits
+        assert dut.report()["register_bits"] > one.report()["register_bits"]
+
+
 @pytest.mark.parametrize("hold", [False, True])
 def test_spaced_ready_does_not_follow_the_output(hold):
     """With the output held back, ``i.ready`` is the same whatever ``o.ready`` and
@@ -317,6 +351,7 @@ def test_spaced_ready_does_not_follow_the_output(hold):
     assert all(len(set(r)) == 1 for r in seen)
     taken = [r[0] for r in seen]
     assert sum(taken) == 1 and taken[-1] == 0  # took one beat, then waits for good
-    assert taken.index(1) == (2 if hold else 0)  # held: in the word's last digit
+    # held: in the word's last digit (the start registered first)
+    assert taken.index(1) == (dut.digits if hold else 0)
     if hold:  # a flip-flop's output itself, no logic behind it
         assert re.search(r"connect \\Q \\i__ready$", netlist(dut), re.M)
