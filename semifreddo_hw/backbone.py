@@ -347,24 +347,24 @@ class Backbone(wiring.Component):
             return self._balance_loops(depths, skid)
         t = next(c for c in net.cores if c != "frozen")
         stem_in = SkidBuffer.beats  # every stem's input buffer
+        # The frozen path into a blend passes a register slice (each fork branch's).
         depths = [
             fifo_depths(
-                (0, self.stems["frozen"].pipe_beats + skid + stem_in),
+                (0, self.stems["frozen"].pipe_beats + skid + stem_in + skid),
                 (0, self.stems[t].pipe_beats + skid + stem_in),
             )
         ]
         for i in range(len(net.stages)):
             lo_t, hi_t = chain_bounds(self.stages[t][i][0], self.stages[t][i][1:], skid)
-            # The trainable path also passes the blend and a register slice in front.
+            # Both paths also pass a register slice in front (the trainable path the blend
+            # too), and the frozen one another into the blend.
             blend = max(
                 self.blends[names.blend(c, i + 1)].pipe_beats for c in net.cores if c != "frozen"
             )
-            depths.append(
-                fifo_depths(
-                    chain_bounds(self.stages["frozen"][i][0], self.stages["frozen"][i][1:], skid),
-                    (lo_t, hi_t + blend + skid),
-                )
+            lo_f, hi_f = chain_bounds(
+                self.stages["frozen"][i][0], self.stages["frozen"][i][1:], skid
             )
+            depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t + blend + skid)))
         return self._balance_loops(depths, skid)
 
     def _balance_loops(self, depths, skid) -> list[dict]:
@@ -539,11 +539,8 @@ class Backbone(wiring.Component):
             inputs = self._meeting_point(m, i, feats, mismatches)
             feats = self._stage(m, i, inputs, errors)
         self._outputs(m, feats)
-        with m.If(Cat(*errors).any()):
-            m.d.sync += self.framing_error.eq(1)
-        if mismatches:
-            with m.If(Cat(*mismatches).any()):
-                m.d.sync += self.marker_mismatch.eq(1)
+        _sticky_any(m, self.framing_error, errors, "framing_error")
+        _sticky_any(m, self.marker_mismatch, mismatches, "marker_mismatch")
         return m
 
     def _epochs(self, m):
@@ -580,11 +577,18 @@ class Backbone(wiring.Component):
             m.d.sync += pending.eq(1)
         # The old set is free once every output has passed a beat of the new one (frames
         # leave each output in order).
+        # Each output's beats are registered first (its epoch, not the comparison with
+        # ``cur``, which may change in the next cycle): the outputs are far from the input
+        # on an FPGA, and this bookkeeping sits with the input. A cycle later is safe: the
+        # old set is freed later, never sooner.
         seen = []
         for out in self._output_names():
             o, s = getattr(self, names.output_port(out)), Signal(name=f"swap_seen_{out}")
+            passed = Signal(name=f"swap_out_{out}")
+            passed_epoch = Signal(name=f"swap_out_{out}_epoch")
+            m.d.sync += [passed.eq(o.valid & o.ready), passed_epoch.eq(o.payload.side[EPOCH_BIT])]
             now = Signal(name=f"swap_seen_{out}_now")
-            m.d.comb += now.eq(s | (o.valid & o.ready & (o.payload.side[EPOCH_BIT] == cur)))
+            m.d.comb += now.eq(s | (passed & (passed_epoch == cur)))
             seen.append((s, now))
         with m.If(flight):
             m.d.sync += [s.eq(now) for s, now in seen]
@@ -663,6 +667,11 @@ class Backbone(wiring.Component):
         inputs = feats = self._balanced(m, i, feats)
         first = self.stages["frozen"][i][0] if "frozen" in feats else None
         if net.blended:
+            # Every branch of the frozen stream's forks starts at a register slice: a
+            # fork's ``ready`` is then flip-flops, not the blends' joins and the frozen
+            # block's window far apart on the die (on the placed ``small`` board build
+            # the fork into the blends was among the longest paths).
+            shape = feats["frozen"].payload.shape()
             inputs, frozen_dsts = dict(feats), []
             for core in feats:
                 if core == "frozen":
@@ -670,11 +679,13 @@ class Backbone(wiring.Component):
                 blend = self.blends[names.blend(core, mod)]
                 m.submodules[f"{core}_blend{mod}"] = blend
                 wiring.connect(m, feats[core], blend.t)
-                frozen_dsts.append(blend.f)
+                frozen_dsts.append(stream.Signature(shape).create())
+                wiring.connect(m, _slice(m, f"{core}_blend{mod}_f", frozen_dsts[-1]), blend.f)
                 mismatches.append(blend.marker_mismatch)
                 inputs[core] = blend.o
-            to_blends = stream.Signature(feats["frozen"].payload.shape()).create()
-            _broadcast(m, feats["frozen"], [first.i, to_blends])
+            to_first, to_blends = (stream.Signature(shape).create() for _ in range(2))
+            _broadcast(m, feats["frozen"], [to_first, to_blends])
+            wiring.connect(m, _slice(m, f"frozen_m{mod}_in", to_first), first.i)
             _broadcast(
                 m, _delay(m, f"frozen_bal{i}", to_blends, self.balance[i]["frozen"]), frozen_dsts
             )
@@ -797,6 +808,19 @@ def _delay(m, name, src, depth):
     m.submodules[name] = q
     wiring.connect(m, src, q.i)
     return q.o
+
+
+def _sticky_any(m, flag, sources, name) -> None:
+    """Set sticky ``flag`` a cycle after any of ``sources`` is high. Each source is
+    registered first: they are raised all over the die, and a route from a far one then
+    ends at a flip-flop instead of running on through the OR into ``flag`` (a window's
+    flag, pulled towards the OR, was among the longest paths of the placed board build)."""
+    if not sources:
+        return
+    seen = [Signal(name=f"{name}{k}") for k in range(len(sources))]
+    m.d.sync += [r.eq(src) for r, src in zip(seen, sources, strict=True)]
+    with m.If(Cat(*seen).any()):
+        m.d.sync += flag.eq(1)
 
 
 def _broadcast(m, src, dsts):
