@@ -216,7 +216,9 @@ class ConfigurableMatVec(Stages, wiring.Component):
     phase ``p`` (``init`` then has shape ``(F, n_out, n_in)``, or ``(sets, F, n_out,
     n_in)``): one row of a :class:`PhaseBank` per phase (block RAM), multipliers for one
     phase only. The operands are registered while the row is read, then the operands and
-    the row again (a memory read and a multiply never share a stage), then the products.
+    the row twice more (a memory read and a multiply never share a stage, nor the route
+    between them: a fabric register sits between the memory and the multiplier's own),
+    then the products.
 
     ``buffered`` (folded only): the stages never stall, a queue behind them
     (:class:`~.pipeline.Pipeline`'s ``buffered``): ``i.ready`` from a register and no
@@ -312,9 +314,9 @@ class ConfigurableMatVec(Stages, wiring.Component):
     @property
     def _product_stage(self) -> int:
         """Stages up to and including the products (folded: the operands while the row is
-        read, then the operands and the row registered, so that a block RAM or LUT RAM read
-        and a multiply never share a stage)."""
-        return 1 if self.fold == 1 else 3
+        read, then the operands and the row registered twice, so that a block RAM or LUT
+        RAM read and a multiply never share a stage or a route)."""
+        return 1 if self.fold == 1 else 4
 
     @property
     def stages(self) -> int:
@@ -325,8 +327,8 @@ class ConfigurableMatVec(Stages, wiring.Component):
         lo, hi = self.product_range
         weights = int(self.mask.sum())
         regs = 16 * weights + self.stages * self.side_width + self.queue_bits
-        if self.fold > 1:  # operands (two stages) and the weight row, as read and registered
-            regs += 16 * len(self._operands) + 16 * weights
+        if self.fold > 1:  # operands (three stages), the weight row as read and registered twice
+            regs += 24 * len(self._operands) + 24 * weights
         for t in self.taps:
             if t:
                 n = len(t)
@@ -358,11 +360,15 @@ class ConfigurableMatVec(Stages, wiring.Component):
         if self.fold == 1:
             x, weight = self.i.payload.data, bank.element
         else:
-            # Stage 1 holds the operands while the bank reads the phase's row.
+            # Stage 1 holds the operands while the bank reads the phase's row; the row is
+            # registered twice before the multiply takes it: a block RAM's read data comes
+            # late in the cycle (5.8 ns after the clock on the ECP5) and the DSP block that
+            # takes it may be placed far away (among the longest paths of the placed
+            # ``small`` board build), so a fabric register near the memory splits the way.
             phase = PhaseCounter(m, self.i, self.fold, name="mv")
             m.d.comb += [bank.phase.eq(phase.value), bank.en.eq(pipe.en)]
-            x = {i: pipe.delay(self.i.payload.data[i], 2, name=f"x{i}") for i in self._operands}
-            row = [pipe.stage(bank.data[k], name=f"w{k}") for k in range(bank.lanes)]
+            x = {i: pipe.delay(self.i.payload.data[i], 3, name=f"x{i}") for i in self._operands}
+            row = [pipe.delay(bank.data[k], 2, name=f"w{k}") for k in range(bank.lanes)]
 
             def weight(k):
                 return row[k]
