@@ -328,6 +328,20 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
     return "\n".join(lines), summary
 
 
+def outreg_wrapper(work: Path, nextpnr: str) -> Path:
+    """A script in ``work`` that runs ``generators.ecp5_outreg`` on nextpnr's netlist, then
+    nextpnr (Amaranth's flow runs whatever ``NEXTPNR_ECP5`` names)."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "nextpnr-ecp5-outreg"
+    path.write_text(
+        "#!/bin/sh\n# Written by generators.board: block RAM read registers into the block RAMs,"
+        " then nextpnr.\n"
+        f'exec "{sys.executable}" -m generators.ecp5_outreg {nextpnr} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
 def yowasp_env() -> dict:
     """Amaranth's Lattice flow finds its tools through these variables: the YoWASP builds
     installed beside this Python. ``OPENFPGALOADER`` is only checked for, never run."""
@@ -514,6 +528,12 @@ def _parser():
         "--seed", type=int, default=None, help="nextpnr's random seed (default: its own)"
     )
     p.add_argument(
+        "--no-outreg",
+        action="store_true",
+        help="leave block RAM read registers in the fabric (by default they move into the "
+        "block RAMs' output registers before nextpnr: generators/ecp5_outreg.py)",
+    )
+    p.add_argument(
         "--no-bitstream",
         action="store_true",
         help="write the build and board_link.v only (no Yosys, no nextpnr)",
@@ -577,6 +597,8 @@ def board_build(args, log) -> int:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="semifreddo-board-") as tmp:
             work = Path(tmp) / "build" if args.tool_dir is None else args.tool_dir.resolve()
+            if not args.no_outreg:
+                env = {**env, "NEXTPNR_ECP5": str(outreg_wrapper(work, env["NEXTPNR_ECP5"]))}
             platform = board.make()
             platform.add_file(f"{args.top}.v", backbone_v)
             saved = {k: os.environ.get(k) for k in env}
@@ -607,6 +629,7 @@ def board_build(args, log) -> int:
             report["seconds"] = round(time.perf_counter() - t0, 1)
             report["uart_baud"] = args.baud
             report["placer"] = args.placer
+            report["bram_outreg"] = not args.no_outreg
             report["router"] = args.router
             report["bram_fill"] = args.bram_fill
             if args.seed is not None:

@@ -368,7 +368,8 @@ class ConfigurableMatVec(Stages, wiring.Component):
             phase = PhaseCounter(m, self.i, self.fold, name="mv")
             m.d.comb += [bank.phase.eq(phase.value), bank.en.eq(pipe.en)]
             x = {i: pipe.delay(self.i.payload.data[i], 3, name=f"x{i}") for i in self._operands}
-            row = [pipe.delay(bank.data[k], 2, name=f"w{k}") for k in range(bank.lanes)]
+            w = bank.data
+            row = [pipe.delay(w[k], 2, name=f"w{k}", reset_less=True) for k in range(bank.lanes)]
 
             def weight(k):
                 return row[k]

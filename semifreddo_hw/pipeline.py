@@ -109,11 +109,13 @@ class Pipeline:
         m.d.comb += [self.en.eq(1), i.ready.eq(space != 0)]
         return last
 
-    def stage(self, value: Value, shape=None, *, name: str) -> Signal:
-        """A register that takes ``value`` whenever the pipeline advances."""
+    def stage(self, value: Value, shape=None, *, name: str, reset_less: bool = False) -> Signal:
+        """A register that takes ``value`` whenever the pipeline advances. ``reset_less`` for
+        data read only beside its valid bit (a memory's read, registered: on an ECP5 the
+        board flow moves such a register into the block RAM, ``generators.ecp5_outreg``)."""
         if self._finished:
             raise RuntimeError("Pipeline.stage() after finish(): the register would be undriven")
-        reg = Signal(value.shape() if shape is None else shape, name=name)
+        reg = Signal(value.shape() if shape is None else shape, name=name, reset_less=reset_less)
         self._regs.append((reg, value))
         return reg
 
@@ -135,10 +137,10 @@ class Pipeline:
         self._blocks.append((p, values[id(a)], values[id(b)]))
         return p
 
-    def delay(self, value: Value, cycles: int, *, name: str) -> Value:
+    def delay(self, value: Value, cycles: int, *, name: str, reset_less: bool = False) -> Value:
         """``value`` delayed by ``cycles`` pipeline advances (a chain of stage registers)."""
         for k in range(cycles):
-            value = self.stage(value, name=f"{name}_d{k + 1}")
+            value = self.stage(value, name=f"{name}_d{k + 1}", reset_less=reset_less)
         return value
 
     def finish(self, m: Module) -> None:

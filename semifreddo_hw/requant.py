@@ -240,7 +240,8 @@ class Requantizer(Stages, wiring.Component):
             for c in range(self.channels):
                 s_ = pipe.stage(scales.element(c), name=f"s{c}")
                 prod = self._product(pipe, self.i.payload.data[c], s_, c)
-                bias = pipe.stage(biases.element(c), name=f"b{c}")  # read beside the multiply
+                # the bias read beside the multiply
+                bias = pipe.stage(biases.element(c), name=f"b{c}", reset_less=True)
                 y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += o.payload.data[c].eq(y)
         else:
@@ -255,9 +256,9 @@ class Requantizer(Stages, wiring.Component):
             ]
             for c in range(self.lanes):
                 acc = pipe.stage(self.i.payload.data[c], name=f"acc{c}")
-                s_ = pipe.stage(scales.data[c], name=f"s{c}")  # the memory's read, registered
+                s_ = pipe.stage(scales.data[c], name=f"s{c}", reset_less=True)  # the read
                 prod = self._product(pipe, acc, s_, c)
-                bias = pipe.stage(biases.data[c], name=f"b{c}")
+                bias = pipe.stage(biases.data[c], name=f"b{c}", reset_less=True)
                 y = self._output(m, pipe, prod, bias, c)
                 m.d.comb += o.payload.data[c].eq(y)
         m.d.comb += o.payload.side.eq(pipe.delay(self.i.payload.side, self.stages, name="side"))

@@ -105,15 +105,18 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload, name="skid")
+        # Payload registers without a reset: read only beside their valid bit (and on an
+        # ECP5 one fed by a block RAM can move into it, ``generators.ecp5_outreg``).
+        skid = Signal.like(self.i.payload, name="skid", reset_less=True)
+        payload = Signal.like(self.o.payload, name="payload", reset_less=True)
         skid_valid = Signal()
-        m.d.comb += self.i.ready.eq(~skid_valid)
+        m.d.comb += [self.i.ready.eq(~skid_valid), self.o.payload.eq(payload)]
         with m.If(~self.o.valid | self.o.ready):
             # The output register is free: refill it from the skid register, else the input.
             with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+                m.d.sync += [payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
             with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+                m.d.sync += [payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & self.i.ready):
             # Output stalled: the beat accepted this cycle (ready was high) parks in the skid.
             m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
@@ -136,9 +139,10 @@ class HalfRateSlice(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.i.ready.eq(~self.o.valid)
+        payload = Signal.like(self.o.payload, name="payload", reset_less=True)  # as above
+        m.d.comb += [self.i.ready.eq(~self.o.valid), self.o.payload.eq(payload)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(1)]
+            m.d.sync += [payload.eq(self.i.payload), self.o.valid.eq(1)]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m

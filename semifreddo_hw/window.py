@@ -410,7 +410,7 @@ class MemoryWindow(_Frame, wiring.Component):
         out_group = Signal(range(G), name="out_group")
         out_outside = Signal(name="out_outside")
         out_side = Signal(self.side, name="out_side")
-        out_pixel = Signal(pixel, name="out_pixel")
+        out_pixel = Signal(pixel, name="out_pixel", reset_less=True)  # a memory's read
         with m.If(~stall):
             m.d.sync += [
                 read_valid.eq(issue),

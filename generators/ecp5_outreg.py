@@ -1,0 +1,176 @@
+"""Move block RAM read registers into the block RAM: a netlist pass between Yosys and nextpnr
+for the ECP5.
+
+An ECP5 block RAM (``DP16KD``) gives its read data 5.8 ns after the clock (nextpnr's timing
+model, speed grade 6) unless its own output register is used (``REGMODE_A``/``REGMODE_B`` =
+``OUTREG``). The design registers each memory read it cares about in the fabric, to split that
+delay from what follows, but Yosys never uses the block's output register: the register stays
+a flip-flop beside the block (several thousand on the ``small`` preset, ``docs/bringup.md``).
+This pass finds, in Yosys's JSON netlist, each read port whose every used data bit drives one
+flip-flop and nothing else, and moves those flip-flops into the block: the port's output
+register takes over (the flip-flops' clock enable becomes the port's ``OCE``) and the
+flip-flops' outputs are driven by the block. Only flip-flops without a reset qualify (the
+block's reset pin is shared with its read latch), on the port's clock, not inverted, with
+the same enable; anything else is left as it is. In the 36-bit (pseudo dual port) mode the
+read port is port B and its data comes out on both ``DOA`` and ``DOB``: all 36 bits move
+together and both ``REGMODE`` parameters are set, as nextpnr does for ``PDPW16KD``.
+
+The cycle-level behaviour is the same: the output register takes the read latch's value on
+the clock edges where the flip-flops did. Used by ``generators.board`` as a wrapper around
+nextpnr (``python -m generators.ecp5_outreg NEXTPNR ARGS...`` rewrites the ``--json`` file in
+place, then runs ``NEXTPNR ARGS...``); run twice, it finds nothing more to move.
+"""
+
+import collections
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: Read ports of a ``DP16KD``: (data pins, clock, clock's mux parameter, output enable, reset
+#: pins, ``REGMODE`` parameters). True dual port: A and B; 36-bit mode: one, port B's.
+_DP = (
+    ([f"DOA{k}" for k in range(18)], "CLKA", "CLKAMUX", "OCEA", ("RSTA",), ("REGMODE_A",)),
+    ([f"DOB{k}" for k in range(18)], "CLKB", "CLKBMUX", "OCEB", ("RSTB",), ("REGMODE_B",)),
+)
+_PDP = (
+    (
+        [f"DOA{k}" for k in range(18)] + [f"DOB{k}" for k in range(18)],
+        "CLKB",
+        "CLKBMUX",
+        "OCEB",
+        ("RSTA", "RSTB"),
+        ("REGMODE_A", "REGMODE_B"),
+    ),
+)
+
+
+def _param(cell, name, default=None):
+    """A cell parameter as Yosys writes it (strings of bits for integers) -> int or str."""
+    v = cell["parameters"].get(name, default)
+    if isinstance(v, str) and v and set(v) <= {"0", "1"} and len(v) >= 8:
+        return int(v, 2)
+    return v.strip() if isinstance(v, str) else v
+
+
+def _sinks(module) -> dict:
+    """Net bit -> the (cell, port) inputs it drives; a module output counts as a sink."""
+    sinks = collections.defaultdict(list)
+    for name, cell in module["cells"].items():
+        dirs = cell.get("port_directions", {})
+        for port, bits in cell["connections"].items():
+            if dirs.get(port) != "output":
+                for b in bits:
+                    if isinstance(b, int):
+                        sinks[b].append((name, port))
+    for port, info in module["ports"].items():
+        if info["direction"] != "input":
+            for b in info["bits"]:
+                if isinstance(b, int):
+                    sinks[b].append(("", port))
+    return sinks
+
+
+def _register(cells, sinks, bit, clock):
+    """The flip-flop ``bit`` drives, alone, that the block's output register can replace:
+    (name, enable) with enable a net bit or ``"1"``; None if there is none."""
+    loads = sinks.get(bit, [])
+    if len(loads) != 1 or loads[0][1] != "DI":
+        return None
+    name = loads[0][0]
+    ff = cells.get(name)
+    if ff is None or ff["type"] != "TRELLIS_FF":
+        return None
+    con = ff["connections"]
+    if (
+        con.get("CLK") != [clock]
+        or _param(ff, "CLKMUX", "CLK") != "CLK"
+        or _param(ff, "GSR", "DISABLED") != "DISABLED"
+        or _param(ff, "REGSET", "RESET") != "RESET"
+        or _param(ff, "LSRMUX", "LSR") != "LSR"
+        or con.get("LSR", ["0"]) != ["0"]
+        or con.get("M", ["x"]) not in (["x"], ["0"], ["z"])
+    ):
+        return None
+    cemux = _param(ff, "CEMUX", "1")
+    if cemux == "1":
+        return name, "1"
+    if cemux == "CE" and len(con.get("CE", [])) == 1:
+        return name, con["CE"][0]
+    return None  # inverted or constant-off enables are not taken
+
+
+def absorb(netlist: dict, top: str = "top") -> dict:
+    """Move the qualifying read registers of every ``DP16KD`` of ``netlist[top]`` into the
+    block (in place). Returns counts: ``ports`` changed, ``flip_flops`` moved."""
+    module = netlist["modules"][top]
+    cells = module["cells"]
+    sinks = _sinks(module)
+    moved_ports = moved_ffs = 0
+    for name in sorted(n for n, c in cells.items() if c["type"] == "DP16KD"):
+        ram = cells[name]
+        con = ram["connections"]
+        ports = _PDP if _param(ram, "DATA_WIDTH_A", 18) == 36 else _DP
+        for pins, clk, clkmux, oce, rsts, regmodes in ports:
+            if any(_param(ram, r, "NOREG") != "NOREG" for r in regmodes):
+                continue
+            if any(con.get(r, ["0"]) != ["0"] for r in rsts):
+                continue
+            if _param(ram, clkmux, clk) != clk or len(con.get(clk, [])) != 1:
+                continue
+            clock = con[clk][0]
+            found, ok = [], True
+            for pin in pins:
+                bits = con.get(pin, [])
+                if len(bits) != 1 or not isinstance(bits[0], int) or not sinks.get(bits[0]):
+                    continue  # unused data bit
+                reg = _register(cells, sinks, bits[0], clock)
+                if reg is None:
+                    ok = False
+                    break
+                found.append((pin, *reg))
+            if not ok or not found or len({enable for _, _, enable in found}) != 1:
+                continue
+            for pin, ff_name, _ in found:
+                con[pin] = list(cells[ff_name]["connections"]["Q"])
+                del cells[ff_name]
+            con[oce] = [found[0][2]]
+            for r in regmodes:
+                ram["parameters"][r] = "OUTREG"
+            moved_ports += 1
+            moved_ffs += len(found)
+    return {"ports": moved_ports, "flip_flops": moved_ffs}
+
+
+def _json_path(args) -> Path:
+    for k, a in enumerate(args):
+        if a == "--json" and k + 1 < len(args):
+            return Path(args[k + 1])
+        if a.startswith("--json="):
+            return Path(a.split("=", 1)[1])
+    raise SystemExit("ecp5_outreg: no --json NETLIST among nextpnr's arguments")
+
+
+def main(argv=None) -> int:
+    """``NEXTPNR ARGS...``: absorb in the ``--json`` netlist (rewritten whole, atomically),
+    then run nextpnr with the same arguments and return its status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        raise SystemExit("usage: python -m generators.ecp5_outreg NEXTPNR [ARGS...]")
+    path = _json_path(argv[1:])
+    netlist = json.loads(path.read_text())
+    counts = absorb(netlist)
+    tmp = path.with_name(path.name + ".outreg")
+    tmp.write_text(json.dumps(netlist))
+    os.replace(tmp, path)
+    print(
+        f"ecp5_outreg: {counts['flip_flops']} flip-flops moved into {counts['ports']} block "
+        "RAM read ports",
+        file=sys.stderr,
+    )
+    return subprocess.call(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
