@@ -8,7 +8,8 @@ delay from what follows, but Yosys never uses the block's output register: the r
 a flip-flop beside the block (several thousand on the ``small`` preset, ``docs/bringup.md``).
 This pass finds, in Yosys's JSON netlist, each read port whose every used data bit drives one
 flip-flop and nothing else, and moves those flip-flops into the block: the port's output
-register takes over (the flip-flops' clock enable becomes the port's ``OCE``) and the
+register takes over (the flip-flops' clock enable becomes the port's ``OCE``, inverted by
+its ``OCE`` mux where theirs was) and the
 flip-flops' outputs are driven by the block. Only flip-flops without a reset qualify (the
 block's reset pin is shared with its read latch), on the port's clock, not inverted, with
 the same enable; anything else is left as it is. In the 36-bit (pseudo dual port) mode the
@@ -74,7 +75,8 @@ def _sinks(module) -> dict:
 
 def _register(cells, sinks, bit, clock):
     """The flip-flop ``bit`` drives, alone, that the block's output register can replace:
-    (name, enable) with enable a net bit or ``"1"``; None if there is none."""
+    (name, (enable, inverted)), the enable a net bit or ``"1"`` (``inverted`` None); None if
+    there is none."""
     loads = sinks.get(bit, [])
     if len(loads) != 1 or loads[0][1] != "DI":
         return None
@@ -95,10 +97,10 @@ def _register(cells, sinks, bit, clock):
         return None
     cemux = _param(ff, "CEMUX", "1")
     if cemux == "1":
-        return name, "1"
-    if cemux == "CE" and len(con.get("CE", [])) == 1:
-        return name, con["CE"][0]
-    return None  # inverted or constant-off enables are not taken
+        return name, ("1", None)
+    if cemux in ("CE", "INV") and len(con.get("CE", [])) == 1:
+        return name, (con["CE"][0], cemux == "INV")
+    return None  # a constant-off enable is not taken
 
 
 def absorb(netlist: dict, top: str = "top") -> dict:
@@ -135,7 +137,10 @@ def absorb(netlist: dict, top: str = "top") -> dict:
             for pin, ff_name, _ in found:
                 con[pin] = list(cells[ff_name]["connections"]["Q"])
                 del cells[ff_name]
-            con[oce] = [found[0][2]]
+            enable, inverted = found[0][2]
+            con[oce] = [enable]
+            if inverted is not None:  # the block's enable mux inverts as the flip-flops' did
+                ram["parameters"][f"{oce}MUX"] = "INV" if inverted else oce
             for r in regmodes:
                 ram["parameters"][r] = "OUTREG"
             moved_ports += 1

@@ -256,6 +256,11 @@ class PhaseBank(wiring.Component):
         rd = mem.read_port(domain="comb")
         select = Mux(self.select < self.sets, self.select, 0)
         m.d.comb += rd.addr.eq(self._row(select, self.phase))
+        # Without a reset (the row is read beside its beat's valid bit), so that on an ECP5
+        # the register the read becomes has no reset either and the block RAM's output
+        # register can take the product's copy of it (``generators.ecp5_outreg``).
+        row_reg = Signal.like(self.data, name="row", reset_less=True)
+        m.d.comb += self.data.eq(row_reg)
         with m.If(self.en):
-            m.d.sync += Value.cast(self.data).eq(rd.data)
+            m.d.sync += Value.cast(row_reg).eq(rd.data)
         return m

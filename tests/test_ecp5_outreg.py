@@ -17,8 +17,8 @@ from generators.synth import yosys_command
 class ReadRegister(Elaboratable):
     """A 512-deep memory, its synchronous read registered in the fabric (enable ``en``)."""
 
-    def __init__(self, width: int, *, reset: bool = False, tap: bool = False):
-        self.width, self.reset, self.tap = width, reset, tap
+    def __init__(self, width: int, *, reset=False, tap=False, inverted=False):
+        self.width, self.reset, self.tap, self.inverted = width, reset, tap, inverted
         self.wa, self.ra = Signal(9, name="wa"), Signal(9, name="ra")
         self.wd, self.we = Signal(width, name="wd"), Signal(name="we")
         self.re, self.en = Signal(name="re"), Signal(name="en")
@@ -36,7 +36,7 @@ class ReadRegister(Elaboratable):
         m.d.comb += [w.addr.eq(self.wa), w.data.eq(self.wd), w.en.eq(self.we)]
         m.d.comb += [r.addr.eq(self.ra), r.en.eq(self.re)]
         reg = Signal(self.width, name="read_reg", reset_less=not self.reset)
-        with m.If(self.en):
+        with m.If(~self.en if self.inverted else self.en):
             m.d.sync += reg.eq(r.data)
         m.d.comb += self.y.eq(reg)
         if self.tap:  # a second load on a data bit: the register must stay
@@ -72,11 +72,12 @@ def _net_of(netlist, name):
     return nets[name]["bits"] if name in nets else netlist["modules"]["top"]["ports"][name]["bits"]
 
 
-@pytest.mark.parametrize("width", [16, 36])
-def test_a_read_register_moves_into_the_block_ram(tmp_path, width):
-    """Every bit of the register goes; the block's output register takes its enable; the
-    outputs are the block's data pins. 36 bits: the pseudo dual port mode, both halves."""
-    netlist = _synth(tmp_path, ReadRegister(width))
+@pytest.mark.parametrize("width, inverted", [(16, False), (36, False), (16, True)])
+def test_a_read_register_moves_into_the_block_ram(tmp_path, width, inverted):
+    """Every bit of the register goes; the block's output register takes its enable (an
+    inverted one through the block's inverting mux); the outputs are the block's data pins.
+    36 bits: the pseudo dual port mode, both halves."""
+    netlist = _synth(tmp_path, ReadRegister(width, inverted=inverted))
     (ram,) = _cells(netlist, "DP16KD")
     ffs = len(_cells(netlist, "TRELLIS_FF"))
     assert absorb(netlist) == {"ports": 1, "flip_flops": width}
@@ -89,6 +90,8 @@ def test_a_read_register_moves_into_the_block_ram(tmp_path, width):
         assert regmodes == {"OUTREG", "NOREG"}
         oce = ram["connections"]["OCEA" if ram["parameters"]["REGMODE_A"] == "OUTREG" else "OCEB"]
     assert oce == _net_of(netlist, "en")
+    oce_name = "OCEB" if width == 36 or ram["parameters"]["REGMODE_B"] == "OUTREG" else "OCEA"
+    assert ram["parameters"].get(f"{oce_name}MUX") == ("INV" if inverted else oce_name)
     driven = {b for p, bits in ram["connections"].items() if p.startswith("DO") for b in bits}
     assert set(_net_of(netlist, "y")) <= driven
     assert absorb(netlist) == {"ports": 0, "flip_flops": 0}  # nothing more on a second run
