@@ -167,6 +167,33 @@ def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
     assert got["by_register"] == {"window:win00": 2, "requant:prod3": 1}
 
 
+def test_control_sets_packs_flip_flops_by_reset_and_enable(tmp_path):
+    """Nine flip-flops on the reset (two enables: 5 and 4 of them) fill two tiles (three
+    slices and two); one on its own reset net fills a tile alone: three tiles needed."""
+
+    def ff(lsr, ce):
+        return {"type": "TRELLIS_FF", "connections": {"LSR": [lsr], "CE": [ce], "Q": [99]}}
+
+    cells = {f"a{k}": ff(7, 8) for k in range(5)} | {f"b{k}": ff(7, 9) for k in range(4)}
+    cells["c"] = ff(10, "1")
+    cells["lut"] = {"type": "LUT4", "connections": {}}
+    netnames = {
+        "rst": {"bits": [7]},
+        "x.last_c0": {"bits": [10]},
+        "x.last_c0_alias": {"bits": [10]},
+    }
+    net = {"modules": {"top": {"cells": cells, "netnames": netnames}}}
+    got = _netlist_bench("bench/control_sets.py", net, tmp_path)
+    assert (got["flip_flops"], got["lsr_nets"], got["ce_nets"], got["lsr_ce_pairs"]) == (
+        10,
+        2,
+        3,
+        3,
+    )
+    assert (got["tiles_needed"], got["lsr_nets_under_8"]) == (3, 1)
+    assert got["largest_lsr_nets"] == {"rst": 9, "x.last_c0": 1}
+
+
 def test_congestion_sums_router2_overuse_by_part(tmp_path):
     """A router2 congestion-by-net heatmap of a few nets: every net's overuse counted once,
     by the backbone block and component it belongs to, or outside by its first names."""
