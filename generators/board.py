@@ -18,6 +18,7 @@ clock still writes its report (``fits``, ``timing_met``) and exits 3.
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -336,7 +337,8 @@ def outreg_wrapper(work: Path, nextpnr: str) -> Path:
     path.write_text(
         "#!/bin/sh\n# Written by generators.board: block RAM read registers into the block RAMs,"
         " then nextpnr.\n"
-        f'exec "{sys.executable}" -m generators.ecp5_outreg {nextpnr} "$@"\n'
+        f"exec {shlex.quote(sys.executable)} -m generators.ecp5_outreg "
+        f'{shlex.quote(nextpnr)} "$@"\n'
     )
     path.chmod(0o755)
     return path

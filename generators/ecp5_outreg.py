@@ -25,7 +25,6 @@ place, then runs ``NEXTPNR ARGS...``); run twice, it finds nothing more to move.
 import collections
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -96,11 +95,15 @@ def _register(cells, sinks, bit, clock):
     ):
         return None
     cemux = _param(ff, "CEMUX", "1")
-    if cemux == "1":
-        return name, ("1", None)
-    if cemux in ("CE", "INV") and len(con.get("CE", [])) == 1:
-        return name, (con["CE"][0], cemux == "INV")
-    return None  # a constant-off enable is not taken
+    ce = con.get("CE", [])
+    if cemux in ("CE", "INV") and len(ce) == 1 and isinstance(ce[0], int):
+        return name, (ce[0], cemux == "INV")
+    # A constant enable, through the mux or on the pin (nextpnr drops a block RAM's mux
+    # inversion for a constant pin, so it is resolved here): only always-on is taken.
+    on = cemux == "1" or (
+        cemux in ("CE", "INV") and ce in (["1"], ["0"]) and ((ce == ["1"]) != (cemux == "INV"))
+    )
+    return (name, ("1", None)) if on else None
 
 
 def absorb(netlist: dict, top: str = "top") -> dict:
@@ -113,7 +116,12 @@ def absorb(netlist: dict, top: str = "top") -> dict:
     for name in sorted(n for n, c in cells.items() if c["type"] == "DP16KD"):
         ram = cells[name]
         con = ram["connections"]
-        ports = _PDP if _param(ram, "DATA_WIDTH_A", 18) == 36 else _DP
+        if _param(ram, "GSR", "DISABLED") != "DISABLED":
+            continue  # the global reset would reach the output register
+        pdp = _param(ram, "DATA_WIDTH_A", 18) == 36
+        if pdp and (con.get("CLKA") != con.get("CLKB") or _param(ram, "CLKAMUX", "CLKA") != "CLKA"):
+            continue  # both halves' output registers on the read clock, below
+        ports = _PDP if pdp else _DP
         for pins, clk, clkmux, oce, rsts, regmodes in ports:
             if any(_param(ram, r, "NOREG") != "NOREG" for r in regmodes):
                 continue
@@ -138,9 +146,12 @@ def absorb(netlist: dict, top: str = "top") -> dict:
                 con[pin] = list(cells[ff_name]["connections"]["Q"])
                 del cells[ff_name]
             enable, inverted = found[0][2]
-            con[oce] = [enable]
-            if inverted is not None:  # the block's enable mux inverts as the flip-flops' did
-                ram["parameters"][f"{oce}MUX"] = "INV" if inverted else oce
+            # 36 bits: port B's OCE is the read port's; port A's is given the same, in case
+            # the half on DOA follows it (Yosys ties it to 0 there).
+            for pin in ("OCEA", "OCEB") if pdp else (oce,):
+                con[pin] = [enable]
+                if inverted is not None:  # the block's mux inverts as the flip-flops' did
+                    ram["parameters"][f"{pin}MUX"] = "INV" if inverted else pin
             for r in regmodes:
                 ram["parameters"][r] = "OUTREG"
             moved_ports += 1
@@ -164,17 +175,37 @@ def main(argv=None) -> int:
     if not argv:
         raise SystemExit("usage: python -m generators.ecp5_outreg NEXTPNR [ARGS...]")
     path = _json_path(argv[1:])
-    netlist = json.loads(path.read_text())
-    counts = absorb(netlist)
-    tmp = path.with_name(path.name + ".outreg")
-    tmp.write_text(json.dumps(netlist))
-    os.replace(tmp, path)
-    print(
-        f"ecp5_outreg: {counts['flip_flops']} flip-flops moved into {counts['ports']} block "
-        "RAM read ports",
-        file=sys.stderr,
-    )
-    return subprocess.call(argv)
+    try:
+        netlist = json.loads(path.read_text(encoding="utf-8"))
+        counts = absorb(netlist, _top(netlist))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        # Leave the netlist as Yosys wrote it: nextpnr says what is wrong with it, if anything.
+        print(f"ecp5_outreg: {path}: {e}; nothing moved", file=sys.stderr)
+    else:
+        tmp = path.with_name(path.name + ".outreg")
+        tmp.write_text(json.dumps(netlist), encoding="utf-8")
+        os.replace(tmp, path)
+        print(
+            f"ecp5_outreg: {counts['flip_flops']} flip-flops moved into {counts['ports']} "
+            "block RAM read ports",
+            file=sys.stderr,
+        )
+        del netlist  # (the exec below frees it anyway)
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)
+
+
+def _top(netlist: dict) -> str:
+    """The netlist's top module: the one Yosys marks ``top``, else the only one."""
+    modules = netlist["modules"]
+    tops = [
+        n for n, m in modules.items() if str(m.get("attributes", {}).get("top", "0")).strip("0")
+    ]
+    if len(tops) == 1:
+        return tops[0]
+    if len(modules) == 1:
+        return next(iter(modules))
+    raise KeyError("no single top module")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,80 @@ def test_the_wrapper_finds_the_netlist_and_runs_nextpnr(tmp_path):
     }
     with pytest.raises(SystemExit, match="no --json"):
         _json_path(["--quiet"])
+    # A netlist it cannot read goes to nextpnr as it is, with a line saying so.
+    (tmp_path / "tools" / "bad.json").write_text("{not json")
+    done = subprocess.run(
+        [str(script), "--json=bad.json"], cwd=tmp_path / "tools", capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "nothing moved" in done.stderr
+    assert (tmp_path / "tools" / "bad.json").read_text() == "{not json"
+
+
+def _synthetic(cemux: str, ce, *, width_a: int = 18, also_output: bool = False) -> dict:
+    """A DP16KD whose port B's two data bits each drive one flip-flop (enable ``ce``
+    through ``cemux``); with ``also_output`` the first data bit is a module output too."""
+    ram = {
+        "type": "DP16KD",
+        "parameters": {"DATA_WIDTH_A": format(width_a, "032b"), "GSR": "DISABLED"},
+        "connections": {"CLKA": [2], "CLKB": [2], "DOB0": [10], "DOB1": [11], "OCEB": ["1"]},
+        "port_directions": {"CLKA": "input", "CLKB": "input", "DOB0": "output", "DOB1": "output"},
+    }
+    cells = {"ram": ram}
+    for k in range(2):
+        cells[f"ff{k}"] = {
+            "type": "TRELLIS_FF",
+            "parameters": {"CEMUX": cemux, "CLKMUX": "CLK", "GSR": "DISABLED", "REGSET": "RESET"},
+            "port_directions": {"CLK": "input", "CE": "input", "DI": "input", "Q": "output"},
+            "connections": {
+                "CLK": [2],
+                "CE": list(ce),
+                "DI": [10 + k],
+                "LSR": ["0"],
+                "Q": [20 + k],
+            },
+        }
+    ports = {"q": {"direction": "output", "bits": [20, 21]}}
+    if also_output:
+        ports["d"] = {"direction": "output", "bits": [10]}
+    return {"modules": {"top": {"cells": cells, "ports": ports, "netnames": {}}}}
+
+
+@pytest.mark.parametrize(
+    "cemux, ce, taken",
+    [
+        ("CE", [5], True),
+        ("INV", [5], True),
+        ("1 ", [], True),
+        ("INV", ["0"], True),
+        ("INV", ["1"], False),
+        ("CE", ["0"], False),
+    ],
+)
+def test_enables_constant_or_inverted(cemux, ce, taken):
+    """A constant enable is resolved here (always on: the output register's enable is 1;
+    never on: nothing moves), a net goes to OCE, inverted through the block's mux."""
+    netlist = _synthetic(cemux, ce)
+    assert absorb(netlist)["flip_flops"] == (2 if taken else 0)
+    ram = netlist["modules"]["top"]["cells"]["ram"]
+    if taken:
+        assert ram["parameters"]["REGMODE_B"] == "OUTREG"
+        assert ram["connections"]["DOB0"] == [20] and ram["connections"]["DOB1"] == [21]
+        net = ce == [5]
+        assert ram["connections"]["OCEB"] == ([5] if net else ["1"])
+        mux = ram["parameters"].get("OCEBMUX")
+        assert mux == ("INV" if cemux == "INV" else "OCEB") if net else mux is None
+
+
+def test_a_data_bit_read_elsewhere_keeps_its_register():
+    netlist = _synthetic("CE", [5], also_output=True)
+    assert absorb(netlist) == {"ports": 0, "flip_flops": 0}
+
+
+def test_pseudo_dual_port_gives_both_enables():
+    """36 bits: both output registers, and port A's OCE the same as port B's."""
+    netlist = _synthetic("INV", [5], width_a=36)
+    assert absorb(netlist) == {"ports": 1, "flip_flops": 2}
+    ram = netlist["modules"]["top"]["cells"]["ram"]
+    assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == [5]
+    assert ram["parameters"]["OCEAMUX"] == ram["parameters"]["OCEBMUX"] == "INV"
+    assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
