@@ -187,6 +187,7 @@ class BackboneDesign:
             **(rate_options(net, self.input_period(config)) if rate else {}),
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
+            serial_levels_per_stage=config.serial_levels_per_stage,
             swap=config.swap,
         )
 

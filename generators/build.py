@@ -160,6 +160,14 @@ def parser(
         metavar="N",
         help="adder levels between pipeline registers (default: 2)",
     )
+    p.add_argument(
+        "--serial-levels-per-stage",
+        type=int,
+        default=3,
+        metavar="N",
+        help="the same for bit-serial frozen products (--fold rate), where an adder level is "
+        "one LUT (default: 3)",
+    )
     return p
 
 
@@ -172,8 +180,8 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
             f"--top {args.top!r} is not a Verilog identifier of at most 64 "
             f"characters (and not a keyword)"
         )
-    if args.levels_per_stage < 1:
-        raise BuildError("--levels-per-stage must be at least 1")
+    if args.levels_per_stage < 1 or args.serial_levels_per_stage < 1:
+        raise BuildError("--levels-per-stage and --serial-levels-per-stage must be at least 1")
     if args.jobs < 1:
         raise BuildError("--jobs must be at least 1")
     if args.fps is not None and (args.fold != "rate" or args.fps <= 0 or args.clock_mhz <= 0):
@@ -189,6 +197,7 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
         top=args.top,
         solver=args.solver,
         levels_per_stage=args.levels_per_stage,
+        serial_levels_per_stage=args.serial_levels_per_stage,
         fold=args.fold,
         fps=args.fps,
         clock_mhz=args.clock_mhz,

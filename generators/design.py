@@ -23,6 +23,7 @@ class BuildConfig:
     top: str = "semifreddo"
     solver: str = "da4ml"
     levels_per_stage: int = 2
+    serial_levels_per_stage: int = 3  # bit-serial products (--fold rate): a level is a LUT
     fold: str = "spatial"  # or "rate": every layer folded as far as its rate allows
     fps: float | None = None  # "rate" only: fold further, down to this frame rate
     clock_mhz: float = 100.0  # the clock --fps is counted at

@@ -127,6 +127,7 @@ class Backbone(wiring.Component):
         periods: dict | None = None,
         solver: str = "da4ml",
         levels_per_stage: int = 2,
+        serial_levels_per_stage: int = 3,
         swap: bool = False,
     ):
         if not isinstance(net, Network):
@@ -136,7 +137,12 @@ class Backbone(wiring.Component):
         check_params(net, params)
         self.net, self.swap = net, swap
         sets = 2 if swap else 1
-        kw = dict(solver=solver, levels_per_stage=levels_per_stage, sets=sets)
+        kw = dict(
+            solver=solver,
+            levels_per_stage=levels_per_stage,
+            serial_levels_per_stage=serial_levels_per_stage,
+            sets=sets,
+        )
         graphs, folds, digits, periods = graphs or {}, folds or {}, digits or {}, periods or {}
         # Per convolution, what it takes beyond the parameters: its planned graph, fold,
         # digits and beat period.

@@ -36,7 +36,7 @@ from .fold import (
     repeat_lanes,
     slice_lanes,
 )
-from .matvec import ConfigurableMatVec, FrozenMatVec
+from .matvec import ConfigurableMatVec, FrozenMatVec, check_levels
 from .requant import Requantizer
 from .streams import SkidBuffer, beat_set, forward, marker_width, vector_layout
 from .window import MemoryWindow, SlidingWindow, check_frame, lane_pad
@@ -128,6 +128,11 @@ class Conv(wiring.Component):
     shift, relu, scale_init, bias_init : the requantizer's (``docs/numerics.md`` §4)
     graph : the product's adder graph (frozen only), as :func:`plan_conv` makes it; planned
         here when not given
+    levels_per_stage : adder levels between the product's pipeline registers
+    serial_levels_per_stage : the same for a bit-serial product (``digits`` giving one-bit
+        digits), where an adder level is one LUT and its carry a flip-flop: three of them
+        are about as deep as two levels of word-parallel carry-chain adders, and each
+        stage fewer saves a register per op crossing it (``docs/folding.md``)
     fold : 1 (spatial, one beat per cycle) or F dividing the output channels: the layer takes
         a beat every F cycles and does a channel group per cycle (:mod:`.fold`), the
         requantizer folded, and the product too when configurable (a frozen product stays
@@ -190,6 +195,7 @@ class Conv(wiring.Component):
         bias_init=None,
         solver: str = "da4ml",
         levels_per_stage: int = 2,
+        serial_levels_per_stage: int = 3,
         configurable: bool = False,
         graph: AdderGraph | None = None,
         fold: int = 1,
@@ -220,6 +226,8 @@ class Conv(wiring.Component):
             raise ValueError(f"fold must be a positive integer, not {fold!r}")
         if not isinstance(digits, int) or digits < 1:
             raise ValueError(f"digits must be a positive integer, not {digits!r}")
+        check_levels(levels_per_stage)
+        check_levels(serial_levels_per_stage, "serial_levels_per_stage")
         if digits > 1 and configurable:
             raise ValueError("only a frozen product runs digit-serially (digits > 1)")
         if kind == "pointwise" and stride != 1:
@@ -419,6 +427,9 @@ class Conv(wiring.Component):
             spaced = ser_hold = False
             if digits > 1 and self.product.out_width > 1:
                 d = fewest_digits(self.product.out_width, digits)
+                if d == self.product.out_width:  # bit-serial: a level is one LUT
+                    product["levels_per_stage"] = serial_levels_per_stage
+                    self._args["serial_levels_per_stage"] = serial_levels_per_stage
                 # Beats rarer than the product's latency: one at a time, nothing stalls
                 # inside (a spare cycle behind a stride-2 window, as for ``hold``); then
                 # also without a window the product reads its input in place, and where

@@ -30,7 +30,7 @@ from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline, Stages
 from .streams import forward, vector_layout
 
-__all__ = ["FrozenMatVec", "ConfigurableMatVec", "realize_graph"]
+__all__ = ["FrozenMatVec", "ConfigurableMatVec", "check_levels", "realize_graph"]
 
 
 def realize_graph(
@@ -71,9 +71,11 @@ def realize_graph(
     return [None if o is None else vals[o[0]] << o[1] if o[1] else vals[o[0]] for o in plan.outputs]
 
 
-def _check_levels(levels_per_stage):
+def check_levels(levels_per_stage, name="levels_per_stage"):
+    """Raise a :exc:`ValueError` naming ``name`` unless ``levels_per_stage`` is a positive
+    integer."""
     if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
-        raise ValueError(f"levels_per_stage must be a positive integer, not {levels_per_stage!r}")
+        raise ValueError(f"{name} must be a positive integer, not {levels_per_stage!r}")
 
 
 class FrozenMatVec(wiring.Component):
@@ -107,7 +109,7 @@ class FrozenMatVec(wiring.Component):
         if len(bad):
             j, i = bad[0]
             raise ValueError(f"weight [{j},{i}] = {w[j, i]} is outside int8 [-128, 127]")
-        _check_levels(levels_per_stage)
+        check_levels(levels_per_stage)
         self.weights = w.astype(np.int64)
         if graph is None:
             if solver not in SOLVERS:
@@ -244,7 +246,7 @@ class ConfigurableMatVec(Stages, wiring.Component):
         for name, v in (("n_in", n_in), ("n_out", n_out), ("fold", fold)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        _check_levels(levels_per_stage)
+        check_levels(levels_per_stage)
         mask = np.ones((n_out, n_in), bool) if mask is None else np.asarray(mask, bool)
         if mask.shape != (n_out, n_in):
             raise ValueError(f"mask must have shape ({n_out}, {n_in}), not {mask.shape}")

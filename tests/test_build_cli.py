@@ -306,6 +306,10 @@ def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
         (["--freeze", str(CORPUS / "good_frozen.npz"), "--top", "9x"], "not a Verilog identifier"),
         (["--freeze", str(CORPUS / "good_frozen.npz"), "--jobs", "0"], "--jobs must be at least 1"),
         (
+            ["--freeze", str(CORPUS / "good_frozen.npz"), "--serial-levels-per-stage", "0"],
+            "--serial-levels-per-stage must be at least 1",
+        ),
+        (
             ["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
             "--config missing.json: no such file",
         ),

@@ -464,3 +464,35 @@ def test_what_the_period_chooses_is_in_the_fingerprint():
     assert a.product.spaced and b.product.spaced
     assert not a.serializer.hold and b.serializer.hold
     assert a.fingerprint() != b.fingerprint()
+
+
+@pytest.mark.parametrize("serial_levels", [1, 3, 5])
+def test_bit_serial_product_takes_its_own_levels(serial_levels):
+    """A bit-serial product (one-bit digits) is pipelined every ``serial_levels_per_stage``
+    adder levels, a wider-digit one every ``levels_per_stage``: bit-exact under stalls at
+    either, the stage count following the option, and another fingerprint for another
+    value (the parts cache is keyed by it)."""
+    rng = np.random.default_rng([serial_levels, 7])
+    w, scale, bias = make_layer(rng, "depthwise", 5, 5, extremes=True)
+    layer = ("depthwise", w, (5, 6), 1, 11, True, scale, bias)
+    kw = dict(digits=20, period=40, levels_per_stage=2)
+    serial = _conv(*layer, serial_levels_per_stage=serial_levels, **kw)
+    p = serial.product
+    assert p.digit_width == 1 and p.levels_per_stage == serial_levels
+    assert serial.report()["levels_per_stage"] == serial_levels
+    stages = -(-p.graph.depth // serial_levels)
+    assert p.graph.schedule(serial_levels).stages == max(1, stages)
+    wide = _conv(*layer, serial_levels_per_stage=serial_levels, **{**kw, "digits": 4})
+    assert wide.product.digit_width > 1 and wide.product.levels_per_stage == 2
+    other = _conv(*layer, serial_levels_per_stage=serial_levels % 5 + 1, **kw)
+    assert serial.fingerprint() != other.fingerprint()
+    x, xs, y, ys = vectors(rng, "depthwise", w, (5, 6), 5, 1, scale, bias, 11, True)
+    run_stream_pysim(serial, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+
+
+def test_serial_levels_are_checked():
+    w = np.ones((2, 2), int)
+    with pytest.raises(ValueError, match="serial_levels_per_stage must be a positive integer"):
+        Conv("pointwise", w, serial_levels_per_stage=0)
+    with pytest.raises(ValueError, match="^levels_per_stage must be a positive integer"):
+        Conv("pointwise", w, levels_per_stage=0)
