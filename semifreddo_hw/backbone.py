@@ -817,14 +817,17 @@ def _delay(m, name, src, depth):
 
 
 def _sticky_any(m, flag, sources, name) -> None:
-    """Set sticky ``flag`` a cycle after any of ``sources`` is high. Each source is
-    registered first: they are raised all over the die, and a route from a far one then
-    ends at a flip-flop instead of running on through the OR into ``flag`` (a window's
-    flag, pulled towards the OR, was among the longest paths of the placed board build)."""
+    """Set sticky ``flag`` two cycles after any of ``sources`` is high. Each source is
+    registered twice first: they are raised all over the die, and a route from a far one
+    then ends at flip-flops instead of running on through the OR into ``flag`` (a window's
+    flag, pulled towards the OR, was among the longest paths of the placed board build;
+    with one register it still was: one hop across the die is more than a cycle)."""
     if not sources:
         return
+    near = [Signal(name=f"{name}{k}_near") for k in range(len(sources))]
     seen = [Signal(name=f"{name}{k}") for k in range(len(sources))]
-    m.d.sync += [r.eq(src) for r, src in zip(seen, sources, strict=True)]
+    m.d.sync += [r.eq(src) for r, src in zip(near, sources, strict=True)]
+    m.d.sync += [r.eq(src) for r, src in zip(seen, near, strict=True)]
     with m.If(Cat(*seen).any()):
         m.d.sync += flag.eq(1)
 

@@ -107,6 +107,9 @@ class ParamBus:
         self.size = base
         self.address_width = param_address_bits(self.size)
 
+    #: Groups (:meth:`connect`) sharing one first-level copy of the bus.
+    GROUPS_PER_REGION = 8
+
     def signature(self, *, always_ready: bool = True) -> stream.Signature:
         """The bus: ``{addr, value}`` (value signed, taken modulo its field's width)."""
         return stream.Signature(
@@ -123,12 +126,15 @@ class ParamBus:
         its base's high bits (it is aligned to its span) and indexed by the low ones.
 
         ``groups`` (``{(layer, field): key}``, every port's): each key's ports decode a
-        copy of the write (and of ``set_``) registered for them alone, a cycle later (kept
-        copies, :func:`~.fanout.kept_copy`: synthesis would merge equal registers back into
-        one). The one bus that reaches every memory of a design then ends at a few
-        flip-flops per group, which the placer puts beside the group's memories;
-        unregistered, the path from the bus's source through the decode into a far memory's
-        write enable was among the longest of a placed board build."""
+        copy of the write (and of ``set_``) registered for them alone, two cycles later
+        (kept copies, :func:`~.fanout.kept_copy`: synthesis would merge equal registers
+        back into one): a copy per :attr:`GROUPS_PER_REGION` groups in key order (a
+        network's neighbouring layers), and from it one per group. The one bus that reaches
+        every memory of a design then ends at a few flip-flops per group, which the placer
+        puts beside the group's memories; unregistered, the path from the bus's source
+        through the decode into a far memory's write enable was among the longest of a
+        placed board build, and with one level of copies the bus's source into 70 groups'
+        copies still had 27 of the placed ``small``'s pairs of parts over 12 ns."""
         write = (bus.valid & bus.ready, bus.payload.addr, bus.payload.value, set_)
         by_port = {}  # the regions writing each port (one, or a repeated group's passes)
         for r, first in zip(self.regions, self._first_sets, strict=True):
@@ -141,15 +147,26 @@ class ParamBus:
         for port, regions in by_port.values():
             key = groups[(regions[0][0].layer, regions[0][0].field)]
             by_group.setdefault(key, []).append((port, regions))
-        for k, group in enumerate(by_group.values()):
-            # Kept copies (.fanout): equal registers, which synthesis would merge back
-            # into one driving every group.
-            width = max(r.width for _, regions in group for r, _ in regions)
-            valid = kept_copy(m, write[0], name=f"param_valid_g{k}")
-            addr = kept_copy(m, write[1], name=f"param_addr_g{k}")
-            value = kept_copy(m, write[2][:width], name=f"param_value_g{k}")
-            chosen = None if set_ is None else kept_copy(m, set_, name=f"param_set_g{k}")
-            self._decode(m, (valid, addr, value, chosen), group)
+
+        def copy(write, width, tag):
+            """A kept copy (.fanout) of ``write``, its value cut to ``width`` bits."""
+            valid, addr, value, chosen = write
+            return (
+                kept_copy(m, valid, name=f"param_valid_{tag}"),
+                kept_copy(m, addr, name=f"param_addr_{tag}"),
+                kept_copy(m, value[:width], name=f"param_value_{tag}"),
+                None if chosen is None else kept_copy(m, chosen, name=f"param_set_{tag}"),
+            )
+
+        def width(group):
+            return max(r.width for _, regions in group for r, _ in regions)
+
+        groups_ = list(by_group.values())
+        n = self.GROUPS_PER_REGION
+        for j in range(0, len(groups_), n):
+            region = copy(write, max(width(g) for g in groups_[j : j + n]), f"r{j // n}")
+            for k, group in enumerate(groups_[j : j + n], start=j):
+                self._decode(m, copy(region, width(group), f"g{k}"), group)
 
     @staticmethod
     def _decode(m, write, by_port) -> None:

@@ -93,12 +93,17 @@ def test_the_board_script_keeps_equal_copies_apart(tmp_path):
 @pytest.mark.parametrize("swap", [False, True])
 def test_each_parameter_group_has_its_own_kept_registers(swap):
     """Per group (block, blend, ...): the write's valid, address and value, and with
-    ``swap`` the weight set it goes into."""
+    ``swap`` the weight set it goes into; in front of them the same per region of
+    ``GROUPS_PER_REGION`` groups (here 2, so that there are several)."""
     net = network_from_dict(TINY)
     dut = Backbone(net, random_params(net, np.random.default_rng(0)), swap=swap)
+    dut.bus.GROUPS_PER_REGION = 2
     text = netlist(dut)
-    kept = set(re.findall(r"attribute \\keep 1\n\s*wire width \d+ \\(param_\w+_g\d+)\n", text))
-    groups = {name.rsplit("_g", 1)[1] for name in kept}
+    kept = set(re.findall(r"attribute \\keep 1\n\s*wire width \d+ \\(param_\w+_[gr]\d+)\n", text))
+    groups = {name.rsplit("_g", 1)[1] for name in kept if "_g" in name}
     fields = ("valid", "addr", "value") + (("set",) if swap else ())
     assert len(groups) > 3
-    assert kept == {f"param_{f}_g{k}" for f in fields for k in groups}
+    regions = range(-(-len(groups) // 2))
+    assert kept == {f"param_{f}_g{k}" for f in fields for k in groups} | {
+        f"param_{f}_r{j}" for f in fields for j in regions
+    }
