@@ -353,24 +353,25 @@ class Backbone(wiring.Component):
             return self._balance_loops(depths, skid)
         t = next(c for c in net.cores if c != "frozen")
         stem_in = SkidBuffer.beats  # every stem's input buffer
-        # The frozen path into a blend passes a register slice (each fork branch's).
+        # Each path into a blend passes a register slice (the frozen one each fork
+        # branch's, the trainable one behind its balancing FIFO).
         depths = [
             fifo_depths(
                 (0, self.stems["frozen"].pipe_beats + skid + stem_in + skid),
-                (0, self.stems[t].pipe_beats + skid + stem_in),
+                (0, self.stems[t].pipe_beats + skid + stem_in + skid),
             )
         ]
         for i in range(len(net.stages)):
             lo_t, hi_t = chain_bounds(self.stages[t][i][0], self.stages[t][i][1:], skid)
-            # Both paths also pass a register slice in front (the trainable path the blend
-            # too), and the frozen one another into the blend.
+            # Both paths also pass a register slice in front and another into the blend
+            # (the trainable path the blend too).
             blend = max(
                 self.blends[names.blend(c, i + 1)].pipe_beats for c in net.cores if c != "frozen"
             )
             lo_f, hi_f = chain_bounds(
                 self.stages["frozen"][i][0], self.stages["frozen"][i][1:], skid
             )
-            depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t + blend + skid)))
+            depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t + blend + 2 * skid)))
         return self._balance_loops(depths, skid)
 
     def _balance_loops(self, depths, skid) -> list[dict]:
@@ -684,7 +685,12 @@ class Backbone(wiring.Component):
                     continue
                 blend = self.blends[names.blend(core, mod)]
                 m.submodules[f"{core}_blend{mod}"] = blend
-                wiring.connect(m, feats[core], blend.t)
+                # The trainable side too: its balancing FIFO's read data comes out of a
+                # block RAM late in the cycle (5.8 ns on the ECP5), and the blend's join
+                # would run its ``ready`` back into the FIFO's read enable; a slice's
+                # register takes the data at once (the board flow moves it into the block
+                # RAM, generators.ecp5_outreg) and its emptiness is the FIFO's read enable.
+                wiring.connect(m, _slice(m, f"{core}_blend{mod}_t", feats[core]), blend.t)
                 frozen_dsts.append(stream.Signature(shape).create())
                 wiring.connect(m, _slice(m, f"{core}_blend{mod}_f", frozen_dsts[-1]), blend.f)
                 mismatches.append(blend.marker_mismatch)
