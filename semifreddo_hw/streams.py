@@ -56,16 +56,25 @@ def fork(m, src, *dsts) -> None:
     ``src`` moves on once all have: nothing is lost or duplicated under any valid/ready
     pattern. No ``valid`` depends on a ``ready``, so a fork may feed a :func:`join`
     (whose ``ready`` depends on ``valid``) without a combinational loop.
+
+    The flags are cleared without a reset of their own: a phase bit flips as ``src`` moves
+    on, and a destination has the beat while its mark differs from the phase (it takes the
+    beat by setting its mark to the phase's next value). Cleared by a synchronous reset,
+    the flags had a reset net of their own, and on the ECP5, whose eight flip-flops of a
+    tile share one, the placer had to find them a tile of their own, far from their logic
+    where the design is dense: the longest paths of a placed board build (23 ns).
     """
-    taken = [Signal(name=f"fork_taken{k}") for k in range(len(dsts))]
+    phase = Signal(name="fork_phase")
+    marks = [Signal(name=f"fork_taken{k}") for k in range(len(dsts))]
+    taken = [mark ^ phase for mark in marks]
     done = [t | d.ready for t, d in zip(taken, dsts, strict=True)]
     m.d.comb += src.ready.eq(Cat(*done).all())
-    for t, d in zip(taken, dsts, strict=True):
+    with m.If(src.valid & src.ready):
+        m.d.sync += phase.eq(~phase)
+    for mark, t, d in zip(marks, taken, dsts, strict=True):
         m.d.comb += d.valid.eq(src.valid & ~t)
-        with m.If(src.valid & src.ready):
-            m.d.sync += t.eq(0)
-        with m.Elif(d.valid & d.ready):
-            m.d.sync += t.eq(1)
+        with m.If(d.valid & d.ready):
+            m.d.sync += mark.eq(~phase)
 
 
 def forward(m, outer, inner) -> None:
