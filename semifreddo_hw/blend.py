@@ -174,9 +174,11 @@ class AlphaBlend(Stages, wiring.Component):
             for p in range(self.fold)
         ]
         # The serializer reads the joined beats in place (``hold``), no copy of the two
-        # beats kept: both come from balancing FIFOs, which refill their output register
-        # in the cycle it is taken. (Behind a register slice, which refills a cycle
-        # later, a beat would cost fold + 1 cycles.)
+        # beats kept. A producer that refills its output register in the cycle it is taken
+        # (a FIFO) keeps a beat every fold cycles; in the backbone both inputs come through
+        # register slices (``_f``, ``_t``), which refill a cycle later, so a burst runs at
+        # a beat every fold + 1 cycles and the gaps between rows take up the difference
+        # (tests/test_backbone_folded.py measures the frame period).
         m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS, hold=True)
         m.submodules.deserializer = des = Deserializer(
             signed(8), g, self.fold, MARKER_BITS, registered=self.registered_output
