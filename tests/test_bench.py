@@ -194,6 +194,30 @@ def test_control_sets_packs_flip_flops_by_reset_and_enable(tmp_path):
     assert got["largest_lsr_nets"] == {"rst": 9, "x.last_c0": 1}
 
 
+def test_placed_spread_says_where_each_block_s_parts_are(tmp_path):
+    """Cells placed in named tiles: each component's span and centre, each block's, and how
+    far apart a block's components' centres are (those of 16 cells or more only)."""
+
+    def at(x, y):
+        return {"type": "TRELLIS_FF", "connections": {}, "port_directions": {},
+                "attributes": {"NEXTPNR_BEL": f"X{x}/Y{y}/SLICEA.FF0"}}  # fmt: skip
+
+    bb = "link.backbone.frozen_m1_0."
+    cells = {f"{bb}dw.window.w{k}_TRELLIS_FF_Q": at(10 + k % 2, 20) for k in range(16)}
+    cells |= {f"{bb}dw.requant.r{k}_TRELLIS_FF_Q": at(50, 60 + k % 3) for k in range(18)}
+    cells |= {f"{bb}dw.product.p_TRELLIS_FF_Q": at(100, 90)}  # too few to count
+    cells["link.rx.s_TRELLIS_FF_Q"] = at(1, 1)  # outside the backbone
+    net = {"modules": {"top": {"cells": cells, "netnames": {}}}}
+    got = _netlist_bench("bench/placed_spread.py", net, tmp_path)
+    assert got["parts"]["frozen_m1_0.dw.window"] == {
+        "cells": 16, "x": [10, 11], "y": [20, 20], "centre": [10.5, 20.0]
+    }  # fmt: skip
+    assert got["parts"]["frozen_m1_0.dw.requant"]["centre"] == [50.0, 61.0]
+    block = got["blocks"]["frozen_m1_0"]
+    assert (block["cells"], block["x"], block["y"]) == (35, [10, 100], [20, 90])
+    assert block["centres_apart"] == 39.5 + 41.0
+
+
 def test_congestion_sums_router2_overuse_by_part(tmp_path):
     """A router2 congestion-by-net heatmap of a few nets: every net's overuse counted once,
     by the backbone block and component it belongs to, or outside by its first names."""
