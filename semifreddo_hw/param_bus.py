@@ -128,8 +128,9 @@ class ParamBus:
         ``groups`` (``{(layer, field): key}``, every port's): each key's ports decode a
         copy of the write (and of ``set_``) registered for them alone, two cycles later
         (kept copies, :func:`~.fanout.kept_copy`: synthesis would merge equal registers
-        back into one): a copy per :attr:`GROUPS_PER_REGION` groups in key order (a
-        network's neighbouring layers), and from it one per group. The one bus that reaches
+        back into one): a copy per :attr:`GROUPS_PER_REGION` groups in the order of their
+        first regions' addresses (a network's neighbouring layers), and from it one per
+        group. The one bus that reaches
         every memory of a design then ends at a few flip-flops per group, which the placer
         puts beside the group's memories; unregistered, the path from the bus's source
         through the decode into a far memory's write enable was among the longest of a
