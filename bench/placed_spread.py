@@ -46,11 +46,12 @@ def count(netlist: dict, top: str = "top") -> dict:
             "centre": centre,
         }
 
-    parts = {f"{b}.{k}": summary(locs) for (b, k), locs in sorted(tiles.items())}
+    by_key = {key: summary(locs) for key, locs in sorted(tiles.items())}
+    parts = {f"{b}.{k}": s for (b, k), s in by_key.items()}
     blocks = {}
     for b in sorted({b for b, _ in tiles}):
-        own = {k: summary(locs) for (bb, k), locs in tiles.items() if bb == b}
-        centres = [s["centre"] for s in own.values() if s["cells"] >= MIN_CELLS]
+        own = [s for (bb, _), s in by_key.items() if bb == b]
+        centres = [s["centre"] for s in own if s["cells"] >= MIN_CELLS]
         apart = max(
             (abs(a[0] - c[0]) + abs(a[1] - c[1]) for a in centres for c in centres), default=0
         )
