@@ -371,7 +371,13 @@ class Backbone(wiring.Component):
             lo_f, hi_f = chain_bounds(
                 self.stages["frozen"][i][0], self.stages["frozen"][i][1:], skid
             )
-            depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t + blend + 2 * skid)))
+            # The trainable path from meeting point i's fork starts in the frozen core's
+            # FIFO towards the blends and the slice behind it: while trainable stage i runs
+            # behind, that FIFO fills (to its depth at most), and the frozen path beside
+            # holds those beats too.
+            ahead = depths[i]["frozen"] + skid
+            hi_t += ahead + blend + 2 * skid
+            depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t)))
         return self._balance_loops(depths, skid)
 
     def _balance_loops(self, depths, skid) -> list[dict]:
