@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The balancing FIFOs' depths (``semifreddo_hw.balance``, ``Backbone.balance``): each
 meeting point's FIFOs cover the lag bounds of the two paths that fork and meet again there,
 every element of each path counted (docs/backbone.md, "Delay balancing")."""
