@@ -344,6 +344,25 @@ def outreg_wrapper(work: Path, nextpnr: str) -> Path:
     return path
 
 
+def floorplan_wrapper(work: Path, nextpnr: str, dut) -> Path:
+    """A script in ``work`` that pins the backbone's block RAMs and DSP blocks in its
+    placement order (``generators.ecp5_floorplan``, the order written beside it), then runs
+    ``nextpnr``."""
+    work.mkdir(parents=True, exist_ok=True)
+    order = work / "floorplan_order.json"
+    spec = {"prefix": ["link", "backbone"], "order": dut.placement_order()}
+    order.write_text(json.dumps(spec, indent=1) + "\n")
+    path = work / "nextpnr-ecp5-floorplan"
+    path.write_text(
+        "#!/bin/sh\n# Written by generators.board: block RAMs and DSP blocks pinned in stream"
+        " order, then nextpnr.\n"
+        f"exec {shlex.quote(sys.executable)} -m generators.ecp5_floorplan "
+        f'{shlex.quote(str(order))} {shlex.quote(nextpnr)} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
 def yowasp_env() -> dict:
     """Amaranth's Lattice flow finds its tools through these variables: the YoWASP builds
     installed beside this Python. ``OPENFPGALOADER`` is only checked for, never run."""
@@ -536,6 +555,12 @@ def _parser():
         "block RAMs' output registers before nextpnr: generators/ecp5_outreg.py)",
     )
     p.add_argument(
+        "--no-floorplan",
+        action="store_true",
+        help="let nextpnr place the block RAMs and DSP blocks (by default they are pinned "
+        "along the die in the order the streams pass the blocks: generators/ecp5_floorplan.py)",
+    )
+    p.add_argument(
         "--no-bitstream",
         action="store_true",
         help="write the build and board_link.v only (no Yosys, no nextpnr)",
@@ -601,6 +626,9 @@ def board_build(args, log) -> int:
             work = Path(tmp) / "build" if args.tool_dir is None else args.tool_dir.resolve()
             if not args.no_outreg:
                 env = {**env, "NEXTPNR_ECP5": str(outreg_wrapper(work, env["NEXTPNR_ECP5"]))}
+            if not args.no_floorplan:
+                nextpnr = floorplan_wrapper(work, env["NEXTPNR_ECP5"], dut)
+                env = {**env, "NEXTPNR_ECP5": str(nextpnr)}
             platform = board.make()
             platform.add_file(f"{args.top}.v", backbone_v)
             saved = {k: os.environ.get(k) for k in env}
@@ -632,6 +660,7 @@ def board_build(args, log) -> int:
             report["uart_baud"] = args.baud
             report["placer"] = args.placer
             report["bram_outreg"] = not args.no_outreg
+            report["floorplan"] = not args.no_floorplan
             report["router"] = args.router
             report["bram_fill"] = args.bram_fill
             if args.seed is not None:

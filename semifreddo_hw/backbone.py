@@ -542,6 +542,35 @@ class Backbone(wiring.Component):
 
     # -- elaboration -------------------------------------------------------------------
 
+    def placement_order(self) -> list[str]:
+        """The backbone's submodules, by name, in the order its streams pass them: the
+        stems, then per stage its meeting point and its blocks, then the outputs and the
+        head. Each trainable core's stage sits between the first and second half of the
+        frozen stage beside it (it reads the meeting point in front and feeds the one
+        behind). A floorplan along this order keeps each block beside those it streams to
+        (:mod:`generators.ecp5_floorplan`). Names a build leaves out (a FIFO of depth 0,
+        the slice behind a block whose output is registered) are listed all the same."""
+        net = self.net
+        trainable = [c for c in net.cores if c != "frozen"]
+        order = [f"{c}_stem{s}" for c in net.cores for s in ("_in", "", "_slice")]
+        for i in range(len(net.stages)):
+            mod = i + 1
+            order += [f"{c}_bal{i}" for c in net.cores]
+            for c in trainable:
+                order += [f"{c}_blend{mod}_t", f"{c}_blend{mod}_f", f"{c}_blend{mod}"]
+            order += [f"shuffle{mod}", f"frozen_m{mod}_in"]
+            stage = {}
+            for c in net.cores:
+                stage[c] = [f"{c}_m{mod}_in"] if c != "frozen" else []
+                for j in range(len(self.stages[c][i])):
+                    stage[c] += [f"{c}_m{mod}_{j}", f"{c}_m{mod}_{j}_out"]
+            frozen = stage.pop("frozen", [])
+            half = 2 * (len(frozen) // 4)  # two names a block
+            order += frozen[:half] + [n for c in trainable for n in stage[c]] + frozen[half:]
+        last = len(net.stages)
+        order += [f"{c}_bal{last}" for c in net.cores] + [f"{c}_out" for c in net.cores]
+        return order + ["head"]
+
     def elaborate(self, platform):
         m = Module()
         errors, mismatches = [], []

@@ -1,0 +1,173 @@
+"""Pin an ECP5 design's block RAMs and DSP blocks in the order its streams flow: a netlist
+pass between Yosys and nextpnr.
+
+Why: the ECP5's block RAMs (``DP16KD``) and multipliers (``MULT18X18D``) sit in rows across
+the die, and a rate-folded backbone uses nearly all of them (``small`` at ``--fps 8000``:
+206 of 208 block RAMs, 123 of 156 DSPs). Left to itself nextpnr's placer puts a layer's
+memories and multipliers wherever a site was free, and the layer's fabric follows them: on
+that build every frozen block of stages 2 to 4 spanned the whole die, and its handshakes
+crossed it every cycle (``docs/bringup.md``, "Placed again").
+
+How: the die is walked as a snake of three bands, each holding a row of DSP blocks and one
+or two rows of block RAMs, left to right, right to left, left to right. Each backbone block
+(a layer group, a balancing FIFO, a blend, a slice: the backbone's submodules) gets a stretch
+of the snake as long as its share of the netlist's cells, in the order of
+:meth:`semifreddo_hw.backbone.Backbone.placement_order`; its block RAMs and DSP blocks go to
+the free sites of their kind nearest the middle of its stretch, keeping that order (one
+dimension: the best choice that leaves a site for every cell still to come). nextpnr binds
+cells with a ``BEL`` attribute before it places anything else, and its placer then pulls
+each block's fabric logic towards its pinned sites. Cells outside the ordered blocks (the
+board link's queues) stay free, for the sites left over.
+
+Used by ``generators.board`` as a wrapper around nextpnr, like :mod:`.ecp5_outreg`:
+``python -m generators.ecp5_floorplan ORDER NEXTPNR ARGS...`` reads the block order (JSON
+written by the board flow), rewrites the ``--json`` netlist in place, then runs ``NEXTPNR
+ARGS...``. Only the LFE5U-85F's sites are known (``--85k``, both boards' part); for any other
+part the netlist is left as it is.
+"""
+
+import json
+import os
+import re
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+__all__ = ["SITES", "main", "pin", "snake_position"]
+
+#: The first column of each group of four block RAM or DSP columns on the LFE5U-85F: block
+#: RAMs at +0, +2, +4, +6 (``EBR0``-``EBR3``), multipliers at +0, +1, +4, +5
+#: (``MULT18_0``, ``_1``, ``_4``, ``_5``). Read from nextpnr's placements of the ``small``
+#: board build; every one of the 364 sites checked by binding a cell to it
+#: (``tests/test_ecp5_floorplan.py``, slow).
+_GROUPS_85K = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
+_EBR_ROWS_85K = (22, 46, 70, 82)
+_DSP_ROWS_85K = (10, 34, 58)
+
+#: Per nextpnr device option: the die's columns, its snake's bands (rows ``[y0, y1)``, each
+#: with a DSP row), and the sites of each hard cell type.
+SITES = {
+    "85k": {
+        "columns": 126,
+        "bands": ((0, 28), (28, 52), (52, 95)),
+        "DP16KD": tuple(
+            (g + 2 * k, y, f"X{g + 2 * k}/Y{y}/EBR{k}")
+            for y in _EBR_ROWS_85K
+            for g in _GROUPS_85K
+            for k in range(4)
+        ),
+        "MULT18X18D": tuple(
+            (g + dx, y, f"X{g + dx}/Y{y}/MULT18_{dx}")
+            for y in _DSP_ROWS_85K
+            for g in _GROUPS_85K
+            for dx in (0, 1, 4, 5)
+        ),
+    },
+}
+
+#: The cell types pinned.
+HARD = ("DP16KD", "MULT18X18D")
+
+
+def snake_position(die: dict, x: int, y: int) -> float:
+    """Where tile ``(x, y)`` lies along the snake, in tiles of fabric before it: band by
+    band (alternately left to right and right to left), a column of a band counting its
+    height."""
+    width, base = die["columns"], 0
+    for k, (y0, y1) in enumerate(die["bands"]):
+        if y0 <= y < y1:
+            column = width - x if k % 2 else x
+            return base + column * (y1 - y0)
+        base += width * (y1 - y0)
+    raise ValueError(f"row {y} lies outside the die's bands")
+
+
+def _block(name: str, prefix: tuple[str, ...]):
+    """The backbone block (first name inside ``prefix``) a flattened cell name lies in."""
+    parts = name.lstrip("\\$").split(".")
+    if len(parts) <= len(prefix) + 1 or tuple(parts[: len(prefix)]) != prefix:
+        return None
+    return parts[len(prefix)]
+
+
+def pin(netlist: dict, top: str, order: list[str], prefix, device: str) -> dict:
+    """Give the hard cells of the blocks in ``order`` a ``BEL`` attribute each (see the
+    module's docstring); returns counts: cells pinned per type, blocks placed."""
+    die = SITES[device]
+    cells = netlist["modules"][top]["cells"]
+    rank = {b: k for k, b in enumerate(order)}
+    weight, hard = Counter(), defaultdict(list)
+    for name, cell in cells.items():
+        b = _block(name, tuple(prefix))
+        if b not in rank:
+            continue
+        weight[b] += 1
+        if cell["type"] in HARD and "BEL" not in cell.get("attributes", {}):
+            hard[cell["type"]].append((rank[b], name))
+    blocks = sorted(weight, key=rank.get)
+    total = sum(weight.values())
+    length = sum(die["columns"] * (y1 - y0) for y0, y1 in die["bands"])
+    middle, done = {}, 0
+    for b in blocks:
+        middle[rank[b]] = (done + weight[b] / 2) / max(total, 1) * length
+        done += weight[b]
+    counts = {"blocks": len(blocks)}
+    for kind in HARD:
+        sites = sorted(die[kind], key=lambda s: (snake_position(die, s[0], s[1]), s[2]))
+        where = [snake_position(die, x, y) for x, y, _ in sites]
+        wanted = sorted(hard[kind])
+        if len(wanted) > len(sites):
+            raise ValueError(f"{len(wanted)} {kind} cells, but the part has {len(sites)} sites")
+        start = 0
+        for i, (r, name) in enumerate(wanted):
+            last = len(sites) - (len(wanted) - i)  # a site left for each cell after
+            best = min(range(start, last + 1), key=lambda k: (abs(where[k] - middle[r]), k))
+            cells[name].setdefault("attributes", {})["BEL"] = sites[best][2]
+            start = best + 1
+        counts[kind] = len(wanted)
+    return counts
+
+
+def _device(args) -> str | None:
+    """nextpnr's device option among ``args`` (``--85k`` -> ``"85k"``, ``--um5g-45k`` ->
+    ``"um5g-45k"``), or None."""
+    return next((a[2:] for a in args if re.fullmatch(r"--(um5g-|um-)?\d+k", a)), None)
+
+
+def main(argv=None) -> int:
+    """``ORDER NEXTPNR ARGS...``: pin the hard cells of the ``--json`` netlist (rewritten
+    whole, atomically), then run nextpnr with the same arguments."""
+    from .ecp5_outreg import _json_path, _top
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2:
+        raise SystemExit("usage: python -m generators.ecp5_floorplan ORDER NEXTPNR [ARGS...]")
+    order_path, nextpnr = Path(argv[0]), argv[1:]
+    path = _json_path(nextpnr[1:])
+    device = _device(nextpnr[1:])
+    if device not in SITES:
+        print(f"ecp5_floorplan: no site table for --{device}; nothing pinned", file=sys.stderr)
+    else:
+        try:
+            spec = json.loads(order_path.read_text(encoding="utf-8"))
+            netlist = json.loads(path.read_text(encoding="utf-8"))
+            counts = pin(netlist, _top(netlist), spec["order"], spec["prefix"], device)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            # Leave the netlist as it is: nextpnr places it unpinned.
+            print(f"ecp5_floorplan: {e}; nothing pinned", file=sys.stderr)
+        else:
+            tmp = path.with_name(path.name + ".floorplan")
+            tmp.write_text(json.dumps(netlist), encoding="utf-8")
+            os.replace(tmp, path)
+            print(
+                f"ecp5_floorplan: {counts['DP16KD']} block RAMs and {counts['MULT18X18D']} "
+                f"DSP blocks of {counts['blocks']} blocks pinned in stream order",
+                file=sys.stderr,
+            )
+            del netlist
+    sys.stderr.flush()
+    os.execvp(nextpnr[0], nextpnr)
+
+
+if __name__ == "__main__":
+    main()

