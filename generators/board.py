@@ -350,7 +350,10 @@ def floorplan_wrapper(work: Path, nextpnr: str, dut) -> Path:
     ``nextpnr``."""
     work.mkdir(parents=True, exist_ok=True)
     order = work / "floorplan_order.json"
-    spec = {"prefix": ["link", "backbone"], "order": dut.placement_order()}
+    # The link's receive queue before the backbone (it feeds the stems), its send queue
+    # after (the outputs feed it): the snake ends beside its start.
+    blocks = [f"link.backbone.{n}" for n in dut.placement_order()]
+    spec = {"order": ["link.rx_queue", "link.rx_byte", *blocks, "link.tx_queue"]}
     order.write_text(json.dumps(spec, indent=1) + "\n")
     path = work / "nextpnr-ecp5-floorplan"
     path.write_text(

@@ -8,22 +8,23 @@ memories and multipliers wherever a site was free, and the layer's fabric follow
 that build every frozen block of stages 2 to 4 spanned the whole die, and its handshakes
 crossed it every cycle (``docs/bringup.md``, "Placed again").
 
-How: the die is walked as a snake of three bands, each holding a row of DSP blocks and one
-or two rows of block RAMs, left to right, right to left, left to right. Each backbone block
-(a layer group, a balancing FIFO, a blend, a slice: the backbone's submodules) gets a stretch
-of the snake as long as its share of the netlist's cells, in the order of
-:meth:`semifreddo_hw.backbone.Backbone.placement_order`; its block RAMs and DSP blocks go to
-the free sites of their kind nearest the middle of its stretch, keeping that order (one
-dimension: the best choice that leaves a site for every cell still to come). nextpnr binds
-cells with a ``BEL`` attribute before it places anything else, and its placer then pulls
-each block's fabric logic towards its pinned sites. Cells outside the ordered blocks (the
-board link's queues) stay free, for the sites left over.
+How: the die is walked as a snake of four bands, each holding a row of block RAMs, from the
+bottom left: left to right, right to left, left to right, right to left, so that it ends on
+the side it starts (where the board link sits, between the backbone's input and its
+outputs). Each block (the board link's receive queue, then every backbone submodule in the
+order of :meth:`semifreddo_hw.backbone.Backbone.placement_order`, then the link's send
+queue) gets a stretch of the snake as long as its share of the netlist's cells; its block
+RAMs and DSP blocks go to the free sites of their kind nearest the middle of its stretch,
+keeping that order (one dimension: the best choice that leaves a site for every cell still
+to come). nextpnr binds cells with a ``BEL`` attribute before it places anything else, and
+its placer then pulls each block's fabric logic towards its pinned sites. Cells outside the
+ordered blocks stay free, for the sites left over.
 
 Used by ``generators.board`` as a wrapper around nextpnr, like :mod:`.ecp5_outreg`:
 ``python -m generators.ecp5_floorplan ORDER NEXTPNR ARGS...`` reads the block order (JSON
-written by the board flow), rewrites the ``--json`` netlist in place, then runs ``NEXTPNR
-ARGS...``. Only the LFE5U-85F's sites are known (``--85k``, both boards' part); for any other
-part the netlist is left as it is.
+written by the board flow: instance paths from the top, dot-separated), rewrites the
+``--json`` netlist in place, then runs ``NEXTPNR ARGS...``. Only the LFE5U-85F's sites are
+known (``--85k``, both boards' part); for any other part the netlist is left as it is.
 """
 
 import json
@@ -44,12 +45,12 @@ _GROUPS_85K = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
 _EBR_ROWS_85K = (22, 46, 70, 82)
 _DSP_ROWS_85K = (10, 34, 58)
 
-#: Per nextpnr device option: the die's columns, its snake's bands (rows ``[y0, y1)``, each
-#: with a DSP row), and the sites of each hard cell type.
+#: Per nextpnr device option: the die's columns, its snake's bands in snake order (rows
+#: ``[y0, y1)``, each with a block RAM row), and the sites of each hard cell type.
 SITES = {
     "85k": {
         "columns": 126,
-        "bands": ((0, 28), (28, 52), (52, 95)),
+        "bands": ((76, 95), (52, 76), (28, 52), (0, 28)),
         "DP16KD": tuple(
             (g + 2 * k, y, f"X{g + 2 * k}/Y{y}/EBR{k}")
             for y in _EBR_ROWS_85K
@@ -82,24 +83,27 @@ def snake_position(die: dict, x: int, y: int) -> float:
     raise ValueError(f"row {y} lies outside the die's bands")
 
 
-def _block(name: str, prefix: tuple[str, ...]):
-    """The backbone block (first name inside ``prefix``) a flattened cell name lies in."""
+def _block(name: str, rank: dict):
+    """The innermost block of ``rank`` (instance paths) a flattened cell name lies in."""
     parts = name.lstrip("\\$").split(".")
-    if len(parts) <= len(prefix) + 1 or tuple(parts[: len(prefix)]) != prefix:
-        return None
-    return parts[len(prefix)]
+    for k in range(len(parts) - 1, 0, -1):
+        path = ".".join(parts[:k])
+        if path in rank:
+            return path
+    return None
 
 
-def pin(netlist: dict, top: str, order: list[str], prefix, device: str) -> dict:
-    """Give the hard cells of the blocks in ``order`` a ``BEL`` attribute each (see the
-    module's docstring); returns counts: cells pinned per type, blocks placed."""
+def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
+    """Give the hard cells of the blocks in ``order`` (instance paths) a ``BEL`` attribute
+    each (see the module's docstring); returns counts: cells pinned per type, blocks
+    placed."""
     die = SITES[device]
     cells = netlist["modules"][top]["cells"]
     rank = {b: k for k, b in enumerate(order)}
     weight, hard = Counter(), defaultdict(list)
     for name, cell in cells.items():
-        b = _block(name, tuple(prefix))
-        if b not in rank:
+        b = _block(name, rank)
+        if b is None:
             continue
         weight[b] += 1
         if cell["type"] in HARD and "BEL" not in cell.get("attributes", {}):
@@ -151,7 +155,7 @@ def main(argv=None) -> int:
         try:
             spec = json.loads(order_path.read_text(encoding="utf-8"))
             netlist = json.loads(path.read_text(encoding="utf-8"))
-            counts = pin(netlist, _top(netlist), spec["order"], spec["prefix"], device)
+            counts = pin(netlist, _top(netlist), spec["order"], device)
         except (OSError, ValueError, KeyError, TypeError) as e:
             # Leave the netlist as it is: nextpnr places it unpinned.
             print(f"ecp5_floorplan: {e}; nothing pinned", file=sys.stderr)

@@ -30,21 +30,24 @@ def test_sites_of_the_85k():
             assert bel.startswith(f"X{x}/Y{y}/")
             assert 0 <= x < DIE["columns"]
             snake_position(DIE, x, y)  # on a band
-    # Every band holds a row of multipliers: each block's stretch has some near.
+    # Every band holds a row of block RAMs: each block's stretch has some near.
     for y0, y1 in DIE["bands"]:
-        assert any(y0 <= y < y1 for _, y, _ in DIE["MULT18X18D"])
+        assert any(y0 <= y < y1 for _, y, _ in DIE["DP16KD"])
 
 
 def test_the_snake_runs_on_at_each_band():
-    """Left to right, back right to left one band down, and so on: neighbouring positions
-    are neighbouring tiles, also where one band turns into the next."""
-    (a0, a1), (b0, b1), (c0, _) = DIE["bands"]
-    width = DIE["columns"]
-    assert snake_position(DIE, 0, a0) == 0
-    assert snake_position(DIE, 10, a0) < snake_position(DIE, 11, a0)
-    assert snake_position(DIE, 11, b0) < snake_position(DIE, 10, b0)
-    assert snake_position(DIE, width, b0) == snake_position(DIE, width, a0)
-    assert snake_position(DIE, 0, c0) == snake_position(DIE, 0, b0)
+    """From the bottom left, left to right, back right to left one band up, and so on:
+    neighbouring positions are neighbouring tiles, also where one band turns into the next,
+    and it ends on the left, where it started."""
+    bands, width = DIE["bands"], DIE["columns"]
+    assert snake_position(DIE, 0, bands[0][0]) == 0
+    for k, (y0, _) in enumerate(bands):
+        step = snake_position(DIE, 11, y0) - snake_position(DIE, 10, y0)
+        assert step > 0 if k % 2 == 0 else step < 0
+        if k:
+            turn = 0 if k % 2 == 0 else width
+            assert snake_position(DIE, turn, y0) == snake_position(DIE, turn, bands[k - 1][0])
+    assert len(bands) % 2 == 0  # the end is on the left
     with pytest.raises(ValueError, match="outside"):
         snake_position(DIE, 0, 95)
 
@@ -82,8 +85,8 @@ def _position(bel):
 def test_hard_cells_follow_the_order():
     blocks = [("s", 300, 2, 1), ("m1", 2000, 6, 4), ("bal", 100, 3, 0), ("m2", 2000, 6, 4)]
     netlist = _netlist(blocks)
-    order = ["s", "nothing_here", "m1", "bal", "m2"]
-    counts = pin(netlist, "top", order, ["link", "backbone"], "85k")
+    order = [f"link.backbone.{b}" for b in ("s", "nothing_here", "m1", "bal", "m2")]
+    counts = pin(netlist, "top", order, "85k")
     assert counts == {"blocks": 4, "DP16KD": 17, "MULT18X18D": 9}
     placed = [_bels(netlist, b) for b, *_ in blocks]
     assert [len(p) for p in placed] == [3, 10, 3, 10]
@@ -101,22 +104,28 @@ def test_hard_cells_follow_the_order():
     total = sum(f + r + m for _, f, r, m in blocks)
     m1_middle = (305 + 1006) / total * length
     assert all(abs(_position(b) - m1_middle) < 0.15 * length for b in placed[1])
-    # Cells outside the ordered blocks stay free.
+    # Cells outside the ordered blocks stay free; a block inside another is its own.
     cells = netlist["modules"]["top"]["cells"]
     assert "BEL" not in cells["link.rx_queue.ram"]["attributes"]
+    inner = _netlist(blocks)
+    pin(inner, "top", ["link.backbone.m1", "link.backbone.m1.rq", "link.rx_queue"], "85k")
+    cells = inner["modules"]["top"]["cells"]
+    ram, mul = cells["link.backbone.m1.mem.ram0"], cells["link.backbone.m1.rq.mul0"]
+    assert _position(ram["attributes"]["BEL"]) < _position(mul["attributes"]["BEL"])
+    assert "BEL" in cells["link.rx_queue.ram"]["attributes"]
     # The same netlist, the same sites.
     again = _netlist(blocks)
-    pin(again, "top", order, ["link", "backbone"], "85k")
+    pin(again, "top", order, "85k")
     assert json.dumps(again, sort_keys=True) == json.dumps(netlist, sort_keys=True)
 
 
 def test_a_full_part_uses_every_site_and_more_is_refused():
     netlist = _netlist([("a", 10, 100, 80), ("b", 10, 108, 76)])
-    counts = pin(netlist, "top", ["a", "b"], ["link", "backbone"], "85k")
+    counts = pin(netlist, "top", ["link.backbone.a", "link.backbone.b"], "85k")
     assert counts["DP16KD"] == 208 and counts["MULT18X18D"] == 156
     netlist = _netlist([("a", 10, 209, 0)])
     with pytest.raises(ValueError, match="209 DP16KD cells, but the part has 208 sites"):
-        pin(netlist, "top", ["a"], ["link", "backbone"], "85k")
+        pin(netlist, "top", ["link.backbone.a"], "85k")
 
 
 def test_the_wrapper_pins_then_runs_nextpnr(tmp_path):
@@ -128,7 +137,8 @@ def test_the_wrapper_pins_then_runs_nextpnr(tmp_path):
     tools = tmp_path / "tools"
     script = floorplan_wrapper(tools, "true", dut)
     spec = json.loads((tools / "floorplan_order.json").read_text())
-    assert spec == {"prefix": ["link", "backbone"], "order": dut.placement_order()}
+    blocks = [f"link.backbone.{n}" for n in dut.placement_order()]
+    assert spec == {"order": ["link.rx_queue", "link.rx_byte", *blocks, "link.tx_queue"]}
     netlist = _netlist([("frozen_stem", 50, 1, 1), ("frozen_m1_0", 50, 2, 2)])
     (tools / "top.json").write_text(json.dumps(netlist))
 
@@ -146,7 +156,7 @@ def test_the_wrapper_pins_then_runs_nextpnr(tmp_path):
     assert "no site table for --25k; nothing pinned" in run("--25k")
     assert (tools / "top.json").read_text() == before
     said = run("--85k")
-    assert "3 block RAMs and 3 DSP blocks of 2 blocks pinned in stream order" in said
+    assert "4 block RAMs and 3 DSP blocks of 3 blocks pinned in stream order" in said
     assert len(_bels(json.loads((tools / "top.json").read_text()), "frozen_m1_0")) == 4
     (tools / "top.json").write_text("{not json")
     assert "nothing pinned" in run("--85k")
