@@ -28,7 +28,6 @@ known (``--85k``, both boards' part); for any other part the netlist is left as 
 """
 
 import json
-import os
 import re
 import sys
 from collections import Counter, defaultdict
@@ -141,36 +140,28 @@ def _device(args) -> str | None:
 def main(argv=None) -> int:
     """``ORDER NEXTPNR ARGS...``: pin the hard cells of the ``--json`` netlist (rewritten
     whole, atomically), then run nextpnr with the same arguments."""
-    from .ecp5_outreg import _json_path, _top
+    from .ecp5_outreg import rewrite_then_run
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2:
         raise SystemExit("usage: python -m generators.ecp5_floorplan ORDER NEXTPNR [ARGS...]")
     order_path, nextpnr = Path(argv[0]), argv[1:]
-    path = _json_path(nextpnr[1:])
     device = _device(nextpnr[1:])
-    if device not in SITES:
-        print(f"ecp5_floorplan: no site table for --{device}; nothing pinned", file=sys.stderr)
-    else:
-        try:
-            spec = json.loads(order_path.read_text(encoding="utf-8"))
-            netlist = json.loads(path.read_text(encoding="utf-8"))
-            counts = pin(netlist, _top(netlist), spec["order"], device)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            # Leave the netlist as it is: nextpnr places it unpinned.
-            print(f"ecp5_floorplan: {e}; nothing pinned", file=sys.stderr)
-        else:
-            tmp = path.with_name(path.name + ".floorplan")
-            tmp.write_text(json.dumps(netlist), encoding="utf-8")
-            os.replace(tmp, path)
-            print(
-                f"ecp5_floorplan: {counts['DP16KD']} block RAMs and {counts['MULT18X18D']} "
-                f"DSP blocks of {counts['blocks']} blocks pinned in stream order",
-                file=sys.stderr,
-            )
-            del netlist
-    sys.stderr.flush()
-    os.execvp(nextpnr[0], nextpnr)
+
+    def change(netlist, top):
+        if device not in SITES:
+            raise ValueError(f"no site table for --{device}")
+        spec = json.loads(order_path.read_text(encoding="utf-8"))
+        return pin(netlist, top, spec["order"], device)
+
+    def said(counts):
+        return (
+            f"{counts['DP16KD']} block RAMs and {counts['MULT18X18D']} DSP blocks of "
+            f"{counts['blocks']} blocks pinned in stream order"
+        )
+
+    # Nothing pinned: nextpnr places the netlist as Yosys left it.
+    rewrite_then_run("ecp5_floorplan", nextpnr, change, said, "nothing pinned")
 
 
 if __name__ == "__main__":

@@ -174,22 +174,31 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         raise SystemExit("usage: python -m generators.ecp5_outreg NEXTPNR [ARGS...]")
+
+    def said(counts):
+        moved, ports = counts["flip_flops"], counts["ports"]
+        return f"{moved} flip-flops moved into {ports} block RAM read ports"
+
+    rewrite_then_run("ecp5_outreg", argv, absorb, said, "nothing moved")
+
+
+def rewrite_then_run(pass_name: str, argv, change, said, unchanged: str) -> None:
+    """Rewrite the ``--json`` netlist among nextpnr's ``argv[1:]`` with ``change(netlist,
+    top)`` (whole, atomically) and print ``said`` of its result, then run ``argv`` (it
+    replaces this process). A netlist that cannot be read or changed goes to nextpnr as it
+    was, with a line saying why (``unchanged``): nextpnr says what is wrong with it, if
+    anything."""
     path = _json_path(argv[1:])
     try:
         netlist = json.loads(path.read_text(encoding="utf-8"))
-        counts = absorb(netlist, _top(netlist))
+        result = change(netlist, _top(netlist))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        # Leave the netlist as Yosys wrote it: nextpnr says what is wrong with it, if anything.
-        print(f"ecp5_outreg: {path}: {e}; nothing moved", file=sys.stderr)
+        print(f"{pass_name}: {path}: {e}; {unchanged}", file=sys.stderr)
     else:
-        tmp = path.with_name(path.name + ".outreg")
+        tmp = path.with_name(f"{path.name}.{pass_name}")
         tmp.write_text(json.dumps(netlist), encoding="utf-8")
         os.replace(tmp, path)
-        print(
-            f"ecp5_outreg: {counts['flip_flops']} flip-flops moved into {counts['ports']} "
-            "block RAM read ports",
-            file=sys.stderr,
-        )
+        print(f"{pass_name}: {said(result)}", file=sys.stderr)
         del netlist  # (the exec below frees it anyway)
     sys.stderr.flush()
     os.execvp(argv[0], argv)
