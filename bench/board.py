@@ -64,6 +64,7 @@ def run(
     router: str = "router2",
     bram_fill: float = 1.0,
     seed: int | None = None,
+    floorplan: bool = True,
 ) -> dict:
     with tempfile.TemporaryDirectory(prefix="semifreddo-bench-board-") as tmp:
         frozen, trainable = weight_files(name, Path(tmp))
@@ -98,6 +99,7 @@ def run(
             "--bram-fill",
             str(bram_fill),
             *(["--seed", str(seed)] if seed is not None else []),
+            *([] if floorplan else ["--no-floorplan"]),
         ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True)
@@ -120,6 +122,7 @@ def run(
         "placer": placer,
         "router": router,
         "bram_fill": bram_fill,
+        "floorplan": floorplan,
         **({"seed": seed} if seed is not None else {}),
         **({k: r[k] for k in ("dsp_min_width", "multiplies") if k in r}),
         **{k: r[k] for k in FIELDS},
@@ -173,6 +176,11 @@ def main(argv=None) -> int:
         "--bram-fill", type=float, default=1.0, help="the build's --bram-fill (default 1.0)"
     )
     ap.add_argument("--seed", type=int, help="nextpnr's seed (the build's --seed)")
+    ap.add_argument(
+        "--no-floorplan",
+        action="store_true",
+        help="the build's --no-floorplan: nextpnr places the block RAMs and DSP blocks",
+    )
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", type=Path, help="write the records here")
     args = ap.parse_args(argv)
@@ -193,6 +201,7 @@ def main(argv=None) -> int:
                     router=args.router,
                     bram_fill=args.bram_fill,
                     seed=args.seed,
+                    floorplan=not args.no_floorplan,
                 )
             )
             print_table(records[-1:])
