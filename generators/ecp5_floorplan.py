@@ -11,20 +11,25 @@ crossed it every cycle (``docs/bringup.md``, "Placed again").
 How: the die is walked as a snake of four bands, each holding a row of block RAMs, from the
 bottom left: left to right, right to left, left to right, right to left, so that it ends on
 the side it starts (where the board link sits, between the backbone's input and its
-outputs). Each block (the board link's receive queue, then every backbone submodule in the
-order of :meth:`semifreddo_hw.backbone.Backbone.placement_order`, then the link's send
-queue) gets a stretch of the snake as long as its share of the netlist's cells; its block
-RAMs and DSP blocks go to the free sites of their kind nearest the middle of its stretch,
-keeping that order (one dimension: the best choice that leaves a site for every cell still
-to come). nextpnr binds cells with a ``BEL`` attribute before it places anything else, and
-its placer then pulls each block's fabric logic towards its pinned sites. Cells outside the
-ordered blocks stay free, for the sites left over.
+outputs). Each block (the board link's receive queue and byte slice, then every backbone
+submodule in the order of :meth:`semifreddo_hw.backbone.Backbone.placement_order`, then the
+link's send queue) gets a stretch of the snake as long as its share of the ordered blocks'
+cells. Its block RAMs and DSP blocks go to free sites of their kind in that order: each to
+the site nearest its block's middle among those after the last one given and before the
+sites still needed by the cells to come (so a block's cells start at its middle and run on
+along the snake; with nearly every block RAM used, block RAM ``i`` lands within a few
+sites of the snake's ``i``-th). nextpnr binds cells with a ``BEL`` attribute before it
+places anything else, and its placer then pulls each block's fabric logic towards its
+pinned sites. Cells outside the ordered blocks stay free, for the sites left over, and a
+cell already bound keeps its site.
 
 Used by ``generators.board`` as a wrapper around nextpnr, like :mod:`.ecp5_outreg`:
 ``python -m generators.ecp5_floorplan ORDER NEXTPNR ARGS...`` reads the block order (JSON
 written by the board flow: instance paths from the top, dot-separated), rewrites the
-``--json`` netlist in place, then runs ``NEXTPNR ARGS...``. Only the LFE5U-85F's sites are
-known (``--85k``, both boards' part); for any other part the netlist is left as it is.
+``--json`` netlist in place, then runs ``NEXTPNR ARGS...``, and writes what it pinned to
+``floorplan_pinned.json`` beside the order (for the board report). Only the 85k die's sites
+are known (``--85k``, ``--um-85k``, ``--um5g-85k``: both boards' parts); for any other part
+the netlist is left as it is.
 """
 
 import json
@@ -33,7 +38,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-__all__ = ["SITES", "main", "pin", "snake_position"]
+__all__ = ["DEVICES", "SITES", "main", "pin", "snake_position"]
 
 #: The first column of each group of four block RAM or DSP columns on the LFE5U-85F: block
 #: RAMs at +0, +2, +4, +6 (``EBR0``-``EBR3``), multipliers at +0, +1, +4, +5
@@ -44,8 +49,8 @@ _GROUPS_85K = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
 _EBR_ROWS_85K = (22, 46, 70, 82)
 _DSP_ROWS_85K = (10, 34, 58)
 
-#: Per nextpnr device option: the die's columns, its snake's bands in snake order (rows
-#: ``[y0, y1)``, each with a block RAM row), and the sites of each hard cell type.
+#: Per die: the columns, the snake's bands in snake order (rows ``[y0, y1)``, each with a
+#: block RAM row), and the sites of each hard cell type.
 SITES = {
     "85k": {
         "columns": 126,
@@ -64,6 +69,10 @@ SITES = {
         ),
     },
 }
+
+#: nextpnr's device options of each die in :data:`SITES`: the LFE5U-85F (ULX3S-85F) and
+#: the LFE5UM5G-85F (ECPIX-5-85) share one (the 364 sites checked with each option).
+DEVICES = {"85k": "85k", "um-85k": "85k", "um5g-85k": "85k"}
 
 #: The cell types pinned.
 HARD = ("DP16KD", "MULT18X18D")
@@ -96,10 +105,11 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
     """Give the hard cells of the blocks in ``order`` (instance paths) a ``BEL`` attribute
     each (see the module's docstring); returns counts: cells pinned per type, blocks
     placed."""
-    die = SITES[device]
+    die = SITES[DEVICES[device]]
     cells = netlist["modules"][top]["cells"]
     rank = {b: k for k, b in enumerate(order)}
     weight, hard = Counter(), defaultdict(list)
+    bound = {c["attributes"]["BEL"] for c in cells.values() if "BEL" in c.get("attributes", {})}
     for name, cell in cells.items():
         b = _block(name, rank)
         if b is None:
@@ -116,11 +126,14 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
         done += weight[b]
     counts = {"blocks": len(blocks)}
     for kind in HARD:
-        sites = sorted(die[kind], key=lambda s: (snake_position(die, s[0], s[1]), s[2]))
+        # The sites not taken by a cell bound before (it keeps its own), along the snake.
+        free = [s for s in die[kind] if s[2] not in bound]
+        sites = sorted(free, key=lambda s: (snake_position(die, s[0], s[1]), s[2]))
         where = [snake_position(die, x, y) for x, y, _ in sites]
         wanted = sorted(hard[kind])
         if len(wanted) > len(sites):
-            raise ValueError(f"{len(wanted)} {kind} cells, but the part has {len(sites)} sites")
+            n = len(sites)
+            raise ValueError(f"{len(wanted)} {kind} cells, but the part has {n} free sites")
         start = 0
         for i, (r, name) in enumerate(wanted):
             last = len(sites) - (len(wanted) - i)  # a site left for each cell after
@@ -149,10 +162,14 @@ def main(argv=None) -> int:
     device = _device(nextpnr[1:])
 
     def change(netlist, top):
-        if device not in SITES:
-            raise ValueError(f"no site table for --{device}")
+        if device not in DEVICES:
+            raise ValueError(f"no site table for {'--' + device if device else 'this part'}")
         spec = json.loads(order_path.read_text(encoding="utf-8"))
-        return pin(netlist, top, spec["order"], device)
+        counts = pin(netlist, top, spec["order"], device)
+        # What was pinned, for the board flow's report (written before the netlist is).
+        result = order_path.with_name("floorplan_pinned.json")  # board.FLOORPLAN_PINNED
+        result.write_text(json.dumps(counts, sort_keys=True) + "\n", encoding="utf-8")
+        return counts
 
     def said(counts):
         return (

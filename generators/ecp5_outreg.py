@@ -159,13 +159,13 @@ def absorb(netlist: dict, top: str = "top") -> dict:
     return {"ports": moved_ports, "flip_flops": moved_ffs}
 
 
-def _json_path(args) -> Path:
+def _json_path(args, pass_name: str = "ecp5_outreg") -> Path:
     for k, a in enumerate(args):
         if a == "--json" and k + 1 < len(args):
             return Path(args[k + 1])
         if a.startswith("--json="):
             return Path(a.split("=", 1)[1])
-    raise SystemExit("ecp5_outreg: no --json NETLIST among nextpnr's arguments")
+    raise SystemExit(f"{pass_name}: no --json NETLIST among nextpnr's arguments")
 
 
 def main(argv=None) -> int:
@@ -188,7 +188,7 @@ def rewrite_then_run(pass_name: str, argv, change, said, unchanged: str) -> None
     replaces this process). A netlist that cannot be read or changed goes to nextpnr as it
     was, with a line saying why (``unchanged``): nextpnr says what is wrong with it, if
     anything."""
-    path = _json_path(argv[1:])
+    path = _json_path(argv[1:], pass_name)
     try:
         netlist = json.loads(path.read_text(encoding="utf-8"))
         result = change(netlist, _top(netlist))

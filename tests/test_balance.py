@@ -37,7 +37,7 @@ def _chain(blocks):
     return lo, hi
 
 
-@pytest.mark.parametrize("name, period", [("two_cores", 1), ("small", 16)])
+@pytest.mark.parametrize("name, period", [("two_cores", 1), ("one_core", 1), ("small", 16)])
 def test_meeting_points_cover_both_paths(name, period):
     """Stage ``i + 1``'s two paths fork at meeting point ``i`` (the frozen stream) and meet
     at meeting point ``i + 1``, written out element by element:
@@ -63,7 +63,3 @@ def test_meeting_points_cover_both_paths(name, period):
         depths = dut.balance[i + 1]
         assert depths["trainable"] >= hi_f - lo_t + BALANCE_MARGIN, (i, depths)
         assert depths["frozen"] >= hi_t - lo_f + BALANCE_MARGIN, (i, depths)
-    # The frozen FIFOs grow from one meeting point to the next: each is on the next
-    # trainable path.
-    frozen = [d["frozen"] for d in dut.balance[1:]]
-    assert all(b > a for a, b in zip(frozen, frozen[1:], strict=False)), frozen

@@ -119,12 +119,27 @@ def test_hard_cells_follow_the_order():
     assert json.dumps(again, sort_keys=True) == json.dumps(netlist, sort_keys=True)
 
 
+def test_a_cell_already_bound_keeps_its_site():
+    """A cell bound before (its own ``BEL``) keeps its site, and no other cell is given it,
+    not even the one that would have had it."""
+    order = ["link.backbone.a"]
+    free = _netlist([("a", 10, 2, 0)])
+    pin(free, "top", order, "85k")
+    wanted = free["modules"]["top"]["cells"]["link.backbone.a.mem.ram0"]["attributes"]["BEL"]
+    netlist = _netlist([("a", 10, 2, 0)])
+    cells = netlist["modules"]["top"]["cells"]
+    cells["link.backbone.a.mem.ram1"]["attributes"]["BEL"] = wanted
+    assert pin(netlist, "top", order, "um5g-85k")["DP16KD"] == 1
+    assert cells["link.backbone.a.mem.ram1"]["attributes"]["BEL"] == wanted
+    assert cells["link.backbone.a.mem.ram0"]["attributes"]["BEL"] != wanted
+
+
 def test_a_full_part_uses_every_site_and_more_is_refused():
     netlist = _netlist([("a", 10, 100, 80), ("b", 10, 108, 76)])
     counts = pin(netlist, "top", ["link.backbone.a", "link.backbone.b"], "85k")
     assert counts["DP16KD"] == 208 and counts["MULT18X18D"] == 156
     netlist = _netlist([("a", 10, 209, 0)])
-    with pytest.raises(ValueError, match="209 DP16KD cells, but the part has 208 sites"):
+    with pytest.raises(ValueError, match="209 DP16KD cells, but the part has 208 free sites"):
         pin(netlist, "top", ["link.backbone.a"], "85k")
 
 
@@ -154,10 +169,17 @@ def test_the_wrapper_pins_then_runs_nextpnr(tmp_path):
 
     before = (tools / "top.json").read_text()
     assert "no site table for --25k; nothing pinned" in run("--25k")
+    assert "no site table for this part; nothing pinned" in run()
     assert (tools / "top.json").read_text() == before
-    said = run("--85k")
+    assert not (tools / "floorplan_pinned.json").exists()
+    said = run("--um5g-85k")  # the ECPIX-5's part: the same die
     assert "4 block RAMs and 3 DSP blocks of 3 blocks pinned in stream order" in said
     assert len(_bels(json.loads((tools / "top.json").read_text()), "frozen_m1_0")) == 4
+    pinned = json.loads((tools / "floorplan_pinned.json").read_text())
+    assert pinned == {"DP16KD": 4, "MULT18X18D": 3, "blocks": 3}
+    # A new wrapper (a rebuild in the same directory) takes the last run's counts away.
+    floorplan_wrapper(tools, "true", dut)
+    assert not (tools / "floorplan_pinned.json").exists()
     (tools / "top.json").write_text("{not json")
     assert "nothing pinned" in run("--85k")
 
