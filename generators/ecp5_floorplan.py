@@ -14,11 +14,11 @@ the side it starts (where the board link sits, between the backbone's input and 
 outputs). Each block (the board link's receive queue and byte slice, then every backbone
 submodule in the order of :meth:`semifreddo_hw.backbone.Backbone.placement_order`, then the
 link's send queue) gets a stretch of the snake as long as its share of the ordered blocks'
-cells. Its block RAMs and DSP blocks go to free sites of their kind in that order: each to
-the site nearest its block's middle among those after the last one given and before the
-sites still needed by the cells to come (so a block's cells start at its middle and run on
-along the snake; with nearly every block RAM used, block RAM ``i`` lands within a few
-sites of the snake's ``i``-th). nextpnr binds cells with a ``BEL`` attribute before it
+cells. Its block RAMs and DSP blocks go to free sites of their kind near its stretch's
+middle: of all ways to give every such cell a site of its own, the one with the least sum
+of squared distances (tiles, x plus y, on the die: a site one band up may be nearer than
+one further along the band) from each cell's block's middle to its site
+(:func:`min_cost_assignment`). nextpnr binds cells with a ``BEL`` attribute before it
 places anything else, and its placer then pulls each block's fabric logic towards its
 pinned sites. Cells outside the ordered blocks stay free, for the sites left over, and a
 cell already bound keeps its site.
@@ -38,7 +38,17 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-__all__ = ["DEVICES", "SITES", "main", "pin", "snake_position"]
+import numpy as np
+
+__all__ = [
+    "DEVICES",
+    "SITES",
+    "main",
+    "min_cost_assignment",
+    "pin",
+    "snake_point",
+    "snake_position",
+]
 
 #: The first column of each group of four block RAM or DSP columns on the LFE5U-85F: block
 #: RAMs at +0, +2, +4, +6 (``EBR0``-``EBR3``), multipliers at +0, +1, +4, +5
@@ -101,6 +111,59 @@ def _block(name: str, rank: dict):
     return None
 
 
+def snake_point(die: dict, u: float) -> tuple[float, float]:
+    """The tile at position ``u`` along the snake (:func:`snake_position`), on the middle
+    row of its band."""
+    width = die["columns"]
+    for k, (y0, y1) in enumerate(die["bands"]):
+        if u < width * (y1 - y0) or k == len(die["bands"]) - 1:
+            column = min(u / (y1 - y0), width)
+            return (width - column if k % 2 else column), (y0 + y1) / 2
+        u -= width * (y1 - y0)
+    raise ValueError("a die without bands")
+
+
+def min_cost_assignment(cost: np.ndarray) -> list[int]:
+    """For an ``n x m`` cost matrix (``n <= m``), the column of each row such that no
+    column serves two rows and the total cost is least: the Hungarian method with row and
+    column potentials (one shortest augmenting path per row, ``O(n^2 m)``), each step over
+    all columns at once. Ties go to the lowest column: the same matrix, the same answer."""
+    n, m = cost.shape
+    if n > m:
+        raise ValueError(f"{n} rows, but only {m} columns")
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    match = np.zeros(m + 1, dtype=np.int64)  # match[j]: the row (from 1) column j serves
+    way = np.zeros(m + 1, dtype=np.int64)  # the column before j on the path
+    for i in range(1, n + 1):
+        match[0], j0 = i, 0
+        least = np.full(m + 1, np.inf)  # least reduced cost reaching each column
+        used = np.zeros(m + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            reduced = cost[match[j0] - 1] - u[match[j0]] - v[1:]
+            better = ~used[1:] & (reduced < least[1:])
+            least[1:][better] = reduced[better]
+            way[1:][better] = j0
+            open_ = np.where(used[1:], np.inf, least[1:])
+            j1 = int(np.argmin(open_)) + 1
+            delta = open_[j1 - 1]
+            u[match[used]] += delta
+            v[used] -= delta
+            least[~used] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:  # the path back to the new row, each column taking its predecessor's row
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    rows = [0] * n
+    for j in range(1, m + 1):
+        if match[j]:
+            rows[match[j] - 1] = j - 1
+    return rows
+
+
 def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
     """Give the hard cells of the blocks in ``order`` (instance paths) a ``BEL`` attribute
     each (see the module's docstring); returns counts: cells pinned per type, blocks
@@ -120,27 +183,29 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
     blocks = sorted(weight, key=rank.get)
     total = sum(weight.values())
     length = sum(die["columns"] * (y1 - y0) for y0, y1 in die["bands"])
-    middle, done = {}, 0
+    point, done = {}, 0  # each block's middle, a tile on the snake
     for b in blocks:
-        middle[rank[b]] = (done + weight[b] / 2) / max(total, 1) * length
+        point[rank[b]] = snake_point(die, (done + weight[b] / 2) / max(total, 1) * length)
         done += weight[b]
     counts = {"blocks": len(blocks)}
     for kind in HARD:
-        # The sites not taken by a cell bound before (it keeps its own), along the snake.
+        # The sites not taken by a cell bound before (it keeps its own).
         free = [s for s in die[kind] if s[2] not in bound]
-        sites = sorted(free, key=lambda s: (snake_position(die, s[0], s[1]), s[2]))
-        where = [snake_position(die, x, y) for x, y, _ in sites]
         wanted = sorted(hard[kind])
-        if len(wanted) > len(sites):
-            n = len(sites)
+        if len(wanted) > len(free):
+            n = len(free)
             raise ValueError(f"{len(wanted)} {kind} cells, but the part has {n} free sites")
-        start = 0
-        for i, (r, name) in enumerate(wanted):
-            last = len(sites) - (len(wanted) - i)  # a site left for each cell after
-            best = min(range(start, last + 1), key=lambda k: (abs(where[k] - middle[r]), k))
-            cells[name].setdefault("attributes", {})["BEL"] = sites[best][2]
-            start = best + 1
         counts[kind] = len(wanted)
+        if not wanted:
+            continue
+        to = np.array([point[r] for r, _ in wanted])
+        at = np.array([(x, y) for x, y, _ in free], dtype=float)
+        # The distance (tiles, x plus y) from each cell's block's middle to each site,
+        # squared: a few cells far away cost more than many a little off (on ``small``,
+        # the farthest block RAM from its block 104 tiles with the plain distance, 59 so).
+        cost = np.abs(to[:, None, :] - at[None, :, :]).sum(axis=2) ** 2
+        for (_, name), k in zip(wanted, min_cost_assignment(cost), strict=True):
+            cells[name].setdefault("attributes", {})["BEL"] = free[k][2]
     return counts
 
 
