@@ -127,7 +127,7 @@ def min_cost_assignment(cost: np.ndarray) -> list[int]:
     """For an ``n x m`` cost matrix (``n <= m``), the column of each row such that no
     column serves two rows and the total cost is least: the Hungarian method with row and
     column potentials (one shortest augmenting path per row, ``O(n^2 m)``), each step over
-    all columns at once. Ties go to the lowest column: the same matrix, the same answer."""
+    all columns at once. Deterministic: the same matrix, the same answer."""
     n, m = cost.shape
     if n > m:
         raise ValueError(f"{n} rows, but only {m} columns")
