@@ -43,6 +43,8 @@ import numpy as np
 __all__ = [
     "DEVICES",
     "SITES",
+    "block_of",
+    "middles",
     "main",
     "min_cost_assignment",
     "pin",
@@ -101,14 +103,31 @@ def snake_position(die: dict, x: int, y: int) -> float:
     raise ValueError(f"row {y} lies outside the die's bands")
 
 
-def _block(name: str, rank: dict):
-    """The innermost block of ``rank`` (instance paths) a flattened cell name lies in."""
-    parts = name.lstrip("\\$").split(".")
-    for k in range(len(parts) - 1, 0, -1):
-        path = ".".join(parts[:k])
-        if path in rank:
-            return path
-    return None
+def block_of(cells: dict, order: list[str]) -> dict:
+    """The innermost block of ``order`` (instance paths) each cell of ``cells`` lies in, by
+    the cell's flattened name; cells in none are left out."""
+    blocks, found = set(order), {}
+    for name in cells:
+        parts = name.lstrip("\\$").split(".")
+        for k in range(len(parts) - 1, 0, -1):
+            path = ".".join(parts[:k])
+            if path in blocks:
+                found[name] = path
+                break
+    return found
+
+
+def middles(cells: dict, order: list[str], die: dict) -> dict:
+    """Each block of ``order`` that holds cells: the middle of its stretch of the snake (a
+    tile), the stretches as long as the blocks' shares of their cells, in order."""
+    weight = Counter(block_of(cells, order).values())
+    total = sum(weight.values())
+    length = sum(die["columns"] * (y1 - y0) for y0, y1 in die["bands"])
+    point, done = {}, 0
+    for b in (b for b in order if weight[b]):
+        point[b] = snake_point(die, (done + weight[b] / 2) / max(total, 1) * length)
+        done += weight[b]
+    return point
 
 
 def snake_point(die: dict, u: float) -> tuple[float, float]:
@@ -170,24 +189,14 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
     placed."""
     die = SITES[DEVICES[device]]
     cells = netlist["modules"][top]["cells"]
+    point = middles(cells, order, die)
     rank = {b: k for k, b in enumerate(order)}
-    weight, hard = Counter(), defaultdict(list)
+    hard = defaultdict(list)
     bound = {c["attributes"]["BEL"] for c in cells.values() if "BEL" in c.get("attributes", {})}
-    for name, cell in cells.items():
-        b = _block(name, rank)
-        if b is None:
-            continue
-        weight[b] += 1
-        if cell["type"] in HARD and "BEL" not in cell.get("attributes", {}):
-            hard[cell["type"]].append((rank[b], name))
-    blocks = sorted(weight, key=rank.get)
-    total = sum(weight.values())
-    length = sum(die["columns"] * (y1 - y0) for y0, y1 in die["bands"])
-    point, done = {}, 0  # each block's middle, a tile on the snake
-    for b in blocks:
-        point[rank[b]] = snake_point(die, (done + weight[b] / 2) / max(total, 1) * length)
-        done += weight[b]
-    counts = {"blocks": len(blocks)}
+    for name, b in block_of(cells, order).items():
+        if cells[name]["type"] in HARD and "BEL" not in cells[name].get("attributes", {}):
+            hard[cells[name]["type"]].append((rank[b], name, b))
+    counts = {"blocks": len(point)}
     for kind in HARD:
         # The sites not taken by a cell bound before (it keeps its own).
         free = [s for s in die[kind] if s[2] not in bound]
@@ -198,13 +207,13 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
         counts[kind] = len(wanted)
         if not wanted:
             continue
-        to = np.array([point[r] for r, _ in wanted])
+        to = np.array([point[b] for _, _, b in wanted])
         at = np.array([(x, y) for x, y, _ in free], dtype=float)
         # The distance (tiles, x plus y) from each cell's block's middle to each site,
         # squared: a few cells far away cost more than many a little off (on ``small``,
         # the farthest block RAM from its block 104 tiles with the plain distance, 59 so).
         cost = np.abs(to[:, None, :] - at[None, :, :]).sum(axis=2) ** 2
-        for (_, name), k in zip(wanted, min_cost_assignment(cost), strict=True):
+        for (_, name, _), k in zip(wanted, min_cost_assignment(cost), strict=True):
             cells[name].setdefault("attributes", {})["BEL"] = free[k][2]
     return counts
 

@@ -218,6 +218,35 @@ def test_placed_spread_says_where_each_block_s_parts_are(tmp_path):
     assert block["centres_apart"] == 39.5 + 41.0
 
 
+def test_floorplan_distance_measures_each_pinned_cell_from_its_block(tmp_path):
+    """Two blocks along the snake: each pinned cell's distance from its block's middle
+    (``middles``), the farthest first; an unpinned cell and one outside the order left
+    out."""
+    from generators.ecp5_floorplan import SITES, middles
+
+    cells = {f"link.backbone.a.lut{k}": {"type": "TRELLIS_COMB"} for k in range(10)}
+    cells |= {f"link.backbone.b.lut{k}": {"type": "TRELLIS_COMB"} for k in range(8)}
+    cells["link.backbone.a.ram"] = {"type": "DP16KD", "attributes": {"BEL": "X4/Y82/EBR0"}}
+    cells["link.backbone.b.mul"] = {"type": "MULT18X18D", "attributes": {"BEL": "X9/Y58/MULT18_5"}}
+    cells["link.backbone.b.ram"] = {"type": "DP16KD", "attributes": {}}  # not pinned
+    cells["link.rx_queue.ram"] = {"type": "DP16KD", "attributes": {"BEL": "X13/Y22/EBR0"}}
+    order = ["link.backbone.a", "link.backbone.b"]
+    (tmp_path / "floorplan_order.json").write_text(json.dumps({"order": order}))
+    got = _netlist_bench(
+        "bench/floorplan_distance.py", {"modules": {"top": {"cells": cells}}}, tmp_path
+    )
+    (ax, ay), (bx, by) = (middles(cells, order, SITES["85k"])[b] for b in order)
+    ram, mul = abs(4 - ax) + abs(82 - ay), abs(9 - bx) + abs(58 - by)
+    assert got["DP16KD"] == {
+        "cells": 1,
+        "mean": round(ram, 1),
+        "max": round(ram, 1),
+        "over_30": int(ram > 30),
+    }
+    assert got["MULT18X18D"]["cells"] == 1 and got["MULT18X18D"]["max"] == round(mul, 1)
+    assert [r["block"] for r in got["farthest"]] == ["link.backbone.b", "link.backbone.a"]
+
+
 def test_congestion_sums_router2_overuse_by_part(tmp_path):
     """A router2 congestion-by-net heatmap of a few nets: every net's overuse counted once,
     by the backbone block and component it belongs to, or outside by its first names."""
