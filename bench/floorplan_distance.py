@@ -34,9 +34,10 @@ def count(netlist: dict, order: list[str], top: str = "top", die: str = "85k") -
     """Per hard cell type, the distances from each pinned cell's block's middle to its
     site: ``cells``, ``mean``, ``max``, ``over_30``; and the ``farthest`` 10 cells."""
     cells = netlist["modules"][top]["cells"]
-    point = middles(cells, order, SITES[die])
+    found = block_of(cells, order)
+    point = middles(found, order, SITES[die])
     rows = []
-    for name, b in sorted(block_of(cells, order).items()):
+    for name, b in sorted(found.items()):
         bel = cells[name].get("attributes", {}).get("BEL")
         if cells[name]["type"] not in HARD or not bel:
             continue

@@ -39,6 +39,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from common.cli import run_command
 from common.files import OutputError
+from generators.ecp5_floorplan import PINNED
 from semifreddo_hw.dsp import (
     DSP_CHOICES,
     dsp_min_width,
@@ -344,10 +345,6 @@ def outreg_wrapper(work: Path, nextpnr: str) -> Path:
     return path
 
 
-#: Written by ``generators.ecp5_floorplan`` beside the order when it pins: its counts.
-FLOORPLAN_PINNED = "floorplan_pinned.json"
-
-
 def floorplan_wrapper(work: Path, nextpnr: str, dut) -> Path:
     """A script in ``work`` that pins the backbone's block RAMs and DSP blocks in its
     placement order (``generators.ecp5_floorplan``, the order written beside it), then runs
@@ -359,7 +356,7 @@ def floorplan_wrapper(work: Path, nextpnr: str, dut) -> Path:
     blocks = [f"link.backbone.{n}" for n in dut.placement_order()]
     spec = {"order": ["link.rx_queue", "link.rx_byte", *blocks, "link.tx_queue"]}
     order.write_text(json.dumps(spec, indent=1) + "\n")
-    (work / FLOORPLAN_PINNED).unlink(missing_ok=True)  # the pass writes it when it pins
+    (work / PINNED).unlink(missing_ok=True)  # the pass writes it when it pins
     path = work / "nextpnr-ecp5-floorplan"
     path.write_text(
         "#!/bin/sh\n# Written by generators.board: block RAMs and DSP blocks pinned in stream"
@@ -670,7 +667,7 @@ def board_build(args, log) -> int:
             report["bram_outreg"] = not args.no_outreg
             # What the pass pinned (its counts), or false: not asked for, or not applied
             # (a part without a site table, a netlist it could not read: the log says).
-            pinned = work / FLOORPLAN_PINNED
+            pinned = work / PINNED
             applied = not args.no_floorplan and pinned.is_file()
             report["floorplan"] = json.loads(pinned.read_text()) if applied else False
             report["router"] = args.router

@@ -42,6 +42,7 @@ import numpy as np
 
 __all__ = [
     "DEVICES",
+    "PINNED",
     "SITES",
     "block_of",
     "middles",
@@ -49,7 +50,6 @@ __all__ = [
     "min_cost_assignment",
     "pin",
     "snake_point",
-    "snake_position",
 ]
 
 #: The first column of each group of four block RAM or DSP columns on the LFE5U-85F: block
@@ -89,18 +89,8 @@ DEVICES = {"85k": "85k", "um-85k": "85k", "um5g-85k": "85k"}
 #: The cell types pinned.
 HARD = ("DP16KD", "MULT18X18D")
 
-
-def snake_position(die: dict, x: int, y: int) -> float:
-    """Where tile ``(x, y)`` lies along the snake, in tiles of fabric before it: band by
-    band (alternately left to right and right to left), a column of a band counting its
-    height."""
-    width, base = die["columns"], 0
-    for k, (y0, y1) in enumerate(die["bands"]):
-        if y0 <= y < y1:
-            column = width - x if k % 2 else x
-            return base + column * (y1 - y0)
-        base += width * (y1 - y0)
-    raise ValueError(f"row {y} lies outside the die's bands")
+#: What the pass pinned (its counts), written beside the order for the board report.
+PINNED = "floorplan_pinned.json"
 
 
 def block_of(cells: dict, order: list[str]) -> dict:
@@ -117,10 +107,11 @@ def block_of(cells: dict, order: list[str]) -> dict:
     return found
 
 
-def middles(cells: dict, order: list[str], die: dict) -> dict:
-    """Each block of ``order`` that holds cells: the middle of its stretch of the snake (a
-    tile), the stretches as long as the blocks' shares of their cells, in order."""
-    weight = Counter(block_of(cells, order).values())
+def middles(found: dict, order: list[str], die: dict) -> dict:
+    """Each block of ``order`` that holds cells (``found``: :func:`block_of`'s map): the
+    middle of its stretch of the snake (a tile), the stretches as long as the blocks'
+    shares of their cells, in order."""
+    weight = Counter(found.values())
     total = sum(weight.values())
     length = sum(die["columns"] * (y1 - y0) for y0, y1 in die["bands"])
     point, done = {}, 0
@@ -131,8 +122,9 @@ def middles(cells: dict, order: list[str], die: dict) -> dict:
 
 
 def snake_point(die: dict, u: float) -> tuple[float, float]:
-    """The tile at position ``u`` along the snake (:func:`snake_position`), on the middle
-    row of its band."""
+    """The tile at position ``u`` along the snake (tiles of fabric before it: band by band,
+    alternately left to right and right to left, a column of a band counting its height),
+    on the middle row of its band."""
     width = die["columns"]
     for k, (y0, y1) in enumerate(die["bands"]):
         if u < width * (y1 - y0) or k == len(die["bands"]) - 1:
@@ -189,11 +181,12 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
     placed."""
     die = SITES[DEVICES[device]]
     cells = netlist["modules"][top]["cells"]
-    point = middles(cells, order, die)
+    found = block_of(cells, order)
+    point = middles(found, order, die)
     rank = {b: k for k, b in enumerate(order)}
     hard = defaultdict(list)
     bound = {c["attributes"]["BEL"] for c in cells.values() if "BEL" in c.get("attributes", {})}
-    for name, b in block_of(cells, order).items():
+    for name, b in found.items():
         if cells[name]["type"] in HARD and "BEL" not in cells[name].get("attributes", {}):
             hard[cells[name]["type"]].append((rank[b], name, b))
     counts = {"blocks": len(point)}
@@ -241,7 +234,7 @@ def main(argv=None) -> int:
         spec = json.loads(order_path.read_text(encoding="utf-8"))
         counts = pin(netlist, top, spec["order"], device)
         # What was pinned, for the board flow's report (written before the netlist is).
-        result = order_path.with_name("floorplan_pinned.json")  # board.FLOORPLAN_PINNED
+        result = order_path.with_name(PINNED)
         result.write_text(json.dumps(counts, sort_keys=True) + "\n", encoding="utf-8")
         return counts
 

@@ -222,7 +222,7 @@ def test_floorplan_distance_measures_each_pinned_cell_from_its_block(tmp_path):
     """Two blocks along the snake: each pinned cell's distance from its block's middle
     (``middles``), the farthest first; an unpinned cell and one outside the order left
     out."""
-    from generators.ecp5_floorplan import SITES, middles
+    from generators.ecp5_floorplan import SITES, block_of, middles
 
     cells = {f"link.backbone.a.lut{k}": {"type": "TRELLIS_COMB"} for k in range(10)}
     cells |= {f"link.backbone.b.lut{k}": {"type": "TRELLIS_COMB"} for k in range(8)}
@@ -235,7 +235,8 @@ def test_floorplan_distance_measures_each_pinned_cell_from_its_block(tmp_path):
     got = _netlist_bench(
         "bench/floorplan_distance.py", {"modules": {"top": {"cells": cells}}}, tmp_path
     )
-    (ax, ay), (bx, by) = (middles(cells, order, SITES["85k"])[b] for b in order)
+    point = middles(block_of(cells, order), order, SITES["85k"])
+    (ax, ay), (bx, by) = (point[b] for b in order)
     ram, mul = abs(4 - ax) + abs(82 - ay), abs(9 - bx) + abs(58 - by)
     assert got["DP16KD"] == {
         "cells": 1,

@@ -20,13 +20,25 @@ from generators.ecp5_floorplan import (
     min_cost_assignment,
     pin,
     snake_point,
-    snake_position,
 )
 from semifreddo_hw.backbone import Backbone
 from spec.network import preset
 from weights.synthetic import random_params
 
 DIE = SITES["85k"]
+
+
+def snake_position(die: dict, x: int, y: int) -> float:
+    """Where tile ``(x, y)`` lies along the snake, in tiles of fabric before it: band by
+    band (alternately left to right and right to left), a column of a band counting its
+    height (what ``snake_point`` inverts)."""
+    width, base = die["columns"], 0
+    for k, (y0, y1) in enumerate(die["bands"]):
+        if y0 <= y < y1:
+            column = width - x if k % 2 else x
+            return base + column * (y1 - y0)
+        base += width * (y1 - y0)
+    raise ValueError(f"row {y} lies outside the die's bands")
 
 
 def test_sites_of_the_85k():
