@@ -7,7 +7,9 @@ loop for timing work, where a whole board build takes an hour.
 ``DIR`` is a build directory (``python -m generators.build``, any ``--fold``). Each layer's
 Verilog module (:func:`spec.names.part_module`, with everything it instantiates) goes through
 the board flow's Yosys script (``generators.board.synth_overrides``: ``--dsp`` as the board
-build's; memories placed as the board build places them) and YoWASP nextpnr-ecp5 with
+build's; memories placed as the board build places them: ``generators.board.place_memories``
+over the whole design with ``--blocks`` block RAMs, so that a layer's memory sits in block
+RAM here only where the board build puts it there) and YoWASP nextpnr-ecp5 with
 ``--out-of-context`` (no IO buffers: the layer's ports are free), then its timing report is
 read: the achieved Fmax and the critical path (its start and end cells, and how much of it
 is logic and how much routing). A layer meets the board's clock here or not at all; a
@@ -37,6 +39,10 @@ from common.verilog import module_token, module_tree, verilog_modules  # noqa: E
 from generators.board import place_memories, synth_overrides, yowasp_env  # noqa: E402
 from spec.names import part_module  # noqa: E402
 from weights.io import read_json  # noqa: E402
+
+#: The block RAMs the ULX3S-85F board build gives the backbone's memories on ``small``
+#: (``generators.board``: the part's 208, less 4 spare and the host link's two queues).
+BOARD_BLOCKS = 202
 
 
 def _yosys_script(top: str, dsp: str) -> str:
@@ -74,7 +80,7 @@ def _critical(report: dict) -> dict:
 def measure(layer: str, text: str, module: str, args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="semifreddo-fmax-"))
     try:
-        design, _ = place_memories(module_tree(text, module), 208)
+        design = module_tree(text, module)  # its memories placed already (``main``)
         (work / "design.v").write_text(design)
         (work / "synth.ys").write_text(_yosys_script(module, args.dsp) + "\n")
         env = os.environ | yowasp_env()
@@ -148,6 +154,13 @@ def main(argv=None) -> int:
     )
     p.add_argument("--freq", type=float, default=100.0, help="target MHz (default 100)")
     p.add_argument("--dsp", default="auto", choices=["auto", "wide", "all", "none"])
+    p.add_argument(
+        "--blocks",
+        type=int,
+        default=BOARD_BLOCKS,
+        help=f"block RAMs for the whole design's memories (default {BOARD_BLOCKS}: the "
+        "ULX3S-85F board build's for small)",
+    )
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.add_argument("--keep", metavar="DIR", help="keep each layer's netlist and logs here")
     p.add_argument("--json", metavar="FILE")
@@ -155,7 +168,11 @@ def main(argv=None) -> int:
     build = Path(args.build)
     report = read_json(build / "report.json")
     top = report.get("top", "semifreddo")
-    text = (build / f"{top}.v").read_text()
+    # The memories placed over the whole design, as the board build places them: each
+    # layer alone would have every block RAM of the part to itself (on ``small`` every
+    # trainable layer's queue and the frozen stages' line memories then sat in block RAM,
+    # whose late read data made them look slower than on the board).
+    text, _ = place_memories((build / f"{top}.v").read_text(), args.blocks)
     globs = args.layer or ([] if args.module else ["*"])
     layers = [n for n in report["layers"] if any(fnmatch.fnmatch(n, g) for g in globs)]
     if args.layer and not layers:

@@ -333,3 +333,32 @@ def test_placed_paths_estimates_the_longest_path_from_the_placement(tmp_path):
     assert worst["steps"][-1]["cell"].endswith("product.y_TRELLIS_FF_Q")
     assert got["estimated_fmax_mhz"] == round(1000 / 6.165, 2)
     assert got["worst_by_parts"]["a_m1_0.dw.window -> a_m2_0.pw.product"] == 6.165
+
+
+def test_fmax_places_memories_over_the_whole_design(tmp_path):
+    """``bench/fmax.py`` gives a module's memories the block RAMs the whole design's placement
+    gives them (``--blocks``), not every block RAM of the part: with none, a 64-word queue
+    is LUT RAM, with the part's 208 a block RAM."""
+    from amaranth.back import verilog
+
+    from semifreddo_hw.streams import StreamFIFO
+
+    build = tmp_path / "build"
+    build.mkdir()
+    queue = StreamFIFO(8, 64)
+    (build / "semifreddo.v").write_text(verilog.convert(queue, name="semifreddo"))
+    (build / "report.json").write_text(json.dumps({"top": "semifreddo", "layers": {}}))
+    styles = {}
+    for blocks in (0, 208):
+        keep = tmp_path / f"keep{blocks}"
+        r = _bench(
+            "bench/fmax.py",
+            *("--build", build, "--module", "semifreddo", "--blocks", blocks, "--jobs", 1),
+            *("--keep", keep, "--json", tmp_path / f"fmax{blocks}.json"),
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr
+        design = (keep / "semifreddo" / "design.v").read_text()
+        styles[blocks] = {s for s in ("block", "distributed") if f'ram_style = "{s}"' in design}
+        assert json.loads((tmp_path / f"fmax{blocks}.json").read_text())["layers"][0]["fmax_mhz"]
+    assert styles == {0: {"distributed"}, 208: {"block"}}
