@@ -552,7 +552,7 @@ class Backbone(wiring.Component):
         the slice behind a block whose output is registered) are listed all the same."""
         net = self.net
         trainable = [c for c in net.cores if c != "frozen"]
-        order = [f"{c}_stem{s}" for c in net.cores for s in ("_in", "", "_slice")]
+        order = ["input_slice"] + [f"{c}_stem{s}" for c in net.cores for s in ("_in", "", "_slice")]
         for i in range(len(net.stages)):
             mod = i + 1
             order += [f"{c}_bal{i}" for c in net.cores]
@@ -682,7 +682,13 @@ class Backbone(wiring.Component):
         input: on the ECP5 that path was the design's longest, 10.25 levels by
         ``bench/logic_depth.py``); returns their output streams."""
         skids = {core: SkidBuffer(entry.payload.shape()) for core in self.stems}
-        _broadcast(m, entry, [skid.i for skid in skids.values()])
+        # And a skid buffer in front of the fork: the input's ``ready`` is then a flip-flop,
+        # not the fork's AND of every stem's (the link's parser and the epoch bookkeeping
+        # act on it; on the placed board build that path from a stem's buffer to the
+        # link's parser was the longest). Before the fork, it delays every core alike.
+        m.submodules.input_slice = first = SkidBuffer(entry.payload.shape())
+        wiring.connect(m, entry, first.i)
+        _broadcast(m, first.o, [skid.i for skid in skids.values()])
         feats = {}
         for core, stem in self.stems.items():
             m.submodules[f"{core}_stem_in"] = skids[core]
