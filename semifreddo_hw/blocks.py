@@ -27,7 +27,16 @@ from spec import names
 from spec.stream import MARKER_BITS
 
 from .conv import Conv
-from .streams import StreamFIFO, fork, forward, join, marker_width, shuffle_lanes, vector_layout
+from .streams import (
+    HalfRateSlice,
+    StreamFIFO,
+    fork,
+    forward,
+    join,
+    marker_width,
+    shuffle_lanes,
+    vector_layout,
+)
 
 __all__ = ["RegularBlock", "DownsamplingBlock"]
 
@@ -168,7 +177,7 @@ class RegularBlock(_Block):
     @property
     def registered_output(self) -> bool:
         """Whether ``o`` is driven from flip-flops and its ``ready`` reaches only registers'
-        enables (the bypass FIFO's output register, beside a registered deserializer:
+        enables (the bypass's register slice, beside a registered deserializer:
         :class:`~.fold.Deserializer`), so that no register slice need follow the block."""
         ((_, pw),) = self.branches
         return pw.deserializer is not None and pw.deserializer.registered
@@ -200,9 +209,20 @@ class RegularBlock(_Block):
         ]
         wiring.connect(m, dw.o, pw.i)
 
+        # A rate build's bypass (beats two or more cycles apart) leaves its FIFO through a
+        # register slice: the join's ``ready`` then ends at the slice's register instead of
+        # running on into the FIFO's read enable and read address (on the placed board
+        # build a FIFO's block RAM, its counters and the join sat up to 45 tiles apart: 15
+        # ns). The slice holds a beat more, which the fork never needs; the bypass is far
+        # shorter than the branch beside it.
+        out = bypass.r_stream
+        if dw.period is not None and dw.period >= 2:
+            m.submodules.bypass_out = s = HalfRateSlice(out.payload.shape())
+            wiring.connect(m, out, s.i)
+            out = s.o
         # Join: concatenate [bypass, branch] and shuffle; markers come from the branch.
-        join(m, [bypass.r_stream, pw.o], self.o)
-        cat = [bypass.r_data[k * 8 : (k + 1) * 8] for k in range(half)] + [
+        join(m, [out, pw.o], self.o)
+        cat = [out.payload[k * 8 : (k + 1) * 8] for k in range(half)] + [
             pw.o.payload.data[k] for k in range(half)
         ]
         for k, src in enumerate(shuffle_lanes(self.channels)):
