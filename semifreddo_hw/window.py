@@ -52,6 +52,10 @@ def lane_pad(pad) -> tuple[int, ...]:
 #: Registers of :class:`_Raster` for the epoch markers: the frame being read's, the one before.
 _EPOCH_REGISTERS = 2
 
+#: Words of an FPGA's LUT RAM cell (the ECP5's ``TRELLIS_DPR16X4``): a line memory deeper than
+#: this is a block RAM candidate (:class:`SlidingWindow`).
+LUT_RAM_DEPTH = 16
+
 
 class _Frame:
     """What both windows share: the checked frame geometry, the frame timing and the lag."""
@@ -185,7 +189,14 @@ class SlidingWindow(_Frame, wiring.Component):
         wr = lines.write_port()
         # W == 1 reads what it just wrote. Transparent, the read can also register its
         # address instead of its data (LUT RAM): a few flip-flops instead of a word's.
-        rd = lines.read_port(transparent_for=(wr,))
+        # A line memory deeper than an FPGA's LUT RAM cell (16 words) is where block RAM
+        # pays, and there the window's newest column must stay a register of its own: a
+        # transparent read lets Yosys merge that column into the block RAM's read latch,
+        # whose data comes 5.8 ns after the clock on the ECP5, straight into the consumer's
+        # multiplexers (on the placed ``small`` board build, a stem's line memory into its
+        # product: 13.8 ns). So the deep memory reads into its own register instead (never
+        # the column it writes back: no collision to care about).
+        rd = lines.read_port(transparent_for=() if W > LUT_RAM_DEPTH else (wr,))
 
         i = self._input(m)
         r = _Raster(m, i, ~self.o.valid | self.o.ready, W, H, S)

@@ -62,6 +62,9 @@ SIZES = [
     (2, 2, 4, 1),
     (1, 2, 3, 1),
     (3, 2, 1, 2),
+    # deeper than a LUT RAM cell: the line memory read into its own register
+    (19, 4, 2, 1),
+    (18, 5, 1, 2),
 ]
 
 
@@ -82,6 +85,8 @@ RTL_CASES = {
     "9x1_c1_s2": (9, 1, 1, 2),
     "1x6_c5_s2": (1, 6, 5, 2),
     "10x4_c8_s2": (10, 4, 8, 2),
+    "19x4_c3_s1": (19, 4, 3, 1),  # a line memory deeper than a LUT RAM cell
+    "18x5_c2_s2": (18, 5, 2, 2),
     # with the register slice in front (a rate build's, for pixels two or more cycles apart)
     "13x7_c3_s1_sliced": (13, 7, 3, 1),
     "10x4_c8_s2_sliced": (10, 4, 8, 2),
