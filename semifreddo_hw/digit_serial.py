@@ -135,14 +135,6 @@ class DigitSerialMatVec(FrozenMatVec):
         return self.graph.pipelined(self.levels_per_stage, INT8_MIN, INT8_MAX)
 
     @property
-    def _first_stage(self) -> int:
-        """The stage of the graph's inputs: 1, or with :attr:`hold` 2 (the digits picked
-        out of the producer's beat are registered before any adder: the pick's multiplexers
-        and the first adders in one cycle were the longest paths of the placed board
-        build, a digit-serial layer spreading over forty tiles)."""
-        return 2 if self.hold else 1
-
-    @property
     def interval(self) -> int:
         """Cycles between beats at full throughput (``spaced``: the latency and one)."""
         return self.latency + 1 if self.spaced else self.digits
@@ -151,11 +143,10 @@ class DigitSerialMatVec(FrozenMatVec):
     def latency(self) -> int:
         """Cycles from an input beat's acceptance (with :attr:`hold`, its first offer) to its
         output beat, without stalls: one to load the digitizer (with :attr:`hold`, none, or
-        with :attr:`spaced` one to register the start; with :attr:`hold` one more for the
-        picked digits' register), the graph's stages plus one (the collector), the digits."""
+        with :attr:`spaced` one to register the start), the graph's stages plus one (the
+        collector), the digits."""
         load = 0 if self.hold and not self.spaced else 1
-        stages = self.graph.schedule(self.levels_per_stage).stages + self._first_stage - 1
-        return stages + load + self.digits
+        return self.graph.schedule(self.levels_per_stage).stages + load + self.digits
 
     @property
     def _pick_entries(self) -> int:
@@ -169,16 +160,6 @@ class DigitSerialMatVec(FrozenMatVec):
         sign digits past the entries; 0 otherwise)."""
         top = self._pick_entries
         return (top - 1).bit_length() if self.hold and top < self.digits else 0
-
-    @property
-    def pick_bits(self) -> int:
-        """With :attr:`hold`, the register bits of the picked digits' stage: a digit per input
-        lane the graph reads, and the stage's valid bit, phase and side bits; 0 otherwise."""
-        if not self.hold:
-            return 0
-        lanes = len({op.args[0] for op in self._plan.ops if op.kind == "in"})
-        control = 1 + (self.digits - 1).bit_length() + self.side_width
-        return self.digit_width * lanes + control
 
     @property
     def beats_held(self) -> int:
@@ -197,7 +178,7 @@ class DigitSerialMatVec(FrozenMatVec):
         stage = []
         for op in plan.ops:
             if op.kind == "in":
-                stage.append(self._first_stage)
+                stage.append(1)
             elif op.kind == "reg":
                 stage.append(stage[op.args[0]] + 1)
             elif op.kind == "neg":
@@ -263,10 +244,9 @@ class DigitSerialMatVec(FrozenMatVec):
         r = super().report()
         plan, stage, delays = self._layout()
         d = self.digit_width
-        n_stages = plan.stages + self._first_stage
+        n_stages = plan.stages + 1
         used = {op.args[0] for op in plan.ops if op.kind == "in"}
         regs = sum(d for op in plan.ops if op.kind == "reg")
-        regs += d * len(used) if self.hold else 0  # the picked digits (:attr:`pick_bits`)
         for op in plan.ops:  # carries: two bits where both operands are subtracted
             if op.kind == "add":
                 regs += 2 if op.args[0][2] and op.args[1][2] else 1
@@ -291,8 +271,7 @@ class DigitSerialMatVec(FrozenMatVec):
         m = Module()
         plan, stage, delays = self._layout()
         d, D = self.digit_width, self.digits
-        # (with ``hold``, the picked digits' stage), the graph's stages, then the collector
-        n_stages = plan.stages + self._first_stage
+        n_stages = plan.stages + 1  # the graph's stages, then the collector
         collector = n_stages
 
         # Control per stage: valid digit, its index in the word, the word's side bits.
@@ -465,8 +444,7 @@ class DigitSerialMatVec(FrozenMatVec):
                     if self.lane_pad is not None:  # a lane outside the frame: its constant
                         pad = Const(self.lane_pad[lane], signed(8))
                         value = Mux(self.outside[lane], pick(pad, lane), value)
-                    with m.If(en):  # stage 1 picks, the graph reads a register
-                        m.d.sync += digit[n].eq(value)
+                    m.d.comb += digit[n].eq(value)
                 else:
                     v = lanes[op.args[0]]
                     digit[n] = Cat(*(v[min(b, 7)] for b in range(d)))
