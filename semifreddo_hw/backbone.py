@@ -544,12 +544,13 @@ class Backbone(wiring.Component):
 
     def placement_order(self) -> list[str]:
         """The backbone's submodules, by name, in the order its streams pass them: the
-        stems, then per stage its meeting point and its blocks, then the outputs and the
-        head. Each trainable core's stage sits between the first and second half of the
-        frozen stage beside it (it reads the meeting point in front and feeds the one
-        behind). A floorplan along this order keeps each block beside those it streams to
-        (:mod:`generators.ecp5_floorplan`). Names a build leaves out (a FIFO of depth 0,
-        the slice behind a block whose output is registered) are listed all the same."""
+        input's slice and the stems, then per stage its meeting point and its blocks, then
+        the outputs and the head. Each trainable core's stage sits between the first and
+        second half of the frozen stage beside it (it reads the meeting point in front and
+        feeds the one behind). A floorplan along this order keeps each block beside those
+        it streams to (:mod:`generators.ecp5_floorplan`). Names a build leaves out (a FIFO
+        of depth 0, the slice behind a block whose output is registered) are listed all
+        the same."""
         net = self.net
         trainable = [c for c in net.cores if c != "frozen"]
         order = ["input_slice"] + [f"{c}_stem{s}" for c in net.cores for s in ("_in", "", "_slice")]
