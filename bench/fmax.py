@@ -77,10 +77,20 @@ def _critical(report: dict) -> dict:
     }
 
 
-def measure(layer: str, text: str, module: str, args) -> dict:
+def designs(text: str, modules, blocks: int) -> dict[str, str]:
+    """Each of ``modules`` with every module it instantiates, its memories placed as
+    :func:`~generators.board.place_memories` places them over the whole design ``text``
+    with ``blocks`` block RAMs: the board build's choice, not the one a module alone with
+    every block RAM of the part would get (on ``small`` every trainable layer's queue and
+    the frozen stages' line memories would then sit in block RAM, whose late read data made
+    those layers look slower than on the board)."""
+    placed, _ = place_memories(text, blocks)
+    return {m: module_tree(placed, m) for m in modules}
+
+
+def measure(layer: str, design: str, module: str, args) -> dict:
     work = Path(tempfile.mkdtemp(prefix="semifreddo-fmax-"))
     try:
-        design = module_tree(text, module)  # its memories placed already (``main``)
         (work / "design.v").write_text(design)
         (work / "synth.ys").write_text(_yosys_script(module, args.dsp) + "\n")
         env = os.environ | yowasp_env()
@@ -168,11 +178,7 @@ def main(argv=None) -> int:
     build = Path(args.build)
     report = read_json(build / "report.json")
     top = report.get("top", "semifreddo")
-    # The memories placed over the whole design, as the board build places them: each
-    # layer alone would have every block RAM of the part to itself (on ``small`` every
-    # trainable layer's queue and the frozen stages' line memories then sat in block RAM,
-    # whose late read data made them look slower than on the board).
-    text, _ = place_memories((build / f"{top}.v").read_text(), args.blocks)
+    text = (build / f"{top}.v").read_text()
     globs = args.layer or ([] if args.module else ["*"])
     layers = [n for n in report["layers"] if any(fnmatch.fnmatch(n, g) for g in globs)]
     if args.layer and not layers:
@@ -181,7 +187,8 @@ def main(argv=None) -> int:
     if missing:
         p.error(f"--module {sorted(missing)[0]}: no such module in {build / (top + '.v')}")
     jobs = [(n, part_module(top, n)) for n in layers] + [(m, m) for m in args.module]
-    results = fork_map(lambda j: measure(j[0], text, j[1], args), jobs, args.jobs)
+    trees = designs(text, sorted({m for _, m in jobs}), args.blocks)
+    results = fork_map(lambda j: measure(j[0], trees[j[1]], j[1], args), jobs, args.jobs)
     print(f"{'layer':<28} {'Fmax':>7} {'COMB':>6} {'FF':>6} {'DSP':>4}  critical path")
     for r in results:
         c = r["critical_path"]

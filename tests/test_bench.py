@@ -335,30 +335,41 @@ def test_placed_paths_estimates_the_longest_path_from_the_placement(tmp_path):
     assert got["worst_by_parts"]["a_m1_0.dw.window -> a_m2_0.pw.product"] == 6.165
 
 
-def test_fmax_places_memories_over_the_whole_design(tmp_path):
+def test_fmax_places_memories_over_the_whole_design():
     """``bench/fmax.py`` gives a module's memories the block RAMs the whole design's placement
-    gives them (``--blocks``), not every block RAM of the part: with none, a 64-word queue
-    is LUT RAM, with the part's 208 a block RAM."""
-    from amaranth.back import verilog
+    gives them (``--blocks``), not every block RAM left to it alone: with one block RAM for
+    a design of a deep and a shallow queue, the deep one takes it and the shallow one's
+    module keeps LUT RAM, which alone it would not."""
+    import importlib.util
 
+    from amaranth.back import verilog
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    from common.verilog import module_tree, verilog_modules
+    from generators.board import place_memories
     from semifreddo_hw.streams import StreamFIFO
 
-    build = tmp_path / "build"
-    build.mkdir()
-    queue = StreamFIFO(8, 64)
-    (build / "semifreddo.v").write_text(verilog.convert(queue, name="semifreddo"))
-    (build / "report.json").write_text(json.dumps({"top": "semifreddo", "layers": {}}))
-    styles = {}
-    for blocks in (0, 208):
-        keep = tmp_path / f"keep{blocks}"
-        r = _bench(
-            "bench/fmax.py",
-            *("--build", build, "--module", "semifreddo", "--blocks", blocks, "--jobs", 1),
-            *("--keep", keep, "--json", tmp_path / f"fmax{blocks}.json"),
-            timeout=600,
-        )
-        assert r.returncode == 0, r.stderr
-        design = (keep / "semifreddo" / "design.v").read_text()
-        styles[blocks] = {s for s in ("block", "distributed") if f'ram_style = "{s}"' in design}
-        assert json.loads((tmp_path / f"fmax{blocks}.json").read_text())["layers"][0]["fmax_mhz"]
-    assert styles == {0: {"distributed"}, 208: {"block"}}
+    class Two(wiring.Component):
+        def __init__(self):
+            super().__init__({})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.deep = StreamFIFO(32, 512)
+            m.submodules.shallow = StreamFIFO(32, 64)
+            return m
+
+    text = verilog.convert(Two(), name="semifreddo")
+    shallow = next(n for n in verilog_modules(text) if n.endswith("shallow.q"))
+    spec = importlib.util.spec_from_file_location("fmax", REPO / "bench" / "fmax.py")
+    fmax = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fmax)
+
+    def style(design):
+        return {s for s in ("block", "distributed") if f'ram_style = "{s}"' in design}
+
+    assert style(fmax.designs(text, [shallow], 1)[shallow]) == {"distributed"}
+    alone, _ = place_memories(module_tree(text, shallow), 1)
+    assert style(alone) == {"block"}  # what the bench did before
+    assert style(fmax.designs(text, [shallow], 0)[shallow]) == {"distributed"}
