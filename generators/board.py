@@ -311,12 +311,12 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
         # The windows' line memories ("lines") of three or more words never see a read
         # and a write of one address in one cycle either: a sliding window's read runs a
         # column or two ahead of its write-back, and a memory window only writes at a step
-        # and only reads for a held position, never both (semifreddo_hw/window.py). Up to
-        # 16 words their reads are transparent in the Verilog (a registered address, which
-        # on LUT RAM costs a few flip-flops instead of a word's), deeper ones read into a
-        # register of their own; said so, Yosys builds no bypass beside a block RAM for
-        # either. A sliding window one or two columns wide reads what it
-        # writes, so keeps its transparency.
+        # and only reads for a held position, never both (semifreddo_hw/window.py). A
+        # sliding window's read is transparent in the Verilog up to 16 words (a registered
+        # address, which on LUT RAM costs a few flip-flops instead of a word's), deeper ones
+        # and a memory window's read into a register of their own; said so, Yosys builds no
+        # bypass beside a block RAM for any of them. A sliding window one or two columns
+        # wide reads what it writes, so keeps its transparency.
         if name == "storage" or (name == "lines" and depth > 2):
             attrs.append("no_rw_check")
         if attrs:

@@ -603,7 +603,7 @@ class Backbone(wiring.Component):
         flight = Signal(name="swap_flight")  # frames of the old set may be inside
         at_start = Signal(init=1, name="frame_start")  # the next input beat starts a frame
         # A frame's set is decided when its first beat is offered, and held with the beat
-        # until every stem has it (they may take it in different cycles).
+        # until the input's skid buffer takes it.
         held, held_epoch = Signal(name="epoch_held"), Signal(name="epoch_held_value")
         epoch = Signal(name="epoch_in")
         m.d.comb += [

@@ -190,12 +190,15 @@ class SlidingWindow(_Frame, wiring.Component):
         # W == 1 reads what it just wrote. Transparent, the read can also register its
         # address instead of its data (LUT RAM): a few flip-flops instead of a word's.
         # A line memory deeper than an FPGA's LUT RAM cell (16 words) is where block RAM
-        # pays, and there the window's newest column must stay a register of its own: a
+        # pays (a heuristic: the board build's placement, generators.board, ranks memories
+        # by the LUT RAM they save, not by depth), and there the window's newest column
+        # must stay a register of its own: a
         # transparent read lets Yosys merge that column into the block RAM's read latch,
         # whose data comes 5.8 ns after the clock on the ECP5, straight into the consumer's
         # multiplexers (on the placed ``small`` board build, a stem's line memory into its
-        # product: 13.8 ns). So the deep memory reads into its own register instead (never
-        # the column it writes back: no collision to care about).
+        # product: 13.8 ns). So the deep memory reads into its own register instead (the
+        # read runs a column or more ahead of the write-back; where they meet, after a
+        # frame's flush, what is read lies outside the frame: no collision to care about).
         rd = lines.read_port(transparent_for=() if W > LUT_RAM_DEPTH else (wr,))
 
         i = self._input(m)
