@@ -54,7 +54,15 @@ from .conv import Conv
 from .head import Head, HeadGroup
 from .param_bus import ElementOrder, ParamBus, Region
 from .repeat import RepeatLoop
-from .streams import HalfRateSlice, SkidBuffer, StreamFIFO, fork, join, vector_layout
+from .streams import (
+    HalfRateSlice,
+    SkidBuffer,
+    StreamFIFO,
+    fork,
+    half_rate_slice,
+    join,
+    vector_layout,
+)
 
 __all__ = ["Backbone", "Layer", "Region"]
 
@@ -696,7 +704,7 @@ class Backbone(wiring.Component):
             m.submodules[f"{core}_stem"] = stem
             wiring.connect(m, skids[core].o, stem.i)
             errors.append(stem.framing_error)
-            feats[core] = _slice(m, f"{core}_stem_slice", stem.o)
+            feats[core] = half_rate_slice(m, f"{core}_stem_slice", stem.o)
         return feats
 
     def _balanced(self, m, i, feats) -> dict:
@@ -732,14 +740,16 @@ class Backbone(wiring.Component):
                 # would run its ``ready`` back into the FIFO's read enable; a slice's
                 # register takes the data at once (the board flow moves it into the block
                 # RAM, generators.ecp5_outreg) and its emptiness is the FIFO's read enable.
-                wiring.connect(m, _slice(m, f"{core}_blend{mod}_t", feats[core]), blend.t)
+                wiring.connect(m, half_rate_slice(m, f"{core}_blend{mod}_t", feats[core]), blend.t)
                 frozen_dsts.append(stream.Signature(shape).create())
-                wiring.connect(m, _slice(m, f"{core}_blend{mod}_f", frozen_dsts[-1]), blend.f)
+                wiring.connect(
+                    m, half_rate_slice(m, f"{core}_blend{mod}_f", frozen_dsts[-1]), blend.f
+                )
                 mismatches.append(blend.marker_mismatch)
                 inputs[core] = blend.o
             to_first, to_blends = (stream.Signature(shape).create() for _ in range(2))
             _broadcast(m, feats["frozen"], [to_first, to_blends])
-            wiring.connect(m, _slice(m, f"frozen_m{mod}_in", to_first), first.i)
+            wiring.connect(m, half_rate_slice(m, f"frozen_m{mod}_in", to_first), first.i)
             _broadcast(
                 m, _delay(m, f"frozen_bal{i}", to_blends, self.balance[i]["frozen"]), frozen_dsts
             )
@@ -769,7 +779,7 @@ class Backbone(wiring.Component):
         mod, feats = i + 1, {}
         for core, src in inputs.items():
             if core != "frozen":
-                src = _slice(m, f"{core}_m{mod}_in", src)
+                src = half_rate_slice(m, f"{core}_m{mod}_in", src)
             for j, block in enumerate(self.stages[core][i]):
                 m.submodules[f"{core}_m{mod}_{j}"] = block
                 errors.append(block.framing_error)
@@ -778,7 +788,7 @@ class Backbone(wiring.Component):
                 if getattr(block, "registered_output", False):
                     src = block.o
                 else:
-                    src = _slice(m, f"{core}_m{mod}_{j}_out", block.o)
+                    src = half_rate_slice(m, f"{core}_m{mod}_{j}_out", block.o)
             feats[core] = src
         return feats
 
@@ -794,7 +804,7 @@ class Backbone(wiring.Component):
         # RAM, on the ECP5 5.8 ns after the clock, too late for the logic that reads it
         # beyond the backbone (a board link's sender, the swap's bookkeeping above, the
         # head), wherever the placer puts that (bench/placed_paths.py).
-        feats = {core: _slice(m, f"{core}_out", src) for core, src in feats.items()}
+        feats = {core: half_rate_slice(m, f"{core}_out", src) for core, src in feats.items()}
         if self.head is None:
             for core, src in feats.items():
                 wiring.connect(m, src, wiring.flipped(getattr(self, names.output_port(core))))
@@ -844,14 +854,6 @@ def _head_order(g, field, bank) -> ElementOrder:
     if field in ("pool", "source", "repeat"):
         return ElementOrder((), (), ())  # one value: a scalar entry
     return ElementOrder(("k",), (bank.count,), ("k",))  # the activation's table
-
-
-def _slice(m, name, src):
-    """``src`` through a register slice; returns the slice's output stream."""
-    s = HalfRateSlice(src.payload.shape())
-    m.submodules[name] = s
-    wiring.connect(m, src, s.i)
-    return s.o
 
 
 def _delay(m, name, src, depth):

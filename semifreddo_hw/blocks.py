@@ -28,10 +28,10 @@ from spec.stream import MARKER_BITS
 
 from .conv import Conv
 from .streams import (
-    HalfRateSlice,
     StreamFIFO,
     fork,
     forward,
+    half_rate_slice,
     join,
     marker_width,
     shuffle_lanes,
@@ -217,9 +217,7 @@ class RegularBlock(_Block):
         # shorter than the branch beside it.
         out = bypass.r_stream
         if dw.period is not None and dw.period >= 2:
-            m.submodules.bypass_out = s = HalfRateSlice(out.payload.shape())
-            wiring.connect(m, out, s.i)
-            out = s.o
+            out = half_rate_slice(m, "bypass_out", out)
         # Join: concatenate [bypass, branch] and shuffle; markers come from the branch.
         join(m, [out, pw.o], self.o)
         cat = [out.payload[k * 8 : (k + 1) * 8] for k in range(half)] + [

@@ -157,6 +157,15 @@ class HalfRateSlice(wiring.Component):
         return m
 
 
+def half_rate_slice(m, name, src):
+    """``src`` through a :class:`HalfRateSlice` added to ``m`` as submodule ``name``;
+    returns the slice's output stream."""
+    s = HalfRateSlice(src.payload.shape())
+    m.submodules[name] = s
+    wiring.connect(m, src, s.i)
+    return s.o
+
+
 class StreamFIFO(wiring.Component):
     """A first-in first-out queue of ``depth`` beats of ``layout`` (``SyncFIFOBuffered``:
     ``i.ready`` and ``o.valid`` come from flip-flops). Used to delay-balance branches."""
