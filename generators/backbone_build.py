@@ -41,16 +41,18 @@ __all__ = [
 FOLDS = ("spatial", "rate")
 
 
-def rate_folds(net, input_period: int = 1) -> dict[str, int]:
+def rate_folds(net, input_period: int = 1, roms=()) -> dict[str, int]:
     """Per convolution and alpha blend, the largest fold that keeps up with the bursts of its beats
     (:meth:`spec.network.Network.peak_periods`), so that the folded backbone still takes
     one pixel per clock, or one every ``input_period`` clocks (:func:`input_period`): a
     divisor of its output channels, or for a configurable layer also the output channels
     times a divisor of the products each output sums (:class:`semifreddo_hw.conv.Conv`'s
-    ``fold``: its sums then come in slices)."""
+    ``fold``: its sums then come in slices), as is a frozen layer named in ``roms``
+    (:func:`rate_roms`)."""
     periods = net.peak_periods()
     folds = {
-        c.name: _fold(c, periods[c.name] * input_period) for c in net.convs() + net.head_convs()
+        c.name: _fold(c, periods[c.name] * input_period, c.name in roms)
+        for c in net.convs() + net.head_convs()
     }
     blend_periods = net.blend_periods()
     for b in net.blends():  # an alpha blend folds by channel groups, as a requantizer does
@@ -59,9 +61,9 @@ def rate_folds(net, input_period: int = 1) -> dict[str, int]:
     return folds
 
 
-def _fold(c, period: int) -> int:
+def _fold(c, period: int, rom: bool = False) -> int:
     sums = sums_per_output(c.kind, c.c_in)
-    if period > c.c_out and not c.frozen:
+    if period > c.c_out and (rom or not c.frozen):
         return c.c_out * max(k for k in range(1, period // c.c_out + 1) if sums % k == 0)
     return max(f for f in range(1, min(period, c.c_out) + 1) if c.c_out % f == 0)
 
@@ -71,18 +73,37 @@ def _fold(c, period: int) -> int:
 SERIAL_FROM = 4
 
 
-def rate_digits(net, input_period: int = 1) -> dict[str, int]:
+def rate_digits(net, input_period: int = 1, roms=()) -> dict[str, int]:
     """Per frozen convolution whose beats come no more often than every
-    :data:`SERIAL_FROM` cycles, that period: the most cycles its product may take per beat,
-    run digit-serially
+    :data:`SERIAL_FROM` cycles (and not in ``roms``), that period: the most cycles its
+    product may take per beat, run digit-serially
     (:class:`semifreddo_hw.digit_serial.DigitSerialMatVec`; bit-serial where the period is
     as long as the output is wide)."""
     periods = net.peak_periods()
     return {
         c.name: periods[c.name] * input_period
         for c in net.convs()
-        if c.frozen and periods[c.name] * input_period >= SERIAL_FROM
+        if c.frozen and c.name not in roms and periods[c.name] * input_period >= SERIAL_FROM
     }
+
+
+def rate_roms(net, input_period: int = 1, rom_from: int = 0) -> list[str]:
+    """The frozen convolutions of ``rom_from`` weights or more (0: none) whose beats leave
+    one multiplier time for all of them (folded as a configurable layer would be, down to
+    one output channel's one product a cycle): built from a ROM of their weights beside
+    that multiplier (:class:`semifreddo_hw.conv.Conv`'s ``rom``) instead of a bit-serial
+    shift-add graph of every channel, which would idle nearly all the time
+    (``docs/folding.md``, "Frozen layers from a ROM")."""
+    if not rom_from:
+        return []
+    periods = net.peak_periods()
+    roms = []
+    for c in net.convs():
+        weights = c.c_out * sums_per_output(c.kind, c.c_in)
+        if c.frozen and weights >= rom_from:
+            if _fold(c, periods[c.name] * input_period, rom=True) == weights:
+                roms.append(c.name)
+    return roms
 
 
 def rate_periods(net, input_period: int = 1) -> dict[str, int]:
@@ -94,13 +115,16 @@ def rate_periods(net, input_period: int = 1) -> dict[str, int]:
     return {name: p * input_period for name, p in periods.items()}
 
 
-def rate_options(net, input_period: int = 1, *, serial: bool = True) -> dict:
-    """:class:`semifreddo_hw.backbone.Backbone`'s ``folds``, ``digits`` and ``periods`` of
-    a ``--fold rate`` build (``serial=False``: frozen products stay word-parallel)."""
+def rate_options(net, input_period: int = 1, *, serial: bool = True, rom_from: int = 0) -> dict:
+    """:class:`semifreddo_hw.backbone.Backbone`'s ``folds``, ``digits``, ``periods`` and
+    ``roms`` of a ``--fold rate`` build (``serial=False``: frozen products stay
+    word-parallel; ``rom_from``: :func:`rate_roms`)."""
+    roms = rate_roms(net, input_period, rom_from)
     return {
-        "folds": rate_folds(net, input_period),
-        "digits": rate_digits(net, input_period) if serial else None,
+        "folds": rate_folds(net, input_period, roms),
+        "digits": rate_digits(net, input_period, roms) if serial else None,
         "periods": rate_periods(net, input_period),
+        "roms": roms,
     }
 
 
@@ -184,7 +208,11 @@ class BackboneDesign:
             net,
             self.params,
             graphs=graphs,
-            **(rate_options(net, self.input_period(config)) if rate else {}),
+            **(
+                rate_options(net, self.input_period(config), rom_from=config.frozen_rom)
+                if rate
+                else {}
+            ),
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
             serial_levels_per_stage=config.serial_levels_per_stage,

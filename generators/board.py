@@ -495,6 +495,13 @@ def board_markdown(r: dict, net, command: str) -> str:
     return "\n".join(lines)
 
 
+#: ``--frozen-rom``'s default here: a frozen layer of 72 weights or more (an 8-channel
+#: depthwise one, a pointwise one of 72 products) whose beats leave one multiplier time for
+#: all its products reads them from a ROM (docs/folding.md, "Frozen layers from a ROM").
+#: On ``small`` at ``--fps 8000`` those are the depthwise layers of stages 2 to 4 and the
+#: pointwise ones of stage 4: 19 multipliers, which the part's DSP blocks still hold.
+BOARD_FROZEN_ROM = 72
+
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).
 PLACERS = ("heap", "static")
 #: nextpnr-ecp5's routers: router1 (its default) and router2 (negotiated congestion, faster
@@ -571,7 +578,7 @@ def _parser():
         action="store_true",
         help="write the build and board_link.v only (no Yosys, no nextpnr)",
     )
-    p.set_defaults(fold="rate")
+    p.set_defaults(fold="rate", frozen_rom=BOARD_FROZEN_ROM)
     return p
 
 

@@ -139,6 +139,16 @@ def parser(
         "(the input then takes a pixel every clock_mhz / (N * width * height) cycles)",
     )
     p.add_argument(
+        "--frozen-rom",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --fold rate: a frozen layer of N weights or more whose beats leave one "
+        "multiplier time for all of them reads its weights from a ROM beside that multiplier "
+        "instead of running a bit-serial shift-add graph (default 0: never; the board "
+        "build's default is 72)",
+    )
+    p.add_argument(
         "--clock-mhz",
         type=float,
         default=100.0,
@@ -186,6 +196,8 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
         raise BuildError("--jobs must be at least 1")
     if args.fps is not None and (args.fold != "rate" or args.fps <= 0 or args.clock_mhz <= 0):
         raise BuildError("--fps needs --fold rate, a positive rate and a positive --clock-mhz")
+    if args.frozen_rom < 0:
+        raise BuildError("--frozen-rom must be 0 or more")
     out = output_dir(args.out)
     out.check()
     config = BuildConfig(
@@ -202,6 +214,7 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
         fps=args.fps,
         clock_mhz=args.clock_mhz,
         swap=args.swap,
+        frozen_rom=args.frozen_rom,
         jobs=args.jobs,
         **options,
     )

@@ -90,7 +90,8 @@ class Backbone(wiring.Component):
     word-parallel); ``periods`` convolutions and alpha blends to the fewest cycles between
     their beats (Conv's and AlphaBlend's ``period``: where given, 3x3 layers read their
     windows in place, and folded layers and blends with a cycle to spare register their
-    output).
+    output); ``roms`` names frozen convolutions whose products read their weights from a
+    ROM beside multipliers (Conv's ``rom``; folded as a configurable layer is).
 
     Ports
     -----
@@ -133,6 +134,7 @@ class Backbone(wiring.Component):
         folds: dict | None = None,
         digits: dict | None = None,
         periods: dict | None = None,
+        roms=(),
         solver: str = "da4ml",
         levels_per_stage: int = 2,
         serial_levels_per_stage: int = 3,
@@ -152,6 +154,8 @@ class Backbone(wiring.Component):
             sets=sets,
         )
         graphs, folds, digits, periods = graphs or {}, folds or {}, digits or {}, periods or {}
+        if unknown := sorted(set(roms) - {c.name for c in net.convs() if c.frozen}):
+            raise ValueError(f"roms names no frozen convolution of {net.name}: {unknown}")
         # Per convolution, what it takes beyond the parameters: its planned graph, fold,
         # digits and beat period.
         options = {
@@ -160,6 +164,7 @@ class Backbone(wiring.Component):
                 **({"fold": folds[c.name]} if folds.get(c.name, 1) > 1 else {}),
                 **({"digits": digits[c.name]} if digits.get(c.name, 1) > 1 else {}),
                 **({"period": periods[c.name]} if c.name in periods else {}),
+                **({"rom": True} if c.name in roms else {}),
             }
             for c in net.convs()
         }

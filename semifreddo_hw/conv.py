@@ -175,6 +175,12 @@ class Conv(wiring.Component):
         passes 1 .. P - 1 (pass 0's are the arguments above)
     frame_bits : side bits above the pass index that every beat of a frame carries alike
         (a repeated block's last-pass flag), carried through untouched
+    rom : frozen only: the product built as a folded configurable layer's (``fold`` as for
+        a configurable layer: multipliers shared over cycles) whose weight memory is never
+        written, a ROM of the frozen weights. Where a layer's beats are hundreds of cycles
+        apart, one multiplier and a ROM are far smaller than any shift-add graph of its
+        weights (``docs/folding.md``, "Frozen layers from a ROM"). The layer keeps a frozen
+        layer's ports: no ``weight_write``, no weight region.
 
     Ports: ``i``, ``o`` (int8 pixel streams), ``scale_write``, ``bias_write``,
     ``weight_write`` (configurable only),
@@ -206,6 +212,7 @@ class Conv(wiring.Component):
         passes: int = 1,
         pass_init=(),
         frame_bits: int = 0,
+        rom: bool = False,
     ):
         w = _checked(kind, weights)
         if not isinstance(passes, int) or passes < 1:
@@ -230,6 +237,8 @@ class Conv(wiring.Component):
         check_levels(serial_levels_per_stage, "serial_levels_per_stage")
         if digits > 1 and configurable:
             raise ValueError("only a frozen product runs digit-serially (digits > 1)")
+        if rom and (configurable or digits > 1):
+            raise ValueError("rom is for a frozen product that does not run digit-serially")
         if kind == "pointwise" and stride != 1:
             raise ValueError("a pointwise layer has stride 1")
         self.period = period
@@ -258,12 +267,17 @@ class Conv(wiring.Component):
                 else {}
             ),
             **({"frame_bits": frame_bits} if frame_bits else {}),
+            **({"rom": True} if rom else {}),
             # a build without an input padding keeps its parts' cache keys
             **({"pad": [int(v) for v in pad]} if pad is not None and any(pad) else {}),
         }
         self.kind, self.weights, self.stride = kind, w, stride
         self.configurable, self.sets, self.passes = configurable, sets, passes
+        #: Whether the product is a :class:`~.matvec.ConfigurableMatVec` (multipliers and a
+        #: weight memory): a configurable layer's, or a frozen one's read from a ROM.
+        self.rom, self.mac = bool(rom), bool(configurable or rom)
         banks = sets * passes  # parameter sets in each bank: pass * sets + epoch
+        weight_sets = banks if configurable else 1  # a ROM has the one
         c_out = w.shape[0]
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
@@ -284,7 +298,7 @@ class Conv(wiring.Component):
         matrix, mask = product_matrix(kind, w)
         # the power-up weight image of each bank set, pass by pass
         images = [matrix, *(product_matrix(kind, pw)[0] for pw, _, _ in pass_init)]
-        images = [img for img in images for _ in range(sets)]
+        images = [img for img in images for _ in range(weight_sets // passes)]
         self.fold = fold
         # Folded: sub-beat p computes output channels p * P ... from the lanes groups[p]
         # (all of them, or channel group p of each tap of a depthwise window); past one
@@ -292,13 +306,13 @@ class Conv(wiring.Component):
         sums = sums_per_output(kind, c_in)
         self.slices = fold // c_out if fold > c_out else 1
         if c_out % fold and (
-            not configurable or fold % c_out or sums % self.slices or self.slices == 1
+            not self.mac or fold % c_out or sums % self.slices or self.slices == 1
         ):
             raise ValueError(
                 f"fold {fold} must divide the {c_out} output channels"
                 + (
                     f", or be {c_out} times a divisor of the {sums} products each output sums"
-                    if configurable
+                    if self.mac
                     else ""
                 )
             )
@@ -330,7 +344,7 @@ class Conv(wiring.Component):
         hold = holds(fold)
         self.window = self.serializer = self.deserializer = self.accumulator = None
         group = c_out // channel_groups
-        if configurable:
+        if self.mac:
             if fold == 1:
                 elements = np.full(mask.shape, -1)
                 elements[mask] = np.arange(int(mask.sum()))
@@ -339,7 +353,7 @@ class Conv(wiring.Component):
                     c_out,
                     mask=mask,
                     init=np.stack(images),
-                    sets=banks,
+                    sets=weight_sets,
                     levels_per_stage=levels_per_stage,
                     side_width=side,
                 )
@@ -363,7 +377,7 @@ class Conv(wiring.Component):
                             for img in images
                         ]
                     ),
-                    sets=banks,
+                    sets=weight_sets,
                     levels_per_stage=levels_per_stage,
                     side_width=side,
                     fold=fold,
@@ -458,9 +472,7 @@ class Conv(wiring.Component):
         #: Whether the product (or a configurable layer's serializer) reads its input beat
         #: in place: the window's, or a spaced product's producer's (see ``period``).
         self.hold = hold and (
-            self.serializer is not None
-            if configurable
-            else isinstance(self.product, DigitSerialMatVec)
+            self.serializer is not None if self.mac else isinstance(self.product, DigitSerialMatVec)
         )
         if self.hold:
             self._args["hold"] = True
@@ -482,7 +494,7 @@ class Conv(wiring.Component):
         # so that the downstream ready stops there instead of running on through the
         # serializer into the window.
         self.cut = None
-        if configurable and fold > 1 and period is not None:
+        if self.mac and fold > 1 and period is not None:
             self.cut = SkidBuffer((self.serializer or self.window).o.payload.shape())
             self._args["cut"] = True
         if fold > 1:
@@ -523,7 +535,7 @@ class Conv(wiring.Component):
         power-up values and, when frozen, its adder graph."""
         h = hashlib.sha256(json.dumps(self._args, sort_keys=True).encode())
         h.update(np.ascontiguousarray(self.weights, dtype="<i8").tobytes())
-        if not self.configurable:
+        if not self.mac:
             g = self.product.graph
             h.update(json.dumps([g.n_in, g.adds, g.outputs]).encode())
         return h.hexdigest()
@@ -540,7 +552,7 @@ class Conv(wiring.Component):
         holds a sub-beat, so a beat's sub-beats spread over ``fold`` stages, one more beat
         is partly in flight and one partly in the deserializer."""
         r, f = self.requant.beats_held, self.fold
-        if self.configurable:
+        if self.mac:
             p = self.product.beats_held + 2 * (self.cut is not None)  # the slice's two sub-beats
             if self.accumulator is not None:  # fold sub-beats per beat, then fold / slices
                 return -(-p // f) + 1 + -(-(r + 1) // (f // self.slices)) + 2
@@ -600,6 +612,10 @@ class Conv(wiring.Component):
             "configurable": self.configurable,
             **self.product.report(),
         }
+        if self.rom:  # the ROM is no parameter memory
+            rom_bits = r.pop("memory_bits")
+            r.update(rom=True, rom_bits=rom_bits, memory_bits=0)
+            r["nonzero_weights"] = int(np.count_nonzero(self.weights))
         r["weights"] = int(self.weights.size)  # not the depthwise block matrix's size
         r["latency_cycles"] = self.latency  # plus, for 3x3 kinds, the window's lag
         r["memory_bits"] += self.requant.scales.bits + self.requant.biases.bits
@@ -634,7 +650,7 @@ class Conv(wiring.Component):
         chain = [product, requant]
         if self.serializer is not None:
             m.submodules.serializer = self.serializer
-            chain.insert(0 if self.configurable else 1, self.serializer)
+            chain.insert(0 if self.mac else 1, self.serializer)
         if self.deserializer is not None:
             m.submodules.deserializer = self.deserializer
             chain.append(self.deserializer)
@@ -663,6 +679,8 @@ class Conv(wiring.Component):
             ports.append((self.weight_write, product.write))
         for src, dst in ports:
             forward(m, src, dst)
+        if self.rom:  # never written: the weight memory is a ROM
+            m.d.comb += product.write.valid.eq(0)
         if self.sets * self.passes > 1:  # each block reads its parameters with its beat's set
             for block in (requant, product) if self.configurable else (requant,):
                 m.d.comb += block.select.eq(beat_set(block.i.payload.side, self.sets, self.passes))

@@ -183,6 +183,54 @@ def test_folded_conv_pysim(kind, size, c_in, c_out, stride, fold, configurable):
         assert r["multipliers"] * fold == w.size
 
 
+# Frozen layers read from a ROM (``rom``): kind, (height, width), c_in, c_out, stride, fold,
+# period (None: no rate given). Folded as configurable layers are: by channel groups, past
+# the channels in slices, down to one multiplier; with a period, behind a memory window or
+# a held serializer, with the register slice and the buffered pipelines.
+ROM = [
+    ("pointwise", (3, 5), 4, 6, 1, 3, None),
+    ("pointwise", (2, 3), 5, 2, 1, 10, None),
+    ("depthwise", (5, 7), 2, 2, 2, 18, None),
+    ("full", (4, 5), 2, 4, 1, 12, None),
+    ("depthwise", (5, 7), 2, 2, 1, 18, 19),  # a memory window
+    ("depthwise", (4, 2), 3, 3, 2, 27, 40),  # too narrow for one: the serializer holds
+    ("pointwise", (3, 4), 4, 4, 1, 16, 17),
+]
+
+
+@pytest.mark.parametrize("kind,size,c_in,c_out,stride,fold,period", ROM)
+def test_rom_conv_pysim(kind, size, c_in, c_out, stride, fold, period):
+    """A frozen layer read from a ROM computes what the shift-add one does, under stalls,
+    with extreme weights; it has a frozen layer's ports (no weight write) and its report
+    counts the multipliers it shares and the ROM apart from the parameter memory."""
+    rng = np.random.default_rng([c_in, c_out, stride, fold, *size, period or 0])
+    w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes=True)
+    dut = _conv(kind, w, size, stride, 11, True, scale, bias, fold=fold, rom=True, period=period)
+    assert "weight_write" not in dut.signature.members and not dut.configurable
+    if period is not None:
+        assert dut.cut is not None and dut.requant.buffered
+    if (kind, size) == ("depthwise", (5, 7)) and period:
+        assert isinstance(dut.window, MemoryWindow)
+    x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
+    run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
+    r = dut.report()
+    assert r["rom"] and not r["configurable"] and r["fold"] == fold
+    assert r["multipliers"] * fold == w.size == r["rom_bits"] // 8
+    assert r["memory_bits"] == dut.requant.scales.bits + dut.requant.biases.bits
+    assert r["nonzero_weights"] == np.count_nonzero(w)
+    spatial = _conv(kind, w, size, stride, 11, True, scale, bias)
+    assert dut.fingerprint() != spatial.fingerprint()
+
+
+def test_rom_is_for_a_frozen_word_parallel_product():
+    w = np.ones((4, 4), np.int64)
+    for kw in (dict(configurable=True), dict(digits=4)):
+        with pytest.raises(ValueError, match="rom is for a frozen product"):
+            Conv("pointwise", w, rom=True, fold=16, **kw)
+    with pytest.raises(ValueError, match="a frozen layer has no weight memory"):
+        Conv("pointwise", w, rom=True, fold=16).weight_element(0, 0)
+
+
 def frame_cost(dut, rng, kind, w, size, c_in, stride, scale, bias, period):
     """``(cycles one more frame costs, its pixels' time)``: frames fed back to back at a
     pixel every ``period / stride`` cycles (the rate ``period`` stands for at the output),
@@ -371,11 +419,19 @@ CONFIGURABLE_RTL = {
 }
 
 
-@pytest.mark.parametrize("name", list(RTL) + list(CONFIGURABLE_RTL))
+#: Frozen layers read from a ROM (the weights only in the text-emitted product's memory
+#: image, its write port tied off by the layer): as CONFIGURABLE_RTL.
+ROM_RTL = {
+    "rom_dw_9x5_c3_s2_memory_window": ("depthwise", (5, 9), 3, 3, 2, True, 27, 29),
+    "rom_pw_4x3_c6_to_4_fold24": ("pointwise", (3, 4), 6, 4, 1, True, 24, 25),
+}
+
+
+@pytest.mark.parametrize("name", list(RTL) + list(CONFIGURABLE_RTL) + list(ROM_RTL))
 def test_conv_rtl_bit_exact(rtl_build_dir, name):
-    configurable = name in CONFIGURABLE_RTL
+    configurable, rom = name in CONFIGURABLE_RTL, name in ROM_RTL
     kind, size, c_in, c_out, stride, extremes, fold, *period = (
-        CONFIGURABLE_RTL[name] if configurable else (*RTL[name], 1)
+        CONFIGURABLE_RTL.get(name) or ROM_RTL.get(name) or (*RTL[name], 1)
     )
     rng = np.random.default_rng(len(name))
     w, scale, bias = make_layer(rng, kind, c_in, c_out, extremes)
@@ -387,6 +443,7 @@ def test_conv_rtl_bit_exact(rtl_build_dir, name):
         11,
         True,
         configurable=configurable,
+        rom=rom,
         fold=fold,
         period=period[0] if period else None,
     )
