@@ -384,8 +384,9 @@ def _report_md(r: dict, net) -> str:
     ]
     for name, x in r["layers"].items():
         cols = "".join(f" {x.get(k, 1)} |" for k in extra)
+        frozen = "no" if x["configurable"] else "yes, ROM" if x.get("rom") else "yes"
         md.append(
-            f"| {name} | {x['kind']} | {'no' if x['configurable'] else 'yes'} | "
+            f"| {name} | {x['kind']} | {frozen} | "
             f"{x['weights']} | {x['adders']} | {x['multipliers']} | "
             f"{x['latency_cycles']} | {x['register_bits']} | {x['memory_bits']} |{cols}"
         )

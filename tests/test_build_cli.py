@@ -310,6 +310,10 @@ def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
             "--serial-levels-per-stage must be at least 1",
         ),
         (
+            ["--freeze", str(CORPUS / "good_frozen.npz"), "--frozen-rom", "-1"],
+            "--frozen-rom must be 0 or more",
+        ),
+        (
             ["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
             "--config missing.json: no such file",
         ),
