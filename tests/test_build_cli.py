@@ -484,3 +484,47 @@ def test_verify_per_layer_on_the_paper_build(tmp_path):
         r = run("sim.verify", "--build", tmp_path / "paper", *args, "--work", tmp_path / "sim")
         assert r.returncode == 0 and r.stdout.startswith("PASS"), r.stdout + r.stderr
         assert r.stdout.count("output beats matched") == (2 if "*" in layers else 1), r.stdout
+
+
+@pytest.mark.parametrize(
+    "layer, want",
+    [
+        ({"latency_cycles": 30}, 1),
+        ({"latency_cycles": 30, "fold": 256}, 256),
+        ({"latency_cycles": 44, "digits": 18}, 18),
+        ({"latency_cycles": 44, "digits": 18, "fold": 16, "spaced": True}, 45),
+    ],
+)
+def test_per_layer_hang_limit_counts_the_cycles_a_beat_takes(layer, want):
+    from sim.verify import beat_cycles
+
+    assert beat_cycles(layer) == want
+
+
+@pytest.mark.slow
+def test_frozen_rom_build_verifies_layer_by_layer(tmp_path):
+    """``small`` built as the board builds it (``--fold rate --fps 8000 --frozen-rom 72``):
+    the report names the ROM layers, and a stage-4 ROM layer and its trainable twin, each
+    a beat every 256 cycles, pass ``--per-layer`` in Verilator (a fixed hang limit once
+    stopped both after four beats). About two minutes."""
+    examples = Path(__file__).parent.parent / "weights" / "examples"
+    build = tmp_path / "rom"
+    r = run(
+        "generators.build",
+        "--freeze",
+        examples / "small_frozen.npz",
+        "--trainable",
+        examples / "small_trainable.npz",
+        *("--fold", "rate", "--fps", "8000", "--frozen-rom", "72", "--jobs", "2"),
+        *("--out", build, "--quiet"),
+        timeout=1800,
+    )
+    assert r.returncode == 0, r.stderr
+    layers = json.loads((build / "report.json").read_text())["layers"]
+    roms = {name for name, x in layers.items() if x.get("rom")}
+    assert len(roms) == 19 and "frozen.m4.0.b0_pw" in roms and "frozen.m1.1.dw" not in roms
+    assert "| frozen.m4.0.b0_pw | pointwise | yes, ROM |" in (build / "report.md").read_text()
+    for name in ("frozen.m4.0.b0_pw", "a.m4.0.b0_pw"):
+        args = ["--per-layer", "--layers", name, "--frames", "2", "--quiet"]
+        r = run("sim.verify", "--build", build, *args, "--work", tmp_path / "sim")
+        assert r.returncode == 0 and r.stdout.startswith("PASS"), r.stdout + r.stderr
