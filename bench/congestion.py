@@ -9,6 +9,11 @@ iteration N), summed by the backbone block and component kind each net belongs t
 
 A router that does not converge needs to know which nets crowd the wires; this says which
 parts of the design they belong to. Seconds.
+
+Where on the die: ``--coordinates TOOLS/heat_congestion_by_coordinate_N.csv`` (the same run
+writes it, a row per tile column x, a value per tile row y) sums the overuse by tile row,
+the rows beside the LFE5U-85F's block RAM and multiplier rows (two tiles either side) against
+the rest, per tile row on average, and lists the hottest 8 x 8 tile squares.
 """
 
 import argparse
@@ -18,6 +23,12 @@ import sys
 from pathlib import Path
 
 from netlist_ffs import place, run, tables  # the flip-flop counts' names and tables
+
+#: The LFE5U-85F's tile rows of block RAMs and of multipliers (as the board flow's
+#: floorplan pass pins them: ``generators/ecp5_floorplan.py``).
+EBR_ROWS, DSP_ROWS = (22, 46, 70, 82), (10, 34, 58)
+#: Tile rows either side of a hard-block row counted as beside it; the squares' side.
+NEAR, SQUARE = 2, 8
 
 
 def count(rows) -> dict:
@@ -46,6 +57,73 @@ def count(rows) -> dict:
     }
 
 
+def by_place(grid: list[list[int]]) -> dict:
+    """``grid[x][y]``: overused wires per tile. The total, per tile row, beside the block RAM
+    and multiplier rows against the other rows (each a total and a mean per tile row), and
+    the hottest squares of ``SQUARE`` tiles by their lower corner."""
+    if not grid or any(len(col) != len(grid[0]) for col in grid):
+        raise ValueError("the coordinate heatmap is not a rectangle of numbers")
+    rows = [sum(col[y] for col in grid) for y in range(len(grid[0]))]
+    near = {
+        kind: {y for r in where for y in range(r - NEAR, r + NEAR + 1) if 0 <= y < len(rows)}
+        for kind, where in (("block RAM rows", EBR_ROWS), ("multiplier rows", DSP_ROWS))
+    }
+    near["other rows"] = set(range(len(rows))) - set().union(*near.values())
+    squares = collections.Counter()
+    for x in range(0, len(grid), SQUARE):
+        for y in range(0, len(rows), SQUARE):
+            n = sum(
+                grid[i][j]
+                for i in range(x, x + SQUARE)
+                if i < len(grid)
+                for j in range(y, y + SQUARE)
+                if j < len(rows)
+            )
+            if n:
+                squares[f"X{x}/Y{y}"] = n
+    return {
+        "overuse": sum(rows),
+        "by_row": rows,
+        "by_band": {
+            kind: {
+                "rows": len(ys),
+                "overuse": sum(rows[y] for y in ys),
+                "per_row": round(sum(rows[y] for y in ys) / max(1, len(ys)), 1),
+            }
+            for kind, ys in near.items()
+        },
+        "hottest_squares": dict(squares.most_common(12)),
+    }
+
+
+def read_grid(path: Path) -> list[list[int]]:
+    """The coordinate heatmap: a row of numbers per tile column (a trailing comma)."""
+    with path.open(newline="") as f:
+        return [
+            [int(v) for v in r if v.strip()] for r in csv.reader(f) if any(v.strip() for v in r)
+        ]
+
+
+def place_table(result: dict, rows: int) -> str:
+    out = [
+        f"overused wires: {result['overuse']:,}",
+        "",
+        f"{'tile rows':24} {'rows':>5} {'overuse':>8} {'per row':>8}",
+    ]
+    for kind, b in result["by_band"].items():
+        out.append(f"{kind:24} {b['rows']:>5} {b['overuse']:>8,} {b['per_row']:>8}")
+    return "\n".join(
+        out
+        + tables(
+            result,
+            (("hottest_squares", f"{SQUARE}x{SQUARE} square"),),
+            rows,
+            "overuse",
+            max(1, result["overuse"]),
+        )
+    )
+
+
 def read(path: Path) -> list[tuple[str, int]]:
     """The heatmap's rows: a net's name, then its overused wires."""
     with path.open(newline="") as f:
@@ -60,10 +138,20 @@ def table(result: dict, rows: int) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--heatmap", required=True, type=Path, help="a congestion_by_net CSV")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--heatmap", type=Path, help="a congestion_by_net CSV")
+    where.add_argument("--coordinates", type=Path, help="a congestion_by_coordinate CSV")
     p.add_argument("--rows", type=int, default=15, help="rows per table (default 15)")
     p.add_argument("--json", type=Path, help="write the sums here")
     args = p.parse_args(argv)
+    if args.coordinates is not None:
+        return run(
+            "congestion",
+            args.coordinates,
+            lambda: by_place(read_grid(args.coordinates)),
+            lambda r: place_table(r, args.rows),
+            args.json,
+        )
     return run(
         "congestion",
         args.heatmap,

@@ -273,6 +273,31 @@ def test_congestion_sums_router2_overuse_by_part(tmp_path):
     assert bad.returncode == 2 and "none.csv" in bad.stderr
 
 
+def test_congestion_sums_router2_overuse_by_place(tmp_path):
+    """A router2 congestion-by-coordinate heatmap (a row per tile column, a trailing comma):
+    the overuse per tile row, the rows beside block RAM rows (22 +- 2) and multiplier rows
+    (10 +- 2) apart from the others, and the hottest 8x8 squares; a ragged file refused."""
+    grid = [[0] * 30 for _ in range(20)]
+    grid[3][22] = 6  # beside a block RAM row, in square X0/Y16
+    grid[17][11] = 4  # beside a multiplier row, square X16/Y8
+    grid[9][0] = 5  # elsewhere, square X8/Y0
+    heat = tmp_path / "heat_congestion_by_coordinate_3.csv"
+    heat.write_text("".join(",".join(map(str, col)) + ",\n" for col in grid))
+    out = tmp_path / "place.json"
+    r = _bench("bench/congestion.py", "--coordinates", heat, "--json", out, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(out.read_text())
+    assert got["overuse"] == 15 and got["by_row"][22] == 6 and len(got["by_row"]) == 30
+    bands = got["by_band"]
+    assert bands["block RAM rows"] == {"rows": 5, "overuse": 6, "per_row": 1.2}
+    assert bands["multiplier rows"] == {"rows": 5, "overuse": 4, "per_row": 0.8}
+    assert bands["other rows"]["rows"] == 20 and bands["other rows"]["overuse"] == 5
+    assert got["hottest_squares"] == {"X0/Y16": 6, "X8/Y0": 5, "X16/Y8": 4}
+    heat.write_text("1,2,\n3,\n")
+    bad = _bench("bench/congestion.py", "--coordinates", heat, timeout=60)
+    assert bad.returncode == 2 and "not a rectangle" in bad.stderr
+
+
 def test_logic_depth_finds_the_longest_chain_and_the_widest_net(tmp_path):
     """Two registers joined by three LUT4s and a CCU2C, a third register fed by one LUT:
     the deeper chain is reported with its levels (3 + 0.25) by where it starts and ends,
