@@ -6,6 +6,7 @@ import json
 import time
 
 from semifreddo_hw.backbone import Backbone
+from semifreddo_hw.conv import memory_window_fits
 from semifreddo_hw.dsp import dsp_platform
 from semifreddo_hw.emit import to_verilog_parts
 from spec.network import sums_per_output
@@ -90,19 +91,24 @@ def rate_digits(net, input_period: int = 1, roms=()) -> dict[str, int]:
 def rate_roms(net, input_period: int = 1, rom_from: int = 0) -> list[str]:
     """The frozen convolutions of ``rom_from`` weights or more (0: none) whose beats leave
     one multiplier time for all of them (folded as a configurable layer would be, down to
-    one output channel's one product a cycle): built from a ROM of their weights beside
-    that multiplier (:class:`semifreddo_hw.conv.Conv`'s ``rom``) instead of a bit-serial
-    shift-add graph of every channel, which would idle nearly all the time
-    (``docs/folding.md``, "Frozen layers from a ROM")."""
+    one output channel's one product a cycle), and whose products a memory window gives
+    (or which have no window): built from a ROM of their weights beside that multiplier
+    (:class:`semifreddo_hw.conv.Conv`'s ``rom``) instead of a bit-serial shift-add graph of
+    every channel, which would idle nearly all the time (``docs/folding.md``, "Frozen
+    layers from a ROM"). A 3x3 layer on a frame under three pixels wide has no memory
+    window; its serializer would pick one of the window's ``9 * c`` lanes a cycle, a
+    multiplexer that crowded the board build's routing, so it stays bit-serial."""
     if not rom_from:
         return []
     periods = net.peak_periods()
     roms = []
     for c in net.convs():
         weights = c.c_out * sums_per_output(c.kind, c.c_in)
-        if c.frozen and weights >= rom_from:
-            if _fold(c, periods[c.name] * input_period, rom=True) == weights:
-                roms.append(c.name)
+        period = periods[c.name] * input_period
+        if not c.frozen or weights < rom_from or _fold(c, period, rom=True) != weights:
+            continue
+        if c.kind == "pointwise" or memory_window_fits(c.width, c.stride, weights, period):
+            roms.append(c.name)
     return roms
 
 

@@ -498,8 +498,9 @@ def board_markdown(r: dict, net, command: str) -> str:
 #: ``--frozen-rom``'s default here: a frozen layer of 72 weights or more (an 8-channel
 #: depthwise one, a pointwise one of 72 products) whose beats leave one multiplier time for
 #: all its products reads them from a ROM (docs/folding.md, "Frozen layers from a ROM").
-#: On ``small`` at ``--fps 8000`` those are the depthwise layers of stages 2 to 4 and the
-#: pointwise ones of stage 4: 19 multipliers, which the part's DSP blocks still hold.
+#: On ``small`` at ``--fps 8000`` those are the depthwise layers of stages 2 to 4 on frames
+#: three or more wide and the pointwise ones of stage 4: 16 multipliers, which the part's
+#: DSP blocks still hold.
 BOARD_FROZEN_ROM = 72
 
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).

@@ -113,6 +113,14 @@ def _pass_rows(first, later, sets: int):
     return [_ints(v) for v in [first, *later] for _ in range(sets)]
 
 
+def memory_window_fits(width: int, stride: int, fold: int, period: int | None) -> bool:
+    """Whether a :class:`~.window.MemoryWindow` can give a 3x3 layer's ``fold`` sub-beats
+    (each one tap's lanes) at beats ``period`` cycles apart: the period leaves the window's
+    step a cycle after the sub-beats (one more behind a stride-2 window, as for ``hold``)
+    and the frame is 3 or more wide."""
+    return period is not None and width >= 3 and period >= fold + 1 + (1 if stride == 2 else 0)
+
+
 class Conv(wiring.Component):
     """One convolution layer: [3x3 window ->] product -> requantizer.
 
@@ -332,14 +340,10 @@ class Conv(wiring.Component):
 
         def memory_window(groups) -> bool:
             """Whether a :class:`~.window.MemoryWindow` may give a folded configurable
-            layer's sub-beats (each one tap's lanes): where the period leaves the step a
-            cycle after the sub-beats (and one more behind a stride-2 window, as for
-            ``hold``) and the frame is 3 or more wide."""
-            if not windowed or period is None or width < 3:
+            layer's sub-beats: each one tap's lanes, and :func:`memory_window_fits`."""
+            if not windowed or any(len({k // c_in for k in g}) != 1 for g in groups):
                 return False
-            if any(len({k // c_in for k in g}) != 1 for g in groups):
-                return False
-            return period >= fold + 1 + (1 if stride == 2 else 0)
+            return memory_window_fits(width, stride, fold, period)
 
         hold = holds(fold)
         self.window = self.serializer = self.deserializer = self.accumulator = None

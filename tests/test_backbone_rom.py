@@ -1,10 +1,9 @@
 # amaranth: UnusedElaboratable=no
 """A backbone built as the board build makes it for a slow input (``--fps``: a pixel every
 16 clocks) with frozen layers read from ROMs (``--frozen-rom 72``, the board's default),
-end to end in Verilator: the depthwise layers of stages 2 to 4 and the pointwise ones of
-stage 4 each one multiplier beside a ROM of its weights (behind a memory window where the
-frame is three or more wide, a held serializer where it is narrower), the rest bit-serial
-as before. Every beat of all three outputs under random stalls with the shuffle on, every
+end to end in Verilator: the depthwise layers of stages 2 to 4 whose frames are three or
+more wide (behind a memory window) and the pointwise ones of stage 4 each one multiplier
+beside a ROM of its weights, the rest bit-serial as before. Every beat of all three outputs under random stalls with the shuffle on, every
 run-time parameter rewritten (the ROM layers' scales and biases among them).
 
 On the ``small`` preset's cores and widths with fewer blocks (18x10 in,
@@ -33,22 +32,24 @@ def main(rtl_build_dir):
     return build(net, rtl_build_dir, fold="rate", input_period=PERIOD, rom_from=BOARD_FROZEN_ROM)
 
 
-def test_rom_layers_are_the_rule_s_and_in_both_forms(main):
+def test_rom_layers_are_the_rule_s(main):
     """The layers the rule names, and only they, are built from ROMs, one multiplier each,
-    behind a memory window and behind a serializer; they have no weight region (their
-    weights cannot be written); every other frozen product is still digit-serial."""
+    a depthwise one always behind a memory window; the narrow frames' depthwise layers stay
+    bit-serial; the ROM layers have no weight region (their weights cannot be written);
+    every other frozen product is still digit-serial."""
     roms = set(rate_roms(main.net, PERIOD, BOARD_FROZEN_ROM))
     assert {n.split(".")[1][:2] for n in roms} == {"m2", "m3", "m4"}
-    assert any(n.endswith("pw") for n in roms) and any(n.endswith("dw") for n in roms)
+    assert "frozen.m4.1.pw" in roms and "frozen.m4.1.dw" not in roms  # a 2x1 frame
     forms = set()
     for layer in main.dut.layers():
         conv = layer.conv
         if layer.name in roms:
             assert conv.rom and isinstance(conv.product, ConfigurableMatVec), layer.name
             assert conv.report()["multipliers"] == 1, layer.name
-            forms.add("memory window" if isinstance(conv.window, MemoryWindow) else "serializer")
+            assert conv.kind == "pointwise" or isinstance(conv.window, MemoryWindow)
+            forms.add(conv.kind)
         elif not conv.configurable:
             assert not conv.rom and isinstance(conv.product, DigitSerialMatVec), layer.name
-    assert forms == {"memory window", "serializer"}
+    assert forms == {"depthwise", "pointwise"}
     regions = {(r.layer, r.field) for r in main.dut.address_map}
     assert all((n, "weight") not in regions and (n, "scale") in regions for n in roms)

@@ -522,7 +522,8 @@ def test_frozen_rom_build_verifies_layer_by_layer(tmp_path):
     assert r.returncode == 0, r.stderr
     layers = json.loads((build / "report.json").read_text())["layers"]
     roms = {name for name, x in layers.items() if x.get("rom")}
-    assert len(roms) == 19 and "frozen.m4.0.b0_pw" in roms and "frozen.m1.1.dw" not in roms
+    assert len(roms) == 16 and "frozen.m4.0.b0_pw" in roms and "frozen.m1.1.dw" not in roms
+    assert "frozen.m4.1.dw" not in roms  # a 2x2 frame: no memory window
     assert "| frozen.m4.0.b0_pw | pointwise | yes, ROM |" in (build / "report.md").read_text()
     for name in ("frozen.m4.0.b0_pw", "a.m4.0.b0_pw"):
         args = ["--per-layer", "--layers", name, "--frames", "2", "--quiet"]
