@@ -24,9 +24,14 @@ from pathlib import Path
 
 from netlist_ffs import place, run, tables  # the flip-flop counts' names and tables
 
-#: The LFE5U-85F's tile rows of block RAMs and of multipliers (as the board flow's
-#: floorplan pass pins them: ``generators/ecp5_floorplan.py``).
-EBR_ROWS, DSP_ROWS = (22, 46, 70, 82), (10, 34, 58)
+_REPO = Path(__file__).resolve().parent.parent
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+# The LFE5U-85F's tile rows of block RAMs and of multipliers, as the floorplan pass has them.
+from generators.ecp5_floorplan import DSP_ROWS_85K as DSP_ROWS  # noqa: E402
+from generators.ecp5_floorplan import EBR_ROWS_85K as EBR_ROWS  # noqa: E402
+
 #: Tile rows either side of a hard-block row counted as beside it; the squares' side.
 NEAR, SQUARE = 2, 8
 
@@ -106,7 +111,7 @@ def read_grid(path: Path) -> list[list[int]]:
 
 def place_table(result: dict, rows: int) -> str:
     out = [
-        f"overused wires: {result['overuse']:,}",
+        f"overuse (the heatmap's units: about twice router2's count): {result['overuse']:,}",
         "",
         f"{'tile rows':24} {'rows':>5} {'overuse':>8} {'per row':>8}",
     ]

@@ -29,6 +29,7 @@ __all__ = [
     "FOLDS",
     "rate_folds",
     "rate_digits",
+    "rate_roms",
     "rate_options",
     "rate_periods",
     "input_period",
@@ -352,9 +353,12 @@ def _report_md(r: dict, net) -> str:
         "multipliers",
         "parameter_memory_bits",
         "line_buffer_bits",
+        "rom_bits",
         "balance_fifo_bits",
         "parameter_addresses",
     ):
+        if key not in r:  # only where frozen layers read their weights from ROMs
+            continue
         md.append(f"| {key.replace('_', ' ')} | {r[key]:,} |")
         if key == "multipliers" and "blend_multipliers" in r:
             md.append(f"| alpha blend multipliers (folded) | {r['blend_multipliers']:,} |")

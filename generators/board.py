@@ -579,12 +579,14 @@ def _parser():
         action="store_true",
         help="write the build and board_link.v only (no Yosys, no nextpnr)",
     )
-    p.set_defaults(fold="rate", frozen_rom=BOARD_FROZEN_ROM)
+    p.set_defaults(fold="rate", frozen_rom=None)  # None: BOARD_FROZEN_ROM where rate-folded
     return p
 
 
 def board_build(args, log) -> int:
     board = BOARDS[args.board]
+    if args.frozen_rom is None:  # not given: ROM layers where the build folds by rate
+        args.frozen_rom = BOARD_FROZEN_ROM if args.fold == "rate" else 0
     if not 10 <= args.clock_mhz <= 400:
         raise BuildError("--clock-mhz must lie in 10..400")
     if not 0.1 <= args.bram_fill <= 1.0:

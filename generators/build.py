@@ -146,7 +146,7 @@ def parser(
         help="with --fold rate: a frozen layer of N weights or more whose beats leave one "
         "multiplier time for all of them reads its weights from a ROM beside that multiplier "
         "instead of running a bit-serial shift-add graph (default 0: never; the board "
-        "build's default is 72)",
+        "build's default is generators.board.BOARD_FROZEN_ROM, 72)",
     )
     p.add_argument(
         "--clock-mhz",
@@ -198,6 +198,10 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
         raise BuildError("--fps needs --fold rate, a positive rate and a positive --clock-mhz")
     if args.frozen_rom < 0:
         raise BuildError("--frozen-rom must be 0 or more")
+    if args.frozen_rom and args.fold != "rate":
+        raise BuildError(
+            "--frozen-rom needs --fold rate (a spatial build's frozen layers stay shift-add graphs)"
+        )
     out = output_dir(args.out)
     out.check()
     config = BuildConfig(

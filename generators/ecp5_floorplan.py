@@ -58,8 +58,8 @@ __all__ = [
 #: board build; every one of the 364 sites checked by binding a cell to it
 #: (``tests/test_ecp5_floorplan.py``, slow).
 _GROUPS_85K = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
-_EBR_ROWS_85K = (22, 46, 70, 82)
-_DSP_ROWS_85K = (10, 34, 58)
+EBR_ROWS_85K = (22, 46, 70, 82)
+DSP_ROWS_85K = (10, 34, 58)
 
 #: Per die: the columns, the snake's bands in snake order (rows ``[y0, y1)``, each with a
 #: block RAM row), and the sites of each hard cell type.
@@ -69,13 +69,13 @@ SITES = {
         "bands": ((76, 95), (52, 76), (28, 52), (0, 28)),
         "DP16KD": tuple(
             (g + 2 * k, y, f"X{g + 2 * k}/Y{y}/EBR{k}")
-            for y in _EBR_ROWS_85K
+            for y in EBR_ROWS_85K
             for g in _GROUPS_85K
             for k in range(4)
         ),
         "MULT18X18D": tuple(
             (g + dx, y, f"X{g + dx}/Y{y}/MULT18_{dx}")
-            for y in _DSP_ROWS_85K
+            for y in DSP_ROWS_85K
             for g in _GROUPS_85K
             for dx in (0, 1, 4, 5)
         ),

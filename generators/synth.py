@@ -773,12 +773,15 @@ def synthesize_build(build: Path, runner: Runner) -> dict:
             "plan": {
                 k: plan.get(k, 0) for k in ("adders", "multipliers", "register_bits", "memory_bits")
             }
-            | {"line_buffer_bits": plan.get("line_buffer_bits", 0)},
+            | {"line_buffer_bits": plan.get("line_buffer_bits", 0)}
+            # a frozen layer's ROM is memory the netlist has, though no parameter memory
+            | {"memory_bits": plan.get("memory_bits", 0) + plan.get("rom_bits", 0)},
             "measured": add_up(mine, flows, [r["count"] for r in mine]),
         }
     plan_total = {k: report.get(k) for k in ("adders", "multipliers", *_MEMORY)}
-    if "repeat_fifo_bits" in report:  # repeated blocks' feedback FIFOs: memory too
-        plan_total["repeat_fifo_bits"] = report["repeat_fifo_bits"]
+    for k in ("repeat_fifo_bits", "rom_bits"):  # repeated blocks' feedback FIFOs, ROMs: memory
+        if k in report:
+            plan_total[k] = report[k]
     plan_total["register_bits_layers"] = sum(
         x.get("register_bits", 0) for x in report.get("layers", {}).values()
     )
@@ -845,8 +848,8 @@ def build_markdown(r: dict, command: str) -> str:
         f"| register bits of the layers / flip-flops of the layers ({ff}) | "
         f"{_n(plan['register_bits_layers'])} | "
         f"{_n(_add(x['measured'][ff] for x in r['layers'].values()))} |",
-        "| memory bits (parameters + line buffers + balancing FIFOs) | "
-        f"{_n(_add(plan.get(k, 0) for k in (*_MEMORY, 'repeat_fifo_bits')))} | "
+        "| memory bits (parameters + line buffers + balancing FIFOs + ROMs) | "
+        f"{_n(_add(plan.get(k, 0) for k in (*_MEMORY, 'repeat_fifo_bits', 'rom_bits')))} | "
         f"{_n(r['total']['memory_bits'])} |",
         f"| adders / multipliers | {_n(plan['adders'])} / {_n(plan['multipliers'])} | "
         "(in the gates, LUTs and carries above) |",

@@ -521,6 +521,12 @@ class Backbone(wiring.Component):
             + sum(b.alphas.bits for b in self.blends.values())
             + sum(bank.bits for _, g in self.head_groups() for _, bank, _ in g.banks()),
             "line_buffer_bits": sum(r.get("line_buffer_bits", 0) for r in layers.values()),
+            # frozen layers' weights in ROMs (Conv's ``rom``): memory, but no parameters
+            **(
+                {"rom_bits": sum(r.get("rom_bits", 0) for r in layers.values())}
+                if any(r.get("rom") for r in layers.values())
+                else {}
+            ),
             "balance_fifo_bits": fifo_bits,
             **(
                 {

@@ -156,19 +156,19 @@ class Conv(wiring.Component):
         cycles
     period : the fewest cycles between the beats the product will see (a rate-folded
         build knows it: :meth:`spec.network.Network.peak_periods`), or None. Given, a 3x3
-        layer whose product takes a beat over several cycles (folded configurable, digit-
-        serial frozen) reads the window's output register in place (``hold``) instead of
+        layer whose product takes a beat over several cycles (folded configurable or ROM,
+        digit-serial frozen) reads the window's output register in place (``hold``) instead of
         copying the neighbourhood, wherever the window still keeps up: behind a stride-1
         window always (each step gives a window), behind a stride-2 one when the period
         leaves a cycle more than the product takes (the window's steps that give nothing
         wait for the held beat). A digit-serial product whose latency the period exceeds
         runs ``spaced`` (one beat at a time, no stalls inside: see
-        :class:`~.digit_serial.DigitSerialMatVec`). A folded configurable layer (with a
+        :class:`~.digit_serial.DigitSerialMatVec`). A folded configurable or ROM layer (with a
         period given) gets a register slice (``cut``) between its serializer and its
         product: the downstream ``ready`` stops there. Where the period leaves the window's
         pixels two cycles or more apart (2 stride 1, 8 stride 2), the window has a register
         slice in front (``sliced``), so the producer's ``ready`` stops there too; and a folded
-        layer's requantizer (and configurable product) runs ``buffered``
+        layer's requantizer (and configurable or ROM product) runs ``buffered``
         (:class:`~.pipeline.Pipeline`): stages that never stall, a queue behind them.
     sets : 1, or 2 for two run-time parameter sets (scales, biases and configurable
         weights; both start with the given values): each beat is computed with the set its
@@ -295,7 +295,7 @@ class Conv(wiring.Component):
         # Pixels at least two cycles apart at the window (a stride-2 window takes four per
         # product beat): a register slice in front of it (SlidingWindow's ``sliced``).
         sliced = windowed and period is not None and period >= (2 if stride == 1 else 8)
-        # A folded layer of a rate build: the requantizer's stages (and a configurable
+        # A folded layer of a rate build: the requantizer's stages (and a configurable or ROM
         # product's) never stall, a queue behind them, so that the deserializer's ready
         # stops at the queue instead of running back through their enables into the banks.
         buffered = fold > 1 and period is not None
@@ -473,7 +473,7 @@ class Conv(wiring.Component):
                     side,
                     hold=ser_hold,
                 )
-        #: Whether the product (or a configurable layer's serializer) reads its input beat
+        #: Whether the product (or a configurable or ROM layer's serializer) reads its input beat
         #: in place: the window's, or a spaced product's producer's (see ``period``).
         self.hold = hold and (
             self.serializer is not None if self.mac else isinstance(self.product, DigitSerialMatVec)
@@ -493,7 +493,7 @@ class Conv(wiring.Component):
             )
         if self.window is not None and sliced:
             self._args["sliced_window"] = True
-        # A folded configurable layer of a rate build: a register slice between the
+        # A folded configurable or ROM layer of a rate build: a register slice between the
         # serializer and the product (two sub-beats of a channel group, a few dozen bits),
         # so that the downstream ready stops there instead of running on through the
         # serializer into the window.

@@ -3,8 +3,9 @@
 16 clocks) with frozen layers read from ROMs (``--frozen-rom 72``, the board's default),
 end to end in Verilator: the depthwise layers of stages 2 to 4 whose frames are three or
 more wide (behind a memory window) and the pointwise ones of stage 4 each one multiplier
-beside a ROM of its weights, the rest bit-serial as before. Every beat of all three outputs under random stalls with the shuffle on, every
-run-time parameter rewritten (the ROM layers' scales and biases among them).
+beside a ROM of its weights, the rest bit-serial as before. Every beat of all three outputs
+under random stalls with the shuffle on, every run-time parameter rewritten (the ROM
+layers' scales and biases among them).
 
 On the ``small`` preset's cores and widths with fewer blocks (18x10 in,
 :func:`tests.backbone_helpers.reduced`).
@@ -14,6 +15,7 @@ import pytest
 
 from generators.backbone_build import rate_roms
 from generators.board import BOARD_FROZEN_ROM
+from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.digit_serial import DigitSerialMatVec
 from semifreddo_hw.matvec import ConfigurableMatVec
 from semifreddo_hw.window import MemoryWindow
@@ -32,7 +34,7 @@ def main(rtl_build_dir):
     return build(net, rtl_build_dir, fold="rate", input_period=PERIOD, rom_from=BOARD_FROZEN_ROM)
 
 
-def test_rom_layers_are_the_rule_s(main):
+def test_rom_layers_are_those_the_rule_picks(main):
     """The layers the rule names, and only they, are built from ROMs, one multiplier each,
     a depthwise one always behind a memory window; the narrow frames' depthwise layers stay
     bit-serial; the ROM layers have no weight region (their weights cannot be written);
@@ -53,3 +55,11 @@ def test_rom_layers_are_the_rule_s(main):
     assert forms == {"depthwise", "pointwise"}
     regions = {(r.layer, r.field) for r in main.dut.address_map}
     assert all((n, "weight") not in regions and (n, "scale") in regions for n in roms)
+    r = main.dut.report()
+    assert r["rom_bits"] == 8 * sum(r["layers"][n]["weights"] for n in roms)
+
+
+def test_roms_must_name_frozen_convolutions(main):
+    for name in ("a.m2.0.b0_dw", "frozen.nothing"):
+        with pytest.raises(ValueError, match="roms names no frozen convolution"):
+            Backbone(main.net, main.params, roms=[name])

@@ -6,7 +6,8 @@ swaps pulsed before its first input beat (so the switch is at the first frame th
 after the writes), with that set's parity as its epoch marker. The second batch of writes
 comes while frames of the first set are still inside, so the write port must hold it back
 until ``param_busy`` drops. Spatial and rate-folded (memory windows, spaced digit-serial
-products, folded banks in block-RAM shape) builds, on two of Table 1's stages."""
+products, folded banks in block-RAM shape, frozen depthwise layers from ROMs: one weight set
+beside two of scales and biases) builds, on two of Table 1's stages."""
 
 import numpy as np
 import pytest
@@ -64,11 +65,14 @@ def _run(built, test_name, *, stall=0.3, reorder=False):
 def main(request, rtl_build_dir):
     net = reduced("two_cores_shuffle", SHORT_PLAN)
     if request.param == "rate":
-        return build(net, rtl_build_dir, fold="rate", input_period=PERIOD, swap=True)
+        # --frozen-rom 9: the frozen depthwise layers (18 weights) read from ROMs
+        return build(net, rtl_build_dir, fold="rate", input_period=PERIOD, swap=True, rom_from=9)
     return build(net, rtl_build_dir, swap=True)
 
 
 def test_swaps_land_on_frame_boundaries(main):
+    rate = any(layer.conv.fold > 1 for layer in main.dut.layers())
+    assert sum(layer.conv.rom for layer in main.dut.layers()) == (5 if rate else 0)
     stats = _run(main, "swaps")
     sets = stats["frame_sets"]
     # Both swaps happened mid-stream: frames of all three sets, in order.

@@ -314,6 +314,10 @@ def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
             "--frozen-rom must be 0 or more",
         ),
         (
+            ["--freeze", str(CORPUS / "good_frozen.npz"), "--frozen-rom", "72"],
+            "--frozen-rom needs --fold rate",
+        ),
+        (
             ["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
             "--config missing.json: no such file",
         ),
