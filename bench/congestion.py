@@ -149,19 +149,15 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=15, help="rows per table (default 15)")
     p.add_argument("--json", type=Path, help="write the sums here")
     args = p.parse_args(argv)
-    if args.coordinates is not None:
-        return run(
-            "congestion",
-            args.coordinates,
-            lambda: by_place(read_grid(args.coordinates)),
-            lambda r: place_table(r, args.rows),
-            args.json,
-        )
+    by_net = args.coordinates is None
+    source = args.heatmap if by_net else args.coordinates
+    compute, text = (count, table) if by_net else (by_place, place_table)
+    reader = read if by_net else read_grid
     return run(
         "congestion",
-        args.heatmap,
-        lambda: count(read(args.heatmap)),
-        lambda r: table(r, args.rows),
+        source,
+        lambda: compute(reader(source)),
+        lambda r: text(r, args.rows),
         args.json,
     )
 
