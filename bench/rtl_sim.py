@@ -54,7 +54,7 @@ def measure(args) -> dict:
     from sim.rtl import VerilatorDesign
     from sim.verify import load_build
 
-    net, params, top, verilog, text = load_build(Path(args.build))
+    net, params, top, verilog, text, _report = load_build(Path(args.build))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / top / ".semifreddo-stamp"

@@ -285,7 +285,6 @@ class Conv(wiring.Component):
         #: weight memory): a configurable layer's, or a frozen one's read from a ROM.
         self.rom, self.mac = bool(rom), bool(configurable or rom)
         banks = sets * passes  # parameter sets in each bank: pass * sets + epoch
-        weight_sets = banks if configurable else 1  # a ROM has the one
         c_out = w.shape[0]
         c_in = {"pointwise": w.shape[-1], "depthwise": c_out, "full": w.shape[1]}[kind]
         self.c_in, self.c_out = c_in, c_out
@@ -306,7 +305,7 @@ class Conv(wiring.Component):
         matrix, mask = product_matrix(kind, w)
         # the power-up weight image of each bank set, pass by pass
         images = [matrix, *(product_matrix(kind, pw)[0] for pw, _, _ in pass_init)]
-        images = [img for img in images for _ in range(weight_sets // passes)]
+        images = [img for img in images for _ in range(sets if configurable else 1)]
         self.fold = fold
         # Folded: sub-beat p computes output channels p * P ... from the lanes groups[p]
         # (all of them, or channel group p of each tap of a depthwise window); past one
@@ -357,7 +356,7 @@ class Conv(wiring.Component):
                     c_out,
                     mask=mask,
                     init=np.stack(images),
-                    sets=weight_sets,
+                    sets=len(images),  # a ROM holds the one
                     levels_per_stage=levels_per_stage,
                     side_width=side,
                 )
@@ -381,7 +380,7 @@ class Conv(wiring.Component):
                             for img in images
                         ]
                     ),
-                    sets=weight_sets,
+                    sets=len(images),  # a ROM holds the one
                     levels_per_stage=levels_per_stage,
                     side_width=side,
                     fold=fold,

