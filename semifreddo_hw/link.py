@@ -7,8 +7,8 @@ backbone never waits on the slow line unless the output queue fills; size it for
 output (:func:`output_bytes`) and it does not.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import names
@@ -25,10 +25,10 @@ from spec.link import (
 )
 from spec.stream import EOF_BIT, EOL_BIT
 
-from .streams import HalfRateSlice, StreamFIFO
+from .streams import HalfRateSlice, StreamFIFO, vector_layout
 from .uart import UARTRx, UARTTx
 
-__all__ = ["UARTLink", "output_bytes", "output_channels"]
+__all__ = ["BeatBytes", "UARTLink", "output_bytes", "output_channels"]
 
 
 def _lanes(port) -> int:
@@ -47,6 +47,52 @@ def output_bytes(backbone) -> int:
     output (a head group's as if it did not pool)."""
     w, h = backbone.net.output_size()
     return sum(w * h * (1 + c) for c in output_channels(backbone))
+
+
+class BeatBytes(wiring.Component):
+    """One output's beats (``layout``: a backbone output port's payload) as the bytes the
+    line carries: the beat's tag (:func:`spec.link.beat_tag` of ``core`` and the beat's
+    end-of-line and end-of-frame markers), then each lane as a byte, lane 0 first. Each
+    ``o`` beat is one byte (``data``, one lane) with ``side`` 1 on a beat's last byte.
+
+    Why a component of its own: it loads a whole beat into a shift register and sends the
+    low byte, so the wide payload meets only its own flip-flops (placed beside the output
+    that feeds them) and the link's sender picks among bytes, not among every lane of every
+    output (on the ECP5 board build of ``small`` that many-input mux, and the outputs'
+    payloads wired across to it, were where routing congested, ``docs/bringup.md``).
+    Takes a new beat once the last byte of the one before is taken."""
+
+    def __init__(self, layout, core: int):
+        if not isinstance(core, int) or not 0 <= core <= 0x0F:
+            raise ValueError(f"core must be an output index from 0 to 15, not {core!r}")
+        self.core = core
+        byte = vector_layout(unsigned(8), 1, 1)
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(byte))})
+
+    def elaborate(self, platform):
+        m = Module()
+        beat = self.i.payload
+        lanes = len(beat.data)
+        side = beat.side
+        tag = Const(self.core, 8) | Mux(side[EOL_BIT], TAG_EOL, 0) | Mux(side[EOF_BIT], TAG_EOF, 0)
+        bits = Signal(8 * (lanes + 1))
+        left = Signal(range(lanes + 1))  # bytes after the one offered
+        m.d.comb += [
+            self.i.ready.eq(~self.o.valid),
+            self.o.payload.data[0].eq(bits[:8]),
+            self.o.payload.side.eq(left == 0),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [
+                bits.eq(Cat(tag[:8], beat.data.as_value())),
+                left.eq(lanes),
+                self.o.valid.eq(1),
+            ]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += [bits.eq(bits >> 8), left.eq(left - 1)]
+            with m.If(left == 0):
+                m.d.sync += self.o.valid.eq(0)
+        return m
 
 
 class UARTLink(wiring.Component):
@@ -192,49 +238,33 @@ class UARTLink(wiring.Component):
                     m.next = "COMMAND"
 
     def _sender(self, m, txq, status_wanted):
-        """Output beats and status records -> tagged bytes for the line."""
+        """Output beats (each through its :class:`BeatBytes`) and status records -> the
+        line's queue, a beat's bytes together."""
         bb = self.backbone
-        ports = [getattr(bb, names.output_port(o)) for o in self.outputs]
-        lanes = self.channels
-        core = Signal(range(max(2, len(ports))))
-        lane = Signal(range(max(lanes) + 1))
-        valid = Array(p.valid for p in ports)
-        data = Array(
-            Array(
-                [p.payload.data[k].as_unsigned() for k in range(n)]
-                + [Const(0, 8)] * (max(lanes) - n)
-            )
-            for p, n in zip(ports, lanes, strict=True)
-        )
-        side = Array(p.payload.side for p in ports)
-        last = Array(Const(n - 1, lane.shape()) for n in lanes)
+        sources = []
+        for k, o in enumerate(self.outputs):
+            port = getattr(bb, names.output_port(o))
+            m.submodules[f"{o}_bytes"] = b = BeatBytes(port.payload.shape(), k)
+            wiring.connect(m, port, b.i)
+            sources.append(b.o)
+        core = Signal(range(max(2, len(sources))))
+        valid = Array(b.valid for b in sources)
+        byte = Array(b.payload.data[0] for b in sources)
+        last = Array(b.payload.side for b in sources)
         with m.FSM(name="sender"):
             with m.State("IDLE"):
                 with m.If(status_wanted):
                     m.next = "STATUS_TAG"
-                for k in reversed(range(len(ports))):  # the first core with a beat wins
+                for k in reversed(range(len(sources))):  # the first output with a beat wins
                     with m.If(valid[k] & ~status_wanted):
                         m.d.sync += core.eq(k)
-                        m.next = "TAG"
-            with m.State("TAG"):
-                s = side[core]
-                m.d.comb += [
-                    txq.i.valid.eq(1),
-                    txq.i.payload.eq(
-                        core | Mux(s[EOL_BIT], TAG_EOL, 0) | Mux(s[EOF_BIT], TAG_EOF, 0)
-                    ),
-                ]
-                with m.If(txq.i.ready):
-                    m.d.sync += lane.eq(0)
-                    m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(data[core][lane])]
-                with m.If(txq.i.ready):
-                    m.d.sync += lane.eq(lane + 1)
-                    with m.If(lane == last[core]):
-                        for k, p in enumerate(ports):
-                            m.d.comb += p.ready.eq(core == k)
-                        m.next = "IDLE"
+                        m.next = "BEAT"
+            with m.State("BEAT"):
+                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(byte[core])]
+                for k, b in enumerate(sources):
+                    m.d.comb += b.ready.eq((core == k) & txq.i.ready)
+                with m.If(txq.i.ready & last[core]):
+                    m.next = "IDLE"
             with m.State("STATUS_TAG"):
                 m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(TAG_STATUS)]
                 with m.If(txq.i.ready):

@@ -11,21 +11,31 @@ import tty
 import numpy as np
 import pytest
 import serial
-from amaranth.hdl import Module
+from amaranth.hdl import Module, signed
 from amaranth.sim import Simulator
 
 from generators.backbone_build import rate_folds
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.emit import to_verilog_parts, to_verilog_with_instances
-from semifreddo_hw.link import UARTLink, output_bytes
+from semifreddo_hw.link import BeatBytes, UARTLink, output_bytes
+from semifreddo_hw.streams import vector_layout
 from semifreddo_hw.uart import UARTRx, UARTTx, uart_divisor
 from sim.backbone import random_frames
 from sim.host import exchange
 from sim.link import check_answer, run_link
+from sim.pysim import run_stream_pysim
 from sim.rtl import VerilatorDesign
 from spec import names
-from spec.link import STATUS_FLAGS, STATUS_LIVE, decode, encode_status, encode_swap
+from spec.link import (
+    STATUS_FLAGS,
+    STATUS_LIVE,
+    beat_tag,
+    decode,
+    encode_status,
+    encode_swap,
+)
 from spec.network import network_from_dict
+from spec.stream import EOF_BIT, EOL_BIT
 from tests.backbone_helpers import SHORT_PLAN, retrained
 from tests.cli_helpers import run_module
 from weights.synthetic import random_params
@@ -307,3 +317,25 @@ def test_host_command_refuses_bad_input(tmp_path):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "not a build directory" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize(("lanes", "core", "seed"), [(1, 0, 0), (3, 2, 1), (7, 15, 2), (32, 1, 3)])
+def test_beat_bytes_sends_the_tag_then_every_lane(lanes, core, seed):
+    """Random beats (extreme values among them) with random markers, under random stalls
+    on both sides: each beat's tag, then its lanes as bytes, the last byte flagged."""
+    rng = np.random.default_rng(seed)
+    beats = rng.integers(-128, 128, (9, lanes))
+    beats[0], beats[1] = -128, 127
+    sides = rng.integers(0, 8, len(beats)).tolist()  # EOL, EOF and a bit beyond
+    expected, last = [], []
+    for beat, side in zip(beats, sides, strict=True):
+        tag = beat_tag(core, bool(side >> EOL_BIT & 1), bool(side >> EOF_BIT & 1))
+        expected += [[tag], *([v & 0xFF] for v in beat)]
+        last += [0] * lanes + [1]
+    dut = BeatBytes(vector_layout(signed(8), lanes, 3), core)
+    run_stream_pysim(dut, beats.tolist(), expected, in_sides=sides, out_sides=last, seed=seed)
+
+
+def test_beat_bytes_checks_its_core():
+    with pytest.raises(ValueError, match="core must be an output index"):
+        BeatBytes(vector_layout(signed(8), 4, 2), 16)
