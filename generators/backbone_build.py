@@ -195,12 +195,21 @@ class BackboneDesign:
             w.net, w.fparams, self.params, scales, frames, shuffle=w.shuffle
         )
 
-    def products(self) -> list[Product]:
+    def products(self, config: BuildConfig) -> list[Product]:
+        """The frozen convolutions with a shift-add graph: not those read from a ROM."""
+        net = self.weights.net
+        roms = set(self._rate(config).get("roms", ()))
         return [
             Product(c.name, c.kind, self.params[c.name].weight)
-            for c in self.weights.net.convs()
-            if c.frozen
+            for c in net.convs()
+            if c.frozen and c.name not in roms
         ]
+
+    def _rate(self, config: BuildConfig) -> dict:
+        """:func:`rate_options` of a ``--fold rate`` build, else nothing."""
+        if config.fold != "rate":
+            return {}
+        return rate_options(self.weights.net, self.input_period(config), rom_from=config.frozen_rom)
 
     def input_period(self, config: BuildConfig) -> int:
         """Clock cycles per input pixel the folds may assume (1 unless ``--fps``)."""
@@ -209,17 +218,11 @@ class BackboneDesign:
         return input_period(self.weights.net, config.fps, config.clock_mhz)
 
     def elaborate(self, graphs: dict, config: BuildConfig) -> None:
-        net = self.weights.net
-        rate = config.fold == "rate"
         self.hardware = Backbone(
-            net,
+            self.weights.net,
             self.params,
             graphs=graphs,
-            **(
-                rate_options(net, self.input_period(config), rom_from=config.frozen_rom)
-                if rate
-                else {}
-            ),
+            **self._rate(config),
             solver=config.solver,
             levels_per_stage=config.levels_per_stage,
             serial_levels_per_stage=config.serial_levels_per_stage,

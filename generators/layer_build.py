@@ -39,7 +39,7 @@ class LayerSet:
     def quantize(self, config: BuildConfig) -> None:
         """Nothing to do: version 1 files hold int8 weights."""
 
-    def products(self) -> list[Product]:
+    def products(self, config: BuildConfig) -> list[Product]:
         return [Product(name, "pointwise", w) for name, w in self.weights.items()]
 
     def elaborate(self, graphs: dict, config: BuildConfig) -> None:

@@ -62,7 +62,7 @@ def _plan(job) -> AdderGraph:
 def plan(b: Build) -> None:
     """The adder graph of every frozen product, planned in ``jobs`` worker processes,
     largest first (the graphs come back in memory; the plan cache only saves rebuilds)."""
-    products = sorted(b.design.products(), key=lambda p: -p.weights.size)
+    products = sorted(b.design.products(b.config), key=lambda p: -p.weights.size)
     b.log(f"      {len(products)} frozen product(s) with {b.config.solver}, {b.config.jobs} job(s)")
     graphs = fork_map(_plan, [(p, b.config.solver) for p in products], b.config.jobs)
     b.graphs = {p.name: g for p, g in zip(products, graphs, strict=True)}

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from generators import steps
+from generators.backbone_build import rate_roms
 from generators.design import BuildConfig
 from semifreddo_hw import cmvm
 from semifreddo_hw.conv import product_matrix
@@ -84,3 +86,21 @@ def test_plans_come_back_from_workers_in_memory(jobs, tmp_path, monkeypatch):
     for step in steps.STEPS[:3]:
         step.run(b)
     assert set(b.graphs) == {c.name for c in b.design.weights.net.convs() if c.frozen}
+
+
+def test_rom_layers_are_not_planned(tmp_path, monkeypatch):
+    """A rate build's frozen layers read from ROMs get no shift-add graph (their product
+    is a multiplier); every other frozen layer does, and elaborates on its own."""
+    monkeypatch.setenv("SEMIFREDDO_CACHE_DIR", str(tmp_path))
+    config = _config(fold="rate", fps=100.0, frozen_rom=16)
+    b = steps.Build(config, log=lambda _: None)
+    for step in steps.STEPS[:4]:
+        step.run(b)
+    net = b.design.weights.net
+    roms = set(rate_roms(net, b.design.input_period(config), 16))
+    frozen = {c.name for c in net.convs() if c.frozen}
+    assert roms and roms < frozen
+    assert set(b.graphs) == frozen - roms
+    built = {layer.name: layer.conv for layer in b.design.hardware.layers()}
+    assert all(built[n].rom for n in roms) and not any(built[n].rom for n in b.graphs)
+    Fragment.get(b.design.hardware, None)  # it elaborates without the graphs left out
