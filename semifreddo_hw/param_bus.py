@@ -126,16 +126,17 @@ class ParamBus:
         its base's high bits (it is aligned to its span) and indexed by the low ones.
 
         ``groups`` (``{(layer, field): key}``, every port's): each key's ports decode a
-        copy of the write (and of ``set_``) registered for them alone, two cycles later
-        (kept copies, :func:`~.fanout.kept_copy`: synthesis would merge equal registers
-        back into one): a copy per :attr:`GROUPS_PER_REGION` groups in the order of their
-        first regions' addresses (a network's neighbouring layers), and from it one per
-        group. The one bus that reaches
-        every memory of a design then ends at a few flip-flops per group, which the placer
-        puts beside the group's memories; unregistered, the path from the bus's source
-        through the decode into a far memory's write enable was among the longest of a
-        placed board build, and with one level of copies the bus's source into 70 groups'
-        copies still had 27 of the placed ``small``'s pairs of parts over 12 ns."""
+        copy of the write (and of ``set_``) registered for them alone, two cycles later,
+        and each port's decoded write is registered once more for it alone (kept copies,
+        :func:`~.fanout.kept_copy`: synthesis would merge equal registers back into one):
+        a copy per :attr:`GROUPS_PER_REGION` groups in the order of their first regions'
+        addresses (a network's neighbouring layers), and from it one per group. The one
+        bus that reaches every memory of a design then ends at a few flip-flops per port,
+        which the placer puts beside the port's memory; unregistered, the path from the
+        bus's source through the decode into a far memory's write enable was among the
+        longest of a placed board build, and with one level of copies the bus's source
+        into 70 groups' copies still had 27 of the placed ``small``'s pairs of parts over
+        12 ns."""
         write = (bus.valid & bus.ready, bus.payload.addr, bus.payload.value, set_)
         by_port = {}  # the regions writing each port (one, or a repeated group's passes)
         for r, first in zip(self.regions, self._first_sets, strict=True):
@@ -167,14 +168,23 @@ class ParamBus:
         for j in range(0, len(groups_), n):
             region = copy(write, max(width(g) for g in groups_[j : j + n]), f"r{j // n}")
             for k, group in enumerate(groups_[j : j + n], start=j):
-                self._decode(m, copy(region, width(group), f"g{k}"), group)
+                self._decode(m, copy(region, width(group), f"g{k}"), group, tag=f"g{k}")
 
     @staticmethod
-    def _decode(m, write, by_port) -> None:
+    def _decode(m, write, by_port, *, tag=None) -> None:
         """:meth:`connect`'s decode of ``write`` (``valid``, ``addr``, ``value``, set or
-        None) onto each port of ``by_port`` (``(port, [(region, first set), ...])``)."""
+        None) onto each port of ``by_port`` (``(port, [(region, first set), ...])``).
+
+        With a ``tag`` (a group's), each port's decoded write (hit, index and set) comes
+        from registers of its own a cycle later, and the value from one more register of
+        the group: the decode then ends at flip-flops the placer puts beside the port's
+        memory, instead of running on into a far memory's write enable (on the placed
+        board build of ``small``, a group's registers through the decode into its farthest
+        block RAM were 12-14 ns)."""
         valid_in, addr, value, set_ = write
-        for port, port_regions in by_port:
+        if tag is not None:
+            value = kept_copy(m, value, name=f"param_value_{tag}_d")
+        for n, (port, port_regions) in enumerate(by_port):
             valid, index, set_index = 0, 0, 0
             for r, first in port_regions:
                 # The span's high bits pick the region; its low bits are the bank's index
@@ -188,6 +198,11 @@ class ParamBus:
                 else:
                     valid = valid | hit
                     index, set_index = Mux(hit, offset, index), Mux(hit, chosen, set_index)
+            if tag is not None:
+                valid = kept_copy(m, valid, name=f"param_valid_{tag}_p{n}")
+                index = kept_copy(m, index, name=f"param_index_{tag}_p{n}")
+                if set_ is not None or len(port_regions) > 1:
+                    set_index = kept_copy(m, set_index, name=f"param_set_{tag}_p{n}")
             if set_ is not None or len(port_regions) > 1:
                 m.d.comb += port.payload.set.eq(set_index)
             m.d.comb += [
