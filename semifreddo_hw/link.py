@@ -7,8 +7,8 @@ backbone never waits on the slow line unless the output queue fills; size it for
 output (:func:`output_bytes`) and it does not.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec import names
@@ -60,12 +60,19 @@ class BeatBytes(wiring.Component):
     that feeds them) and the link's sender picks among bytes, not among every lane of every
     output (on the ECP5 board build of ``small`` that many-input mux, and the outputs'
     payloads wired across to it, were where routing congested, ``docs/bringup.md``).
-    Takes a new beat once the last byte of the one before is taken."""
+    Each byte leaves from a register of its own (as from a
+    :class:`~.streams.HalfRateSlice`, a byte every other cycle at most): the shift
+    register's enable then depends on flip-flops beside it, not on the line's queue
+    across the die. Takes a new beat once the last byte of the one before has left the
+    shift register."""
 
     def __init__(self, layout, core: int):
         if not isinstance(core, int) or not 0 <= core <= 0x0F:
             raise ValueError(f"core must be an output index from 0 to 15, not {core!r}")
         self.core = core
+        elem = data.Layout.cast(layout)["data"].shape.elem_shape
+        if Shape.cast(elem).width != 8:
+            raise ValueError(f"the beat's lanes must be bytes, not {elem!r}")
         byte = vector_layout(unsigned(8), 1, 1)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(byte))})
 
@@ -76,22 +83,22 @@ class BeatBytes(wiring.Component):
         side = beat.side
         tag = Const(self.core, 8) | Mux(side[EOL_BIT], TAG_EOL, 0) | Mux(side[EOF_BIT], TAG_EOF, 0)
         bits = Signal(8 * (lanes + 1))
-        left = Signal(range(lanes + 1))  # bytes after the one offered
+        left = Signal(range(lanes + 1))  # bytes after the low one
+        full = Signal()  # the shift register holds a byte to send
+        m.submodules.out = out = HalfRateSlice(self.o.payload.shape())
+        wiring.connect(m, out.o, wiring.flipped(self.o))
         m.d.comb += [
-            self.i.ready.eq(~self.o.valid),
-            self.o.payload.data[0].eq(bits[:8]),
-            self.o.payload.side.eq(left == 0),
+            self.i.ready.eq(~full),
+            out.i.valid.eq(full),
+            out.i.payload.data[0].eq(bits[:8]),
+            out.i.payload.side.eq(left == 0),
         ]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [
-                bits.eq(Cat(tag[:8], beat.data.as_value())),
-                left.eq(lanes),
-                self.o.valid.eq(1),
-            ]
-        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += [bits.eq(Cat(tag[:8], beat.data.as_value())), left.eq(lanes), full.eq(1)]
+        with m.Elif(out.i.valid & out.i.ready):
             m.d.sync += [bits.eq(bits >> 8), left.eq(left - 1)]
             with m.If(left == 0):
-                m.d.sync += self.o.valid.eq(0)
+                m.d.sync += full.eq(0)
         return m
 
 
@@ -259,11 +266,11 @@ class UARTLink(wiring.Component):
                     with m.If(valid[k] & ~status_wanted):
                         m.d.sync += core.eq(k)
                         m.next = "BEAT"
-            with m.State("BEAT"):
-                m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(byte[core])]
+            with m.State("BEAT"):  # the chosen output's bytes, up to its beat's last
+                m.d.comb += [txq.i.valid.eq(valid[core]), txq.i.payload.eq(byte[core])]
                 for k, b in enumerate(sources):
                     m.d.comb += b.ready.eq((core == k) & txq.i.ready)
-                with m.If(txq.i.ready & last[core]):
+                with m.If(valid[core] & txq.i.ready & last[core]):
                     m.next = "IDLE"
             with m.State("STATUS_TAG"):
                 m.d.comb += [txq.i.valid.eq(1), txq.i.payload.eq(TAG_STATUS)]

@@ -336,6 +336,8 @@ def test_beat_bytes_sends_the_tag_then_every_lane(lanes, core, seed):
     run_stream_pysim(dut, beats.tolist(), expected, in_sides=sides, out_sides=last, seed=seed)
 
 
-def test_beat_bytes_checks_its_core():
+def test_beat_bytes_checks_its_core_and_lanes():
     with pytest.raises(ValueError, match="core must be an output index"):
         BeatBytes(vector_layout(signed(8), 4, 2), 16)
+    with pytest.raises(ValueError, match="lanes must be bytes"):
+        BeatBytes(vector_layout(signed(9), 4, 2), 0)
