@@ -120,15 +120,20 @@ class DigitSerialMatVec(FrozenMatVec):
 
     #: Spaced, a copy of a stage's control serves at most this many ops' restarting
     #: registers (carries, delayed digits), :attr:`LANES_PER_COPY` lanes of the digit pick,
-    #: :attr:`OUTPUTS_PER_COPY` outputs of the collector (module ``fanout``). By default a
-    #: stage has one copy (:attr:`WHOLE_STAGE`). Smaller groups (16 ops, 16 lanes and 8
-    #: outputs to a copy were tried) split the control into hundreds of small reset and
-    #: enable nets, and on the ECP5, where a tile's eight flip-flops share one reset and a
-    #: slice's two one enable, nextpnr's HeAP legaliser did not finish its first iteration
-    #: on ``small`` in 20 minutes, where the same build with one copy a stage iterated every
-    #: two to three minutes (``docs/bringup.md``).
+    #: :attr:`OUTPUTS_PER_COPY` outputs of the collector (module ``fanout``). A stage has
+    #: one copy of the ops' and outputs' control (:attr:`WHOLE_STAGE`). Smaller groups (16
+    #: ops, 16 lanes and 8 outputs to a copy were tried) split the control into hundreds
+    #: of small reset and enable nets, and on the ECP5, where a tile's eight flip-flops
+    #: share one reset and a slice's two one enable, nextpnr's HeAP legaliser did not
+    #: finish its first iteration on ``small`` in 20 minutes, where the same build with one
+    #: copy a stage iterated every two to three minutes (``docs/bringup.md``).
     WHOLE_STAGE = 1 << 30
-    OPS_PER_COPY = LANES_PER_COPY = OUTPUTS_PER_COPY = WHOLE_STAGE
+    OPS_PER_COPY = OUTPUTS_PER_COPY = WHOLE_STAGE
+    #: The pick index is a multiplexer's select, not a reset or an enable: its copies
+    #: share one enable and add no control set. One copy for every lane of a stage-4
+    #: depthwise layer's window spread their multiplexers over 40 tiles on the placed
+    #: board build of ``small`` (that layer's product held its longest paths, 14 ns).
+    LANES_PER_COPY = 16
 
     @property
     def _plan(self):
