@@ -253,13 +253,16 @@ class Deserializer(wiring.Component):
                 self.i.ready.eq(~phase.last | self.o.ready),
                 self.o.payload.side.eq(self.i.payload.side),
             ]
-        # The rows shift on every transfer, the new sub-beat into the last: after a beat's
-        # ``rows`` transfers row p holds phase p. One enable for every row (no per-row
-        # decode of the phase) and each row loads its neighbour, not the input: on the
-        # placed board build of ``small`` the phase decode into far rows' enables was a
-        # stage-4 layer's longest path (14.5 ns across 40 tiles).
+        # The rows shift on each transfer into them, the new sub-beat into the last: after
+        # a beat's ``rows`` transfers row p holds phase p. One enable for every row (no
+        # per-row decode of the phase) and each row loads its neighbour, not the input: on
+        # the placed board build of ``small`` the phase decode into far rows' enables was a
+        # stage-4 layer's longest path (14.5 ns across 40 tiles). Unregistered, the last
+        # sub-beat passes straight through and shifts nothing, so that the consumer's ready
+        # reaches no row's enable.
+        shift = self.i.valid & (self.i.ready if self.registered else ~phase.last)
         if rows:
-            with m.If(self.i.valid & self.i.ready):
+            with m.If(shift):
                 for p, row in enumerate(held):
                     src = held[p + 1] if p + 1 < rows else list(self.i.payload.data)
                     m.d.sync += [r.eq(v) for r, v in zip(row, src, strict=True)]
