@@ -387,7 +387,7 @@ class MemoryWindow(_Frame, wiring.Component):
         m.d.comb += [wr.addr.eq(bank * W + r.x), wr.data.eq(new_pixel)]
         with m.If(r.step):
             m.d.comb += wr.en.eq(1)
-            with m.If(r.x_next == 0):
+            with m.If(r.x_wraps):
                 m.d.sync += bank.eq(Mux(bank == 2, 0, bank + 1))
             m.d.sync += [
                 held.eq(r.emit),
@@ -475,7 +475,8 @@ class _Raster:
     ``i.ready`` is driven here. Per step: the column ``x`` written, the window position
     ``(cx, cy)`` it completes, whether that position is given (``emit``), its ``markers``
     and its border ``masks`` (top, bottom, left, right: rows and columns outside the
-    frame)."""
+    frame). ``x_first``, ``x_last`` and ``y_last`` are registers equal to ``x == 0``,
+    ``x == W - 1`` and ``y == H - 1``; ``x_wraps``: the step's next column is 0."""
 
     #: Registers of the position's comparisons (beside the counters).
     FLAGS = 6
@@ -523,10 +524,11 @@ class _Raster:
         self.step = step = Signal(name="step")
         m.d.comb += [step.eq(free & (i.valid | zero_step)), i.ready.eq(free & ~flushing)]
         last_pixel = ~zero_step & y_last & x_last
-        flush_end = ~flush_start & flush_last  # the zero flush's last step (ey == H + 1)
+        flush_end = flush_last  # the zero flush's last step (ey == H + 1: a flush start has y 0)
         # The previous frame's last window: at the zero flush's end, or overlapped at (1, 0).
         last_flush = flush_end | (pending & (ey == 1) & x_first)
-        self.x_next = Mux(flush_end | x_last, 0, x + 1)
+        self.x_wraps = flush_end | x_last  # the step's next column is 0
+        self.x_next = Mux(self.x_wraps, 0, x + 1)
         y_next = Mux(x_last, ey + 1, ey)
         if overlap:  # after a frame's last pixel, the next frame (or the flush) starts at 0
             y_next = Mux(flush_end | last_pixel, 0, y_next)
@@ -577,7 +579,7 @@ class _Raster:
         tag_bits = len(i.payload.side) - EPOCH_BIT
         epoch = Signal(tag_bits, name="epoch")
         epoch_prev = Signal(tag_bits, name="epoch_prev")
-        with m.If(step & ~zero_step & (y == 0) & (x == 0)):
+        with m.If(step & ~zero_step & y_first & x_first):
             m.d.sync += epoch.eq(i.payload.side[EPOCH_BIT:])
         markers = [None] * EPOCH_BIT
         markers[EOL_BIT] = cx_is(last_cx)
