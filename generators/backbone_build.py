@@ -198,7 +198,9 @@ class BackboneDesign:
     def products(self, config: BuildConfig) -> list[Product]:
         """The frozen convolutions with a shift-add graph: not those read from a ROM."""
         net = self.weights.net
-        roms = set(self._rate(config).get("roms", ()))
+        roms = set()
+        if config.fold == "rate":
+            roms = set(rate_roms(net, self.input_period(config), config.frozen_rom))
         return [
             Product(c.name, c.kind, self.params[c.name].weight)
             for c in net.convs()

@@ -107,3 +107,19 @@ def test_each_parameter_group_has_its_own_kept_registers(swap):
     assert kept == {f"param_{f}_g{k}" for f in fields for k in groups} | {
         f"param_{f}_r{j}" for f in fields for j in regions
     }
+    # Behind each group, every write port's decoded hit, index (and set) registered for
+    # it alone, and the value once more for the group.
+    ports = set(
+        re.findall(r"attribute \\keep 1\n\s*wire width \d+ \\(param_\w+_g\d+_(?:p\d+|d))\n", text)
+    )
+    assert {n for n in ports if n.endswith("_d")} == {f"param_value_g{k}_d" for k in groups}
+    per_port = {n.split("_g")[0] + "_" + n.rsplit("_", 1)[1] for n in ports if not n.endswith("_d")}
+    assert {"param_valid_p0", "param_index_p0"} <= per_port
+    assert ("param_set_p0" in per_port) == swap
+    for k in groups:  # every group's ports: a valid and an index each
+        valid = {n for n in ports if n.startswith(f"param_valid_g{k}_p")}
+        index = {n for n in ports if n.startswith(f"param_index_g{k}_p")}
+        assert valid and len(valid) == len(index)
+    if net.core_shuffle:  # each stage's shuffle enable, a register of its own
+        enables = re.findall(r"attribute \\keep 1\n\s*wire width 1 \\(shuffle\d+_enable)\n", text)
+        assert sorted(enables) == [f"shuffle{k}_enable" for k in range(1, len(net.stages) + 1)]
