@@ -198,12 +198,13 @@ class ParamBus:
                 else:
                     valid = valid | hit
                     index, set_index = Mux(hit, offset, index), Mux(hit, chosen, set_index)
+            sets = set_ is not None or len(port_regions) > 1  # the port's set is driven
             if tag is not None:
                 valid = kept_copy(m, valid, name=f"param_valid_{tag}_p{n}")
                 index = kept_copy(m, index, name=f"param_index_{tag}_p{n}")
-                if set_ is not None or len(port_regions) > 1:
+                if sets:
                     set_index = kept_copy(m, set_index, name=f"param_set_{tag}_p{n}")
-            if set_ is not None or len(port_regions) > 1:
+            if sets:
                 m.d.comb += port.payload.set.eq(set_index)
             m.d.comb += [
                 port.valid.eq(valid),
