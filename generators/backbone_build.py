@@ -229,6 +229,7 @@ class BackboneDesign:
             levels_per_stage=config.levels_per_stage,
             serial_levels_per_stage=config.serial_levels_per_stage,
             swap=config.swap,
+            relays=config.relays,
         )
 
     def emit(self, config: BuildConfig, log) -> dict[str, str]:

@@ -149,6 +149,16 @@ def parser(
         "build's default is generators.board.BOARD_FROZEN_ROM, 72)",
     )
     p.add_argument(
+        "--relays",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N register slices on each stream that passes other blocks in the floorplan's "
+        "order (a trainable stage's input and output, the frozen stage's halves): latency "
+        "only, for FPGA placement (default 0; the board build's default is "
+        "generators.board.BOARD_RELAYS, 2)",
+    )
+    p.add_argument(
         "--clock-mhz",
         type=float,
         default=100.0,
@@ -198,6 +208,8 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
         raise BuildError("--fps needs --fold rate, a positive rate and a positive --clock-mhz")
     if args.frozen_rom < 0:
         raise BuildError("--frozen-rom must be 0 or more")
+    if args.relays < 0:
+        raise BuildError("--relays must be 0 or more")
     if args.frozen_rom and args.fold != "rate":
         raise BuildError(
             "--frozen-rom needs --fold rate (a spatial build's frozen layers stay shift-add graphs)"
@@ -219,6 +231,7 @@ def run_build(args, log=print, **options) -> tuple[GuardedDir, steps.Build, dict
         clock_mhz=args.clock_mhz,
         swap=args.swap,
         frozen_rom=args.frozen_rom,
+        relays=args.relays,
         jobs=args.jobs,
         **options,
     )

@@ -29,6 +29,7 @@ class BuildConfig:
     clock_mhz: float = 100.0  # the clock --fps is counted at
     swap: bool = True  # two parameter sets, swapped at frame boundaries (--no-swap: one)
     frozen_rom: int = 0  # "rate" only: frozen layers of this many weights from a ROM (0: none)
+    relays: int = 0  # register slices on each stream that passes other blocks (Backbone.relays)
     # Board builds: --dsp, the products given the ECP5's DSP blocks, registers and all, out
     # of the part's dsp_blocks (semifreddo_hw.dsp.dsp_platform); None: $mul cells.
     dsp: str | None = None

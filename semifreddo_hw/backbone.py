@@ -19,7 +19,9 @@ the input and of outputs drained concurrently. Register slices
 between blocks: one register each, as every stream after the stride-2 stems carries a beat
 at most every other cycle. A block whose output already comes from flip-flops needs none
 (a downsampling block's skew FIFOs; a regular block of a rate build whose last layer's
-deserializer is registered).
+deserializer is registered). An FPGA build may ask for more (``relays``) on the streams
+that pass other blocks in :meth:`Backbone.placement_order`, so that a floorplan in that
+order has no stream crossing the die in one cycle.
 
 All run-time parameters (every requantizer's scale and bias, the trainable cores' weights,
 the alpha codes) are written through one ``param_write`` stream of ``{addr, value}``
@@ -140,13 +142,22 @@ class Backbone(wiring.Component):
         levels_per_stage: int = 2,
         serial_levels_per_stage: int = 3,
         swap: bool = False,
+        relays: int = 0,
     ):
         if not isinstance(net, Network):
             raise TypeError(f"net must be a spec.network.Network, not {type(net).__name__}")
         if not isinstance(swap, bool):
             raise TypeError(f"swap must be a bool, not {type(swap).__name__}")
+        if not isinstance(relays, int) or isinstance(relays, bool) or relays < 0:
+            raise ValueError(f"relays must be a non-negative integer, not {relays!r}")
         check_params(net, params)
         self.net, self.swap = net, swap
+        #: Register slices on each stream that passes other blocks in
+        #: :meth:`placement_order` (a trainable stage's input and output, the frozen stage's
+        #: first half into its second): on an FPGA floorplanned in that order those streams
+        #: cross the die, and the placer spreads a chain of registers along the way, so that
+        #: no hop is longer than a cycle. Only latency: the balancing FIFOs count them.
+        self.relays = relays
         sets = 2 if swap else 1
         kw = dict(
             solver=solver,
@@ -390,7 +401,8 @@ class Backbone(wiring.Component):
             # behind, that FIFO fills (to its depth at most), and the frozen path beside
             # holds those beats too.
             ahead = depths[i]["frozen"] + skid
-            hi_t += ahead + blend + 2 * skid
+            hi_t += ahead + blend + 2 * skid + 2 * self.relays * skid
+            hi_f += self.relays * skid * (self._frozen_split(i) is not None)
             depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t)))
         return self._balance_loops(depths, skid)
 
@@ -402,6 +414,7 @@ class Backbone(wiring.Component):
             return depths
         t = self.loops()[0][0]
         lo, hi = chain_bounds(self.stages[t][-1][0], self.stages[t][-1][1:], skid)
+        hi += 2 * self.relays * skid
         last = dict(depths[-1])
         last["trainable"] = max(last["trainable"], hi - lo + BALANCE_MARGIN)
         return depths[:-1] + [last]
@@ -538,6 +551,7 @@ class Backbone(wiring.Component):
                 else {}
             ),
             "balance": self.balance,
+            **({"relays": self.relays} if self.relays else {}),
             "parameter_addresses": self.bus.size,
             "parameter_sets": 2 if self.swap else 1,
             "layers": layers,
@@ -582,15 +596,41 @@ class Backbone(wiring.Component):
             order += [f"shuffle{mod}", f"frozen_m{mod}_in"]
             stage = {}
             for c in net.cores:
-                stage[c] = [f"{c}_m{mod}_in"] if c != "frozen" else []
+                stage[c] = []
+                if c != "frozen":  # its relays, then its input slice
+                    stage[c] = [f"{c}_m{mod}_in{r}" for r in self._relay_names()]
+                    stage[c] += [f"{c}_m{mod}_in"]
                 for j in range(len(self.stages[c][i])):
                     stage[c] += [f"{c}_m{mod}_{j}", f"{c}_m{mod}_{j}_out"]
+                if c != "frozen":
+                    stage[c] += [f"{c}_m{mod}{r}" for r in self._relay_names()]
             frozen = stage.pop("frozen", [])
-            half = 2 * (len(frozen) // 4)  # two names a block
-            order += frozen[:half] + [n for c in trainable for n in stage[c]] + frozen[half:]
+            split = self._frozen_split(i) or 0
+            half = 2 * split  # two names a block
+            relays = [f"frozen_m{mod}{r}" for r in self._relay_names()] if trainable else []
+            trained = [n for c in trainable for n in stage[c]]
+            order += frozen[:half] + trained + relays + frozen[half:]
         last = len(net.stages)
         order += [f"{c}_bal{last}" for c in net.cores] + [f"{c}_out" for c in net.cores]
         return order + ["head"]
+
+    def _relay_names(self) -> list[str]:
+        """The suffixes of a crossing's relay slices (:attr:`relays`), in stream order."""
+        return [f"_relay{r}" for r in range(self.relays)]
+
+    def _frozen_split(self, i: int) -> int | None:
+        """The frozen stage ``i + 1``'s first block that :meth:`placement_order` puts after
+        the trainable stages (the stream from the block before, or from the stage's input
+        slice, passes them); None where nothing is put between."""
+        if "frozen" not in self.stages or len(self.net.cores) < 2:
+            return None
+        return len(self.stages["frozen"][i]) // 2
+
+    def _relay(self, m, name: str, src):
+        """``src`` through the :attr:`relays` slices of crossing ``name``."""
+        for suffix in self._relay_names():
+            src = half_rate_slice(m, f"{name}{suffix}", src)
+        return src
 
     def elaborate(self, platform):
         m = Module()
@@ -761,12 +801,18 @@ class Backbone(wiring.Component):
                 inputs[core] = blend.o
             to_first, to_blends = (stream.Signature(shape).create() for _ in range(2))
             _broadcast(m, feats["frozen"], [to_first, to_blends])
-            wiring.connect(m, half_rate_slice(m, f"frozen_m{mod}_in", to_first), first.i)
+            to_first = half_rate_slice(m, f"frozen_m{mod}_in", to_first)
+            if self._frozen_split(i) == 0:
+                to_first = self._relay(m, f"frozen_m{mod}", to_first)
+            wiring.connect(m, to_first, first.i)
             _broadcast(
                 m, _delay(m, f"frozen_bal{i}", to_blends, self.balance[i]["frozen"]), frozen_dsts
             )
         elif first is not None:
-            wiring.connect(m, feats["frozen"], first.i)
+            to_first = feats["frozen"]
+            if self._frozen_split(i) == 0:
+                to_first = self._relay(m, f"frozen_m{mod}", to_first)
+            wiring.connect(m, to_first, first.i)
         if net.core_shuffle:
             inputs = dict(inputs)
             shuffle = self.shuffles[i]
@@ -779,12 +825,17 @@ class Backbone(wiring.Component):
             wiring.connect(m, inputs["a"], shuffle.a)
             wiring.connect(m, inputs["b"], shuffle.b)
             inputs["a"], inputs["b"] = shuffle.a_o, shuffle.b_o
-            with m.If(
+            # Compared into a register beside the shuffle, then gathered with the blends'
+            # (_sticky_any): straight into the backbone's flag, the pair's handshake ran
+            # across the die to it (on the placed board build, a blend's deserializer
+            # through the shuffle's join into ``marker_mismatch``: 13.4 ns).
+            differ = Signal(name=f"shuffle{mod}_mismatch")
+            m.d.sync += differ.eq(
                 shuffle.a.valid
                 & shuffle.a.ready
                 & (shuffle.a.payload.side != shuffle.b.payload.side)
-            ):
-                m.d.sync += self.marker_mismatch.eq(1)
+            )
+            mismatches.append(differ)
         return inputs
 
     def _stage(self, m, i, inputs, errors) -> dict:
@@ -793,19 +844,23 @@ class Backbone(wiring.Component):
         already comes from flip-flops (``registered_output``). The balancing FIFOs count a
         slice's beat after every block all the same: a bound a beat high where none is."""
         mod, feats = i + 1, {}
+        split = self._frozen_split(i)
         for core, src in inputs.items():
             if core != "frozen":
+                src = self._relay(m, f"{core}_m{mod}_in", src)
                 src = half_rate_slice(m, f"{core}_m{mod}_in", src)
             for j, block in enumerate(self.stages[core][i]):
                 m.submodules[f"{core}_m{mod}_{j}"] = block
                 errors.append(block.framing_error)
+                if core == "frozen" and j and j == split:
+                    src = self._relay(m, f"frozen_m{mod}", src)
                 if core != "frozen" or j:
                     wiring.connect(m, src, block.i)
                 if getattr(block, "registered_output", False):
                     src = block.o
                 else:
                     src = half_rate_slice(m, f"{core}_m{mod}_{j}_out", block.o)
-            feats[core] = src
+            feats[core] = src if core == "frozen" else self._relay(m, f"{core}_m{mod}", src)
         return feats
 
     def _outputs(self, m, feats) -> None:

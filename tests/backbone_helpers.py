@@ -93,19 +93,22 @@ def build(
     swap=False,
     params=None,
     rom_from=0,
+    relays=0,
 ) -> Built:
     """The preset ``name`` (or a :class:`~spec.network.Network`) with random parameters
     (or ``params``), in Verilator; ``fold``, ``input_period`` and ``rom_from`` as the build
     command's ``--fold``, the period its ``--fps`` gives and ``--frozen-rom``;
     ``serial=False`` keeps the frozen products word-parallel; ``swap``: two parameter sets,
-    swapped at frame boundaries."""
+    swapped at frame boundaries; ``relays``: :attr:`Backbone.relays
+    <semifreddo_hw.backbone.Backbone.relays>` (the build command's ``--relays``)."""
     net = name if isinstance(name, Network) else preset(name)
     if params is None:
         params = random_params(net, np.random.default_rng(seed))
     rate = fold == "rate"
     options = rate_options(net, input_period, serial=serial, rom_from=rom_from) if rate else {}
-    dut = Backbone(net, params, swap=swap, **options)
+    dut = Backbone(net, params, swap=swap, relays=relays, **options)
     top = f"bb_{net.name}" + ("_rate" if rate else "") + ("_swap" if swap else "")
+    top += f"_relays{relays}" if relays else ""
     top += f"_rom{rom_from}" if options.get("roms") else ""
     # Emitted in parts, as the build command does.
     text = to_verilog_parts(dut, top, dut.parts(top), jobs=1)

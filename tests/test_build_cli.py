@@ -318,6 +318,10 @@ def test_verify_refuses_a_directory_that_is_not_a_build(tmp_path):
             "--frozen-rom needs --fold rate",
         ),
         (
+            ["--freeze", str(CORPUS / "good_frozen.npz"), "--relays", "-1"],
+            "--relays must be 0 or more",
+        ),
+        (
             ["--freeze", str(CORPUS / "good_frozen.npz"), "--config", "missing.json"],
             "--config missing.json: no such file",
         ),

@@ -230,20 +230,55 @@ def test_the_wrapper_pins_then_runs_nextpnr(tmp_path):
     assert "nothing pinned" in run("--85k")
 
 
-@pytest.mark.parametrize("name, period", [("small", 16), ("two_cores", 1), ("frozen_only", 1)])
-def test_placement_order_names_every_block(name, period):
+@pytest.mark.parametrize(
+    "name, period, relays",
+    [("small", 16, 0), ("small", 16, 2), ("two_cores", 1, 1), ("frozen_only", 1, 2)],
+)
+def test_placement_order_names_every_block(name, period, relays):
     """Every submodule the backbone elaborates is in its placement order (a name added to
-    ``elaborate`` and not to the order would be left out of the floorplan)."""
+    ``elaborate`` and not to the order would be left out of the floorplan), relays where
+    the streams pass other blocks."""
     net = preset(name)
     params = random_params(net, np.random.default_rng(0))
-    dut = Backbone(net, params, **(rate_options(net, period) if period > 1 else {}))
+    options = rate_options(net, period) if period > 1 else {}
+    dut = Backbone(net, params, relays=relays, **options)
     order = dut.placement_order()
     built = [n for _, n, *_ in Fragment.get(dut, None).subfragments]
     assert set(built) <= set(order), sorted(set(built) - set(order))
     # In stream order: the stems first, each stage's blocks after its meeting point.
     assert order.index("frozen_stem") < order.index("frozen_m1_0") < order.index("frozen_m2_0")
-    if "a" in net.cores:
-        assert order.index("a_blend1") < order.index("a_m1_0") < order.index("a_bal1")
+    relayed = sorted(n for n in built if "_relay" in n)
+    if "a" not in net.cores:
+        assert relayed == []  # nothing between a frozen stage's blocks
+        return
+    assert order.index("a_blend1") < order.index("a_m1_0") < order.index("a_bal1")
+    stages, last = len(net.stages), len(dut.stages["frozen"][0]) // 2
+    expect = [
+        f"{c}_m{s}{where}_relay{r}"
+        for c in ("a", "b", "frozen")
+        if c in net.cores
+        for s in range(1, stages + 1)
+        for where in (("", "_in") if c != "frozen" else ("",))
+        for r in range(relays)
+    ]
+    assert relayed == sorted(expect)
+    if relays:
+        # Each relay chain lies where its stream passes: a trainable stage's input relays
+        # between its blend and its blocks, its output relays after them, the frozen ones
+        # between the frozen stage's halves.
+        at = order.index
+        assert at("a_blend1") < at("a_m1_in_relay0") < at("a_m1_in") < at("a_m1_0")
+        assert at("a_m1_0") < at("a_m1_relay0") <= at(f"a_m1_relay{relays - 1}") < at("a_bal1")
+        assert at(f"frozen_m1_{last - 1}") < at("frozen_m1_relay0") < at(f"frozen_m1_{last}")
+        assert at("b_m1_0") < at("frozen_m1_relay0")
+
+
+def test_relays_are_checked():
+    net = preset("two_cores")
+    params = random_params(net, np.random.default_rng(0))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="relays must be a non-negative integer"):
+            Backbone(net, params, relays=bad)
 
 
 @pytest.mark.slow
