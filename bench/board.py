@@ -29,7 +29,7 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from generators.board import PLACERS, ROUTERS  # noqa: E402
+from generators.board import BRAM_FILL, PLACERS, ROUTERS  # noqa: E402
 from spec.network import PRESETS, preset  # noqa: E402
 from weights.files import save_frozen, save_trainable  # noqa: E402
 from weights.quantize import calibration_frames  # noqa: E402
@@ -62,7 +62,7 @@ def run(
     keep: Path | None = None,
     placer: str = "heap",
     router: str = "router2",
-    bram_fill: float = 1.0,
+    bram_fill: float = BRAM_FILL,
     seed: int | None = None,
     floorplan: bool = True,
 ) -> dict:
@@ -173,7 +173,10 @@ def main(argv=None) -> int:
         "working files (netlist, scripts) in KEEP/<preset>_<fold>_tools (default: discarded)",
     )
     ap.add_argument(
-        "--bram-fill", type=float, default=1.0, help="the build's --bram-fill (default 1.0)"
+        "--bram-fill",
+        type=float,
+        default=BRAM_FILL,
+        help=f"the build's --bram-fill (default {BRAM_FILL})",
     )
     ap.add_argument("--seed", type=int, help="nextpnr's seed (the build's --seed)")
     ap.add_argument(

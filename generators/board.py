@@ -503,6 +503,21 @@ def board_markdown(r: dict, net, command: str) -> str:
 #: DSP blocks still hold.
 BOARD_FROZEN_ROM = 72
 
+#: ``--relays``' default here: two register slices on each stream that passes other blocks
+#: in the floorplan's order (``Backbone.relays``). On the placed ``small`` build those
+#: streams crossed 40 to 60 tiles in a cycle and pulled the layers at their ends apart (a
+#: stage-4 layer's deserializer beside the next meeting point's FIFO, 60 tiles from its
+#: own layer): docs/bringup.md, "Relays on the crossings".
+BOARD_RELAYS = 2
+
+#: ``--bram-fill``'s default: the share of the part's block RAMs the memories may take. With
+#: every block RAM in use (1.0: 206 of the LFE5U-85F's 208 on ``small``) the router's worst
+#: overuse sat in the tile rows beside the block RAM rows and the routed design lost a fifth
+#: of its placement's estimate to detours (82.50 MHz placed, 64.82 routed); at 0.85 (174
+#: block RAMs, 1,565 more LUTs for LUT RAM) the same commit routed at 77.75 MHz, 98 % of its
+#: estimate (docs/bringup.md, "Block RAM rows left room").
+BRAM_FILL = 0.85
+
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).
 PLACERS = ("heap", "static")
 #: nextpnr-ecp5's routers: router1 (its default) and router2 (negotiated congestion, faster
@@ -554,10 +569,10 @@ def _parser():
     p.add_argument(
         "--bram-fill",
         type=float,
-        default=1.0,
+        default=BRAM_FILL,
         metavar="FRACTION",
-        help="the share of the part's block RAMs the build may use (default 1.0); less "
-        "leaves nextpnr's legaliser room (docs/bringup.md)",
+        help=f"the share of the part's block RAMs the build may use (default {BRAM_FILL}); "
+        "the rest is left to the router (docs/bringup.md)",
     )
     p.add_argument(
         "--seed", type=int, default=None, help="nextpnr's random seed (default: its own)"
@@ -579,7 +594,8 @@ def _parser():
         action="store_true",
         help="write the build and board_link.v only (no Yosys, no nextpnr)",
     )
-    p.set_defaults(fold="rate", frozen_rom=None)  # None: BOARD_FROZEN_ROM where rate-folded
+    # None: BOARD_FROZEN_ROM where rate-folded; BOARD_RELAYS.
+    p.set_defaults(fold="rate", frozen_rom=None, relays=None)
     return p
 
 
@@ -587,6 +603,8 @@ def board_build(args, log) -> int:
     board = BOARDS[args.board]
     if args.frozen_rom is None:  # not given: ROM layers where the build folds by rate
         args.frozen_rom = BOARD_FROZEN_ROM if args.fold == "rate" else 0
+    if args.relays is None:
+        args.relays = BOARD_RELAYS
     if not 10 <= args.clock_mhz <= 400:
         raise BuildError("--clock-mhz must lie in 10..400")
     if not 0.1 <= args.bram_fill <= 1.0:
@@ -683,6 +701,7 @@ def board_build(args, log) -> int:
             report["floorplan"] = json.loads(pinned.read_text()) if applied else False
             report["router"] = args.router
             report["bram_fill"] = args.bram_fill
+            report["relays"] = args.relays
             if args.seed is not None:
                 report["seed"] = args.seed
             report["uart_divisor"] = divisor

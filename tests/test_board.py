@@ -13,6 +13,7 @@ from amaranth.hdl import Elaboratable, Module, Signal
 
 from generators.backbone_build import rate_folds
 from generators.board import (
+    BOARD_RELAYS,
     BOARDS,
     BoardTop,
     bram_blocks,
@@ -168,6 +169,8 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
     text = (out / "board" / "board_link.v").read_text()
     assert "module board_link(" in text and "module semifreddo(" in text
     assert '(* ram_style = "block" *)' in text  # memories placed for the part
+    # The board's relays (BOARD_RELAYS) on the trainable stages' crossings.
+    assert all(f"a_m1{w}_relay{BOARD_RELAYS - 1}" in text for w in ("", "_in"))
     # The products in the part's DSP blocks (--dsp auto), their model beside them, the
     # build's own Verilog without it (Yosys has the block as a cell).
     assert re.search(r"^\s*MULT18X18D #\(", text, re.M)
