@@ -514,8 +514,8 @@ BOARD_RELAYS = 2
 #: every block RAM in use (1.0: 206 of the LFE5U-85F's 208 on ``small``) the router's worst
 #: overuse sat in the tile rows beside the block RAM rows and the routed design lost a fifth
 #: of its placement's estimate to detours (82.50 MHz placed, 64.82 routed); at 0.85 (174
-#: block RAMs, 1,565 more LUTs for LUT RAM) the same commit routed at 77.75 MHz, 98 % of its
-#: estimate (docs/bringup.md, "Block RAM rows left room").
+#: block RAMs, 1,565 more TRELLIS_COMB for LUT RAM) the same commit routed at 77.75 MHz,
+#: 98 % of its estimate (docs/bringup.md, "Block RAM rows left room").
 BRAM_FILL = 0.85
 
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).
