@@ -503,12 +503,12 @@ def board_markdown(r: dict, net, command: str) -> str:
 #: DSP blocks still hold.
 BOARD_FROZEN_ROM = 72
 
-#: ``--relays``' default here: two register slices on each stream that passes other blocks
-#: in the floorplan's order (``Backbone.relays``). On the placed ``small`` build those
-#: streams crossed 40 to 60 tiles in a cycle and pulled the layers at their ends apart (a
-#: stage-4 layer's deserializer beside the next meeting point's FIFO, 60 tiles from its
-#: own layer): docs/bringup.md, "Relays on the crossings".
-BOARD_RELAYS = 2
+#: ``--relays``' default here: none (``Backbone.relays``). Two on each crossing of ``small``
+#: (5,024 more flip-flops, TRELLIS_FF 76 %) placed no better (80.43 MHz against 79.46
+#: without) and router2 did not converge (284 overused wires after its 50th iteration, 999
+#: after its 74th and rising, where the same build without them had 61 and 27): more
+#: wires where the die is already busiest (docs/bringup.md, "Relays on the crossings").
+BOARD_RELAYS = 0
 
 #: ``--bram-fill``'s default: the share of the part's block RAMs the memories may take. With
 #: every block RAM in use (1.0: 206 of the LFE5U-85F's 208 on ``small``) the router's worst

@@ -155,8 +155,7 @@ def parser(
         metavar="N",
         help="N register slices on each stream that passes other blocks in the floorplan's "
         "order (a trainable stage's input and output, the frozen stage's halves): latency "
-        "only, for FPGA placement (default 0; the board build's default is "
-        "generators.board.BOARD_RELAYS, 2)",
+        "only, for FPGA placement (default 0)",
     )
     p.add_argument(
         "--clock-mhz",

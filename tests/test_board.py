@@ -161,6 +161,8 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
         "--out",
         out,
         "--no-bitstream",
+        "--relays",
+        "2",
         "--jobs",
         "1",
         "--quiet",
@@ -169,8 +171,8 @@ def test_no_bitstream_build_writes_the_board_link(tmp_path):
     text = (out / "board" / "board_link.v").read_text()
     assert "module board_link(" in text and "module semifreddo(" in text
     assert '(* ram_style = "block" *)' in text  # memories placed for the part
-    # The board's relays (BOARD_RELAYS) on the trainable stages' crossings.
-    assert all(f"a_m1{w}_relay{BOARD_RELAYS - 1}" in text for w in ("", "_in"))
+    # The build's --relays reach the board's backbone (none by default: BOARD_RELAYS).
+    assert all(f"a_m1{w}_relay1" in text for w in ("", "_in")) and BOARD_RELAYS == 0
     # The products in the part's DSP blocks (--dsp auto), their model beside them, the
     # build's own Verilog without it (Yosys has the block as a cell).
     assert re.search(r"^\s*MULT18X18D #\(", text, re.M)
