@@ -14,20 +14,14 @@ the side it starts (where the board link sits, between the backbone's input and 
 outputs). Each block (the board link's receive queue and byte slice, then every backbone
 submodule in the order of :meth:`semifreddo_hw.backbone.Backbone.placement_order`, then the
 link's send queue) gets a stretch of the snake as long as its share of the ordered blocks'
-cells, and within it each of its parts (the submodules one level below it: a layer, a
-FIFO; the cells of the block itself one more) a stretch as long as its share, in the order
-of their names. A part's block RAMs and DSP blocks go to free sites of their kind near its
-stretch's middle: of all ways to give every such cell a site of its own, the one with the
-least sum of squared distances (tiles, x plus y, on the die: a site one band up may be
-nearer than one further along the band) from each cell's part's middle to its site
-(:func:`min_cost_assignment`). So a layer's multipliers and memories sit together, a
-block RAM row and a DSP row about a band's half-height apart (every band but the first
-holds one of each); aimed at the block's middle, as before, a layer's went to rows up to
-three bands apart (on ``small``, over the 75 layers and FIFOs with two hard cells or more,
-the median span from one to another 28 tiles, 19 so). nextpnr binds cells with a ``BEL``
-attribute before it places anything else, and its placer then pulls each block's fabric
-logic towards its pinned sites. Cells outside the ordered blocks stay free, for the sites
-left over, and a cell already bound keeps its site.
+cells. Its block RAMs and DSP blocks go to free sites of their kind near its stretch's
+middle: of all ways to give every such cell a site of its own, the one with the least sum
+of squared distances (tiles, x plus y, on the die: a site one band up may be nearer than
+one further along the band) from each cell's block's middle to its site
+(:func:`min_cost_assignment`). nextpnr binds cells with a ``BEL`` attribute before it
+places anything else, and its placer then pulls each block's fabric logic towards its
+pinned sites. Cells outside the ordered blocks stay free, for the sites left over, and a
+cell already bound keeps its site.
 
 Used by ``generators.board`` as a wrapper around nextpnr, like :mod:`.ecp5_outreg`:
 ``python -m generators.ecp5_floorplan ORDER NEXTPNR ARGS...`` reads the block order (JSON
@@ -52,8 +46,6 @@ __all__ = [
     "SITES",
     "block_of",
     "middles",
-    "part_middles",
-    "part_of",
     "main",
     "min_cost_assignment",
     "pin",
@@ -119,31 +111,7 @@ def middles(found: dict, order: list[str], die: dict) -> dict:
     """Each block of ``order`` that holds cells (``found``: :func:`block_of`'s map): the
     middle of its stretch of the snake (a tile), the stretches as long as the blocks'
     shares of their cells, in order."""
-    return _stretches(Counter(found.values()), order, die)
-
-
-def part_of(name: str, block: str) -> str:
-    """The part of ``block`` cell ``name`` lies in: the name one level below the block
-    (``""`` for a cell of the block itself)."""
-    rest = name.lstrip("\\$")[len(block) + 1 :].split(".")
-    return rest[0] if len(rest) > 1 else ""
-
-
-def part_middles(found: dict, order: list[str], die: dict) -> dict:
-    """As :func:`middles`, one level down: each ``(block, part)`` (:func:`part_of`) that
-    holds cells, the middle of its stretch, the parts of a block in the order of their
-    names within the block's stretch."""
-    weight = Counter((b, part_of(name, b)) for name, b in found.items())
-    parts = defaultdict(list)
-    for b, part in weight:
-        parts[b].append(part)
-    flat = [(b, part) for b in order for part in sorted(parts.get(b, ()))]
-    return _stretches(weight, flat, die)
-
-
-def _stretches(weight: Counter, order: list, die: dict) -> dict:
-    """Each key of ``order`` with cells (``weight``): the middle of its stretch of the
-    snake, the stretches as long as the keys' shares of the cells, in order."""
+    weight = Counter(found.values())
     total = sum(weight.values())
     length = sum(die["columns"] * (y1 - y0) for y0, y1 in die["bands"])
     point, done = {}, 0
@@ -214,14 +182,14 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
     die = SITES[DEVICES[device]]
     cells = netlist["modules"][top]["cells"]
     found = block_of(cells, order)
-    point = part_middles(found, order, die)
+    point = middles(found, order, die)
     rank = {b: k for k, b in enumerate(order)}
     hard = defaultdict(list)
     bound = {c["attributes"]["BEL"] for c in cells.values() if "BEL" in c.get("attributes", {})}
     for name, b in found.items():
         if cells[name]["type"] in HARD and "BEL" not in cells[name].get("attributes", {}):
             hard[cells[name]["type"]].append((rank[b], name, b))
-    counts = {"blocks": len({b for b, _ in point})}
+    counts = {"blocks": len(point)}
     for kind in HARD:
         # The sites not taken by a cell bound before (it keeps its own).
         free = [s for s in die[kind] if s[2] not in bound]
@@ -232,9 +200,9 @@ def pin(netlist: dict, top: str, order: list[str], device: str) -> dict:
         counts[kind] = len(wanted)
         if not wanted:
             continue
-        to = np.array([point[b, part_of(name, b)] for _, name, b in wanted])
+        to = np.array([point[b] for _, _, b in wanted])
         at = np.array([(x, y) for x, y, _ in free], dtype=float)
-        # The distance (tiles, x plus y) from each cell's part's middle to each site,
+        # The distance (tiles, x plus y) from each cell's block's middle to each site,
         # squared: a few cells far away cost more than many a little off (on ``small``,
         # the farthest block RAM from its block 104 tiles with the plain distance, 59 so).
         cost = np.abs(to[:, None, :] - at[None, :, :]).sum(axis=2) ** 2

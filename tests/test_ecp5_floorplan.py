@@ -77,9 +77,8 @@ def _netlist(blocks):
     Yosys names the board top's (``link.backbone.<block>...``), and two cells outside."""
     cells = {}
     for block, fabric, rams, mults in blocks:
-        for k in range(fabric):  # half in the block's memory's part, half in its multiplier's
-            part = ("mem", "rq")[2 * k >= fabric]
-            cells[f"link.backbone.{block}.{part}.lut{k}"] = {"type": "TRELLIS_COMB"}
+        for k in range(fabric):
+            cells[f"link.backbone.{block}.lut{k}"] = {"type": "TRELLIS_COMB"}
         for k in range(rams):
             cells[f"link.backbone.{block}.mem.ram{k}"] = {"type": "DP16KD", "attributes": {}}
         for k in range(mults):
@@ -141,25 +140,16 @@ def test_hard_cells_follow_the_order():
     assert [len(p) for p in placed] == [3, 10, 3, 10]
     flat = [bel for p in placed for bel in p]
     assert len(set(flat)) == len(flat)  # no site twice
-    # Block by block along the snake, and within a block part by part (its memory's, then
-    # its multipliers'), each part's cells near the middle of the part's share of the
-    # cells (the die is nearly empty: each cell at one of the sites nearest that middle).
+    # Block by block along the snake, each near the middle of its share of the cells (the
+    # part is nearly empty: each cell at one of the sites nearest its block's middle).
     along = [sum(_position(b) for b in p) / len(p) for p in placed]
     assert along == sorted(along)
     length = sum(DIE["columns"] * (y1 - y0) for y0, y1 in DIE["bands"])
     total = sum(f + r + m for _, f, r, m in blocks)
-    cells = netlist["modules"]["top"]["cells"]
-    # m1: 1,000 fabric cells and 6 block RAMs in "mem", then 1,000 and 4 DSPs in "rq".
-    for part, done, size in (("mem", 305, 1006), ("rq", 1311, 1004)):
-        mx, my = snake_point(DIE, (done + size / 2) / total * length)
-        bels = _bels(netlist, f"m1.{part}")
-        assert len(bels) == (6 if part == "mem" else 4)
-        for bel in bels:
-            x, y = (int(p[1:]) for p in bel.split("/")[:2])
-            assert abs(x - mx) + abs(y - my) < 20, (part, bel)
-    rams = [_position(c["attributes"]["BEL"]) for n, c in cells.items() if "m1.mem.ram" in n]
-    muls = [_position(c["attributes"]["BEL"]) for n, c in cells.items() if "m1.rq.mul" in n]
-    assert max(rams) < min(muls)
+    mx, my = snake_point(DIE, (305 + 1006) / total * length)
+    for bel in placed[1]:
+        x, y = (int(p[1:]) for p in bel.split("/")[:2])
+        assert abs(x - mx) + abs(y - my) < 20, bel
     # Cells outside the ordered blocks stay free; a block inside another is its own.
     cells = netlist["modules"]["top"]["cells"]
     assert "BEL" not in cells["link.rx_queue.ram"]["attributes"]
