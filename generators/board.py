@@ -504,10 +504,11 @@ def board_markdown(r: dict, net, command: str) -> str:
 BOARD_FROZEN_ROM = 72
 
 #: ``--relays``' default here: none (``Backbone.relays``). Two on each crossing of ``small``
-#: (5,024 more flip-flops, TRELLIS_FF 76 %) placed no better (80.43 MHz against 79.46
-#: without) and router2 did not converge (284 overused wires after its 50th iteration, 999
-#: after its 74th and rising, where the same build without them had 61 and 27): more
-#: wires where the die is already busiest (docs/bringup.md, "Relays on the crossings").
+#: (5,024 more flip-flops, TRELLIS_FF 76 %) placed barely higher (80.43 MHz against 79.46
+#: without) and router2 did not converge (284 / 619 overused wires after its 50th / 70th
+#: iteration, 999 after its 74th and rising, stopped by hand; the same build without them:
+#: 61 / 33): more wires where the die is already busiest (docs/bringup.md, "Relays on the
+#: crossings").
 BOARD_RELAYS = 0
 
 #: ``--bram-fill``'s default: the share of the part's block RAMs the memories may take. With

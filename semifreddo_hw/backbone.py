@@ -148,8 +148,10 @@ class Backbone(wiring.Component):
             raise TypeError(f"net must be a spec.network.Network, not {type(net).__name__}")
         if not isinstance(swap, bool):
             raise TypeError(f"swap must be a bool, not {type(swap).__name__}")
-        if not isinstance(relays, int) or isinstance(relays, bool) or relays < 0:
-            raise ValueError(f"relays must be a non-negative integer, not {relays!r}")
+        if not isinstance(relays, int) or isinstance(relays, bool):
+            raise TypeError(f"relays must be an integer, not {type(relays).__name__}")
+        if relays < 0:
+            raise ValueError(f"relays must be 0 or more, not {relays}")
         check_params(net, params)
         self.net, self.swap = net, swap
         #: Register slices on each stream that passes other blocks in
@@ -607,7 +609,9 @@ class Backbone(wiring.Component):
             frozen = stage.pop("frozen", [])
             split = self._frozen_split(i) or 0
             half = 2 * split  # two names a block
-            relays = [f"frozen_m{mod}{r}" for r in self._relay_names()] if trainable else []
+            relays = []
+            if self._frozen_split(i) is not None:
+                relays = [f"frozen_m{mod}{r}" for r in self._relay_names()]
             trained = [n for c in trainable for n in stage[c]]
             order += frozen[:half] + trained + relays + frozen[half:]
         last = len(net.stages)
@@ -841,7 +845,9 @@ class Backbone(wiring.Component):
     def _stage(self, m, i, inputs, errors) -> dict:
         """Every core's stage ``i + 1`` from ``inputs`` (the frozen stage's first block is
         already connected), each block followed by a register slice unless its output
-        already comes from flip-flops (``registered_output``). The balancing FIFOs count a
+        already comes from flip-flops (``registered_output``); the :attr:`relays` of each
+        trainable stage in front of its input slice and behind its last block, and of the
+        frozen stage in front of its block :meth:`_frozen_split`. The balancing FIFOs count a
         slice's beat after every block all the same: a bound a beat high where none is."""
         mod, feats = i + 1, {}
         split = self._frozen_split(i)

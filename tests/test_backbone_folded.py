@@ -3,8 +3,8 @@
 spatial one (tests/test_backbone.py) with every layer folded as far as its rate allows:
 every beat of all three outputs under random stalls with the shuffle on, every run-time
 parameter rewritten in random order (the folded weight memories' addresses), and still one
-pixel per clock without stalls; built with two relay slices on each crossing, as the board
-build is.
+pixel per clock without stalls; built with three relay slices on each crossing (the build's
+``--relays``).
 
 On the ``small`` preset's cores and widths with fewer blocks in Table 1's four stages
 (:func:`tests.backbone_helpers.reduced`): the only default build with all four stages (their
@@ -30,11 +30,11 @@ from tests.test_backbone import (  # noqa: F401 (collected here, on the folded b
 
 @pytest.fixture(scope="module")
 def main(rtl_build_dir):
-    # With the board build's relay slices on every stream that passes other blocks in the
-    # floorplan's order (generators.board.BOARD_RELAYS): the balancing FIFOs must count
-    # them, or a stall pattern deadlocks. (The spatial build, tests/test_backbone.py, has
-    # none.)
-    return build(reduced("small"), rtl_build_dir, fold="rate", relays=2)
+    # With relay slices on every stream that passes other blocks in the floorplan's order
+    # (the build's --relays, for FPGA placement): latency only, which the balancing FIFOs
+    # count (tests/test_balance.py checks the count; three relays a crossing are more
+    # beats than the FIFOs' margin). The spatial build, tests/test_backbone.py, has none.
+    return build(reduced("small"), rtl_build_dir, fold="rate", relays=3)
 
 
 def _legal(spec, f):

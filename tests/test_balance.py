@@ -37,8 +37,12 @@ def _chain(blocks):
     return lo, hi
 
 
-@pytest.mark.parametrize("name, period", [("two_cores", 1), ("one_core", 1), ("small", 16)])
-def test_meeting_points_cover_both_paths(name, period):
+@pytest.mark.parametrize(
+    "name, period, relays",
+    [("two_cores", 1, 0), ("one_core", 1, 0), ("small", 16, 0), ("two_cores", 1, 3)]
+    + [("one_core", 1, 3), ("small", 16, 3)],
+)
+def test_meeting_points_cover_both_paths(name, period, relays):
     """Stage ``i + 1``'s two paths fork at meeting point ``i`` (the frozen stream) and meet
     at meeting point ``i + 1``, written out element by element:
 
@@ -49,17 +53,21 @@ def test_meeting_points_cover_both_paths(name, period):
       slice ``<core>_blend<i+1>_f``, the blend, slice ``<core>_m<i+1>_in``, the trainable
       stage, then (past its FIFO) the slice ``<core>_blend<i+2>_t`` or ``<core>_out``.
 
+    With ``relays``, each stage's relay slices too: the frozen stage's between its halves,
+    the trainable stage's in front of ``<core>_m<i+1>_in`` and behind its last block.
+
     Each FIFO must cover the other path's most beats less its own path's fewest."""
     net = preset(name)
     params = random_params(net, np.random.default_rng(1))
-    dut = Backbone(net, params, **(rate_options(net, period) if period > 1 else {}))
+    options = rate_options(net, period) if period > 1 else {}
+    dut = Backbone(net, params, relays=relays, **options)
     t = next(c for c in net.cores if c != "frozen")
     for i in range(len(net.stages)):
         lo_f, hi_f = _chain(dut.stages["frozen"][i])
-        hi_f += SLICE + SLICE
+        hi_f += SLICE + SLICE + relays * SLICE
         lo_t, hi_t = _chain(dut.stages[t][i])
         blend = dut.blends[names.blend(t, i + 1)].pipe_beats
-        hi_t += dut.balance[i]["frozen"] + SLICE + blend + SLICE + SLICE
+        hi_t += dut.balance[i]["frozen"] + SLICE + blend + SLICE + SLICE + 2 * relays * SLICE
         depths = dut.balance[i + 1]
         assert depths["trainable"] >= hi_f - lo_t + BALANCE_MARGIN, (i, depths)
         assert depths["frozen"] >= hi_t - lo_f + BALANCE_MARGIN, (i, depths)

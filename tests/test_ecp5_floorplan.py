@@ -276,8 +276,10 @@ def test_placement_order_names_every_block(name, period, relays):
 def test_relays_are_checked():
     net = preset("two_cores")
     params = random_params(net, np.random.default_rng(0))
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match="relays must be a non-negative integer"):
+    with pytest.raises(ValueError, match="relays must be 0 or more, not -1"):
+        Backbone(net, params, relays=-1)
+    for bad in (1.5, True):
+        with pytest.raises(TypeError, match="relays must be an integer"):
             Backbone(net, params, relays=bad)
 
 
