@@ -124,7 +124,7 @@ def run(
         "bram_fill": bram_fill,
         "floorplan": floorplan,
         **({"seed": seed} if seed is not None else {}),
-        **({k: r[k] for k in ("dsp_min_width", "multiplies") if k in r}),
+        **({k: r[k] for k in ("dsp_min_width", "multiplies", "relays") if k in r}),
         **{k: r[k] for k in FIELDS},
         **{k: r[k] for k in r if k.endswith("_pct")},
         "carry": r["carry"],
