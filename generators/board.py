@@ -516,7 +516,8 @@ BOARD_RELAYS = 0
 #: overuse sat in the tile rows beside the block RAM rows and the routed design lost a fifth
 #: of its placement's estimate to detours (82.50 MHz placed, 64.82 routed); at 0.85 (174
 #: block RAMs, 1,565 more TRELLIS_COMB for LUT RAM) the same commit routed at 77.75 MHz,
-#: 98 % of its estimate (docs/bringup.md, "Block RAM rows left room").
+#: 98 % of its estimate, the best routed yet; the next commit at 0.85 kept 77 % (66.55 of
+#: 86.59 MHz): one sample each, not a cure (docs/bringup.md, "Block RAM rows left room").
 BRAM_FILL = 0.85
 
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).
