@@ -607,11 +607,9 @@ class Backbone(wiring.Component):
                 if c != "frozen":
                     stage[c] += [f"{c}_m{mod}{r}" for r in self._relay_names()]
             frozen = stage.pop("frozen", [])
-            split = self._frozen_split(i) or 0
-            half = 2 * split  # two names a block
-            relays = []
-            if self._frozen_split(i) is not None:
-                relays = [f"frozen_m{mod}{r}" for r in self._relay_names()]
+            split = self._frozen_split(i)
+            half = 2 * (split or 0)  # two names a block
+            relays = [f"frozen_m{mod}{r}" for r in self._relay_names()] if split is not None else []
             trained = [n for c in trainable for n in stage[c]]
             order += frozen[:half] + trained + relays + frozen[half:]
         last = len(net.stages)
@@ -778,7 +776,6 @@ class Backbone(wiring.Component):
         connected here)."""
         net, mod = self.net, i + 1
         inputs = feats = self._balanced(m, i, feats)
-        first = self.stages["frozen"][i][0] if "frozen" in feats else None
         if net.blended:
             # Every branch of the frozen stream's forks starts at a register slice: a
             # fork's ``ready`` is then flip-flops, not the blends' joins and the frozen
@@ -805,18 +802,12 @@ class Backbone(wiring.Component):
                 inputs[core] = blend.o
             to_first, to_blends = (stream.Signature(shape).create() for _ in range(2))
             _broadcast(m, feats["frozen"], [to_first, to_blends])
-            to_first = half_rate_slice(m, f"frozen_m{mod}_in", to_first)
-            if self._frozen_split(i) == 0:
-                to_first = self._relay(m, f"frozen_m{mod}", to_first)
-            wiring.connect(m, to_first, first.i)
+            self._enter_frozen(m, i, half_rate_slice(m, f"frozen_m{mod}_in", to_first))
             _broadcast(
                 m, _delay(m, f"frozen_bal{i}", to_blends, self.balance[i]["frozen"]), frozen_dsts
             )
-        elif first is not None:
-            to_first = feats["frozen"]
-            if self._frozen_split(i) == 0:
-                to_first = self._relay(m, f"frozen_m{mod}", to_first)
-            wiring.connect(m, to_first, first.i)
+        elif "frozen" in feats:
+            self._enter_frozen(m, i, feats["frozen"])
         if net.core_shuffle:
             inputs = dict(inputs)
             shuffle = self.shuffles[i]
@@ -841,6 +832,13 @@ class Backbone(wiring.Component):
             )
             mismatches.append(differ)
         return inputs
+
+    def _enter_frozen(self, m, i, src) -> None:
+        """``src`` into the frozen stage ``i + 1``'s first block, through the stage's relays
+        where :meth:`placement_order` puts the trainable stages in front of that block."""
+        if self._frozen_split(i) == 0:
+            src = self._relay(m, f"frozen_m{i + 1}", src)
+        wiring.connect(m, src, self.stages["frozen"][i][0].i)
 
     def _stage(self, m, i, inputs, errors) -> dict:
         """Every core's stage ``i + 1`` from ``inputs`` (the frozen stage's first block is
