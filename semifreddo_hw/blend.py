@@ -173,13 +173,12 @@ class AlphaBlend(Stages, wiring.Component):
             [p * g + c for c in range(g)] + [n + p * g + c for c in range(g)]
             for p in range(self.fold)
         ]
-        # The serializer reads the joined beats in place (``hold``), no copy of the two
-        # beats kept. A producer that refills its output register in the cycle it is taken
-        # (a FIFO) keeps a beat every fold cycles; in the backbone both inputs come through
-        # register slices (``_f``, ``_t``), which refill a cycle later, so a burst runs at
-        # a beat every fold + 1 cycles and the gaps between rows take up the difference
-        # (tests/test_backbone_folded.py measures the frame period).
-        m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS, hold=True)
+        # The serializer takes the joined beat with its first sub-beat and shifts the rest
+        # out of its own registers (2 * (channels - lanes) bytes): its hold mode, which
+        # reads the beat in place by phase, put a 16:1 multiplexer between the phase and
+        # the first stage, the routed critical path of three board builds of ``small``.
+        # The input slices (``_f``, ``_t``) are free again after the first sub-beat.
+        m.submodules.serializer = ser = Serializer(signed(8), 2 * n, groups, MARKER_BITS)
         m.submodules.deserializer = des = Deserializer(
             signed(8), g, self.fold, MARKER_BITS, registered=self.registered_output
         )

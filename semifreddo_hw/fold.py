@@ -82,7 +82,10 @@ class Serializer(wiring.Component):
     The first sub-beat passes straight through (no added latency) and ``i`` is taken with it;
     the lanes the later sub-beats need wait in registers. So the producer is free again after
     one cycle: a sliding window keeps stepping and a pipeline keeps flowing while the beat's
-    later phases go out, and beats may arrive as often as every ``fold`` cycles.
+    later phases go out, and beats may arrive as often as every ``fold`` cycles. Where no
+    lane waits for two sub-beats (channel groups), the waiting lanes shift towards the
+    output, one sub-beat per transfer, so that no multiplexer by phase lies in front of
+    ``o``; otherwise (a lane read in several phases) they are picked by phase.
 
     With ``hold``, nothing waits in registers: every sub-beat reads ``i``, which the
     producer holds (the stream rule), and ``i`` is taken with the last sub-beat. For a
@@ -132,10 +135,16 @@ class Serializer(wiring.Component):
         return sorted({k for g in self.groups[1:] for k in g})
 
     @property
+    def _shifts(self) -> bool:
+        """Whether the waiting lanes shift: each read by one later sub-beat only, so a
+        chain per output lane costs no more registers than one per waiting lane."""
+        return self.fold > 1 and len(self._held_lanes) == (self.fold - 1) * len(self.groups[0])
+
+    @property
     def register_bits(self) -> int:
         if self.fold == 1 or self.hold:
             return 0
-        return len(self._held_lanes) * Shape.cast(self.elem).width + self.side_width
+        return len(self._held_lanes) * Shape.cast(self.elem).width + self.side_width + self._shifts
 
     def _pick(self, phase, lanes, data):
         """Input lane ``lanes[p]`` in phase ``p``, padded (``pad``) if it lies outside."""
@@ -174,6 +183,8 @@ class Serializer(wiring.Component):
                 lanes = [self.groups[p][k] for p in range(self.fold)]
                 m.d.comb += self.o.payload.data[k].eq(self._pick(phase, lanes, data))
             return m
+        if self._shifts:
+            return self._elaborate_chain(m, phase)
         first = phase.value == 0
         held = {s: Signal(self.elem, name=f"held{s}") for s in self._held_lanes}
         side = Signal(self.side_width, name="held_side")
@@ -193,6 +204,39 @@ class Serializer(wiring.Component):
             else:  # phase 0 never reads this entry: index by phase, with phase 0's unused
                 late = Array([later[0], *later])[phase.value]
             m.d.comb += self.o.payload.data[k].eq(Mux(first, data[self.groups[0][k]], late))
+        return m
+
+    def _elaborate_chain(self, m, phase):
+        """Row ``p - 1`` of the chain holds phase ``p``'s lanes once the beat is taken; each
+        later transfer moves every row one towards row 0, which ``o`` reads. The rows load
+        the input for as long as the first phase lasts (whether or not it is taken), so
+        their enable is a flip-flop's output and the consumer's ready, not the input's
+        valid: a blend's phase multiplexer (16:1 by a 4-bit phase) was the routed critical
+        path of three board builds of ``small``."""
+        data, width = self.i.payload.data, len(self.groups[0])
+        # Phase 0 next, as a flip-flop of its own: the phase's decode drove every row.
+        first = Signal(init=1, name="ser_first")
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += first.eq(phase.last)
+        rows = [
+            [Signal(self.elem, name=f"row{p}_{k}") for k in range(width)]
+            for p in range(1, self.fold)
+        ]
+        side = Signal(self.side_width, name="held_side")
+        m.d.comb += [
+            self.o.valid.eq(Mux(first, self.i.valid, 1)),
+            self.i.ready.eq(self.o.ready & first),
+            self.o.payload.side.eq(Mux(first, self.i.payload.side, side)),
+        ]
+        with m.If(first):
+            m.d.sync += side.eq(self.i.payload.side)
+            for row, lanes in zip(rows, self.groups[1:], strict=True):
+                m.d.sync += [r.eq(data[s]) for r, s in zip(row, lanes, strict=True)]
+        with m.Elif(self.o.ready):
+            for p in range(len(rows) - 1):
+                m.d.sync += [r.eq(v) for r, v in zip(rows[p], rows[p + 1], strict=True)]
+        for k in range(width):
+            m.d.comb += self.o.payload.data[k].eq(Mux(first, data[self.groups[0][k]], rows[0][k]))
         return m
 
 

@@ -97,6 +97,39 @@ def test_serialize_and_put_back(channels, fold, taps, hold):
         assert cycles <= len(x) * fold + 2
 
 
+@pytest.mark.parametrize(
+    "count, groups, shifts",
+    [
+        (8, group_lanes(8, 4), True),  # channel groups: each lane waits for one sub-beat
+        (18, group_lanes(2, 2, 9), True),
+        (16, group_lanes(16, 16), True),  # a folded blend's: one lane a sub-beat
+        (4, repeat_lanes(4, 3), False),  # every sub-beat the whole beat
+        (4, slice_lanes(repeat_lanes(4, 3), 2), False),  # lanes read in several phases
+    ],
+)
+def test_serializer_shifts_or_picks(count, groups, shifts):
+    """Without ``hold``: where no lane is read by two later sub-beats the waiting lanes
+    shift towards ``o`` (no comparison with the phase but the counter's own wrap: no
+    multiplexer by phase), else they are picked by phase; both bit-exact under stalls,
+    extremes included, a beat every ``fold`` cycles without stalls, and the registers
+    one per waiting lane (and the side bits, and the shift's phase-0 flip-flop)."""
+    fold = len(groups)
+    rng = np.random.default_rng([count, fold, shifts])
+    x = int8_stimulus(rng, 23, count).tolist()
+    want = [[row[k] for k in g] for row in x for g in groups]
+    ser = Serializer(signed(8), count, groups, 2)
+    waiting = len({k for g in groups[1:] for k in g})
+    assert ser.register_bits == 8 * waiting + 2 + shifts
+    compares = rtlil_cells(ser)["$eq"][0]
+    assert compares == 1 if shifts else compares > 1
+    sides = np.random.default_rng(fold).integers(0, 4, size=len(x)).tolist()
+    sub_sides = [v for v in sides for _ in groups]  # every sub-beat its beat's side bits
+    for stall, seed in ((0.4, fold), (0, 0)):
+        kw = dict(in_sides=sides, out_sides=sub_sides, in_stall=stall, out_stall=stall)
+        cycles = run_stream_pysim(ser, x, want, seed=seed, **kw)
+    assert cycles <= len(x) * fold + 2
+
+
 @pytest.mark.parametrize("channels, fold, taps", [(8, 4, 1), (6, 3, 9), (4, 1, 1), (2, 2, 1)])
 def test_registered_deserializer(channels, fold, taps):
     """``registered``: every beat put back bit-exact (side bits included) under stalls; a
