@@ -68,7 +68,8 @@ class Pipeline:
     @property
     def queue_depth(self) -> int:
         """Beats the queue of a ``buffered`` pipeline holds (0 without): its stages, its own
-        latency and one more, so that with ``o`` always ready a beat enters every clock."""
+        latency, the cycle a given beat's credit takes to return and one more, so that with
+        ``o`` always ready a beat enters every clock."""
         return _queue_depth(self.latency, self.buffered)
 
     def connect(self, m: Module, i, o):
@@ -102,10 +103,16 @@ class Pipeline:
         last = stream.Signature(o.payload.shape()).create(path=(f"{self.name}_last",))
         wiring.connect(m, last, queue.i)
         # Beats taken and not yet given at `o`: in the stages or the queue, never more than
-        # it holds, so the queue always has room for the last stage's beat.
+        # it holds, so the queue always has room for the last stage's beat. A beat given
+        # returns its credit a cycle later (`gave`, a register): `o.ready` is the
+        # consumer's, which on a placed board build sat 40-50 tiles from the count (a
+        # layer's deserializer pulled towards the next block), and the path from the
+        # queue's valid through that ready and back into the count was the longest of
+        # the placement. The queue holds a beat more for that cycle.
         space = Signal(range(depth + 1), init=depth, name=f"{self.name}_space")
-        take, give = i.valid & i.ready, o.valid & o.ready
-        m.d.sync += space.eq(space - take + give)
+        gave = Signal(name=f"{self.name}_gave")
+        take = i.valid & i.ready
+        m.d.sync += [gave.eq(o.valid & o.ready), space.eq(space - take + gave)]
         m.d.comb += [self.en.eq(1), i.ready.eq(space != 0)]
         return last
 
@@ -157,7 +164,7 @@ class Pipeline:
 
 
 def _queue_depth(stages: int, buffered: bool) -> int:
-    return stages + Pipeline.QUEUE_LATENCY + 1 if buffered else 0
+    return stages + Pipeline.QUEUE_LATENCY + 2 if buffered else 0
 
 
 class Stages:
