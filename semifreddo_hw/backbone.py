@@ -19,7 +19,9 @@ the input and of outputs drained concurrently. Register slices
 between blocks: one register each, as every stream after the stride-2 stems carries a beat
 at most every other cycle. A block whose output already comes from flip-flops needs none
 (a downsampling block's skew FIFOs; a regular block of a rate build whose last layer's
-deserializer is registered). An FPGA build may ask for more (``relays``) on the streams
+deserializer is registered). The frozen stream that passes the trainable stages has a
+slice of its own on the way, so has each blend's output into the core shuffle (a join of
+two streams from blends placed apart). An FPGA build may ask for more (``relays``) on the streams
 that pass other blocks in :meth:`Backbone.placement_order`, so that a floorplan in that
 order has no stream crossing the die in one cycle.
 
@@ -404,7 +406,8 @@ class Backbone(wiring.Component):
             # holds those beats too.
             ahead = depths[i]["frozen"] + skid
             hi_t += ahead + blend + 2 * skid + 2 * self.relays * skid
-            hi_f += self.relays * skid * (self._frozen_split(i) is not None)
+            hi_t += skid * net.core_shuffle  # the slice into the shuffle
+            hi_f += (self.relays + 1) * skid * (self._frozen_split(i) is not None)
             depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t)))
         return self._balance_loops(depths, skid)
 
@@ -595,6 +598,7 @@ class Backbone(wiring.Component):
             order += [f"{c}_bal{i}" for c in net.cores]
             for c in trainable:
                 order += [f"{c}_blend{mod}_t", f"{c}_blend{mod}_f", f"{c}_blend{mod}"]
+            order += [f"shuffle{mod}_{c}" for c in trainable if net.core_shuffle]
             order += [f"shuffle{mod}", f"frozen_m{mod}_in"]
             stage = {}
             for c in net.cores:
@@ -609,7 +613,8 @@ class Backbone(wiring.Component):
             frozen = stage.pop("frozen", [])
             split = self._frozen_split(i)
             half = 2 * (split or 0)  # two names a block
-            relays = [f"frozen_m{mod}{r}" for r in self._relay_names()] if split is not None else []
+            relays = [f"frozen_m{mod}{r}" for r in ["_cross", *self._relay_names()]]
+            relays = relays if split is not None else []
             trained = [n for c in trainable for n in stage[c]]
             order += frozen[:half] + trained + relays + frozen[half:]
         last = len(net.stages)
@@ -817,8 +822,13 @@ class Backbone(wiring.Component):
             # shuffles' multiplexers across the die was 12.7 ns.
             enable = kept_copy(m, self.shuffle, name=f"shuffle{mod}_enable")
             m.d.comb += shuffle.enable.eq(enable)
-            wiring.connect(m, inputs["a"], shuffle.a)
-            wiring.connect(m, inputs["b"], shuffle.b)
+            # Each blend's output through a slice of its own: the shuffle joins the two
+            # blends' streams, placed apart (each beside its own DSP blocks), and joined
+            # straight from their deserializers the pair's handshake ran from one blend to
+            # the other and back (12.35 ns on the placed board build of ``small``). The
+            # slices' flip-flops float to where the join is.
+            for core, port in (("a", shuffle.a), ("b", shuffle.b)):
+                wiring.connect(m, half_rate_slice(m, f"shuffle{mod}_{core}", inputs[core]), port)
             inputs["a"], inputs["b"] = shuffle.a_o, shuffle.b_o
             # Compared into a register beside the shuffle, then gathered with the blends'
             # (_sticky_any): straight into the backbone's flag, the pair's handshake ran
@@ -837,15 +847,26 @@ class Backbone(wiring.Component):
         """``src`` into the frozen stage ``i + 1``'s first block, through the stage's relays
         where :meth:`placement_order` puts the trainable stages in front of that block."""
         if self._frozen_split(i) == 0:
-            src = self._relay(m, f"frozen_m{i + 1}", src)
+            src = self._cross_frozen(m, i + 1, src)
         wiring.connect(m, src, self.stages["frozen"][i][0].i)
+
+    def _cross_frozen(self, m, mod: int, src):
+        """``src`` across the trainable stages ``mod`` to the frozen stage's block
+        :meth:`_frozen_split`: through a slice (``frozen_m<mod>_cross``), then the
+        :attr:`relays`. The slice is there in every build: straight from the first half's
+        last block into the second half's input fork, the handshake crossed the trainable
+        stages twice (12.9 ns on the placed board build of ``small``, 40 tiles each way);
+        the slice's flip-flops float to the middle."""
+        src = half_rate_slice(m, f"frozen_m{mod}_cross", src)
+        return self._relay(m, f"frozen_m{mod}", src)
 
     def _stage(self, m, i, inputs, errors) -> dict:
         """Every core's stage ``i + 1`` from ``inputs`` (the frozen stage's first block is
         already connected), each block followed by a register slice unless its output
         already comes from flip-flops (``registered_output``); the :attr:`relays` of each
-        trainable stage in front of its input slice and behind its last block, and of the
-        frozen stage in front of its block :meth:`_frozen_split`. The balancing FIFOs count a
+        trainable stage in front of its input slice and behind its last block, and the frozen
+        stage's crossing slice and relays in front of its block :meth:`_frozen_split`. The
+        balancing FIFOs count a
         slice's beat after every block all the same: a bound a beat high where none is."""
         mod, feats = i + 1, {}
         split = self._frozen_split(i)
@@ -857,7 +878,7 @@ class Backbone(wiring.Component):
                 m.submodules[f"{core}_m{mod}_{j}"] = block
                 errors.append(block.framing_error)
                 if core == "frozen" and j and j == split:
-                    src = self._relay(m, f"frozen_m{mod}", src)
+                    src = self._cross_frozen(m, mod, src)
                 if core != "frozen" or j:
                     wiring.connect(m, src, block.i)
                 if getattr(block, "registered_output", False):

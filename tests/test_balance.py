@@ -46,12 +46,14 @@ def test_meeting_points_cover_both_paths(name, period, relays):
     """Stage ``i + 1``'s two paths fork at meeting point ``i`` (the frozen stream) and meet
     at meeting point ``i + 1``, written out element by element:
 
-    * frozen: slice ``frozen_m<i+1>_in``, the frozen stage, then (past the FIFO balancing
-      it) the slice into the next blend or the output;
+    * frozen: slice ``frozen_m<i+1>_in``, the frozen stage with the slice
+      ``frozen_m<i+1>_cross`` between its halves, then (past the FIFO balancing it) the
+      slice into the next blend or the output;
     * trainable: the frozen FIFO towards the blends ``frozen_bal<i>`` (it fills while the
       trainable stage ``i`` runs behind, and the frozen path holds those beats too), the
-      slice ``<core>_blend<i+1>_f``, the blend, slice ``<core>_m<i+1>_in``, the trainable
-      stage, then (past its FIFO) the slice ``<core>_blend<i+2>_t`` or ``<core>_out``.
+      slice ``<core>_blend<i+1>_f``, the blend, with a core shuffle the slice
+      ``shuffle<i+1>_<core>``, slice ``<core>_m<i+1>_in``, the trainable stage, then (past
+      its FIFO) the slice ``<core>_blend<i+2>_t`` or ``<core>_out``.
 
     With ``relays``, each stage's relay slices too: the frozen stage's between its halves,
     the trainable stage's in front of ``<core>_m<i+1>_in`` and behind its last block.
@@ -64,10 +66,12 @@ def test_meeting_points_cover_both_paths(name, period, relays):
     t = next(c for c in net.cores if c != "frozen")
     for i in range(len(net.stages)):
         lo_f, hi_f = _chain(dut.stages["frozen"][i])
-        hi_f += SLICE + SLICE + relays * SLICE
+        hi_f += SLICE + SLICE + SLICE + relays * SLICE
         lo_t, hi_t = _chain(dut.stages[t][i])
         blend = dut.blends[names.blend(t, i + 1)].pipe_beats
-        hi_t += dut.balance[i]["frozen"] + SLICE + blend + SLICE + SLICE + 2 * relays * SLICE
+        shuffle = SLICE if net.core_shuffle else 0
+        hi_t += dut.balance[i]["frozen"] + SLICE + blend + shuffle + SLICE + SLICE
+        hi_t += 2 * relays * SLICE
         depths = dut.balance[i + 1]
         assert depths["trainable"] >= hi_f - lo_t + BALANCE_MARGIN, (i, depths)
         assert depths["frozen"] >= hi_t - lo_f + BALANCE_MARGIN, (i, depths)
