@@ -149,22 +149,29 @@ class AdderGraph:
         a, b = coef * lo, coef * hi
         return np.minimum(a, b).sum(axis=1).tolist(), np.maximum(a, b).sum(axis=1).tolist()
 
-    def schedule(self, levels_per_stage: int) -> Schedule:
+    def schedule(self, levels_per_stage: int, input_levels: int = 0) -> Schedule:
         """Place adders into register stages of ``levels_per_stage`` adder levels each.
 
         Stage ``s`` (1-based) is the logic between register bank ``s-1`` (bank 0 being the
         unregistered inputs) and bank ``s``. An adder at depth ``d`` sits in stage
-        ``ceil(d / levels_per_stage)``; an output negation sits one level after its node. Every
-        output is registered at the last bank, so the latency is at least one cycle.
+        ``ceil((d + input_levels) / levels_per_stage)``; an output negation sits one level
+        after its node. Every output is registered at the last bank, so the latency is at
+        least one cycle. ``input_levels`` (0 to ``levels_per_stage``): levels of logic in
+        front of the inputs, which the first stage holds in place of as many adder levels
+        (``levels_per_stage``: the inputs are registered before any adder).
         """
         if not isinstance(levels_per_stage, int) or levels_per_stage < 1:
             raise ValueError(
                 f"levels_per_stage must be a positive integer, not {levels_per_stage!r}"
             )
+        if not isinstance(input_levels, int) or not 0 <= input_levels <= levels_per_stage:
+            raise ValueError(
+                f"input_levels must be an integer in 0..{levels_per_stage}, not {input_levels!r}"
+            )
         L = levels_per_stage
         depth = self.node_depths()
-        stage = [-(-d // L) for d in depth]
-        stages = max(1, -(-self.depth // L))
+        stage = [-(-(d + input_levels) // L) if d else 0 for d in depth]
+        stages = max(1, -(-(self.depth + input_levels) // L)) if self.depth else 1
         need = [-1] * self.n_nodes  # last bank at which the node's value must be held
         for k, (a, b) in enumerate(self.adds):
             c = stage[self.n_in + k]
@@ -176,7 +183,7 @@ class AdderGraph:
             if t is None:
                 neg_stage.append(0)
             elif t.neg:
-                s = max(1, -(-(depth[t.node] + 1) // L))
+                s = max(1, -(-(depth[t.node] + 1 + input_levels) // L))
                 neg_stage.append(s)
                 if stage[t.node] < s:
                     need[t.node] = max(need[t.node], s - 1)
@@ -187,12 +194,12 @@ class AdderGraph:
             levels_per_stage=L, stages=stages, node_stage=stage, node_need=need, neg_stage=neg_stage
         )
 
-    def pipelined(self, levels_per_stage: int, lo, hi) -> Pipelined:
+    def pipelined(self, levels_per_stage: int, lo, hi, input_levels: int = 0) -> Pipelined:
         """The graph as pipelined logic, inputs in ``[lo, hi]``: every value a hardware
         backend builds (adders, output negations, stage registers), each exactly as wide as
-        its range, placed by :meth:`schedule`. Outputs are available after ``stages``
-        pipeline advances."""
-        sched = self.schedule(levels_per_stage)
+        its range, placed by :meth:`schedule` (``input_levels`` as there). Outputs are
+        available after ``stages`` pipeline advances."""
+        sched = self.schedule(levels_per_stage, input_levels)
         nlo, nhi = self.node_ranges(lo, hi)
         width = [signed_width(a, b) for a, b in zip(nlo, nhi, strict=True)]
         ops = [PipeOp("in", f"in{n}", width[n], (n,)) for n in range(self.n_in)]

@@ -135,9 +135,38 @@ class DigitSerialMatVec(FrozenMatVec):
     #: board build of ``small`` (that layer's product held its longest paths, 14 ns).
     LANES_PER_COPY = 16
 
+    #: Entries past which a ``hold`` digitizer's pick has a stage of its own
+    #: (:attr:`input_levels`): a multiplexer of more than four is more than one LUT level.
+    PICK_STAGE_FROM = 5
+
+    @property
+    def input_levels(self) -> int:
+        """Levels of the first stage the digit pick takes (:meth:`AdderGraph.schedule
+        <.adder_graph.AdderGraph.schedule>`): all of them, so that the picked digits are
+        registered before any adder, where ``hold`` picks from :attr:`PICK_STAGE_FROM`
+        entries or more (one- and two-bit digits: a register a lane of one or two bits).
+        The bit-serial pick is a multiplexer of eight entries by a shared index and then
+        the padding's; in front of a stage's adders it was the routed critical path of a
+        board build of ``small`` (12.5 ns, a stage-4 depthwise layer)."""
+        if self.hold and self._pick_entries >= self.PICK_STAGE_FROM:
+            return self.levels_per_stage
+        return 0
+
+    @property
+    def pick_stage_bits(self) -> int:
+        """Register bits of the pick's own stage (:attr:`input_levels`; 0 without): a
+        digit per lane read and the stage's control (valid bit, phase, side bits)."""
+        if not self.input_levels:
+            return 0
+        lanes = len({op.args[0] for op in self._plan.ops if op.kind == "in"})
+        control = 1 + (self.digits - 1).bit_length() + self.side_width
+        return lanes * self.digit_width + control
+
     @property
     def _plan(self):
-        return self.graph.pipelined(self.levels_per_stage, INT8_MIN, INT8_MAX)
+        return self.graph.pipelined(
+            self.levels_per_stage, INT8_MIN, INT8_MAX, input_levels=self.input_levels
+        )
 
     @property
     def interval(self) -> int:
@@ -149,9 +178,11 @@ class DigitSerialMatVec(FrozenMatVec):
         """Cycles from an input beat's acceptance (with :attr:`hold`, its first offer) to its
         output beat, without stalls: one to load the digitizer (with :attr:`hold`, none, or
         with :attr:`spaced` one to register the start), the graph's stages plus one (the
-        collector), the digits."""
+        collector), the digits. The graph's stages include the pick's own
+        (:attr:`input_levels`)."""
         load = 0 if self.hold and not self.spaced else 1
-        return self.graph.schedule(self.levels_per_stage).stages + load + self.digits
+        stages = self.graph.schedule(self.levels_per_stage, self.input_levels).stages
+        return stages + load + self.digits
 
     @property
     def _pick_entries(self) -> int:

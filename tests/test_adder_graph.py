@@ -157,13 +157,23 @@ def test_schedule_and_register_bits_match_hand_count():
     assert g.schedule(2).stages == 1 and g.pipelined(2, -128, 127).register_bits == 10
     with pytest.raises(ValueError, match="levels_per_stage"):
         g.schedule(0)
+    # A level of logic in front of the inputs: the first stage holds one adder level less.
+    assert g.schedule(1, input_levels=1).stages == 3
+    assert g.pipelined(1, -128, 127, input_levels=1).register_bits == 4 * 8 + 9 + 9 + 10
+    assert g.schedule(2, input_levels=1).stages == 2
+    assert g.pipelined(2, -128, 127, input_levels=1).register_bits == 9 + 9 + 10
+    # As many as a stage holds: the inputs are registered before any adder.
+    assert g.schedule(2, input_levels=2).node_stage[4:] == [2, 2, 2]
+    assert g.pipelined(2, -128, 127, input_levels=2).register_bits == 4 * 8 + 10
+    with pytest.raises(ValueError, match="input_levels must be an integer in 0..2"):
+        g.schedule(2, input_levels=3)
 
 
-def _held_bits(g, levels, lo, hi):
+def _held_bits(g, levels, lo, hi, input_levels=0):
     """Register bits from the schedule: each node held from the bank after the stage that
     computes it (inputs: bank 1) to the last bank that reads it; each negated output held
     from its stage to the last bank."""
-    sched = g.schedule(levels)
+    sched = g.schedule(levels, input_levels)
     nlo, nhi = g.node_ranges(lo, hi)
     bits = 0
     for n in range(g.n_nodes):
@@ -175,18 +185,24 @@ def _held_bits(g, levels, lo, hi):
     return bits
 
 
-@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("levels, input_levels", [(1, 0), (2, 0), (3, 0), (1, 1), (3, 1), (3, 3)])
 @pytest.mark.parametrize("solver", ["csd", "da4ml"])
-def test_pipelined_logic_follows_the_schedule(levels, solver):
+def test_pipelined_logic_follows_the_schedule(levels, input_levels, solver):
     """What a backend builds: operands before users, as many register bits as the schedule
     says each node is held (counted from the schedule, not from the ops), unique names,
-    every output after ``stages`` register banks on every path."""
+    every output after ``stages`` register banks on every path; ``input_levels`` of the
+    first stage taken from the adders (all of them: no adder reads an unregistered input)."""
     w = gaussian_int8(np.random.default_rng(levels), 9, 7, 0.4)
     w[3] = 0
     w[5] = -w[5]
     g = plan_cmvm(w, solver)
-    plan = g.pipelined(levels, -128, 127)
-    assert plan.stages == g.schedule(levels).stages
+    plan = g.pipelined(levels, -128, 127, input_levels)
+    sched = g.schedule(levels, input_levels)
+    assert plan.stages == sched.stages
+    assert plan.stages == -(-(g.depth + input_levels) // levels)
+    adds = [op for op in plan.ops if op.kind == "add"]
+    reads_input = any(plan.ops[a[0]].kind == "in" for op in adds for a in op.args)
+    assert adds and reads_input == (input_levels < levels)
     assert [op.kind for op in plan.ops[: g.n_in]] == ["in"] * g.n_in
     banks = []  # register banks between the inputs and each value
     for k, op in enumerate(plan.ops):
@@ -196,7 +212,7 @@ def test_pipelined_logic_follows_the_schedule(levels, solver):
         assert all(src < k for src in srcs)
         assert len({banks[src] for src in srcs}) <= 1  # operands of the same beat
         banks.append((banks[srcs[0]] if srcs else 0) + (op.kind == "reg"))
-    assert plan.register_bits == _held_bits(g, levels, -128, 127)
+    assert plan.register_bits == _held_bits(g, levels, -128, 127, input_levels)
     assert len({op.name for op in plan.ops}) == len(plan.ops)
     for j, out in enumerate(plan.outputs):
         assert (out is None) == (not w[j].any())

@@ -288,6 +288,7 @@ def test_held_window_conv_pysim(
     # a digit-serial pick's index, or a spaced product's copies of its control
     spaced = getattr(held.product, "spaced", False)
     saved += getattr(held.product, "copy_bits" if spaced else "pick_index_bits", 0)
+    saved += getattr(held.product, "pick_stage_bits", 0)  # the picked digits registered
     if fold > 1:  # and so is a registered deserializer's last group (the period allows it)
         assert held.deserializer.registered == (period >= held.deserializer.fold + 1)
         saved += held.deserializer.register_bits - copying.deserializer.register_bits
@@ -516,11 +517,11 @@ def test_conv_parameters_are_checked():
 
 
 def test_what_the_period_chooses_is_in_the_fingerprint():
-    """A spaced product's serializer copies at period 13 and reads in place at 17: other
+    """A spaced product's serializer copies at period 14 and reads in place at 18: other
     hardware, so another fingerprint (the parts cache is keyed by it)."""
     w, scale, bias = make_layer(np.random.default_rng(3), "pointwise", 4, 4)
     a, b = (
-        _conv("pointwise", w, (2, 3), 1, 0, False, fold=4, digits=12, period=p) for p in (13, 17)
+        _conv("pointwise", w, (2, 3), 1, 0, False, fold=4, digits=12, period=p) for p in (14, 18)
     )
     assert a.product.spaced and b.product.spaced
     assert not a.serializer.hold and b.serializer.hold

@@ -74,9 +74,16 @@ def test_digit_serial_pysim_every_digit_count(name):
 @pytest.mark.parametrize("digits", [1, 2, 5, 18])
 def test_digit_serial_takes_a_beat_every_digits_cycles(digits, hold):
     """Without stalls, ``n`` beats take ``latency + (n - 1) * digits`` cycles: beats that
-    arrive ``digits`` cycles apart are never held up (also when the producer holds them)."""
+    arrive ``digits`` cycles apart are never held up (also when the producer holds them).
+    A held beat's digits picked from five entries or more are registered before any adder
+    reads them (the pick's stage, counted in the latency)."""
     w = gaussian_int8(np.random.default_rng(3), 8, 8)
     dut = DigitSerialMatVec(w, digits=digits, hold=hold)
+    plan = dut._plan
+    adds = [op for op in plan.ops if op.kind == "add"]
+    reads_input = any(plan.ops[a[0]].kind == "in" for op in adds for a in op.args)
+    few = dut._pick_entries < dut.PICK_STAGE_FROM  # here 1, 2 and 3 entries, and 8 at 18
+    assert adds and reads_input == (not hold or few) and few == (digits < 18)
     x = int8_stimulus(np.random.default_rng(4), 30, 8)
     cycles = run_stream_pysim(dut, x.tolist(), matvec(w, x).tolist(), in_stall=0, out_stall=0)
     assert cycles == dut.latency + (len(x) - 1) * digits + 1
