@@ -135,7 +135,7 @@ class DigitSerialMatVec(FrozenMatVec):
     #: board build of ``small`` (that layer's product held its longest paths, 14 ns).
     LANES_PER_COPY = 16
 
-    #: Entries past which a ``hold`` digitizer's pick has a stage of its own
+    #: From this many entries a ``hold`` digitizer's pick has a stage of its own
     #: (:attr:`input_levels`): a multiplexer of more than four is more than one LUT level.
     PICK_STAGE_FROM = 5
 
@@ -154,9 +154,10 @@ class DigitSerialMatVec(FrozenMatVec):
 
     @property
     def pick_stage_bits(self) -> int:
-        """Register bits of the pick's own stage (:attr:`input_levels`; 0 without): a
+        """Register bits of the pick's own stage (:attr:`input_levels`; 0 without, or where
+        the graph has no adder, whose one stage registers the picked digits anyway): a
         digit per lane read and the stage's control (valid bit, phase, side bits)."""
-        if not self.input_levels:
+        if not self.input_levels or not self.graph.depth:
             return 0
         lanes = len({op.args[0] for op in self._plan.ops if op.kind == "in"})
         control = 1 + (self.digits - 1).bit_length() + self.side_width
@@ -178,7 +179,7 @@ class DigitSerialMatVec(FrozenMatVec):
         """Cycles from an input beat's acceptance (with :attr:`hold`, its first offer) to its
         output beat, without stalls: one to load the digitizer (with :attr:`hold`, none, or
         with :attr:`spaced` one to register the start), the graph's stages plus one (the
-        collector), the digits. The graph's stages include the pick's own
+        collector), the digits. The graph's stages include the pick's own where it has one
         (:attr:`input_levels`)."""
         load = 0 if self.hold and not self.spaced else 1
         stages = self.graph.schedule(self.levels_per_stage, self.input_levels).stages

@@ -256,6 +256,7 @@ HELD = [
     ("full", (6, 5), 3, 4, 2, 2, 5, False, 16),  # spaced
     ("pointwise", (3, 5), 8, 8, 1, 4, 6, False, 40),  # spaced, serializer holds too
     ("pointwise", (4, 3), 6, 6, 1, 6, 4, False, 12),  # spaced, serializer copies
+    ("depthwise", (5, 7), 4, 4, 1, 2, 32, False, 40),  # bit-serial: the pick registered
     ("depthwise", (5, 7), 4, 4, 1, 4, 1, True, 4),
     ("depthwise", (4, 7), 2, 2, 2, 6, 1, True, 7),
     ("full", (5, 4), 2, 4, 2, 4, 1, True, 5),
@@ -296,6 +297,7 @@ def test_held_window_conv_pysim(
     if not configurable:  # beats rarer than the latency: one at a time
         spare = 1 if stride == 2 else 0
         p = held.product  # spaced, a beat every latency + 1 (the start registered: + 1 held)
+        assert (p.pick_stage_bits > 0) == (p.digit_width <= 2)  # one- and two-bit digits
         interval = p.latency + 1 + (p.hold and not p.spaced)
         assert p.spaced == (period >= interval + spare)
         if fold > 1:  # the serializer reads the spaced product's output in place

@@ -25,7 +25,7 @@ from semifreddo_hw.requant import Requantizer
 from sim.golden.primitives import matvec, requantize
 from sim.pysim import run_stream_pysim, run_streams_pysim
 from sim.rtl import Lanes, VerilatorDesign
-from tests.netlist import memory_bits, rtlil_cells
+from tests.netlist import memory_bits, registers, rtlil_cells
 from tests.rtl_helpers import OutsideInSide, bank_writes, int8_stimulus, padded
 from tests.test_requant_rtl import edge_accumulators
 
@@ -102,7 +102,7 @@ def test_serialize_and_put_back(channels, fold, taps, hold):
     [
         (8, group_lanes(8, 4), True),  # channel groups: each lane waits for one sub-beat
         (18, group_lanes(2, 2, 9), True),
-        (16, group_lanes(16, 16), True),  # a folded blend's: one lane a sub-beat
+        (32, [[p, 16 + p] for p in range(16)], True),  # a blend's: x_f and x_t of a channel
         (4, repeat_lanes(4, 3), False),  # every sub-beat the whole beat
         (4, slice_lanes(repeat_lanes(4, 3), 2), False),  # lanes read in several phases
     ],
@@ -120,6 +120,9 @@ def test_serializer_shifts_or_picks(count, groups, shifts):
     ser = Serializer(signed(8), count, groups, 2)
     waiting = len({k for g in groups[1:] for k in g})
     assert ser.register_bits == 8 * waiting + 2 + shifts
+    # what is built: every flip-flop but the phase counter's
+    built = sum(w for name, w in registers(ser) if not name.startswith("ser_phase"))
+    assert built == ser.register_bits
     compares = rtlil_cells(ser)["$eq"][0]
     assert compares == 1 if shifts else compares > 1
     sides = np.random.default_rng(fold).integers(0, 4, size=len(x)).tolist()
