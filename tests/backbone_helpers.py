@@ -163,6 +163,10 @@ REDUCED_PLAN = [[[2, 1], [2]], [[2, 1], [2]], [[1, 1], [1]], [[2, 1], [2]]]
 #: before, between and after the stages; 25 convolutions (with two trainable cores).
 SHORT_PLAN = [[[2, 1], [2]], [[1, 1], [1]]]
 
+#: Stages whose frozen core has one block: the stream into it crosses the trainable stages
+#: (``Backbone._frozen_split`` 0), so its crossing slice and relays come before that block.
+ONE_BLOCK_PLAN = [[[2], [2]], [[1], [1]]]
+
 
 def reduced(name, plan=REDUCED_PLAN) -> Network:
     """The preset ``name``'s cores, blends, shuffle and stem width on ``plan``, 18x10 in:

@@ -16,13 +16,21 @@ test workers.
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 
 from semifreddo_hw.backbone import Backbone
 from sim.backbone import random_frames
 from sim.golden.backbone import backbone
 from spec.network import preset
 from spec.params import ConvParams, check_params
-from tests.backbone_helpers import SHORT_PLAN, build, reduced, retrained, with_alpha
+from tests.backbone_helpers import (
+    ONE_BLOCK_PLAN,
+    SHORT_PLAN,
+    build,
+    reduced,
+    retrained,
+    with_alpha,
+)
 from weights.synthetic import random_params
 
 
@@ -158,6 +166,20 @@ def test_report_counts(main):
     assert r["configurable_weights"] == 2 * net.trainable_weights_per_core
     assert r["multipliers"] == r["configurable_weights"]
     assert all(b["trainable"] > 0 for b in r["balance"])
+
+
+def test_one_frozen_block_a_stage(rtl_build_dir):
+    """A frozen stage of one block: the slice ``frozen_m<i>_cross`` and a relay in front
+    of it, built and counted (bit-exact under stalls, the shuffle on)."""
+    built = build(reduced("small", ONE_BLOCK_PLAN), rtl_build_dir, relays=1)
+    dut = built.dut
+    assert [dut._frozen_split(i) for i in range(2)] == [0, 0]
+    names = {name for _, name, _ in Fragment.get(dut, None).subfragments}
+    assert {"frozen_m1_cross", "frozen_m1_relay0", "frozen_m2_cross"} <= names
+    frames = random_frames(built.net, np.random.default_rng(12), 2)
+    built.run(
+        built.params, frames, shuffle=True, test_name="one_block", in_stall=0.3, out_stall=0.5
+    )
 
 
 def test_bad_parameters_are_named():

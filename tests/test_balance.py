@@ -12,6 +12,7 @@ from semifreddo_hw.balance import BALANCE_MARGIN, fifo_depths
 from semifreddo_hw.streams import HalfRateSlice
 from spec import names
 from spec.network import preset
+from tests.backbone_helpers import ONE_BLOCK_PLAN, reduced
 from weights.synthetic import random_params
 
 SLICE = HalfRateSlice.beats
@@ -40,7 +41,7 @@ def _chain(blocks):
 @pytest.mark.parametrize(
     "name, period, relays",
     [("two_cores", 1, 0), ("one_core", 1, 0), ("small", 16, 0), ("two_cores", 1, 3)]
-    + [("one_core", 1, 3), ("small", 16, 3)],
+    + [("one_core", 1, 3), ("small", 16, 3), ("one_block", 1, 2)],
 )
 def test_meeting_points_cover_both_paths(name, period, relays):
     """Stage ``i + 1``'s two paths fork at meeting point ``i`` (the frozen stream) and meet
@@ -58,8 +59,10 @@ def test_meeting_points_cover_both_paths(name, period, relays):
     With ``relays``, each stage's relay slices too: the frozen stage's between its halves,
     the trainable stage's in front of ``<core>_m<i+1>_in`` and behind its last block.
 
-    Each FIFO must cover the other path's most beats less its own path's fewest."""
-    net = preset(name)
+    Each FIFO must cover the other path's most beats less its own path's fewest.
+    ``one_block``: ``small``'s cores on stages whose frozen core has one block, the crossing
+    slice and the relays in front of it."""
+    net = reduced("small", ONE_BLOCK_PLAN) if name == "one_block" else preset(name)
     params = random_params(net, np.random.default_rng(1))
     options = rate_options(net, period) if period > 1 else {}
     dut = Backbone(net, params, relays=relays, **options)
