@@ -613,8 +613,8 @@ class Backbone(wiring.Component):
             frozen = stage.pop("frozen", [])
             split = self._frozen_split(i)
             half = 2 * (split or 0)  # two names a block
-            relays = [f"frozen_m{mod}{r}" for r in ["_cross", *self._relay_names()]]
-            relays = relays if split is not None else []
+            crossing = ["_cross", *self._relay_names()] if split is not None else []
+            relays = [f"frozen_m{mod}{r}" for r in crossing]
             trained = [n for c in trainable for n in stage[c]]
             order += frozen[:half] + trained + relays + frozen[half:]
         last = len(net.stages)
@@ -866,8 +866,8 @@ class Backbone(wiring.Component):
         already comes from flip-flops (``registered_output``); the :attr:`relays` of each
         trainable stage in front of its input slice and behind its last block, and the frozen
         stage's crossing slice and relays in front of its block :meth:`_frozen_split`. The
-        balancing FIFOs count a
-        slice's beat after every block all the same: a bound a beat high where none is."""
+        balancing FIFOs count a slice's beat after every block all the same: a bound a beat
+        high where none is."""
         mod, feats = i + 1, {}
         split = self._frozen_split(i)
         for core, src in inputs.items():

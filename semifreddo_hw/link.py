@@ -181,7 +181,8 @@ class UARTLink(wiring.Component):
         # a frame's first pixel, a status request) reaches the backbone cycles later.
         swap = Signal(name="swap_request")
         m.d.sync += swap.eq(0)
-        if "param_swap" in bb.signature.members:
+        has_swap = "param_swap" in bb.signature.members
+        if has_swap:
             m.d.comb += bb.param_swap.eq(swap)
         m.d.comb += [
             bb.i.payload.data.as_value().eq(pixel),
@@ -211,7 +212,7 @@ class UARTLink(wiring.Component):
                         with m.Case(CMD_STATUS):
                             m.d.sync += status_wanted.eq(1)
                         with m.Case(CMD_SWAP):
-                            if "param_swap" in bb.signature.members:
+                            if has_swap:
                                 m.d.sync += swap.eq(1)
                             else:
                                 m.d.sync += bad_command.eq(1)
