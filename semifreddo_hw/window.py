@@ -306,6 +306,16 @@ class MemoryWindow(_Frame, wiring.Component):
                 raise ValueError(f"sub-beat lanes {g} span several taps; each must read one")
             taps.append(g[0] // channels)
         self.groups, self.fold, self._taps = [list(g) for g in groups], len(groups), taps
+        # Sub-beats as (tap, group): where the taps run 0..8 within each group of nine
+        # sub-beats that read the same channels (a layer folded a slice per cycle, the
+        # stems), two small counters; otherwise the sub-beat's index and a table. The
+        # lanes' channel multiplexers then have one input per group, not per sub-beat.
+        chans = [[k % channels for k in g] for g in groups]
+        F = len(groups)
+        self._regular = F % 9 == 0 and all(
+            t == p % 9 and chans[p] == chans[p - p % 9] for p, t in enumerate(taps)
+        )
+        self._group_chans = chans[::9] if self._regular else chans
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(signed(8), channels, side))),
@@ -333,13 +343,24 @@ class MemoryWindow(_Frame, wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        """The read pixel, the held position's column, rows' banks, masks and markers, and
-        each sub-beat's flags, the position's comparisons, the frame's epochs (counters
+        """The pixel read (the memory's read register and its copy), the read address, the
+        held position (its flag, column, row bank, masks and markers), each sub-beat's
+        valid, outside flag, markers and group in both stages of the read, the position's
+        comparisons and the frame's epochs (counters, the row bank and the error flag
         excluded)."""
-        pos = (self.width + 1).bit_length() + 2 + 4 + self.side
-        flags = 1 + self.side  # a sub-beat's, in each of the read's two stages
+        address = (3 * self.width - 1).bit_length()
+        pos = 1 + self.width.bit_length() + 2 + 4 + self.side
+        flags = 2 + self.side + (len(self._group_chans) - 1).bit_length()
         tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
-        return 2 * self.channels * 8 + pos + 2 * flags + _Raster.FLAGS + tags + self.slice_bits
+        return (
+            2 * self.channels * 8
+            + address
+            + pos
+            + 2 * flags
+            + _Raster.FLAGS
+            + tags
+            + self.slice_bits
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -349,17 +370,8 @@ class MemoryWindow(_Frame, wiring.Component):
         wr = lines.write_port()
         rd = lines.read_port()
 
-        # Sub-beats as (tap, group): where the taps run 0..8 within each group of nine
-        # sub-beats that read the same channels (a layer folded a slice per cycle, the
-        # stems), two small counters; otherwise the sub-beat's index and a table. The
-        # lanes' channel multiplexers then have one input per group, not per sub-beat.
-        taps = self._taps
-        chans = [[k % C for k in g] for g in self.groups]
-        regular = F % 9 == 0 and all(
-            t == p % 9 and chans[p] == chans[p - p % 9] for p, t in enumerate(taps)
-        )
-        G = F // 9 if regular else F
-        group_chans = chans[::9] if regular else chans
+        taps, regular, group_chans = self._taps, self._regular, self._group_chans
+        G = len(group_chans)
         count = Signal(range(9 if regular else F), name="count")  # tap, or sub-beat
         group = Signal(range(G), name="group")
         tap = count if regular else Array(Const(t, range(9)) for t in taps)[count]
@@ -384,6 +396,7 @@ class MemoryWindow(_Frame, wiring.Component):
         pos_cx = Signal(range(W + 1), name="pos_cx")
         masks = Signal(4, name="pos_masks")
         side = Signal(self.side, name="pos_side")
+        step_bottom = Mux(r.x_first, minus(bank, 1), bank)  # `bottom` of the step's position
         m.d.comb += [wr.addr.eq(bank * W + r.x), wr.data.eq(new_pixel)]
         with m.If(r.step):
             m.d.comb += wr.en.eq(1)
@@ -393,29 +406,42 @@ class MemoryWindow(_Frame, wiring.Component):
                 held.eq(r.emit),
                 count.eq(0),
                 group.eq(0),
-                bottom.eq(Mux(r.x_first, minus(bank, 1), bank)),
+                bottom.eq(step_bottom),
                 pos_cx.eq(r.cx),
                 masks.eq(r.masks),
                 side.eq(r.markers),
             ]
 
         # A sub-beat's read: its tap's pixel at the address of its row's bank and column;
-        # the read port's enable holds the result while the output waits.
+        # the read port's enable holds the result while the output waits. The address is a
+        # register, always the current sub-beat's: loaded with the first tap's at the step
+        # and with the next tap's at each read. Computed in the cycle of the read (sub-beat
+        # counter, tap table, row bank, column sum, the address's multiply-add), it was the
+        # routed critical path of a board build of `small` (12.5 ns into a LUT RAM's read).
         stall = self.o.valid & ~self.o.ready
         issue = held & ~stall
-        ky = Array(Const(t // 3, 2) for t in range(9))[tap]
-        kx = Array(Const(t % 3, 2) for t in range(9))[tap]
-        row_bank = Signal(range(3), name="row_bank")
-        m.d.comb += row_bank.eq(
-            Mux(ky == 2, bottom, Mux(ky == 1, minus(bottom, 1), minus(bottom, 2)))
-        )
-        col = Signal(range(W + 2), name="col")  # cx + kx, one past the tap's column
-        m.d.comb += col.eq(pos_cx + kx)
+
+        def address(tap, bottom, cx, masks):
+            """Where ``tap`` of the position (row cy + 1 in bank ``bottom``, column ``cx``,
+            border ``masks``) lies in the memory: column 0 of its row if outside."""
+            ky = Array(Const(t // 3, 2) for t in range(9))[tap]
+            kx = Array(Const(t % 3, 2) for t in range(9))[tap]
+            row_bank = Mux(ky == 2, bottom, Mux(ky == 1, minus(bottom, 1), minus(bottom, 2)))
+            outside = Array(_outside(masks, t // 3, t % 3) for t in range(9))[tap]
+            return row_bank * W + Mux(outside, 0, cx + kx - 1)  # cx + kx - 1 >= 0 inside
+
+        rd_addr = Signal(range(3 * W), name="rd_addr")
+        next_tap = (
+            Array(Const((c + 1) % 9, range(9)) for c in range(9))[count]
+            if regular
+            else Array(Const(taps[(p + 1) % F], range(9)) for p in range(F))[count]
+        )  # after the last sub-beat: unused, the next step loads the address
+        with m.If(r.step):
+            m.d.sync += rd_addr.eq(address(taps[0], step_bottom, r.cx, r.masks))
+        with m.Elif(issue):
+            m.d.sync += rd_addr.eq(address(next_tap, bottom, pos_cx, masks))
         outside = Array(_outside(masks, t // 3, t % 3) for t in range(9))[tap]
-        m.d.comb += [
-            rd.en.eq(~stall),
-            rd.addr.eq(row_bank * W + Mux(outside, 0, col - 1)),
-        ]
+        m.d.comb += [rd.en.eq(~stall), rd.addr.eq(rd_addr)]
         # Two stages behind the address: the read, then the pixel read registered (a block
         # RAM's data output is slow, 5.8 ns on the ECP5 without its own output register, and
         # must not feed the lane multiplexers in the same cycle).

@@ -301,6 +301,30 @@ def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
         assert cycles <= len(y) * dut.interval + (1 + sliced) * len(x) + 2 * (w + 2), cycles
 
 
+@pytest.mark.parametrize(
+    "c,w,s,sliced,kind",
+    [
+        (4, 13, 1, False, "lane"),
+        (16, 40, 2, True, "lane"),
+        (1, 7, 2, False, "lane"),
+        (4, 6, 2, True, "half"),
+        (8, 9, 1, False, "half"),
+    ],
+)
+def test_memory_window_reports_what_its_netlist_holds(c, w, s, sliced, kind):
+    """Line memory and register bits as reported, counted in the netlist: the registers
+    beside the counters, the row bank and the error flag, and the memory's read register
+    (a pixel, inside the memory cell). Odd widths (the column and address widths), one
+    channel (no group register), the input slice, the regular and the table sub-beats."""
+    dut = MemoryWindow(c, w, 5, stride=s, groups=_one_tap_groups(c, kind), sliced=sliced)
+    assert memory_bits(dut) == dut.memory_bits
+    counters = {"x", "y", "pending", "count", "group", "bank", "framing_error"}
+    regs = registers(dut)
+    assert {"rd__addr", "pos_cx"} <= {name for name, _ in regs}  # the address is registered
+    built = sum(width for name, width in regs if name not in counters) + 8 * c
+    assert built == dut.register_bits
+
+
 def test_memory_window_parameters_are_checked():
     with pytest.raises(ValueError, match="span several taps"):
         MemoryWindow(2, 4, 4, groups=[[0, 2]] * 9)
