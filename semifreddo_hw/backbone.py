@@ -406,7 +406,7 @@ class Backbone(wiring.Component):
             # holds those beats too.
             ahead = depths[i]["frozen"] + skid
             hi_t += ahead + blend + 2 * skid + 2 * self.relays * skid
-            hi_t += skid * net.core_shuffle  # the slice into the shuffle
+            hi_t += (skid + CoreShuffle.beats) * net.core_shuffle  # its slice, its register
             hi_f += (self.relays + 1) * skid * (self._frozen_split(i) is not None)
             depths.append(fifo_depths((lo_f, hi_f + 2 * skid), (lo_t, hi_t)))
         return self._balance_loops(depths, skid)

@@ -6,7 +6,8 @@
   0..128 (alpha = a / 128; 0, 0.5 and 1 exact).
 * :class:`CoreShuffle`: when ``enable`` is high, the two trainable cores swap the second
   half of their channels (``a' = [a[:C/2], b[C/2:]]``, ``b' = [b[:C/2], a[C/2:]]``); when low,
-  both pass unchanged. Wiring plus one 2:1 multiplexer per swapped lane.
+  both pass unchanged. One 2:1 multiplexer per swapped lane into a pair of output
+  registers.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
@@ -20,7 +21,7 @@ from .dsp import dsp_target
 from .fold import Deserializer, PhaseCounter, Serializer
 from .param_bank import ParamBank, PhaseBank
 from .pipeline import Pipeline, Stages
-from .streams import fork, forward, join, vector_layout
+from .streams import forward, join, vector_layout
 
 __all__ = ["AlphaBlend", "CoreShuffle"]
 
@@ -191,12 +192,21 @@ class AlphaBlend(Stages, wiring.Component):
 class CoreShuffle(wiring.Component):
     """Swap the second half of the channels between streams ``a`` and ``b`` when ``enable``.
 
-    Beats of ``a`` and ``b`` are taken together (a join) and given to ``a_o`` and ``b_o``
-    (a fork): each output takes the pair's beat when it is ready, possibly in different
-    cycles, and the next pair is taken once both have. No registers (latency 0), no valid
-    that depends on a ready. ``enable`` is a run-time setting; change it only between
-    frames.
+    Beats of ``a`` and ``b`` are taken together (a join) into output registers: ``a_o`` and
+    ``b_o`` come from flip-flops, each given when its consumer is ready (possibly in
+    different cycles), and the next pair is taken once both have gone. So no output's
+    ``ready`` reaches the inputs: the join's handshake stays between the inputs and the
+    shuffle's own flip-flops. Holds one pair (:attr:`beats`) and takes at most one every
+    other cycle, the rate of every stream past a stride-2 stem, where the shuffles sit.
+    ``enable`` is a run-time setting; change it only between frames.
+
+    Why registered: on the placed board build of ``small`` the join and a fork into the
+    trainable stages' input slices ran from one blend's slice to the stages 43 tiles away
+    and back (12.8 ns), the consumers' ``ready`` in the inputs' ``ready``.
     """
+
+    #: Pairs held: the output registers.
+    beats = 1
 
     def __init__(self, channels: int):
         if not isinstance(channels, int) or channels < 2 or channels % 2:
@@ -217,19 +227,31 @@ class CoreShuffle(wiring.Component):
         m = Module()
         both = stream.Signature(self.a.payload.shape()).create()
         join(m, [self.a, self.b], both)
-        fork(m, both, self.a_o, self.b_o)
+        outs = (self.a_o, self.b_o)
+        m.d.comb += both.ready.eq(~self.a_o.valid & ~self.b_o.valid)
+        # Payload registers without a reset: read only beside their valid bit.
+        held = [
+            Signal.like(o.payload, name=f"{n}_payload", reset_less=True)
+            for n, o in zip(("a_o", "b_o"), outs, strict=True)
+        ]
+        for o, h in zip(outs, held, strict=True):
+            m.d.comb += o.payload.eq(h)
+            with m.If(o.ready):
+                m.d.sync += o.valid.eq(0)
         half = self.channels // 2
         a, b = self.a.payload.data, self.b.payload.data
-        for c in range(self.channels):
-            if c < half:
-                m.d.comb += [self.a_o.payload.data[c].eq(a[c]), self.b_o.payload.data[c].eq(b[c])]
-            else:
-                m.d.comb += [
-                    self.a_o.payload.data[c].eq(Mux(self.enable, b[c], a[c])),
-                    self.b_o.payload.data[c].eq(Mux(self.enable, a[c], b[c])),
-                ]
-        m.d.comb += [
-            self.a_o.payload.side.eq(self.a.payload.side),
-            self.b_o.payload.side.eq(self.b.payload.side),
-        ]
+        with m.If(both.valid & both.ready):
+            m.d.sync += [o.valid.eq(1) for o in outs]
+            for c in range(self.channels):
+                if c < half:
+                    m.d.sync += [held[0].data[c].eq(a[c]), held[1].data[c].eq(b[c])]
+                else:
+                    m.d.sync += [
+                        held[0].data[c].eq(Mux(self.enable, b[c], a[c])),
+                        held[1].data[c].eq(Mux(self.enable, a[c], b[c])),
+                    ]
+            m.d.sync += [
+                held[0].side.eq(self.a.payload.side),
+                held[1].side.eq(self.b.payload.side),
+            ]
         return m

@@ -9,6 +9,7 @@ import pytest
 from generators.backbone_build import rate_options
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.balance import BALANCE_MARGIN, fifo_depths
+from semifreddo_hw.blend import CoreShuffle
 from semifreddo_hw.streams import HalfRateSlice
 from spec import names
 from spec.network import preset
@@ -53,7 +54,8 @@ def test_meeting_points_cover_both_paths(name, period, relays):
     * trainable: the frozen FIFO towards the blends ``frozen_bal<i>`` (it fills while the
       trainable stage ``i`` runs behind, and the frozen path holds those beats too), the
       slice ``<core>_blend<i+1>_f``, the blend, with a core shuffle the slice
-      ``shuffle<i+1>_<core>``, slice ``<core>_m<i+1>_in``, the trainable stage, then (past
+      ``shuffle<i+1>_<core>`` and the shuffle's output register, slice
+      ``<core>_m<i+1>_in``, the trainable stage, then (past
       its FIFO) the slice ``<core>_blend<i+2>_t`` or ``<core>_out``.
 
     With ``relays``, each stage's relay slices too: the frozen stage's between its halves,
@@ -72,7 +74,7 @@ def test_meeting_points_cover_both_paths(name, period, relays):
         hi_f += SLICE + SLICE + SLICE + relays * SLICE
         lo_t, hi_t = _chain(dut.stages[t][i])
         blend = dut.blends[names.blend(t, i + 1)].pipe_beats
-        shuffle = SLICE if net.core_shuffle else 0
+        shuffle = SLICE + CoreShuffle.beats if net.core_shuffle else 0
         hi_t += dut.balance[i]["frozen"] + SLICE + blend + shuffle + SLICE + SLICE
         hi_t += 2 * relays * SLICE
         depths = dut.balance[i + 1]
