@@ -167,6 +167,25 @@ def test_netlist_ffs_counts_flip_flops_by_block_and_kind(tmp_path):
     assert got["by_register"] == {"window:win00": 2, "requant:prod3": 1}
 
 
+def test_netlist_logic_counts_lut4_equivalents_by_block_and_part(tmp_path):
+    """A netlist of a few named cells: LUT4s one each, carry cells two, LUT RAM cells four,
+    flip-flops and block RAMs none; by block, by part (a memory's cells by its name)."""
+    cells = {
+        "link.backbone.a_m1_0.pw.requant.t0_LUT4_Z": "LUT4",
+        "link.backbone.a_m1_0.pw.requant.t0_CCU2C_S1": "CCU2C",
+        "link.backbone.a_m1_0.pw.requant.prod3_TRELLIS_FF_Q": "TRELLIS_FF",
+        "link.backbone.frozen_m1_0.dw.window.lines.0.ram_DPR16X4": "TRELLIS_DPR16X4",
+        "link.backbone.frozen_m1_0.dw.window.lines.0.bram": "DP16KD",
+        "link.rx_uart.shift_LUT4_Z": "LUT4",
+    }
+    net = {"modules": {"top": {"cells": {k: {"type": v} for k, v in cells.items()}}}}
+    got = _netlist_bench("bench/netlist_logic.py", net, tmp_path)
+    assert (got["lut4_equivalents"], got["outside_backbone"]) == (1 + 2 + 4 + 1, 1)
+    assert got["by_type"] == {"TRELLIS_DPR16X4": 4, "CCU2C": 2, "LUT4": 2}
+    assert got["by_block"] == {"frozen_m1_0": 4, "a_m1_0": 3}
+    assert got["by_part"] == {"lines.#": 4, "requant": 3}
+
+
 def test_control_sets_packs_flip_flops_by_reset_and_enable(tmp_path):
     """Nine flip-flops on the reset (two enables: 5 and 4 of them) fill two tiles (three
     slices and two); one on its own reset net fills a tile alone: three tiles needed."""
