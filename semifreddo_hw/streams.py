@@ -86,11 +86,17 @@ def forward(m, outer, inner) -> None:
 
 def join(m, srcs, dst) -> None:
     """Handshake for a beat of ``dst`` built from one beat of each of ``srcs`` (the payload
-    is the caller's): valid when all are, and all are consumed together."""
-    all_valid = Cat(*(s.valid for s in srcs)).all()
-    m.d.comb += dst.valid.eq(all_valid)
-    for s in srcs:
-        m.d.comb += s.ready.eq(dst.ready & all_valid)
+    is the caller's): valid when all are, and all are consumed together.
+
+    A source's ``ready`` leaves out its own ``valid`` (ready while not valid moves
+    nothing): a source whose ``valid`` is a flip-flop then has no path from that flip-flop
+    through the consumer's logic back to its own enable. On the placed board build of
+    ``small`` a block's registered deserializer went 44 tiles to the next block's fork
+    and back that way (12.4 ns)."""
+    valids = [s.valid for s in srcs]
+    m.d.comb += dst.valid.eq(Cat(*valids).all())
+    for k, s in enumerate(srcs):
+        m.d.comb += s.ready.eq(dst.ready & Cat(*valids[:k], *valids[k + 1 :]).all())
 
 
 def shuffle_lanes(channels: int) -> list[int]:

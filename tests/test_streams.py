@@ -1,5 +1,6 @@
 """Stream plumbing (semifreddo_hw.streams): the half-rate register slice under random
-valid/ready, its rate and its occupancy; the fork under random valid/ready."""
+valid/ready, its rate and its occupancy; the fork under random valid/ready; the join's
+handshake, every combination."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from semifreddo_hw.streams import HalfRateSlice, fork, vector_layout
+from semifreddo_hw.streams import HalfRateSlice, fork, join, vector_layout
 from sim.pysim import run_stream_pysim
 
 
@@ -97,3 +98,53 @@ def test_fork_gives_every_beat_to_every_destination_once(seed):
     assert got == [beats] * 3
     if p_valid == p_ready == 1.0:  # a beat a cycle
         assert moved == list(range(len(beats)))
+
+
+class _Join(wiring.Component):
+    """:func:`join` of three 8-bit streams into one (their sum)."""
+
+    def __init__(self):
+        super().__init__(
+            {
+                **{f"i{k}": In(stream.Signature(8)) for k in range(3)},
+                "o": Out(stream.Signature(10)),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        ins = [getattr(self, f"i{k}") for k in range(3)]
+        join(m, ins, self.o)
+        m.d.comb += self.o.payload.eq(sum(i.payload for i in ins))
+        return m
+
+
+def test_join_ready_leaves_out_the_sources_own_valid():
+    """Every combination of the three valids and the output's ready, settled
+    combinationally: the output is valid when all are; a source is ready when the output is
+    and every other source is valid, its own valid left out (so a registered source's
+    valid never runs through the consumer back to its own enable); a beat moves only when
+    all are valid."""
+    dut = _Join()
+    ins = [dut.i0, dut.i1, dut.i2]
+    seen = []
+
+    async def bench(ctx):
+        for bits in range(16):
+            valids, ready = [(bits >> k) & 1 for k in range(3)], bits >> 3
+            for i, v in zip(ins, valids, strict=True):
+                ctx.set(i.valid, v)
+            ctx.set(dut.o.ready, ready)
+            got = [ctx.get(i.ready) for i in ins]
+            seen.append((valids, ready, ctx.get(dut.o.valid), got))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(seen) == 16
+    for valids, ready, valid, got in seen:
+        assert valid == all(valids)
+        for k in range(3):
+            others = all(v for j, v in enumerate(valids) if j != k)
+            assert got[k] == (ready and others), (valids, ready, got)
+            assert (got[k] and valids[k]) == (ready and all(valids))  # moves with the rest
