@@ -29,7 +29,7 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from generators.board import BRAM_FILL, PLACERS, ROUTERS  # noqa: E402
+from generators.board import BRAM_FILL, PLACERS, ROUTERS, TIMING_WEIGHT  # noqa: E402
 from spec.network import PRESETS, preset  # noqa: E402
 from weights.files import save_frozen, save_trainable  # noqa: E402
 from weights.quantize import calibration_frames  # noqa: E402
@@ -61,6 +61,7 @@ def run(
     fps: float | None,
     keep: Path | None = None,
     placer: str = "heap",
+    timing_weight: int = TIMING_WEIGHT,
     router: str = "router2",
     bram_fill: float = BRAM_FILL,
     seed: int | None = None,
@@ -93,6 +94,8 @@ def run(
             *(["--fps", str(fps)] if fps is not None else []),
             "--placer",
             placer,
+            "--timing-weight",
+            str(timing_weight),
             "--router",
             router,
             *(["--tool-dir", str(keep / f"{name}_{fold}_tools")] if keep is not None else []),
@@ -120,6 +123,7 @@ def run(
         "input_period": r.get("input_period", 1),
         "dsp_mode": dsp,
         "placer": placer,
+        **({"timing_weight": timing_weight} if placer == "heap" else {}),
         "router": router,
         "bram_fill": bram_fill,
         "floorplan": floorplan,
@@ -160,6 +164,12 @@ def main(argv=None) -> int:
     ap.add_argument("--clock-mhz", type=float, default=100.0)
     ap.add_argument("--dsp", default="auto", choices=["auto", "wide", "all", "none"])
     ap.add_argument("--placer", default="heap", choices=PLACERS, help="nextpnr's placer")
+    ap.add_argument(
+        "--timing-weight",
+        type=int,
+        default=TIMING_WEIGHT,
+        help=f"the heap placer's timing weight (the build's; default {TIMING_WEIGHT})",
+    )
     ap.add_argument("--router", default="router2", choices=ROUTERS, help="nextpnr's router")
     ap.add_argument(
         "--fps",
@@ -201,6 +211,7 @@ def main(argv=None) -> int:
                     args.fps,
                     args.keep,
                     placer=args.placer,
+                    timing_weight=args.timing_weight,
                     router=args.router,
                     bram_fill=args.bram_fill,
                     seed=args.seed,

@@ -522,6 +522,13 @@ BRAM_FILL = 0.85
 
 #: nextpnr-ecp5's placers offered (``sa``, simulated annealing, takes hours on a full part).
 PLACERS = ("heap", "static")
+
+#: HeAP's timing weight (``--placer-heap-timingweight``; nextpnr's own default is 10): how
+#: strongly the analytical placer pulls the cells of critical connections together. On
+#: ca72145's netlist of ``small`` (``--fps 8000``) 40 took the placement's estimate from
+#: 73.22 to 93.62 MHz and the routed result from 70.03 to 81.99 MHz, the same netlist and
+#: pins (docs/bringup.md, "Placed for timing").
+TIMING_WEIGHT = 40
 #: nextpnr-ecp5's routers: router1 (its default) and router2 (negotiated congestion, faster
 #: on a full part; docs/bringup.md).
 ROUTERS = ("router1", "router2")
@@ -553,6 +560,13 @@ def _parser():
         help="nextpnr's placer: heap (analytical, default) or static (electrostatic: it "
         "spreads a large design in minutes, but its final legalisation can run on without "
         "end; docs/bringup.md)",
+    )
+    p.add_argument(
+        "--timing-weight",
+        type=int,
+        default=TIMING_WEIGHT,
+        metavar="N",
+        help=f"the heap placer's timing weight (default {TIMING_WEIGHT}; nextpnr's own: 10)",
     )
     p.add_argument(
         "--router",
@@ -611,6 +625,8 @@ def board_build(args, log) -> int:
         raise BuildError("--clock-mhz must lie in 10..400")
     if not 0.1 <= args.bram_fill <= 1.0:
         raise BuildError("--bram-fill must lie in 0.1..1.0")
+    if not 1 <= args.timing_weight <= 1000:
+        raise BuildError("--timing-weight must lie in 1..1000")
     try:
         clock_mhz = pll_dividers(board.clock_mhz, args.clock_mhz)[3]
         divisor = uart_divisor(clock_mhz * 1e6, args.baud)
@@ -679,6 +695,11 @@ def board_build(args, log) -> int:
                         do_program=False,
                         nextpnr_opts="--timing-allow-fail --report top_report.json "
                         f"--placer {args.placer} --router {args.router}"
+                        + (
+                            f" --placer-heap-timingweight {args.timing_weight}"
+                            if args.placer == "heap"
+                            else ""
+                        )
                         + (f" --seed {args.seed}" if args.seed is not None else ""),
                         **synth_overrides(args.dsp, min_width),
                     )
@@ -695,6 +716,8 @@ def board_build(args, log) -> int:
             report["seconds"] = round(time.perf_counter() - t0, 1)
             report["uart_baud"] = args.baud
             report["placer"] = args.placer
+            if args.placer == "heap":
+                report["timing_weight"] = args.timing_weight
             report["bram_outreg"] = not args.no_outreg
             # What the pass pinned (its counts), or false: not asked for, or not applied
             # (a part without a site table, a netlist it could not read: the log says).

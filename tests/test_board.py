@@ -141,6 +141,7 @@ def test_bad_clock_or_baud_is_one_line(tmp_path):
         (["--baud", "20000000"], "cycles per bit"),
         (["--clock-mhz", "5"], "--clock-mhz must lie in 10..400"),
         (["--bram-fill", "1.5"], "--bram-fill must lie in 0.1..1.0"),
+        (["--timing-weight", "0"], "--timing-weight must lie in 1..1000"),
     ):
         r = _board(*base, *extra)
         assert r.returncode == 2, r.stderr
