@@ -524,10 +524,10 @@ BRAM_FILL = 0.85
 PLACERS = ("heap", "static")
 
 #: HeAP's timing weight (``--placer-heap-timingweight``; nextpnr's own default is 10): how
-#: strongly the analytical placer pulls the cells of critical connections together. On
-#: ca72145's netlist of ``small`` (``--fps 8000``) 40 took the placement's estimate from
-#: 73.22 to 93.62 MHz and the routed result from 70.03 to 81.99 MHz, the same netlist and
-#: pins (docs/bringup.md, "Placed for timing").
+#: strongly the analytical placer pulls the cells of critical connections together. On two
+#: netlists of ``small`` (``--fps 8000``) 40 raised the placement's estimate by 19-20 MHz
+#: (to 93.62 and 96.63); routed, 81.99 against 70.03 MHz on one and 73.94 against 76.51 on
+#: the other (docs/bringup.md, "Placed for timing"): the better mean, two samples.
 TIMING_WEIGHT = 40
 #: nextpnr-ecp5's routers: router1 (its default) and router2 (negotiated congestion, faster
 #: on a full part; docs/bringup.md).
