@@ -1,8 +1,9 @@
 """Where a board build's logic is: the LUTs of a synthesized netlist (Yosys's ``top.json``,
 as ``python -m generators.board --tool-dir DIR`` leaves it) in LUT4 equivalents (a
-``LUT4`` one, a ``CCU2C`` carry cell two, a ``TRELLIS_DPR16X4`` LUT RAM cell four: the
-slice's two LUTs and their write logic), counted by the backbone block and the kind of
-component they sit in, as ``bench/netlist_ffs.py`` names them.
+``LUT4`` one, a ``CCU2C`` carry cell two, a ``TRELLIS_DPR16X4`` LUT RAM cell four: the four
+LUTs nextpnr packs it into; the slice of write logic beside them is not counted), counted
+by the backbone block and the kind of component they sit in, as ``bench/netlist_ffs.py``
+names them. Every figure is in LUT4 equivalents, ``by_type`` too (not cells).
 
     python -m generators.board --board ulx3s-85f --freeze F --trainable T --fps 8000 \\
         --out OUT --tool-dir TOOLS
