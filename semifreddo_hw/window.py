@@ -421,14 +421,18 @@ class MemoryWindow(_Frame, wiring.Component):
         stall = self.o.valid & ~self.o.ready
         issue = held & ~stall
 
+        def tap_outside(masks, tap):
+            """Whether ``tap`` of a position with border ``masks`` lies outside the frame."""
+            return Array(_outside(masks, t // 3, t % 3) for t in range(9))[tap]
+
         def address(tap, bottom, cx, masks):
             """Where ``tap`` of the position (row cy + 1 in bank ``bottom``, column ``cx``,
             border ``masks``) lies in the memory: column 0 of its row if outside."""
             ky = Array(Const(t // 3, 2) for t in range(9))[tap]
             kx = Array(Const(t % 3, 2) for t in range(9))[tap]
             row_bank = Mux(ky == 2, bottom, Mux(ky == 1, minus(bottom, 1), minus(bottom, 2)))
-            outside = Array(_outside(masks, t // 3, t % 3) for t in range(9))[tap]
-            return row_bank * W + Mux(outside, 0, cx + kx - 1)  # cx + kx - 1 >= 0 inside
+            inside = cx + kx - 1  # >= 0 wherever the tap is inside
+            return row_bank * W + Mux(tap_outside(masks, tap), 0, inside)
 
         rd_addr = Signal(range(3 * W), name="rd_addr")
         next_tap = (
@@ -440,7 +444,7 @@ class MemoryWindow(_Frame, wiring.Component):
             m.d.sync += rd_addr.eq(address(taps[0], step_bottom, r.cx, r.masks))
         with m.Elif(issue):
             m.d.sync += rd_addr.eq(address(next_tap, bottom, pos_cx, masks))
-        outside = Array(_outside(masks, t // 3, t % 3) for t in range(9))[tap]
+        outside = tap_outside(masks, tap)
         m.d.comb += [rd.en.eq(~stall), rd.addr.eq(rd_addr)]
         # Two stages behind the address: the read, then the pixel read registered (a block
         # RAM's data output is slow, 5.8 ns on the ECP5 without its own output register, and
