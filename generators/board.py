@@ -256,6 +256,7 @@ def synth_overrides(dsp: str, min_width: int | None = None) -> dict:
 _BRAM_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 _MEMORY = re.compile(r"^(\s*)reg (?:signed )?\[(\d+):0\] (\S+) \[(\d+):0\];$")
 _MODULE = re.compile(r"^module (\S+)")
+_ATTRIBUTES = re.compile(r"^(\s*)\(\* (.*) \*\)$")
 
 
 def bram_blocks(width: int, depth: int) -> int:
@@ -271,7 +272,9 @@ def lut_ram_cells(width: int, depth: int) -> int:
 def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
     """``verilog`` with a ``ram_style`` attribute on its memories: ``"block"`` on those that
     save the most LUT RAM per block RAM, as many as ``blocks`` hold, ``"distributed"`` on the
-    rest (those of 4 words or fewer are left to Yosys: registers may serve them best).
+    rest (those of 4 words or fewer are left to Yosys: registers may serve them best). A
+    memory the design has given a ``ram_style`` of its own keeps it (a memory window's small
+    line memory, read through multiplexers that start at its read register).
 
     Yosys's own choice packs the wide, shallow memories this design is made of (line
     buffers, parameter banks: a few to a few dozen words of up to 258 bits) into LUT RAM,
@@ -279,7 +282,7 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
     summary (memories, those in block RAM, the blocks they take, the LUT RAM cells saved).
     """
     lines = verilog.split("\n")
-    module, found = None, []
+    module, found, styled = None, [], {}
     for n, line in enumerate(lines):
         hit = _MODULE.match(line)
         if hit:
@@ -289,20 +292,24 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
         if hit:
             width, depth = int(hit[2]) + 1, int(hit[4]) + 1
             found.append((n, module, hit[3], width, depth))
+            attrs = _ATTRIBUTES.match(lines[n - 1])
+            if attrs and "ram_style" in attrs[2]:  # the design's own choice: kept
+                styled[n] = attrs
 
     def gain(mem):
         _, module, name, width, depth = mem
         return (-lut_ram_cells(width, depth) / bram_blocks(width, depth), module, name)
 
-    chosen, used = set(), 0
-    for mem in sorted((m for m in found if m[4] > 4), key=gain):
+    chosen = {m[0] for m in found if m[0] in styled and '"block"' in styled[m[0]][2]}
+    used = sum(bram_blocks(m[3], m[4]) for m in found if m[0] in chosen)
+    for mem in sorted((m for m in found if m[4] > 4 and m[0] not in styled), key=gain):
         need = bram_blocks(mem[3], mem[4])
         if used + need <= blocks:
             chosen.add(mem[0])
             used += need
     for n, _, name, _, depth in reversed(found):
         style = "block" if n in chosen else "distributed" if depth > 4 else None
-        attrs = [f'ram_style = "{style}"'] if style else []
+        attrs = [styled[n][2]] if n in styled else [f'ram_style = "{style}"'] if style else []
         # Amaranth's FIFOs (their memory is "storage") never read and write one address in
         # one cycle (a read needs an entry, a write a free slot), so a collision's result
         # does not matter. Unsaid, Yosys rebuilds a block RAM's read register in the fabric
@@ -320,8 +327,11 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
         if name == "storage" or (name == "lines" and depth > 2):
             attrs.append("no_rw_check")
         if attrs:
-            indent = _MEMORY.match(lines[n])[1]
-            lines.insert(n, f"{indent}(* {', '.join(attrs)} *)")
+            text = f"{_MEMORY.match(lines[n])[1]}(* {', '.join(attrs)} *)"
+            if n in styled:
+                lines[n - 1] = text
+            else:
+                lines.insert(n, text)
     summary = {
         "memories": len(found),
         "in_block_ram": len(chosen),

@@ -56,6 +56,12 @@ _EPOCH_REGISTERS = 2
 #: this is a block RAM candidate (:class:`SlidingWindow`).
 LUT_RAM_DEPTH = 16
 
+#: Line memories of a :class:`MemoryWindow` up to this many words (frames up to 21 pixels
+#: wide) are kept in LUT RAM (``ram_style = "distributed"``) and read through lane
+#: multiplexers that start at the memory's read register: four rows of LUT RAM cells; a
+#: block RAM would be an eighth used in depth at most.
+LUT_RAM_WORDS = 4 * LUT_RAM_DEPTH
+
 
 class _Frame:
     """What both windows share: the checked frame geometry, the frame timing and the lag."""
@@ -267,6 +273,11 @@ class SlidingWindow(_Frame, wiring.Component):
         return m
 
 
+def _pick(values, index, same):
+    """``values[index]``, or the first where all are ``same``."""
+    return values[0] if same else Array(values)[index]
+
+
 def _outside(masks, ky, kx):
     """Whether tap ``(ky, kx)`` lies outside the frame, from the border ``masks`` (top,
     bottom, left, right) of the window's position."""
@@ -316,6 +327,16 @@ class MemoryWindow(_Frame, wiring.Component):
             t == p % 9 and chans[p] == chans[p - p % 9] for p, t in enumerate(taps)
         )
         self._group_chans = chans[::9] if self._regular else chans
+        # A line memory of up to LUT_RAM_WORDS words stays in LUT RAM, where its read
+        # register is a flip-flop like any other: the lanes' channel multiplexers then start
+        # there, each lane's channel chosen among the groups' by the low bits of the group
+        # index into the pixel register (padding included) and by the rest at the output
+        # (one of two up to 16 groups). A deeper memory may go to block RAM, whose read
+        # data is slow unless its own output register takes the pixel: there the whole
+        # pixel is registered as read.
+        self.preselect = 3 * width <= LUT_RAM_WORDS
+        low = (len(self._group_chans) - 1).bit_length() - 1
+        self._low_bits = max(0, min(3, low)) if self.preselect else 0
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(signed(8), channels, side))),
@@ -343,20 +364,32 @@ class MemoryWindow(_Frame, wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        """The pixel read (the memory's read register and its copy), the read address, the
+        """The pixel read (the memory's read register and its copy, or the lanes' candidates
+        chosen from it), the read address, the
         held position (its flag, column, row bank, masks and markers), each sub-beat's
-        valid, outside flag, markers and group in both stages of the read, the position's
-        comparisons and the frame's epochs (counters, the row bank and the error flag
-        excluded)."""
+        valid, outside flag, markers and group in both stages of the read (with
+        `preselect`, the second holds the group's high bits only, the pads applied), the
+        position's comparisons and the frame's epochs (counters, the row bank and the error
+        flag excluded)."""
         address = (3 * self.width - 1).bit_length()
         pos = 1 + self.width.bit_length() + 2 + 4 + self.side
-        flags = 2 + self.side + (len(self._group_chans) - 1).bit_length()
+        G = len(self._group_chans)
+        read = 2 + self.side + (G - 1).bit_length()  # valid, outside, markers, group
+        if self.preselect:
+            highs = -(-G // (1 << self._low_bits))
+            pixel = len(self.groups[0]) * highs * 8
+            out = 1 + self.side + (highs - 1).bit_length()  # valid, markers, high bits
+        else:
+            pixel = self.channels * 8
+            out = read
         tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
         return (
-            2 * self.channels * 8
+            self.channels * 8
+            + pixel
             + address
             + pos
-            + 2 * flags
+            + read
+            + out
             + _Raster.FLAGS
             + tags
             + self.slice_bits
@@ -366,7 +399,8 @@ class MemoryWindow(_Frame, wiring.Component):
         m = Module()
         C, W, H, S, F = self.channels, self.width, self.height, self.stride, self.fold
         pixel = data.ArrayLayout(signed(8), C)
-        m.submodules.lines = lines = memory.Memory(shape=pixel, depth=3 * W, init=[])
+        attrs = {"ram_style": "distributed"} if self.preselect else None
+        m.submodules.lines = lines = memory.Memory(shape=pixel, depth=3 * W, init=[], attrs=attrs)
         wr = lines.write_port()
         rd = lines.read_port()
 
@@ -448,15 +482,49 @@ class MemoryWindow(_Frame, wiring.Component):
         m.d.comb += [rd.en.eq(~stall), rd.addr.eq(rd_addr)]
         # Two stages behind the address: the read, then the pixel read registered (a block
         # RAM's data output is slow, 5.8 ns on the ECP5 without its own output register, and
-        # must not feed the lane multiplexers in the same cycle).
+        # must not feed the lane multiplexers in the same cycle). Lane j of a sub-beat is
+        # channel groups[p][j] % C of the pixel read, or its pad where the tap is outside.
+        # With `preselect`, the pixel register holds each lane's candidates instead, already
+        # padded: one per value of the group index's high bits, chosen by its low bits.
         read_valid = Signal(name="read_valid")
         read_group = Signal(range(G), name="read_group")
         read_outside = Signal(name="read_outside")
         read_side = Signal(self.side, name="read_side")
-        out_group = Signal(range(G), name="out_group")
-        out_outside = Signal(name="out_outside")
         out_side = Signal(self.side, name="out_side")
-        out_pixel = Signal(pixel, name="out_pixel", reset_less=True)  # a memory's read
+        lanes = [[g[j] for g in group_chans] for j in range(len(self.groups[0]))]
+        if self.preselect:
+            low, Q = self._low_bits, 1 << self._low_bits
+            highs = -(-G // Q)
+            out_high = Signal(range(highs), name="out_high")
+            with m.If(~stall):
+                m.d.sync += out_high.eq(read_group >> low)
+            for j, cs in enumerate(lanes):
+                regs = []
+                for h in range(highs):
+                    chans = [cs[min(h * Q + q, G - 1)] for q in range(Q)]  # beyond G: unused
+                    padded = [
+                        Mux(read_outside, Const(self.pad[c], signed(8)), rd.data[c]) for c in chans
+                    ]
+                    reg = Signal(signed(8), name=f"lane{j}_{h}", reset_less=True)
+                    with m.If(~stall):
+                        m.d.sync += reg.eq(_pick(padded, read_group[:low], len(set(chans)) == 1))
+                    regs.append(reg)
+                m.d.comb += self.o.payload.data[j].eq(_pick(regs, out_high, highs == 1))
+        else:
+            out_group = Signal(range(G), name="out_group")
+            out_outside = Signal(name="out_outside")
+            out_pixel = Signal(pixel, name="out_pixel", reset_less=True)  # a memory's read
+            with m.If(~stall):
+                m.d.sync += [
+                    out_group.eq(read_group),
+                    out_outside.eq(read_outside),
+                    out_pixel.eq(rd.data),
+                ]
+            for j, cs in enumerate(lanes):
+                value = _pick([out_pixel[c] for c in cs], out_group, len(set(cs)) == 1)
+                pads = [self.pad[c] for c in cs]
+                const = _pick([Const(v, signed(8)) for v in pads], out_group, len(set(pads)) == 1)
+                m.d.comb += self.o.payload.data[j].eq(Mux(out_outside, const, value))
         with m.If(~stall):
             m.d.sync += [
                 read_valid.eq(issue),
@@ -464,10 +532,7 @@ class MemoryWindow(_Frame, wiring.Component):
                 read_outside.eq(outside),
                 read_side.eq(side),
                 self.o.valid.eq(read_valid),
-                out_group.eq(read_group),
-                out_outside.eq(read_outside),
                 out_side.eq(read_side),
-                out_pixel.eq(rd.data),
             ]
         with m.If(issue):
             m.d.sync += count.eq(Mux(last_in_group, 0, count + 1))
@@ -476,23 +541,7 @@ class MemoryWindow(_Frame, wiring.Component):
                     m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
             with m.If(last):
                 m.d.sync += held.eq(0)
-
-        # Lane j of a sub-beat is channel groups[p][j] % C of the pixel read, or its pad.
         m.d.comb += self.o.payload.side.eq(out_side)
-        for j in range(len(self.groups[0])):
-            cs = [g[j] for g in group_chans]
-            value = (
-                out_pixel[cs[0]]
-                if len(set(cs)) == 1
-                else Array(out_pixel[c] for c in cs)[out_group]
-            )
-            pads = [self.pad[c] for c in cs]
-            const = (
-                pads[0]
-                if len(set(pads)) == 1
-                else Array(Const(v, signed(8)) for v in pads)[out_group]
-            )
-            m.d.comb += self.o.payload.data[j].eq(Mux(out_outside, const, value))
 
         r.check_markers(m, self.framing_error)
         return m

@@ -253,3 +253,24 @@ def test_memories_go_to_block_ram_by_the_lut_ram_they_save():
     assert "\n".join(x for x in text.split("\n") if "ram_style" not in x) == MEMORIES
     assert place_memories(MEMORIES, 5) == (text, summary)  # deterministic
     assert place_memories(MEMORIES, 13)[1]["in_block_ram"] == 3
+
+
+def test_memories_keep_the_ram_style_the_design_gave_them():
+    """A memory window's line memory the design keeps in LUT RAM stays there (the blocks go
+    to the next best), its attribute joined by ``no_rw_check``; one the design put in block
+    RAM counts against the blocks."""
+    styled = MEMORIES.replace(
+        "  reg [7:0] queue", '  (* ram_style = "distributed" *)\n  reg [7:0] queue'
+    ).replace(
+        "  reg [31:0] lines [1:0]", '  (* ram_style = "distributed" *)\n  reg [31:0] lines [8:0]'
+    )
+    text, summary = place_memories(styled, 5)
+    assert summary["in_block_ram"] == 1 and summary["blocks"] == 4  # the FIFO, not the queue
+    assert '  (* ram_style = "distributed" *)\n  reg [7:0] queue' in text
+    assert '  (* ram_style = "distributed", no_rw_check *)\n  reg [31:0] lines [8:0]' in text
+    assert text.count("ram_style") == styled.count("ram_style") + 2  # the other two deep ones
+    blocked = MEMORIES.replace(
+        "  reg [7:0] queue", '  (* ram_style = "block" *)\n  reg [7:0] queue'
+    )
+    summary = place_memories(blocked, 5)[1]
+    assert summary["in_block_ram"] == 2 and summary["blocks"] == 5

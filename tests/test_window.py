@@ -279,6 +279,9 @@ def _one_tap_groups(c, kind):
         (7, 4, 1, 2, "lane"),
         (3, 3, 2, 2, "lane"),
         (4, 2, 4, 1, "half"),
+        (5, 3, 16, 2, "lane"),
+        (22, 3, 3, 1, "lane"),
+        (23, 2, 4, 2, "half"),
     ],
 )
 def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
@@ -286,7 +289,7 @@ def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
     (zeros and int8 constants, extremes at the borders; with and without the input slice),
     under stalls; without stalls a window every ``fold + 1`` cycles at most."""
     groups = _one_tap_groups(c, kind)
-    pads = [-128, 127, 37, -1][:c]
+    pads = ([-128, 127, 37, -1, 0, 5] * 3)[:c]
     for pad, sliced in ((None, False), (pads, False), (pads, True)):
         dut = MemoryWindow(c, w, h, stride=s, pad=pad, groups=groups, sliced=sliced)
         frames = _frames(np.random.default_rng(w * h + c), 3, h, w, c)
@@ -309,6 +312,8 @@ def test_memory_window_gives_the_windows_sub_beat_by_sub_beat(w, h, c, s, kind):
         (1, 7, 2, False, "lane"),
         (4, 6, 2, True, "half"),
         (8, 9, 1, False, "half"),
+        (16, 5, 1, True, "lane"),
+        (2, 30, 2, False, "half"),
     ],
 )
 def test_memory_window_reports_what_its_netlist_holds(c, w, s, sliced, kind):
