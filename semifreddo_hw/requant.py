@@ -217,7 +217,15 @@ class Requantizer(Stages, wiring.Component):
         t = Signal(signed(t_width), name=f"t{c}")
         m.d.comb += t.eq(prod + bias + rnd)
         r = pipe.stage(t >> self.shift, signed(max(1, t_width - self.shift)), name=f"r{c}")
-        return pipe.stage(Mux(r > INT8_MAX, INT8_MAX, Mux(r < lo, lo, r)), signed(8), name=f"y{c}")
+        # Saturation from r's top bits, not by magnitude compares (which Yosys makes carry
+        # chains, two per lane): r fits int8 where bits 7 and up all equal its sign.
+        if len(r) <= 8:
+            return pipe.stage(Mux(r < lo, lo, r), signed(8), name=f"y{c}")
+        sign, top = r[-1], r[7:]
+        over = ~sign & top.any()
+        under = sign if self.relu else sign & ~top.all()
+        y = Mux(over, INT8_MAX, Mux(under, lo, r[:8].as_signed()))
+        return pipe.stage(y, signed(8), name=f"y{c}")
 
     def elaborate(self, platform):
         m = Module()
