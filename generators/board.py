@@ -220,7 +220,7 @@ class BoardTop(Elaboratable):
 # The multiplies of the emitted Verilog are read at their context width (16 bits or more):
 # narrowed to their operands' real widths first (wreduce), then those at least ``width``
 # bits on both sides mapped (a requantizer multiplies a sum wider than 18 bits in two parts
-# itself: its low 17 bits in a block, the rest in LUTs, ``semifreddo_hw.requant``).
+# itself: its top 18 bits in a block, the low ones apart, ``semifreddo_hw.requant``).
 def _dsp_script(width: int) -> str:
     return (
         "opt_expr\nopt_clean\nwreduce\n"

@@ -22,16 +22,19 @@ from .streams import forward, vector_layout
 
 __all__ = ["Requantizer"]
 
+#: Low accumulator bits (beyond a DSP block's operand) multiplied in LUTs, their product
+#: added to the bias a stage before the sum, where a product of its own would make the wide
+#: sum a three-operand one (a row of full adders before its carry chain). Up to 6 bits (7
+#: signed): narrower than the operands a board build gives DSP blocks (8 bits for `small`),
+#: so in LUTs either way. Measured alone (``bench/requant_area.py``), 297 against 340 LUT4
+#: equivalents at 4 low bits, 382 against 433 at 6.
+LUT_LOW_BITS = 6
+
 
 def _times(x: tuple[int, int], y: tuple[int, int]) -> tuple[int, int]:
     """The range of ``a * b`` for ``a`` in range ``x`` and ``b`` in range ``y``."""
     corners = [a * b for a in x for b in y]
     return min(corners), max(corners)
-
-
-#: The low part's bits, where an accumulator wider than a DSP block's signed operand is
-#: multiplied in two parts (unsigned: one bit less than the DSP operand).
-SPLIT_BITS = DSP_OPERAND_BITS - 1
 
 
 class Requantizer(Stages, wiring.Component):
@@ -50,8 +53,12 @@ class Requantizer(Stages, wiring.Component):
     clamp). Neither a memory read nor a multiply shares a stage with other arithmetic, so a
     DSP block has registers on both sides and the wide add and the saturation get a stage
     each: measured, these layers went from about 58 MHz to 125-135 MHz on the ECP5
-    (``bench/fmax.py``). A sum wider than a DSP operand (:data:`DSP_OPERAND_BITS`) is
-    multiplied in two parts, each registered, and they are added with the bias.
+    (``bench/fmax.py``). An accumulator wider than a DSP operand (:data:`DSP_OPERAND_BITS`)
+    is multiplied in two parts: its top bits in the block, the few low bits beside it, where
+    their product joins the bias (read a stage earlier for it), so that the wide add has
+    two operands. The round bit is added after the shift, to the low bits that survive it,
+    and the saturation reads the top bits: no wide add has a third operand, no compare is a
+    carry chain.
 
     Parameters
     ----------
@@ -150,12 +157,12 @@ class Requantizer(Stages, wiring.Component):
     def register_bits(self) -> int:
         """Data register bits (operands, products, results, side bits; valid bits and the
         phase counters excluded)."""
-        # Per lane: the operand (twice, folded: it waits for the row), product, shifted sum
-        # and result; the scale and bias as read (a memory's read register, folded or with
-        # two sets, where synthesis makes the first register after a memory its read port;
-        # flip-flops with one spatial set), and folded once more registered.
-        product = sum(signed_width(*r) for r in self._partial_ranges)
-        per_lane = self.acc_width + product + max(1, self._sum_width - self.shift) + 8
+        # Per lane: the operand (twice, folded: it waits for the row), product terms,
+        # shifted sum and result; the scale and bias as read (a memory's read register,
+        # folded or with two sets, where synthesis makes the first register after a memory
+        # its read port; flip-flops with one spatial set), and folded once more registered.
+        product = sum(signed_width(*r) for r, _, bias in self._terms_ranges if not bias)
+        per_lane = self.acc_width + product + self._kept_width + 8
         operands = self.scale_bits + self.bias_bits
         if self.fold > 1:
             per_lane += self.acc_width + operands
@@ -164,67 +171,105 @@ class Requantizer(Stages, wiring.Component):
         return self.lanes * per_lane + self.stages * self.side_width + self.queue_bits
 
     @property
-    def _product_range(self) -> tuple[int, int]:
-        """Range of ``acc * scale`` over all signed inputs and scales."""
-        return _times(signed_range(self.acc_width), signed_range(self.scale_bits))
+    def _low_bits(self) -> int:
+        """Low accumulator bits multiplied apart from the top ones (0: the whole product in
+        one DSP block's operand)."""
+        return max(0, self.acc_width - DSP_OPERAND_BITS)
 
     @property
-    def _partial_ranges(self) -> list[tuple[int, int]]:
-        """Ranges of the registered partial products (:meth:`_product`): ``acc * scale``
-        whole, or its low (:data:`SPLIT_BITS` unsigned bits) and high parts."""
-        if self.acc_width <= DSP_OPERAND_BITS:
-            return [self._product_range]
-        scale = signed_range(self.scale_bits)
-        return [
-            _times((0, (1 << SPLIT_BITS) - 1), scale),
-            _times(signed_range(self.acc_width - SPLIT_BITS), scale),
-        ]
+    def _early_bias(self) -> bool:
+        """Whether the bias is read with the scale, to join the low bits' product."""
+        return 0 < self._low_bits <= LUT_LOW_BITS
 
-    def _product(self, pipe, acc, scale, c):
-        """``acc * scale``, registered, ``acc`` (a value) registered first and ``scale`` (a
-        register) as it is, so that a DSP block's registers can hold both operands and the
-        product (:meth:`.pipeline.Pipeline.product`): as one product where ``acc`` fits the
-        block's operand, else as two (the low bits, unsigned, in the block; the few high bits
-        beside it) added in the next stage (:meth:`_output`). Added in the same stage, the
-        block's product ran through a carry chain, and the placer puts DSP blocks where their
-        columns are: far from that chain on a full part."""
-        ranges = self._partial_ranges
-        if len(ranges) == 1:
+    @property
+    def _terms_ranges(self) -> list[tuple[tuple[int, int], int, bool]]:
+        """The registered terms of ``acc * scale + bias`` (:meth:`_terms`): each one's range,
+        the left shift it is added with, whether it is the bias as read (an operand)."""
+        scale, bias = signed_range(self.scale_bits), signed_range(self.bias_bits)
+        k = self._low_bits
+        if k == 0:
+            return [(_times(signed_range(self.acc_width), scale), 0, False), (bias, 0, True)]
+        high = (_times(signed_range(self.acc_width - k), scale), k, False)
+        low = _times((0, (1 << k) - 1), scale)
+        if self._early_bias:
+            return [high, ((bias[0] + low[0], bias[1] + low[1]), 0, False)]
+        return [high, (low, 0, False), (bias, 0, True)]
+
+    def _terms(self, pipe, acc, scale, bias, c) -> list:
+        """The terms of ``acc * scale + bias``, registered, as :attr:`_terms_ranges` lists
+        them. The product's operands (``acc`` a value, ``scale`` a register) are registered
+        first so that a DSP block's registers can hold both and the product
+        (:meth:`.pipeline.Pipeline.product`); ``bias`` (as read) is registered for the
+        product's stage. Where ``acc`` is wider than the block's operand, its top bits are
+        multiplied there and the low ones apart: up to :data:`LUT_LOW_BITS` of them in LUTs,
+        their product added to the bias (read a stage earlier for it), else in a block of
+        their own and the bias a third term. Added in one stage with the bias, two parts of
+        the product made the sum a three-operand one: a row of full adders (LUTs) before its
+        carry chain."""
+        ranges = self._terms_ranges
+        bias = pipe.stage(bias, name=f"b{c}", reset_less=True)
+        k = self._low_bits
+        if k == 0:
             a = pipe.stage(acc, name=f"a{c}")
-            return pipe.product(a, scale, signed(signed_width(*ranges[0])), name=f"prod{c}")
-        low = pipe.stage(acc.as_unsigned()[:SPLIT_BITS], name=f"a{c}_lo")
-        high = pipe.stage(acc[SPLIT_BITS:].as_signed(), name=f"a{c}_hi")
-        p_lo = pipe.product(low, scale, signed(signed_width(*ranges[0])), name=f"prod{c}_lo")
-        p_hi = pipe.product(high, scale, signed(signed_width(*ranges[1])), name=f"prod{c}_hi")
-        return p_lo + (p_hi << SPLIT_BITS)
+            return [
+                pipe.product(a, scale, signed(signed_width(*ranges[0][0])), name=f"prod{c}"),
+                bias,
+            ]
+        high = pipe.stage(acc[k:].as_signed(), name=f"a{c}_hi")
+        low = pipe.stage(acc.as_unsigned()[:k], name=f"a{c}_lo")
+        shape = signed(signed_width(*ranges[0][0]))
+        terms = [pipe.product(high, scale, shape, name=f"prod{c}_hi") << k]
+        shape = signed(signed_width(*ranges[1][0]))
+        if self._early_bias:
+            return [*terms, pipe.stage(bias + low * scale, shape, name=f"q{c}")]
+        return [*terms, pipe.product(low, scale, shape, name=f"prod{c}_lo"), bias]
 
     @property
     def _sum_width(self) -> int:
-        """Width of ``prod + bias + round``."""
-        b_lo, b_hi = -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
-        p_lo, p_hi = self._product_range
-        rnd = (1 << self.shift) >> 1
-        return signed_width(p_lo + b_lo + rnd, p_hi + b_hi + rnd)
+        """Width of ``acc * scale + bias``."""
+        terms = self._terms_ranges
+        lo = sum(r[0] << k for r, k, _ in terms)
+        hi = sum(r[1] << k for r, k, _ in terms)
+        return signed_width(lo, hi)
 
-    def _output(self, m, pipe, prod, bias, c):
-        """``clamp((prod + bias + round) >> shift)`` for channel (lane) ``c``, registered."""
-        rnd = (1 << self.shift) >> 1
-        t_width = self._sum_width
+    @property
+    def _kept_width(self) -> int:
+        """Width of the registered shifted sum: the bits the shift keeps, and (``shift`` > 0)
+        the one below them, at least 10 (:meth:`_output`)."""
+        if self.shift == 0:
+            return self._sum_width
+        return max(10, self._sum_width - self.shift + 1)
+
+    def _output(self, m, pipe, terms, c):
+        """``clamp((sum(terms) + round) >> shift)`` for channel (lane) ``c``, registered."""
         lo = 0 if self.relu else INT8_MIN
-        # The sum registered, then shifted and clamped: a wide add behind a memory read and
-        # a saturation behind it were one stage too long for an FPGA's 100 MHz.
-        # (only the bits the shift keeps are registered)
-        t = Signal(signed(t_width), name=f"t{c}")
-        m.d.comb += t.eq(prod + bias + rnd)
-        r = pipe.stage(t >> self.shift, signed(max(1, t_width - self.shift)), name=f"r{c}")
-        # Saturation from r's top bits, not by magnitude compares (which Yosys makes carry
-        # chains, two per lane): r fits int8 where bits 7 and up all equal its sign.
-        if len(r) <= 8:
-            return pipe.stage(Mux(r < lo, lo, r), signed(8), name=f"y{c}")
-        sign, top = r[-1], r[7:]
-        over = ~sign & top.any()
-        under = sign if self.relu else sign & ~top.all()
-        y = Mux(over, INT8_MAX, Mux(under, lo, r[:8].as_signed()))
+        # The sum registered, then clamped: a wide add behind a memory read and a saturation
+        # behind it were one stage too long for an FPGA's 100 MHz. Only the bits the shift
+        # keeps are registered, and the one below them: the round bit added there
+        # ((t + 2**(s-1)) >> s == ((t >> (s-1)) + 1) >> 1) touches only the 9 bits the result
+        # and its saturation need, not the whole sum.
+        t = Signal(signed(self._sum_width), name=f"t{c}")
+        m.d.comb += t.eq(sum(terms[1:], terms[0]))
+        if self.shift == 0:
+            r = pipe.stage(t, name=f"r{c}")
+            if len(r) <= 8:
+                return pipe.stage(Mux(r < lo, lo, r), signed(8), name=f"y{c}")
+            # r fits int8 where bits 7 and up all equal its sign
+            sign, top = r[-1], r[7:]
+            over = ~sign & top.any()
+            under = sign if self.relu else sign & ~top.all()
+            value = r[:8]
+        else:
+            u = pipe.stage(t >> (self.shift - 1), signed(self._kept_width), name=f"u{c}")
+            sign = u[-1]
+            # the result is (u + 1) >> 1: above 127 where u >= 255; below 0 where u <= -2;
+            # below -128 where u <= -258 (-257 is bits 9 and up all ones over 0b011111111)
+            over = ~sign & (u[8:].any() | u[:8].all())
+            under = sign & ~(u.all() if self.relu else u[9:].all() & (u[8] | u[:8].all()))
+            rounded = Signal(9, name=f"rounded{c}")
+            m.d.comb += rounded.eq(u[:9] + 1)
+            value = rounded[1:]
+        y = Mux(over, INT8_MAX, Mux(under, lo, value.as_signed()))
         return pipe.stage(y, signed(8), name=f"y{c}")
 
     def elaborate(self, platform):
@@ -237,38 +282,35 @@ class Requantizer(Stages, wiring.Component):
         pipe = Pipeline(self.stages, name="rq", dsp=dsp_target(platform), buffered=self.buffered)
         o = pipe.connect(m, self.i, self.o)
         # The scale is read with the beat at the input, the bias a stage later (beside the
-        # multiply); each read is registered before its arithmetic (a memory read, then a
-        # DSP block or a wide add, in one stage was too long for an FPGA's 100 MHz).
+        # multiply), or with the scale where the low bits' product joins it (:meth:`_terms`);
+        # each read is registered before its arithmetic (a memory read, then a DSP block or
+        # a wide add, in one stage was too long for an FPGA's 100 MHz).
+        early = self._early_bias
         if self.sets > 1:
-            m.d.comb += [
-                scales.select.eq(self.select),
-                biases.select.eq(pipe.stage(self.select, name="select1")),
-            ]
+            late = self.select if early else pipe.stage(self.select, name="select1")
+            m.d.comb += [scales.select.eq(self.select), biases.select.eq(late)]
         if self.fold == 1:
             for c in range(self.channels):
                 s_ = pipe.stage(scales.element(c), name=f"s{c}")
-                prod = self._product(pipe, self.i.payload.data[c], s_, c)
-                # the bias read beside the multiply
-                bias = pipe.stage(biases.element(c), name=f"b{c}", reset_less=True)
-                y = self._output(m, pipe, prod, bias, c)
-                m.d.comb += o.payload.data[c].eq(y)
+                terms = self._terms(pipe, self.i.payload.data[c], s_, biases.element(c), c)
+                m.d.comb += o.payload.data[c].eq(self._output(m, pipe, terms, c))
         else:
             # Stage 1 holds the operands while the scale bank reads the group's row; stage
-            # 2 the products while the bias bank reads it (banks advance with the pipeline).
+            # 2 the products while the bias bank reads it, or the low bits' product while
+            # the bias waits beside it (banks advance with the pipeline).
             phase = PhaseCounter(m, self.i, self.fold, name="rq")
+            late = phase.value if early else pipe.stage(phase.value, name="phase1")
             m.d.comb += [
                 scales.phase.eq(phase.value),
                 scales.en.eq(pipe.en),
-                biases.phase.eq(pipe.stage(phase.value, name="phase1")),
+                biases.phase.eq(late),
                 biases.en.eq(pipe.en),
             ]
             for c in range(self.lanes):
                 acc = pipe.stage(self.i.payload.data[c], name=f"acc{c}")
                 s_ = pipe.stage(scales.data[c], name=f"s{c}", reset_less=True)  # the read
-                prod = self._product(pipe, acc, s_, c)
-                bias = pipe.stage(biases.data[c], name=f"b{c}", reset_less=True)
-                y = self._output(m, pipe, prod, bias, c)
-                m.d.comb += o.payload.data[c].eq(y)
+                terms = self._terms(pipe, acc, s_, biases.data[c], c)
+                m.d.comb += o.payload.data[c].eq(self._output(m, pipe, terms, c))
         m.d.comb += o.payload.side.eq(pipe.delay(self.i.payload.side, self.stages, name="side"))
         pipe.finish(m)
         return m

@@ -122,6 +122,23 @@ def test_digit_serial_bench_writes_records(tmp_path):
     assert "| pointwise 6->5 | 4 (" in r.stdout
 
 
+def test_requant_area_bench_synthesizes_requantizers_as_the_board_does(tmp_path):
+    out = tmp_path / "requant_area.json"
+    r = _bench(
+        "bench/requant_area.py",
+        *("--widths", "18", "20", "--sets", "2", "--json", out),
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    record = json.loads(out.read_text())
+    assert [(c["acc_width"], c["sets"]) for c in record["cases"]] == [(18, 2), (20, 2)]
+    for case in record["cases"]:
+        assert case["MULT18X18D"] == 1 and case["TRELLIS_DPR16X4"] > 0  # the board's mapping
+        weighted = case["LUT4"] + 2 * case["CCU2C"] + 4 * case["TRELLIS_DPR16X4"]
+        assert case["lut4_equivalents"] == weighted > 0
+    assert "LUT4 eq" in r.stdout
+
+
 def test_fold_rates_bench_counts_multiplies_per_period(tmp_path):
     out = tmp_path / "fold_rates.json"
     r = _bench("bench/fold_rates.py", "--periods", "1", "4", "--json", str(out), timeout=600)

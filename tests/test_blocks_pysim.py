@@ -92,6 +92,34 @@ def test_requantizer_random_sweep(seed):
     run_stream_pysim(dut, acc, requantize(acc, scale, bias, shift, relu), seed=seed)
 
 
+@pytest.mark.parametrize("fold, acc_width", [(1, 20), (3, 19), (2, 24), (3, 16), (1, 26), (2, 25)])
+def test_requantizer_computes_with_the_selected_set(fold, acc_width):
+    """Two parameter sets, each selected in turn, spatial and folded: the bias read with the
+    scale (19 to 24 bits: the low bits' product joins it), after it (one product; 25 bits
+    and more, the low bits in a product of their own), at the extremes of the parameters."""
+    rng = np.random.default_rng(fold * 100 + acc_width)
+    c, shift = 6, 9
+    scale = rng.integers(-(2**15), 2**15, size=(2, c))
+    bias = rng.integers(-(2**31), 2**31, size=(2, c)) >> rng.integers(0, 31, size=(2, c))
+    scale[1, :2], bias[1, :2] = [-(2**15), 2**15 - 1], [2**31 - 1, -(2**31)]
+    dut = Requantizer(
+        c, acc_width, shift=shift, fold=fold, sets=2, scale_init=scale, bias_init=bias
+    )
+    acc = rng.integers(-(1 << (acc_width - 1)), 1 << (acc_width - 1), size=(30, c))
+    acc[:2] = [[-(1 << (acc_width - 1))] * c, [(1 << (acc_width - 1)) - 1] * c]
+    for sel in (1, 0):
+        y = requantize(acc, scale[sel], bias[sel], shift, False)
+        run_stream_pysim(
+            dut,
+            acc.reshape(-1, c // fold),
+            y.reshape(-1, c // fold),
+            statics=[("select", sel)],
+            in_stall=0.3,
+            out_stall=0.3,
+            seed=sel,
+        )
+
+
 def test_frozen_block_has_no_multiplier_or_memory():
     w = gaussian_int8(np.random.default_rng(0), 12, 10, 0.4)
     for solver in ("csd", "da4ml"):
