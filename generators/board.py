@@ -292,15 +292,18 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
         if hit:
             width, depth = int(hit[2]) + 1, int(hit[4]) + 1
             found.append((n, module, hit[3], width, depth))
-            attrs = _ATTRIBUTES.match(lines[n - 1])
-            if attrs and "ram_style" in attrs[2]:  # the design's own choice: kept
-                styled[n] = attrs
+            k = n - 1  # Yosys writes a memory's attributes a line each, sorted by name
+            while k >= 0 and (attrs := _ATTRIBUTES.match(lines[k])):
+                if "ram_style" in attrs[2]:  # the design's own choice: kept
+                    styled[n] = (k, attrs[2])
+                    break
+                k -= 1
 
     def gain(mem):
         _, module, name, width, depth = mem
         return (-lut_ram_cells(width, depth) / bram_blocks(width, depth), module, name)
 
-    chosen = {m[0] for m in found if m[0] in styled and '"block"' in styled[m[0]][2]}
+    chosen = {m[0] for m in found if m[0] in styled and '"block"' in styled[m[0]][1]}
     used = sum(bram_blocks(m[3], m[4]) for m in found if m[0] in chosen)
     for mem in sorted((m for m in found if m[4] > 4 and m[0] not in styled), key=gain):
         need = bram_blocks(mem[3], mem[4])
@@ -309,7 +312,7 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
             used += need
     for n, _, name, _, depth in reversed(found):
         style = "block" if n in chosen else "distributed" if depth > 4 else None
-        attrs = [styled[n][2]] if n in styled else [f'ram_style = "{style}"'] if style else []
+        attrs = [styled[n][1]] if n in styled else [f'ram_style = "{style}"'] if style else []
         # Amaranth's FIFOs (their memory is "storage") never read and write one address in
         # one cycle (a read needs an entry, a write a free slot), so a collision's result
         # does not matter. Unsaid, Yosys rebuilds a block RAM's read register in the fabric
@@ -324,12 +327,13 @@ def place_memories(verilog: str, blocks: int) -> tuple[str, dict]:
         # and a memory window's read into a register of their own; said so, Yosys builds no
         # bypass beside a block RAM for any of them. A sliding window one or two columns
         # wide reads what it writes, so keeps its transparency.
-        if name == "storage" or (name == "lines" and depth > 2):
+        unchecked = "no_rw_check" not in ", ".join(attrs)
+        if unchecked and (name == "storage" or (name == "lines" and depth > 2)):
             attrs.append("no_rw_check")
         if attrs:
             text = f"{_MEMORY.match(lines[n])[1]}(* {', '.join(attrs)} *)"
             if n in styled:
-                lines[n - 1] = text
+                lines[styled[n][0]] = text
             else:
                 lines.insert(n, text)
     summary = {

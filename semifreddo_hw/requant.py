@@ -7,7 +7,7 @@ and ``bias`` are per channel and configurable at run time (the frozen core's bat
 trainable); ``shift`` and ReLU are build-time constants.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,21 +44,25 @@ class Requantizer(Stages, wiring.Component):
 
     Spatial (``fold`` 1): every channel in every beat, one multiplier each, parameters read
     from a :class:`ParamBank`; four pipeline stages (operand and scale registered; multiply,
-    the bias registered; add and shift; clamp).
+    the bias registered; add and shift; round and clamp).
 
     Folded (``fold`` F > 1, :mod:`.fold`): each beat is F sub-beats of ``channels / F``
     lanes, channel group after channel group, one multiplier per lane,
     parameters read a group at a time from :class:`PhaseBank`\\ s (block RAM); five stages
     (the scale read; the scale registered; multiply, the bias registered; add and shift;
-    clamp). Neither a memory read nor a multiply shares a stage with other arithmetic, so a
-    DSP block has registers on both sides and the wide add and the saturation get a stage
-    each: measured, these layers went from about 58 MHz to 125-135 MHz on the ECP5
-    (``bench/fmax.py``). An accumulator wider than a DSP operand (:data:`DSP_OPERAND_BITS`)
-    is multiplied in two parts: its top bits in the block, the few low bits beside it, where
-    their product joins the bias (read a stage earlier for it), so that the wide add has
-    two operands. The round bit is added after the shift, to the low bits that survive it,
-    and the saturation reads the top bits: no wide add has a third operand, no compare is a
-    carry chain.
+    round and clamp). Neither a memory read nor a multiply shares a stage with other
+    arithmetic, so a DSP block has registers on both sides and the wide add and the
+    saturation get a stage each: measured, these layers went from about 58 MHz to 125-135
+    MHz on the ECP5 (``bench/fmax.py``).
+
+    An accumulator wider than a DSP operand (:data:`DSP_OPERAND_BITS`) is multiplied in two
+    parts: its top 18 bits in the block, the low ones apart. Up to :data:`LUT_LOW_BITS` low
+    bits whose product the DSP target would not take are multiplied in LUTs in the
+    multiply's stage and added to the bias there (the bias read and registered a stage
+    earlier, with the scale), so the wide add has two operands; more get a product of their
+    own beside the block's and the bias is a third operand. The round bit is added after
+    the shift, to the low bits that survive it, and the saturation reads the top bits: no
+    compare is a carry chain.
 
     Parameters
     ----------
@@ -161,7 +165,7 @@ class Requantizer(Stages, wiring.Component):
         # shifted sum and result; the scale and bias as read (a memory's read register,
         # folded or with two sets, where synthesis makes the first register after a memory
         # its read port; flip-flops with one spatial set), and folded once more registered.
-        product = sum(signed_width(*r) for r, _, bias in self._terms_ranges if not bias)
+        product = sum(signed_width(*r) for r, _, bias in self._terms_ranges() if not bias)
         per_lane = self.acc_width + product + self._kept_width + 8
         operands = self.scale_bits + self.bias_bits
         if self.fold > 1:
@@ -176,26 +180,30 @@ class Requantizer(Stages, wiring.Component):
         one DSP block's operand)."""
         return max(0, self.acc_width - DSP_OPERAND_BITS)
 
-    @property
-    def _early_bias(self) -> bool:
-        """Whether the bias is read with the scale, to join the low bits' product."""
-        return 0 < self._low_bits <= LUT_LOW_BITS
+    def _early_bias(self, dsp=None) -> bool:
+        """Whether the bias is read with the scale, to join the low bits' product: up to
+        :data:`LUT_LOW_BITS` of them, and not where the elaboration's DSP target ``dsp``
+        takes their product (a block with its registers, not a multiply beside an add)."""
+        k = self._low_bits
+        if not 0 < k <= LUT_LOW_BITS:
+            return False
+        return dsp is None or not dsp.takes(unsigned(k), signed(self.scale_bits))
 
-    @property
-    def _terms_ranges(self) -> list[tuple[tuple[int, int], int, bool]]:
+    def _terms_ranges(self, early=None) -> list[tuple[tuple[int, int], int, bool]]:
         """The registered terms of ``acc * scale + bias`` (:meth:`_terms`): each one's range,
-        the left shift it is added with, whether it is the bias as read (an operand)."""
+        the left shift it is added with, whether it is the bias as read (an operand).
+        ``early``: :meth:`_early_bias`, without a DSP target if None."""
         scale, bias = signed_range(self.scale_bits), signed_range(self.bias_bits)
         k = self._low_bits
         if k == 0:
             return [(_times(signed_range(self.acc_width), scale), 0, False), (bias, 0, True)]
         high = (_times(signed_range(self.acc_width - k), scale), k, False)
         low = _times((0, (1 << k) - 1), scale)
-        if self._early_bias:
+        if self._early_bias() if early is None else early:
             return [high, ((bias[0] + low[0], bias[1] + low[1]), 0, False)]
         return [high, (low, 0, False), (bias, 0, True)]
 
-    def _terms(self, pipe, acc, scale, bias, c) -> list:
+    def _terms(self, pipe, acc, scale, bias, c, early) -> list:
         """The terms of ``acc * scale + bias``, registered, as :attr:`_terms_ranges` lists
         them. The product's operands (``acc`` a value, ``scale`` a register) are registered
         first so that a DSP block's registers can hold both and the product
@@ -206,7 +214,7 @@ class Requantizer(Stages, wiring.Component):
         their own and the bias a third term. Added in one stage with the bias, two parts of
         the product made the sum a three-operand one: a row of full adders (LUTs) before its
         carry chain."""
-        ranges = self._terms_ranges
+        ranges = self._terms_ranges(early)
         bias = pipe.stage(bias, name=f"b{c}", reset_less=True)
         k = self._low_bits
         if k == 0:
@@ -220,14 +228,14 @@ class Requantizer(Stages, wiring.Component):
         shape = signed(signed_width(*ranges[0][0]))
         terms = [pipe.product(high, scale, shape, name=f"prod{c}_hi") << k]
         shape = signed(signed_width(*ranges[1][0]))
-        if self._early_bias:
+        if early:
             return [*terms, pipe.stage(bias + low * scale, shape, name=f"q{c}")]
         return [*terms, pipe.product(low, scale, shape, name=f"prod{c}_lo"), bias]
 
     @property
     def _sum_width(self) -> int:
         """Width of ``acc * scale + bias``."""
-        terms = self._terms_ranges
+        terms = self._terms_ranges()
         lo = sum(r[0] << k for r, k, _ in terms)
         hi = sum(r[1] << k for r, k, _ in terms)
         return signed_width(lo, hi)
@@ -279,25 +287,27 @@ class Requantizer(Stages, wiring.Component):
         for bank, port in ((scales, self.scale_write), (biases, self.bias_write)):
             forward(m, port, bank.write)
 
-        pipe = Pipeline(self.stages, name="rq", dsp=dsp_target(platform), buffered=self.buffered)
+        dsp = dsp_target(platform)
+        pipe = Pipeline(self.stages, name="rq", dsp=dsp, buffered=self.buffered)
         o = pipe.connect(m, self.i, self.o)
         # The scale is read with the beat at the input, the bias a stage later (beside the
         # multiply), or with the scale where the low bits' product joins it (:meth:`_terms`);
         # each read is registered before its arithmetic (a memory read, then a DSP block or
         # a wide add, in one stage was too long for an FPGA's 100 MHz).
-        early = self._early_bias
+        early = self._early_bias(dsp)
         if self.sets > 1:
             late = self.select if early else pipe.stage(self.select, name="select1")
             m.d.comb += [scales.select.eq(self.select), biases.select.eq(late)]
         if self.fold == 1:
             for c in range(self.channels):
                 s_ = pipe.stage(scales.element(c), name=f"s{c}")
-                terms = self._terms(pipe, self.i.payload.data[c], s_, biases.element(c), c)
+                terms = self._terms(pipe, self.i.payload.data[c], s_, biases.element(c), c, early)
                 m.d.comb += o.payload.data[c].eq(self._output(m, pipe, terms, c))
         else:
             # Stage 1 holds the operands while the scale bank reads the group's row; stage
-            # 2 the products while the bias bank reads it, or the low bits' product while
-            # the bias waits beside it (banks advance with the pipeline).
+            # 2 the product's operands while the bias bank reads it (registered beside the
+            # product, stage 3), or, read early, the bias registered beside them (added to
+            # the low bits' product into stage 3). The banks advance with the pipeline.
             phase = PhaseCounter(m, self.i, self.fold, name="rq")
             late = phase.value if early else pipe.stage(phase.value, name="phase1")
             m.d.comb += [
@@ -309,7 +319,7 @@ class Requantizer(Stages, wiring.Component):
             for c in range(self.lanes):
                 acc = pipe.stage(self.i.payload.data[c], name=f"acc{c}")
                 s_ = pipe.stage(scales.data[c], name=f"s{c}", reset_less=True)  # the read
-                terms = self._terms(pipe, acc, s_, biases.data[c], c)
+                terms = self._terms(pipe, acc, s_, biases.data[c], c, early)
                 m.d.comb += o.payload.data[c].eq(self._output(m, pipe, terms, c))
         m.d.comb += o.payload.side.eq(pipe.delay(self.i.payload.side, self.stages, name="side"))
         pipe.finish(m)

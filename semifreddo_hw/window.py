@@ -293,8 +293,9 @@ class MemoryWindow(_Frame, wiring.Component):
 
     The neighbourhood is never copied into registers: three rows of pixels stay in one
     memory (a bank per row, rotating), and each sub-beat reads its tap's pixel there
-    (registered once more before the lane multiplexers). So a 16-channel window costs two
-    pixel registers instead of 1,152 flip-flops, and the consumer's lane multiplexer becomes
+    (registered once more before the lane multiplexers; with :attr:`preselect`, the
+    register holds each lane's candidates, half chosen). So a 16-channel window costs a pixel
+    register or two instead of 1,152 flip-flops, and the consumer's lane multiplexer becomes
     the memory's address.
     The price: a third row of memory, and a window every ``len(groups) + 1`` cycles at most
     (the step that writes the next pixel waits until the last sub-beat has been read).

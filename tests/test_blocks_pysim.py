@@ -5,6 +5,8 @@ plan estimates equal to what is built."""
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 
 from semifreddo_hw.matvec import ConfigurableMatVec, FrozenMatVec
 from semifreddo_hw.requant import Requantizer
@@ -92,32 +94,74 @@ def test_requantizer_random_sweep(seed):
     run_stream_pysim(dut, acc, requantize(acc, scale, bias, shift, relu), seed=seed)
 
 
-@pytest.mark.parametrize("fold, acc_width", [(1, 20), (3, 19), (2, 24), (3, 16), (1, 26), (2, 25)])
-def test_requantizer_computes_with_the_selected_set(fold, acc_width):
-    """Two parameter sets, each selected in turn, spatial and folded: the bias read with the
-    scale (19 to 24 bits: the low bits' product joins it), after it (one product; 25 bits
+class _SelectInSide(wiring.Component):
+    """A requantizer whose parameter set is chosen per (sub-)beat by the beat's side bit:
+    ``select`` follows the beat at ``i``, as the stream's contract has it."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        members = dut.signature.members
+        super().__init__({"i": members["i"], "o": members["o"]})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        wiring.connect(m, wiring.flipped(self.i), self.dut.i)
+        wiring.connect(m, self.dut.o, wiring.flipped(self.o))
+        m.d.comb += self.dut.select.eq(self.i.payload.side[0])
+        return m
+
+
+@pytest.mark.parametrize(
+    "fold, acc_width, buffered",
+    [(1, 20, False), (3, 19, False), (2, 24, True), (3, 16, False), (1, 26, True), (2, 25, False)],
+)
+def test_requantizer_computes_each_beat_with_its_set(fold, acc_width, buffered):
+    """Two parameter sets, the set chosen per sub-beat, spatial and folded: the bias read with
+    the scale (19 to 24 bits: the low bits' product joins it), after it (one product; 25 bits
     and more, the low bits in a product of their own), at the extremes of the parameters."""
     rng = np.random.default_rng(fold * 100 + acc_width)
-    c, shift = 6, 9
+    c, shift = 6, acc_width + 7  # most results inside the int8 range: the bias tells
     scale = rng.integers(-(2**15), 2**15, size=(2, c))
-    bias = rng.integers(-(2**31), 2**31, size=(2, c)) >> rng.integers(0, 31, size=(2, c))
+    bias = rng.integers(-(2**31), 2**31, size=(2, c)) >> max(0, 31 - acc_width - 14)
     scale[1, :2], bias[1, :2] = [-(2**15), 2**15 - 1], [2**31 - 1, -(2**31)]
     dut = Requantizer(
-        c, acc_width, shift=shift, fold=fold, sets=2, scale_init=scale, bias_init=bias
+        c,
+        acc_width,
+        shift=shift,
+        fold=fold,
+        sets=2,
+        scale_init=scale,
+        bias_init=bias,
+        side_width=1,
+        buffered=buffered,
     )
-    acc = rng.integers(-(1 << (acc_width - 1)), 1 << (acc_width - 1), size=(30, c))
+    acc = rng.integers(-(1 << (acc_width - 1)), 1 << (acc_width - 1), size=(40, c))
     acc[:2] = [[-(1 << (acc_width - 1))] * c, [(1 << (acc_width - 1)) - 1] * c]
-    for sel in (1, 0):
-        y = requantize(acc, scale[sel], bias[sel], shift, False)
-        run_stream_pysim(
-            dut,
-            acc.reshape(-1, c // fold),
-            y.reshape(-1, c // fold),
-            statics=[("select", sel)],
-            in_stall=0.3,
-            out_stall=0.3,
-            seed=sel,
+    sel = rng.integers(0, 2, size=(40, fold))  # per sub-beat
+    lanes = c // fold
+    y = [
+        requantize(
+            acc[b, p * lanes : (p + 1) * lanes],
+            *(v[sel[b, p], p * lanes : (p + 1) * lanes] for v in (scale, bias)),
+            shift,
+            False,
         )
+        for b in range(len(acc))
+        for p in range(fold)
+    ]
+    inside = np.mean([(-128 < v < 127) for beat in y for v in beat])
+    assert inside > 0.6, inside  # a check that the set's bias and scale are used
+    sides = sel.reshape(-1).tolist()
+    run_stream_pysim(
+        _SelectInSide(dut),
+        acc.reshape(-1, lanes),
+        y,
+        in_sides=sides,
+        out_sides=sides,
+        in_stall=0.3,
+        out_stall=0.3,
+    )
 
 
 def test_frozen_block_has_no_multiplier_or_memory():

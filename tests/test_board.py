@@ -261,13 +261,15 @@ def test_memories_keep_the_ram_style_the_design_gave_them():
     RAM counts against the blocks."""
     styled = MEMORIES.replace(
         "  reg [7:0] queue", '  (* ram_style = "distributed" *)\n  reg [7:0] queue'
-    ).replace(
-        "  reg [31:0] lines [1:0]", '  (* ram_style = "distributed" *)\n  reg [31:0] lines [8:0]'
+    ).replace(  # Yosys writes attributes a line each, by name
+        "  reg [31:0] lines [1:0]",
+        '  (* ram_style = "distributed" *)\n  (* src = "w.py:1" *)\n  reg [31:0] lines [8:0]',
     )
     text, summary = place_memories(styled, 5)
     assert summary["in_block_ram"] == 1 and summary["blocks"] == 4  # the FIFO, not the queue
     assert '  (* ram_style = "distributed" *)\n  reg [7:0] queue' in text
-    assert '  (* ram_style = "distributed", no_rw_check *)\n  reg [31:0] lines [8:0]' in text
+    assert '  (* ram_style = "distributed", no_rw_check *)\n  (* src' in text
+    assert place_memories(text, 5)[0] == text  # placed twice: nothing more
     assert text.count("ram_style") == styled.count("ram_style") + 2  # the other two deep ones
     blocked = MEMORIES.replace(
         "  reg [7:0] queue", '  (* ram_style = "block" *)\n  reg [7:0] queue'

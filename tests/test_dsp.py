@@ -73,8 +73,7 @@ def test_product_takes_only_its_own_registers():
     [
         (lambda: AlphaBlend(6, fold=3), 2),
         (lambda: Requantizer(5, 18, shift=7), 5),  # whole sums
-        (lambda: Requantizer(4, 22, shift=7, fold=2), 2),  # the top 18 bits; 4 in LUTs
-        (lambda: Requantizer(4, 26, shift=7, fold=2), 2 * 2),  # split: top and low part
+        (lambda: Requantizer(4, 22, shift=7, fold=2), 2 * 2),  # split: top and low part
     ],
 )
 def test_every_multiply_is_a_block_and_nothing_else_changes(make, blocks):
@@ -87,9 +86,9 @@ def test_every_multiply_is_a_block_and_nothing_else_changes(make, blocks):
 
 
 def test_narrow_operands_stay_in_the_fabric():
-    """A split sum's low part (26 - 18 = 8 bits, unsigned: 9 signed) is narrower than
-    ``min_width`` 10."""
-    dut = Requantizer(4, 26, shift=7, fold=2)
+    """A split sum's low part (22 - 18 = 4 bits, unsigned: 5 signed) is narrower than
+    ``min_width`` 10: multiplied in LUTs beside the bias, as without a target."""
+    dut = Requantizer(4, 22, shift=7, fold=2)
     assert _blocks(to_verilog(dut, "m", ECP5DSP(10))) == 2
     assert rtlil_cells(dut, ECP5DSP(10))["$mul"][0] == 2
 
@@ -123,14 +122,15 @@ def test_blend_in_blocks(rtl_build_dir, fold):
         )
 
 
-@pytest.mark.parametrize("acc_width", [12, 30])
-def test_spatial_requantizer_in_blocks(rtl_build_dir, acc_width):
-    """A sum that fits the block's operand, and one split in two (both parts in blocks: 12
-    low bits, more than the requantizer multiplies in LUTs)."""
+@pytest.mark.parametrize("acc_width, min_width, parts", [(12, 2, 1), (30, 2, 2), (20, 8, 1)])
+def test_spatial_requantizer_in_blocks(rtl_build_dir, acc_width, min_width, parts):
+    """A sum that fits the block's operand, one split in two (both parts in blocks), one
+    whose 2 low bits the target leaves to LUTs (added to the bias, read early for them)."""
     c, shift = 3, 11
     dut = Requantizer(c, acc_width, shift=shift, relu=False, side_width=1)
-    design = VerilatorDesign.build(dut, f"dsp_rq_{acc_width}", rtl_build_dir, platform=ECP5DSP())
-    assert _blocks(design.verilog.read_text()) == c * (1 if acc_width <= 18 else 2)
+    name = f"dsp_rq_{acc_width}_{min_width}"
+    design = VerilatorDesign.build(dut, name, rtl_build_dir, platform=ECP5DSP(min_width))
+    assert _blocks(design.verilog.read_text()) == c * parts
     rng = np.random.default_rng(acc_width)
     scale = rng.integers(-(1 << 15), 1 << 15, size=c)
     bias = rng.integers(-(1 << 31), 1 << 31, size=c) >> rng.integers(0, 32)
@@ -155,8 +155,8 @@ def test_folded_requantizer_in_blocks(rtl_build_dir, buffered):
     dut = _folded_requant(8, 4, 24, 13, False, buffered)
     name = "dsp_frq" + ("_buffered" if buffered else "")
     design = VerilatorDesign.build(dut, name, rtl_build_dir, platform=ECP5DSP())
-    # two lanes, each a block for its accumulator's top 18 bits (the low 6 in LUTs)
-    assert _blocks(design.verilog.read_text()) == 2
+    # two lanes, each a block for its accumulator's top 18 bits and one for the low 6
+    assert _blocks(design.verilog.read_text()) == 2 * 2
     acc, y, writes = _requant_case(np.random.default_rng(3), dut, 8, 24, 13, False)
     design.run_stream(
         acc.tolist(),
