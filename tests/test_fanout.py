@@ -9,13 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Module, Signal, signed
 from amaranth.sim import Simulator
 
 from generators.board import synth_overrides
 from generators.synth import yosys_command
 from semifreddo_hw.backbone import Backbone
 from semifreddo_hw.fanout import kept_copy
+from semifreddo_hw.fold import Deserializer
+from semifreddo_hw.ports import ports_of
 from spec.network import network_from_dict
 from tests.malformed.make_corpus import TINY
 from tests.netlist import netlist
@@ -62,8 +64,9 @@ def test_a_copy_is_its_value_a_cycle_later():
     assert len({want for _, want in seen}) > 10
 
 
-def _flip_flops(tmp_path, dut, script_after_read: str) -> int:
-    (tmp_path / "top.il").write_text(rtlil.convert(dut, ports=[dut.a, dut.en, *dut.y]))
+def _flip_flops(tmp_path, dut, script_after_read: str, ports=None) -> int:
+    ports = [dut.a, dut.en, *dut.y] if ports is None else ports
+    (tmp_path / "top.il").write_text(rtlil.convert(dut, ports=ports))
     o = synth_overrides("none")
     (tmp_path / "synth.ys").write_text(
         "\n".join(
@@ -88,6 +91,15 @@ def test_the_board_script_keeps_equal_copies_apart(tmp_path):
     (tmp_path / "merged").mkdir()
     assert _flip_flops(tmp_path / "kept", dut, synth_overrides("none")["script_after_read"]) == 12
     assert _flip_flops(tmp_path / "merged", Copies(3), "proc") == 8
+
+
+def test_a_registered_deserializer_keeps_its_rows_enable_apart(tmp_path):
+    """Its output's valid twice (``empty``, inverted, for the rows' enable): synthesis keeps
+    both flip-flops."""
+    dut = Deserializer(signed(8), 1, 3, 0, registered=True)
+    script = synth_overrides("none")["script_after_read"]
+    kept = _flip_flops(tmp_path, dut, script, ports_of(dut))
+    assert kept == dut.register_bits + 2 + 2  # the rows, both valids, the phase counter
 
 
 @pytest.mark.parametrize("swap", [False, True])
