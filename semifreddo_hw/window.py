@@ -57,9 +57,10 @@ _EPOCH_REGISTERS = 2
 LUT_RAM_DEPTH = 16
 
 #: Line memories of a :class:`MemoryWindow` up to this many words (frames up to 21 pixels
-#: wide) are kept in LUT RAM (``ram_style = "distributed"``) and read through lane
-#: multiplexers that start at the memory's read register: four rows of LUT RAM cells; a
-#: block RAM would be an eighth used in depth at most.
+#: wide) whose lanes choose among more than 4 channel groups are kept in LUT RAM
+#: (``ram_style = "distributed"``) and read through lane multiplexers that start at the
+#: memory's read register: four rows of LUT RAM cells; a block RAM would be an eighth used
+#: in depth at most.
 LUT_RAM_WORDS = 4 * LUT_RAM_DEPTH
 
 
@@ -328,14 +329,17 @@ class MemoryWindow(_Frame, wiring.Component):
             t == p % 9 and chans[p] == chans[p - p % 9] for p, t in enumerate(taps)
         )
         self._group_chans = chans[::9] if self._regular else chans
-        # A line memory of up to LUT_RAM_WORDS words stays in LUT RAM, where its read
-        # register is a flip-flop like any other: the lanes' channel multiplexers then start
-        # there, each lane's channel chosen among the groups' by the low bits of the group
-        # index into the pixel register (padding included) and by the rest at the output
-        # (one of two up to 16 groups). A deeper memory may go to block RAM, whose read
-        # data is slow unless its own output register takes the pixel: there the whole
-        # pixel is registered as read.
-        self.preselect = 3 * width <= LUT_RAM_WORDS
+        # Where a lane chooses among more than 4 groups (a multiplexer of 3 LUT levels or
+        # more, and the pad, into the consumer's register) and the line memory is of up to
+        # LUT_RAM_WORDS words, the memory stays in LUT RAM, where its read register is a
+        # flip-flop like any other: the lanes' channel multiplexers then start there, each
+        # lane's channel chosen among the groups' by the low bits of the group index into
+        # the pixel register (padding included) and by the rest at the output (one of two
+        # up to 16 groups). Elsewhere the memory may go to block RAM, whose read data is
+        # slow unless its own output register takes the pixel: the whole pixel is
+        # registered as read (a block RAM holds 48 words of 4 channels for a twelfth of the
+        # LUT RAM cells and their read multiplexer).
+        self.preselect = 3 * width <= LUT_RAM_WORDS and len(self._group_chans) > 4
         low = (len(self._group_chans) - 1).bit_length() - 1
         self._low_bits = max(0, min(3, low)) if self.preselect else 0
         super().__init__(
