@@ -142,10 +142,26 @@ class Serializer(wiring.Component):
         return self.fold > 1 and len(self._held_lanes) == (self.fold - 1) * len(self.groups[0])
 
     @property
+    def _period(self) -> int | None:
+        """The sub-beats after which the groups repeat, each lane read once in a period,
+        where they repeat within a beat (a pointwise layer folded a slice of the input per
+        cycle reads the whole input once per output group): the chain then rotates."""
+        F, groups = self.fold, self.groups
+        for P in range(1, F // 2 + 1):
+            if F % P or any(groups[q] != groups[q % P] for q in range(F)):
+                continue
+            lanes = [k for g in groups[:P] for k in g]
+            return P if len(set(lanes)) == len(lanes) else None
+        return None
+
+    @property
     def register_bits(self) -> int:
         if self.fold == 1 or self.hold:
             return 0
-        return len(self._held_lanes) * Shape.cast(self.elem).width + self.side_width + self._shifts
+        width = Shape.cast(self.elem).width
+        if self._period is not None:  # a row per sub-beat of the period, and `first`
+            return self._period * len(self.groups[0]) * width + self.side_width + 1
+        return len(self._held_lanes) * width + self.side_width + self._shifts
 
     def _pick(self, phase, lanes, data):
         """Input lane ``lanes[p]`` in phase ``p``, padded (``pad``) if it lies outside."""
@@ -184,7 +200,7 @@ class Serializer(wiring.Component):
                 lanes = [self.groups[p][k] for p in range(self.fold)]
                 m.d.comb += self.o.payload.data[k].eq(self._pick(phase, lanes, data))
             return m
-        if self._shifts:
+        if self._shifts or self._period is not None:
             return self._elaborate_chain(m, phase)
         first = phase.value == 0
         held = {s: Signal(self.elem, name=f"held{s}") for s in self._held_lanes}
@@ -213,15 +229,21 @@ class Serializer(wiring.Component):
         the input for as long as the first phase lasts (whether or not it is taken), so
         their enable is a flip-flop's output and the consumer's ready, not the input's
         valid: a blend's phase multiplexer (16:1 by a 4-bit phase) was the routed critical
-        path of three board builds of ``small``."""
+        path of three board builds of ``small``. Where the groups repeat every ``P``
+        sub-beats (:attr:`_period`), the chain is ``P`` rows long, its last holding phase
+        0's lanes, and row 0 moves to the last on each transfer: the rows rotate, and no
+        multiplexer by phase (256:1 over 16 lanes, a stage-4 pointwise layer's: the routed
+        critical path of a board build) lies before ``o``."""
         data, width = self.i.payload.data, len(self.groups[0])
+        P = self._period
+        loads = self.groups[1:] if P is None else [*self.groups[1:P], self.groups[0]]
         # Phase 0 next, as a flip-flop of its own: the phase's decode drove every row.
         first = Signal(init=1, name="ser_first")
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += first.eq(phase.last)
         rows = [
             [Signal(self.elem, name=f"row{p}_{k}") for k in range(width)]
-            for p in range(1, self.fold)
+            for p in range(1, len(loads) + 1)
         ]
         side = Signal(self.side_width, name="held_side")
         m.d.comb += [
@@ -231,11 +253,13 @@ class Serializer(wiring.Component):
         ]
         with m.If(first):
             m.d.sync += side.eq(self.i.payload.side)
-            for row, lanes in zip(rows, self.groups[1:], strict=True):
+            for row, lanes in zip(rows, loads, strict=True):
                 m.d.sync += [r.eq(data[s]) for r, s in zip(row, lanes, strict=True)]
         with m.Elif(self.o.ready):
             for p in range(len(rows) - 1):
                 m.d.sync += [r.eq(v) for r, v in zip(rows[p], rows[p + 1], strict=True)]
+            if P is not None:
+                m.d.sync += [r.eq(v) for r, v in zip(rows[-1], rows[0], strict=True)]
         for k in range(width):
             m.d.comb += self.o.payload.data[k].eq(Mux(first, data[self.groups[0][k]], rows[0][k]))
         return m

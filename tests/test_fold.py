@@ -98,33 +98,41 @@ def test_serialize_and_put_back(channels, fold, taps, hold):
 
 
 @pytest.mark.parametrize(
-    "count, groups, shifts",
+    "count, groups, mode",
     [
-        (8, group_lanes(8, 4), True),  # channel groups: each lane waits for one sub-beat
-        (18, group_lanes(2, 2, 9), True),
-        (32, [[p, 16 + p] for p in range(16)], True),  # a blend's: x_f and x_t of a channel
-        (4, repeat_lanes(4, 3), False),  # every sub-beat the whole beat
-        (4, slice_lanes(repeat_lanes(4, 3), 2), False),  # lanes read in several phases
+        (8, group_lanes(8, 4), "shifts"),  # channel groups: each lane waits for one sub-beat
+        (18, group_lanes(2, 2, 9), "shifts"),
+        (32, [[p, 16 + p] for p in range(16)], "shifts"),  # a blend's: x_f, x_t of a channel
+        (4, repeat_lanes(4, 3), "rotates"),  # every sub-beat the whole beat
+        (4, slice_lanes(repeat_lanes(4, 3), 2), "rotates"),  # the beat in two, three times
+        (16, slice_lanes(repeat_lanes(16, 4), 16), "rotates"),  # a stage-4 pointwise layer's
+        (4, [[0, 1], [2, 3], [1, 0], [3, 2]], "picks"),  # read again in another order
+        (3, [[0], [1], [1], [2]], "picks"),  # read twice in a row, not periodically
     ],
 )
-def test_serializer_shifts_or_picks(count, groups, shifts):
+def test_serializer_shifts_rotates_or_picks(count, groups, mode):
     """Without ``hold``: where no lane is read by two later sub-beats the waiting lanes
-    shift towards ``o`` (no comparison with the phase but the counter's own wrap: no
-    multiplexer by phase), else they are picked by phase; both bit-exact under stalls,
+    shift towards ``o``; where the groups repeat with a period, each lane read once in it,
+    they rotate (in both, no comparison with the phase but the counter's own wrap: no
+    multiplexer by phase); else they are picked by phase. All bit-exact under stalls,
     extremes included, a beat every ``fold`` cycles without stalls, and the registers
-    one per waiting lane (and the side bits, and the shift's phase-0 flip-flop)."""
+    one per waiting lane, or per lane of a period (and the side bits, and the chain's
+    phase-0 flip-flop)."""
     fold = len(groups)
-    rng = np.random.default_rng([count, fold, shifts])
+    rng = np.random.default_rng([count, fold, len(mode)])
     x = int8_stimulus(rng, 23, count).tolist()
     want = [[row[k] for k in g] for row in x for g in groups]
     ser = Serializer(signed(8), count, groups, 2)
     waiting = len({k for g in groups[1:] for k in g})
-    assert ser.register_bits == 8 * waiting + 2 + shifts
+    chain = mode != "picks"
+    if mode == "rotates":
+        waiting = ser._period * len(groups[0])
+    assert ser.register_bits == 8 * waiting + 2 + chain
     # what is built: every flip-flop but the phase counter's
     built = sum(w for name, w in registers(ser) if not name.startswith("ser_phase"))
     assert built == ser.register_bits
     compares = rtlil_cells(ser)["$eq"][0]
-    assert compares == 1 if shifts else compares > 1
+    assert compares == 1 if chain else compares > 1
     sides = np.random.default_rng(fold).integers(0, 4, size=len(x)).tolist()
     sub_sides = [v for v in sides for _ in groups]  # every sub-beat its beat's side bits
     for stall, seed in ((0.4, fold), (0, 0)):
