@@ -86,7 +86,9 @@ class Serializer(wiring.Component):
     later phases go out, and beats may arrive as often as every ``fold`` cycles. Where no
     lane waits for two sub-beats (channel groups), the waiting lanes shift towards the
     output, one sub-beat per transfer, so that no multiplexer by phase lies in front of
-    ``o``; otherwise (a lane read in several phases) they are picked by phase.
+    ``o``; where the groups repeat, each lane read once per period (the whole input once
+    per output group), they rotate; otherwise (a lane read in several phases, not
+    periodically) they are picked by phase.
 
     With ``hold``, nothing waits in registers: every sub-beat reads ``i``, which the
     producer holds (the stream rule), and ``i`` is taken with the last sub-beat. For a
