@@ -337,8 +337,8 @@ class MemoryWindow(_Frame, wiring.Component):
         # the pixel register (padding included) and by the rest at the output (one of two
         # up to 16 groups). Elsewhere the memory may go to block RAM, whose read data is
         # slow unless its own output register takes the pixel: the whole pixel is
-        # registered as read (a block RAM holds 48 words of 4 channels for a twelfth of the
-        # LUT RAM cells and their read multiplexer).
+        # registered as read (48 words of 4 channels: one block RAM, or 24 LUT RAM cells
+        # and their read multiplexer).
         self.preselect = 3 * width <= LUT_RAM_WORDS and len(self._group_chans) > 4
         low = (len(self._group_chans) - 1).bit_length() - 1
         self._low_bits = max(0, min(3, low)) if self.preselect else 0

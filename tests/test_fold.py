@@ -103,9 +103,10 @@ def test_serialize_and_put_back(channels, fold, taps, hold):
         (8, group_lanes(8, 4), "shifts"),  # channel groups: each lane waits for one sub-beat
         (18, group_lanes(2, 2, 9), "shifts"),
         (32, [[p, 16 + p] for p in range(16)], "shifts"),  # a blend's: x_f, x_t of a channel
-        (4, repeat_lanes(4, 3), "rotates"),  # every sub-beat the whole beat
-        (4, slice_lanes(repeat_lanes(4, 3), 2), "rotates"),  # the beat in two, three times
-        (16, slice_lanes(repeat_lanes(16, 4), 16), "rotates"),  # a stage-4 pointwise layer's
+        (4, repeat_lanes(4, 3), 1),  # rotates, period 1: every sub-beat the whole beat
+        (4, slice_lanes(repeat_lanes(4, 3), 2), 2),  # the beat in two, three times
+        (16, slice_lanes(repeat_lanes(16, 4), 16), 16),  # a stage-4 pointwise layer's, 4 groups
+        (6, [[4, 1], [0, 5], [3, 2]] * 3, 3),  # lanes in no order within the period
         (4, [[0, 1], [2, 3], [1, 0], [3, 2]], "picks"),  # read again in another order
         (3, [[0], [1], [1], [2]], "picks"),  # read twice in a row, not periodically
     ],
@@ -119,14 +120,15 @@ def test_serializer_shifts_rotates_or_picks(count, groups, mode):
     one per waiting lane, or per lane of a period (and the side bits, and the chain's
     phase-0 flip-flop)."""
     fold = len(groups)
-    rng = np.random.default_rng([count, fold, len(mode)])
+    rng = np.random.default_rng([count, fold, len(groups[0])])
     x = int8_stimulus(rng, 23, count).tolist()
     want = [[row[k] for k in g] for row in x for g in groups]
     ser = Serializer(signed(8), count, groups, 2)
     waiting = len({k for g in groups[1:] for k in g})
     chain = mode != "picks"
-    if mode == "rotates":
-        waiting = ser._period * len(groups[0])
+    assert ser._period == (mode if isinstance(mode, int) else None)
+    if isinstance(mode, int):  # rotates: a row per sub-beat of the period
+        waiting = mode * len(groups[0])
     assert ser.register_bits == 8 * waiting + 2 + chain
     # what is built: every flip-flop but the phase counter's
     built = sum(w for name, w in registers(ser) if not name.startswith("ser_phase"))

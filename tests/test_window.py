@@ -16,7 +16,7 @@ from sim.golden.layers import window3x3
 from sim.pysim import run_stream_pysim
 from sim.rtl import VerilatorDesign
 from spec.stream import frames_to_beats
-from tests.netlist import memory_bits, registers
+from tests.netlist import memory_bits, netlist, registers
 from tests.rtl_helpers import run_pixels
 
 
@@ -324,6 +324,10 @@ def test_memory_window_reports_what_its_netlist_holds(c, w, s, sliced, kind):
     channel (no group register), the input slice, the regular and the table sub-beats."""
     dut = MemoryWindow(c, w, 5, stride=s, groups=_one_tap_groups(c, kind), sliced=sliced)
     assert memory_bits(dut) == dut.memory_bits
+    # lanes picked early (and the memory kept in LUT RAM) for more than 4 groups, 64 words
+    early = 3 * w <= 64 and (kind == "half" or c > 4)
+    assert dut.preselect == early
+    assert ('attribute \\ram_style "distributed"' in netlist(dut)) == early
     counters = {"x", "y", "pending", "count", "group", "bank", "framing_error"}
     regs = registers(dut)
     assert {"rd__addr", "pos_cx"} <= {name for name, _ in regs}  # the address is registered
