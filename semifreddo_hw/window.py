@@ -340,8 +340,9 @@ class MemoryWindow(_Frame, wiring.Component):
         # registered as read (48 words of 4 channels: one block RAM, or 24 LUT RAM cells
         # and their read multiplexer).
         self.preselect = 3 * width <= LUT_RAM_WORDS and len(self._group_chans) > 4
+        # (more than 4 groups: 2 or 3 low bits, 2 or more values of the high ones)
         low = (len(self._group_chans) - 1).bit_length() - 1
-        self._low_bits = max(0, min(3, low)) if self.preselect else 0
+        self._low_bits = min(3, low) if self.preselect else 0
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(signed(8), channels, side))),
@@ -514,7 +515,7 @@ class MemoryWindow(_Frame, wiring.Component):
                     with m.If(~stall):
                         m.d.sync += reg.eq(_pick(padded, read_group[:low], len(set(chans)) == 1))
                     regs.append(reg)
-                m.d.comb += self.o.payload.data[j].eq(_pick(regs, out_high, highs == 1))
+                m.d.comb += self.o.payload.data[j].eq(Array(regs)[out_high])
         else:
             out_group = Signal(range(G), name="out_group")
             out_outside = Signal(name="out_outside")
