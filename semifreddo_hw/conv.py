@@ -344,7 +344,7 @@ class Conv(wiring.Component):
                 return False
             return memory_window_fits(width, stride, fold, period)
 
-        hold = holds(fold)
+        hold, work = holds(fold), fold  # work: the cycles a held beat stays held
         self.window = self.serializer = self.deserializer = self.accumulator = None
         group = c_out // channel_groups
         if self.mac:
@@ -456,7 +456,7 @@ class Conv(wiring.Component):
                 one = DigitSerialMatVec(matrix, digits=d, hold=True, spaced=True, **product)
                 spaced = period is not None and period >= one.interval + spare
                 ser_hold = spaced and fold > 1 and period >= one.interval + spare + fold
-                hold = holds(d) or spaced
+                hold, work = holds(d) or spaced, one.interval if spaced else d
                 self.product = DigitSerialMatVec(
                     matrix, digits=d, hold=hold, spaced=spaced, pad=consumer_pad(hold), **product
                 )
@@ -479,6 +479,11 @@ class Conv(wiring.Component):
         )
         if self.hold:
             self._args["hold"] = True
+        # A sliced window loads its registers a cycle after the step (``late``), a flip-flop's
+        # fanout instead of the step's, where the cycle it then frees a held beat later still
+        # keeps the period: stride 1, a cycle to spare; stride 2, three (the step that gives
+        # nothing waits for the release, and the slice takes the next pixel two cycles on).
+        late = sliced and (not self.hold or period >= work + (1 if stride == 1 else 3))
         if windowed and self.window is None:  # held, the consumer pads what it picks
             self.window = SlidingWindow(
                 c_in,
@@ -489,7 +494,10 @@ class Conv(wiring.Component):
                 defer_pad=self.hold,
                 side=side,
                 sliced=sliced,
+                late=late,
             )
+            if late:
+                self._args["late_window"] = True
         if self.window is not None and sliced:
             self._args["sliced_window"] = True
         # A folded configurable or ROM layer of a rate build: a register slice between the

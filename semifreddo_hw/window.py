@@ -145,6 +145,15 @@ class SlidingWindow(_Frame, wiring.Component):
     one multiplexer per picked bit instead of one per window bit (1,024 LUTs for a 16-channel
     window on an FPGA).
 
+    With ``late`` (``sliced`` only), the window's registers load the cycle after the step,
+    from the step's own flip-flop: the step (the consumer's ready, the slice's valid, the
+    position's flags) then drives only the position's counters and flags, not the hundreds of
+    window bits' enables nor the line memory's read address (which becomes the column
+    counter itself). The slice still holds the pixel in that cycle (it takes one every other
+    clock). The cost: a window reaches the output a cycle later, no step follows a step
+    directly (the zero flush runs at every other clock), and a consumer that holds the
+    window in place (``defer_pad``) frees it a cycle later than it could have.
+
     Any valid/ready pattern is tolerated; with ``o.ready`` high the block takes one pixel per
     clock within a frame (``sliced``: a register slice in front, one every other clock).
     """
@@ -160,9 +169,16 @@ class SlidingWindow(_Frame, wiring.Component):
         defer_pad: bool = False,
         side: int = MARKER_BITS,
         sliced: bool = False,
+        late: bool = False,
     ):
         self._frame(channels, width, height, stride, pad, side, sliced)
         self.defer_pad = bool(defer_pad)
+        if not isinstance(late, bool):
+            raise TypeError(f"late must be a bool, not {type(late).__name__}")
+        if late and not sliced:
+            raise ValueError("late needs sliced (the slice holds the pixel a cycle longer)")
+        #: The window's registers load a cycle after the step (see above).
+        self.late = late
         super().__init__(
             {
                 "i": In(stream.Signature(vector_layout(signed(8), channels, side))),
@@ -173,6 +189,12 @@ class SlidingWindow(_Frame, wiring.Component):
         )
 
     @property
+    def flush_cycles(self) -> int:
+        """Cycles to finish a frame when no next frame follows at once (``late``: a step
+        every other clock)."""
+        return (self.width + 1) * (2 if self.late else 1)
+
+    @property
     def memory_bits(self) -> int:
         return self.width * 2 * self.channels * 8
 
@@ -180,12 +202,22 @@ class SlidingWindow(_Frame, wiring.Component):
     def register_bits(self) -> int:
         """Window, output side and flag registers, the position's comparisons, the
         frame's epochs, and (two or more columns) the written-back row's column and enable
-        (counters excluded; the row itself is written from the window's registers)."""
+        (counters excluded; the row itself is written from the window's registers), and
+        :attr:`slice_bits` and :attr:`late_bits`."""
         column = max(1, (self.width - 1).bit_length())
         write_back = column + 1 if self.width >= 2 else 0
         tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
         flags = 5 + _Raster.FLAGS
-        return 9 * self.channels * 8 + self.side + flags + tags + write_back + self.slice_bits
+        window = 9 * self.channels * 8 + self.side + flags + tags + write_back
+        return window + self.slice_bits + self.late_bits
+
+    @property
+    def late_bits(self) -> int:
+        """Registers of the late load (``late``; 0 without): the step's flip-flop, the
+        window's emission, and (two or more columns) the written-back column's second."""
+        if not self.late:
+            return 0
+        return 2 + (max(1, (self.width - 1).bit_length()) if self.width >= 2 else 0)
 
     def elaborate(self, platform):
         m = Module()
@@ -210,9 +242,22 @@ class SlidingWindow(_Frame, wiring.Component):
         rd = lines.read_port(transparent_for=() if W > LUT_RAM_DEPTH else (wr,))
 
         i = self._input(m)
-        r = _Raster(m, i, ~self.o.valid | self.o.ready, W, H, S)
-        m.d.comb += rd.addr.eq(Mux(r.step, r.x_next, r.x))  # read one step ahead
+        free = ~self.o.valid | self.o.ready
+        if self.late:  # the step's flip-flop: the window loads in the cycle after the step
+            load = Signal(name="load")
+            free &= ~load  # no step while the last one's window loads: it may occupy o
+        r = _Raster(m, i, free, W, H, S)
         step, x = r.step, r.x
+        if self.late:
+            # The window loads from what the step chose, a cycle later: the column read at
+            # the step's own column (the counter), the pixel the slice still holds (it
+            # takes a new one only after its valid has fallen), and whether it is emitted.
+            emit = Signal(name="emit")
+            m.d.sync += [load.eq(step), emit.eq(r.emit)]
+            m.d.comb += rd.addr.eq(x)
+        else:
+            load, emit = step, r.emit
+            m.d.comb += rd.addr.eq(Mux(step, r.x_next, x))  # read one step ahead
 
         # Flush steps take whatever the input holds: the rows they stand for lie outside the
         # frame, so every window that reads them masks them.
@@ -230,30 +275,38 @@ class SlidingWindow(_Frame, wiring.Component):
         # through the next cycle, when the write happens (a step in that cycle changes them
         # only at its end). The next step reads another column; a read of the same column
         # (two columns, at the wrap) sees the write through the port's transparency.
+        # (``late``: everything a cycle later, the written-back column kept a cycle longer.)
         if W >= 2:
             wb_addr = Signal.like(x, name="wb_addr")
-            m.d.sync += [wr.en.eq(step), wb_addr.eq(x)]
+            column_x = x
+            if self.late:
+                column_x = Signal.like(x, name="load_x")
+                m.d.sync += column_x.eq(x)
+            m.d.sync += [wr.en.eq(load), wb_addr.eq(column_x)]
             m.d.comb += [wr.addr.eq(wb_addr), wr.data.eq(Cat(win[1][2], win[2][2]))]
         else:
             m.d.comb += [
                 wr.addr.eq(x),
                 wr.data.eq(Cat(rd.data[1].as_value(), new_pixel)),
-                wr.en.eq(step),
+                wr.en.eq(load),
             ]
-        with m.If(step):
+        with m.If(load):
             for ky in range(3):
                 m.d.sync += [
                     win[ky][0].eq(win[ky][1]),
                     win[ky][1].eq(win[ky][2]),
                     win[ky][2].eq(column[ky]),
                 ]
-            m.d.sync += [
-                Cat(mask_top, mask_bottom, mask_left, mask_right).eq(r.masks),
-                self.o.valid.eq(r.emit),
-                self.o.payload.side.eq(r.markers),
-            ]
+            m.d.sync += self.o.valid.eq(emit)
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
+        # The position's side: loaded at the step (late: while the output is empty, the
+        # step having found it so or emptied it).
+        with m.If(step):
+            m.d.sync += [
+                Cat(mask_top, mask_bottom, mask_left, mask_right).eq(r.masks),
+                self.o.payload.side.eq(r.markers),
+            ]
 
         # Padding: the rows and columns of the window that lie outside the frame read the
         # pad constants (a mux to a constant: zeros cost no more than any other value), here

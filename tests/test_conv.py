@@ -262,6 +262,8 @@ HELD = [
     ("full", (5, 4), 2, 4, 2, 4, 1, True, 5),
     ("depthwise", (5, 7), 4, 4, 1, 4, 1, True, 9),  # a register slice after the serializer
     ("full", (5, 6), 2, 4, 2, 4, 1, True, 10),  # the same, behind a stride-2 window
+    ("depthwise", (5, 7), 4, 4, 1, 4, 1, True, 5),  # the late window at the rule's edge
+    ("full", (5, 4), 2, 4, 2, 4, 1, True, 7),  # the same, stride 2
 ]
 
 
@@ -284,7 +286,8 @@ def test_held_window_conv_pysim(
     saved = copying.report()["register_bits"] - held.report()["register_bits"]
     if held.cut is not None:  # the slice's registers are another matter
         saved += 2 * Shape.cast(held.cut.i.payload.shape()).width
-    saved += held.window.slice_bits if held.window else 0  # and the window's input slice
+    if held.window:  # and the window's input slice and late load
+        saved += held.window.slice_bits + getattr(held.window, "late_bits", 0)
     saved += held.requant.queue_bits + getattr(held.product, "queue_bits", 0)  # and queues
     # a digit-serial pick's index, or a spaced product's copies of its control
     spaced = getattr(held.product, "spaced", False)
@@ -308,6 +311,11 @@ def test_held_window_conv_pysim(
         assert held.report().get("spaced", False) == held.product.spaced
     assert held.report()["hold"] and "hold" not in copying.report()
     assert (held.cut is not None) == configurable and copying.cut is None
+    if held.window is not None and not isinstance(held.window, MemoryWindow):
+        # the late load where a held beat leaves it the cycles (stride 1: 1, stride 2: 3)
+        work = fold if configurable else held.product.interval if spaced else held.product.digits
+        late = held.window.sliced and period >= work + (1 if stride == 1 else 3)
+        assert held.window.late == late
     x, xs, y, ys = vectors(rng, kind, w, size, c_in, stride, scale, bias, 11, True)
     run_stream_pysim(held, x, y, in_sides=xs, out_sides=ys, in_stall=0.3, out_stall=0.3)
     # Frames back to back at the rate: each frame costs the copying layer's frame period.

@@ -68,11 +68,15 @@ SIZES = [
 ]
 
 
-@pytest.mark.parametrize("sliced", [False, True])
+#: The window's front: none, the register slice (``sliced``), the slice and the late load.
+FRONTS = {"plain": {}, "sliced": {"sliced": True}, "late": {"sliced": True, "late": True}}
+
+
+@pytest.mark.parametrize("front", list(FRONTS))
 @pytest.mark.parametrize("w,h,c,s", SIZES)
-def test_window_pysim(w, h, c, s, sliced):
+def test_window_pysim(w, h, c, s, front):
     rng = np.random.default_rng(w * 100 + h * 10 + c + s)
-    dut = SlidingWindow(c, w, h, stride=s, sliced=sliced)
+    dut = SlidingWindow(c, w, h, stride=s, **FRONTS[front])
     x, xs, y, ys = _vectors(_frames(rng, 3, h, w, c), s)
     run_stream_pysim(dut, x, y, in_sides=xs, out_sides=ys, seed=w + h, in_stall=0.4, out_stall=0.4)
 
@@ -90,6 +94,12 @@ RTL_CASES = {
     # with the register slice in front (a rate build's, for pixels two or more cycles apart)
     "13x7_c3_s1_sliced": (13, 7, 3, 1),
     "10x4_c8_s2_sliced": (10, 4, 8, 2),
+    # and loading the window a cycle after the step (``late``)
+    "13x7_c3_s1_late": (13, 7, 3, 1),
+    "10x4_c8_s2_late": (10, 4, 8, 2),
+    "19x4_c3_s1_late": (19, 4, 3, 1),
+    "1x6_c5_s2_late": (1, 6, 5, 2),
+    "2x3_c2_s1_late": (2, 3, 2, 1),
 }
 
 
@@ -98,7 +108,7 @@ def designs(rtl_build_dir):
     @functools.cache
     def get(name):
         w, h, c, s = RTL_CASES[name]
-        dut = SlidingWindow(c, w, h, stride=s, sliced=name.endswith("_sliced"))
+        dut = SlidingWindow(c, w, h, stride=s, **FRONTS.get(name.rsplit("_", 1)[-1], {}))
         return dut, VerilatorDesign.build(dut, f"win_{name}", rtl_build_dir)
 
     return get
@@ -133,6 +143,19 @@ def test_window_throughput(designs):
     assert stats["cycles"] == len(frames) * dut.frame_cycles + dut.flush_cycles + 1
 
 
+def test_late_window_throughput(designs):
+    """``late``: a pixel every other clock across back-to-back frames (the slice's pace),
+    then a flush with a step every other clock."""
+    dut, design = designs("13x7_c3_s1_late")
+    frames = _frames(np.random.default_rng(10), 4, 7, 13, 3, extremes=False)
+    x, xs, y, ys = _vectors(frames, 1)
+    (stats,) = run_pixels(design, (x, xs), (y, ys), 3, 27, stalls=[(0, 0)], name="throughput")
+    assert dut.flush_cycles == 28
+    # The last window leaves two cycles after the last flush step (its load, and the slice
+    # adds a cycle ahead of the first step).
+    assert stats["cycles"] == 2 * len(frames) * dut.frame_cycles + dut.flush_cycles + 2
+
+
 def test_window_reports_what_its_netlist_holds_for_640_wide_frames():
     """Line buffer and register bits as reported, counted in the netlist (the frame
     counters and the error flag are not part of ``register_bits``)."""
@@ -141,6 +164,17 @@ def test_window_reports_what_its_netlist_holds_for_640_wide_frames():
     counters = {"x", "y", "pending", "framing_error"}
     regs = registers(dut)
     assert counters <= {name for name, _ in regs}
+    assert sum(w for name, w in regs if name not in counters) == dut.register_bits
+
+
+@pytest.mark.parametrize("w", [1, 40])
+def test_late_window_reports_what_its_netlist_holds(w):
+    """As above, with the slice in front and the late load (its step, emission and the
+    written-back column's second register)."""
+    dut = SlidingWindow(5, w, 6, stride=2, sliced=True, late=True)
+    counters = {"x", "y", "pending", "framing_error"}
+    regs = registers(dut)
+    assert {"load", "emit"} <= {name for name, _ in regs}
     assert sum(w for name, w in regs if name not in counters) == dut.register_bits
 
 
@@ -239,8 +273,8 @@ class _PadAfter(wiring.Component):
 def test_window_defers_its_padding(w, h, c, s):
     """``defer_pad``: the raw lanes and the ``outside`` bits, padded by the consumer, are
     the padded window (zeros or constants); the raw lanes alone are not at the borders."""
-    for pad in (None, [-128, 127, 37]):
-        dut = SlidingWindow(c, w, h, stride=s, pad=pad, defer_pad=True)
+    for pad, front in ((None, "plain"), ([-128, 127, 37], "plain"), ([-128, 127, 37], "late")):
+        dut = SlidingWindow(c, w, h, stride=s, pad=pad, defer_pad=True, **FRONTS[front])
         assert dut.lane_pad == (0,) * 9 * c if pad is None else tuple(pad) * 9
         x, xs, y, ys = _vectors(_frames(np.random.default_rng(w * h), 3, h, w, c), s, pad)
         run_stream_pysim(
@@ -259,6 +293,10 @@ def test_window_parameters_are_checked():
         SlidingWindow(2, 4, 4, pad=[0, 128])
     with pytest.raises(ValueError, match="pad must be 2 int8 values"):
         SlidingWindow(2, 4, 4, pad=[0])
+    with pytest.raises(ValueError, match="late needs sliced"):
+        SlidingWindow(2, 4, 4, late=True)
+    with pytest.raises(TypeError, match="late must be a bool"):
+        SlidingWindow(2, 4, 4, sliced=True, late=1)
 
 
 def _one_tap_groups(c, kind):
