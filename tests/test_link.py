@@ -311,6 +311,35 @@ def test_a_swap_is_busy_until_a_frame_flows(board):
     assert status == [{f: f == "param_busy" for f in STATUS_FLAGS + STATUS_LIVE}]
 
 
+@pytest.mark.parametrize(
+    ("swap", "send", "bad"),
+    [(False, b"X", True), (True, b"X", False), (False, b"?", True), (False, b"C\x01", False)],
+)
+def test_parser_flags_only_commands_it_does_not_know(swap, send, bad):
+    """Amaranth's simulator, the parser behind the UART: a byte that names no command, or
+    the swap command where the build keeps one parameter set, raises ``bad_command``; the
+    swap with two sets and the shuffle command (with its byte) do not."""
+    params = random_params(NET, np.random.default_rng(5))
+    link = UARTLink(Backbone(NET, params, folds=rate_folds(NET), swap=swap), 8)
+    flag = STATUS_FLAGS.index("bad_command")
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(link.rx, 1)
+        await ctx.tick().repeat(4)
+        for level, cycles in [bit for byte in send for bit in _byte_bits(byte, 8)]:
+            ctx.set(link.rx, level)
+            await ctx.tick().repeat(cycles)
+        await ctx.tick().repeat(20)
+        seen["bad"] = bool((ctx.get(link.status) >> flag) & 1)
+
+    sim = Simulator(link)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["bad"] == bad
+
+
 def test_host_command_refuses_bad_input(tmp_path):
     """sim.host on a directory that is no build: one line, exit 2, before any port opens."""
     r = run_module("sim.host", "--port", "/dev/null", "--build", tmp_path / "nothing")
