@@ -13,9 +13,10 @@ arrives, so a frame's last ``width + 1`` windows need ``width + 1`` more steps. 
 frame is already arriving, its first pixels provide those steps (its first row enters the
 line buffer while the previous frame's bottom row, padded, leaves): back-to-back frames take
 ``width * height`` cycles each. If no pixel is waiting at the end of a frame, the block
-flushes on its own (``width + 1`` cycles, input not ready; the rows it stands for are
+flushes on its own (``width + 1`` steps, input not ready; the rows it stands for are
 outside the frame, masked wherever read), so no window is ever
-held back waiting for a next frame.
+held back waiting for a next frame. (Behind a register slice, a pixel every other cycle;
+with the late load, a step every other cycle, the flush's too: see ``SlidingWindow``.)
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, signed

@@ -263,7 +263,7 @@ HELD = [
     ("depthwise", (5, 7), 4, 4, 1, 4, 1, True, 9),  # a register slice after the serializer
     ("full", (5, 6), 2, 4, 2, 4, 1, True, 10),  # the same, behind a stride-2 window
     ("depthwise", (5, 7), 4, 4, 1, 4, 1, True, 5),  # the late window at the rule's edge
-    ("full", (5, 4), 2, 4, 2, 4, 1, True, 7),  # the same, stride 2
+    ("full", (5, 6), 2, 5, 2, 5, 1, True, 8),  # the same, stride 2 (sliced from 8)
 ]
 
 
