@@ -129,11 +129,9 @@ class BoardTop(Elaboratable):
     """The link on the board's first UART, clocked by a PLL at ``clock_mhz``; LEDs: a
     heartbeat, a frame arriving, then the status flags (:data:`spec.link.STATUS_FLAGS`)."""
 
-    def __init__(self, link: UARTLink, board: _Board, clock_mhz: float, margin: float = 0):
+    def __init__(self, link: UARTLink, board: _Board, clock_mhz: float):
         self.link, self.board = link, board
         self.dividers = pll_dividers(board.clock_mhz, clock_mhz)
-        #: The clock constraint nextpnr is given: the PLL's frequency ``margin`` % higher.
-        self.constraint_mhz = self.dividers[3] * (1 + margin / 100)
 
     @property
     def clock_mhz(self) -> float:
@@ -192,7 +190,7 @@ class BoardTop(Elaboratable):
         m.submodules.reset_buffer = Instance(
             "DCCA", i_CLKI=ResetSignal("reset"), i_CE=1, o_CLKO=ResetSignal("sync")
         )
-        platform.add_clock_constraint(clk, self.constraint_mhz * 1e6)
+        platform.add_clock_constraint(clk, f * 1e6)
 
         m.submodules.link = link = self.link
         uart = platform.request("uart", 0, dir="-")
@@ -545,13 +543,6 @@ PLACERS = ("heap", "static")
 #: (to 93.62 and 96.63); routed, 81.99 against 70.03 MHz on one and 73.94 against 76.51 on
 #: the other (docs/bringup.md, "Placed for timing"): the better mean, two samples.
 TIMING_WEIGHT = 40
-#: How much faster than ``--clock-mhz`` nextpnr is asked to make the clock, in percent
-#: (``--timing-margin``); the report judges the routed Fmax against ``--clock-mhz``.
-#: nextpnr's placer and router weigh a connection by its slack against the constraint:
-#: asked for the target itself, they stop caring about paths just short of it, and the
-#: routed runs of ``small`` ended 0.1-6 % either side of 100 MHz, each on another path
-#: (docs/bringup.md, "The late window load").
-TIMING_MARGIN = 0.0
 #: nextpnr-ecp5's routers: router1 (its default) and router2 (negotiated congestion, faster
 #: on a full part; docs/bringup.md).
 ROUTERS = ("router1", "router2")
@@ -617,14 +608,6 @@ def _parser():
         "--seed", type=int, default=None, help="nextpnr's random seed (default: its own)"
     )
     p.add_argument(
-        "--timing-margin",
-        type=float,
-        default=TIMING_MARGIN,
-        metavar="PCT",
-        help="ask nextpnr for a clock PCT %% faster than --clock-mhz (the report still "
-        f"judges the routed Fmax against --clock-mhz; default {TIMING_MARGIN:g})",
-    )
-    p.add_argument(
         "--no-outreg",
         action="store_true",
         help="leave block RAM read registers in the fabric (by default they move into the "
@@ -658,8 +641,6 @@ def board_build(args, log) -> int:
         raise BuildError("--bram-fill must lie in 0.1..1.0")
     if not 1 <= args.timing_weight <= 1000:
         raise BuildError("--timing-weight must lie in 1..1000")
-    if not 0 <= args.timing_margin <= 50:
-        raise BuildError("--timing-margin must lie in 0..50")
     try:
         clock_mhz = pll_dividers(board.clock_mhz, args.clock_mhz)[3]
         divisor = uart_divisor(clock_mhz * 1e6, args.baud)
@@ -704,7 +685,7 @@ def board_build(args, log) -> int:
             + f"; those of {min_width} bits or more in the part's {board.device['dsp']} DSPs"
         )
     if not args.no_bitstream:
-        top = BoardTop(link, board, args.clock_mhz, args.timing_margin)
+        top = BoardTop(link, board, args.clock_mhz)
         log(f"[board] {board.name}: Yosys, nextpnr, ecppack (YoWASP; many minutes)")
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="semifreddo-board-") as tmp:
@@ -758,7 +739,6 @@ def board_build(args, log) -> int:
             applied = not args.no_floorplan and pinned.is_file()
             report["floorplan"] = json.loads(pinned.read_text()) if applied else False
             report["router"] = args.router
-            report["timing_margin"] = args.timing_margin
             report["bram_fill"] = args.bram_fill
             report["relays"] = args.relays
             if args.seed is not None:

@@ -142,7 +142,6 @@ def test_bad_clock_or_baud_is_one_line(tmp_path):
         (["--clock-mhz", "5"], "--clock-mhz must lie in 10..400"),
         (["--bram-fill", "1.5"], "--bram-fill must lie in 0.1..1.0"),
         (["--timing-weight", "0"], "--timing-weight must lie in 1..1000"),
-        (["--timing-margin", "-1"], "--timing-margin must lie in 0..50"),
     ):
         r = _board(*base, *extra)
         assert r.returncode == 2, r.stderr
@@ -216,17 +215,6 @@ def test_board_top_resets_through_a_global_buffer():
         assert pins["CLKO"] == "\\rst" and pins["CE"] == "1'1"
         assert pins["CLKI"].startswith("\\reset_rst")
         assert "switch \\rst [0]" in text  # the sync domain's registers reset by it
-
-
-@pytest.mark.parametrize("margin", [0, 10])
-def test_board_top_asks_nextpnr_for_the_clock_plus_the_margin(margin):
-    """The PLL runs at --clock-mhz; the constraint nextpnr is given is ``margin`` % more."""
-    board = BOARDS["ulx3s-85f"]
-    platform = board.make()
-    top = BoardTop(_StubLink(), board, 100, margin)
-    lpf = platform.prepare(top, name="top").files["top.lpf"]
-    (freq,) = re.findall(r'FREQUENCY NET "pll_clk" ([\d.]+) HZ;', lpf)
-    assert top.clock_mhz == 100 and float(freq) == pytest.approx(100e6 * (1 + margin / 100))
 
 
 MEMORIES = """module \\top.lines (clk);
