@@ -205,8 +205,7 @@ class SlidingWindow(_Frame, wiring.Component):
         frame's epochs, and (two or more columns) the written-back row's column and enable
         (counters excluded; the row itself is written from the window's registers), and
         :attr:`slice_bits` and :attr:`late_bits`."""
-        column = max(1, (self.width - 1).bit_length())
-        write_back = column + 1 if self.width >= 2 else 0
+        write_back = self._column_bits + 1 if self.width >= 2 else 0
         tags = _EPOCH_REGISTERS * (self.side - EPOCH_BIT)
         flags = 5 + _Raster.FLAGS
         window = 9 * self.channels * 8 + self.side + flags + tags + write_back
@@ -218,7 +217,12 @@ class SlidingWindow(_Frame, wiring.Component):
         window's emission, and (two or more columns) the written-back column's second."""
         if not self.late:
             return 0
-        return 2 + (max(1, (self.width - 1).bit_length()) if self.width >= 2 else 0)
+        return 2 + (self._column_bits if self.width >= 2 else 0)
+
+    @property
+    def _column_bits(self) -> int:
+        """Bits of a column register (``x``'s and its copies')."""
+        return max(1, (self.width - 1).bit_length())
 
     def elaborate(self, platform):
         m = Module()
